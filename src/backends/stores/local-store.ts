@@ -1,0 +1,132 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { access, constants, link, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { storeError } from '../../core/errors.js';
+import { assertSafeKey, type ObjectInfo, type PutResult, type Store } from './store.js';
+
+const PARTIAL = '.partial-';
+
+/**
+ * A folder as a store. An object is written to "<key>.partial-<random>", fsynced, then hard-linked to
+ * its final name (which fails if the name exists, so nothing is ever overwritten) and the partial
+ * name removed. A crash leaves only a ".partial-" file, which `list` never reports.
+ */
+export class LocalStore implements Store {
+  readonly location: string;
+
+  constructor(private readonly root: string) {
+    this.location = root;
+  }
+
+  private abs(key: string): string {
+    assertSafeKey(key);
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  async check(): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true });
+      await access(this.root, constants.W_OK | constants.R_OK);
+    } catch (err) {
+      throw storeError(
+        `local store ${this.root} is not a writable folder (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+        'create the folder or fix its permissions, or point store.path elsewhere',
+        err,
+      );
+    }
+  }
+
+  async put(key: string, body: Readable, opts: { signal?: AbortSignal } = {}): Promise<PutResult> {
+    const final = this.abs(key);
+    const partial = `${final}${PARTIAL}${randomBytes(4).toString('hex')}`;
+    await mkdir(path.dirname(final), { recursive: true });
+    let bytes = 0;
+    body.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    try {
+      await pipeline(body, createWriteStream(partial, { flags: 'wx', mode: 0o600 }), { signal: opts.signal });
+      const fh = await open(partial, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await link(partial, final);
+    } catch (err) {
+      await unlink(partial).catch(() => undefined);
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw storeError(`object ${key} already exists in ${this.root}; objects are never overwritten`, undefined, err);
+      }
+      if ((err as Error).name === 'AbortError') throw err;
+      if (isFsError(err)) throw storeError(`cannot write ${final}: ${(err as Error).message}`, 'check free space and permissions', err);
+      throw err;
+    }
+    await unlink(partial);
+    return { bytes };
+  }
+
+  async get(key: string): Promise<Readable> {
+    const file = this.abs(key);
+    try {
+      await access(file, constants.R_OK);
+    } catch (err) {
+      throw storeError(`object ${key} not found in ${this.root}`, 'check the snapshot id with `tykdr snapshots`', err);
+    }
+    return createReadStream(file, { highWaterMark: 1 << 20 });
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const s = await stat(this.abs(key));
+      return s.isFile() ? { key, size: s.size, modified: s.mtime } : null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw storeError(`cannot stat ${key} in ${this.root}: ${(err as Error).message}`, undefined, err);
+    }
+  }
+
+  async *list(prefix: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<ObjectInfo> {
+    // Walk only the folder the prefix names (prefixes end in "/" by layout convention).
+    const dirKey = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    yield* this.walk(dirKey, prefix, opts.signal);
+  }
+
+  private async *walk(dirKey: string, prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    signal?.throwIfAborted();
+    const dir = dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/'));
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw storeError(`cannot list ${dir}: ${(err as Error).message}`, 'check the folder permissions', err);
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const key = dirKey === '' ? e.name : `${dirKey}/${e.name}`;
+      if (e.isDirectory()) {
+        if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`)) yield* this.walk(key, prefix, signal);
+      } else if (e.isFile() && key.startsWith(prefix) && !e.name.includes(PARTIAL)) {
+        const s = await stat(path.join(dir, e.name));
+        yield { key, size: s.size, modified: s.mtime };
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.abs(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw storeError(`cannot delete ${key} from ${this.root}: ${(err as Error).message}`, undefined, err);
+      }
+    }
+  }
+}
+
+function isFsError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}

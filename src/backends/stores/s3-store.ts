@@ -1,0 +1,198 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  S3ServiceException,
+  type PutObjectCommandInput,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Readable } from 'node:stream';
+import { storeError, TykdrError } from '../../core/errors.js';
+import type { S3Store as S3StoreConfig } from '../../core/config/load.js';
+import { assertSafeKey, type ObjectInfo, type PutResult, type Store } from './store.js';
+
+/**
+ * An S3 bucket (or S3-compatible service) as a store. Uploads stream through @aws-sdk/lib-storage as
+ * multipart uploads of unknown length: memory is about queueSize x partSize. Credentials come from the
+ * config or, when unset, from the standard AWS chain (env, profile, SSO, instance role).
+ */
+export class S3Store implements Store {
+  readonly location: string;
+  private readonly client: S3Client;
+  private readonly prefix: string;
+
+  constructor(private readonly cfg: S3StoreConfig, client?: S3Client) {
+    this.prefix = cfg.prefix === '' || cfg.prefix.endsWith('/') ? cfg.prefix : `${cfg.prefix}/`;
+    this.location = `s3://${cfg.bucket}/${this.prefix}`;
+    this.client =
+      client ??
+      new S3Client({
+        region: cfg.region,
+        endpoint: cfg.endpoint,
+        forcePathStyle: cfg.forcePathStyle,
+        credentials:
+          cfg.accessKeyId !== undefined && cfg.secretAccessKey !== undefined
+            ? {
+                accessKeyId: cfg.accessKeyId,
+                secretAccessKey: cfg.secretAccessKey.reveal(),
+                sessionToken: cfg.sessionToken?.reveal(),
+              }
+            : undefined,
+        maxAttempts: 3,
+      });
+  }
+
+  private full(key: string): string {
+    assertSafeKey(key);
+    return `${this.prefix}${key}`;
+  }
+
+  async check(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.cfg.bucket }), { abortSignal: signal });
+    } catch (err) {
+      throw this.explain(err, `bucket ${this.cfg.bucket}`);
+    }
+  }
+
+  async put(key: string, body: Readable, opts: { signal?: AbortSignal; contentType?: string } = {}): Promise<PutResult> {
+    const Key = this.full(key);
+    if (await this.stat(key, opts)) {
+      throw storeError(`object ${this.location}${key} already exists; objects are never overwritten`);
+    }
+    let bytes = 0;
+    body.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    const params: PutObjectCommandInput = {
+      Bucket: this.cfg.bucket,
+      Key,
+      Body: body,
+      ContentType: opts.contentType ?? 'application/octet-stream',
+      ServerSideEncryption: this.cfg.serverSideEncryption,
+      SSEKMSKeyId: this.cfg.serverSideEncryption === 'aws:kms' ? this.cfg.kmsKeyId : undefined,
+      StorageClass: this.cfg.storageClass,
+    };
+    const upload = new Upload({
+      client: this.client,
+      params,
+      partSize: this.cfg.partSizeMiB * 1024 * 1024,
+      queueSize: 4,
+      leavePartsOnError: false,
+    });
+    const onAbort = () => void upload.abort().catch(() => undefined);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      opts.signal?.throwIfAborted();
+      await upload.done();
+    } catch (err) {
+      // A body stream that failed (source error, integrity error) surfaces here: keep its own error.
+      body.destroy();
+      if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : abortError();
+      if (err instanceof TykdrError) throw err;
+      const bodyErr = (body as Readable & { errored?: unknown }).errored;
+      if (bodyErr) throw bodyErr;
+      throw this.explain(err, `upload of ${key}`);
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+    return { bytes };
+  }
+
+  async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }), {
+        abortSignal: opts.signal,
+      });
+      if (!(out.Body instanceof Readable)) throw storeError(`object ${key} has no readable body`);
+      return out.Body;
+    } catch (err) {
+      throw this.explain(err, `object ${key}`);
+    }
+  }
+
+  async stat(key: string, opts: { signal?: AbortSignal } = {}): Promise<ObjectInfo | null> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }), {
+        abortSignal: opts.signal,
+      });
+      return { key, size: out.ContentLength ?? 0, modified: out.LastModified ?? new Date(0) };
+    } catch (err) {
+      if (err instanceof S3ServiceException && (err.name === 'NotFound' || err.name === 'NoSuchKey')) return null;
+      throw this.explain(err, `object ${key}`);
+    }
+  }
+
+  async *list(prefix: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<ObjectInfo> {
+    let token: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: `${this.prefix}${prefix}`, ContinuationToken: token }),
+          { abortSignal: opts.signal },
+        );
+      } catch (err) {
+        throw this.explain(err, `listing ${prefix}`);
+      }
+      for (const o of out.Contents ?? []) {
+        if (o.Key === undefined) continue;
+        yield { key: o.Key.slice(this.prefix.length), size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) };
+      }
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  async delete(key: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }), {
+        abortSignal: opts.signal,
+      });
+    } catch (err) {
+      throw this.explain(err, `deleting ${key}`);
+    }
+  }
+
+  /** Maps SDK and network errors to storeErrors that name the bucket and say what to do. */
+  private explain(err: unknown, what: string): Error {
+    if (err instanceof TykdrError) return err;
+    if ((err as Error)?.name === 'AbortError') return err as Error;
+    const where = `${what} in ${this.location}${this.cfg.endpoint ? ` (endpoint ${this.cfg.endpoint})` : ''}`;
+    if (err instanceof S3ServiceException) {
+      const status = err.$metadata?.httpStatusCode;
+      if (err.name === 'NoSuchBucket' || (err.name === 'NotFound' && what.startsWith('bucket'))) {
+        return storeError(`bucket "${this.cfg.bucket}" does not exist (${where})`, 'create the bucket first, or fix store.bucket', err);
+      }
+      if (err.name === 'NoSuchKey' || err.name === 'NotFound') {
+        return storeError(`${where}: not found`, 'check the snapshot id with `tykdr snapshots`', err);
+      }
+      if (status === 403 || ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden'].includes(err.name)) {
+        return storeError(
+          `${where}: access denied (${err.name})`,
+          'check the credentials (store.accessKeyId / AWS_* variables / profile) and that they may read, write and list the bucket',
+          err,
+        );
+      }
+      return storeError(`${where}: ${err.name}${status ? ` (HTTP ${status})` : ''}: ${err.message}`, undefined, err);
+    }
+    const code = (err as NodeJS.ErrnoException)?.code;
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'ECONNRESET') {
+      return storeError(`${where}: cannot reach the S3 endpoint (${code})`, 'check store.endpoint and the network', err);
+    }
+    if ((err as Error)?.name === 'CredentialsProviderError') {
+      return storeError(
+        `${where}: no AWS credentials found`,
+        'set store.accessKeyId and store.secretAccessKey (use ${ENV_VARS}), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or a profile',
+        err,
+      );
+    }
+    return storeError(`${where}: ${(err as Error)?.message ?? String(err)}`, undefined, err);
+  }
+}
+
+function abortError(): Error {
+  const e = new Error('The operation was aborted');
+  e.name = 'AbortError';
+  return e;
+}

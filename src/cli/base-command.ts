@@ -1,0 +1,99 @@
+import { Command, Flags, type Interfaces } from '@oclif/core';
+import { loadConfig, type Config } from '../core/config/load.js';
+import { EXIT_CODE_TABLE, EXIT_CODES, TykdrError, exitCodeOf, isAbortError } from '../core/errors.js';
+
+export const EXIT_CODES_HELP = [
+  'EXIT CODES',
+  ...EXIT_CODE_TABLE.map((e) => `  ${String(e.code).padEnd(4)} ${e.meaning}`),
+].join('\n');
+
+/**
+ * Shared flags and error handling. Commands stay thin: parse flags, call one service, render.
+ * User errors print their message and fix (never a stack unless --debug) and exit with the code from
+ * the one table in core/errors.ts.
+ */
+export abstract class TykdrCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true;
+
+  static override baseFlags = {
+    config: Flags.string({
+      char: 'c',
+      summary: 'Path to tykdr.yaml.',
+      env: 'TYKDR_CONFIG',
+      default: 'tykdr.yaml',
+      helpGroup: 'GLOBAL',
+    }),
+    debug: Flags.boolean({ summary: 'Show stack traces and causes of errors.', helpGroup: 'GLOBAL' }),
+  };
+
+  protected flags!: Interfaces.InferredFlags<(typeof TykdrCommand)['baseFlags'] & T['flags']>;
+  protected args!: Interfaces.InferredArgs<T['args']>;
+
+  public override async init(): Promise<void> {
+    await super.init();
+    const { args, flags } = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof TykdrCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    });
+    this.flags = flags as typeof this.flags;
+    this.args = args as typeof this.args;
+  }
+
+  protected loadConfig(): Promise<Config> {
+    return loadConfig(this.flags.config);
+  }
+
+  /** Progress and notes go to stderr so stdout stays clean for data and --json. */
+  protected note(line: string): void {
+    if (!this.jsonEnabled()) process.stderr.write(`${line}\n`);
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    // oclif's own parse errors (unknown flag, missing arg) are bad input too.
+    if (!(err instanceof TykdrError) && !isAbortError(err) && err.oclif?.exit !== undefined) {
+      if (err.oclif.exit === 0) throw err; // --help / --version exits
+      err = new TykdrError('badInput', err.message.split('\n')[0] ?? err.message, { fix: 'see --help' });
+    }
+    const code = exitCodeOf(err);
+    const debug = process.argv.includes('--debug');
+    if (this.jsonEnabled()) {
+      const kind = err instanceof TykdrError ? err.kind : code === EXIT_CODES.interrupted ? 'interrupted' : 'internal';
+      this.logJson({ error: { kind, exit_code: code, message: err.message, fix: (err as TykdrError).fix ?? null } });
+    } else {
+      process.stderr.write(`Error: ${err.message}\n`);
+      if (err instanceof TykdrError && err.fix) process.stderr.write(`Fix: ${err.fix}\n`);
+      if (code === EXIT_CODES.internal) process.stderr.write('This is a bug in tykdr; run with --debug and report it.\n');
+      if (debug) {
+        process.stderr.write(`${err.stack ?? ''}\n`);
+        if (err.cause) process.stderr.write(`Caused by: ${String((err.cause as Error).stack ?? err.cause)}\n`);
+      }
+    }
+    process.exitCode = code;
+    return undefined;
+  }
+}
+
+/**
+ * An AbortSignal tied to SIGINT and SIGTERM: the first signal aborts the work (which then cleans up);
+ * a second one exits at once.
+ */
+export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
+  const ac = new AbortController();
+  const handler = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(EXIT_CODES.interrupted);
+    process.stderr.write(`\n${sig} received: stopping; no manifest will be written.\n`);
+    ac.abort(new TykdrError('interrupted', `interrupted by ${sig}`));
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    signal: ac.signal,
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}

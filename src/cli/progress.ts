@@ -1,0 +1,38 @@
+import type { BackupProgress } from '../core/backup.js';
+import { formatBytes, formatDuration } from '../core/duration.js';
+
+/**
+ * Backup progress on stderr: a line when each component starts and ends, and every few seconds the
+ * bytes read so far (every 2 s on a terminal, every 15 s in logs).
+ */
+export function backupPrinter(write: (line: string) => void, tty: boolean): BackupProgress & { stop(): void } {
+  const bytes = new Map<string, number>();
+  const startedAt = new Map<string, number>();
+  const timer = setInterval(
+    () => {
+      for (const [c, n] of bytes) {
+        const secs = (Date.now() - (startedAt.get(c) ?? Date.now())) / 1000;
+        write(`  ${c}: ${formatBytes(n)} read (${formatBytes(n / Math.max(secs, 0.001))}/s)`);
+      }
+    },
+    tty ? 2000 : 15000,
+  );
+  timer.unref();
+  return {
+    started: (id, components) => write(`Snapshot ${id}: ${components.join(', ')}`),
+    componentStarted: (c, kind) => {
+      bytes.set(c, 0);
+      startedAt.set(c, Date.now());
+      write(`  ${c} (${kind}): started`);
+    },
+    bytes: (c, n) => bytes.set(c, (bytes.get(c) ?? 0) + n),
+    componentDone: (c, e) => {
+      bytes.delete(c);
+      write(
+        `  ${c}: done in ${formatDuration(e.duration_ms)}: ${formatBytes(e.artifact.plaintext_bytes)} -> ` +
+          `${formatBytes(e.artifact.stored_bytes)} stored, sha256 ${e.artifact.sha256.slice(0, 12)}…`,
+      );
+    },
+    stop: () => clearInterval(timer),
+  };
+}

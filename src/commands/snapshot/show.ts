@@ -1,0 +1,47 @@
+import { Args } from '@oclif/core';
+import { openStore } from '../../backends/stores/registry.js';
+import { resolveSnapshot } from '../../core/catalog.js';
+import { formatBytes, formatDuration } from '../../core/duration.js';
+import { EXIT_CODES_HELP, TykdrCommand } from '../../cli/base-command.js';
+
+export default class SnapshotShow extends TykdrCommand<typeof SnapshotShow> {
+  static override summary = 'Show one snapshot: its components, sizes, checksums and source facts.';
+  static override description = `Reads the snapshot's manifest. ID may be "latest" for the newest complete snapshot. With --json, prints the manifest itself.
+
+${EXIT_CODES_HELP}`;
+
+  static override examples = ['<%= config.bin %> snapshot show latest', '<%= config.bin %> snapshot show 20261121T093012Z-4f9a1c --json'];
+
+  static override args = {
+    id: Args.string({ description: 'Snapshot id, or "latest".', required: true }),
+  };
+
+  async run(): Promise<unknown> {
+    const config = await this.loadConfig();
+    const store = openStore(config.store);
+    const m = await resolveSnapshot(store, this.args.id);
+    this.log(`Snapshot ${m.id} (complete)`);
+    this.log(`  created   ${m.created_at} on ${m.host} by tykdr ${m.tool.version}`);
+    this.log(`  finished  ${m.completed_at}; consistency spread ${formatDuration(m.consistency_spread_ms)}`);
+    this.log(
+      `  encrypted age-v1 to ${m.encryption.passphrase ? 'a passphrase' : m.encryption.recipients.map((r) => r.fingerprint).join(', ')}`,
+    );
+    if (m.tyk) {
+      this.log(
+        `  tyk       hash_keys=${String(m.tyk.hash_keys)} hash_key_function=${String(m.tyk.hash_key_function)} ` +
+          `secret ${m.tyk.secret_fingerprint ? 'fingerprinted' : 'not set'} (${String(m.tyk.file)})`,
+      );
+    }
+    for (const [name, c] of Object.entries(m.components)) {
+      const a = c.artifact;
+      this.log(`  ${name} (${c.kind}, tier ${c.tier}: RTO ${formatDuration(c.objective.rto_seconds * 1000)}, RPO ${formatDuration(c.objective.rpo_seconds * 1000)})`);
+      this.log(`    object     ${a.name}: ${formatBytes(a.plaintext_bytes)} plaintext, ${formatBytes(a.stored_bytes)} stored (${a.compression}, age)`);
+      this.log(`    sha256     ${a.sha256}`);
+      this.log(`    consistent ${c.consistent_at} (took ${formatDuration(c.duration_ms)})`);
+      for (const [k, v] of Object.entries(c.source)) {
+        this.log(`    ${k.padEnd(10)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+      }
+    }
+    return m;
+  }
+}

@@ -1,0 +1,100 @@
+import type { Store } from '../backends/stores/store.js';
+import { badInput, integrityError, storeError } from './errors.js';
+import { isSnapshotId, MANIFEST_NAME, manifestKey, parseKey, SNAPSHOTS_PREFIX } from './layout.js';
+import { manifestSchema, type Manifest } from './manifest.js';
+
+export interface SnapshotSummary {
+  id: string;
+  /** A snapshot is complete exactly when its manifest exists and parses. */
+  complete: boolean;
+  /** Manifest creation time for complete snapshots; for incomplete ones, the time in the id. */
+  createdAt: Date;
+  components: string[];
+  objects: number;
+  storedBytes: number;
+  manifest?: Manifest;
+  /** Why an incomplete snapshot is incomplete. */
+  problem?: string;
+}
+
+/** Lists every snapshot in the store, newest first (by manifest time, never by name). */
+export async function listSnapshots(store: Store, signal?: AbortSignal): Promise<SnapshotSummary[]> {
+  const byId = new Map<string, { names: string[]; bytes: number }>();
+  for await (const o of store.list(SNAPSHOTS_PREFIX, { signal })) {
+    const k = parseKey(o.key);
+    if (!k) continue;
+    const e = byId.get(k.id) ?? { names: [], bytes: 0 };
+    e.names.push(k.name);
+    e.bytes += o.size;
+    byId.set(k.id, e);
+  }
+  const out: SnapshotSummary[] = [];
+  for (const [id, e] of byId) {
+    const base = { id, objects: e.names.length, storedBytes: e.bytes };
+    if (!e.names.includes(MANIFEST_NAME)) {
+      out.push({
+        ...base,
+        complete: false,
+        createdAt: idTime(id),
+        components: e.names.map((n) => n.split('.')[0]!),
+        problem: 'no manifest: the backup did not finish',
+      });
+      continue;
+    }
+    try {
+      const manifest = await readManifest(store, id, signal);
+      out.push({ ...base, complete: true, createdAt: new Date(manifest.created_at), components: Object.keys(manifest.components), manifest });
+    } catch (err) {
+      out.push({ ...base, complete: false, createdAt: idTime(id), components: [], problem: (err as Error).message });
+    }
+  }
+  return out.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
+}
+
+/** Reads and validates one snapshot's manifest. */
+export async function readManifest(store: Store, id: string, signal?: AbortSignal): Promise<Manifest> {
+  if (!isSnapshotId(id)) {
+    throw badInput(`"${id}" is not a snapshot id`, 'ids look like 20261121T093012Z-4f9a1c; list them with `tykdr snapshots`');
+  }
+  const info = await store.stat(manifestKey(id), { signal });
+  if (!info) {
+    let any = false;
+    for await (const _ of store.list(`${SNAPSHOTS_PREFIX}${id}/`, { signal })) {
+      any = true;
+      break;
+    }
+    throw any
+      ? badInput(`snapshot ${id} is incomplete (it has no manifest) in ${store.location}`, 'use a complete snapshot from `tykdr snapshots`')
+      : badInput(`snapshot ${id} not found in ${store.location}`, 'list the snapshots with `tykdr snapshots`');
+  }
+  const body = await store.get(manifestKey(id), { signal });
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c as Buffer);
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw integrityError(`manifest of snapshot ${id} is not valid JSON`, 'the snapshot cannot be trusted; use another one', err);
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw integrityError(`manifest of snapshot ${id} is malformed at ${i.path.join('.')}: ${i.message}`, 'use another snapshot');
+  }
+  if (parsed.data.id !== id) throw integrityError(`manifest in folder ${id} names snapshot ${parsed.data.id}`, 'use another snapshot');
+  return parsed.data;
+}
+
+/** "latest" (newest complete) or an explicit id. */
+export async function resolveSnapshot(store: Store, ref: string, signal?: AbortSignal): Promise<Manifest> {
+  if (ref !== 'latest') return readManifest(store, ref, signal);
+  const latest = (await listSnapshots(store, signal)).find((s) => s.complete);
+  if (!latest?.manifest) throw badInput(`no complete snapshot in ${store.location}`, 'run `tykdr backup` first');
+  return latest.manifest;
+}
+
+function idTime(id: string): Date {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(id);
+  if (!m) throw storeError(`bad snapshot id ${id}`);
+  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+}

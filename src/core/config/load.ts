@@ -1,0 +1,176 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { LineCounter, parseDocument, isScalar, isMap, isSeq, type Node } from 'yaml';
+import type { z } from 'zod';
+import { badInput } from '../errors.js';
+import { Secret } from '../secret.js';
+import { requireDuration } from '../duration.js';
+import {
+  configSchema,
+  DEFAULT_TIERS,
+  TIER_NAMES,
+  type RawConfig,
+  type RedisComponentConfig,
+  type S3StoreConfig,
+  type FilesComponentConfig,
+  type TierName,
+} from './schema.js';
+
+export type RedisComponent = Omit<RedisComponentConfig, 'password' | 'sentinel'> & {
+  name: string;
+  password?: Secret;
+  sentinel?: Omit<NonNullable<RedisComponentConfig['sentinel']>, 'password'> & { password?: Secret };
+};
+export type FilesComponent = FilesComponentConfig & { name: string };
+export type Component = RedisComponent | FilesComponent;
+export type S3Store = Omit<S3StoreConfig, 'secretAccessKey' | 'sessionToken'> & {
+  secretAccessKey?: Secret;
+  sessionToken?: Secret;
+};
+export type Store = Exclude<RawConfig['store'], S3StoreConfig> | S3Store;
+
+export interface Objective {
+  rtoMs: number;
+  rpoMs: number;
+}
+
+export interface Config {
+  /** Absolute path of the file this came from, or "(defaults)". */
+  file: string;
+  store: Store;
+  encryption: RawConfig['encryption'];
+  compression: RawConfig['compression'];
+  tiers: Record<TierName, Objective>;
+  parallelism: number;
+  components: Record<string, Component>;
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * Reads, interpolates and validates a tykdr.yaml. Every error names the file, the path (and line),
+ * the bad value where it is not secret, and the fix.
+ */
+export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(abs, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw badInput(
+      `cannot read config file ${abs} (${code ?? String(err)})`,
+      code === 'ENOENT' ? 'run `tykdr init` to write one, or pass --config PATH' : 'check the path and its permissions',
+    );
+  }
+  return parseConfig(text, abs, env);
+}
+
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = lineCounter.linePos(e.pos[0]);
+    throw badInput(`${file}, line ${pos.line}: YAML syntax error: ${e.message.split('\n')[0]}`, 'fix the YAML syntax');
+  }
+  const lineOf = (p: ReadonlyArray<PropertyKey>): string => {
+    const node = doc.getIn(p.map((k) => (typeof k === 'number' ? k : String(k))), true) as Node | undefined;
+    const offset = node?.range?.[0];
+    return offset === undefined ? '' : `, line ${lineCounter.linePos(offset).line}`;
+  };
+
+  interpolate(doc.contents, [], env, (p) => `${file}${lineOf(p)}`);
+  const data: unknown = doc.toJS() ?? {};
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) throw zodToError(parsed.error, data, file, lineOf);
+  return resolve(parsed.data, file);
+}
+
+function interpolate(node: unknown, p: PropertyKey[], env: NodeJS.ProcessEnv, where: (p: PropertyKey[]) => string): void {
+  if (isScalar(node) && typeof node.value === 'string') {
+    node.value = node.value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      throw badInput(
+        `${where(p)}: ${p.join('.')} refers to environment variable \${${name}}, which is not set`,
+        `export ${name}=... before running tykdr, or write \${${name}:-default}`,
+      );
+    });
+  } else if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      interpolate(pair.value, [...p, key], env, where);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => interpolate(item, [...p, i], env, where));
+  }
+}
+
+const SECRET_KEYS = new Set(['password', 'secretAccessKey', 'sessionToken']);
+
+function zodToError(error: z.ZodError, data: unknown, file: string, lineOf: (p: ReadonlyArray<PropertyKey>) => string) {
+  const issue = error.issues[0]!;
+  const p = issue.path;
+  const dotted = p.length === 0 ? '(top level)' : p.map(String).join('.');
+  let value: unknown = data;
+  for (const k of p) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[k] : undefined;
+  const secret = p.some((k) => SECRET_KEYS.has(String(k)));
+  const shown = value === undefined ? '' : secret ? ' (value hidden)' : ` ${JSON.stringify(value)}`;
+  let fix = 'see `tykdr init` for a commented example, or schema/tykdr.schema.json';
+  if (issue.code === 'unrecognized_keys') fix = `remove or correct ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : '';
+  return badInput(`${file}${lineOf(p)}: ${dotted}${shown}: ${issue.message}${more}`, fix);
+}
+
+function resolve(raw: RawConfig, file: string): Config {
+  const tiers = {} as Record<TierName, Objective>;
+  for (const t of TIER_NAMES) {
+    const o = raw.tiers[t] ?? DEFAULT_TIERS[t];
+    tiers[t] = { rtoMs: requireDuration(o.rto, `tiers.${t}.rto`), rpoMs: requireDuration(o.rpo, `tiers.${t}.rpo`) };
+  }
+  const components: Record<string, Component> = {};
+  for (const [name, c] of Object.entries(raw.components)) {
+    if (c.kind === 'redis') {
+      const { password, sentinel, ...rest } = c;
+      components[name] = {
+        ...rest,
+        name,
+        ...(password === undefined ? {} : { password: new Secret(password) }),
+        ...(sentinel === undefined
+          ? {}
+          : {
+              sentinel: {
+                ...sentinel,
+                password: sentinel.password === undefined ? undefined : new Secret(sentinel.password),
+              },
+            }),
+      };
+    } else {
+      components[name] = { ...c, name, roots: c.roots.map((r) => path.resolve(path.dirname(file), r)) };
+    }
+  }
+  let store: Store;
+  if (raw.store.kind === 's3') {
+    const { secretAccessKey, sessionToken, ...rest } = raw.store;
+    store = {
+      ...rest,
+      ...(secretAccessKey === undefined ? {} : { secretAccessKey: new Secret(secretAccessKey) }),
+      ...(sessionToken === undefined ? {} : { sessionToken: new Secret(sessionToken) }),
+    };
+  } else {
+    store = { ...raw.store, path: path.resolve(path.dirname(file), raw.store.path) };
+  }
+  const rel = (p: string | undefined) => (p === undefined ? undefined : path.resolve(path.dirname(file), p));
+  const encryption = {
+    ...raw.encryption,
+    recipientsFile: rel(raw.encryption.recipientsFile),
+    identityFile: rel(raw.encryption.identityFile),
+    passphrase:
+      raw.encryption.passphrase?.file === undefined
+        ? raw.encryption.passphrase
+        : { file: rel(raw.encryption.passphrase.file) },
+  };
+  return { file, store, encryption, compression: raw.compression, tiers, parallelism: raw.parallelism, components };
+}

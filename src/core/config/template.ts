@@ -1,0 +1,83 @@
+/** The commented tykdr.yaml that `tykdr init` writes. Keep it valid: a test loads it. */
+export function configTemplate(opts: { recipient?: string; storePath?: string } = {}): string {
+  const recipient = opts.recipient ?? 'age1REPLACE-with-the-output-of-tykdr-key-generate';
+  return `# tykdr configuration. Schema: schema/tykdr.schema.json in the tykdr package
+# (editors with the YAML language server complete and check this file).
+# \${ENV_VAR} is replaced from the environment; \${ENV_VAR:-default} gives a fallback.
+# Never write passwords or keys here: use \${ENV_VAR}.
+version: 1
+
+# Where snapshots go. A local folder:
+store:
+  kind: local
+  path: ${opts.storePath ?? './tykdr-backups'}
+# ...or an S3 bucket (or an S3-compatible service such as MinIO):
+# store:
+#   kind: s3
+#   bucket: my-tyk-backups
+#   prefix: prod/
+#   region: eu-west-1
+#   # endpoint: http://127.0.0.1:9000     # S3-compatible services only
+#   # forcePathStyle: true                # usually needed with endpoint
+#   # serverSideEncryption: aws:kms       # or AES256 (SSE-S3)
+#   # kmsKeyId: arn:aws:kms:...
+#   # storageClass: STANDARD_IA
+#   # Credentials: the standard AWS chain (env, profile, instance role), or:
+#   # accessKeyId: \${AWS_ACCESS_KEY_ID}
+#   # secretAccessKey: \${AWS_SECRET_ACCESS_KEY}
+
+# Every snapshot is encrypted on this host with age (https://age-encryption.org).
+# Only public recipients are needed to back up; keep the identity (private key) elsewhere.
+encryption:
+  recipients:
+    - ${recipient}
+  # recipientsFile: ./recipients.txt       # one age1... per line
+  # identityFile: /secure/tykdr-identity.txt # needed only to restore and verify
+  # passphrase: { env: TYKDR_PASSPHRASE }    # instead of recipients (not both)
+
+compression:
+  algorithm: zstd   # or gzip
+  level: 3
+
+# Recovery objectives per tier (defaults from Tyk's DR guidance):
+# tiers:
+#   critical:    { rto: 15m, rpo: 5m }
+#   important:   { rto: 1h,  rpo: 15m }
+#   standard:    { rto: 4h,  rpo: 1h }
+#   development: { rto: 24h, rpo: 24h }
+
+components:
+  # The gateway's Redis: API keys, OAuth clients, certificates.
+  redis:
+    kind: redis
+    tier: critical
+    host: 127.0.0.1
+    port: 6379
+    # username: tykdr                  # ACL user with +ping +info +sync +replconf
+    # password: \${TYK_REDIS_PASSWORD}
+    # db: 0                            # the database index Tyk uses
+    # tls: { enabled: true, ca: /etc/ssl/redis-ca.pem }
+    # sentinel:
+    #   masterName: mymaster
+    #   sentinels: [{ host: 10.0.0.1, port: 26379 }, { host: 10.0.0.2, port: 26379 }]
+    #   fromReplica: true              # spare the master
+
+  # Gateway and Dashboard configuration files.
+  config:
+    kind: files
+    tier: important
+    roots:
+      - /opt/tyk-gateway
+    include:
+      - tyk.conf
+      - apps/**
+      - policies/**
+      - templates/**
+      - middleware/**
+      - certs/**
+      - tyk_analytics.conf
+      - pump.conf
+    exclude:
+      - "**/*.log"
+`;
+}

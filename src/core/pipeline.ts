@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { CompressStream, DecompressStream } from 'zstd-napi';
+import type { Store } from '../backends/stores/store.js';
+import { createEncryptStream } from './age/index.js';
+import type { CompressionConfig } from './config/schema.js';
+import type { Secret } from './secret.js';
+
+/** Counts bytes (and optionally hashes them) as they pass, without changing them. */
+export class Tap extends Transform {
+  bytes = 0;
+  private readonly hash;
+
+  constructor(opts: { sha256?: boolean; onBytes?: (n: number) => void } = {}) {
+    super();
+    this.hash = opts.sha256 ? createHash('sha256') : null;
+    this.onBytes = opts.onBytes;
+  }
+
+  private readonly onBytes: ((n: number) => void) | undefined;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.hash?.update(chunk);
+    this.onBytes?.(chunk.length);
+    done(null, chunk);
+  }
+
+  sha256Hex(): string {
+    if (!this.hash) throw new Error('this tap does not hash');
+    return this.hash.digest('hex');
+  }
+}
+
+export function createCompressor(cfg: CompressionConfig): Transform {
+  if (cfg.algorithm === 'gzip') return createGzip({ level: Math.min(cfg.level, 9) });
+  // One zstd worker thread moves compression off the event loop, so it overlaps encryption and I/O.
+  return new CompressStream({ compressionLevel: cfg.level, nbWorkers: 1 });
+}
+
+export function createDecompressor(algorithm: CompressionConfig['algorithm']): Transform {
+  return algorithm === 'gzip' ? createGunzip() : new DecompressStream();
+}
+
+export interface EncryptionKeys {
+  /** age recipients (age1...). */
+  recipients: string[];
+  passphrase?: Secret;
+}
+
+export interface ArtifactWrite {
+  plaintextBytes: number;
+  storedBytes: number;
+  sha256: string;
+}
+
+/**
+ * Streams one artifact: source -> compress -> age -> SHA-256 tap -> store, with bounded memory and no
+ * temporary files. Resolves only when the store has the whole object. If any stage fails or the signal
+ * aborts, every stage is torn down, the store's partial upload is discarded, and the first error wins.
+ */
+export async function writeArtifact(opts: {
+  source: Readable;
+  store: Store;
+  key: string;
+  compression: CompressionConfig;
+  keys: EncryptionKeys;
+  signal?: AbortSignal;
+  onPlaintextBytes?: (n: number) => void;
+}): Promise<ArtifactWrite> {
+  const ac = new AbortController();
+  const onOuterAbort = () => ac.abort(opts.signal?.reason);
+  if (opts.signal?.aborted) onOuterAbort();
+  opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
+
+  const plain = new Tap({ onBytes: opts.onPlaintextBytes });
+  const stored = new Tap({ sha256: true });
+  const body = new PassThrough({ highWaterMark: 1 << 20 });
+  const encrypt = createEncryptStream({
+    recipients: opts.keys.recipients.length > 0 ? opts.keys.recipients : undefined,
+    passphrase: opts.keys.passphrase?.reveal(),
+  });
+  let first: unknown;
+  const fail = (err: unknown) => {
+    first ??= err;
+    ac.abort(err);
+  };
+  try {
+    await Promise.all([
+      pipeline(opts.source, plain, createCompressor(opts.compression), encrypt, stored, body, { signal: ac.signal }).catch(fail),
+      opts.store.put(opts.key, body, { signal: ac.signal }).catch(fail),
+    ]);
+  } finally {
+    opts.signal?.removeEventListener('abort', onOuterAbort);
+  }
+  if (first !== undefined) {
+    // An abort caused by a sibling's failure reports that failure, not "aborted".
+    throw opts.signal?.aborted ? (opts.signal.reason ?? first) : first;
+  }
+  return { plaintextBytes: plain.bytes, storedBytes: stored.bytes, sha256: stored.sha256Hex() };
+}
