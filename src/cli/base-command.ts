@@ -42,8 +42,9 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
     this.args = args as typeof this.args;
   }
 
-  protected loadConfig(): Promise<Config> {
-    return loadConfig(this.flags.config);
+  /** Loads --config. `sections` limits which top-level sections must have their \${VARS} set. */
+  protected loadConfig(sections?: string[]): Promise<Config> {
+    return loadConfig(this.flags.config, { sections });
   }
 
   /** Progress and notes go to stderr so stdout stays clean for data and --json. */

@@ -13,6 +13,7 @@ import {
   TAG_SIZE,
   VERSION_LINE,
   X25519_INFO,
+  ZERO_NONCE,
   aeadOpen,
   b64,
   chunkNonce,
@@ -25,7 +26,6 @@ import { parseIdentity, publicKeyFromRaw, x25519, type AgeIdentity } from './key
 
 const ENC_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE;
 const MAX_HEADER_BYTES = 1024 * 1024;
-const ZERO_NONCE = Buffer.alloc(12);
 const VERSION_PREFIX = 'age-encryption.org/';
 const ARMOR_START = '-----BEGIN';
 
@@ -180,10 +180,45 @@ async function unwrapScrypt(stanza: Stanza, passphrase: string, maxLogN: number)
   return fileKey;
 }
 
+interface UnwrapOptions {
+  identities: AgeIdentity[];
+  passphrase: string | undefined;
+  maxLogN: number;
+}
+
+/** Recovers the file key from the stanzas and checks the header MAC with it. */
+async function unwrapFileKey(header: Header, opts: UnwrapOptions): Promise<Buffer> {
+  const scryptStanza = header.stanzas.find((s) => s.args[0] === 'scrypt');
+  let fileKey: Buffer;
+  if (scryptStanza) {
+    if (header.stanzas.length > 1) throw malformed('an scrypt stanza must be the only stanza');
+    if (opts.passphrase === undefined) {
+      throw new TykdrError('badInput', 'this age file is passphrase-encrypted, but no passphrase was given');
+    }
+    fileKey = await unwrapScrypt(scryptStanza, opts.passphrase, opts.maxLogN);
+  } else {
+    if (opts.identities.length === 0) {
+      throw new TykdrError('badInput', 'this age file is encrypted to recipients, not a passphrase, but no identity was given');
+    }
+    fileKey = unwrapX25519(header, opts.identities);
+  }
+  if (!timingSafeEqual(headerMac(fileKey, header.macInput), header.mac)) throw integrity('header MAC mismatch');
+  return fileKey;
+}
+
+/** Runs fn, then calls cb with its error if it threw, or with nothing. */
+function settle(cb: TransformCallback, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    cb(err as Error);
+    return;
+  }
+  cb();
+}
+
 class AgeDecryptStream extends Transform {
-  readonly #identities: AgeIdentity[];
-  readonly #passphrase: string | undefined;
-  readonly #maxLogN: number;
+  readonly #opts: UnwrapOptions;
   readonly #header = new HeaderReader();
   #fileKey: Buffer | null = null;
   #key: KeyObject | null = null;
@@ -194,31 +229,9 @@ class AgeDecryptStream extends Transform {
   #counter = 0;
   #done = false;
 
-  constructor(identities: AgeIdentity[], passphrase: string | undefined, maxLogN: number) {
+  constructor(opts: UnwrapOptions) {
     super({ writableHighWaterMark: ENC_CHUNK_SIZE, readableHighWaterMark: CHUNK_SIZE });
-    this.#identities = identities;
-    this.#passphrase = passphrase;
-    this.#maxLogN = maxLogN;
-  }
-
-  async #unwrap(header: Header): Promise<void> {
-    const scryptStanzas = header.stanzas.filter((s) => s.args[0] === 'scrypt');
-    let fileKey: Buffer;
-    if (scryptStanzas.length > 0) {
-      if (header.stanzas.length > 1) throw malformed('an scrypt stanza must be the only stanza');
-      if (this.#passphrase === undefined) {
-        throw new TykdrError('badInput', 'this age file is passphrase-encrypted, but no passphrase was given');
-      }
-      fileKey = await unwrapScrypt(scryptStanzas[0] as Stanza, this.#passphrase, this.#maxLogN);
-    } else {
-      if (this.#identities.length === 0) {
-        throw new TykdrError('badInput', 'this age file is encrypted to recipients, not a passphrase, but no identity was given');
-      }
-      fileKey = unwrapX25519(header, this.#identities);
-    }
-    const expected = headerMac(fileKey, header.macInput);
-    if (!timingSafeEqual(expected, header.mac)) throw integrity('header MAC mismatch');
-    this.#fileKey = fileKey;
+    this.#opts = opts;
   }
 
   #open(sealed: Buffer, last: boolean): Buffer | null {
@@ -273,38 +286,23 @@ class AgeDecryptStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.#fileKey !== null) return settle(cb, () => this.#payload(chunk));
+    let rest: Buffer | null;
     try {
-      if (this.#fileKey !== null) {
-        this.#payload(chunk);
-        cb();
-        return;
-      }
-      const rest = this.#header.feed(chunk);
-      if (rest === null) {
-        cb();
-        return;
-      }
-      this.#unwrap(this.#header.header as Header).then(() => {
-        try {
-          this.#payload(rest);
-        } catch (err) {
-          cb(err as Error);
-          return;
-        }
-        cb();
-      }, cb);
+      rest = this.#header.feed(chunk);
     } catch (err) {
-      cb(err as Error);
+      return cb(err as Error);
     }
+    if (rest === null) return cb();
+    const payload = rest;
+    unwrapFileKey(this.#header.header as Header, this.#opts).then((fileKey) => {
+      this.#fileKey = fileKey;
+      settle(cb, () => this.#payload(payload));
+    }, cb);
   }
 
   override _flush(cb: TransformCallback): void {
-    try {
-      this.#finish();
-      cb();
-    } catch (err) {
-      cb(err as Error);
-    }
+    settle(cb, () => this.#finish());
   }
 
   #finish(): void {
@@ -343,5 +341,5 @@ export function createDecryptStream(opts: DecryptOptions): Transform {
   if (!Number.isInteger(maxLogN) || maxLogN < 1 || maxLogN > 30) {
     throw new TykdrError('badInput', `maxScryptWorkFactor ${maxLogN} is not an integer from 1 to 30`);
   }
-  return new AgeDecryptStream(identities, opts.passphrase, maxLogN);
+  return new AgeDecryptStream({ identities, passphrase: opts.passphrase, maxLogN });
 }

@@ -25,7 +25,8 @@ export const X25519_INFO = 'age-encryption.org/v1/X25519';
 export const SCRYPT_SALT_LABEL = 'age-encryption.org/v1/scrypt';
 const DEFAULT_WORK_FACTOR = 18;
 const MAX_ENCRYPT_WORK_FACTOR = 20;
-const ZERO_NONCE = Buffer.alloc(12);
+/** Stanza bodies are sealed once per fresh key, so a fixed all-zero nonce is safe (spec). */
+export const ZERO_NONCE = Buffer.alloc(12);
 
 export interface EncryptOptions {
   /** age1... X25519 recipients; any one identity can decrypt. Exclusive with `passphrase`. */

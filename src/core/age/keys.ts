@@ -60,12 +60,16 @@ function encodeRecipient(publicKey: Uint8Array): string {
  * Decodes a Bech32 string to 32 bytes under the expected HRP, or returns why not. The reason never
  * contains the input: the library's own messages may quote it, so they are not passed on.
  */
-function decodeKey(s: string, hrp: string): { ok: true; bytes: Uint8Array } | { ok: false; reason: string } {
+function decodeKey(s: string, hrp: string, isPublic: boolean): { ok: true; bytes: Uint8Array } | { ok: false; reason: string } {
   if (s !== s.toLowerCase() && s !== s.toUpperCase()) return { ok: false, reason: 'mixes upper and lower case' };
   const lower = s.toLowerCase();
   const sep = lower.lastIndexOf('1');
   if (sep < 1) return { ok: false, reason: 'has no Bech32 separator' };
-  if (lower.slice(0, sep) !== hrp) return { ok: false, reason: `does not start with "${hrp}1"` };
+  if (lower.slice(0, sep) !== hrp) {
+    // The text before the last "1" of a mangled identity may hold secret characters: echo it only for recipients.
+    const found = isPublic ? ` (found "${lower.slice(0, sep)}1")` : '';
+    return { ok: false, reason: `does not have the "${isPublic ? hrp : hrp.toUpperCase()}1" Bech32 prefix${found}` };
+  }
   let words: number[];
   try {
     words = bech32.decode(lower as `${string}1${string}`, false).words;
@@ -85,9 +89,10 @@ function decodeKey(s: string, hrp: string): { ok: true; bytes: Uint8Array } | { 
 /** Parses an age1... X25519 recipient. Throws badInput naming the value (recipients are public). */
 export function parseRecipient(s: string): AgeRecipient {
   const trimmed = s.trim();
-  const decoded = decodeKey(trimmed, RECIPIENT_HRP);
+  const decoded = decodeKey(trimmed, RECIPIENT_HRP, true);
   if (!decoded.ok) {
-    throw new TykdrError('badInput', `recipient "${trimmed}" is not a valid age1... X25519 recipient: it ${decoded.reason}`, {
+    const why = trimmed.startsWith('ssh-') ? 'SSH keys are not supported' : `it ${decoded.reason}`;
+    throw new TykdrError('badInput', `recipient "${trimmed}" is not a valid age1... X25519 recipient: ${why}`, {
       fix: 'Use the "Public key: age1..." line printed by `age-keygen` or `tykdr key generate`.',
     });
   }
@@ -100,7 +105,7 @@ export function parseRecipient(s: string): AgeRecipient {
  * key.txt"); the error message uses the label and never the value.
  */
 export function parseIdentity(s: string, label = 'identity'): AgeIdentity {
-  const decoded = decodeKey(s.trim(), IDENTITY_HRP);
+  const decoded = decodeKey(s.trim(), IDENTITY_HRP, false);
   if (!decoded.ok) {
     throw new TykdrError('badInput', `${label} is not a valid AGE-SECRET-KEY-1 string: it ${decoded.reason}`, {
       fix: 'Use the AGE-SECRET-KEY-1... line written by `age-keygen` or `tykdr key generate`.',

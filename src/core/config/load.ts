@@ -51,7 +51,16 @@ const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
  * Reads, interpolates and validates a tykdr.yaml. Every error names the file, the path (and line),
  * the bad value where it is not secret, and the fix.
  */
-export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Top-level sections the caller will use. An unset \${VAR} outside them is not an error (it reads as
+   * empty), so `tykdr snapshots` works on a host that has the store credentials but not the Redis password.
+   */
+  sections?: string[];
+}
+
+export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<Config> {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -63,10 +72,10 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
       code === 'ENOENT' ? 'run `tykdr init` to write one, or pass --config PATH' : 'check the path and its permissions',
     );
   }
-  return parseConfig(text, abs, env);
+  return parseConfig(text, abs, opts.env ?? process.env, opts.sections);
 }
 
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, sections?: string[]): Config {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -80,19 +89,27 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     return offset === undefined ? '' : `, line ${lineCounter.linePos(offset).line}`;
   };
 
-  interpolate(doc.contents, [], env, (p) => `${file}${lineOf(p)}`);
+  const required = (p: PropertyKey[]) => sections === undefined || sections.includes(String(p[0]));
+  interpolate(doc.contents, [], env, (p) => `${file}${lineOf(p)}`, required);
   const data: unknown = doc.toJS() ?? {};
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) throw zodToError(parsed.error, data, file, lineOf);
   return resolve(parsed.data, file);
 }
 
-function interpolate(node: unknown, p: PropertyKey[], env: NodeJS.ProcessEnv, where: (p: PropertyKey[]) => string): void {
+function interpolate(
+  node: unknown,
+  p: PropertyKey[],
+  env: NodeJS.ProcessEnv,
+  where: (p: PropertyKey[]) => string,
+  required: (p: PropertyKey[]) => boolean,
+): void {
   if (isScalar(node) && typeof node.value === 'string') {
     node.value = node.value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
       const v = env[name];
       if (v !== undefined && v !== '') return v;
       if (fallback !== undefined) return fallback;
+      if (!required(p)) return '';
       throw badInput(
         `${where(p)}: ${p.join('.')} refers to environment variable \${${name}}, which is not set`,
         `export ${name}=... before running tykdr, or write \${${name}:-default}`,
@@ -101,10 +118,10 @@ function interpolate(node: unknown, p: PropertyKey[], env: NodeJS.ProcessEnv, wh
   } else if (isMap(node)) {
     for (const pair of node.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      interpolate(pair.value, [...p, key], env, where);
+      interpolate(pair.value, [...p, key], env, where, required);
     }
   } else if (isSeq(node)) {
-    node.items.forEach((item, i) => interpolate(item, [...p, i], env, where));
+    node.items.forEach((item, i) => interpolate(item, [...p, i], env, where, required));
   }
 }
 

@@ -52,14 +52,16 @@ export async function connectRedis(c: RedisComponent, addr: RedisAddress): Promi
     retryStrategy: () => null,
   };
   const client = new Redis(opts);
-  client.on('error', () => undefined); // reported through connect()/command rejections
+  // ioredis rejects connect() with "Connection is closed"; the cause (ECONNREFUSED, WRONGPASS) is an event.
+  let cause: unknown;
+  client.on('error', (err: unknown) => (cause ??= err));
   try {
     await client.connect();
     await client.ping();
     return client;
   } catch (err) {
     client.disconnect();
-    throw explainRedisError(err, c, addr);
+    throw explainRedisError(cause ?? err, c, addr);
   }
 }
 

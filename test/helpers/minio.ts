@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { freePort } from './net.js';
+import { toolsBin } from './paths.js';
+
+export interface Minio {
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  client: S3Client;
+  createBucket(name: string, opts?: { objectLock?: boolean }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts a real MinIO (built by scripts/tools.sh into .tools/bin) on a free port in a temp dir. */
+export async function startMinio(): Promise<Minio> {
+  const bin = path.join(toolsBin, 'minio');
+  if (!existsSync(bin)) throw new Error(`MinIO is not built at ${bin}: run bash scripts/tools.sh`);
+  const dir = await mkdtemp(path.join(tmpdir(), 'tykdr-minio-'));
+  const port = await freePort();
+  const accessKeyId = 'tykdr-test';
+  const secretAccessKey = 'tykdr-test-secret-key-0123456789';
+  const proc: ChildProcess = spawn(bin, ['server', path.join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet'], {
+    env: {
+      ...process.env,
+      MINIO_ROOT_USER: accessKeyId,
+      MINIO_ROOT_PASSWORD: secretAccessKey,
+      MINIO_BROWSER: 'off',
+      MINIO_CI_CD: '1',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const endpoint = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`MinIO exited (${proc.exitCode}): ${stderr}`);
+    try {
+      const res = await fetch(`${endpoint}/minio/health/live`);
+      if (res.status === 200) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`MinIO did not become ready on ${endpoint}: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
+  return {
+    endpoint,
+    accessKeyId,
+    secretAccessKey,
+    client,
+    createBucket: async (name, opts = {}) => {
+      await client.send(new CreateBucketCommand({ Bucket: name, ObjectLockEnabledForBucket: opts.objectLock }));
+    },
+    stop: async () => {
+      client.destroy();
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (proc.exitCode === null) proc.kill('SIGKILL');
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,148 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from './net.js';
+
+const execFileP = promisify(execFile);
+
+export interface RedisServer {
+  host: string;
+  port: number;
+  /** The server's working directory (dump files, log at redis.log). Removed by stop(). */
+  dir: string;
+  stop(): Promise<void>;
+  /** Runs redis-cli against this server (authenticated as default when a password was set); stdout, trimmed. */
+  cli(...args: string[]): Promise<string>;
+}
+
+export interface StartRedisOptions {
+  /** Extra redis-server arguments, e.g. ['--repl-diskless-sync', 'no']. */
+  args?: string[];
+  /** requirepass for the default user. */
+  password?: string;
+  /** ACL users as config rules, e.g. 'backup on >secret +sync +replconf +ping'. */
+  aclUsers?: string[];
+}
+
+/**
+ * Starts a throwaway redis-server on a free 127.0.0.1 port in a temp dir, with no persistence and no
+ * diskless-sync delay, and waits until it answers PING. Throws when redis-server is missing or fails to start.
+ */
+export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      lastErr = err;
+      if ((err as { code?: string }).code === 'ENOENT') break;
+    }
+  }
+  throw lastErr;
+}
+
+async function startOnce(opts: StartRedisOptions): Promise<RedisServer> {
+  const host = '127.0.0.1';
+  const port = await freePort();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tykdr-redis-'));
+  const args = [
+    '--port', String(port), '--bind', host, '--dir', dir, '--save', '', '--appendonly', 'no',
+    '--repl-diskless-sync-delay', '0', '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log'),
+  ];
+  if (opts.password !== undefined) args.push('--requirepass', opts.password);
+  for (const rule of opts.aclUsers ?? []) args.push('--user', ...rule.split(/\s+/).filter(Boolean));
+  args.push(...(opts.args ?? []));
+
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let spawnFailed = false;
+  const spawnError = new Promise<never>((_, reject) =>
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      spawnFailed = true;
+      if (err.code === 'ENOENT') {
+        const e = new Error('redis-server is not installed (not on PATH): run scripts/tools.sh or apt-get install redis-server');
+        (e as NodeJS.ErrnoException).code = 'ENOENT';
+        reject(e);
+      } else reject(err);
+    }),
+  );
+
+  const cliAuth = opts.password !== undefined ? ['-a', opts.password, '--no-auth-warning'] : [];
+  const cli = async (...cmd: string[]): Promise<string> => {
+    const { stdout } = await execFileP('redis-cli', ['-h', host, '-p', String(port), ...cliAuth, ...cmd], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return stdout.trim();
+  };
+
+  const cleanup = async () => {
+    await stopChild(child, exited);
+    await rm(dir, { recursive: true, force: true });
+  };
+
+  try {
+    await Promise.race([spawnError, waitForPing(cli, exited, dir, () => stderr, () => spawnFailed)]);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+
+  let stopped = false;
+  return {
+    host,
+    port,
+    dir,
+    cli,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await cleanup();
+    },
+  };
+}
+
+async function waitForPing(
+  cli: (...a: string[]) => Promise<string>,
+  exited: Promise<{ code: number | null }>,
+  dir: string,
+  stderr: () => string,
+  gaveUp: () => boolean,
+): Promise<void> {
+  let done = false;
+  const died = exited.then(async ({ code }) => {
+    if (done) return;
+    const log = await readFile(path.join(dir, 'redis.log'), 'utf8').catch(() => '');
+    throw new Error(`redis-server exited with code ${code} before answering PING:\n${stderr()}${log.slice(-2000)}`);
+  });
+  const deadline = Date.now() + 15_000;
+  const poll = (async () => {
+    while (!done && !gaveUp()) {
+      try {
+        if ((await cli('PING')) === 'PONG') return;
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline) throw new Error('redis-server did not answer PING within 15 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  try {
+    await Promise.race([poll, died]);
+  } finally {
+    done = true;
+  }
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/core/config/load.js';
+import { configJsonSchemaText } from '../../src/core/config/json-schema.js';
+import { configTemplate } from '../../src/core/config/template.js';
+import { TykdrError } from '../../src/core/errors.js';
+import { repoRoot } from '../helpers/paths.js';
+
+const base = `
+store: { kind: local, path: ./backups }
+encryption: { recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p] }
+components:
+  redis: { kind: redis, host: 10.0.0.5, password: "\${REDIS_PW}" }
+`;
+
+function error(fn: () => unknown): TykdrError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(TykdrError);
+    return err as TykdrError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('config', () => {
+  it('loads, applies defaults, resolves paths against the file and wraps secrets', () => {
+    const c = parseConfig(base, '/etc/tykdr/tykdr.yaml', { REDIS_PW: 'hunter2' });
+    expect(c.store).toEqual({ kind: 'local', path: '/etc/tykdr/backups' });
+    const r = c.components.redis!;
+    expect(r.kind).toBe('redis');
+    if (r.kind !== 'redis') throw new Error('kind');
+    expect(r.port).toBe(6379);
+    expect(r.tier).toBe('critical');
+    expect(r.password?.reveal()).toBe('hunter2');
+    expect(JSON.stringify(c)).not.toContain('hunter2');
+    expect(String(r.password)).toBe('[redacted]');
+    expect(c.tiers.critical).toEqual({ rtoMs: 15 * 60_000, rpoMs: 5 * 60_000 });
+    expect(c.tiers.development.rpoMs).toBe(24 * 3_600_000);
+    expect(c.compression).toEqual({ algorithm: 'zstd', level: 3 });
+  });
+
+  it('names the missing environment variable, the file and the line', () => {
+    const e = error(() => parseConfig(base, '/x/tykdr.yaml', {}));
+    expect(e.kind).toBe('badInput');
+    expect(e.message).toContain('/x/tykdr.yaml, line 5');
+    expect(e.message).toContain('${REDIS_PW}');
+    expect(e.fix).toContain('export REDIS_PW');
+  });
+
+  it('accepts ${VAR:-default}', () => {
+    const c = parseConfig(base.replace('${REDIS_PW}', '${REDIS_PW:-fallback}'), '/x.yaml', {});
+    expect((c.components.redis as { password?: { reveal(): string } }).password?.reveal()).toBe('fallback');
+  });
+
+  it('rejects unknown keys with path, line and fix', () => {
+    const e = error(() => parseConfig(base.replace('host: 10.0.0.5', 'host: 10.0.0.5, colour: blue'), '/x.yaml', { REDIS_PW: 'p' }));
+    expect(e.message).toContain('/x.yaml, line 5: components.redis');
+    expect(e.fix).toContain('"colour"');
+  });
+
+  it('reports a bad value with its path, line and the value itself', () => {
+    const text = base.replace('host: 10.0.0.5', 'host: 10.0.0.5, port: "six"');
+    const e = error(() => parseConfig(text, '/x.yaml', { REDIS_PW: 'p' }));
+    expect(e.message).toContain('/x.yaml, line 5: components.redis.port "six"');
+  });
+
+  it('hides secret values in errors', () => {
+    const text = base.replace('password: "${REDIS_PW}"', 'password: 12345');
+    const e = error(() => parseConfig(text, '/x.yaml', {}));
+    expect(e.message).toContain('components.redis.password (value hidden)');
+    expect(e.message).not.toContain('12345');
+  });
+
+  it('rejects an unknown tier and an empty component list', () => {
+    expect(error(() => parseConfig(base.replace('kind: redis,', 'kind: redis, tier: gold,'), '/x.yaml', { REDIS_PW: 'p' })).message).toContain(
+      'components.redis.tier "gold"',
+    );
+    expect(error(() => parseConfig('store: {kind: local, path: x}\nencryption: {}\ncomponents: {}\n', '/x.yaml')).message).toContain(
+      'configure at least one component',
+    );
+  });
+
+  it('reports YAML syntax errors with a line', () => {
+    expect(error(() => parseConfig('store: [unclosed\n', '/x.yaml')).message).toMatch(/\/x\.yaml, line \d+: YAML syntax error/);
+  });
+
+  it('the init template is valid once a recipient is filled in', () => {
+    const text = configTemplate({ recipient: 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p' });
+    const c = parseConfig(text, '/etc/tykdr/tykdr.yaml');
+    expect(Object.keys(c.components)).toEqual(['redis', 'config']);
+  });
+
+  it('the published JSON Schema is up to date (npm run schema regenerates it)', () => {
+    const committed = readFileSync(path.join(repoRoot, 'schema/tykdr.schema.json'), 'utf8');
+    expect(committed).toBe(configJsonSchemaText());
+  });
+});
