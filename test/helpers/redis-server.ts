@@ -7,6 +7,12 @@ import { freePort } from './net.js';
 
 const execFileP = promisify(execFile);
 
+/** Servers still running: killed when the test process exits, even if a test forgot stop(). */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export interface RedisServer {
   host: string;
   port: number;
@@ -56,6 +62,8 @@ async function startOnce(opts: StartRedisOptions): Promise<RedisServer> {
   args.push(...(opts.args ?? []));
 
   const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisComponent } from '../../../core/config/load.js';
@@ -27,7 +28,8 @@ export function tlsOptions(c: RedisComponent): ConnectionOptions | undefined {
     ca: read(t.ca, 'ca'),
     cert: read(t.cert, 'cert'),
     key: read(t.key, 'key'),
-    servername: t.servername ?? c.host,
+    // SNI must not be an IP address (RFC 6066); certificates for IPs are still checked against the SAN.
+    servername: t.servername ?? (isIP(c.host) ? undefined : c.host),
     rejectUnauthorized: !t.insecureSkipVerify,
   };
 }
@@ -86,6 +88,13 @@ export function explainRedisError(err: unknown, c: RedisComponent, addr: RedisAd
     return sourceUnreachable(
       `${where}: user "${user}" lacks a permission tykdr needs (${msg.split('\n')[0]})`,
       'grant the ACL user +ping +info +sync +replconf (e.g. ACL SETUSER tykdr on >... +@connection +info +sync +replconf)',
+      err,
+    );
+  }
+  if (/certificate|self.signed|ERR_TLS|UNABLE_TO_VERIFY/i.test(`${code ?? ''} ${msg}`)) {
+    return sourceUnreachable(
+      `${where}: TLS handshake failed (${msg.split('\n')[0]})`,
+      `set components.${c.name}.tls.ca to the CA that signed the server certificate (or tls.servername to the name in it)`,
       err,
     );
   }
