@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { Flags } from '@oclif/core';
+import { parseRecipient } from '../core/age/index.js';
 import { parseConfig } from '../core/config/load.js';
 import { configTemplate } from '../core/config/template.js';
 import { badInput } from '../core/errors.js';
@@ -25,7 +26,11 @@ ${EXIT_CODES_HELP}`;
   async run(): Promise<unknown> {
     const file = path.resolve(this.flags.config);
     const text = configTemplate({ recipient: this.flags.recipient, storePath: this.flags['store-path'] });
-    if (this.flags.recipient !== undefined) parseConfig(text, file); // a bad recipient fails here, not at backup time
+    // A bad recipient fails here, not at the first backup.
+    if (this.flags.recipient !== undefined) {
+      parseRecipient(this.flags.recipient);
+      parseConfig(text, file);
+    }
     let fh;
     try {
       fh = await open(file, 'wx', 0o640);
