@@ -31,6 +31,8 @@ export async function startMinio(): Promise<Minio> {
       MINIO_ROOT_PASSWORD: secretAccessKey,
       MINIO_BROWSER: 'off',
       MINIO_CI_CD: '1',
+      // A static KMS key so SSE-S3 (AES256) uploads work in single-drive mode.
+      MINIO_KMS_SECRET_KEY: 'tykdr-test-key:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,6 +50,8 @@ beforeAll(async () => {
   accessKeyId: \${TEST_S3_KEY}
   secretAccessKey: \${TEST_S3_SECRET}
   partSizeMiB: 5
+  serverSideEncryption: AES256
+  storageClass: REDUCED_REDUNDANCY
 encryption: { recipients: [${ws.recipient}] }
 compression: { algorithm: gzip, level: 6 }
 ${components()}`,
@@ -172,5 +175,10 @@ describe('tykdr backup to S3 (MinIO)', () => {
     const list = await runCli(['snapshots', '-c', path.join(ws.dir, 's3.yaml'), '--json'], { env: env() });
     const snaps = JSON.parse(list.stdout).snapshots;
     expect(snaps[0]).toMatchObject({ id, complete: true, objects: 3 });
+    const head = await minio.client.send(
+      new HeadObjectCommand({ Bucket: 'tyk-backups', Key: `prod/eu/snapshots/${id}/redis.rdb.gz.age` }),
+    );
+    expect(head.ServerSideEncryption).toBe('AES256');
+    expect(head.StorageClass).toBe('REDUCED_REDUNDANCY');
   });
 });

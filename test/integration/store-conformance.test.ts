@@ -114,7 +114,7 @@ afterAll(async () => {
 });
 
 conformance('local', async () => new LocalStore(path.join(localDir, 'store')));
-conformance('s3 (MinIO)', async () =>
+const s3 = (over: Partial<ConstructorParameters<typeof S3Store>[0]> = {}) =>
   new S3Store({
     kind: 's3',
     bucket: 'conformance',
@@ -125,8 +125,10 @@ conformance('s3 (MinIO)', async () =>
     accessKeyId: minio.accessKeyId,
     secretAccessKey: new Secret(minio.secretAccessKey),
     partSizeMiB: 5,
-  }),
-);
+    ...over,
+  });
+
+conformance('s3 (MinIO)', async () => s3());
 
 describe('store specifics', () => {
   it('local: a failed write leaves no partial file', async () => {
@@ -136,17 +138,7 @@ describe('store specifics', () => {
   });
 
   it('s3: a missing bucket is a storeError that names the bucket and the fix', async () => {
-    const store = new S3Store({
-      kind: 's3',
-      bucket: 'no-such-bucket',
-      prefix: '',
-      region: 'us-east-1',
-      endpoint: minio.endpoint,
-      forcePathStyle: true,
-      accessKeyId: minio.accessKeyId,
-      secretAccessKey: new Secret(minio.secretAccessKey),
-      partSizeMiB: 5,
-    });
+    const store = s3({ bucket: 'no-such-bucket', prefix: '' });
     const err = (await store.check().catch((e: unknown) => e)) as TykdrError;
     expect(err.kind).toBe('storeError');
     expect(err.message).toContain('"no-such-bucket" does not exist');
@@ -154,17 +146,7 @@ describe('store specifics', () => {
   });
 
   it('s3: wrong credentials are a storeError that does not contain the secret', async () => {
-    const store = new S3Store({
-      kind: 's3',
-      bucket: 'conformance',
-      prefix: '',
-      region: 'us-east-1',
-      endpoint: minio.endpoint,
-      forcePathStyle: true,
-      accessKeyId: minio.accessKeyId,
-      secretAccessKey: new Secret('wrong-secret-value-123'),
-      partSizeMiB: 5,
-    });
+    const store = s3({ secretAccessKey: new Secret('wrong-secret-value-123') });
     const err = (await store.check().catch((e: unknown) => e)) as TykdrError;
     expect(err.kind).toBe('storeError');
     expect(err.message).toMatch(/access denied|HTTP 403/);

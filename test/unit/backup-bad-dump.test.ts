@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -9,61 +8,31 @@ import { runBackup } from '../../src/core/backup.js';
 import { generateIdentity } from '../../src/core/age/index.js';
 import { parseConfig } from '../../src/core/config/load.js';
 import { TykdrError } from '../../src/core/errors.js';
+import { fakeRedis } from '../helpers/fake-redis.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
 
 const exec = promisify(execFile);
 
-/**
- * A protocol stand-in for the unit layer: answers like a Redis master (PING, INFO, AUTH, REPLCONF) and
- * replies to SYNC with whatever bytes the test gives it, so damaged dumps can be fed to the backup.
- */
-function fakeMaster(reply: () => Buffer): Promise<{ server: Server; port: number }> {
-  return new Promise((resolve) => {
-    const server = createServer((sock) => {
-      sock.on('error', () => undefined);
-      let buf = '';
-      sock.on('data', (d) => {
-        buf += d.toString('latin1');
-        for (;;) {
-          // Parse RESP arrays of bulk strings (what clients send).
-          const m = /^\*(\d+)\r\n/.exec(buf);
-          if (!m) break;
-          let pos = m[0].length;
-          const args: string[] = [];
-          let complete = true;
-          for (let n = 0; n < Number(m[1]); n++) {
-            const h = /^\$(\d+)\r\n/.exec(buf.slice(pos));
-            if (!h || buf.length < pos + h[0].length + Number(h[1]) + 2) {
-              complete = false;
-              break;
-            }
-            pos += h[0].length;
-            args.push(buf.slice(pos, pos + Number(h[1])));
-            pos += Number(h[1]) + 2;
-          }
-          if (!complete) break;
-          buf = buf.slice(pos);
-          const cmd = args[0]!.toUpperCase();
-          if (cmd === 'INFO') {
-            const info = '# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\nrole:master\r\n';
-            sock.write(`$${info.length}\r\n${info}\r\n`);
-          } else if (cmd === 'PING') sock.write('+PONG\r\n');
-          else if (cmd === 'SYNC') {
-            const body = reply();
-            sock.write(`$${body.length}\r\n`);
-            sock.end(body);
-          } else sock.write('+OK\r\n');
-        }
-      });
-    });
-    server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as { port: number }).port }));
+/** Answers like a Redis master, and replies to SYNC with whatever bytes the test gives it. */
+function fakeMaster(reply: () => Buffer) {
+  return fakeRedis((args, sock) => {
+    const cmd = args[0]!.toUpperCase();
+    if (cmd === 'INFO') {
+      const info = '# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\nrole:master\r\n';
+      sock.write(`$${info.length}\r\n${info}\r\n`);
+    } else if (cmd === 'PING') sock.write('+PONG\r\n');
+    else if (cmd === 'SYNC') {
+      const body = reply();
+      sock.write(`$${body.length}\r\n`);
+      sock.end(body);
+    } else sock.write('+OK\r\n');
   });
 }
 
 let rdb: Buffer;
 let dir: string;
-let fake: { server: Server; port: number };
+let fake: Awaited<ReturnType<typeof fakeRedis>>;
 let damage: (b: Buffer) => Buffer;
 
 beforeAll(async () => {
@@ -77,7 +46,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  fake?.server.close();
+  await fake?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

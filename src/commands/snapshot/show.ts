@@ -35,11 +35,11 @@ ${EXIT_CODES_HELP}`;
     for (const [name, c] of Object.entries(m.components)) {
       const a = c.artifact;
       this.log(`  ${name} (${c.kind}, tier ${c.tier}: RTO ${formatDuration(c.objective.rto_seconds * 1000)}, RPO ${formatDuration(c.objective.rpo_seconds * 1000)})`);
-      this.log(`    object     ${a.name}: ${formatBytes(a.plaintext_bytes)} plaintext, ${formatBytes(a.stored_bytes)} stored (${a.compression}, age)`);
-      this.log(`    sha256     ${a.sha256}`);
-      this.log(`    consistent ${c.consistent_at} (took ${formatDuration(c.duration_ms)})`);
+      this.log(`    object        ${a.name}: ${formatBytes(a.plaintext_bytes)} plaintext, ${formatBytes(a.stored_bytes)} stored (${a.compression}, age)`);
+      this.log(`    sha256        ${a.sha256}`);
+      this.log(`    consistent    ${c.consistent_at} (took ${formatDuration(c.duration_ms)})`);
       for (const [k, v] of Object.entries(c.source)) {
-        this.log(`    ${k.padEnd(10)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+        this.log(`    ${k.padEnd(13)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
       }
     }
     return m;
