@@ -128,10 +128,18 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     components: Object.fromEntries(names.map((n) => [n, entries[n]!])),
   };
   // The manifest goes last: its presence is what makes the snapshot complete.
-  await store.put(manifestKey(id), Readable.from([Buffer.from(serializeManifest(manifest))]), {
-    signal: opts.signal,
-    contentType: 'application/json',
-  });
+  try {
+    await store.put(manifestKey(id), Readable.from([Buffer.from(serializeManifest(manifest))]), {
+      signal: opts.signal,
+      contentType: 'application/json',
+    });
+  } catch (err) {
+    await discard(store, id);
+    if (opts.signal?.aborted || isAbortError(err)) {
+      throw new TykdrError('interrupted', `backup ${id} interrupted while writing its manifest; its objects were removed`, { cause: err });
+    }
+    throw err;
+  }
   return { id, location: store.location, manifest };
 }
 

@@ -3,7 +3,8 @@ import { PassThrough, Transform, type Readable, type TransformCallback } from 'n
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { CompressStream, DecompressStream } from 'zstd-napi';
-import type { Store } from '../backends/stores/store.js';
+import type { PutResult, Store } from '../backends/stores/store.js';
+import { integrityError } from './errors.js';
 import { createEncryptStream } from './age/index.js';
 import type { CompressionConfig } from './config/schema.js';
 import type { Secret } from './secret.js';
@@ -83,6 +84,7 @@ export async function writeArtifact(opts: {
     passphrase: opts.keys.passphrase?.reveal(),
   });
   let first: unknown;
+  let put: PutResult | undefined;
   const fail = (err: unknown) => {
     first ??= err;
     ac.abort(err);
@@ -90,7 +92,7 @@ export async function writeArtifact(opts: {
   try {
     await Promise.all([
       pipeline(opts.source, plain, createCompressor(opts.compression), encrypt, stored, body, { signal: ac.signal }).catch(fail),
-      opts.store.put(opts.key, body, { signal: ac.signal }).catch(fail),
+      opts.store.put(opts.key, body, { signal: ac.signal }).then((r) => void (put = r), fail),
     ]);
   } finally {
     opts.signal?.removeEventListener('abort', onOuterAbort);
@@ -98,6 +100,13 @@ export async function writeArtifact(opts: {
   if (first !== undefined) {
     // An abort caused by a sibling's failure reports that failure, not "aborted".
     throw opts.signal?.aborted ? (opts.signal.reason ?? first) : first;
+  }
+  if (put?.bytes !== stored.bytes) {
+    await opts.store.delete(opts.key).catch(() => undefined);
+    throw integrityError(
+      `the store holds ${put?.bytes ?? 'no'} bytes for ${opts.key}, but ${stored.bytes} were written`,
+      'check the store (disk full, a proxy or lifecycle rule rewriting objects) and run the backup again',
+    );
   }
   return { plaintextBytes: plain.bytes, storedBytes: stored.bytes, sha256: stored.sha256Hex() };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,6 +179,11 @@ describe('tykdr backup to S3 (MinIO)', () => {
       new HeadObjectCommand({ Bucket: 'tyk-backups', Key: `prod/eu/snapshots/${id}/redis.rdb.gz.age` }),
     );
     expect(head.ServerSideEncryption).toBe('AES256');
+    // The bytes in the bucket are exactly the bytes the manifest hashed.
+    const obj = await minio.client.send(new GetObjectCommand({ Bucket: 'tyk-backups', Key: `prod/eu/snapshots/${id}/redis.rdb.gz.age` }));
+    const body = Buffer.from(await obj.Body!.transformToByteArray());
+    expect(body.length).toBe(manifest.components.redis.artifact.stored_bytes);
+    expect(createHash('sha256').update(body).digest('hex')).toBe(manifest.components.redis.artifact.sha256);
     expect(head.StorageClass).toBe('REDUCED_REDUNDANCY');
   });
 });

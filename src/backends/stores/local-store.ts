@@ -43,8 +43,6 @@ export class LocalStore implements Store {
     const final = this.abs(key);
     const partial = `${final}${PARTIAL}${randomBytes(4).toString('hex')}`;
     await mkdir(path.dirname(final), { recursive: true });
-    let bytes = 0;
-    body.on('data', (chunk: Buffer) => (bytes += chunk.length));
     try {
       await pipeline(body, createWriteStream(partial, { flags: 'wx', mode: 0o600 }), { signal: opts.signal });
       const fh = await open(partial, 'r');
@@ -64,7 +62,7 @@ export class LocalStore implements Store {
       throw err;
     }
     await unlink(partial);
-    return { bytes };
+    return { bytes: (await stat(final)).size };
   }
 
   async get(key: string): Promise<Readable> {

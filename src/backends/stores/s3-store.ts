@@ -63,8 +63,6 @@ export class S3Store implements Store {
     if (await this.stat(key, opts)) {
       throw storeError(`object ${this.location}${key} already exists; objects are never overwritten`);
     }
-    let bytes = 0;
-    body.on('data', (chunk: Buffer) => (bytes += chunk.length));
     const params: PutObjectCommandInput = {
       Bucket: this.cfg.bucket,
       Key,
@@ -97,7 +95,10 @@ export class S3Store implements Store {
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
-    return { bytes };
+    // What the bucket holds, not what we sent: the caller compares it with what it hashed.
+    const stored = await this.stat(key, opts);
+    if (!stored) throw storeError(`object ${this.location}${key} is missing right after its upload`, 'check the bucket for lifecycle rules or replication delays');
+    return { bytes: stored.size };
   }
 
   async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {

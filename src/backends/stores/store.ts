@@ -8,7 +8,7 @@ export interface ObjectInfo {
 }
 
 export interface PutResult {
-  /** Bytes the store accepted. */
+  /** Size of the object as the store holds it after the write (read back, not counted on the way in). */
   bytes: number;
 }
 

@@ -1,0 +1,626 @@
+/**
+ * Backup benchmark: `tykdr backup` of a Redis holding N Tyk-like `apikey-*` sessions to a local MinIO,
+ * against `redis-cli --rdb - | zstd -1 | age -r KEY > file`, in the same run on the same server.
+ * Prints figures; asserts nothing (the exit code is 0 unless the benchmark itself could not run).
+ *
+ *   npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--profile]
+ *
+ * --keys N is short for --sizes N. --runs R repeats each size R times, alternating the order of the
+ * contenders. --no-local skips the extra tykdr-to-local-folder row. --profile adds one untimed tykdr run at
+ * the largest size under `node --cpu-prof` and prints where its main thread spent its time.
+ *
+ * Everything (redis-server, MinIO, temp folders) is started here and removed on exit, failure or Ctrl-C.
+ * Needs: `npx tsc -p tsconfig.json` (dist/), and redis-server, redis-cli, zstd, age, age-keygen and
+ * .tools/bin/minio (bash scripts/tools.sh). bench/run.sh does all of that.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { summarizeProfile } from './cpuprofile-top.js';
+import { sessionsResp } from './tyk-sessions.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const MINIO = path.join(repoRoot, '.tools/bin/minio');
+const POLL_MS = 50;
+const TARGET_RATIO = 1.1;
+const TARGET_RSS_MB = 200;
+const MB = 1e6; // decimal megabytes throughout, as in "650 MB" and "200 MB"
+
+// ---------------------------------------------------------------------------------------------------------
+// Cleanup: every child and temp folder is registered; Ctrl-C, SIGTERM, errors and normal exit remove them.
+
+const children = new Set<ChildProcess>();
+const groups = new Set<number>(); // detached children killed as a process group
+const tempDirs = new Set<string>();
+let cleaning: Promise<void> | null = null;
+
+function track(child: ChildProcess, group = false): ChildProcess {
+  children.add(child);
+  if (group && child.pid !== undefined) groups.add(child.pid);
+  child.once('exit', () => {
+    children.delete(child);
+    if (child.pid !== undefined) groups.delete(child.pid);
+  });
+  return child;
+}
+
+function signalAll(sig: NodeJS.Signals): void {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(sig);
+}
+
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    signalAll('SIGTERM');
+    const deadline = Date.now() + 8000;
+    while (children.size > 0 && Date.now() < deadline) await sleep(100);
+    signalAll('SIGKILL');
+    for (const d of tempDirs) await rm(d, { recursive: true, force: true }).catch(() => undefined);
+    tempDirs.clear();
+  })();
+  return cleaning;
+}
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`\n[bench] ${sig}: stopping servers and removing temp folders\n`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+// Last resort (uncaught errors, process.exit elsewhere): synchronous kill and removal.
+process.on('exit', () => {
+  signalAll('SIGKILL');
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Small helpers
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+async function tempDir(tag: string): Promise<string> {
+  const d = await mkdtemp(path.join(os.tmpdir(), `tykdr-bench-${tag}-`));
+  tempDirs.add(d);
+  return d;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion (tracked for cleanup); stdin may be a string or a stream. */
+function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env }));
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+async function must(cmd: string, args: string[], opts: { input?: string } = {}): Promise<string> {
+  const res = await run(cmd, args, opts);
+  if (res.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${res.code}: ${res.stderr.trim()}`);
+  return res.stdout.trim();
+}
+
+function version(cmd: string, args: string[], re: RegExp): string {
+  try {
+    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return re.exec(out)?.[1] ?? out.trim().split('\n')[0]!;
+  } catch {
+    return 'not found';
+  }
+}
+
+/** VmHWM (peak resident set) of a live process in kB, or null when it is gone or a zombie. */
+function vmHwmKb(pid: number): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+const CLK_TCK = Number(version('getconf', ['CLK_TCK'], /(\d+)/)) || 100;
+
+/** CPU seconds of a process: own user+system, plus reaped children's (Redis's fork). */
+function cpuSeconds(pid: number): { self: number; children: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields after "(comm)": state(3) ... utime(14) stime(15) cutime(16) cstime(17), here 0-based from state
+  const n = (i: number) => Number(f[i - 3]);
+  return { self: (n(14) + n(15)) / CLK_TCK, children: (n(16) + n(17)) / CLK_TCK };
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Servers
+
+interface Redis {
+  port: number;
+  pid: number;
+  cli(...args: string[]): Promise<string>;
+}
+
+async function startRedis(): Promise<Redis> {
+  const dir = await tempDir('redis');
+  const port = await freePort();
+  const child = track(
+    spawn('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
+      '--repl-diskless-sync-delay', '0', '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log'),
+    ], { stdio: 'ignore' }),
+  );
+  const cli = (...args: string[]) => must('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args]);
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited ${child.exitCode}: ${await readFile(path.join(dir, 'redis.log'), 'utf8').catch(() => '')}`);
+    if ((await cli('PING').catch(() => '')) === 'PONG') break;
+    if (Date.now() > deadline) throw new Error('redis-server did not answer PING within 15 s');
+    await sleep(50);
+  }
+  return { port, pid: child.pid!, cli };
+}
+
+/** Sends keys [from, to) through `redis-cli --pipe`. */
+async function fillRedis(redis: Redis, from: number, to: number): Promise<void> {
+  const child = track(spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(redis.port), '--pipe'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const closed = new Promise<number | null>((r) => child.once('close', r));
+  const stdin = child.stdin!;
+  let broken: Error | null = null;
+  stdin.on('error', (e) => (broken = e));
+  for (const chunk of sessionsResp(from, to)) {
+    if (broken) break;
+    if (!stdin.write(chunk)) await new Promise<void>((r) => { stdin.once('drain', r); child.once('close', () => r()); });
+  }
+  stdin.end();
+  const code = await closed;
+  const m = /errors: (\d+), replies: (\d+)/.exec(out);
+  if (code !== 0 || !m || m[1] !== '0' || Number(m[2]) !== to - from) {
+    throw new Error(`redis-cli --pipe failed (exit ${code}): ${out.trim().slice(-500)}`);
+  }
+}
+
+interface Minio {
+  endpoint: string;
+  pid: number;
+  accessKeyId: string;
+  secretAccessKey: string;
+  client: S3Client;
+}
+
+async function startMinio(bucket: string): Promise<Minio> {
+  if (!existsSync(MINIO)) throw new Error(`MinIO is not built at ${MINIO}: run bash scripts/tools.sh`);
+  const dir = await tempDir('minio');
+  const port = await freePort();
+  const accessKeyId = 'tykdr-bench';
+  const secretAccessKey = 'tykdr-bench-secret-0123456789';
+  const child = track(
+    spawn(MINIO, ['server', path.join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet'], {
+      env: { ...process.env, MINIO_ROOT_USER: accessKeyId, MINIO_ROOT_PASSWORD: secretAccessKey, MINIO_BROWSER: 'off', MINIO_CI_CD: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const endpoint = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`MinIO exited ${child.exitCode}: ${stderr}`);
+    if ((await fetch(`${endpoint}/minio/health/live`).then((r) => r.status).catch(() => 0)) === 200) break;
+    if (Date.now() > deadline) throw new Error(`MinIO did not become ready on ${endpoint}: ${stderr}`);
+    await sleep(200);
+  }
+  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  return { endpoint, pid: child.pid!, accessKeyId, secretAccessKey, client };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One measured contender: `bash -c SCRIPT`, timed from spawn to exit. Peak RSS is the VmHWM of bash's
+// children (node for tykdr; redis-cli, zstd and age for the baseline), polled every 50 ms; VmHWM never
+// decreases, so the last reading of each process is its peak (up to the last 50 ms of its life).
+// CPU time of bash's children is exact: bash's `times` builtin, after they were reaped.
+
+interface Measured extends RunResult {
+  seconds: number;
+  /** pid -> [comm, peak kB] */
+  peaks: Map<number, [string, number]>;
+  cpuUser: number;
+  cpuSys: number;
+}
+
+async function measured(script: string, env: NodeJS.ProcessEnv, timesFile: string): Promise<Measured> {
+  const full = `set -o pipefail\n${script}\nrc=$?\ntimes > '${timesFile}'\nexit $rc`;
+  const peaks = new Map<number, [string, number]>();
+  const t0 = performance.now();
+  const child = track(spawn('bash', ['-c', full], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: repoRoot, detached: true }), true);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const poll = () => {
+    for (const pid of childPids(child.pid!)) {
+      const kb = vmHwmKb(pid);
+      if (kb === null) continue;
+      let comm = peaks.get(pid)?.[0];
+      if (comm === undefined) {
+        try {
+          comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+        } catch {
+          continue;
+        }
+      }
+      peaks.set(pid, [comm, Math.max(kb, peaks.get(pid)?.[1] ?? 0)]);
+    }
+  };
+  const timer = setInterval(poll, POLL_MS);
+  poll();
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (c) => resolve(c));
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  clearInterval(timer);
+  await new Promise<void>((r) => (child.stdout!.readableEnded ? r() : child.stdout!.once('end', () => r())));
+  const times = await readFile(timesFile, 'utf8').catch(() => '');
+  const lines = times.trim().split('\n');
+  const secs = (s: string | undefined) => {
+    const m = /(\d+)m([\d.]+)s/.exec(s ?? '');
+    return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+  };
+  const [cu, cs] = (lines[1] ?? '').split(/\s+/);
+  return { code, stdout, stderr, seconds, peaks, cpuUser: secs(cu), cpuSys: secs(cs) };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Verification: decrypt and decompress the whole object with the age and zstd CLIs, check the RDB magic,
+// count the plaintext, and hash the stored bytes.
+
+interface Verified {
+  magic: string;
+  plaintextBytes: number;
+  storedBytes: number;
+  sha256: string;
+}
+
+async function verifyObject(body: Readable, identity: string): Promise<Verified> {
+  const child = track(spawn('bash', ['-c', `set -o pipefail; age -d -i '${identity}' | zstd -d -q`], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  const hash = createHash('sha256');
+  let storedBytes = 0;
+  let plaintextBytes = 0;
+  let head = Buffer.alloc(0);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => {
+    if (head.length < 9) head = Buffer.concat([head, d.subarray(0, 9 - head.length)]);
+    plaintextBytes += d.length;
+  });
+  const closed = new Promise<number | null>((r) => child.once('close', r));
+  child.stdin!.on('error', () => undefined);
+  for await (const chunk of body) {
+    hash.update(chunk as Buffer);
+    storedBytes += (chunk as Buffer).length;
+    if (!child.stdin!.write(chunk)) await new Promise<void>((r) => child.stdin!.once('drain', r));
+  }
+  child.stdin!.end();
+  const code = await closed;
+  if (code !== 0) throw new Error(`age -d | zstd -d failed (exit ${code}): ${stderr.trim()}`);
+  return { magic: head.toString('latin1'), plaintextBytes, storedBytes, sha256: hash.digest('hex') };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The benchmark
+
+interface Row {
+  keys: number;
+  run: number;
+  contender: 'baseline' | 'tykdr-s3' | 'tykdr-local';
+  seconds: number;
+  rdbBytes: number;
+  storedBytes: number;
+  peakKb: number;
+  peakDetail: string;
+  clientCpu: number;
+  redisCpu: number;
+  minioCpu: number;
+  totalKeys?: number;
+  facts?: string;
+  magic: string;
+}
+
+interface Setup {
+  work: string;
+  redis: Redis;
+  minio: Minio;
+  identity: string;
+  recipient: string;
+  s3Config: string;
+  localConfig: string;
+  localStore: string;
+  env: NodeJS.ProcessEnv;
+}
+
+function fmtMB(bytes: number, digits = 1): string {
+  return (bytes / MB).toFixed(digits);
+}
+
+async function runContender(s: Setup, contender: Row['contender'], keys: number, runNo: number, extraNodeArgs: string[] = []): Promise<Row> {
+  const timesFile = path.join(s.work, 'times.txt');
+  const outFile = path.join(s.work, 'baseline.rdb.zst.age');
+  const redisBefore = cpuSeconds(s.redis.pid);
+  const minioBefore = cpuSeconds(s.minio.pid);
+  let script: string;
+  if (contender === 'baseline') {
+    script = `redis-cli -h 127.0.0.1 -p ${s.redis.port} --rdb - 2>'${s.work}/redis-cli.log' | zstd -1 -q | age -r '${s.recipient}' > '${outFile}'`;
+  } else {
+    const cfg = contender === 'tykdr-s3' ? s.s3Config : s.localConfig;
+    script = `'${process.execPath}' ${extraNodeArgs.join(' ')} bin/run.js backup -c '${cfg}' --json`;
+  }
+  const m = await measured(script, s.env, timesFile);
+  if (m.code !== 0) throw new Error(`${contender} exited ${m.code}:\n${m.stderr.trim().slice(-3000)}`);
+  // Let Redis reap its fork child and MinIO finish its bookkeeping before reading their CPU counters.
+  await sleep(1500);
+  const redisAfter = cpuSeconds(s.redis.pid);
+  const minioAfter = cpuSeconds(s.minio.pid);
+  const redisCpu = redisAfter.self + redisAfter.children - redisBefore.self - redisBefore.children;
+  const minioCpu = minioAfter.self - minioBefore.self;
+  const peakKb = [...m.peaks.values()].reduce((n, [, kb]) => n + kb, 0);
+  const peakDetail = [...m.peaks.values()].map(([comm, kb]) => `${comm} ${fmtMB(kb * 1024)}`).join(' + ');
+  const row: Row = {
+    keys, run: runNo, contender, seconds: m.seconds, rdbBytes: 0, storedBytes: 0, peakKb, peakDetail,
+    clientCpu: m.cpuUser + m.cpuSys, redisCpu, minioCpu, magic: '',
+  };
+
+  if (contender === 'baseline') {
+    const v = await verifyObject(createReadStream(outFile), s.identity);
+    Object.assign(row, { rdbBytes: v.plaintextBytes, storedBytes: v.storedBytes, magic: v.magic });
+    await rm(outFile, { force: true });
+    return row;
+  }
+  const out = JSON.parse(m.stdout) as { id: string; manifest: any };
+  const redis = out.manifest.components.redis;
+  const a = redis.artifact;
+  const src = redis.source;
+  const objectKey = `snapshots/${out.id}/${a.name}`;
+  let body: Readable;
+  if (contender === 'tykdr-s3') {
+    const got = await s.minio.client.send(new GetObjectCommand({ Bucket: 'tyk-backups', Key: objectKey }));
+    body = got.Body as Readable;
+  } else {
+    body = createReadStream(path.join(s.localStore, objectKey));
+  }
+  const v = await verifyObject(body, s.identity);
+  const problems: string[] = [];
+  if (v.sha256 !== a.sha256) problems.push(`sha256 ${v.sha256} != manifest ${a.sha256}`);
+  if (v.storedBytes !== a.stored_bytes) problems.push(`stored ${v.storedBytes} != manifest ${a.stored_bytes}`);
+  if (v.plaintextBytes !== a.plaintext_bytes) problems.push(`decrypted ${v.plaintextBytes} bytes != manifest plaintext_bytes ${a.plaintext_bytes}`);
+  if (!/^REDIS\d{4}$/.test(v.magic)) problems.push(`decrypted object starts with ${JSON.stringify(v.magic)}, not REDISnnnn`);
+  if (src.total_keys !== keys) problems.push(`manifest total_keys ${src.total_keys} != ${keys} keys loaded`);
+  if (problems.length > 0) throw new Error(`${contender} snapshot ${out.id} failed verification: ${problems.join('; ')}`);
+  if (contender === 'tykdr-local') await rm(path.join(s.localStore, 'snapshots', out.id), { recursive: true, force: true });
+  const classes = src.key_classes?.['0'] ?? {};
+  Object.assign(row, {
+    rdbBytes: a.plaintext_bytes,
+    storedBytes: a.stored_bytes,
+    magic: v.magic,
+    totalKeys: src.total_keys,
+    facts:
+      `snapshot ${out.id}: total_keys=${src.total_keys} (db0 must=${classes.must ?? '?'}), rdb_version=${src.rdb_version}, ` +
+      `rdb_checksum=${src.rdb_checksum}, transfer=${src.transfer}, redis ${src.redis_version}, plaintext_bytes=${a.plaintext_bytes}, ` +
+      `stored_bytes=${a.stored_bytes}, sha256 ${a.sha256.slice(0, 16)}... matches, decrypts to ${JSON.stringify(v.magic)}`,
+  });
+  return row;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      keys: { type: 'string' },
+      sizes: { type: 'string', default: '100000,1000000' },
+      runs: { type: 'string', default: '1' },
+      'no-local': { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write('usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--profile]\n');
+    return;
+  }
+  const sizes = (values.keys ?? values.sizes!).split(',').map((s) => Number(s.replace(/_/g, '')));
+  const runs = Number(values.runs);
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(runs) || runs < 1) {
+    throw new Error(`bad --sizes/--keys/--runs: ${values.keys ?? values.sizes} / ${values.runs}`);
+  }
+  sizes.sort((a, b) => a - b);
+  if (!existsSync(path.join(repoRoot, 'dist/commands/backup.js'))) throw new Error('dist/ is missing: run npx tsc -p tsconfig.json');
+
+  const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+  const machine = [
+    `machine: ${os.availableParallelism()} CPUs (nproc), ${cpuModel}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${os.release()}`,
+    `node ${process.version}; redis-server ${version('redis-server', ['--version'], /v=(\S+)/)}; zstd ${version('zstd', ['-V'], /(v[\d.]+)/)}; ` +
+      `age ${version('age', ['--version'], /(\S+)/)}; minio ${existsSync(MINIO) ? readFileSync(path.join(repoRoot, '.tools/bin/.minio-version'), 'utf8').trim() : 'not built'}; ` +
+      `tykdr ${JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version}`,
+  ];
+  for (const l of machine) log(l);
+
+  const work = await tempDir('work');
+  log('starting redis-server and MinIO');
+  const [redis, minio] = await Promise.all([startRedis(), startMinio('tyk-backups')]);
+  const identity = path.join(work, 'identity.txt');
+  await must('age-keygen', ['-o', identity]);
+  const recipient = await must('age-keygen', ['-y', identity]);
+  const localStore = path.join(work, 'store');
+  const common = `encryption:\n  recipients: [${recipient}]\ncompression:\n  algorithm: zstd\n  level: 1\ncomponents:\n  redis:\n    kind: redis\n    host: 127.0.0.1\n    port: ${redis.port}\n`;
+  const s3Config = path.join(work, 's3.yaml');
+  const localConfig = path.join(work, 'local.yaml');
+  await writeFile(
+    s3Config,
+    `store:\n  kind: s3\n  bucket: tyk-backups\n  endpoint: ${minio.endpoint}\n  forcePathStyle: true\n  accessKeyId: \${BENCH_S3_KEY}\n  secretAccessKey: \${BENCH_S3_SECRET}\n${common}`,
+  );
+  await writeFile(localConfig, `store:\n  kind: local\n  path: ${localStore}\n${common}`);
+  const env = { ...process.env, BENCH_S3_KEY: minio.accessKeyId, BENCH_S3_SECRET: minio.secretAccessKey };
+  const setup: Setup = { work, redis, minio, identity, recipient, s3Config, localConfig, localStore, env };
+
+  const contenders: Row['contender'][] = values['no-local'] ? ['baseline', 'tykdr-s3'] : ['baseline', 'tykdr-s3', 'tykdr-local'];
+  const rows: Row[] = [];
+  let loaded = 0;
+  for (const keys of sizes) {
+    const t = performance.now();
+    log(`loading keys ${loaded.toLocaleString('en')}..${keys.toLocaleString('en')} through redis-cli --pipe`);
+    await fillRedis(redis, loaded, keys);
+    loaded = keys;
+    const dbsize = Number(await redis.cli('DBSIZE'));
+    if (dbsize !== keys) throw new Error(`DBSIZE ${dbsize} after loading ${keys} keys (duplicate generated key names?)`);
+    const mem = /used_memory_human:(\S+)/.exec(await redis.cli('INFO', 'memory'))?.[1];
+    log(`${keys.toLocaleString('en')} keys loaded in ${((performance.now() - t) / 1000).toFixed(1)} s; Redis used_memory ${mem}`);
+    for (let r = 1; r <= runs; r++) {
+      const order = r % 2 === 1 ? contenders : [...contenders].reverse();
+      for (const c of order) {
+        log(`${keys.toLocaleString('en')} keys, run ${r}/${runs}: ${c}`);
+        const row = await runContender(setup, c, keys, r);
+        log(`  ${row.seconds.toFixed(2)} s, RDB ${fmtMB(row.rdbBytes)} MB -> ${fmtMB(row.storedBytes)} MB, peak RSS ${fmtMB(row.peakKb * 1024)} MB (${row.peakDetail})`);
+        rows.push(row);
+      }
+    }
+  }
+
+  let profileText = '';
+  if (values.profile) {
+    const dir = await tempDir('prof');
+    const keys = sizes[sizes.length - 1]!;
+    log(`profiling: one untimed tykdr-s3 run at ${keys.toLocaleString('en')} keys under node --cpu-prof`);
+    const row = await runContender(setup, 'tykdr-s3', keys, 0, ['--cpu-prof', `--cpu-prof-dir='${dir}'`]);
+    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (!file) throw new Error('node --cpu-prof wrote no profile');
+    profileText =
+      `CPU profile of tykdr's main thread, ${keys.toLocaleString('en')} keys to MinIO (${row.seconds.toFixed(2)} s under the profiler; ` +
+      `the zstd worker thread is native and not in this profile):\n${summarizeProfile(JSON.parse(readFileSync(path.join(dir, file), 'utf8')))}`;
+  }
+
+  // ------------------------------------------------------------------ report (stdout)
+  const out: string[] = [];
+  out.push('tykdr backup benchmark: Redis with Tyk-like apikey-* sessions');
+  out.push(...machine);
+  out.push(`command: npx tsx bench/redis-backup.ts --sizes ${sizes.join(',')} --runs ${runs}${values['no-local'] ? ' --no-local' : ''}${values.profile ? ' --profile' : ''}`);
+  out.push('');
+  out.push(`baseline:   bash -c 'redis-cli --rdb - | zstd -1 -q | age -r KEY > file'   (writes a local file)`);
+  out.push('tykdr-s3:   node bin/run.js backup --json, store kind s3 = MinIO on 127.0.0.1 (same host), zstd level 1, one age recipient');
+  if (!values['no-local']) out.push('tykdr-local: the same, store kind local (a folder on the same disk as the baseline file): the apples-to-apples figure');
+  out.push('Note: the issue compares tykdr uploading to MinIO over loopback with a baseline that writes a local file; MinIO');
+  out.push('runs on the same CPUs, so its CPU time (receiving, hashing, writing) is inside tykdr-s3\'s wall time and not the baseline\'s.');
+  out.push('');
+
+  const header = ['keys', 'run', 'contender', 'RDB MB', 'stored MB', 'seconds', 'vs baseline', 'MB/s', 'peak RSS MB', 'CPU s client', 'CPU s redis', 'CPU s minio'];
+  const body: string[][] = [];
+  for (const r of rows) {
+    const base = rows.find((b) => b.keys === r.keys && b.run === r.run && b.contender === 'baseline')!;
+    body.push([
+      r.keys.toLocaleString('en'), String(r.run), r.contender, fmtMB(r.rdbBytes), fmtMB(r.storedBytes), r.seconds.toFixed(2),
+      r.contender === 'baseline' ? '1.00x' : `${(r.seconds / base.seconds).toFixed(2)}x`,
+      (r.rdbBytes / MB / r.seconds).toFixed(1), fmtMB(r.peakKb * 1024), r.clientCpu.toFixed(2), r.redisCpu.toFixed(2), r.minioCpu.toFixed(2),
+    ]);
+  }
+  out.push('All runs (MB = 10^6 bytes; peak RSS: tykdr = its node process, baseline = redis-cli + zstd + age summed;');
+  out.push('CPU s client = user+sys of the command\'s processes; redis includes its fork; minio = CPU used during the run):');
+  out.push(table(header, body));
+  out.push('');
+
+  const sumHeader = ['keys', 'RDB MB', 'stored MB', 'baseline s', 'tykdr s', 'ratio', 'tykdr peak RSS MB', 'tykdr MB/s', `time <= ${TARGET_RATIO.toFixed(2)}x`, `RSS < ${TARGET_RSS_MB} MB`];
+  const sumBody: string[][] = [];
+  for (const keys of sizes) {
+    for (const c of contenders.filter((x) => x !== 'baseline')) {
+      const mine = rows.filter((r) => r.keys === keys && r.contender === c);
+      const base = rows.filter((r) => r.keys === keys && r.contender === 'baseline');
+      const bs = median(base.map((r) => r.seconds));
+      const ts = median(mine.map((r) => r.seconds));
+      const ratio = median(mine.map((r) => r.seconds / base.find((b) => b.run === r.run)!.seconds));
+      const rss = Math.max(...mine.map((r) => r.peakKb * 1024)) / MB;
+      sumBody.push([
+        `${keys.toLocaleString('en')}${c === 'tykdr-local' ? ' (local)' : ''}`, fmtMB(median(mine.map((r) => r.rdbBytes))), fmtMB(median(mine.map((r) => r.storedBytes))),
+        bs.toFixed(2), ts.toFixed(2), `${ratio.toFixed(2)}x`, rss.toFixed(1), (median(mine.map((r) => r.rdbBytes)) / MB / ts).toFixed(1),
+        ratio <= TARGET_RATIO ? 'PASS' : 'MISS', rss < TARGET_RSS_MB ? 'PASS' : 'MISS',
+      ]);
+    }
+  }
+  out.push(`Summary${runs > 1 ? ` (medians of ${runs} runs; ratio = median of per-run ratios; RSS = highest run)` : ''}: tykdr to MinIO as the issue specifies${values['no-local'] ? '' : ', then "(local)" rows to a local folder'}.`);
+  out.push(`Targets: wall time within ${TARGET_RATIO.toFixed(2)}x of the baseline; tykdr peak RSS under ${TARGET_RSS_MB} MB at every size.`);
+  out.push(table(sumHeader, sumBody));
+  out.push('');
+  out.push('Proof the backups were real (manifest facts, then every object decrypted with `age -d -i id | zstd -d` and checked):');
+  for (const r of rows) {
+    if (r.facts) out.push(`  ${r.keys.toLocaleString('en')} keys, run ${r.run}, ${r.contender}: ${r.facts}`);
+    else out.push(`  ${r.keys.toLocaleString('en')} keys, run ${r.run}, baseline: file of ${r.storedBytes} bytes decrypts to ${r.rdbBytes} bytes starting ${JSON.stringify(r.magic)}`);
+  }
+  out.push('');
+  out.push('Peak RSS by process (MB):');
+  for (const r of rows) out.push(`  ${r.keys.toLocaleString('en')} keys, run ${r.run}, ${r.contender}: ${r.peakDetail}`);
+  if (profileText) out.push('', profileText);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
