@@ -161,6 +161,31 @@ describe('interruptions and dumps that end early', () => {
     });
   }
 
+  it('a crash (SIGKILL) leaves no manifest: listed as INCOMPLETE, refused by snapshot show', async () => {
+    const crashStore = path.join(ws.dir, 'crash-store');
+    const f = await cfg(
+      'crash.yaml',
+      `store: { kind: local, path: ${crashStore} }\n${enc()}\ncomponents:\n  redis: { kind: redis, port: ${slow.port} }\n${filesComp()}\n`,
+    );
+    const res = await runCli(['backup', '-c', f], {
+      onStderr: (chunk, kill) => {
+        if (chunk.includes('config: done')) kill('SIGKILL');
+      },
+    });
+    expect(res.signal).toBe('SIGKILL');
+    const list = await runCli(['snapshots', '-c', f, '--json']);
+    const [snap] = JSON.parse(list.stdout).snapshots;
+    expect(snap).toMatchObject({ complete: false, components: ['config'], problem: 'no manifest: the backup did not finish' });
+    const text = await runCli(['snapshots', '-c', f]);
+    expect(text.stdout).toContain('INCOMPLETE');
+    const show = await runCli(['snapshot', 'show', snap.id, '-c', f]);
+    expect(show.code).toBe(2);
+    expect(show.stderr).toContain(`snapshot ${snap.id} is incomplete (it has no manifest)`);
+    const latest = await runCli(['snapshot', 'show', 'latest', '-c', f]);
+    expect(latest.code).toBe(2);
+    expect(latest.stderr).toContain('no complete snapshot');
+  });
+
   it('Redis dying mid-dump never yields a complete snapshot', async () => {
     const victim = await startRedis();
     await seedTykRedis(victim.port, { sessions: 20_000 });
