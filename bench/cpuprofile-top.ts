@@ -57,7 +57,7 @@ function generic(f: CallFrame): string {
   if (u.startsWith('node:internal/streams') || u.startsWith('node:stream')) return 'node streams (unattributed)';
   if (u.startsWith('node:internal/crypto')) return 'node:crypto (unattributed)';
   if (u.startsWith('node:')) return 'node internals (unattributed)';
-  if (u === '') return `native: ${f.functionName || '(anonymous)'}`;
+  if (u === '') return 'native code (unattributed)';
   return 'other JS';
 }
 

@@ -23,9 +23,13 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { summarizeProfile } from './cpuprofile-top.js';
 import { sessionsResp } from './tyk-sessions.js';
+
+// As bin/run.js does: the AWS SDK otherwise warns on load that its 2027 releases need Node 22.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+const { CreateBucketCommand, GetObjectCommand, S3Client: S3 } = await import('@aws-sdk/client-s3');
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MINIO = path.join(repoRoot, '.tools/bin/minio');
@@ -211,11 +215,11 @@ async function fillRedis(redis: Redis, from: number, to: number): Promise<void> 
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const closed = new Promise<number | null>((r) => child.once('close', r));
   const stdin = child.stdin!;
-  let broken: Error | null = null;
-  stdin.on('error', (e) => (broken = e));
+  let broken = false;
+  stdin.on('error', () => (broken = true)); // redis-cli died: its exit code and output say why
   for (const chunk of sessionsResp(from, to)) {
-    if (broken) break;
-    if (!stdin.write(chunk)) await new Promise<void>((r) => { stdin.once('drain', r); child.once('close', () => r()); });
+    if (broken || child.exitCode !== null) break;
+    if (!stdin.write(chunk)) await Promise.race([new Promise((r) => stdin.once('drain', r)), closed]);
   }
   stdin.end();
   const code = await closed;
@@ -255,7 +259,7 @@ async function startMinio(bucket: string): Promise<Minio> {
     if (Date.now() > deadline) throw new Error(`MinIO did not become ready on ${endpoint}: ${stderr}`);
     await sleep(200);
   }
-  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
+  const client = new S3({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
   return { endpoint, pid: child.pid!, accessKeyId, secretAccessKey, client };
 }
@@ -287,13 +291,11 @@ async function measured(script: string, env: NodeJS.ProcessEnv, timesFile: strin
     for (const pid of childPids(child.pid!)) {
       const kb = vmHwmKb(pid);
       if (kb === null) continue;
-      let comm = peaks.get(pid)?.[0];
-      if (comm === undefined) {
-        try {
-          comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-        } catch {
-          continue;
-        }
+      let comm: string; // read every time: a child is still "bash" between fork and exec
+      try {
+        comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        continue;
       }
       peaks.set(pid, [comm, Math.max(kb, peaks.get(pid)?.[1] ?? 0)]);
     }
@@ -345,7 +347,8 @@ async function verifyObject(body: Readable, identity: string): Promise<Verified>
   for await (const chunk of body) {
     hash.update(chunk as Buffer);
     storedBytes += (chunk as Buffer).length;
-    if (!child.stdin!.write(chunk)) await new Promise<void>((r) => child.stdin!.once('drain', r));
+    if (child.exitCode !== null) break;
+    if (!child.stdin!.write(chunk)) await Promise.race([new Promise((r) => child.stdin!.once('drain', r)), closed]);
   }
   child.stdin!.end();
   const code = await closed;
@@ -403,6 +406,7 @@ async function runContender(s: Setup, contender: Row['contender'], keys: number,
   }
   const m = await measured(script, s.env, timesFile);
   if (m.code !== 0) throw new Error(`${contender} exited ${m.code}:\n${m.stderr.trim().slice(-3000)}`);
+  if (contender !== 'baseline' && m.stderr.trim() !== '') log(`  tykdr stderr: ${m.stderr.trim().slice(-2000)}`);
   // Let Redis reap its fork child and MinIO finish its bookkeeping before reading their CPU counters.
   await sleep(1500);
   const redisAfter = cpuSeconds(s.redis.pid);

@@ -14,12 +14,17 @@ import {
   type S3StoreConfig,
   type FilesComponentConfig,
   type TierName,
+  type GatewayConfig,
+  type DashboardConfig,
 } from './schema.js';
 
-export type RedisComponent = Omit<RedisComponentConfig, 'password' | 'sentinel'> & {
+type RedisRestore = RedisComponentConfig['restore'];
+export type RedisRestoreTarget = Omit<NonNullable<RedisRestore['target']>, 'password'> & { password?: Secret };
+export type RedisComponent = Omit<RedisComponentConfig, 'password' | 'sentinel' | 'restore'> & {
   name: string;
   password?: Secret;
   sentinel?: Omit<NonNullable<RedisComponentConfig['sentinel']>, 'password'> & { password?: Secret };
+  restore: Omit<RedisRestore, 'target'> & { target?: RedisRestoreTarget };
 };
 export type FilesComponent = FilesComponentConfig & { name: string };
 export type Component = RedisComponent | FilesComponent;
@@ -34,6 +39,10 @@ export interface Objective {
   rpoMs: number;
 }
 
+export type Gateway = Omit<GatewayConfig, 'keyProbe'> & {
+  keyProbe?: Omit<NonNullable<GatewayConfig['keyProbe']>, 'key'> & { key: Secret };
+};
+
 export interface Config {
   /** Absolute path of the file this came from, or "(defaults)". */
   file: string;
@@ -43,6 +52,9 @@ export interface Config {
   tiers: Record<TierName, Objective>;
   parallelism: number;
   components: Record<string, Component>;
+  gateway?: Gateway;
+  dashboard?: DashboardConfig;
+  restore: { stagingDir?: string; reportDir: string };
 }
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -125,7 +137,7 @@ function interpolate(
   }
 }
 
-const SECRET_KEYS = new Set(['password', 'secretAccessKey', 'sessionToken']);
+const SECRET_KEYS = new Set(['password', 'secretAccessKey', 'sessionToken', 'key']);
 
 function zodToError(error: z.ZodError, data: unknown, file: string, lineOf: (p: ReadonlyArray<PropertyKey>) => string) {
   const issue = error.issues[0]!;
@@ -147,13 +159,22 @@ function resolve(raw: RawConfig, file: string): Config {
     const o = raw.tiers[t] ?? DEFAULT_TIERS[t];
     tiers[t] = { rtoMs: requireDuration(o.rto, `tiers.${t}.rto`), rpoMs: requireDuration(o.rpo, `tiers.${t}.rpo`) };
   }
+  const rel = (p: string | undefined) => (p === undefined ? undefined : path.resolve(path.dirname(file), p));
   const components: Record<string, Component> = {};
   for (const [name, c] of Object.entries(raw.components)) {
     if (c.kind === 'redis') {
-      const { password, sentinel, ...rest } = c;
+      const { password, sentinel, restore, ...rest } = c;
+      const { target, ...restoreRest } = restore;
       components[name] = {
         ...rest,
         name,
+        restore: {
+          ...restoreRest,
+          dataDir: rel(restoreRest.dataDir),
+          ...(target === undefined
+            ? {}
+            : { target: { ...target, password: target.password === undefined ? undefined : new Secret(target.password) } }),
+        },
         ...(password === undefined ? {} : { password: new Secret(password) }),
         ...(sentinel === undefined
           ? {}
@@ -165,7 +186,12 @@ function resolve(raw: RawConfig, file: string): Config {
             }),
       };
     } else {
-      components[name] = { ...c, name, roots: c.roots.map((r) => path.resolve(path.dirname(file), r)) };
+      components[name] = {
+        ...c,
+        name,
+        roots: c.roots.map((r) => path.resolve(path.dirname(file), r)),
+        restore: { to: rel(c.restore.to) },
+      };
     }
   }
   let store: Store;
@@ -179,7 +205,6 @@ function resolve(raw: RawConfig, file: string): Config {
   } else {
     store = { ...raw.store, path: path.resolve(path.dirname(file), raw.store.path) };
   }
-  const rel = (p: string | undefined) => (p === undefined ? undefined : path.resolve(path.dirname(file), p));
   const encryption = {
     ...raw.encryption,
     recipientsFile: rel(raw.encryption.recipientsFile),
@@ -189,5 +214,23 @@ function resolve(raw: RawConfig, file: string): Config {
         ? raw.encryption.passphrase
         : { file: rel(raw.encryption.passphrase.file) },
   };
-  return { file, store, encryption, compression: raw.compression, tiers, parallelism: raw.parallelism, components };
+  const gateway: Gateway | undefined =
+    raw.gateway === undefined
+      ? undefined
+      : {
+          ...raw.gateway,
+          keyProbe: raw.gateway.keyProbe === undefined ? undefined : { ...raw.gateway.keyProbe, key: new Secret(raw.gateway.keyProbe.key) },
+        };
+  return {
+    file,
+    store,
+    encryption,
+    compression: raw.compression,
+    tiers,
+    parallelism: raw.parallelism,
+    components,
+    gateway,
+    dashboard: raw.dashboard,
+    restore: { stagingDir: rel(raw.restore.stagingDir), reportDir: rel(raw.restore.reportDir) ?? 'tykdr-reports' },
+  };
 }

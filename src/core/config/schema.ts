@@ -82,6 +82,36 @@ const tlsOptions = z.strictObject({
 
 const hostPort = z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
 
+const redisTarget = z.strictObject({
+  host: z.string().optional().describe('Restore into this host instead of the one backed up.'),
+  port: z.number().int().min(1).max(65535).optional(),
+  username: z.string().optional(),
+  password: z.string().optional().describe('Use ${ENV_VAR}.'),
+  tls: tlsOptions.optional(),
+});
+
+const redisRestore = z.strictObject({
+  mode: z
+    .enum(['live', 'rdb-file'])
+    .default('live')
+    .describe('live: copy keys into a running Redis (DUMP/RESTORE); rdb-file: stop Redis, place dump.rdb, start it.'),
+  target: redisTarget.optional().describe('Where to restore; defaults to the backed-up address (or the Sentinel master).'),
+  classes: z
+    .array(z.enum(['must', 'should', 'quota', 'ephemeral', 'analytics', 'mdcb', 'other']))
+    .default(['must', 'should', 'other'])
+    .describe('live mode: Tyk key classes to restore. Add "quota" to keep quota usage as of the snapshot.'),
+  batchSize: z.number().int().min(1).max(100_000).default(1000).describe('live mode: keys per pipelined batch.'),
+  redisServer: z.string().default('redis-server').describe('live mode: redis-server binary for the scratch server.'),
+  dataDir: z.string().optional().describe("rdb-file mode: the target Redis's dir (CONFIG GET dir)."),
+  dbfilename: z.string().default('dump.rdb').describe('rdb-file mode: its dbfilename.'),
+  stopCommand: z.string().optional().describe('rdb-file mode: shell command that stops Redis, e.g. "systemctl stop redis-server".'),
+  startCommand: z.string().optional().describe('rdb-file mode: shell command that starts it.'),
+  loadTimeout: duration.default('10m').describe('How long Redis may take to load the data.'),
+  replicaCatchUpTimeout: duration.default('2m').describe('After a restore, wait this long for replicas to reach the master offset.'),
+  sample: z.number().int().min(0).max(100_000).default(100).describe('Keys compared value by value with the snapshot after restore.'),
+  ttlTolerance: duration.default('5s').describe('How far a restored TTL may drift from the snapshot.'),
+});
+
 const redisComponent = z.strictObject({
   kind: z.literal('redis'),
   tier: tier.default('critical'),
@@ -103,6 +133,7 @@ const redisComponent = z.strictObject({
     })
     .optional()
     .describe('Discover the master (or a replica) through Redis Sentinel; host/port are then ignored.'),
+  restore: redisRestore.prefault({}).describe('How `tykdr restore` puts this Redis back.'),
 });
 
 const filesComponent = z.strictObject({
@@ -118,6 +149,57 @@ const filesComponent = z.strictObject({
     .string()
     .default('tyk.conf')
     .describe('Path (relative to a root) of the gateway config whose hash_keys and secret fingerprint are recorded.'),
+  role: z
+    .enum(['gateway', 'dashboard', 'pump', 'other'])
+    .default('gateway')
+    .describe('Which plan step restores these files: gateway files before the gateway restarts, dashboard files before the dashboard.'),
+  restore: z
+    .strictObject({
+      to: z.string().optional().describe('Extract under this folder instead of into the original roots (e.g. a standby host\'s layout).'),
+    })
+    .prefault({}),
+});
+
+const command = z.string().min(1).describe('A shell command (run with /bin/sh -c).');
+
+const uptimeCheck = z.union([
+  z.strictObject({ url: z.string().url() }),
+  z.strictObject({
+    url: z.string().url(),
+    method: z.string().default('GET'),
+    headers: z.record(z.string(), z.string()).default({}),
+    body: z.string().optional().describe('Base64-encoded request body.'),
+  }),
+]);
+
+const gateway = z.strictObject({
+  url: z.string().url().default('http://127.0.0.1:8080').describe('Base URL of the gateway (its listen address).'),
+  restartCommand: command.optional().describe('Restarts or reloads the gateway after its files are restored.'),
+  readyPath: z.string().default('/ready'),
+  helloPath: z.string().default('/hello').describe('health_check_endpoint_name.'),
+  timeout: duration.default('2m').describe('How long to wait for /ready and /hello after the restart.'),
+  keyProbe: z
+    .strictObject({
+      path: z.string().describe('A path of an API protected by keys, e.g. /orders/.'),
+      key: z.string().describe('A canary key that must work after the restore. Use ${ENV_VAR}.'),
+      expectStatus: z.number().int().default(200),
+    })
+    .optional()
+    .describe('After the restore, the canary key must be proxied and a bogus key refused (403).'),
+  uptimeTests: z
+    .strictObject({
+      failureTriggerSampleSize: z.number().int().min(1).max(20).default(3),
+      checkList: z.array(uptimeCheck).min(1),
+    })
+    .optional()
+    .describe('Upstream checks in the format of Tyk uptime tests.'),
+});
+
+const dashboard = z.strictObject({
+  url: z.string().url().default('http://127.0.0.1:3000'),
+  healthPath: z.string().default('/api/health'),
+  restartCommand: command.optional(),
+  timeout: duration.default('2m'),
 });
 
 export const componentSchema = z.discriminatedUnion('kind', [redisComponent, filesComponent]);
@@ -133,6 +215,14 @@ export const configSchema = z.strictObject({
     .default({})
     .describe('Override the default RTO/RPO per tier.'),
   parallelism: z.number().int().min(1).max(8).default(2).describe('Components backed up at once.'),
+  gateway: gateway.optional().describe('The Tyk Gateway that restores are verified against.'),
+  dashboard: dashboard.optional().describe('The Tyk Dashboard, when there is one.'),
+  restore: z
+    .strictObject({
+      stagingDir: z.string().optional().describe('Where artifacts are verified and decrypted before use (needs room for the largest one). Default: the system temp folder.'),
+      reportDir: z.string().default('./tykdr-reports').describe('Where restore reports are written (they are also stored next to the snapshot).'),
+    })
+    .prefault({}),
   components: z
     .record(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'component names are lowercase letters, digits and dashes'), componentSchema)
     .refine((c) => Object.keys(c).length > 0, { message: 'configure at least one component' }),
@@ -146,3 +236,7 @@ export type StoreConfig = RawConfig['store'];
 export type S3StoreConfig = z.infer<typeof s3Store>;
 export type EncryptionConfig = z.infer<typeof encryption>;
 export type CompressionConfig = z.infer<typeof compression>;
+export type GatewayConfig = z.infer<typeof gateway>;
+export type DashboardConfig = z.infer<typeof dashboard>;
+export type UptimeCheck = z.infer<typeof uptimeCheck>;
+export type RedisRestoreConfig = z.infer<typeof redisRestore>;

@@ -1,0 +1,69 @@
+/**
+ * Shared shapes of a restore: one result per check and per step, and the report built from them.
+ * Engines never throw past a step: a failed step yields a result with its reason, so a failed run still
+ * produces a full report.
+ */
+
+export type CheckStatus = 'passed' | 'failed' | 'skipped';
+
+/** The outcome of one verification. */
+export interface CheckResult {
+  /** Check name as written in plans, e.g. "redis-key-counts", "gateway-hello". */
+  name: string;
+  status: CheckStatus;
+  /** One line a person can read: what was expected and what was found. */
+  detail: string;
+  /** Numbers and facts behind the verdict, for the report (no secrets). */
+  evidence?: Record<string, unknown>;
+  /** ISO time the check finished. */
+  finishedAt: string;
+  durationMs: number;
+}
+
+export type StepStatus = 'ok' | 'failed' | 'skipped';
+
+export interface StepResult {
+  id: string;
+  /** The plan's role for this step: redis, database, dashboard, gateway. */
+  component: string;
+  action: string;
+  status: StepStatus;
+  /** Why it failed or was skipped. */
+  reason?: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  /** What the action did: keys copied, bytes written, files restored, commands run. */
+  details: Record<string, unknown>;
+  checks: CheckResult[];
+}
+
+export interface ObjectiveResult {
+  objectiveSeconds: number;
+  achievedSeconds: number | null;
+  met: boolean | null;
+}
+
+export interface RestoreReport {
+  format: 'tykdr-restore-report/1';
+  /** Restore run id (time-sortable, like snapshot ids). */
+  id: string;
+  kind: 'restore' | 'drill';
+  plan: { name: string; file: string; version: number };
+  snapshot: { id: string; created_at: string; location: string };
+  host: string;
+  tool_version: string;
+  dry_run: boolean;
+  /** Incident time: --incident-at, or the restore start. */
+  incident_at: string;
+  started_at: string;
+  finished_at: string;
+  status: 'succeeded' | 'failed';
+  steps: StepResult[];
+  /** RTO: incident to the moment the last verification passed, against the strictest tier involved. */
+  rto: ObjectiveResult & { tier: string; last_verified_at: string | null };
+  /** RPO per snapshot component: incident time minus the component's consistent point. */
+  rpo: Record<string, ObjectiveResult & { tier: string; consistent_at: string }>;
+  /** Non-fatal things an operator must know (e.g. gateway secret mismatch). */
+  warnings: string[];
+}
