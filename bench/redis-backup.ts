@@ -16,7 +16,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -123,14 +123,17 @@ interface RunResult {
 /** Runs a command to completion (tracked for cleanup); stdin may be a string or a stream. */
 function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = track(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env }));
+    const child = track(spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env }));
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin!.end(opts.input ?? '');
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => undefined); // the command exited early: its exit code says why
+      child.stdin!.end(opts.input);
+    }
   });
 }
 
@@ -272,6 +275,9 @@ async function startMinio(bucket: string): Promise<Minio> {
 
 interface Measured extends RunResult {
   seconds: number;
+  /** Wall-clock epoch ms of spawn and exit, to place tykdr's manifest timestamps on the same timeline. */
+  spawnedAt: number;
+  exitedAt: number;
   /** pid -> [comm, peak kB] */
   peaks: Map<number, [string, number]>;
   cpuUser: number;
@@ -281,6 +287,7 @@ interface Measured extends RunResult {
 async function measured(script: string, env: NodeJS.ProcessEnv, timesFile: string): Promise<Measured> {
   const full = `set -o pipefail\n${script}\nrc=$?\ntimes > '${timesFile}'\nexit $rc`;
   const peaks = new Map<number, [string, number]>();
+  const spawnedAt = Date.now();
   const t0 = performance.now();
   const child = track(spawn('bash', ['-c', full], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: repoRoot, detached: true }), true);
   let stdout = '';
@@ -307,6 +314,7 @@ async function measured(script: string, env: NodeJS.ProcessEnv, timesFile: strin
     child.once('exit', (c) => resolve(c));
   });
   const seconds = (performance.now() - t0) / 1000;
+  const exitedAt = Date.now();
   clearInterval(timer);
   await new Promise<void>((r) => (child.stdout!.readableEnded ? r() : child.stdout!.once('end', () => r())));
   const times = await readFile(timesFile, 'utf8').catch(() => '');
@@ -316,7 +324,7 @@ async function measured(script: string, env: NodeJS.ProcessEnv, timesFile: strin
     return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
   };
   const [cu, cs] = (lines[1] ?? '').split(/\s+/);
-  return { code, stdout, stderr, seconds, peaks, cpuUser: secs(cu), cpuSys: secs(cs) };
+  return { code, stdout, stderr, seconds, spawnedAt, exitedAt, peaks, cpuUser: secs(cu), cpuSys: secs(cs) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -373,6 +381,8 @@ interface Row {
   minioCpu: number;
   totalKeys?: number;
   facts?: string;
+  /** tykdr only, seconds: spawn -> SYNC sent (node start-up, config, checks), SYNC -> object stored, -> exit. */
+  phases?: { startup: number; transfer: number; finish: number };
   magic: string;
 }
 
@@ -448,6 +458,9 @@ async function runContender(s: Setup, contender: Row['contender'], keys: number,
   if (problems.length > 0) throw new Error(`${contender} snapshot ${out.id} failed verification: ${problems.join('; ')}`);
   if (contender === 'tykdr-local') await rm(path.join(s.localStore, 'snapshots', out.id), { recursive: true, force: true });
   const classes = src.key_classes?.['0'] ?? {};
+  const syncAt = Date.parse(redis.consistent_at);
+  const storedAt = Date.parse(redis.started_at) + redis.duration_ms;
+  row.phases = { startup: (syncAt - m.spawnedAt) / 1000, transfer: (storedAt - syncAt) / 1000, finish: (m.exitedAt - storedAt) / 1000 };
   Object.assign(row, {
     rdbBytes: a.plaintext_bytes,
     storedBytes: a.stored_bytes,
@@ -481,11 +494,16 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '1' },
       'no-local': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      'profile-dir': { type: 'string' },
+      'part-size': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--profile]\n');
+    process.stdout.write(
+      'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--part-size MiB]\n' +
+        '                                    [--profile [--profile-dir DIR]]\n',
+    );
     return;
   }
   const sizes = (values.keys ?? values.sizes!).split(',').map((s) => Number(s.replace(/_/g, '')));
@@ -494,6 +512,9 @@ async function main(): Promise<void> {
     throw new Error(`bad --sizes/--keys/--runs: ${values.keys ?? values.sizes} / ${values.runs}`);
   }
   sizes.sort((a, b) => a - b);
+  const partSize = values['part-size'] === undefined ? null : Number(values['part-size']);
+  if (partSize !== null && (!Number.isInteger(partSize) || partSize < 5)) throw new Error(`bad --part-size ${values['part-size']}: an integer >= 5 (MiB)`);
+  if (values['profile-dir'] !== undefined) values.profile = true;
   if (!existsSync(path.join(repoRoot, 'dist/commands/backup.js'))) throw new Error('dist/ is missing: run npx tsc -p tsconfig.json');
 
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
@@ -517,7 +538,7 @@ async function main(): Promise<void> {
   const localConfig = path.join(work, 'local.yaml');
   await writeFile(
     s3Config,
-    `store:\n  kind: s3\n  bucket: tyk-backups\n  endpoint: ${minio.endpoint}\n  forcePathStyle: true\n  accessKeyId: \${BENCH_S3_KEY}\n  secretAccessKey: \${BENCH_S3_SECRET}\n${common}`,
+    `store:\n  kind: s3\n  bucket: tyk-backups\n  endpoint: ${minio.endpoint}\n  forcePathStyle: true\n  accessKeyId: \${BENCH_S3_KEY}\n  secretAccessKey: \${BENCH_S3_SECRET}\n${partSize === null ? '' : `  partSizeMiB: ${partSize}\n`}${common}`,
   );
   await writeFile(localConfig, `store:\n  kind: local\n  path: ${localStore}\n${common}`);
   const env = { ...process.env, BENCH_S3_KEY: minio.accessKeyId, BENCH_S3_SECRET: minio.secretAccessKey };
@@ -554,6 +575,11 @@ async function main(): Promise<void> {
     const row = await runContender(setup, 'tykdr-s3', keys, 0, ['--cpu-prof', `--cpu-prof-dir='${dir}'`]);
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error('node --cpu-prof wrote no profile');
+    if (values['profile-dir'] !== undefined) {
+      await mkdir(values['profile-dir'], { recursive: true });
+      await copyFile(path.join(dir, file), path.join(values['profile-dir'], file));
+      log(`profile kept: ${path.join(values['profile-dir'], file)}`);
+    }
     profileText =
       `CPU profile of tykdr's main thread, ${keys.toLocaleString('en')} keys to MinIO (${row.seconds.toFixed(2)} s under the profiler; ` +
       `the zstd worker thread is native and not in this profile):\n${summarizeProfile(JSON.parse(readFileSync(path.join(dir, file), 'utf8')))}`;
@@ -563,10 +589,16 @@ async function main(): Promise<void> {
   const out: string[] = [];
   out.push('tykdr backup benchmark: Redis with Tyk-like apikey-* sessions');
   out.push(...machine);
-  out.push(`command: npx tsx bench/redis-backup.ts --sizes ${sizes.join(',')} --runs ${runs}${values['no-local'] ? ' --no-local' : ''}${values.profile ? ' --profile' : ''}`);
+  out.push(
+    `command: npx tsx bench/redis-backup.ts --sizes ${sizes.join(',')} --runs ${runs}${values['no-local'] ? ' --no-local' : ''}` +
+      `${partSize === null ? '' : ` --part-size ${partSize}`}${values.profile ? ' --profile' : ''}`,
+  );
   out.push('');
   out.push(`baseline:   bash -c 'redis-cli --rdb - | zstd -1 -q | age -r KEY > file'   (writes a local file)`);
-  out.push('tykdr-s3:   node bin/run.js backup --json, store kind s3 = MinIO on 127.0.0.1 (same host), zstd level 1, one age recipient');
+  out.push(
+    `tykdr-s3:   node bin/run.js backup --json, store kind s3 = MinIO on 127.0.0.1 (same host), zstd level 1, one age recipient, ` +
+      `partSizeMiB ${partSize ?? '16 (default)'}`,
+  );
   if (!values['no-local']) out.push('tykdr-local: the same, store kind local (a folder on the same disk as the baseline file): the apples-to-apples figure');
   out.push('Note: the issue compares tykdr uploading to MinIO over loopback with a baseline that writes a local file; MinIO');
   out.push('runs on the same CPUs, so its CPU time (receiving, hashing, writing) is inside tykdr-s3\'s wall time and not the baseline\'s.');
@@ -616,6 +648,18 @@ async function main(): Promise<void> {
   out.push('');
   out.push('Peak RSS by process (MB):');
   for (const r of rows) out.push(`  ${r.keys.toLocaleString('en')} keys, run ${r.run}, ${r.contender}: ${r.peakDetail}`);
+  out.push('');
+  out.push('Where tykdr\'s wall time goes (from the manifest\'s timestamps, on the same clock as the bench):');
+  out.push('  start-up = spawn to SYNC sent (node, oclif, config, store and Redis checks); transfer = SYNC sent to object');
+  out.push('  stored (RDB streamed, checked, compressed, encrypted, uploaded); finish = manifest written, process exit.');
+  for (const r of rows) {
+    if (!r.phases) continue;
+    const p = r.phases;
+    out.push(
+      `  ${r.keys.toLocaleString('en')} keys, run ${r.run}, ${r.contender}: start-up ${p.startup.toFixed(2)} s, transfer ${p.transfer.toFixed(2)} s, ` +
+        `finish ${p.finish.toFixed(2)} s (total ${r.seconds.toFixed(2)} s)`,
+    );
+  }
   if (profileText) out.push('', profileText);
   process.stdout.write(`${out.join('\n')}\n`);
 }

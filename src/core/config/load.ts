@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, parseDocument, isScalar, isMap, isSeq, type Node } from 'yaml';
-import type { z } from 'zod';
+import { isMap, isScalar, isSeq } from 'yaml';
 import { badInput } from '../errors.js';
 import { Secret } from '../secret.js';
 import { requireDuration } from '../duration.js';
+import { parseYaml, schemaError } from '../yaml-doc.js';
 import {
   configSchema,
   DEFAULT_TIERS,
@@ -88,24 +88,17 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
 }
 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, sections?: string[]): Config {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const pos = lineCounter.linePos(e.pos[0]);
-    throw badInput(`${file}, line ${pos.line}: YAML syntax error: ${e.message.split('\n')[0]}`, 'fix the YAML syntax');
-  }
-  const lineOf = (p: ReadonlyArray<PropertyKey>): string => {
-    const node = doc.getIn(p.map((k) => (typeof k === 'number' ? k : String(k))), true) as Node | undefined;
-    const offset = node?.range?.[0];
-    return offset === undefined ? '' : `, line ${lineCounter.linePos(offset).line}`;
-  };
-
+  const { doc, lineOf } = parseYaml(text, file);
   const required = (p: PropertyKey[]) => sections === undefined || sections.includes(String(p[0]));
   interpolate(doc.contents, [], env, (p) => `${file}${lineOf(p)}`, required);
   const data: unknown = doc.toJS() ?? {};
   const parsed = configSchema.safeParse(data);
-  if (!parsed.success) throw zodToError(parsed.error, data, file, lineOf);
+  if (!parsed.success) {
+    throw schemaError(parsed.error, data, file, lineOf, {
+      secretKeys: SECRET_KEYS,
+      fix: 'see `tykdr init` for a commented example, or schema/tykdr.schema.json',
+    });
+  }
   return resolve(parsed.data, file);
 }
 
@@ -138,20 +131,6 @@ function interpolate(
 }
 
 const SECRET_KEYS = new Set(['password', 'secretAccessKey', 'sessionToken', 'key']);
-
-function zodToError(error: z.ZodError, data: unknown, file: string, lineOf: (p: ReadonlyArray<PropertyKey>) => string) {
-  const issue = error.issues[0]!;
-  const p = issue.path;
-  const dotted = p.length === 0 ? '(top level)' : p.map(String).join('.');
-  let value: unknown = data;
-  for (const k of p) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[k] : undefined;
-  const secret = p.some((k) => SECRET_KEYS.has(String(k)));
-  const shown = value === undefined ? '' : secret ? ' (value hidden)' : ` ${JSON.stringify(value)}`;
-  let fix = 'see `tykdr init` for a commented example, or schema/tykdr.schema.json';
-  if (issue.code === 'unrecognized_keys') fix = `remove or correct ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : '';
-  return badInput(`${file}${lineOf(p)}: ${dotted}${shown}: ${issue.message}${more}`, fix);
-}
 
 function resolve(raw: RawConfig, file: string): Config {
   const tiers = {} as Record<TierName, Objective>;

@@ -1,0 +1,17 @@
+import type { PlanComponent } from './schema.js';
+
+/** What an action does to a component, in one sentence (plan show, dry runs, reports). */
+export function describeAction(component: PlanComponent, action: string): string {
+  if (action === 'verify') return `Only verify ${component}; nothing is changed.`;
+  if (action === 'restart') return `Run the ${component} restart command, then verify.`;
+  switch (component) {
+    case 'redis':
+      return 'Restore each Redis component (live: copy keys with DUMP/RESTORE; rdb-file: stop, place dump.rdb, start), then verify.';
+    case 'database':
+      return 'Restore the Dashboard database (PostgreSQL or MongoDB components); skipped when the snapshot has none.';
+    case 'dashboard':
+      return 'Extract the Dashboard files (role: dashboard), run dashboard.restartCommand, then verify its health.';
+    case 'gateway':
+      return 'Extract the Gateway files (role: gateway), run gateway.restartCommand, then prove it serves traffic.';
+  }
+}
