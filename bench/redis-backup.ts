@@ -3,11 +3,15 @@
  * against `redis-cli --rdb - | zstd -1 | age -r KEY > file`, in the same run on the same server.
  * Prints figures; asserts nothing (the exit code is 0 unless the benchmark itself could not run).
  *
- *   npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--profile]
+ *   npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--part-size MiB]
+ *                                 [--profile [--profile-dir DIR]] [--tykdr-root DIR]
  *
  * --keys N is short for --sizes N. --runs R repeats each size R times, alternating the order of the
- * contenders. --no-local skips the extra tykdr-to-local-folder row. --profile adds one untimed tykdr run at
- * the largest size under `node --cpu-prof` and prints where its main thread spent its time.
+ * contenders. --no-local skips the extra tykdr-to-local-folder row. --part-size sets the S3 store's
+ * partSizeMiB (default: tykdr's, 16). --profile adds one untimed tykdr run at the largest size under
+ * `node --cpu-prof` and prints where its main thread spent its time (--profile-dir keeps the .cpuprofile;
+ * bench/cpuprofile-top.ts summarizes one). --tykdr-root runs another built checkout's bin/run.js (to compare
+ * a change against the baseline in the same way).
  *
  * Everything (redis-server, MinIO, temp folders) is started here and removed on exit, failure or Ctrl-C.
  * Needs: `npx tsc -p tsconfig.json` (dist/), and redis-server, redis-cli, zstd, age, age-keygen and
@@ -173,6 +177,17 @@ function cpuSeconds(pid: number): { self: number; children: number } {
   return { self: (n(14) + n(15)) / CLK_TCK, children: (n(16) + n(17)) / CLK_TCK };
 }
 
+/** user+system CPU seconds of one thread, or null when it is gone. */
+function threadCpu(pid: number, tid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[14 - 3]) + Number(f[15 - 3])) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
 function childPids(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
@@ -280,6 +295,8 @@ interface Measured extends RunResult {
   exitedAt: number;
   /** pid -> [comm, peak kB] */
   peaks: Map<number, [string, number]>;
+  /** pid -> tid -> CPU seconds (user+sys), last reading: per-thread CPU of the command's processes. */
+  threads: Map<number, Map<number, number>>;
   cpuUser: number;
   cpuSys: number;
 }
@@ -287,6 +304,7 @@ interface Measured extends RunResult {
 async function measured(script: string, env: NodeJS.ProcessEnv, timesFile: string): Promise<Measured> {
   const full = `set -o pipefail\n${script}\nrc=$?\ntimes > '${timesFile}'\nexit $rc`;
   const peaks = new Map<number, [string, number]>();
+  const threads = new Map<number, Map<number, number>>();
   const spawnedAt = Date.now();
   const t0 = performance.now();
   const child = track(spawn('bash', ['-c', full], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: repoRoot, detached: true }), true);
@@ -305,6 +323,18 @@ async function measured(script: string, env: NodeJS.ProcessEnv, timesFile: strin
         continue;
       }
       peaks.set(pid, [comm, Math.max(kb, peaks.get(pid)?.[1] ?? 0)]);
+      let tids: string[];
+      try {
+        tids = readdirSync(`/proc/${pid}/task`);
+      } catch {
+        continue;
+      }
+      const perThread = threads.get(pid) ?? new Map<number, number>();
+      threads.set(pid, perThread);
+      for (const tid of tids) {
+        const cpu = threadCpu(pid, Number(tid));
+        if (cpu !== null) perThread.set(Number(tid), cpu);
+      }
     }
   };
   const timer = setInterval(poll, POLL_MS);
@@ -324,7 +354,7 @@ async function measured(script: string, env: NodeJS.ProcessEnv, timesFile: strin
     return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
   };
   const [cu, cs] = (lines[1] ?? '').split(/\s+/);
-  return { code, stdout, stderr, seconds, spawnedAt, exitedAt, peaks, cpuUser: secs(cu), cpuSys: secs(cs) };
+  return { code, stdout, stderr, seconds, spawnedAt, exitedAt, peaks, threads, cpuUser: secs(cu), cpuSys: secs(cs) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -376,6 +406,8 @@ interface Row {
   storedBytes: number;
   peakKb: number;
   peakDetail: string;
+  /** Per process: CPU seconds, and for a multi-threaded one its main thread and busiest other thread. */
+  cpuDetail: string;
   clientCpu: number;
   redisCpu: number;
   minioCpu: number;
@@ -396,6 +428,8 @@ interface Setup {
   localConfig: string;
   localStore: string;
   env: NodeJS.ProcessEnv;
+  /** The tykdr checkout whose bin/run.js runs (default: this one). */
+  tykdrRoot: string;
 }
 
 function fmtMB(bytes: number, digits = 1): string {
@@ -412,7 +446,7 @@ async function runContender(s: Setup, contender: Row['contender'], keys: number,
     script = `redis-cli -h 127.0.0.1 -p ${s.redis.port} --rdb - 2>'${s.work}/redis-cli.log' | zstd -1 -q | age -r '${s.recipient}' > '${outFile}'`;
   } else {
     const cfg = contender === 'tykdr-s3' ? s.s3Config : s.localConfig;
-    script = `'${process.execPath}' ${extraNodeArgs.join(' ')} bin/run.js backup -c '${cfg}' --json`;
+    script = `'${process.execPath}' ${extraNodeArgs.join(' ')} '${s.tykdrRoot}/bin/run.js' backup -c '${cfg}' --json`;
   }
   const m = await measured(script, s.env, timesFile);
   if (m.code !== 0) throw new Error(`${contender} exited ${m.code}:\n${m.stderr.trim().slice(-3000)}`);
@@ -425,8 +459,17 @@ async function runContender(s: Setup, contender: Row['contender'], keys: number,
   const minioCpu = minioAfter.self - minioBefore.self;
   const peakKb = [...m.peaks.values()].reduce((n, [, kb]) => n + kb, 0);
   const peakDetail = [...m.peaks.values()].map(([comm, kb]) => `${comm} ${fmtMB(kb * 1024)}`).join(' + ');
+  const cpuDetail = [...m.threads].map(([pid, tids]) => {
+    const comm = m.peaks.get(pid)?.[0] ?? '?';
+    const total = [...tids.values()].reduce((a, b) => a + b, 0);
+    if (tids.size <= 1) return `${comm} ${total.toFixed(2)}`;
+    const main = tids.get(pid) ?? 0;
+    const others = [...tids].filter(([tid]) => tid !== pid).map(([, c]) => c).sort((a, b) => b - a);
+    return `${comm} ${total.toFixed(2)} (main thread ${main.toFixed(2)}, busiest other thread ${others[0]!.toFixed(2)}, ` +
+      `${others.length - 1} more threads ${others.slice(1).reduce((a, b) => a + b, 0).toFixed(2)})`;
+  }).join(' + ');
   const row: Row = {
-    keys, run: runNo, contender, seconds: m.seconds, rdbBytes: 0, storedBytes: 0, peakKb, peakDetail,
+    keys, run: runNo, contender, seconds: m.seconds, rdbBytes: 0, storedBytes: 0, peakKb, peakDetail, cpuDetail,
     clientCpu: m.cpuUser + m.cpuSys, redisCpu, minioCpu, magic: '',
   };
 
@@ -496,13 +539,14 @@ async function main(): Promise<void> {
       profile: { type: 'boolean', default: false },
       'profile-dir': { type: 'string' },
       'part-size': { type: 'string' },
+      'tykdr-root': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--part-size MiB]\n' +
-        '                                    [--profile [--profile-dir DIR]]\n',
+        '                                    [--profile [--profile-dir DIR]] [--tykdr-root DIR]\n',
     );
     return;
   }
@@ -515,7 +559,8 @@ async function main(): Promise<void> {
   const partSize = values['part-size'] === undefined ? null : Number(values['part-size']);
   if (partSize !== null && (!Number.isInteger(partSize) || partSize < 5)) throw new Error(`bad --part-size ${values['part-size']}: an integer >= 5 (MiB)`);
   if (values['profile-dir'] !== undefined) values.profile = true;
-  if (!existsSync(path.join(repoRoot, 'dist/commands/backup.js'))) throw new Error('dist/ is missing: run npx tsc -p tsconfig.json');
+  const tykdrRoot = path.resolve(values['tykdr-root'] ?? repoRoot);
+  if (!existsSync(path.join(tykdrRoot, 'dist/commands/backup.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npx tsc -p tsconfig.json`);
 
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
   const machine = [
@@ -542,7 +587,7 @@ async function main(): Promise<void> {
   );
   await writeFile(localConfig, `store:\n  kind: local\n  path: ${localStore}\n${common}`);
   const env = { ...process.env, BENCH_S3_KEY: minio.accessKeyId, BENCH_S3_SECRET: minio.secretAccessKey };
-  const setup: Setup = { work, redis, minio, identity, recipient, s3Config, localConfig, localStore, env };
+  const setup: Setup = { work, redis, minio, identity, recipient, s3Config, localConfig, localStore, env, tykdrRoot };
 
   const contenders: Row['contender'][] = values['no-local'] ? ['baseline', 'tykdr-s3'] : ['baseline', 'tykdr-s3', 'tykdr-local'];
   const rows: Row[] = [];
@@ -593,6 +638,7 @@ async function main(): Promise<void> {
     `command: npx tsx bench/redis-backup.ts --sizes ${sizes.join(',')} --runs ${runs}${values['no-local'] ? ' --no-local' : ''}` +
       `${partSize === null ? '' : ` --part-size ${partSize}`}${values.profile ? ' --profile' : ''}`,
   );
+  if (tykdrRoot !== repoRoot) out.push(`tykdr from: ${tykdrRoot}`);
   out.push('');
   out.push(`baseline:   bash -c 'redis-cli --rdb - | zstd -1 -q | age -r KEY > file'   (writes a local file)`);
   out.push(
@@ -648,6 +694,10 @@ async function main(): Promise<void> {
   out.push('');
   out.push('Peak RSS by process (MB):');
   for (const r of rows) out.push(`  ${r.keys.toLocaleString('en')} keys, run ${r.run}, ${r.contender}: ${r.peakDetail}`);
+  out.push('');
+  out.push('CPU seconds by process, from /proc every 50 ms (for node: its main thread, its busiest other thread, which is the');
+  out.push('zstd worker, and the rest: V8 GC/compiler helpers, libuv pool):');
+  for (const r of rows) out.push(`  ${r.keys.toLocaleString('en')} keys, run ${r.run}, ${r.contender}: ${r.cpuDetail}`);
   out.push('');
   out.push('Where tykdr\'s wall time goes (from the manifest\'s timestamps, on the same clock as the bench):');
   out.push('  start-up = spawn to SYNC sent (node, oclif, config, store and Redis checks); transfer = SYNC sent to object');

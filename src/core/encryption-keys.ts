@@ -35,23 +35,7 @@ export async function resolveEncryptionKeys(config: Config, env: NodeJS.ProcessE
       throw badInput(`${config.file}: encryption.recipients[${i}] "${r}" is not an age X25519 recipient`, 'recipients look like age1... (see `tykdr key generate`)', err);
     }
   });
-  let passphrase: Secret | undefined;
-  if (enc.passphrase !== undefined) {
-    if (enc.passphrase.env !== undefined) {
-      const v = env[enc.passphrase.env];
-      if (v === undefined || v === '') {
-        throw badInput(`encryption.passphrase.env: environment variable ${enc.passphrase.env} is not set`, `export ${enc.passphrase.env}=...`);
-      }
-      passphrase = new Secret(v);
-    } else if (enc.passphrase.file !== undefined) {
-      try {
-        passphrase = new Secret((await readFile(enc.passphrase.file, 'utf8')).split(/\r?\n/)[0] ?? '');
-      } catch (err) {
-        throw badInput(`encryption.passphrase.file: cannot read ${enc.passphrase.file}`, 'check the path and its permissions', err);
-      }
-      if (passphrase.reveal() === '') throw badInput(`encryption.passphrase.file: ${enc.passphrase.file} is empty`, 'write the passphrase on its first line');
-    }
-  }
+  const passphrase = await resolvePassphrase(config, env);
   if (recipients.length === 0 && passphrase === undefined) {
     throw badInput(
       `${config.file}: no encryption recipient configured: backups are always encrypted`,
@@ -69,4 +53,27 @@ export async function resolveEncryptionKeys(config: Config, env: NodeJS.ProcessE
 
 export function describeKeys(keys: EncryptionKeys): { recipients: { fingerprint: string }[]; passphrase: boolean } {
   return { recipients: keys.recipients.map((r) => ({ fingerprint: recipientFingerprint(r) })), passphrase: keys.passphrase !== undefined };
+}
+
+/** The configured passphrase (from its env var or file), or undefined when none is configured. */
+export async function resolvePassphrase(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<Secret | undefined> {
+  const enc = config.encryption;
+  let passphrase: Secret | undefined;
+  if (enc.passphrase !== undefined) {
+    if (enc.passphrase.env !== undefined) {
+      const v = env[enc.passphrase.env];
+      if (v === undefined || v === '') {
+        throw badInput(`encryption.passphrase.env: environment variable ${enc.passphrase.env} is not set`, `export ${enc.passphrase.env}=...`);
+      }
+      passphrase = new Secret(v);
+    } else if (enc.passphrase.file !== undefined) {
+      try {
+        passphrase = new Secret((await readFile(enc.passphrase.file, 'utf8')).split(/\r?\n/)[0] ?? '');
+      } catch (err) {
+        throw badInput(`encryption.passphrase.file: cannot read ${enc.passphrase.file}`, 'check the path and its permissions', err);
+      }
+      if (passphrase.reveal() === '') throw badInput(`encryption.passphrase.file: ${enc.passphrase.file} is empty`, 'write the passphrase on its first line');
+    }
+  }
+  return passphrase;
 }

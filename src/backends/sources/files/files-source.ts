@@ -43,6 +43,7 @@ export class FilesSource implements Source {
       consistentAt,
       finish: async () => ({
         source: {
+          role: this.cfg.role,
           roots: this.cfg.roots,
           files: sel.files,
           directories: sel.directories,

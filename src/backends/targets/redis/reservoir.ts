@@ -1,0 +1,29 @@
+/**
+ * Uniform random sample of a stream of unknown length (Vitter's algorithm R): after offering n items, each
+ * was kept with probability size/n. Memory is `size` items whatever n is.
+ */
+export class Reservoir<T> {
+  readonly items: T[] = [];
+  private seen = 0;
+
+  constructor(private readonly size: number) {}
+
+  offer(item: T): void {
+    this.seen++;
+    if (this.items.length < this.size) {
+      this.items.push(item);
+      return;
+    }
+    const j = Math.floor(Math.random() * this.seen);
+    if (j < this.size) this.items[j] = item;
+  }
+
+  /** True when the next offer could be kept: lets callers skip building items that would be dropped. */
+  wouldKeep(): boolean {
+    return this.items.length < this.size;
+  }
+
+  get offered(): number {
+    return this.seen;
+  }
+}

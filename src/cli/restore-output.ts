@@ -1,0 +1,55 @@
+import { formatBytes, formatDuration } from '../core/duration.js';
+import type { SavedReport } from '../core/restore/report-files.js';
+import type { DryRunSummary, RestoreProgress } from '../core/restore/restore.js';
+import type { RestoreReport } from '../core/restore/types.js';
+
+const MARK = { ok: 'ok', failed: 'FAILED', skipped: 'skipped', passed: 'pass' } as const;
+
+/** Per-step progress on stderr: a line when a step starts, its checks, and how it ended. */
+export function restorePrinter(write: (line: string) => void): RestoreProgress {
+  return {
+    note: (l) => write(l),
+    stepStarted: (s, i, n) => write(`[${i + 1}/${n}] ${s.id}: ${s.action} ${s.component}`),
+    stepDone: (r) => {
+      for (const c of r.checks) write(`    ${(MARK[c.status] ?? c.status).padEnd(7)} ${c.name}: ${c.detail}`);
+      write(`  ${r.id}: ${MARK[r.status]} in ${formatDuration(r.durationMs)}${r.reason ? ` (${r.reason})` : ''}`);
+    },
+  };
+}
+
+export function printDryRun(s: DryRunSummary, log: (l: string) => void): void {
+  log(`DRY RUN: nothing will be changed.`);
+  log(`Snapshot ${s.snapshot.id} (created ${s.snapshot.created_at}) from ${s.snapshot.location}, plan ${s.plan}`);
+  log('Objects (downloaded, checked and decrypted into the staging folder before any target is touched):');
+  for (const o of s.objects) log(`  ${o.component}: ${o.name}, ${formatBytes(o.stored_bytes)} stored, ${formatBytes(o.plaintext_bytes)} plaintext`);
+  if (s.objects.length === 0) log('  (none: the plan restores nothing from this snapshot)');
+  log('Steps:');
+  s.steps.forEach((st, i) => {
+    const what = st.action === 'restore' ? (st.members.length ? `restore ${st.members.join(', ')}` : 'nothing to restore (skipped unless configured)') : st.action;
+    log(`  ${i + 1}. ${st.id} (${st.component}): ${what}; verify ${st.verify.join(', ')}`);
+  });
+  log('Targets:');
+  for (const t of s.targets) log(`  ${t.component}: ${t.target}: ${t.liveData ? `has live data (${t.liveData}); a restore asks before overwriting it` : 'empty'}`);
+  for (const t of s.targets) if (t.warning) log(`  warning: ${t.warning}`);
+  log(
+    s.expected
+      ? `Expected duration: about ${formatDuration(s.expected.seconds * 1000)} (measured by ${s.expected.from})`
+      : 'Expected duration: unknown (no earlier restore of this plan measured here)',
+  );
+}
+
+export function printReportSummary(r: RestoreReport, saved: SavedReport, log: (l: string) => void): void {
+  log('');
+  log(`Restore ${r.status.toUpperCase()}: snapshot ${r.snapshot.id}, plan ${r.plan.name}`);
+  for (const w of r.warnings) log(`  WARNING: ${w}`);
+  const rto = r.rto;
+  log(
+    `  RTO ${rto.achievedSeconds === null ? 'not achieved' : formatDuration(rto.achievedSeconds * 1000)} ` +
+      `against ${formatDuration(rto.objectiveSeconds * 1000)} (${rto.tier}): ${rto.met ? 'MET' : 'MISSED'}`,
+  );
+  for (const [name, o] of Object.entries(r.rpo)) {
+    log(`  RPO ${name}: ${formatDuration((o.achievedSeconds ?? 0) * 1000)} against ${formatDuration(o.objectiveSeconds * 1000)} (${o.tier}): ${o.met ? 'MET' : 'MISSED'}`);
+  }
+  log(`  Report: ${saved.files.html}`);
+  if (!Array.isArray(saved.stored)) log(`  WARNING: the report could not be stored next to the snapshot: ${saved.stored.error}`);
+}

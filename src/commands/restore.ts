@@ -1,0 +1,87 @@
+import { createInterface } from 'node:readline/promises';
+import { Flags } from '@oclif/core';
+import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
+import { restorePrinter, printDryRun, printReportSummary } from '../cli/restore-output.js';
+import { parseTimeFlag } from '../cli/time-flag.js';
+import { openStore } from '../backends/stores/registry.js';
+import { TykdrError } from '../core/errors.js';
+import { loadPlan } from '../core/plan/plan.js';
+import { parseTargetFlag, withOverrides } from '../core/restore/overrides.js';
+import { lastMeasuredDuration, saveReport } from '../core/restore/report-files.js';
+import { planRestore, runRestore } from '../core/restore/restore.js';
+
+export default class Restore extends TykdrCommand<typeof Restore> {
+  static override summary = 'Restore a snapshot with a plan, verify every step, and measure RTO and RPO.';
+  static override description = `Runs a restore plan (plans/full.yaml: Redis, database, Dashboard, Gateway). Every artifact is downloaded, checked against its SHA-256 and decrypted into a staging folder first: nothing touches a target until all artifacts proved intact. A restore that would overwrite live data asks first (or needs --yes). Each step is verified; the report (JSON, Markdown, HTML with a timeline) goes to restore.reportDir and next to the snapshot in the store.
+
+RTO is measured from --incident-at (or the restore start) to the last passed verification; RPO per component is the incident time minus the snapshot's consistent point. Both are compared with the components' tiers.
+
+${EXIT_CODES_HELP}`;
+
+  static override examples = [
+    '<%= config.bin %> restore --plan full --dry-run',
+    '<%= config.bin %> restore --plan full --incident-at 2026-11-21T09:02:00Z --identity /secure/tykdr-identity.txt',
+    '<%= config.bin %> restore --plan redis --snapshot 20261121T093012Z-4f9a1c --target redis=10.1.0.7:6379 --yes',
+    '<%= config.bin %> restore --plan gateway --before 2026-11-20T00:00:00Z --to /srv/standby --json',
+  ];
+
+  static override flags = {
+    plan: Flags.string({ summary: 'Plan name (full, redis, database, dashboard, gateway) or file.', default: 'full' }),
+    snapshot: Flags.string({ summary: 'Snapshot id, or "latest".', exclusive: ['before'] }),
+    before: Flags.string({ summary: 'Use the newest complete snapshot taken before this time (ISO, or a duration ago).' }),
+    'incident-at': Flags.string({ summary: 'When the incident began (ISO, or a duration ago); RTO and RPO are measured from it.' }),
+    'dry-run': Flags.boolean({ summary: 'Show the plan, objects, sizes, targets and expected duration; change nothing.' }),
+    yes: Flags.boolean({ char: 'y', summary: 'Confirm overwriting live data without asking.' }),
+    identity: Flags.string({ char: 'i', summary: 'age identity file (default: encryption.identityFile).' }),
+    to: Flags.string({ summary: 'Extract config files under this folder instead of their original roots.' }),
+    target: Flags.string({ summary: 'Restore a Redis component elsewhere: NAME=HOST:PORT (repeatable).', multiple: true }),
+    'gateway-url': Flags.string({ summary: 'Verify this gateway instead of gateway.url.' }),
+    'dashboard-url': Flags.string({ summary: 'Verify this dashboard instead of dashboard.url.' }),
+  };
+
+  async run(): Promise<unknown> {
+    const f = this.flags;
+    const base = await this.loadConfig();
+    const config = withOverrides(base, {
+      redis: Object.fromEntries((f.target ?? []).map(parseTargetFlag)),
+      gatewayUrl: f['gateway-url'],
+      dashboardUrl: f['dashboard-url'],
+    });
+    const plan = await loadPlan(f.plan);
+    const before = parseTimeFlag('--before', f.before);
+    const incidentAt = parseTimeFlag('--incident-at', f['incident-at']);
+    const common = { config, plan, snapshot: f.snapshot, before, incidentAt, identityFile: f.identity, filesTo: f.to };
+    if (f['dry-run']) {
+      const summary = await planRestore(common);
+      summary.expected = await lastMeasuredDuration(config.restore.reportDir, plan.name);
+      if (!this.jsonEnabled()) printDryRun(summary, (l) => this.log(l));
+      return { dry_run: true, ...summary };
+    }
+    const interrupt = interruptSignal();
+    const interactive = process.stdin.isTTY === true && !this.jsonEnabled();
+    try {
+      const { report, failureKind } = await runRestore({
+        ...common,
+        yes: f.yes,
+        confirm: interactive ? (q) => ask(q) : undefined,
+        signal: interrupt.signal,
+        progress: this.jsonEnabled() ? undefined : restorePrinter((l) => this.note(l)),
+      });
+      const saved = await saveReport(report, config.restore.reportDir, openStore(config.store));
+      if (!this.jsonEnabled()) printReportSummary(report, saved, (l) => this.log(l));
+      if (failureKind) process.exitCode = new TykdrError(failureKind, '').exitCode;
+      return { report, report_files: saved.files, stored_report: saved.stored };
+    } finally {
+      interrupt.dispose();
+    }
+  }
+}
+
+async function ask(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await rl.question(`${question} Type "yes" to continue: `)).trim().toLowerCase() === 'yes';
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,53 @@
+import type { TierName } from '../config/schema.js';
+import type { Objective } from '../config/load.js';
+import type { Manifest } from '../manifest.js';
+import type { RestoreReport, StepResult } from './types.js';
+
+const TIER_ORDER: TierName[] = ['critical', 'important', 'standard', 'development'];
+
+/**
+ * RTO: from the incident to the moment the last verification passed. Achieved only when every step
+ * succeeded; measured against the strictest tier among the restored components.
+ */
+export function measureRto(opts: {
+  incidentAt: Date;
+  steps: StepResult[];
+  succeeded: boolean;
+  tiers: Record<TierName, Objective>;
+  componentTiers: string[];
+}): RestoreReport['rto'] {
+  const tier = strictest(opts.componentTiers);
+  const objectiveSeconds = opts.tiers[tier].rtoMs / 1000;
+  const passed = opts.steps.flatMap((s) => s.checks.filter((c) => c.status === 'passed').map((c) => Date.parse(c.finishedAt)));
+  const last = passed.length ? Math.max(...passed) : null;
+  if (!opts.succeeded || last === null) {
+    return { tier, objectiveSeconds, achievedSeconds: null, met: false, last_verified_at: last === null ? null : new Date(last).toISOString() };
+  }
+  const achievedSeconds = (last - opts.incidentAt.getTime()) / 1000;
+  return { tier, objectiveSeconds, achievedSeconds, met: achievedSeconds <= objectiveSeconds, last_verified_at: new Date(last).toISOString() };
+}
+
+/** RPO per snapshot component: incident time minus the component's consistent point. */
+export function measureRpo(opts: {
+  incidentAt: Date;
+  manifest: Manifest;
+  components: string[];
+  tiers: Record<TierName, Objective>;
+}): RestoreReport['rpo'] {
+  const out: RestoreReport['rpo'] = {};
+  for (const name of opts.components) {
+    const c = opts.manifest.components[name];
+    if (!c) continue;
+    const tier = (TIER_ORDER.includes(c.tier as TierName) ? c.tier : 'standard') as TierName;
+    const objectiveSeconds = opts.tiers[tier].rpoMs / 1000;
+    const achievedSeconds = Math.max(0, (opts.incidentAt.getTime() - Date.parse(c.consistent_at)) / 1000);
+    out[name] = { tier, objectiveSeconds, achievedSeconds, met: achievedSeconds <= objectiveSeconds, consistent_at: c.consistent_at };
+  }
+  return out;
+}
+
+function strictest(tiers: string[]): TierName {
+  const known = tiers.filter((t): t is TierName => TIER_ORDER.includes(t as TierName));
+  if (known.length === 0) return 'critical';
+  return TIER_ORDER.find((t) => known.includes(t))!;
+}

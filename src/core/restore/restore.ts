@@ -1,0 +1,258 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
+import { openStore } from '../../backends/stores/registry.js';
+import type { Store } from '../../backends/stores/store.js';
+import { resolveSnapshot, listSnapshots } from '../catalog.js';
+import type { Config } from '../config/load.js';
+import { badInput, TykdrError, type ErrorKind } from '../errors.js';
+import { newSnapshotId } from '../layout.js';
+import type { Manifest } from '../manifest.js';
+import type { Plan } from '../plan/plan.js';
+import type { PlanStep } from '../plan/schema.js';
+import { TOOL_VERSION } from '../version.js';
+import { resolveDecryptionKeys } from './decryption-keys.js';
+import { measureRpo, measureRto } from './objectives.js';
+import { assessTargets, planMembers, secretWarnings, type TargetAssessment } from './preflight.js';
+import { stageArtifact, type StagedArtifact } from './staging.js';
+import { runStep, StepFailure } from './steps.js';
+import type { RestoreReport, StepResult } from './types.js';
+
+export interface RestoreProgress {
+  note?(line: string): void;
+  stepStarted?(step: PlanStep, index: number, total: number): void;
+  stepDone?(result: StepResult): void;
+}
+
+export interface RestoreOptions {
+  config: Config;
+  plan: Plan;
+  /** "latest", a snapshot id, or undefined with `before`. */
+  snapshot?: string;
+  /** Newest complete snapshot created before this time. */
+  before?: Date;
+  incidentAt?: Date;
+  dryRun?: boolean;
+  /** Confirmed up front (--yes). */
+  yes?: boolean;
+  /** Asks a person; resolves false when they decline. Absent: not interactive. */
+  confirm?: (question: string) => Promise<boolean>;
+  identityFile?: string;
+  /** Extract file components under this folder instead of their original roots. */
+  filesTo?: string;
+  kind?: 'restore' | 'drill';
+  signal?: AbortSignal;
+  progress?: RestoreProgress;
+  /** Store override (drills restore from the configured store; tests may pass one). */
+  store?: Store;
+}
+
+export interface DryRunSummary {
+  snapshot: { id: string; created_at: string; location: string };
+  plan: string;
+  steps: Array<{ id: string; component: string; action: string; members: string[]; verify: string[] }>;
+  objects: Array<{ component: string; name: string; stored_bytes: number; plaintext_bytes: number }>;
+  targets: TargetAssessment[];
+  expected: { seconds: number; from: string } | null;
+}
+
+export interface RestoreOutcome {
+  report: RestoreReport;
+  /** The exit-code kind when the restore failed. */
+  failureKind?: ErrorKind;
+}
+
+/** Picks the snapshot a restore uses: an id, "latest", or the newest complete one before a time. */
+export async function chooseSnapshot(store: Store, ref: string | undefined, before: Date | undefined, signal?: AbortSignal): Promise<Manifest> {
+  if (before === undefined) return resolveSnapshot(store, ref ?? 'latest', signal);
+  if (ref !== undefined && ref !== 'latest') throw badInput('--snapshot ID and --before TIME exclude each other', 'use one of them');
+  const found = (await listSnapshots(store, signal)).find((s) => s.complete && s.createdAt.getTime() < before.getTime());
+  if (!found?.manifest) throw badInput(`no complete snapshot before ${before.toISOString()} in ${store.location}`, 'list them with `tykdr snapshots`');
+  return found.manifest;
+}
+
+/** What a restore would do, without doing it. */
+export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> {
+  const store = opts.store ?? openStore(opts.config.store);
+  const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
+  const members = planMembers(opts.plan, manifest, opts.config);
+  const names = [...new Set(Object.values(members).flat())];
+  return {
+    snapshot: { id: manifest.id, created_at: manifest.created_at, location: store.location },
+    plan: opts.plan.name,
+    steps: opts.plan.ordered.map((s) => ({ id: s.id, component: s.component, action: s.action, members: members[s.component], verify: s.verify })),
+    objects: names.map((n) => ({
+      component: n,
+      name: manifest.components[n]!.artifact.name,
+      stored_bytes: manifest.components[n]!.artifact.stored_bytes,
+      plaintext_bytes: manifest.components[n]!.artifact.plaintext_bytes,
+    })),
+    targets: await assessTargets(opts.plan, members, opts.config, opts.filesTo, opts.signal),
+    expected: null,
+  };
+}
+
+/**
+ * Runs a plan: stages and verifies every artifact first (nothing touches a target before all proved
+ * intact), asks before overwriting live data, then runs the steps in order. Always returns a full
+ * report; a failed step stops (or not, per on_error) the steps after it.
+ */
+export async function runRestore(opts: RestoreOptions): Promise<RestoreOutcome> {
+  const { config, plan } = opts;
+  const note = (l: string) => opts.progress?.note?.(l);
+  const startedAt = new Date();
+  const incidentAt = opts.incidentAt ?? startedAt;
+  const store = opts.store ?? openStore(config.store);
+  const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
+  const members = planMembers(plan, manifest, config);
+  const names = [...new Set(Object.values(members).flat())];
+  const keys = await resolveDecryptionKeys(config, manifest, opts.identityFile);
+  const warnings: string[] = [];
+  const targets = await assessTargets(plan, members, config, opts.filesTo, opts.signal);
+  for (const t of targets) if (t.warning) warnings.push(t.warning);
+  warnings.push(...(await secretWarnings(manifest, members, config, opts.filesTo)));
+  for (const w of warnings) note(`warning: ${w}`);
+  const live = targets.filter((t) => t.liveData);
+  if (live.length > 0 && !opts.yes) {
+    const what = live.map((t) => `${t.target} (${t.liveData})`).join('; ');
+    const ok = opts.confirm ? await opts.confirm(`This restore overwrites live data: ${what}. Continue?`) : false;
+    if (!ok) {
+      throw badInput(
+        `restore would overwrite live data: ${what}`,
+        opts.confirm ? 'nothing was changed; run again and confirm, or pass --yes' : 'pass --yes to confirm (nothing was changed)',
+      );
+    }
+  }
+
+  const id = newSnapshotId(startedAt);
+  const workDir = await mkdtemp(path.join(config.restore.stagingDir ?? tmpdir(), `tykdr-restore-${id}-`));
+  const steps: StepResult[] = [];
+  let failureKind: ErrorKind | undefined;
+  try {
+    // Stage every artifact first, as one recorded step: nothing touches a target before all are intact.
+    const staged = new Map<string, StagedArtifact>();
+    const stageStart = new Date();
+    const stageChecks: StepResult['checks'] = [];
+    try {
+      for (const n of names) {
+        note(`staging ${n}: ${manifest.components[n]!.artifact.name}`);
+        const t0 = Date.now();
+        const s = await stageArtifact({ store, manifest, component: n, dir: path.join(workDir, 'staged'), keys, signal: opts.signal });
+        staged.set(n, s);
+        stageChecks.push({
+          name: 'artifact-integrity',
+          status: 'passed',
+          detail: `${manifest.components[n]!.artifact.name}: SHA-256 matches the manifest and every age chunk authenticated`,
+          evidence: { component: n, stored_bytes: s.storedBytes, plaintext_bytes: s.plaintextBytes },
+          finishedAt: new Date().toISOString(),
+          durationMs: Date.now() - t0,
+        });
+      }
+      steps.push(stepResult('stage', 'snapshot', 'stage', 'ok', stageStart, { artifacts: names }, stageChecks));
+    } catch (err) {
+      failureKind = err instanceof TykdrError ? err.kind : 'internal';
+      steps.push(stepResult('stage', 'snapshot', 'stage', 'failed', stageStart, { artifacts: names }, stageChecks, (err as Error).message));
+      for (const s of plan.ordered) steps.push(stepResult(s.id, s.component, s.action, 'skipped', new Date(), {}, [], 'staging failed: no target was touched'));
+    }
+
+    if (!failureKind) {
+      const failed = new Set<string>();
+      let stopped: string | undefined;
+      for (const [i, step] of plan.ordered.entries()) {
+        const t0 = new Date();
+        if (stopped) {
+          steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `stopped after step ${stopped} failed`));
+          continue;
+        }
+        const blocked = step.depends_on.find((d) => failed.has(d));
+        if (blocked) {
+          failed.add(step.id);
+          steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `depends on ${blocked}, which failed`));
+          continue;
+        }
+        opts.progress?.stepStarted?.(step, i, plan.ordered.length);
+        const nothing = members[step.component].length === 0 && step.action === 'restore' && !hasService(step, config);
+        if (nothing) {
+          const r = stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `the snapshot has no ${step.component} component and none is configured`);
+          steps.push(r);
+          opts.progress?.stepDone?.(r);
+          continue;
+        }
+        const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(step.timeoutMs)]) : AbortSignal.timeout(step.timeoutMs);
+        let r: StepResult;
+        try {
+          const out = await runStep(step, { config, manifest, restoreId: id, staged, workDir, members, filesTo: opts.filesTo, signal, note });
+          const bad = out.checks.filter((c) => c.status === 'failed');
+          r = stepResult(step.id, step.component, step.action, bad.length ? 'failed' : 'ok', t0, out.details, out.checks, bad.length ? `check ${bad.map((c) => c.name).join(', ')} failed: ${bad[0]!.detail}` : undefined);
+          if (bad.length) failureKind ??= 'verifyFailed';
+        } catch (err) {
+          const f = err instanceof StepFailure ? err : new StepFailure(String(err), 'internal', { details: {}, checks: [] });
+          const timedOut = signal.aborted && !opts.signal?.aborted;
+          const reason = timedOut ? `timed out after ${step.timeout}` : f.message;
+          r = stepResult(step.id, step.component, step.action, 'failed', t0, f.partial.details, f.partial.checks, reason);
+          failureKind ??= opts.signal?.aborted ? 'interrupted' : f.kind === 'internal' && timedOut ? 'targetError' : f.kind;
+        }
+        for (const c of r.checks) if (c.status === 'skipped') warnings.push(`${step.id}: check ${c.name} skipped: ${c.detail}`);
+        steps.push(r);
+        opts.progress?.stepDone?.(r);
+        if (r.status === 'failed') {
+          failed.add(step.id);
+          if (step.on_error === 'stop') stopped = step.id;
+        }
+      }
+    }
+  } finally {
+    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  const succeeded = failureKind === undefined;
+  const finishedAt = new Date();
+  const report: RestoreReport = {
+    format: 'tykdr-restore-report/1',
+    id,
+    kind: opts.kind ?? 'restore',
+    plan: { name: plan.name, file: plan.file, version: plan.version },
+    snapshot: { id: manifest.id, created_at: manifest.created_at, location: store.location },
+    host: hostname(),
+    tool_version: TOOL_VERSION,
+    dry_run: false,
+    incident_at: incidentAt.toISOString(),
+    started_at: startedAt.toISOString(),
+    finished_at: finishedAt.toISOString(),
+    status: succeeded ? 'succeeded' : 'failed',
+    steps,
+    rto: measureRto({ incidentAt, steps, succeeded, tiers: config.tiers, componentTiers: names.map((n) => manifest.components[n]!.tier) }),
+    rpo: measureRpo({ incidentAt, manifest, components: names, tiers: config.tiers }),
+    warnings,
+  };
+  return { report, failureKind };
+}
+
+function hasService(step: PlanStep, config: Config): boolean {
+  return (step.component === 'gateway' && config.gateway !== undefined) || (step.component === 'dashboard' && config.dashboard !== undefined);
+}
+
+function stepResult(
+  id: string,
+  component: string,
+  action: string,
+  status: StepResult['status'],
+  start: Date,
+  details: Record<string, unknown>,
+  checks: StepResult['checks'],
+  reason?: string,
+): StepResult {
+  const end = new Date();
+  return {
+    id,
+    component,
+    action,
+    status,
+    ...(reason ? { reason } : {}),
+    startedAt: start.toISOString(),
+    finishedAt: end.toISOString(),
+    durationMs: end.getTime() - start.getTime(),
+    details,
+    checks,
+  };
+}
