@@ -98,7 +98,8 @@ interface HelloState extends ProbeState {
 }
 
 /**
- * `gateway-hello`: polls GET url+helloPath (always HTTP 200 on Tyk; the verdict is the JSON `status`).
+ * `gateway-hello`: polls GET url+helloPath; the verdict is the JSON `status`, whatever the HTTP status
+ * (Tyk answered 200 always; since v5.x a `fail` comes with 503, gateway/health_check.go determineHealthStatus).
  * Passes on `pass` with a `details.redis` entry: right after a start Tyk says `pass` with no details for
  * ~10 s, which proves nothing. `warn` is polled until the timeout; `fail` fails at once.
  */
@@ -118,8 +119,8 @@ export async function checkGatewayHello(
       if (err instanceof HttpFailure) return { done: false, state: { error: err.message } };
       throw err;
     }
+    // Any HTTP status is parsed: older Tyk always answers 200, newer answers 503 with status "fail".
     const state: HelloState = { status: a.status, message: answerMessage(a.body) };
-    if (a.status !== 200) return { done: false, state };
     try {
       const j: unknown = JSON.parse(a.body);
       if (j !== null && typeof j === 'object' && !Array.isArray(j)) state.health = j as HealthBody;
@@ -164,7 +165,7 @@ export async function checkGatewayHello(
   } else if (error !== undefined) {
     detail = `no answer from ${shown} within ${formatMs(timeoutMs)}: ${error}; is the gateway running, and is gateway.url right?`;
   } else if (status !== 200) {
-    detail = `${shown} answered HTTP ${status} (a running Tyk answers 200): the gateway is in an error state, or gateway.helloPath (health_check_endpoint_name) is wrong`;
+    detail = `${shown} answered HTTP ${status} without health JSON ("${out.state.message ?? ''}"): the gateway is in an error state, or gateway.helloPath (health_check_endpoint_name) is wrong`;
   } else {
     detail = `${shown} did not answer with health JSON (status pass/warn/fail): "${out.state.message ?? ''}"; is gateway.helloPath (health_check_endpoint_name) right?`;
   }

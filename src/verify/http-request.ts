@@ -74,6 +74,7 @@ export async function httpRequest(url: string, opts: HttpRequestOptions): Promis
       res.resume();
       const next = parseTarget(new URL(location, target.url).toString());
       if (next.url.host !== target.url.host) headers = withoutHeaders(headers, ['authorization', 'cookie']);
+      else if (next.auth === undefined && target.auth !== undefined) next.auth = target.auth;
       if (res.statusCode !== 307 && res.statusCode !== 308) {
         if (method !== 'HEAD') method = 'GET';
         body = undefined;

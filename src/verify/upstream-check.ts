@@ -51,8 +51,8 @@ export async function checkUpstreams(gw: Pick<Gateway, 'uptimeTests'>, signal?: 
     const detail = `${results.length} upstream check(s) answered 200: ${results.map((r) => `${r.method} ${r.url}`).join(', ')}`;
     return checkResult('upstream', 'passed', detail, evidence, started);
   }
-  const why = down.map((r) => `${r.method} ${r.url} ${failureText(r)}`).join('; ');
-  const detail = `${down.length} of ${results.length} upstream check(s) down after ${samples} failed sample(s) in a row (Tyk would raise HostDown): ${why}`;
+  const why = down.map((r) => `${r.method} ${r.url} ${failureText(r)} (${r.attempts} of ${samples} sample(s))`).join('; ');
+  const detail = `${down.length} of ${results.length} upstream check(s) down, failing every sample in a row (Tyk would raise HostDown): ${why}`;
   return checkResult('upstream', 'failed', detail, evidence, started);
 }
 

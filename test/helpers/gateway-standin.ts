@@ -4,8 +4,8 @@ import { Redis } from 'ioredis';
 
 /**
  * Test-only stand-ins for the parts of a Tyk Gateway that a restore verifies (/ready, /hello, a
- * key-protected API) and for an upstream service. Behaviour follows shared/TYK-NOTES.md and Tyk's source
- * (gateway/health_check.go: readiness 503 body, /hello shape; the auth middleware's 401/403 messages).
+ * key-protected API) and for an upstream service. Behaviour follows shared/TYK-NOTES.md and Tyk 5.x source
+ * (gateway/health_check.go: readiness 503 body, /hello shape and its 503 on fail; the auth 401/403 messages).
  */
 
 export interface GatewayStandinOptions {
@@ -98,9 +98,10 @@ export async function startGatewayStandin(opts: GatewayStandinOptions): Promise<
             ? { status: 'pass', componentType: 'system', time }
             : { status: 'fail', componentType: 'system', output: 'dashboard is down? Heartbeat is failing', time };
       }
+      // As Tyk 5.x determineHealthStatus: Redis is critical; a fail answers 503, a warn 200.
       const failed = Object.values(details).filter((d) => d.status === 'fail').length;
-      const status = failed === 0 ? 'pass' : failed === Object.keys(details).length ? 'fail' : 'warn';
-      return json(res, 200, { status, version: VERSION, description: 'Tyk GW', details });
+      const status = !up || failed === Object.keys(details).length ? 'fail' : failed > 0 ? 'warn' : 'pass';
+      return json(res, status === 'fail' ? 503 : 200, { status, version: VERSION, description: 'Tyk GW', details });
     }
     if (path.startsWith(listenPath) || `${path}/` === listenPath) {
       const key = req.headers.authorization;
