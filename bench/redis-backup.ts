@@ -4,14 +4,16 @@
  * Prints figures; asserts nothing (the exit code is 0 unless the benchmark itself could not run).
  *
  *   npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--part-size MiB]
- *                                 [--profile [--profile-dir DIR]] [--tykdr-root DIR]
+ *                                 [--profile [--profile-dir DIR]] [--tykdr-root DIR] [--node-args "..."] [--quiet-wait 180]
  *
  * --keys N is short for --sizes N. --runs R repeats each size R times, alternating the order of the
  * contenders. --no-local skips the extra tykdr-to-local-folder row. --part-size sets the S3 store's
  * partSizeMiB (default: tykdr's, 16). --profile adds one untimed tykdr run at the largest size under
  * `node --cpu-prof` and prints where its main thread spent its time (--profile-dir keeps the .cpuprofile;
  * bench/cpuprofile-top.ts summarizes one). --tykdr-root runs another built checkout's bin/run.js (to compare
- * a change against the baseline in the same way).
+ * a change against the baseline in the same way); --node-args passes flags to tykdr's node (e.g.
+ * "--max-semi-space-size=32"). Before each timed run the benchmark waits up to --quiet-wait
+ * seconds (0: not at all) for the machine to be quiet, and it reports the CPU other processes used during each run.
  *
  * Everything (redis-server, MinIO, temp folders) is started here and removed on exit, failure or Ctrl-C.
  * Needs: `npx tsc -p tsconfig.json` (dist/), and redis-server, redis-cli, zstd, age, age-keygen and
@@ -186,6 +188,13 @@ function threadCpu(pid: number, tid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** Busy CPU seconds of the whole machine so far (all CPUs; /proc/stat minus idle and iowait). */
+function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
+  return (total - f[3]! - f[4]!) / CLK_TCK;
 }
 
 function childPids(pid: number): number[] {
@@ -411,6 +420,8 @@ interface Row {
   clientCpu: number;
   redisCpu: number;
   minioCpu: number;
+  /** Busy CPU of everything else on the machine from spawn to 1.5 s after exit: other people's work, the kernel. */
+  otherCpu: number;
   totalKeys?: number;
   facts?: string;
   /** tykdr only, seconds: spawn -> SYNC sent (node start-up, config, checks), SYNC -> object stored, -> exit. */
@@ -436,17 +447,45 @@ function fmtMB(bytes: number, digits = 1): string {
   return (bytes / MB).toFixed(digits);
 }
 
+/**
+ * Waits (up to maxWaitS) until the machine has been quiet for two consecutive seconds: busy CPU under a quarter
+ * of one CPU, not counting this benchmark. On a shared machine, other work would otherwise land in a timing.
+ */
+async function waitQuiet(maxWaitS: number): Promise<void> {
+  const deadline = Date.now() + maxWaitS * 1000;
+  let quiet = 0;
+  let said = false;
+  while (quiet < 2) {
+    const b0 = machineBusySeconds();
+    const c0 = process.cpuUsage();
+    await sleep(1000);
+    const c = process.cpuUsage(c0);
+    const busy = machineBusySeconds() - b0 - (c.user + c.system) / 1e6;
+    quiet = busy < 0.25 ? quiet + 1 : 0;
+    if (quiet === 0 && Date.now() > deadline) {
+      log(`  the machine is still busy (${busy.toFixed(2)} CPU-s/s used by other processes); measuring anyway`);
+      return;
+    }
+    if (quiet === 0 && !said) {
+      log(`  waiting for other processes to go quiet (${busy.toFixed(2)} CPU-s/s busy), up to ${maxWaitS} s`);
+      said = true;
+    }
+  }
+}
+
 async function runContender(s: Setup, contender: Row['contender'], keys: number, runNo: number, extraNodeArgs: string[] = []): Promise<Row> {
   const timesFile = path.join(s.work, 'times.txt');
   const outFile = path.join(s.work, 'baseline.rdb.zst.age');
   const redisBefore = cpuSeconds(s.redis.pid);
   const minioBefore = cpuSeconds(s.minio.pid);
+  const busyBefore = machineBusySeconds();
+  const benchBefore = process.cpuUsage();
   let script: string;
   if (contender === 'baseline') {
     script = `redis-cli -h 127.0.0.1 -p ${s.redis.port} --rdb - 2>'${s.work}/redis-cli.log' | zstd -1 -q | age -r '${s.recipient}' > '${outFile}'`;
   } else {
     const cfg = contender === 'tykdr-s3' ? s.s3Config : s.localConfig;
-    script = `'${process.execPath}' ${extraNodeArgs.join(' ')} '${s.tykdrRoot}/bin/run.js' backup -c '${cfg}' --json`;
+    script = `'${process.execPath}' ${extraNodeArgs.map((x) => `'${x}'`).join(' ')} '${s.tykdrRoot}/bin/run.js' backup -c '${cfg}' --json`;
   }
   const m = await measured(script, s.env, timesFile);
   if (m.code !== 0) throw new Error(`${contender} exited ${m.code}:\n${m.stderr.trim().slice(-3000)}`);
@@ -455,6 +494,8 @@ async function runContender(s: Setup, contender: Row['contender'], keys: number,
   await sleep(1500);
   const redisAfter = cpuSeconds(s.redis.pid);
   const minioAfter = cpuSeconds(s.minio.pid);
+  const busy = machineBusySeconds() - busyBefore;
+  const benchCpu = process.cpuUsage(benchBefore);
   const redisCpu = redisAfter.self + redisAfter.children - redisBefore.self - redisBefore.children;
   const minioCpu = minioAfter.self - minioBefore.self;
   const peakKb = [...m.peaks.values()].reduce((n, [, kb]) => n + kb, 0);
@@ -468,9 +509,11 @@ async function runContender(s: Setup, contender: Row['contender'], keys: number,
     return `${comm} ${total.toFixed(2)} (main thread ${main.toFixed(2)}, busiest other thread ${others[0]!.toFixed(2)}, ` +
       `${others.length - 1} more threads ${others.slice(1).reduce((a, b) => a + b, 0).toFixed(2)})`;
   }).join(' + ');
+  const clientCpu = m.cpuUser + m.cpuSys;
+  const otherCpu = Math.max(0, busy - clientCpu - redisCpu - minioCpu - (benchCpu.user + benchCpu.system) / 1e6);
   const row: Row = {
     keys, run: runNo, contender, seconds: m.seconds, rdbBytes: 0, storedBytes: 0, peakKb, peakDetail, cpuDetail,
-    clientCpu: m.cpuUser + m.cpuSys, redisCpu, minioCpu, magic: '',
+    clientCpu, redisCpu, minioCpu, otherCpu, magic: '',
   };
 
   if (contender === 'baseline') {
@@ -540,18 +583,22 @@ async function main(): Promise<void> {
       'profile-dir': { type: 'string' },
       'part-size': { type: 'string' },
       'tykdr-root': { type: 'string' },
+      'quiet-wait': { type: 'string', default: '180' },
+      'node-args': { type: 'string', default: '' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--part-size MiB]\n' +
-        '                                    [--profile [--profile-dir DIR]] [--tykdr-root DIR]\n',
+        '                                    [--profile [--profile-dir DIR]] [--tykdr-root DIR] [--node-args "..."] [--quiet-wait 180]\n',
     );
     return;
   }
   const sizes = (values.keys ?? values.sizes!).split(',').map((s) => Number(s.replace(/_/g, '')));
   const runs = Number(values.runs);
+  const quietWait = Number(values['quiet-wait']);
+  const nodeArgs = values['node-args']!.split(/\s+/).filter(Boolean);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(runs) || runs < 1) {
     throw new Error(`bad --sizes/--keys/--runs: ${values.keys ?? values.sizes} / ${values.runs}`);
   }
@@ -605,7 +652,8 @@ async function main(): Promise<void> {
       const order = r % 2 === 1 ? contenders : [...contenders].reverse();
       for (const c of order) {
         log(`${keys.toLocaleString('en')} keys, run ${r}/${runs}: ${c}`);
-        const row = await runContender(setup, c, keys, r);
+        if (quietWait > 0) await waitQuiet(quietWait);
+        const row = await runContender(setup, c, keys, r, nodeArgs);
         log(`  ${row.seconds.toFixed(2)} s, RDB ${fmtMB(row.rdbBytes)} MB -> ${fmtMB(row.storedBytes)} MB, peak RSS ${fmtMB(row.peakKb * 1024)} MB (${row.peakDetail})`);
         rows.push(row);
       }
@@ -617,7 +665,8 @@ async function main(): Promise<void> {
     const dir = await tempDir('prof');
     const keys = sizes[sizes.length - 1]!;
     log(`profiling: one untimed tykdr-s3 run at ${keys.toLocaleString('en')} keys under node --cpu-prof`);
-    const row = await runContender(setup, 'tykdr-s3', keys, 0, ['--cpu-prof', `--cpu-prof-dir='${dir}'`]);
+    if (quietWait > 0) await waitQuiet(quietWait);
+    const row = await runContender(setup, 'tykdr-s3', keys, 0, [...nodeArgs, '--cpu-prof', `--cpu-prof-dir=${dir}`]);
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error('node --cpu-prof wrote no profile');
     if (values['profile-dir'] !== undefined) {
@@ -639,6 +688,7 @@ async function main(): Promise<void> {
       `${partSize === null ? '' : ` --part-size ${partSize}`}${values.profile ? ' --profile' : ''}`,
   );
   if (tykdrRoot !== repoRoot) out.push(`tykdr from: ${tykdrRoot}`);
+  if (nodeArgs.length > 0) out.push(`tykdr runs as: node ${nodeArgs.join(' ')} bin/run.js ...`);
   out.push('');
   out.push(`baseline:   bash -c 'redis-cli --rdb - | zstd -1 -q | age -r KEY > file'   (writes a local file)`);
   out.push(
@@ -650,18 +700,20 @@ async function main(): Promise<void> {
   out.push('runs on the same CPUs, so its CPU time (receiving, hashing, writing) is inside tykdr-s3\'s wall time and not the baseline\'s.');
   out.push('');
 
-  const header = ['keys', 'run', 'contender', 'RDB MB', 'stored MB', 'seconds', 'vs baseline', 'MB/s', 'peak RSS MB', 'CPU s client', 'CPU s redis', 'CPU s minio'];
+  const header = ['keys', 'run', 'contender', 'RDB MB', 'stored MB', 'seconds', 'vs baseline', 'MB/s', 'peak RSS MB', 'CPU s client', 'CPU s redis', 'CPU s minio', 'CPU s other'];
   const body: string[][] = [];
   for (const r of rows) {
     const base = rows.find((b) => b.keys === r.keys && b.run === r.run && b.contender === 'baseline')!;
     body.push([
       r.keys.toLocaleString('en'), String(r.run), r.contender, fmtMB(r.rdbBytes), fmtMB(r.storedBytes), r.seconds.toFixed(2),
       r.contender === 'baseline' ? '1.00x' : `${(r.seconds / base.seconds).toFixed(2)}x`,
-      (r.rdbBytes / MB / r.seconds).toFixed(1), fmtMB(r.peakKb * 1024), r.clientCpu.toFixed(2), r.redisCpu.toFixed(2), r.minioCpu.toFixed(2),
+      (r.rdbBytes / MB / r.seconds).toFixed(1), fmtMB(r.peakKb * 1024), r.clientCpu.toFixed(2), r.redisCpu.toFixed(2), r.minioCpu.toFixed(2), r.otherCpu.toFixed(2),
     ]);
   }
   out.push('All runs (MB = 10^6 bytes; peak RSS: tykdr = its node process, baseline = redis-cli + zstd + age summed;');
-  out.push('CPU s client = user+sys of the command\'s processes; redis includes its fork; minio = CPU used during the run):');
+  out.push('CPU s client = user+sys of the command\'s processes; redis includes its fork; minio = CPU used during the run;');
+  out.push('CPU s other = the rest of the machine\'s busy time from spawn to 1.5 s after exit: other workloads, the kernel;');
+  out.push('on this 2-CPU machine anything much above 0.3 means the row was disturbed):');
   out.push(table(header, body));
   out.push('');
 

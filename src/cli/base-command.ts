@@ -1,5 +1,5 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
-import { loadConfig, type Config } from '../core/config/load.js';
+import { loadConfig, type Config, type ConfigPurpose } from '../core/config/load.js';
 import { EXIT_CODE_TABLE, EXIT_CODES, TykdrError, exitCodeOf, isAbortError } from '../core/errors.js';
 
 export const EXIT_CODES_HELP = [
@@ -42,9 +42,9 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
     this.args = args as typeof this.args;
   }
 
-  /** Loads --config. `sections` limits which top-level sections must have their \${VARS} set. */
-  protected loadConfig(sections?: string[]): Promise<Config> {
-    return loadConfig(this.flags.config, { sections });
+  /** Loads --config; `purpose` decides which parts must have their \${VARS} set. */
+  protected loadConfig(purpose: ConfigPurpose = 'all'): Promise<Config> {
+    return loadConfig(this.flags.config, { purpose });
   }
 
   /** Progress and notes go to stderr so stdout stays clean for data and --json. */

@@ -41,6 +41,7 @@ export function printDryRun(s: DryRunSummary, log: (l: string) => void): void {
 export function printReportSummary(r: RestoreReport, saved: SavedReport, log: (l: string) => void): void {
   log('');
   log(`Restore ${r.status.toUpperCase()}: snapshot ${r.snapshot.id}, plan ${r.plan.name}`);
+  for (const s of r.steps) if (s.status === 'failed') log(`  FAILED ${s.id}: ${s.reason ?? 'see the report'}`);
   for (const w of r.warnings) log(`  WARNING: ${w}`);
   const rto = r.rto;
   log(

@@ -23,7 +23,7 @@ ${EXIT_CODES_HELP}`;
   };
 
   async run(): Promise<unknown> {
-    const config = await this.loadConfig();
+    const config = await this.loadConfig('backup');
     const interrupt = interruptSignal();
     const printer = this.jsonEnabled() ? undefined : backupPrinter((l) => this.note(l), process.stderr.isTTY === true);
     try {

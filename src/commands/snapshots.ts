@@ -12,7 +12,7 @@ ${EXIT_CODES_HELP}`;
   static override examples = ['<%= config.bin %> snapshots', '<%= config.bin %> snapshots --json'];
 
   async run(): Promise<unknown> {
-    const config = await this.loadConfig(['store']);
+    const config = await this.loadConfig('store');
     const store = openStore(config.store);
     const list = await listSnapshots(store);
     const rows = list.map((s) => ({

@@ -17,7 +17,7 @@ ${EXIT_CODES_HELP}`;
   };
 
   async run(): Promise<unknown> {
-    const config = await this.loadConfig(['store']);
+    const config = await this.loadConfig('store');
     const store = openStore(config.store);
     const m = await resolveSnapshot(store, this.args.id);
     this.log(`Snapshot ${m.id} (complete)`);

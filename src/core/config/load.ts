@@ -63,14 +63,23 @@ const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
  * Reads, interpolates and validates a tykdr.yaml. Every error names the file, the path (and line),
  * the bad value where it is not secret, and the fix.
  */
+/**
+ * What the caller will use. An unset \${VAR} outside that part reads as empty instead of failing, so
+ * `tykdr snapshots` works with only the store credentials and `tykdr backup` without the restore-side
+ * secrets (restore targets, the gateway's canary key).
+ */
+export type ConfigPurpose = 'store' | 'backup' | 'all';
+
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
-  /**
-   * Top-level sections the caller will use. An unset \${VAR} outside them is not an error (it reads as
-   * empty), so `tykdr snapshots` works on a host that has the store credentials but not the Redis password.
-   */
-  sections?: string[];
+  purpose?: ConfigPurpose;
 }
+
+const NEEDED: Record<ConfigPurpose, (p: PropertyKey[]) => boolean> = {
+  store: (p) => p[0] === 'store',
+  backup: (p) => !['gateway', 'dashboard', 'restore'].includes(String(p[0])) && !(p[0] === 'components' && p[2] === 'restore'),
+  all: () => true,
+};
 
 export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<Config> {
   const abs = path.resolve(file);
@@ -84,12 +93,12 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
       code === 'ENOENT' ? 'run `tykdr init` to write one, or pass --config PATH' : 'check the path and its permissions',
     );
   }
-  return parseConfig(text, abs, opts.env ?? process.env, opts.sections);
+  return parseConfig(text, abs, opts.env ?? process.env, opts.purpose);
 }
 
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, sections?: string[]): Config {
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, purpose: ConfigPurpose = 'all'): Config {
   const { doc, lineOf } = parseYaml(text, file);
-  const required = (p: PropertyKey[]) => sections === undefined || sections.includes(String(p[0]));
+  const required = NEEDED[purpose];
   interpolate(doc.contents, [], env, (p) => `${file}${lineOf(p)}`, required);
   const data: unknown = doc.toJS() ?? {};
   const parsed = configSchema.safeParse(data);

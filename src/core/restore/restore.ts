@@ -111,6 +111,11 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreOutcome> 
   const targets = await assessTargets(plan, members, config, opts.filesTo, opts.signal);
   for (const t of targets) if (t.warning) warnings.push(t.warning);
   warnings.push(...(await secretWarnings(manifest, members, config, opts.filesTo)));
+  for (const n of names) {
+    if (Date.parse(manifest.components[n]!.consistent_at) > incidentAt.getTime()) {
+      warnings.push(`${n}: snapshot ${manifest.id} was taken after the incident began (${incidentAt.toISOString()}); it may contain the damage. Use --before to pick an earlier one.`);
+    }
+  }
   for (const w of warnings) note(`warning: ${w}`);
   const live = targets.filter((t) => t.liveData);
   if (live.length > 0 && !opts.yes) {

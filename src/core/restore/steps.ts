@@ -68,6 +68,7 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
         for (const name of members) {
           ctx.note(`  restoring ${name} (redis)`);
           const staged = ctx.staged.get(name)!;
+          let shown = 0;
           const out = await restoreRedis({
             component: ctx.config.components[name] as RedisComponent,
             manifest: ctx.manifest.components[name]!,
@@ -76,7 +77,11 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
             checks: step.verify,
             signal: ctx.signal,
             progress: (e) => {
-              if (e.keys !== undefined && e.keys % 100_000 === 0 && e.keys > 0) ctx.note(`    ${name}: ${e.phase} ${e.keys} keys`);
+              // Print each time another 100,000 keys are crossed (SCAN pages are uneven).
+              if (e.keys !== undefined && Math.floor(e.keys / 100_000) > shown) {
+                shown = Math.floor(e.keys / 100_000);
+                ctx.note(`    ${name}: ${e.phase} ${e.keys}${e.totalKeys ? ` of ${e.totalKeys}` : ''} keys`);
+              }
             },
           });
           details[name] = out.details;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, rename } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { list as listTar, extract as extractTar, type ReadEntry } from 'tar';
 import type { FilesComponent } from '../../../core/config/load.js';
@@ -98,20 +98,30 @@ export async function restoreFiles(opts: {
     await rename(dest, kept);
     aside.push(kept);
   }
-  const cwd = opts.to ?? '/';
-  await mkdir(cwd, { recursive: true });
+  const to = opts.to === '/' ? undefined : opts.to;
   try {
-    await extractTar({
-      file: opts.tarFile,
-      cwd,
-      chmod: true,
-      processUmask: 0,
-      preserveOwner: process.getuid?.() === 0,
-      preservePaths: false,
-      unlink: true,
-    });
+    if (to !== undefined) {
+      await mkdir(to, { recursive: true });
+      await extractTar({ file: opts.tarFile, cwd: to, ...EXTRACT });
+    } else {
+      // node-tar refuses every entry when cwd is "/", so each root is extracted into itself,
+      // with the root's own path components stripped from the entry names.
+      for (const root of roots) {
+        const prefix = path.relative('/', root);
+        await mkdir(root, { recursive: true });
+        await extractTar({
+          file: opts.tarFile,
+          cwd: root,
+          strip: prefix.split('/').length,
+          filter: (p: string) => p.replace(/\/$/, '').startsWith(`${prefix}/`),
+          ...EXTRACT,
+        });
+        const rootEntry = await modeOf(opts.tarFile, prefix);
+        if (rootEntry !== null) await chmod(root, rootEntry);
+      }
+    }
   } catch (err) {
-    throw new TykdrError('targetError', `components.${opts.component.name}: extracting into ${cwd} failed: ${(err as Error).message}`, {
+    throw new TykdrError('targetError', `components.${opts.component.name}: extracting into ${to ?? roots.join(', ')} failed: ${(err as Error).message}`, {
       fix: 'check free space and permissions of the destination; files kept aside are listed in the report',
       cause: err,
     });
@@ -147,6 +157,28 @@ export async function restoreFiles(opts: {
     },
     checks: [check],
   };
+}
+
+/** Exact modes and mtimes; owners when root; any entry error fails the extraction (no silent warnings). */
+const EXTRACT = {
+  chmod: true,
+  processUmask: 0,
+  preserveOwner: process.getuid?.() === 0,
+  preservePaths: false,
+  unlink: true,
+  strict: true,
+} as const;
+
+async function modeOf(tarFile: string, name: string): Promise<number | null> {
+  let mode: number | null = null;
+  await listTar({
+    file: tarFile,
+    onReadEntry: (e: ReadEntry) => {
+      if (e.path.replace(/\/$/, '') === name && e.mode !== undefined) mode = e.mode & 0o7777;
+      e.resume();
+    },
+  });
+  return mode;
 }
 
 async function sha256File(file: string): Promise<string> {

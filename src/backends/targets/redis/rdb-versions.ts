@@ -24,6 +24,13 @@ function parseRelease(version: string): [number, number] | null {
   return m ? [Number(m[1]), Number(m[2])] : null;
 }
 
+/** True when a Redis version string is at least major.minor; true as well when it cannot be parsed (assume modern). */
+export function releaseAtLeast(version: string | undefined, major: number, minor = 0): boolean {
+  const rel = parseRelease(version ?? '');
+  if (!rel) return true;
+  return rel[0] > major || (rel[0] === major && rel[1] >= minor);
+}
+
 /** The newest RDB version a Redis release (INFO redis_version, e.g. "7.0.15") loads; null when unparseable. */
 export function maxRdbVersion(redisVersion: string): number | null {
   const rel = parseRelease(redisVersion);

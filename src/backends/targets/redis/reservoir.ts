@@ -18,11 +18,7 @@ export class Reservoir<T> {
     if (j < this.size) this.items[j] = item;
   }
 
-  /** True when the next offer could be kept: lets callers skip building items that would be dropped. */
-  wouldKeep(): boolean {
-    return this.items.length < this.size;
-  }
-
+  /** Items offered so far: the population the sample was drawn from. */
   get offered(): number {
     return this.seen;
   }

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { badInput, TykdrError } from '../../../core/errors.js';
+import { parseInfo } from '../../sources/redis/connection.js';
+import { RespPipe } from './resp-pipe.js';
 import { RedisPool } from './target-connection.js';
 
 const execFileP = promisify(execFile);
@@ -21,12 +23,14 @@ export interface ScratchServer {
   version: string;
   /** Connections per database index. */
   pool: RedisPool;
+  /** A lean pipeline connection on database `db`, for the bulk copy. */
+  openPipe(db: number, signal?: AbortSignal): Promise<RespPipe>;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s). Safe to call twice. */
   stop(): Promise<void>;
 }
 
 export interface ScratchOptions {
-  /** redis-server binary (restore.redisServer). */
+  /** redis-server binary (components.<name>.restore.redisServer). */
   bin: string;
   /** Folder to run in; created. The RDB is hard-linked (or copied) into it when it lives elsewhere. */
   dir: string;
@@ -34,11 +38,13 @@ export interface ScratchOptions {
   /** `databases` for the server: at least one more than the highest database index in the snapshot. */
   databases: number;
   loadTimeoutMs: number;
+  /** Config path of the restore section, for messages: "components.redis.restore". */
+  where: string;
   signal?: AbortSignal;
 }
 
-/** The version of a redis-server binary ("7.0.15"), from `redis-server --version`. */
-export async function redisServerVersion(bin: string, signal?: AbortSignal): Promise<string> {
+/** The version of a redis-server binary ("7.0.15"), from `redis-server --version`. `setting` names it in errors. */
+export async function redisServerVersion(bin: string, setting: string, signal?: AbortSignal): Promise<string> {
   try {
     const { stdout } = await execFileP(bin, ['--version'], { signal, timeout: 10_000 });
     const m = /v=(\d+\.\d+\.\d+)/.exec(stdout);
@@ -48,8 +54,8 @@ export async function redisServerVersion(bin: string, signal?: AbortSignal): Pro
     if ((err as Error).name === 'AbortError') throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw badInput(
-      `restore.redisServer "${bin}" cannot be run (${code === 'ENOENT' ? 'not found' : (err as Error).message.split('\n')[0]})`,
-      'install redis-server (apt-get install redis-server) or set restore.redisServer to its path',
+      `${setting} "${bin}" cannot be run (${code === 'ENOENT' ? 'not found' : (err as Error).message.split('\n')[0]})`,
+      `install redis-server (apt-get install redis-server) or set ${setting} to its path`,
       err,
     );
   }
@@ -133,6 +139,8 @@ async function startOnce(opts: ScratchOptions, conf: string, dbfilename: string,
     const r = new Redis({
       host: '127.0.0.1', port, password, db, lazyConnect: true, maxRetriesPerRequest: 0,
       enableOfflineQueue: false, retryStrategy: () => null, connectTimeout: 10_000,
+      // No ready check: it would wait inside connect() while the RDB loads, past our deadline and signal.
+      enableReadyCheck: false,
     });
     r.on('error', () => undefined);
     await r.connect();
@@ -152,18 +160,20 @@ async function startOnce(opts: ScratchOptions, conf: string, dbfilename: string,
       if (exitCode !== undefined) await failure(opts, log, stderr, exitCode);
       try {
         const c = await pool.db(0);
-        const info = String(await c.info('persistence'));
-        if (/loading:0/.test(info)) {
+        // parseInfo, not a regex: Redis 7 also reports async_loading:0 while loading.
+        if (parseInfo(String(await c.info('persistence'))).loading === '0') {
           const version = /redis_version:(\S+)/.exec(String(await c.info('server')))?.[1] ?? 'unknown';
-          return { port, version, pool, stop };
+          const openPipe = (db: number, signal?: AbortSignal) =>
+            RespPipe.open({ host: '127.0.0.1', port, password, db, connectTimeoutMs: 10_000, signal });
+          return { port, version, pool, openPipe, stop };
         }
       } catch (err) {
         pool.close();
         if (!/LOADING|ECONNREFUSED|Connection is closed/i.test(String((err as Error).message))) throw err;
       }
       if (Date.now() > deadline) {
-        throw new TykdrError('targetError', `the scratch redis-server did not finish loading the snapshot within restore.loadTimeout`, {
-          fix: 'raise components.<name>.restore.loadTimeout (a large RDB can take minutes to load)',
+        throw new TykdrError('targetError', `the scratch redis-server did not finish loading the snapshot within ${opts.where}.loadTimeout`, {
+          fix: `raise ${opts.where}.loadTimeout (a large RDB can take minutes to load)`,
         });
       }
       await Promise.race([new Promise((r) => setTimeout(r, 50)), spawnErr]);
@@ -171,7 +181,7 @@ async function startOnce(opts: ScratchOptions, conf: string, dbfilename: string,
   } catch (err) {
     await stop();
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw badInput(`restore.redisServer "${opts.bin}" was not found`, 'install redis-server or set restore.redisServer to its path', err);
+      throw badInput(`${opts.where}.redisServer "${opts.bin}" was not found`, `install redis-server or set ${opts.where}.redisServer to its path`, err);
     }
     throw err;
   }
@@ -183,8 +193,8 @@ async function failure(opts: ScratchOptions, log: string, stderr: string, code: 
   const tail = text.split('\n').map((l) => l.trim()).filter(Boolean).slice(-4).join(' | ');
   if (/RDB format version|Can't handle RDB/i.test(text)) {
     throw badInput(
-      `restore.redisServer "${opts.bin}" cannot load this snapshot's RDB version (${tail})`,
-      'set restore.redisServer to a redis-server at least as new as the one that wrote the snapshot',
+      `${opts.where}.redisServer "${opts.bin}" cannot load this snapshot's RDB version (${tail})`,
+      `set ${opts.where}.redisServer to a redis-server at least as new as the one that wrote the snapshot`,
     );
   }
   throw new TykdrError('targetError', `the scratch redis-server exited with code ${code} while loading the snapshot: ${tail}`, {

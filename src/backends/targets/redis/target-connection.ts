@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { TykdrError } from '../../../core/errors.js';
-import { connectRedis, explainRedisError, parseInfo, type RedisAddress } from '../../sources/redis/connection.js';
+import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, tlsOptions, type RedisAddress } from '../../sources/redis/connection.js';
 import { resolveAddress } from '../../sources/redis/sentinel.js';
+import { CommandEncoder, RespPipe } from './resp-pipe.js';
 
 /**
  * Where a restore writes: `components.<name>.restore.target` field by field over the component's own
@@ -57,7 +58,8 @@ export function asTargetError(err: unknown): Error {
 }
 
 /** Connects to the restore target (database 0); failures are targetErrors naming the user, never the password. */
-export async function connectTarget(target: RestoreTarget, db = 0): Promise<Redis> {
+export async function connectTarget(target: RestoreTarget, db = 0, signal?: AbortSignal): Promise<Redis> {
+  signal?.throwIfAborted();
   try {
     const client = await connectRedis({ ...target.conn, db }, target.address);
     client.on('error', () => undefined);
@@ -67,21 +69,78 @@ export async function connectTarget(target: RestoreTarget, db = 0): Promise<Redi
   }
 }
 
+/** A lean pipeline connection to the target on database `db` (for the bulk copy); errors as connectTarget's. */
+export async function openTargetPipe(target: RestoreTarget, db: number, signal?: AbortSignal): Promise<RespPipe> {
+  try {
+    return await RespPipe.open({
+      host: target.address.host,
+      port: target.address.port,
+      username: target.conn.username,
+      password: target.conn.password?.reveal(),
+      tls: tlsOptions(target.conn),
+      db,
+      connectTimeoutMs: connectTimeoutMs(target.conn),
+      signal,
+    });
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') throw err;
+    throw asTargetError(explainRedisError(err, target.conn, target.address));
+  }
+}
+
+/**
+ * One look at a target that is being stopped or started: 'down' (nothing answers), 'loading' (answers but
+ * is still loading its data) or 'up'. Other failures (a refused password, a TLS error) are thrown as targetErrors.
+ */
+export async function probeTarget(target: RestoreTarget, signal?: AbortSignal): Promise<'down' | 'loading' | 'up'> {
+  let pipe: RespPipe;
+  try {
+    pipe = await openTargetPipe(target, 0, signal);
+  } catch (err) {
+    const text = `${(err as Error).message} ${String((err as { cause?: Error }).cause?.message ?? '')}`;
+    if (/LOADING/.test(text)) return 'loading';
+    if (/ECONNREFUSED|ECONNRESET|EPIPE|Connection is closed|is unreachable|ETIMEDOUT/i.test(text)) return 'down';
+    throw err;
+  }
+  try {
+    const enc = new CommandEncoder();
+    enc.command('INFO', 'persistence');
+    const [info] = await pipe.exec(enc.take());
+    // parseInfo, not a regex: Redis 7 also reports async_loading:0 while loading.
+    return Buffer.isBuffer(info) && parseInfo(info.toString('latin1')).loading === '0' ? 'up' : 'loading';
+  } catch {
+    return 'down';
+  } finally {
+    pipe.close();
+  }
+}
+
 /** Maps a command failure on the target to a targetError naming the target (NOPERM gets the restore's ACL needs). */
 export function explainTargetError(err: unknown, target: RestoreTarget, doing: string): Error {
   if (err instanceof TykdrError) return err;
   const msg = String((err as Error)?.message ?? err).split('\n')[0]!;
+  const at = `components.${target.conn.name}: Redis at ${target.display}`;
   if (/NOPERM/i.test(msg)) {
     return new TykdrError(
       'targetError',
-      `components.${target.conn.name}: Redis at ${target.display}: user "${target.conn.username ?? 'default'}" may not ${doing} (${msg})`,
-      { fix: 'grant the ACL user +@connection +info +select +scan +type +dump +restore +pexpiretime +pttl +@read, or use an admin user for the restore', cause: err },
+      `${at}: user "${target.conn.username ?? 'default'}" may not ${doing} (${msg})`,
+      { fix: 'grant the ACL user ~* +@connection +info +select +restore +@read (and +config|get for rdb-file mode), or restore as an admin user', cause: err },
     );
+  }
+  if (/payload version/i.test(msg)) {
+    return new TykdrError('targetError', `${at} refused a DUMP payload while trying to ${doing} (${msg}): it is older than the scratch redis-server`, {
+      fix: `set components.${target.conn.name.replace(/\.restore\.target$/, '')}.restore.redisServer to a redis-server of the same release as the target`, cause: err,
+    });
+  }
+  if (/^OOM/.test(msg)) {
+    return new TykdrError('targetError', `${at} ran out of memory (maxmemory) while trying to ${doing}; keys copied so far stay`, {
+      fix: 'raise maxmemory on the target (or restore fewer classes), then run the restore again: RESTORE REPLACE makes that safe', cause: err,
+    });
   }
   if (/ECONNREFUSED|ECONNRESET|Connection is closed|ETIMEDOUT|WRONGPASS|NOAUTH/i.test(msg)) {
     return asTargetError(explainRedisError(err, target.conn, target.address));
   }
-  return new TykdrError('targetError', `components.${target.conn.name}: Redis at ${target.display} failed to ${doing}: ${msg}`, { cause: err });
+  return new TykdrError('targetError', `${at} failed to ${doing}: ${msg}`, { cause: err });
 }
 
 /** Lazily opened connections to one Redis, one per database index (so no SELECT bookkeeping is shared). */

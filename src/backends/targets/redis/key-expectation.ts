@@ -1,0 +1,97 @@
+import { createReadStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { RdbInspector } from '../../sources/redis/rdb-inspector.js';
+import { classifyKey, type KeyClass } from '../../../core/tyk/key-classes.js';
+
+/** Expiries further than this past the inspection are treated as "still alive" (a restore takes less). */
+const HORIZON_MS = 24 * 3600_000;
+
+interface Tally {
+  /** Keys with no expiry, or expiring after the horizon. */
+  lasting: number;
+  /** Keys expiring within the horizon, counted per whole second of their expiry. */
+  bySecond: Map<number, number>;
+  /** Keys already expired when the file was inspected. */
+  expiredAtInspection: number;
+}
+
+/**
+ * What the staged RDB says the target should hold, per database and Tyk class, at any later instant:
+ * keys with no expiry plus those expiring after it. Memory is bounded by the number of distinct expiry
+ * seconds within 24 h (not the number of keys): the file is streamed through the RDB inspector once.
+ */
+export class KeyExpectation {
+  private readonly tallies = new Map<number, Map<KeyClass, Tally>>();
+
+  constructor(readonly inspectedAt: number) {}
+
+  /** @internal called per key while inspecting. */
+  add(db: number, cls: KeyClass, expiresAtMs: number | null): void {
+    let byClass = this.tallies.get(db);
+    if (!byClass) this.tallies.set(db, (byClass = new Map()));
+    let t = byClass.get(cls);
+    if (!t) byClass.set(cls, (t = { lasting: 0, bySecond: new Map(), expiredAtInspection: 0 }));
+    if (expiresAtMs === null || expiresAtMs > this.inspectedAt + HORIZON_MS) t.lasting++;
+    else if (expiresAtMs <= this.inspectedAt) t.expiredAtInspection++;
+    else {
+      const s = Math.floor(expiresAtMs / 1000);
+      t.bySecond.set(s, (t.bySecond.get(s) ?? 0) + 1);
+    }
+  }
+
+  /** Database indexes with keys in the snapshot, ascending. */
+  databases(): number[] {
+    return [...this.tallies.keys()].sort((a, b) => a - b);
+  }
+
+  classesOf(db: number): KeyClass[] {
+    return [...(this.tallies.get(db)?.keys() ?? [])];
+  }
+
+  /**
+   * Bounds on the keys of (db, class) alive at `atMs`: `min` counts only keys certainly alive (expiry second
+   * wholly after atMs), `max` also those expiring within atMs's second. Equal except for that second.
+   */
+  aliveAt(db: number, cls: KeyClass, atMs: number): { min: number; max: number } {
+    const t = this.tallies.get(db)?.get(cls);
+    if (!t) return { min: 0, max: 0 };
+    let min = t.lasting;
+    let max = t.lasting;
+    for (const [s, n] of t.bySecond) {
+      if (s * 1000 > atMs) min += n;
+      if (s * 1000 + 999 > atMs) max += n;
+    }
+    return { min, max };
+  }
+
+  /** Keys of (db, class) expiring in [fromMs, toMs]: how far a count taken in that window may legitimately move. */
+  expiringBetween(db: number, cls: KeyClass, fromMs: number, toMs: number): number {
+    return Math.max(0, this.aliveAt(db, cls, fromMs).max - this.aliveAt(db, cls, toMs).min);
+  }
+
+  /** Total keys of (db, class) in the file, whatever their expiry. */
+  inFile(db: number, cls: KeyClass): number {
+    const t = this.tallies.get(db)?.get(cls);
+    if (!t) return 0;
+    let n = t.lasting + t.expiredAtInspection;
+    for (const v of t.bySecond.values()) n += v;
+    return n;
+  }
+
+  /** True once `atMs` is past the horizon, where keys counted as lasting may in fact have expired. */
+  beyondHorizon(atMs: number): boolean {
+    return atMs > this.inspectedAt + HORIZON_MS;
+  }
+}
+
+/** Streams the staged RDB through the inspector (which also re-checks its structure and CRC) and tallies its keys. */
+export async function buildKeyExpectation(rdbFile: string, signal?: AbortSignal): Promise<KeyExpectation> {
+  const exp = new KeyExpectation(Date.now());
+  const inspector = new RdbInspector({
+    onKey: (db, key, _type, expiresAtMs) => exp.add(db, classifyKey(key), expiresAtMs),
+  });
+  const sink = new Writable({ write: (_c, _e, cb) => cb() });
+  await pipeline(createReadStream(rdbFile, { highWaterMark: 1 << 20 }), inspector, sink, { signal });
+  return exp;
+}

@@ -1,0 +1,158 @@
+import { chmod, chown, copyFile, open, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { isAbortError, TykdrError } from '../../../core/errors.js';
+import { runShell } from './shell-command.js';
+
+export type TargetState = 'down' | 'loading' | 'up';
+
+export interface RdbSwapOptions {
+  /** The staged plaintext RDB; moved into place (it no longer exists there afterwards unless rolled back). */
+  rdbFile: string;
+  dataDir: string;
+  dbfilename: string;
+  stopCommand: string;
+  startCommand: string;
+  /** Config path of the restore section, for messages: "components.redis.restore". */
+  where: string;
+  /** "host:port" of the target. */
+  display: string;
+  /** Limit for the stop command and for Redis to stop answering. */
+  stopTimeoutMs: number;
+  /** Limit for the start command and for Redis to load the file. */
+  loadTimeoutMs: number;
+  probe: (signal?: AbortSignal) => Promise<TargetState>;
+  /** Runs once Redis is up on the restored file; throwing rolls the swap back (e.g. it loaded an AOF instead). */
+  afterLoad?: () => Promise<void>;
+  signal?: AbortSignal;
+  progress?: (phase: string) => void;
+}
+
+export interface RdbSwapResult {
+  /** Where the target's previous RDB was moved, or null when it had none. */
+  previousFile: string | null;
+  placedBy: 'rename' | 'copy';
+  stopMs: number;
+  startMs: number;
+}
+
+/** "20261121T093012Z", as snapshot ids are written. */
+export function fileTimestamp(d = new Date()): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+/** Polls the target until it reaches `want` or the time is up; resolves with the last state seen. */
+async function waitFor(o: RdbSwapOptions, want: TargetState, ms: number, signal?: AbortSignal): Promise<TargetState> {
+  const deadline = Date.now() + ms;
+  let state = await o.probe(signal);
+  while (state !== want && Date.now() < deadline) {
+    signal?.throwIfAborted();
+    await new Promise((r) => setTimeout(r, 200));
+    state = await o.probe(signal);
+  }
+  return state;
+}
+
+/**
+ * Self-managed restore: stop Redis, move its RDB aside, put the staged RDB in its place (same owner and
+ * mode as the file it replaces), start Redis and wait until it has loaded. Contract: when anything fails
+ * after the old file was moved aside (including an abort), the old file is put back and Redis is started
+ * again before the error is thrown; the error says whether that worked. The rollback ignores the signal.
+ */
+export async function swapRdbFile(o: RdbSwapOptions): Promise<RdbSwapResult> {
+  const dest = path.join(o.dataDir, o.dbfilename);
+  o.progress?.('stop');
+  const stopStarted = Date.now();
+  try {
+    await runShell(o.stopCommand, `${o.where}.stopCommand`, o.stopTimeoutMs, o.signal);
+  } catch (err) {
+    // Nothing was changed; if the failed stop left Redis down, bring it back as it was.
+    if ((await o.probe().catch(() => 'up')) === 'down') await runShell(o.startCommand, `${o.where}.startCommand`, o.loadTimeoutMs).catch(() => undefined);
+    throw err;
+  }
+  if ((await waitFor(o, 'down', o.stopTimeoutMs, o.signal)) !== 'down') {
+    throw new TykdrError('targetError', `${o.where}.stopCommand finished, but Redis at ${o.display} still answers: its data file was not replaced`, {
+      fix: `make ${o.where}.stopCommand stop the Redis at ${o.display} (e.g. systemctl stop redis-server)`,
+    });
+  }
+  const stopMs = Date.now() - stopStarted;
+
+  let previousFile: string | null = null;
+  let placed = false;
+  let placedBy: RdbSwapResult['placedBy'] = 'rename';
+  try {
+    o.progress?.('swap');
+    const old = await stat(dest).catch(() => null);
+    const owner = old ?? (await stat(o.dataDir));
+    if (old) {
+      previousFile = `${dest}.tykdr-${fileTimestamp()}.bak`;
+      await rename(dest, previousFile);
+    }
+    await chmod(o.rdbFile, old ? old.mode & 0o777 : 0o600);
+    if (process.getuid?.() === 0) await chown(o.rdbFile, owner.uid, owner.gid);
+    try {
+      await rename(o.rdbFile, dest);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      placedBy = 'copy';
+      const tmp = `${dest}.tykdr-tmp`;
+      await copyFile(o.rdbFile, tmp);
+      await fsyncPath(tmp);
+      await rename(tmp, dest);
+    }
+    placed = true;
+    await fsyncPath(o.dataDir);
+
+    o.progress?.('start');
+    const startStarted = Date.now();
+    await runShell(o.startCommand, `${o.where}.startCommand`, o.loadTimeoutMs, o.signal);
+    const state = await waitFor(o, 'up', Math.max(0, o.loadTimeoutMs - (Date.now() - startStarted)), o.signal);
+    if (state !== 'up') {
+      throw new TykdrError('targetError', `Redis at ${o.display} did not ${state === 'down' ? 'answer' : 'finish loading the restored RDB'} within ${o.where}.loadTimeout after ${o.where}.startCommand`, {
+        fix: `check the Redis log; raise ${o.where}.loadTimeout if a large RDB needs longer to load`,
+      });
+    }
+    await o.afterLoad?.();
+    return { previousFile, placedBy, stopMs, startMs: Date.now() - startStarted };
+  } catch (err) {
+    const note = await rollback(o, dest, previousFile, placed && placedBy === 'rename');
+    if (isAbortError(err)) throw err;
+    const e = err instanceof TykdrError ? err : new TykdrError('targetError', `restoring the RDB file into ${o.dataDir} failed: ${(err as Error).message}`, { cause: err });
+    throw new TykdrError(e.kind === 'badInput' ? 'badInput' : 'targetError', `${e.message}. ${note}`, { fix: e.fix, cause: err });
+  }
+}
+
+/** Undoes a swap as far as possible and says what state the target is in. */
+async function rollback(o: RdbSwapOptions, dest: string, previousFile: string | null, movedStaged: boolean): Promise<string> {
+  await runShell(o.stopCommand, `${o.where}.stopCommand`, o.stopTimeoutMs).catch(() => undefined);
+  await waitFor(o, 'down', o.stopTimeoutMs).catch(() => undefined);
+  try {
+    const ours = await stat(dest).catch(() => null);
+    if (ours) {
+      // Hand the staged file back to the caller when it was moved, else drop the copy.
+      if (movedStaged) await rename(dest, o.rdbFile).catch(() => unlink(dest));
+      else await unlink(dest);
+    }
+    if (previousFile) await rename(previousFile, dest);
+    await fsyncPath(o.dataDir);
+  } catch (err) {
+    return `Rolling back failed too (${(err as Error).message}): ${previousFile ? `the previous RDB is at ${previousFile}` : 'there was no previous RDB'}; Redis was left stopped`;
+  }
+  const what = previousFile ? `the previous ${o.dbfilename} was put back` : `the target had no ${o.dbfilename}; the restored one was removed`;
+  try {
+    await runShell(o.startCommand, `${o.where}.startCommand`, o.loadTimeoutMs);
+    const state = await waitFor(o, 'up', o.loadTimeoutMs);
+    if (state === 'up') return `Rolled back: ${what} and Redis at ${o.display} answers again`;
+    return `Rolled back: ${what}, but Redis at ${o.display} is ${state === 'down' ? 'not answering' : 'still loading'}`;
+  } catch (err) {
+    return `Rolled back: ${what}, but starting Redis again failed (${(err as Error).message})`;
+  }
+}
+
+async function fsyncPath(p: string): Promise<void> {
+  const fh = await open(p, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,540 @@
+import { execFile, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { maxRdbVersion, minRedisForRdb } from '../../src/backends/targets/redis/rdb-versions.js';
+import { restoreRedis } from '../../src/backends/targets/redis/restore-redis.js';
+import { Reservoir } from '../../src/backends/targets/redis/reservoir.js';
+import { fingerprintSample } from '../../src/backends/targets/redis/snapshot-sample.js';
+import { RedisPool } from '../../src/backends/targets/redis/target-connection.js';
+import { RdbInspector } from '../../src/backends/sources/redis/rdb-inspector.js';
+import { parseConfig, type RedisComponent } from '../../src/core/config/load.js';
+import { TykdrError } from '../../src/core/errors.js';
+import type { ManifestComponent } from '../../src/core/manifest.js';
+import type { CheckResult } from '../../src/core/restore/types.js';
+import { classifyKey, emptyClassCounts, type KeyClass } from '../../src/core/tyk/key-classes.js';
+import { checkSample, checkTtl, observeSample } from '../../src/verify/redis-checks.js';
+import { freePort } from '../helpers/net.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { makeTlsFiles } from '../helpers/tls.js';
+import { seedTykRedis } from '../helpers/tyk-fixture.js';
+
+const execFileP = promisify(execFile);
+const ALL_CHECKS = ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl', 'redis-replicas'];
+const cleanups: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+async function tempDir(prefix: string): Promise<string> {
+  const d = await mkdtemp(path.join(tmpdir(), prefix));
+  cleanups.push(() => rm(d, { recursive: true, force: true }));
+  return d;
+}
+
+async function server(opts: Parameters<typeof startRedis>[0] = {}): Promise<RedisServer> {
+  const s = await startRedis(opts);
+  cleanups.push(() => s.stop());
+  return s;
+}
+
+function client(port: number, db = 0, password?: string): Redis {
+  const r = new Redis({ port, host: '127.0.0.1', db, password, lazyConnect: false });
+  cleanups.push(async () => r.disconnect());
+  return r;
+}
+
+/** A component as `tykdr.yaml` would give it (defaults applied by the real schema). */
+function component(redisYaml: string): RedisComponent {
+  const yaml = `store: { kind: local, path: /tmp/unused }\nencryption: { recipients: [] }\ncomponents:\n  redis:\n    kind: redis\n${redisYaml
+    .trim()
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n')}\n`;
+  return parseConfig(yaml, '/tmp/tykdr-test.yaml').components.redis as RedisComponent;
+}
+
+/** Streams the source's RDB like `redis-cli --rdb` and builds the manifest entry the backup would write. */
+async function snapshot(src: RedisServer): Promise<{ rdbFile: string; manifest: ManifestComponent; dir: string }> {
+  const dir = await tempDir('tykdr-rr-snap-');
+  const rdbFile = path.join(dir, 'staged.rdb');
+  await execFileP('redis-cli', ['-p', String(src.port), '--rdb', rdbFile]);
+  const classes: Record<string, Record<KeyClass, number>> = {};
+  const inspector = new RdbInspector({ onKey: (db, key) => (classes[db] ??= emptyClassCounts())[classifyKey(key)]++ });
+  await pipeline(createReadStream(rdbFile), inspector, new Writable({ write: (_c, _e, cb) => cb() }));
+  const f = inspector.facts();
+  const manifest: ManifestComponent = {
+    kind: 'redis',
+    tier: 'critical',
+    objective: { rto_seconds: 900, rpo_seconds: 300 },
+    consistent_at: new Date().toISOString(),
+    started_at: new Date().toISOString(),
+    duration_ms: 1,
+    artifact: { name: 'redis.rdb.zst.age', format: 'rdb', compression: 'zstd', encryption: 'age', plaintext_bytes: f.bytes, stored_bytes: f.bytes, sha256: '0'.repeat(64) },
+    source: { redis_version: (await src.cli('INFO', 'server')).match(/redis_version:(\S+)/)![1], rdb_version: f.rdbVersion, databases: f.databases, total_keys: f.totalKeys, key_classes: classes, tyk_db: 0 },
+  };
+  return { rdbFile, manifest, dir };
+}
+
+/** A private copy of the staged file (rdb-file mode moves it). */
+async function stagedCopy(snap: { rdbFile: string }): Promise<{ rdbFile: string; workDir: string }> {
+  const dir = await tempDir('tykdr-rr-stage-');
+  const rdbFile = path.join(dir, 'staged.rdb');
+  await copyFile(snap.rdbFile, rdbFile);
+  const workDir = path.join(dir, 'work');
+  return { rdbFile, workDir };
+}
+
+/** Every key of a server (all databases, binary-safe) with a type-aware value and its absolute expiry. */
+async function contents(port: number, dbs: number[], password?: string): Promise<Map<string, { value: string; expireAt: number }>> {
+  const out = new Map<string, { value: string; expireAt: number }>();
+  const hex = (v: unknown): unknown => (Buffer.isBuffer(v) ? v.toString('hex') : Array.isArray(v) ? v.map(hex) : v);
+  for (const db of dbs) {
+    const r = client(port, db, password);
+    for (const key of await r.keysBuffer('*')) {
+      const type = await r.type(key);
+      let value: unknown;
+      if (type === 'string') value = await r.getBuffer(key);
+      else if (type === 'hash') value = await r.callBuffer('HGETALL', key);
+      else if (type === 'list') value = await r.lrangeBuffer(key, 0, -1);
+      else if (type === 'set') value = ((await r.smembersBuffer(key)) as Buffer[]).sort(Buffer.compare);
+      else if (type === 'zset') value = await r.callBuffer('ZRANGE', key, '0', '-1', 'WITHSCORES');
+      else if (type === 'stream') value = await r.callBuffer('XRANGE', key, '-', '+');
+      out.set(`${db}/${key.toString('latin1')}`, { value: `${type}:${JSON.stringify(hex(value))}`, expireAt: Number(await r.call('PEXPIRETIME', key)) });
+    }
+    r.disconnect();
+  }
+  return out;
+}
+
+const byName = (checks: CheckResult[]) => Object.fromEntries(checks.map((c) => [c.name, c]));
+
+async function expectRejects(p: Promise<unknown>): Promise<TykdrError> {
+  const err = await p.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(TykdrError);
+  return err as TykdrError;
+}
+
+describe('live mode', () => {
+  let src: RedisServer;
+  let snap: Awaited<ReturnType<typeof snapshot>>;
+  let sourceData: Map<string, { value: string; expireAt: number }>;
+
+  beforeAll(async () => {
+    src = await server();
+    await seedTykRedis(src.port, { sessions: 40 });
+    await seedTykRedis(src.port, { sessions: 5, db: 3 });
+    const r = client(src.port);
+    await r.hset('coprocess-data:hash', { a: '1', b: Buffer.from([0, 255, 1]) });
+    await r.xadd('app-events', '*', 'k', 'v');
+    await r.set(Buffer.from([0x61, 0x70, 0x69, 0x6b, 0x65, 0x79, 0x2d, 0xff, 0x00]), 'binary-named key');
+    // Values far larger than a socket read: replies span many chunks; both are over the sample's 1 MiB limit.
+    await r.set('coprocess-data:big', randomBytes(3 * 1024 * 1024), 'EX', 7200);
+    const big = r.pipeline();
+    for (let i = 0; i < 20_000; i++) big.rpush('app-big-list', `element-${i}-${'x'.repeat(100)}`);
+    await big.exec();
+    snap = await snapshot(src);
+    sourceData = await contents(src.port, [0, 3]);
+  });
+
+  it('copies must/should/other keys with values and TTLs, leaves the rest, keeps extra keys, and every check passes', async () => {
+    const target = await server();
+    const t = client(target.port);
+    const replaced = 'apikey-00000000000000000000000000000000';
+    await t.set(replaced, 'stale value', 'EX', 5);
+    await t.set('apikey-created-after-snapshot', 'new');
+    await t.set('rate-limit-old', '9');
+    const staged = await stagedCopy(snap);
+    const phases = new Set<string>();
+    const out = await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, sample: 1000 }`),
+      manifest: snap.manifest,
+      ...staged,
+      checks: [...ALL_CHECKS, 'gateway-hello'],
+      progress: (e) => phases.add(e.phase),
+    });
+    const checks = byName(out.checks);
+    expect(Object.keys(checks)).toEqual(ALL_CHECKS);
+    for (const name of ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl']) expect(checks[name]!.status, JSON.stringify(checks[name])).toBe('passed');
+    expect(checks['redis-replicas']!.status).toBe('skipped');
+    expect(checks['redis-key-counts']!.detail).toContain('at least as many as the snapshot holds per class (1 more');
+    expect(checks['redis-sample']!.evidence).toMatchObject({ mismatched: 0, too_large: 2 });
+    expect((checks['redis-sample']!.evidence as { matched: number }).matched).toBeGreaterThan(50);
+    expect([...phases]).toEqual(expect.arrayContaining(['preflight', 'inspect', 'scratch-load', 'copy', 'sample', 'verify']));
+
+    const restored = await contents(target.port, [0, 3]);
+    for (const [key, v] of sourceData) {
+      const cls = classifyKey(key.slice(key.indexOf('/') + 1));
+      if (['must', 'should', 'other'].includes(cls)) expect(restored.get(key), key).toEqual(v);
+      else expect(restored.has(key), key).toBe(false);
+    }
+    expect(restored.get(`0/${replaced}`)!.value).not.toContain('stale');
+    expect(restored.has('0/apikey-created-after-snapshot')).toBe(true);
+    expect(restored.has('0/rate-limit-old')).toBe(true);
+    expect(await client(target.port, 3).exists('apikey-canary0000000000000000000000000')).toBe(1);
+    expect(out.details).toMatchObject({ mode: 'live', target: `127.0.0.1:${target.port}`, databases: [0, 3] });
+    const copied = out.details.copied as Record<KeyClass, number>;
+    const skipped = out.details.skipped as Record<KeyClass, number>;
+    expect(copied.quota).toBe(0);
+    expect(skipped.quota).toBe(2);
+    expect(skipped.analytics).toBe(2);
+    expect(copied.must + copied.should + copied.other).toBe([...sourceData.keys()].filter((k) => ['must', 'should', 'other'].includes(classifyKey(k.slice(2)))).length);
+
+    const text = JSON.stringify(out);
+    expect(text).not.toContain('apikey-0000');
+    expect(text).not.toContain('oauth-data.api1');
+  });
+
+  it('restores quota counters too when quota is among the classes', async () => {
+    const target = await server();
+    const staged = await stagedCopy(snap);
+    const out = await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, classes: [must, should, quota, other] }`),
+      manifest: snap.manifest,
+      ...staged,
+      checks: ['redis-key-counts'],
+    });
+    expect(out.checks[0]!.status, out.checks[0]!.detail).toBe('passed');
+    const restored = await contents(target.port, [0, 3]);
+    expect(restored.get('0/quota-abc')).toEqual(sourceData.get('0/quota-abc'));
+    expect(restored.get('0/quota-abc')!.expireAt).toBeGreaterThan(Date.now());
+    expect(restored.has('0/rate-limit-abc')).toBe(false);
+  });
+
+  it('refuses a target too old for the snapshot RDB version and leaves it untouched', async () => {
+    const target = await server();
+    const t = client(target.port);
+    await t.set('apikey-existing', 'keep me');
+    const before = { size: await t.dbsize(), value: await t.get('apikey-existing') };
+    const staged = await stagedCopy(snap);
+    const err = await expectRejects(
+      restoreRedis({
+        component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} } }`),
+        manifest: { ...snap.manifest, source: { ...snap.manifest.source, rdb_version: 99, redis_version: '99.0.0' } },
+        ...staged,
+        checks: ALL_CHECKS,
+      }),
+    );
+    expect(err.kind).toBe('targetError');
+    expect(err.message).toMatch(/target Redis 7\.\d+\.\d+ at 127\.0\.0\.1:\d+ cannot load RDB version 99 \(written by Redis 99\.0\.0\)/);
+    expect(err.fix).toContain('restore into Redis');
+    expect({ size: await t.dbsize(), value: await t.get('apikey-existing') }).toEqual(before);
+    await expect(readdir(staged.workDir)).rejects.toThrow(); // no scratch server was even started
+  });
+
+  it('a wrong target password is a targetError naming the user, never the password', async () => {
+    const target = await server({ password: 'right-password-1' });
+    const staged = await stagedCopy(snap);
+    const err = await expectRejects(
+      restoreRedis({
+        component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port}, password: "wrong-password-2" } }`),
+        manifest: snap.manifest,
+        ...staged,
+        checks: ALL_CHECKS,
+      }),
+    );
+    expect(err.kind).toBe('targetError');
+    expect(err.exitCode).toBe(6);
+    expect(err.message).toContain('user "default"');
+    expect(err.fix).toContain('components.redis.restore.target.password');
+    expect(`${err.message} ${err.fix}`).not.toContain('wrong-password-2');
+    expect(await target.cli('DBSIZE')).toBe('0');
+  });
+
+  it('redis-sample and redis-ttl catch a value and a TTL changed on the target', async () => {
+    const target = await server();
+    const staged = await stagedCopy(snap);
+    await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} } }`),
+      manifest: snap.manifest,
+      ...staged,
+      checks: [],
+    });
+    // The snapshot side, as the restore takes it: a sample drawn from a server holding the snapshot.
+    const drawn = new Reservoir<{ db: number; key: Buffer; cls: KeyClass }>(3);
+    for (const k of ['apikey-00000000000000000000000000000001', 'orgkey.org1', 'oauth-data.api1.oauth-access.token1']) drawn.offer({ db: 0, key: Buffer.from(k), cls: 'must' });
+    const srcPool = new RedisPool(async (db) => client(src.port, db));
+    const sample = await fingerprintSample(srcPool, drawn, 3, true);
+    const t = client(target.port);
+    await t.set('apikey-00000000000000000000000000000001', '{"tampered":true}', 'KEEPTTL');
+    await t.pexpire('orgkey.org1', 100_000); // had no expiry
+    await t.pexpire('oauth-data.api1.oauth-access.token1', 100_000); // had one hour
+    const targetPool = new RedisPool(async (db) => client(target.port, db));
+    const obs = await observeSample((db) => targetPool.db(db), sample, true);
+    const s = await checkSample(sample, obs, 5000);
+    expect(s.status).toBe('failed');
+    expect(s.evidence).toMatchObject({ sampled: 3, matched: 2, mismatched: 1 });
+    expect(s.detail).toMatch(/1 of 3 sampled keys differ .*must:[0-9a-f]{12}: (content differs|size \d+)/);
+    expect(JSON.stringify(s)).not.toContain('apikey-');
+    const ttl = await checkTtl(obs, 5000);
+    expect(ttl.status).toBe('failed');
+    expect(ttl.evidence).toMatchObject({ checked: 3, within: 1, outside: 2 });
+    expect(JSON.stringify(ttl)).not.toContain('orgkey');
+  });
+
+  it('waits for the replica of a Sentinel-managed master to catch up (redis-replicas)', async () => {
+    const master = await server();
+    const replica = await server({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+    const sentinelPort = await freePort();
+    const dir = await tempDir('tykdr-rr-sentinel-');
+    const conf = path.join(dir, 'sentinel.conf');
+    await writeFile(conf, `port ${sentinelPort}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor tykmaster 127.0.0.1 ${master.port} 1\nsentinel down-after-milliseconds tykmaster 30000\n`);
+    const proc = spawn('redis-sentinel', [conf], { stdio: 'ignore' });
+    cleanups.push(async () => proc.kill('SIGKILL'));
+    const deadline = Date.now() + 20_000;
+    while ((await execFileP('redis-cli', ['-p', String(sentinelPort), 'ping']).then((o) => o.stdout.trim(), () => '')) !== 'PONG') {
+      if (Date.now() > deadline) throw new Error('sentinel did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    while (!/master_link_status:up/.test(await replica.cli('INFO', 'replication'))) {
+      if (Date.now() > deadline) throw new Error('replica did not connect');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const staged = await stagedCopy(snap);
+    const out = await restoreRedis({
+      component: component(`sentinel: { masterName: tykmaster, sentinels: [{ host: 127.0.0.1, port: ${sentinelPort} }] }\nrestore: { replicaCatchUpTimeout: 30s }`),
+      manifest: snap.manifest,
+      ...staged,
+      checks: ['redis-ping', 'redis-replicas'],
+    });
+    expect(out.details).toMatchObject({ target: `127.0.0.1:${master.port}`, resolved_via: 'sentinel master tykmaster', replicas_before: 1 });
+    const rep = byName(out.checks)['redis-replicas']!;
+    expect(rep.status, rep.detail).toBe('passed');
+    expect((rep.evidence as { replicas: unknown[] }).replicas).toHaveLength(1);
+    expect(await replica.cli('DBSIZE')).toBe(await master.cli('DBSIZE'));
+  });
+
+  it('a scratch redis-server that cannot run is badInput naming the setting, before the target is touched', async () => {
+    const target = await server();
+    const staged = await stagedCopy(snap);
+    const err = await expectRejects(
+      restoreRedis({
+        component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, redisServer: /nonexistent/redis-server }`),
+        manifest: snap.manifest,
+        ...staged,
+        checks: ALL_CHECKS,
+      }),
+    );
+    expect(err.kind).toBe('badInput');
+    expect(err.message).toBe('components.redis.restore.redisServer "/nonexistent/redis-server" cannot be run (not found)');
+    expect(await target.cli('DBSIZE')).toBe('0');
+  });
+
+  it('an abort during the copy stops the scratch server and rejects with an AbortError', async () => {
+    const target = await server();
+    const staged = await stagedCopy(snap);
+    const ac = new AbortController();
+    const err = await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} } }`),
+      manifest: snap.manifest,
+      ...staged,
+      checks: ALL_CHECKS,
+      signal: ac.signal,
+      progress: (e) => {
+        if (e.phase === 'copy') ac.abort();
+      },
+    }).then(() => null, (e: unknown) => e as Error);
+    expect(err?.name).toBe('AbortError');
+    const log = await readFile(path.join(staged.workDir, 'scratch', 'scratch-redis.log'), 'utf8');
+    expect(log).toMatch(/ready to exit, bye bye/);
+  });
+
+  it('measures throughput on 200,000 small keys', async () => {
+    const big = await server();
+    const r = client(big.port);
+    for (let i = 0; i < 200_000; i += 10_000) {
+      const p = r.pipeline();
+      for (let j = i; j < i + 10_000; j++) p.set(`apikey-${j.toString(16).padStart(32, '0')}`, `{"org_id":"org1","alias":"u${j}"}`, 'EX', 86_400);
+      await p.exec();
+    }
+    const bigSnap = await snapshot(big);
+    const target = await server();
+    const staged = await stagedCopy(bigSnap);
+    const started = Date.now();
+    const out = await restoreRedis({
+      component: component(`port: ${big.port}\nrestore: { target: { port: ${target.port} } }`),
+      manifest: bigSnap.manifest,
+      ...staged,
+      checks: ['redis-key-counts', 'redis-sample', 'redis-ttl'],
+    });
+    const total = Date.now() - started;
+    for (const c of out.checks) expect(c.status, c.detail).toBe('passed');
+    expect(out.details.keys_copied).toBe(200_000);
+    console.log(`[redis-restore throughput] 200000 keys copied in ${String(out.details.copy_ms)} ms = ${String(out.details.keys_per_second)} keys/s (whole restore with checks: ${total} ms)`);
+  });
+});
+
+describe('a TLS target with ACL users', () => {
+  let src: RedisServer;
+  let snap: Awaited<ReturnType<typeof snapshot>>;
+  let target: RedisServer;
+  let tlsPort: number;
+  let ca: string;
+
+  beforeAll(async () => {
+    src = await server();
+    await seedTykRedis(src.port, { sessions: 20 });
+    snap = await snapshot(src);
+    const tls = await makeTlsFiles();
+    cleanups.push(() => rm(tls.dir, { recursive: true, force: true }));
+    ca = tls.ca;
+    tlsPort = await freePort();
+    target = await server({
+      args: ['--tls-port', String(tlsPort), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no'],
+      aclUsers: ['restorer on >restore-pass-1 ~* +@connection +info +select +restore +@read', 'weak on >weak-pass-1 ~* +@connection +info +select +@read'],
+    });
+  });
+
+  const tlsComponent = (user: string, pass: string) =>
+    component(`port: ${src.port}\nrestore: { target: { port: ${tlsPort}, username: ${user}, password: ${pass}, tls: { ca: ${ca} } } }`);
+
+  it('restores over TLS as a least-privilege ACL user', async () => {
+    const staged = await stagedCopy(snap);
+    const out = await restoreRedis({ component: tlsComponent('restorer', 'restore-pass-1'), manifest: snap.manifest, ...staged, checks: ALL_CHECKS });
+    for (const c of out.checks) expect(c.status, `${c.name}: ${c.detail}`).not.toBe('failed');
+    expect(out.details.keys_copied).toBeGreaterThan(20);
+    expect(JSON.stringify(out)).not.toContain('restore-pass-1');
+  });
+
+  it('a user without +restore gets a targetError naming the user and the permission', async () => {
+    const staged = await stagedCopy(snap);
+    const err = await expectRejects(restoreRedis({ component: tlsComponent('weak', 'weak-pass-1'), manifest: snap.manifest, ...staged, checks: ALL_CHECKS }));
+    expect(err.kind).toBe('targetError');
+    expect(err.message).toMatch(/user "weak" may not RESTORE keys \(NOPERM.*restore/);
+    expect(err.fix).toContain('+restore');
+    expect(`${err.message} ${err.fix}`).not.toContain('weak-pass-1');
+  });
+});
+
+/** A daemonized redis-server managed only through shell commands, as rdb-file mode sees it. */
+async function daemon(args = ''): Promise<{ port: number; dir: string; start: string; stop: string; pid: () => Promise<number> }> {
+  const dir = await tempDir('tykdr-rr-daemon-');
+  const port = await freePort();
+  const start = `redis-server --port ${port} --bind 127.0.0.1 --dir ${dir} --dbfilename dump.rdb --daemonize yes --pidfile ${dir}/redis.pid --logfile ${dir}/redis.log --save '' ${args}`;
+  const stop = `redis-cli -p ${port} shutdown nosave`;
+  const pid = async () => Number((await readFile(path.join(dir, 'redis.pid'), 'utf8')).trim());
+  await execFileP('sh', ['-c', start]);
+  cleanups.push(async () => {
+    const p = await pid().catch(() => 0);
+    if (p > 0) process.kill(p, 'SIGKILL');
+  });
+  for (let i = 0; i < 100 && (await execFileP('redis-cli', ['-p', String(port), 'ping']).then((o) => o.stdout.trim(), () => '')) !== 'PONG'; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { port, dir, start, stop, pid };
+}
+
+const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
+
+describe('rdb-file mode', () => {
+  let src: RedisServer;
+  let snap: Awaited<ReturnType<typeof snapshot>>;
+  let sourceData: Map<string, { value: string; expireAt: number }>;
+
+  beforeAll(async () => {
+    src = await server();
+    await seedTykRedis(src.port, { sessions: 30 });
+    await seedTykRedis(src.port, { sessions: 3, db: 3 });
+    snap = await snapshot(src);
+    sourceData = await contents(src.port, [0, 3]);
+  });
+
+  const rdbComponent = (d: { port: number; dir: string; start: string; stop: string }, extra = '') =>
+    component(`port: ${d.port}\nrestore:\n  mode: rdb-file\n  dataDir: ${d.dir}\n  stopCommand: "${d.stop}"\n  startCommand: "${d.start}"\n  loadTimeout: 20s\n${extra}`);
+
+  it('stops Redis, keeps the old dump.rdb aside, loads the snapshot and passes every check', async () => {
+    const d = await daemon();
+    const t = client(d.port);
+    await t.set('apikey-old-data', 'old');
+    await t.save();
+    t.disconnect();
+    const oldHash = await sha256(path.join(d.dir, 'dump.rdb'));
+    const staged = await stagedCopy(snap);
+    const out = await restoreRedis({ component: rdbComponent(d), manifest: snap.manifest, ...staged, checks: ALL_CHECKS });
+    const checks = byName(out.checks);
+    for (const name of ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl']) expect(checks[name]!.status, JSON.stringify(checks[name])).toBe('passed');
+    expect(checks['redis-key-counts']!.evidence).toMatchObject({ comparison: 'exact' });
+    const previous = out.details.previous_rdb as string;
+    expect(previous).toMatch(new RegExp(`^${d.dir}/dump\\.rdb\\.tykdr-\\d{8}T\\d{6}Z\\.bak$`));
+    expect(await sha256(previous)).toBe(oldHash);
+    expect(await sha256(path.join(d.dir, 'dump.rdb'))).toBe(await sha256(snap.rdbFile));
+    expect(await contents(d.port, [0, 3])).toEqual(sourceData);
+    expect(out.details).toMatchObject({ mode: 'rdb-file', placed_by: 'rename' });
+  });
+
+  it('refuses a target with AOF enabled and leaves it untouched', async () => {
+    const d = await daemon('--appendonly yes');
+    const t = client(d.port);
+    await t.set('apikey-old-data', 'old');
+    const pidBefore = await d.pid();
+    const staged = await stagedCopy(snap);
+    const err = await expectRejects(restoreRedis({ component: rdbComponent(d), manifest: snap.manifest, ...staged, checks: ALL_CHECKS }));
+    expect(err.kind).toBe('targetError');
+    expect(err.message).toContain('has AOF enabled (aof_enabled:1)');
+    expect(err.fix).toContain('mode: live');
+    expect(await d.pid()).toBe(pidBefore);
+    expect(await t.dbsize()).toBe(1);
+    expect(await t.get('apikey-old-data')).toBe('old');
+    expect((await readdir(d.dir)).filter((f) => f.includes('tykdr'))).toEqual([]);
+    expect(await stat(staged.rdbFile)).toBeTruthy();
+  });
+
+  it('puts the old dump.rdb back and restarts Redis when the start command fails', async () => {
+    const d = await daemon();
+    const t = client(d.port);
+    await t.set('apikey-old-data', 'old');
+    await t.save();
+    t.disconnect();
+    const oldHash = await sha256(path.join(d.dir, 'dump.rdb'));
+    const marker = path.join(d.dir, 'failed-once');
+    // Fails the first time (the restore), works the second (the rollback).
+    const flaky = { ...d, start: `if [ ! -f ${marker} ]; then touch ${marker}; echo 'cannot start: simulated' >&2; exit 3; fi; ${d.start}` };
+    const staged = await stagedCopy(snap);
+    const stagedHash = await sha256(staged.rdbFile);
+    const err = await expectRejects(restoreRedis({ component: rdbComponent(flaky), manifest: snap.manifest, ...staged, checks: ALL_CHECKS }));
+    expect(err.kind).toBe('targetError');
+    expect(err.message).toContain('components.redis.restore.startCommand failed with exit code 3; it printed: cannot start: simulated');
+    expect(err.message).toContain('Rolled back: the previous dump.rdb was put back and Redis at');
+    expect(await sha256(path.join(d.dir, 'dump.rdb'))).toBe(oldHash);
+    expect((await readdir(d.dir)).filter((f) => f.includes('.tykdr-'))).toEqual([]);
+    expect(await sha256(staged.rdbFile)).toBe(stagedHash); // handed back to the caller
+    const after = client(d.port);
+    expect(await after.get('apikey-old-data')).toBe('old');
+    expect(await after.dbsize()).toBe(1);
+  });
+
+  it('restores into a Redis that is down (a disaster), with a warning that its version could not be checked', async () => {
+    const d = await daemon();
+    await execFileP('sh', ['-c', d.stop]);
+    const staged = await stagedCopy(snap);
+    const out = await restoreRedis({ component: rdbComponent({ ...d, stop: `${d.stop} || true` }), manifest: snap.manifest, ...staged, checks: ['redis-ping', 'redis-key-counts'] });
+    expect((out.details.warnings as string[]).join()).toContain('was not running before the restore');
+    expect(out.details.previous_rdb).toBeNull();
+    for (const c of out.checks) expect(c.status, c.detail).toBe('passed');
+    expect(await contents(d.port, [0, 3])).toEqual(sourceData);
+  });
+
+  it('needs dataDir, stopCommand and startCommand (badInput naming the path)', async () => {
+    const staged = await stagedCopy(snap);
+    const err = await expectRejects(restoreRedis({ component: component(`restore: { mode: rdb-file, dataDir: /tmp }`), manifest: snap.manifest, ...staged, checks: [] }));
+    expect(err.kind).toBe('badInput');
+    expect(err.message).toContain('components.redis.restore.stopCommand is not set');
+  });
+});
+
+describe('RDB versions a target loads', () => {
+  it('maps Redis releases to the newest RDB version they load, and back', () => {
+    expect(['3.2.12', '4.0.14', '5.0.7', '6.0.20', '6.2.14', '7.0.15', '7.2.4', '7.4.1', '8.0.2', '8.4.0', '8.6.0', '9.0.0'].map((v) => maxRdbVersion(v))).toEqual([
+      7, 8, 9, 9, 9, 10, 11, 12, 12, 12, 13, 13,
+    ]);
+    expect(maxRdbVersion('not-a-version')).toBeNull();
+    expect([9, 10, 11, 12, 13, 14].map(minRedisForRdb)).toEqual(['5.0', '7.0', '7.2', '7.4', '8.6', null]);
+  });
+});
