@@ -18,7 +18,7 @@ afterAll(async () => {
 });
 
 describe('--help', () => {
-  it.each([['init'], ['key', 'generate'], ['backup'], ['snapshots'], ['snapshot', 'show']])('%s has examples, --config, --json and the exit-code table', async (...cmd) => {
+  it.each([['init'], ['key', 'generate'], ['backup'], ['snapshots'], ['snapshot', 'show'], ['restore'], ['plan', 'show'], ['plan', 'validate']])('%s has examples, --config, --json and the exit-code table', async (...cmd) => {
     const res = await runCli([...cmd, '--help']);
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('EXAMPLES');

@@ -79,6 +79,10 @@ gateway:
   timeout: 10s
   keyProbe: { path: /orders/, key: "\${CANARY_KEY}" }
   uptimeTests: { checkList: [ { url: "${upstream.url}/health" } ] }
+dashboard:
+  url: ${upstream.url}
+  healthPath: /api/health
+  timeout: 10s
 restore: { reportDir: ./reports }
 ${extra}`;
 
@@ -163,11 +167,11 @@ describe('tykdr restore --plan full, live mode', () => {
       ['stage', 'ok'],
       ['redis', 'ok'],
       ['database', 'skipped'],
-      ['dashboard', 'skipped'],
+      ['dashboard', 'ok'],
       ['gateway', 'ok'],
     ]);
     const checks = Object.fromEntries(report.steps.flatMap((s: any) => s.checks.map((c: any) => [c.name, c.status])));
-    for (const c of ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl', 'files-restored', 'gateway-ready', 'gateway-hello', 'gateway-key-probe', 'upstream']) {
+    for (const c of ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl', 'files-restored', 'dashboard-health', 'gateway-ready', 'gateway-hello', 'gateway-key-probe', 'upstream']) {
       expect(checks[c], c).toBe('passed');
     }
     expect(checks['redis-replicas']).toBe('skipped');
