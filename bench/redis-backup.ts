@@ -3,17 +3,19 @@
  * against `redis-cli --rdb - | zstd -1 | age -r KEY > file`, in the same run on the same server.
  * Prints figures; asserts nothing (the exit code is 0 unless the benchmark itself could not run).
  *
- *   npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--part-size MiB]
- *                                 [--profile [--profile-dir DIR]] [--tykdr-root DIR] [--node-args "..."] [--quiet-wait 180]
+ *   npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local]
+ *       [--part-size MiB] [--profile] [--profile-dir DIR] [--tykdr-root DIR] [--label TEXT] [--node-args="..."]
+ *       [--quiet-wait 180]
  *
  * --keys N is short for --sizes N. --runs R repeats each size R times, alternating the order of the
  * contenders. --no-local skips the extra tykdr-to-local-folder row. --part-size sets the S3 store's
  * partSizeMiB (default: tykdr's, 16). --profile adds one untimed tykdr run at the largest size under
  * `node --cpu-prof` and prints where its main thread spent its time (--profile-dir keeps the .cpuprofile;
  * bench/cpuprofile-top.ts summarizes one). --tykdr-root runs another built checkout's bin/run.js (to compare
- * a change against the baseline in the same way); --node-args passes flags to tykdr's node (e.g.
- * "--max-semi-space-size=32"). Before each timed run the benchmark waits up to --quiet-wait
- * seconds (0: not at all) for the machine to be quiet, and it reports the CPU other processes used during each run.
+ * a change against the baseline in the same way; --label annotates the report). --node-args passes flags to
+ * tykdr's node; write the "=", e.g. --node-args=--single-threaded-gc. Before each timed run the benchmark
+ * waits up to --quiet-wait seconds (0: not at all) for the machine to be quiet, and it reports the CPU other
+ * processes used during each run.
  *
  * Everything (redis-server, MinIO, temp folders) is started here and removed on exit, failure or Ctrl-C.
  * Needs: `npx tsc -p tsconfig.json` (dist/), and redis-server, redis-cli, zstd, age, age-keygen and
@@ -187,6 +189,20 @@ function threadCpu(pid: number, tid: number): number | null {
     return (Number(f[14 - 3]) + Number(f[15 - 3])) / CLK_TCK;
   } catch {
     return null;
+  }
+}
+
+/** Which tykdr is timed: its folder, and its git commit when it is a checkout (read-only git commands). */
+function describeCheckout(root: string): string {
+  try {
+    const commit = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'bin', 'package.json'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    return `${root} at commit ${commit}${dirty ? ', with uncommitted changes in src/ (dist/ is whatever was last built)' : ''}`;
+  } catch {
+    return `${root} (not a git checkout)`;
   }
 }
 
@@ -585,13 +601,15 @@ async function main(): Promise<void> {
       'tykdr-root': { type: 'string' },
       'quiet-wait': { type: 'string', default: '180' },
       'node-args': { type: 'string', default: '' },
+      label: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
-      'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local] [--part-size MiB]\n' +
-        '                                    [--profile [--profile-dir DIR]] [--tykdr-root DIR] [--node-args "..."] [--quiet-wait 180]\n',
+      'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local]\n' +
+        '    [--part-size MiB] [--profile] [--profile-dir DIR] [--tykdr-root DIR] [--label TEXT] [--node-args="..."]\n' +
+        '    [--quiet-wait 180]\n',
     );
     return;
   }
@@ -687,7 +705,7 @@ async function main(): Promise<void> {
     `command: npx tsx bench/redis-backup.ts --sizes ${sizes.join(',')} --runs ${runs}${values['no-local'] ? ' --no-local' : ''}` +
       `${partSize === null ? '' : ` --part-size ${partSize}`}${values.profile ? ' --profile' : ''}`,
   );
-  if (tykdrRoot !== repoRoot) out.push(`tykdr from: ${tykdrRoot}`);
+  out.push(`tykdr: ${describeCheckout(tykdrRoot)}${values.label ? ` (${values.label})` : ''}`);
   if (nodeArgs.length > 0) out.push(`tykdr runs as: node ${nodeArgs.join(' ')} bin/run.js ...`);
   out.push('');
   out.push(`baseline:   bash -c 'redis-cli --rdb - | zstd -1 -q | age -r KEY > file'   (writes a local file)`);

@@ -4,6 +4,8 @@
 #
 #   Debian packages: redis-server, redis-tools, redis-sentinel, age, zstd, postgresql (15)
 #   .tools/bin/minio: MinIO (S3), built from the Go module proxy, pinned (see below)
+#   .tools/bin/ferretdb: FerretDB v1 (MongoDB wire protocol on SQLite), from the Go module proxy, pinned
+#   .tools/bin/mongodump, .tools/bin/mongorestore: MongoDB Database Tools, from the Go module proxy, pinned
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
@@ -36,4 +38,51 @@ if [ ! -x "$tools/bin/minio" ] || [ "$(cat "$tools/bin/.minio-version" 2>/dev/nu
     go install "github.com/minio/minio@$MINIO_COMMIT"
   echo "$MINIO_COMMIT" > "$tools/bin/.minio-version"
 fi
-log "ready: $(redis-server --version | cut -d' ' -f3), $(age --version), zstd $(zstd -V | grep -o 'v[0-9.]*'), minio $(cat "$tools/bin/.minio-version")"
+
+# FerretDB and mongo-tools are built from a writable copy of their module, as the main module (their own go.sum
+# checks every dependency). `go install pkg@version` does not work for them: it also fetches the module's version
+# list, which the proxy refuses, and FerretDB panics at start unless build/version/version.txt is written first.
+goenv=(env GOPATH="$tools/gopath" GOCACHE="$tools/go-cache" GOFLAGS=-mod=mod)
+# module_copy NAME MODULE VERSION [PINNED H1 HASH]: downloads the module and copies it to .tools/build/NAME.
+module_copy() {
+  local json dir="$tools/build/$1"
+  if [ -n "${4:-}" ]; then
+    json=$(GONOSUMDB="$2" "${goenv[@]}" go mod download -json "$2@$3")
+    if ! grep -q "\"Sum\": \"$4\"" <<<"$json"; then log "$2@$3 does not have the pinned hash $4: not building it"; exit 1; fi
+  else
+    json=$("${goenv[@]}" go mod download -json "$2@$3")
+  fi
+  rm -rf "$dir"; mkdir -p "$tools/build"
+  cp -r "$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$json")" "$dir"; chmod -R u+w "$dir"
+}
+
+# FerretDB v1 with its SQLite backend (pure Go, no cgo): the MongoDB stand-in for tests.
+FERRETDB_VERSION=v1.24.2
+if [ ! -x "$tools/bin/ferretdb" ] || [ "$(cat "$tools/bin/.ferretdb-version" 2>/dev/null)" != "$FERRETDB_VERSION" ]; then
+  log "building FerretDB $FERRETDB_VERSION from the Go module proxy (1 to 2 minutes on a cold cache)"
+  module_copy ferretdb github.com/FerretDB/FerretDB "$FERRETDB_VERSION"
+  echo "$FERRETDB_VERSION" > "$tools/build/ferretdb/build/version/version.txt"
+  (cd "$tools/build/ferretdb" && "${goenv[@]}" go build -buildvcs=false -o "$tools/bin/ferretdb" ./cmd/ferretdb)
+  rm -rf "$tools/build"
+  echo "$FERRETDB_VERSION" > "$tools/bin/.ferretdb-version"
+fi
+
+# MongoDB Database Tools 100.12.2 (commit 887641268977): mongodump, mongorestore. Their tags are not semver;
+# the proxy refuses the commit of 100.18.0 named in shared/TEST-SERVERS.md (21a342dfee64) and lists no
+# versions, so this is the newest pseudo-version found that it serves. The checksum database has no entry for
+# it: its hash is pinned here instead.
+MONGO_TOOLS_VERSION=v0.0.0-20250715155915-887641268977
+MONGO_TOOLS_HASH=h1:J9wFLko0N7sbovyHahuRw1NyfMUsNhaauLK87wQ3ruc=
+if [ ! -x "$tools/bin/mongodump" ] || [ ! -x "$tools/bin/mongorestore" ] \
+   || [ "$(cat "$tools/bin/.mongo-tools-version" 2>/dev/null)" != "$MONGO_TOOLS_VERSION" ]; then
+  log "building mongodump and mongorestore 100.12.2 from the Go module proxy (1 to 2 minutes on a cold cache)"
+  module_copy mongo-tools github.com/mongodb/mongo-tools "$MONGO_TOOLS_VERSION" "$MONGO_TOOLS_HASH"
+  for tool in mongodump mongorestore; do
+    # The packages are named main: -o gives the binaries their real names; -X sets what --version prints.
+    (cd "$tools/build/mongo-tools" && "${goenv[@]}" go build -buildvcs=false \
+      -ldflags "-X main.VersionStr=100.12.2 -X main.GitCommit=887641268977" -o "$tools/bin/$tool" "./$tool/main")
+  done
+  rm -rf "$tools/build"
+  echo "$MONGO_TOOLS_VERSION" > "$tools/bin/.mongo-tools-version"
+fi
+log "ready: $(redis-server --version | cut -d' ' -f3), $(age --version), zstd $(zstd -V | grep -o 'v[0-9.]*'), minio $(cat "$tools/bin/.minio-version"), ferretdb $FERRETDB_VERSION, mongo-tools 100.12.2"

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { openStore } from '../backends/stores/registry.js';
 import type { Store } from '../backends/stores/store.js';
-import { openSource } from '../backends/sources/registry.js';
+import { openSources } from '../backends/sources/registry.js';
 import type { Config } from './config/load.js';
 import { describeKeys, resolveEncryptionKeys } from './encryption-keys.js';
 import { badInput, isAbortError, TykdrError } from './errors.js';
@@ -47,7 +47,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const keys = await resolveEncryptionKeys(config);
   const store = openStore(config.store);
   await store.check(opts.signal);
-  const sources = names.map((n) => openSource(config.components[n]!));
+  const sources = names.flatMap((n) => openSources(config.components[n]!));
   await Promise.all(sources.map((s) => s.check(opts.signal)));
 
   const createdAt = now();
@@ -60,7 +60,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const entries: Record<string, ManifestComponent> = {};
   try {
     await forEachLimited(sources, config.parallelism, async (source) => {
-      const cfg = config.components[source.component]!;
+      // A source may be an extra artifact of a configured component (e.g. "<name>-globals").
+      const cfg = config.components[source.configName ?? source.component]!;
       opts.progress?.componentStarted?.(source.component, source.kind);
       const started = now();
       try {
@@ -80,6 +81,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         const objective = config.tiers[cfg.tier];
         const entry: ManifestComponent = {
           kind: source.kind,
+          ...(source.configName ? { config_component: source.configName } : {}),
           tier: cfg.tier,
           objective: { rto_seconds: objective.rtoMs / 1000, rpo_seconds: objective.rpoMs / 1000 },
           consistent_at: artifact.consistentAt.toISOString(),
@@ -125,7 +127,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     encryption: { scheme: 'age-v1', ...describeKeys(keys) },
     ...(tyk ? { tyk } : {}),
     consistency_spread_ms: points.length ? Math.max(...points) - Math.min(...points) : 0,
-    components: Object.fromEntries(names.map((n) => [n, entries[n]!])),
+    components: Object.fromEntries(sources.map((src) => [src.component, entries[src.component]!])),
   };
   // The manifest goes last: its presence is what makes the snapshot complete.
   try {

@@ -22,6 +22,8 @@ const artifact = z.object({
 
 const component = z.object({
   kind: z.string(),
+  /** The tykdr.yaml component this artifact belongs to, when it is an extra one (e.g. "pg" for "pg-globals"). */
+  config_component: z.string().optional(),
   tier: z.string(),
   objective: z.object({ rto_seconds: z.number(), rpo_seconds: z.number() }),
   /** The point in time the data is consistent at: RPO is measured from here. */

@@ -31,7 +31,10 @@ export interface SourceFacts {
  *   when the stream ends, errors, is destroyed, or the signal aborts.
  */
 export interface Source {
+  /** The snapshot component (and object) name this source writes. */
   readonly component: string;
+  /** The tykdr.yaml component it belongs to, when different from `component` (an extra artifact). */
+  readonly configName?: string;
   readonly kind: string;
   check(signal?: AbortSignal): Promise<void>;
   open(signal?: AbortSignal): Promise<SourceArtifact>;

@@ -1,11 +1,11 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, constants, link, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import { access, constants, link, mkdir, open, readdir, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { storeError } from '../../core/errors.js';
-import { assertSafeKey, type ObjectInfo, type PutResult, type Store } from './store.js';
+import { assertSafeKey, type DeleteResult, type ObjectInfo, type PutResult, type Store } from './store.js';
 
 const PARTIAL = '.partial-';
 
@@ -113,14 +113,25 @@ export class LocalStore implements Store {
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, opts: { signal?: AbortSignal } = {}): Promise<DeleteResult> {
+    opts.signal?.throwIfAborted();
     try {
       await unlink(this.abs(key));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw storeError(`cannot delete ${key} from ${this.root}: ${(err as Error).message}`, undefined, err);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { status: 'missing' };
+      throw storeError(`cannot delete ${key} from ${this.root}: ${(err as Error).message}`, undefined, err);
+    }
+    // Folders that became empty go too (a pruned snapshot leaves nothing behind); a folder that is not
+    // empty, or one a concurrent put just created, stops the climb.
+    const parts = key.split('/').slice(0, -1);
+    for (; parts.length > 0; parts.pop()) {
+      try {
+        await rmdir(path.join(this.root, ...parts));
+      } catch {
+        break;
       }
     }
+    return { status: 'deleted' };
   }
 }
 

@@ -1,23 +1,34 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   S3Client,
   S3ServiceException,
+  type HeadObjectCommandOutput,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { storeError, TykdrError } from '../../core/errors.js';
 import type { S3Store as S3StoreConfig } from '../../core/config/load.js';
-import { assertSafeKey, type ObjectInfo, type PutResult, type Store } from './store.js';
+import { assertSafeKey, type DeleteResult, type ObjectInfo, type ObjectLock, type PutResult, type Store } from './store.js';
+
+const DAY_MS = 86_400_000;
 
 /**
  * An S3 bucket (or S3-compatible service) as a store. Uploads stream through @aws-sdk/lib-storage as
  * multipart uploads of unknown length: memory is about queueSize x partSize. Credentials come from the
  * config or, when unset, from the standard AWS chain (env, profile, SSO, instance role).
+ *
+ * With `objectLock` configured, every object is uploaded with that retention mode and a retain-until
+ * date of now + days (on PutObject or CreateMultipartUpload: lib-storage passes the params through).
+ * S3 and MinIO require an integrity checksum on such uploads; a CRC32 checksum is requested explicitly
+ * so that holds even when AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED turns the SDK's default off.
+ * Object Lock implies a versioned bucket, so `delete` works on versions (see Store.delete).
  */
 export class S3Store implements Store {
   readonly location: string;
@@ -56,6 +67,27 @@ export class S3Store implements Store {
     } catch (err) {
       throw this.explain(err, `bucket ${this.cfg.bucket}`);
     }
+    if (this.cfg.objectLock) await this.checkObjectLock(signal);
+  }
+
+  /** store.objectLock is set: the bucket must have Object Lock enabled, or every upload would be refused. */
+  private async checkObjectLock(signal?: AbortSignal): Promise<void> {
+    const fix =
+      'Object Lock can only be enabled when a bucket is created (aws s3api create-bucket --object-lock-enabled-for-bucket, ' +
+      'or `mc mb --with-lock`): create such a bucket and point store.bucket at it, or remove store.objectLock';
+    let enabled: string | undefined;
+    try {
+      const out = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.cfg.bucket }), { abortSignal: signal });
+      enabled = out.ObjectLockConfiguration?.ObjectLockEnabled;
+    } catch (err) {
+      if (err instanceof S3ServiceException && err.name === 'ObjectLockConfigurationNotFoundError') {
+        throw storeError(`bucket "${this.cfg.bucket}" does not have Object Lock enabled, but store.objectLock is set (${this.location})`, fix, err);
+      }
+      throw this.explain(err, `Object Lock configuration of bucket ${this.cfg.bucket}`);
+    }
+    if (enabled !== 'Enabled') {
+      throw storeError(`bucket "${this.cfg.bucket}" does not have Object Lock enabled, but store.objectLock is set (${this.location})`, fix);
+    }
   }
 
   async put(key: string, body: Readable, opts: { signal?: AbortSignal; contentType?: string } = {}): Promise<PutResult> {
@@ -71,6 +103,13 @@ export class S3Store implements Store {
       ServerSideEncryption: this.cfg.serverSideEncryption,
       SSEKMSKeyId: this.cfg.serverSideEncryption === 'aws:kms' ? this.cfg.kmsKeyId : undefined,
       StorageClass: this.cfg.storageClass,
+      ...(this.cfg.objectLock
+        ? {
+            ObjectLockMode: this.cfg.objectLock.mode,
+            ObjectLockRetainUntilDate: new Date(Date.now() + this.cfg.objectLock.days * DAY_MS),
+            ChecksumAlgorithm: 'CRC32' as const,
+          }
+        : {}),
     };
     const upload = new Upload({
       client: this.client,
@@ -118,7 +157,8 @@ export class S3Store implements Store {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }), {
         abortSignal: opts.signal,
       });
-      return { key, size: out.ContentLength ?? 0, modified: out.LastModified ?? new Date(0) };
+      const lock = lockOf(out);
+      return { key, size: out.ContentLength ?? 0, modified: out.LastModified ?? new Date(0), ...(lock ? { lock } : {}) };
     } catch (err) {
       if (err instanceof S3ServiceException && (err.name === 'NotFound' || err.name === 'NoSuchKey')) return null;
       throw this.explain(err, `object ${key}`);
@@ -145,13 +185,76 @@ export class S3Store implements Store {
     } while (token !== undefined);
   }
 
-  async delete(key: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async delete(key: string, opts: { signal?: AbortSignal } = {}): Promise<DeleteResult> {
+    const Key = this.full(key);
+    const versions = await this.versionsOf(key, opts.signal);
+    if (versions === 'denied') {
+      // Without s3:ListBucketVersions all we can do is a plain delete: it frees the object in an unversioned
+      // bucket, and in a versioned one leaves a delete marker over the data.
+      try {
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key }), { abortSignal: opts.signal });
+      } catch (err) {
+        throw this.explain(err, `deleting ${key}`);
+      }
+      return { status: 'deleted' };
+    }
+    if (versions.length === 0) return { status: 'missing' };
+    let locked: ObjectLock | undefined;
+    for (const VersionId of versions) {
+      try {
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key, VersionId }), { abortSignal: opts.signal });
+      } catch (err) {
+        // S3 answers 403 AccessDenied for a version under retention, MinIO 400 InvalidRequest ("Object is
+        // WORM protected"): rather than trust either, ask the version itself whether it is locked.
+        const lock = err instanceof S3ServiceException ? await this.lockOfVersion(Key, VersionId, opts.signal) : undefined;
+        if (!lock) throw this.explain(err, `deleting ${key} (version ${VersionId})`);
+        // Report the lock that lasts longest (a legal hold has no end).
+        if (!locked || (locked.until !== undefined && (lock.until === undefined || lock.until > locked.until))) locked = lock;
+      }
+    }
+    return locked ? { status: 'locked', lock: locked } : { status: 'deleted' };
+  }
+
+  /** Version ids (delete markers included) of exactly this key; 'denied' without permission to list versions. */
+  private async versionsOf(key: string, signal?: AbortSignal): Promise<string[] | 'denied'> {
+    const Key = this.full(key);
+    const ids: string[] = [];
+    let KeyMarker: string | undefined;
+    let VersionIdMarker: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.client.send(
+          new ListObjectVersionsCommand({ Bucket: this.cfg.bucket, Prefix: Key, KeyMarker, VersionIdMarker }),
+          { abortSignal: signal },
+        );
+      } catch (err) {
+        const denied = err instanceof S3ServiceException && (err.$metadata?.httpStatusCode === 403 || err.name === 'AccessDenied');
+        if (denied && !this.cfg.objectLock) return 'denied';
+        throw denied
+          ? storeError(
+              `listing the versions of ${key} in ${this.location} was denied; with Object Lock a delete must remove versions by id`,
+              'grant s3:ListBucketVersions and s3:DeleteObjectVersion to the credentials that prune',
+              err,
+            )
+          : this.explain(err, `listing the versions of ${key}`);
+      }
+      for (const v of [...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])]) {
+        if (v.Key === Key && v.VersionId !== undefined) ids.push(v.VersionId);
+      }
+      const more = out.IsTruncated === true;
+      KeyMarker = more ? out.NextKeyMarker : undefined;
+      VersionIdMarker = more ? out.NextVersionIdMarker : undefined;
+    } while (KeyMarker !== undefined);
+    return ids;
+  }
+
+  /** The lock in force on one version, or undefined when it is not locked (or cannot be asked). */
+  private async lockOfVersion(Key: string, VersionId: string, signal?: AbortSignal): Promise<ObjectLock | undefined> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }), {
-        abortSignal: opts.signal,
-      });
-    } catch (err) {
-      throw this.explain(err, `deleting ${key}`);
+      return lockOf(await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key, VersionId }), { abortSignal: signal }));
+    } catch {
+      return undefined;
     }
   }
 
@@ -190,6 +293,14 @@ export class S3Store implements Store {
     }
     return storeError(`${where}: ${(err as Error)?.message ?? String(err)}`, undefined, err);
   }
+}
+
+/** The lock in force on an object (retention not yet expired, or a legal hold), from its HEAD response. */
+function lockOf(out: Pick<HeadObjectCommandOutput, 'ObjectLockMode' | 'ObjectLockRetainUntilDate' | 'ObjectLockLegalHoldStatus'>): ObjectLock | undefined {
+  const until = out.ObjectLockRetainUntilDate;
+  if (out.ObjectLockMode !== undefined && until !== undefined && until.getTime() > Date.now()) return { mode: out.ObjectLockMode, until };
+  if (out.ObjectLockLegalHoldStatus === 'ON') return { mode: 'LEGAL HOLD' };
+  return undefined;
 }
 
 function abortError(): Error {

@@ -5,29 +5,11 @@ import { badInput } from '../errors.js';
 import { Secret } from '../secret.js';
 import { requireDuration } from '../duration.js';
 import { parseYaml, schemaError } from '../yaml-doc.js';
-import {
-  configSchema,
-  DEFAULT_TIERS,
-  TIER_NAMES,
-  type RawConfig,
-  type RedisComponentConfig,
-  type S3StoreConfig,
-  type FilesComponentConfig,
-  type TierName,
-  type GatewayConfig,
-  type DashboardConfig,
-} from './schema.js';
+import { configSchema, DEFAULT_TIERS, TIER_NAMES, type RawConfig, type S3StoreConfig, type TierName, type GatewayConfig, type DashboardConfig } from './schema.js';
+import { resolveComponent, type Component } from './components/index.js';
 
-type RedisRestore = RedisComponentConfig['restore'];
-export type RedisRestoreTarget = Omit<NonNullable<RedisRestore['target']>, 'password'> & { password?: Secret };
-export type RedisComponent = Omit<RedisComponentConfig, 'password' | 'sentinel' | 'restore'> & {
-  name: string;
-  password?: Secret;
-  sentinel?: Omit<NonNullable<RedisComponentConfig['sentinel']>, 'password'> & { password?: Secret };
-  restore: Omit<RedisRestore, 'target'> & { target?: RedisRestoreTarget };
-};
-export type FilesComponent = FilesComponentConfig & { name: string };
-export type Component = RedisComponent | FilesComponent;
+export type { Component, FilesComponent, MongoComponent, PostgresComponent, RedisComponent } from './components/index.js';
+export type { RedisRestoreTarget } from './components/redis.js';
 export type S3Store = Omit<S3StoreConfig, 'secretAccessKey' | 'sessionToken'> & {
   secretAccessKey?: Secret;
   sessionToken?: Secret;
@@ -55,6 +37,14 @@ export interface Config {
   gateway?: Gateway;
   dashboard?: DashboardConfig;
   restore: { stagingDir?: string; reportDir: string };
+  schedule: RawConfig['schedule'];
+  retention: RawConfig['retention'];
+  notifications: Omit<RawConfig['notifications'], 'webhooks'> & {
+    webhooks: Array<Omit<RawConfig['notifications']['webhooks'][number], 'headers'> & { headers: Record<string, Secret> }>;
+  };
+  health: Omit<RawConfig['health'], 'token'> & { token?: Secret };
+  leader: Omit<RawConfig['leader'], 'password'> & { password?: Secret };
+  drill: RawConfig['drill'];
 }
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -77,7 +67,9 @@ export interface LoadOptions {
 
 const NEEDED: Record<ConfigPurpose, (p: PropertyKey[]) => boolean> = {
   store: (p) => p[0] === 'store',
-  backup: (p) => !['gateway', 'dashboard', 'restore'].includes(String(p[0])) && !(p[0] === 'components' && p[2] === 'restore'),
+  backup: (p) =>
+    !['gateway', 'dashboard', 'restore', 'health', 'notifications', 'leader', 'drill'].includes(String(p[0])) &&
+    !(p[0] === 'components' && p[2] === 'restore'),
   all: () => true,
 };
 
@@ -139,7 +131,7 @@ function interpolate(
   }
 }
 
-const SECRET_KEYS = new Set(['password', 'secretAccessKey', 'sessionToken', 'key']);
+const SECRET_KEYS = new Set(['password', 'secretAccessKey', 'sessionToken', 'key', 'uri']);
 
 function resolve(raw: RawConfig, file: string): Config {
   const tiers = {} as Record<TierName, Objective>;
@@ -149,39 +141,8 @@ function resolve(raw: RawConfig, file: string): Config {
   }
   const rel = (p: string | undefined) => (p === undefined ? undefined : path.resolve(path.dirname(file), p));
   const components: Record<string, Component> = {};
-  for (const [name, c] of Object.entries(raw.components)) {
-    if (c.kind === 'redis') {
-      const { password, sentinel, restore, ...rest } = c;
-      const { target, ...restoreRest } = restore;
-      components[name] = {
-        ...rest,
-        name,
-        restore: {
-          ...restoreRest,
-          dataDir: rel(restoreRest.dataDir),
-          ...(target === undefined
-            ? {}
-            : { target: { ...target, password: target.password === undefined ? undefined : new Secret(target.password) } }),
-        },
-        ...(password === undefined ? {} : { password: new Secret(password) }),
-        ...(sentinel === undefined
-          ? {}
-          : {
-              sentinel: {
-                ...sentinel,
-                password: sentinel.password === undefined ? undefined : new Secret(sentinel.password),
-              },
-            }),
-      };
-    } else {
-      components[name] = {
-        ...c,
-        name,
-        roots: c.roots.map((r) => path.resolve(path.dirname(file), r)),
-        restore: { to: rel(c.restore.to) },
-      };
-    }
-  }
+  const ctx = { rel, relAll: (ps: string[]) => ps.map((p) => path.resolve(path.dirname(file), p)) };
+  for (const [name, c] of Object.entries(raw.components)) components[name] = resolveComponent(c, name, ctx);
   let store: Store;
   if (raw.store.kind === 's3') {
     const { secretAccessKey, sessionToken, ...rest } = raw.store;
@@ -220,5 +181,17 @@ function resolve(raw: RawConfig, file: string): Config {
     gateway,
     dashboard: raw.dashboard,
     restore: { stagingDir: rel(raw.restore.stagingDir), reportDir: rel(raw.restore.reportDir) ?? 'tykdr-reports' },
+    schedule: raw.schedule,
+    retention: raw.retention,
+    notifications: {
+      webhooks: raw.notifications.webhooks.map((w) => ({
+        ...w,
+        // Header values often carry tokens: all of them are treated as secrets.
+        headers: Object.fromEntries(Object.entries(w.headers).map(([k, v]) => [k, new Secret(v)])),
+      })),
+    },
+    health: { ...raw.health, token: raw.health.token === undefined ? undefined : new Secret(raw.health.token) },
+    leader: { ...raw.leader, password: raw.leader.password === undefined ? undefined : new Secret(raw.leader.password) },
+    drill: { ...raw.drill, reportDir: rel(raw.drill.reportDir) },
   };
 }

@@ -14,7 +14,7 @@ export const PLAN_ACTIONS = ['restore', 'restart', 'verify'] as const;
 /** The checks each component offers; a plan may only ask a component for its own. */
 export const CHECKS: Record<PlanComponent, readonly string[]> = {
   redis: ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl', 'redis-replicas'],
-  database: ['database-counts'],
+  database: ['database-counts', 'database-indexes'],
   dashboard: ['files-restored', 'dashboard-health'],
   gateway: ['files-restored', 'gateway-ready', 'gateway-hello', 'gateway-key-probe', 'upstream'],
 };

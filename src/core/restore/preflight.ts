@@ -1,7 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { inspectMongoTarget } from '../../backends/targets/mongo/inspect-target.js';
+import { inspectPostgresTarget } from '../../backends/targets/postgres/restore-postgres.js';
 import { inspectRedisTarget } from '../../backends/targets/redis/restore-redis.js';
-import type { Config, FilesComponent, RedisComponent } from '../config/load.js';
+import type { Config, FilesComponent, MongoComponent, PostgresComponent, RedisComponent } from '../config/load.js';
 import { badInput } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { Plan } from '../plan/plan.js';
@@ -18,7 +20,7 @@ export interface TargetAssessment {
   warning?: string;
 }
 
-const DATABASE_KINDS = ['postgres', 'mongo'];
+const DATABASE_KINDS = ['postgres', 'postgres-globals', 'mongo'];
 
 /** Which snapshot components each plan role restores. */
 export function planMembers(plan: Plan, manifest: Manifest, config: Config): Record<PlanComponent, string[]> {
@@ -31,11 +33,12 @@ export function planMembers(plan: Plan, manifest: Manifest, config: Config): Rec
       : c.kind === 'files' ? (c.source.role === 'dashboard' ? 'dashboard' : c.source.role === undefined || c.source.role === 'gateway' ? 'gateway' : null)
       : null;
     if (role === null || !used.has(role)) continue;
-    const cfg = config.components[name];
-    if (!cfg || cfg.kind !== c.kind) {
+    const cfgName = c.config_component ?? name;
+    const cfg = config.components[cfgName];
+    if (!cfg || cfg.kind !== c.kind.replace(/-globals$/, '')) {
       throw badInput(
         `snapshot ${manifest.id} has a ${c.kind} component "${name}" that ${config.file} does not configure`,
-        `add components.${name} (kind: ${c.kind}) to tykdr.yaml so tykdr knows where to restore it`,
+        `add components.${cfgName} (kind: ${c.kind.replace(/-globals$/, '')}) to tykdr.yaml so tykdr knows where to restore it`,
       );
     }
     out[role].push(name);
@@ -50,8 +53,29 @@ export async function assessTargets(
   config: Config,
   filesTo: string | undefined,
   signal?: AbortSignal,
+  manifest?: Manifest,
 ): Promise<TargetAssessment[]> {
   const out: TargetAssessment[] = [];
+  for (const name of members.database) {
+    const entry = manifest?.components[name];
+    const cfgName = entry?.config_component ?? name;
+    const c = config.components[cfgName];
+    if (c?.kind === 'postgres' && entry?.kind === 'postgres') {
+      const t = await inspectPostgresTarget(c as PostgresComponent);
+      out.push({
+        component: name,
+        target: `postgres ${t.address}/${t.database} (PostgreSQL ${t.serverVersion})`,
+        liveData: t.exists && t.tables > 0 ? `${t.tables} tables, about ${t.estimatedRows} rows` : null,
+      });
+    } else if (c?.kind === 'mongo' && entry) {
+      const t = await inspectMongoTarget(c as MongoComponent, entry, signal);
+      out.push({
+        component: name,
+        target: `mongo ${t.display}/${t.database}`,
+        liveData: t.overwritten.length > 0 ? `${t.overwritten.length} collections replaced, ${t.documents} documents` : null,
+      });
+    }
+  }
   for (const name of members.redis) {
     const c = config.components[name] as RedisComponent;
     try {

@@ -87,7 +87,7 @@ export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> 
       stored_bytes: manifest.components[n]!.artifact.stored_bytes,
       plaintext_bytes: manifest.components[n]!.artifact.plaintext_bytes,
     })),
-    targets: await assessTargets(opts.plan, members, opts.config, opts.filesTo, opts.signal),
+    targets: await assessTargets(opts.plan, members, opts.config, opts.filesTo, opts.signal, manifest),
     expected: null,
   };
 }
@@ -108,7 +108,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreOutcome> 
   const names = [...new Set(Object.values(members).flat())];
   const keys = await resolveDecryptionKeys(config, manifest, opts.identityFile);
   const warnings: string[] = [];
-  const targets = await assessTargets(plan, members, config, opts.filesTo, opts.signal);
+  const targets = await assessTargets(plan, members, config, opts.filesTo, opts.signal, manifest);
   for (const t of targets) if (t.warning) warnings.push(t.warning);
   warnings.push(...(await secretWarnings(manifest, members, config, opts.filesTo)));
   for (const n of names) {
@@ -186,7 +186,18 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreOutcome> 
         const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(step.timeoutMs)]) : AbortSignal.timeout(step.timeoutMs);
         let r: StepResult;
         try {
-          const out = await runStep(step, { config, manifest, restoreId: id, staged, workDir, members, filesTo: opts.filesTo, signal, note });
+          const out = await runStep(step, {
+            config,
+            manifest,
+            restoreId: id,
+            staged,
+            workDir,
+            members,
+            filesTo: opts.filesTo,
+            drill: opts.kind === 'drill',
+            signal,
+            note,
+          });
           const bad = out.checks.filter((c) => c.status === 'failed');
           r = stepResult(step.id, step.component, step.action, bad.length ? 'failed' : 'ok', t0, out.details, out.checks, bad.length ? `check ${bad.map((c) => c.name).join(', ')} failed: ${bad[0]!.detail}` : undefined);
           if (bad.length) failureKind ??= 'verifyFailed';
@@ -197,7 +208,9 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreOutcome> 
           r = stepResult(step.id, step.component, step.action, 'failed', t0, f.partial.details, f.partial.checks, reason);
           failureKind ??= opts.signal?.aborted ? 'interrupted' : f.kind === 'internal' && timedOut ? 'targetError' : f.kind;
         }
-        for (const c of r.checks) if (c.status === 'skipped') warnings.push(`${step.id}: check ${c.name} skipped: ${c.detail}`);
+        for (const c of r.checks) {
+          if (c.status === 'skipped' && !c.detail.startsWith('drill:')) warnings.push(`${step.id}: check ${c.name} skipped: ${c.detail}`);
+        }
         steps.push(r);
         opts.progress?.stepDone?.(r);
         if (r.status === 'failed') {

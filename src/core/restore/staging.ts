@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Store } from '../../backends/stores/store.js';
 import { createDecryptStream } from '../age/index.js';
@@ -33,42 +34,132 @@ export async function stageArtifact(opts: {
   signal?: AbortSignal;
   onBytes?: (n: number) => void;
 }): Promise<StagedArtifact> {
-  const entry = opts.manifest.components[opts.component];
-  if (!entry) throw integrityError(`snapshot ${opts.manifest.id} has no component "${opts.component}"`);
-  const a = entry.artifact;
+  const a = artifactOf(opts.manifest, opts.component);
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
   const file = path.join(opts.dir, `${opts.component}.${a.format}`);
-  const stored = new Tap({ sha256: true, onBytes: opts.onBytes });
-  const plain = new Tap();
   try {
-    const body = await opts.store.get(artifactKey(opts.manifest.id, a.name), { signal: opts.signal });
-    await pipeline(
-      body,
-      stored,
-      createDecryptStream({ identities: opts.keys.identities, passphrase: opts.keys.passphrase?.reveal() }),
-      createDecompressor(a.compression),
-      plain,
-      createWriteStream(file, { flags: 'wx', mode: 0o600 }),
-      { signal: opts.signal },
-    );
+    const read = await readArtifact({ ...opts, sink: createWriteStream(file, { flags: 'wx', mode: 0o600 }) });
+    return { component: opts.component, file, plaintextBytes: read.plaintextBytes, storedBytes: read.storedBytes };
   } catch (err) {
     await unlink(file).catch(() => undefined);
-    if (err instanceof TykdrError && err.kind === 'integrityError') {
-      throw integrityError(`${a.name} in snapshot ${opts.manifest.id}: ${err.message}`, err.fix ?? 'use another snapshot', err);
-    }
-    if ((err as { code?: string }).code?.startsWith('ZSTD') || (err as { code?: string }).code === 'Z_DATA_ERROR') {
-      throw integrityError(`${a.name}: decompression failed (${(err as Error).message})`, 'use another snapshot', err);
-    }
     throw err;
   }
-  const sha = stored.sha256Hex();
-  if (sha !== a.sha256 || stored.bytes !== a.stored_bytes || plain.bytes !== a.plaintext_bytes) {
-    await unlink(file).catch(() => undefined);
+}
+
+export interface ArtifactRead {
+  storedBytes: number;
+  plaintextBytes: number;
+}
+
+/**
+ * The one read path of a stored artifact: store -> SHA-256 tap -> age decrypt -> decompress -> sink, in
+ * bounded memory. Resolves only when the stored bytes match the manifest's SHA-256 and size, age
+ * authenticated every chunk and the plaintext has the manifest's size; otherwise rejects with an
+ * integrityError naming the object (a store failure stays a storeError). The sink only ever receives
+ * authenticated plaintext, but on failure it may have received part of it: the caller discards it.
+ *
+ * By default a decryption or decompression failure stops the download at once. With `hashWholeObject`
+ * the rest of the object is still read and hashed, so an altered object is reported as altered
+ * ("sha256 mismatch") rather than by whatever decryption error the changed byte happened to cause.
+ */
+export async function readArtifact(opts: {
+  store: Store;
+  manifest: Manifest;
+  component: string;
+  keys: DecryptionKeys;
+  sink: Writable;
+  hashWholeObject?: boolean;
+  signal?: AbortSignal;
+  onBytes?: (n: number) => void;
+}): Promise<ArtifactRead> {
+  const a = artifactOf(opts.manifest, opts.component);
+  const where = `${a.name} in snapshot ${opts.manifest.id}`;
+  const stored = new Tap({ sha256: true, onBytes: opts.onBytes });
+  const plain = new Tap();
+  const decrypt = createDecryptStream({ identities: opts.keys.identities, passphrase: opts.keys.passphrase?.reveal() });
+  let decodeError: unknown;
+  const feed = new Feed(decrypt, () => decodeError !== undefined || decrypt.destroyed);
+  const decoded = pipeline(decrypt, createDecompressor(a.compression), plain, opts.sink, { signal: opts.signal }).catch((err: unknown) => {
+    decodeError = err;
+    if (!opts.hashWholeObject) feed.destroy(err as Error);
+  });
+  let readWhole = false;
+  try {
+    const body = await opts.store.get(artifactKey(opts.manifest.id, a.name), { signal: opts.signal });
+    await pipeline(body, stored, feed, { signal: opts.signal });
+    readWhole = true;
+  } catch (err) {
+    // The download failed (store, abort) unless it was stopped because decoding had failed first.
+    if (decodeError === undefined) {
+      decrypt.destroy();
+      await decoded;
+      throw err;
+    }
+  }
+  await decoded;
+  const sha = readWhole ? stored.sha256Hex() : undefined;
+  if (sha !== undefined && (sha !== a.sha256 || stored.bytes !== a.stored_bytes)) {
     throw integrityError(
-      `${a.name} in snapshot ${opts.manifest.id} does not match its manifest: sha256 ${sha.slice(0, 16)}… (manifest ${a.sha256.slice(0, 16)}…), ` +
-        `${stored.bytes} stored bytes (manifest ${a.stored_bytes}), ${plain.bytes} plaintext bytes (manifest ${a.plaintext_bytes})`,
-      'the object was altered or replaced in the store; restore from another snapshot',
+      `${where}: sha256 mismatch: the store holds ${sha.slice(0, 16)}… (${stored.bytes} bytes), the manifest says ` +
+        `${a.sha256.slice(0, 16)}… (${a.stored_bytes} bytes): the object was altered or replaced in the store`,
+      'restore from another snapshot',
     );
   }
-  return { component: opts.component, file, plaintextBytes: plain.bytes, storedBytes: stored.bytes };
+  if (decodeError !== undefined) throw explainDecodeError(decodeError, where);
+  if (plain.bytes !== a.plaintext_bytes) {
+    throw integrityError(
+      `${where}: decrypted to ${plain.bytes} plaintext bytes, the manifest says ${a.plaintext_bytes}`,
+      'the snapshot cannot be trusted; restore from another snapshot',
+    );
+  }
+  return { storedBytes: stored.bytes, plaintextBytes: plain.bytes };
+}
+
+function artifactOf(manifest: Manifest, component: string) {
+  const entry = manifest.components[component];
+  if (!entry) throw integrityError(`snapshot ${manifest.id} has no component "${component}"`);
+  return entry.artifact;
+}
+
+function explainDecodeError(err: unknown, where: string): unknown {
+  if (err instanceof TykdrError && err.kind === 'integrityError') {
+    return integrityError(`${where}: ${err.message}`, err.fix ?? 'use another snapshot', err);
+  }
+  const code = (err as { code?: string }).code;
+  if (code?.startsWith('ZSTD') || code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR') {
+    return integrityError(`${where}: decompression failed (${(err as Error).message})`, 'use another snapshot', err);
+  }
+  return err;
+}
+
+/**
+ * Hands the stored bytes to the decryption pipeline with its backpressure. Once that pipeline has failed
+ * (`failed()`), chunks are dropped instead, so the SHA-256 tap upstream can still see the whole object.
+ */
+class Feed extends Writable {
+  constructor(
+    private readonly target: Writable,
+    private readonly failed: () => boolean,
+  ) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (this.failed() || this.target.write(chunk) || this.failed()) {
+      done();
+      return;
+    }
+    const settle = () => {
+      this.target.off('drain', settle);
+      this.target.off('close', settle);
+      done();
+    };
+    this.target.on('drain', settle);
+    this.target.on('close', settle);
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    if (!this.failed()) this.target.end();
+    done();
+  }
 }

@@ -1,10 +1,12 @@
 import path from 'node:path';
-import type { Config, FilesComponent, RedisComponent } from '../config/load.js';
+import type { Config, FilesComponent, MongoComponent, PostgresComponent, RedisComponent } from '../config/load.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { TykdrError, type ErrorKind } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { PlanStep } from '../plan/schema.js';
 import { restoreFiles } from '../../backends/targets/files/restore-files.js';
+import { restoreMongo } from '../../backends/targets/mongo/restore-mongo.js';
+import { restorePostgres } from '../../backends/targets/postgres/restore-postgres.js';
 import { restoreRedis } from '../../backends/targets/redis/restore-redis.js';
 import { runCommand } from '../../verify/command.js';
 import {
@@ -27,6 +29,8 @@ export interface StepContext {
   /** Snapshot component names per plan role. */
   members: Record<PlanStep['component'], string[]>;
   filesTo?: string;
+  /** A drill restores into scratch targets: production services are never restarted or probed. */
+  drill: boolean;
   signal: AbortSignal;
   note(line: string): void;
 }
@@ -87,6 +91,25 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
           details[name] = out.details;
           keep(out.checks);
         }
+      } else if (step.component === 'database') {
+        for (const name of members) {
+          const entry = ctx.manifest.components[name]!;
+          const cfgName = entry.config_component ?? name;
+          ctx.note(`  restoring ${name} (${entry.kind})`);
+          const input = {
+            manifest: entry,
+            stagedFile: ctx.staged.get(name)!.file,
+            workDir: path.join(ctx.workDir, name),
+            checks: step.verify,
+            signal: ctx.signal,
+          };
+          const out =
+            entry.kind === 'mongo'
+              ? await restoreMongo({ ...input, component: ctx.config.components[cfgName] as MongoComponent })
+              : await restorePostgres({ ...input, component: ctx.config.components[cfgName] as PostgresComponent });
+          details[name] = out.details;
+          keep(out.checks);
+        }
       } else if (step.component === 'dashboard' || step.component === 'gateway') {
         for (const name of members) {
           ctx.note(`  restoring ${name} (files)`);
@@ -120,6 +143,10 @@ async function restart(step: PlanStep, ctx: StepContext, details: Record<string,
   const section = step.component === 'gateway' ? ctx.config.gateway : step.component === 'dashboard' ? ctx.config.dashboard : undefined;
   const command = section?.restartCommand;
   if (!command) return;
+  if (ctx.drill) {
+    details.restart = 'not run: a drill never restarts production services';
+    return;
+  }
   ctx.note(`  running ${step.component} restart command`);
   const timeoutMs = parseDuration(section.timeout) ?? 120_000;
   const res = await runCommand(command, { timeoutMs, signal: ctx.signal });
@@ -133,7 +160,10 @@ async function restart(step: PlanStep, ctx: StepContext, details: Record<string,
   }
 }
 
+const DRILL_SKIP = 'drill: runs against the production service, which a drill never touches';
+
 async function serviceCheck(name: string, step: PlanStep, ctx: StepContext): Promise<CheckResult[]> {
+  if (ctx.drill && (name.startsWith('gateway-') || name === 'upstream' || name === 'dashboard-health')) return [skipped(name, DRILL_SKIP)];
   const gw = ctx.config.gateway;
   const db = ctx.config.dashboard;
   switch (name) {
@@ -150,6 +180,7 @@ async function serviceCheck(name: string, step: PlanStep, ctx: StepContext): Pro
     case 'files-restored':
       return [skipped(name, `the snapshot has no ${step.component} files`)];
     case 'database-counts':
+    case 'database-indexes':
       return [skipped(name, 'the snapshot has no database component')];
     default:
       return [skipped(name, step.action === 'restore' ? `no ${step.component} component was restored` : 'nothing to check')];

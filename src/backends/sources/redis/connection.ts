@@ -117,3 +117,14 @@ export function parseInfo(text: string): Record<string, string> {
   }
   return out;
 }
+
+/** Per database index, the keys and expires INFO keyspace reports ("db3" → "keys=10,expires=2,avg_ttl=0"). */
+export function parseKeyspace(info: Record<string, string>): Map<number, { keys: number; expires: number }> {
+  const out = new Map<number, { keys: number; expires: number }>();
+  for (const [k, v] of Object.entries(info)) {
+    const m = /^db(\d+)$/.exec(k);
+    if (!m) continue;
+    out.set(Number(m[1]), { keys: Number(/keys=(\d+)/.exec(v)?.[1] ?? 0), expires: Number(/expires=(\d+)/.exec(v)?.[1] ?? 0) });
+  }
+  return new Map([...out].sort((a, b) => a[0] - b[0]));
+}

@@ -61,6 +61,20 @@ export class RdbInspector extends Transform {
     return this.result;
   }
 
+  /**
+   * The same checks without the stream: feed every chunk in order to update() (it throws on the first
+   * structural problem), then complete() returns the facts or throws when the file is incomplete or damaged.
+   * For callers that already hold the bytes in a loop (e.g. an AOF base file inside a tar being written).
+   */
+  update(chunk: Buffer): void {
+    this.inspect(chunk);
+  }
+
+  complete(): RdbFacts {
+    this.result = this.finish();
+    return this.result;
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
       this.inspect(chunk);

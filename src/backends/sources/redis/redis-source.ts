@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
+import { badInput } from '../../../core/errors.js';
 import type { Source, SourceArtifact } from '../source.js';
 import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, tlsOptions } from './connection.js';
 import { RdbInspector } from './rdb-inspector.js';
@@ -23,7 +24,23 @@ export class RedisSource implements Source {
   async check(signal?: AbortSignal): Promise<void> {
     const addr = await resolveAddress(this.cfg, signal);
     const client = await connectRedis(this.cfg, addr);
-    client.disconnect();
+    try {
+      this.refuseCluster(parseInfo(String(await client.info('cluster'))), addr);
+    } catch (err) {
+      throw explainRedisError(err, this.cfg, addr);
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** An RDB from one cluster node holds only that node's slots: a silent partial backup. */
+  private refuseCluster(info: Record<string, string>, addr: { host: string; port: number }): void {
+    if (info.cluster_enabled === '1') {
+      throw badInput(
+        `Redis at ${addr.host}:${addr.port} runs in cluster mode: an RDB of one node holds only the slots that node serves`,
+        `back up a Redis Cluster with components.${this.cfg.name}.mode: keys (it scans every master)`,
+      );
+    }
   }
 
   async open(signal?: AbortSignal): Promise<SourceArtifact> {
@@ -32,6 +49,7 @@ export class RedisSource implements Source {
     let info: Record<string, string>;
     try {
       info = parseInfo(String(await client.info()));
+      this.refuseCluster(info, addr);
     } catch (err) {
       throw explainRedisError(err, this.cfg, addr);
     } finally {

@@ -1,8 +1,10 @@
+import { hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RdbInspector } from '../../sources/redis/rdb-inspector.js';
 import { classifyKey, type KeyClass } from '../../../core/tyk/key-classes.js';
+import { CommandEncoder, type RespPipe } from './resp-pipe.js';
 
 /** Expiries further than this past the inspection are treated as "still alive" (a restore takes less). */
 const HORIZON_MS = 24 * 3600_000;
@@ -93,5 +95,85 @@ export async function buildKeyExpectation(rdbFile: string, signal?: AbortSignal)
   });
   const sink = new Writable({ write: (_c, _e, cb) => cb() });
   await pipeline(createReadStream(rdbFile, { highWaterMark: 1 << 20 }), inspector, sink, { signal });
+  return exp;
+}
+
+/**
+ * Exact-enough membership for key names: a 64-bit fingerprint (SHA-1 prefix) per key in an open-addressing
+ * table, about 16 bytes per key. Used where a key may be met twice (a key-level backup, since SCAN may return
+ * a key twice) and counts must not double it. A false "seen" needs two keys with the same 64-bit
+ * fingerprint: for 10 million keys, odds of about 3 in a million that one count is off by one.
+ */
+export class KeySet {
+  private hi = new Uint32Array(1024);
+  private lo = new Uint32Array(1024);
+  private size = 0;
+
+  /** Adds the key; false when it was already there. */
+  add(key: Uint8Array): boolean {
+    const d = hash('sha1', key, 'buffer') as unknown as Buffer;
+    const h = d.readUInt32BE(0);
+    const l = d.readUInt32BE(4) || 1; // (x, 0) marks an empty slot
+    if ((this.size + 1) * 2 > this.hi.length) this.grow();
+    return this.insert(h, l);
+  }
+
+  private insert(h: number, l: number): boolean {
+    const mask = this.hi.length - 1;
+    let i = (h ^ l) & mask;
+    while (this.lo[i] !== 0) {
+      if (this.hi[i] === h && this.lo[i] === l) return false;
+      i = (i + 1) & mask;
+    }
+    this.hi[i] = h;
+    this.lo[i] = l;
+    this.size++;
+    return true;
+  }
+
+  private grow(): void {
+    const { hi, lo } = this;
+    this.hi = new Uint32Array(hi.length * 2);
+    this.lo = new Uint32Array(lo.length * 2);
+    this.size = 0;
+    for (let i = 0; i < hi.length; i++) if (lo[i] !== 0) this.insert(hi[i]!, lo[i]!);
+  }
+}
+
+/**
+ * The expectation from a running server holding the snapshot (a scratch server that loaded an AOF folder):
+ * SCAN every database with pipelined PEXPIRETIME (PTTL before Redis 7).
+ */
+export async function expectationFromServer(
+  openPipe: (db: number) => Promise<RespPipe>,
+  dbs: number[],
+  pexpiretime: boolean,
+  signal?: AbortSignal,
+): Promise<KeyExpectation> {
+  const exp = new KeyExpectation(Date.now());
+  for (const db of dbs) {
+    const pipe = await openPipe(db);
+    try {
+      let cursor = '0';
+      do {
+        signal?.throwIfAborted();
+        const enc = new CommandEncoder();
+        enc.command('SCAN', cursor, 'COUNT', '1000');
+        const [page] = await pipe.exec(enc.take());
+        const [next, keys] = page as [Buffer, Buffer[]];
+        cursor = next.toString('latin1');
+        for (const k of keys) enc.command(pexpiretime ? 'PEXPIRETIME' : 'PTTL', k);
+        const ttls = await pipe.exec(enc.take());
+        const now = Date.now();
+        keys.forEach((k, i) => {
+          const t = ttls[i];
+          if (typeof t !== 'number' || t === -2) return;
+          exp.add(db, classifyKey(k), t < 0 ? null : pexpiretime ? t : now + t);
+        });
+      } while (cursor !== '0');
+    } finally {
+      pipe.close();
+    }
+  }
   return exp;
 }

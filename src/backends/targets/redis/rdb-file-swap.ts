@@ -1,4 +1,4 @@
-import { chmod, chown, copyFile, open, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, chown, copyFile, cp, lstat, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { isAbortError, TykdrError } from '../../../core/errors.js';
 import { runShell } from './shell-command.js';
@@ -6,10 +6,13 @@ import { runShell } from './shell-command.js';
 export type TargetState = 'down' | 'loading' | 'up';
 
 export interface RdbSwapOptions {
-  /** The staged plaintext RDB; moved into place (it no longer exists there afterwards unless rolled back). */
-  rdbFile: string;
+  /** The staged RDB file or AOF folder; moved into place (it no longer exists there afterwards unless rolled back). */
+  staged: string;
+  /** 'file': an RDB (dbfilename); 'folder': an AOF folder (appenddirname). */
+  kind: 'file' | 'folder';
   dataDir: string;
-  dbfilename: string;
+  /** Its name inside dataDir: dbfilename or appenddirname. */
+  destName: string;
   stopCommand: string;
   startCommand: string;
   /** Config path of the restore section, for messages: "components.redis.restore". */
@@ -28,7 +31,7 @@ export interface RdbSwapOptions {
 }
 
 export interface RdbSwapResult {
-  /** Where the target's previous RDB was moved, or null when it had none. */
+  /** Where the target's previous RDB (or AOF folder) was moved, or null when it had none. */
   previousFile: string | null;
   placedBy: 'rename' | 'copy';
   stopMs: number;
@@ -53,13 +56,14 @@ async function waitFor(o: RdbSwapOptions, want: TargetState, ms: number, signal?
 }
 
 /**
- * Self-managed restore: stop Redis, move its RDB aside, put the staged RDB in its place (same owner and
- * mode as the file it replaces), start Redis and wait until it has loaded. Contract: when anything fails
- * after the old file was moved aside (including an abort), the old file is put back and Redis is started
- * again before the error is thrown; the error says whether that worked. The rollback ignores the signal.
+ * Self-managed restore: stop Redis, move its RDB (or AOF folder) aside as `<name>.tykdr-<ts>.bak`, put the
+ * staged one in its place (same owner as what it replaces; a file also keeps its mode), start Redis and
+ * wait until it has loaded. Contract: when anything fails after the old data was moved aside (including
+ * an abort), it is put back and Redis is started again before the error is thrown; the error says whether
+ * that worked. The rollback ignores the signal.
  */
 export async function swapRdbFile(o: RdbSwapOptions): Promise<RdbSwapResult> {
-  const dest = path.join(o.dataDir, o.dbfilename);
+  const dest = path.join(o.dataDir, o.destName);
   o.progress?.('stop');
   const stopStarted = Date.now();
   try {
@@ -87,16 +91,23 @@ export async function swapRdbFile(o: RdbSwapOptions): Promise<RdbSwapResult> {
       previousFile = `${dest}.tykdr-${fileTimestamp()}.bak`;
       await rename(dest, previousFile);
     }
-    await chmod(o.rdbFile, old ? old.mode & 0o777 : 0o600);
-    if (process.getuid?.() === 0) await chown(o.rdbFile, owner.uid, owner.gid);
+    if (o.kind === 'file') await chmod(o.staged, old ? old.mode & 0o777 : 0o600);
+    if (process.getuid?.() === 0) await chownTree(o.staged, owner.uid, owner.gid);
     try {
-      await rename(o.rdbFile, dest);
+      await rename(o.staged, dest);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
       placedBy = 'copy';
       const tmp = `${dest}.tykdr-tmp`;
-      await copyFile(o.rdbFile, tmp);
-      await fsyncPath(tmp);
+      if (o.kind === 'file') {
+        await copyFile(o.staged, tmp);
+        await fsyncPath(tmp);
+      } else {
+        await rm(tmp, { recursive: true, force: true });
+        await cp(o.staged, tmp, { recursive: true, preserveTimestamps: true });
+        for (const f of await readdir(tmp)) await fsyncPath(path.join(tmp, f));
+        if (process.getuid?.() === 0) await chownTree(tmp, owner.uid, owner.gid);
+      }
       await rename(tmp, dest);
     }
     placed = true;
@@ -107,8 +118,9 @@ export async function swapRdbFile(o: RdbSwapOptions): Promise<RdbSwapResult> {
     await runShell(o.startCommand, `${o.where}.startCommand`, o.loadTimeoutMs, o.signal);
     const state = await waitFor(o, 'up', Math.max(0, o.loadTimeoutMs - (Date.now() - startStarted)), o.signal);
     if (state !== 'up') {
-      throw new TykdrError('targetError', `Redis at ${o.display} did not ${state === 'down' ? 'answer' : 'finish loading the restored RDB'} within ${o.where}.loadTimeout after ${o.where}.startCommand`, {
-        fix: `check the Redis log; raise ${o.where}.loadTimeout if a large RDB needs longer to load`,
+      const what = o.kind === 'file' ? 'RDB' : 'AOF';
+      throw new TykdrError('targetError', `Redis at ${o.display} did not ${state === 'down' ? 'answer' : `finish loading the restored ${what}`} within ${o.where}.loadTimeout after ${o.where}.startCommand`, {
+        fix: `check the Redis log; raise ${o.where}.loadTimeout if a large ${what} needs longer to load`,
       });
     }
     await o.afterLoad?.();
@@ -116,7 +128,7 @@ export async function swapRdbFile(o: RdbSwapOptions): Promise<RdbSwapResult> {
   } catch (err) {
     const note = await rollback(o, dest, previousFile, placed && placedBy === 'rename');
     if (isAbortError(err)) throw err;
-    const e = err instanceof TykdrError ? err : new TykdrError('targetError', `restoring the RDB file into ${o.dataDir} failed: ${(err as Error).message}`, { cause: err });
+    const e = err instanceof TykdrError ? err : new TykdrError('targetError', `restoring ${o.destName} into ${o.dataDir} failed: ${(err as Error).message}`, { cause: err });
     throw new TykdrError(e.kind === 'badInput' ? 'badInput' : 'targetError', `${e.message}. ${note}`, { fix: e.fix, cause: err });
   }
 }
@@ -126,18 +138,20 @@ async function rollback(o: RdbSwapOptions, dest: string, previousFile: string | 
   await runShell(o.stopCommand, `${o.where}.stopCommand`, o.stopTimeoutMs).catch(() => undefined);
   await waitFor(o, 'down', o.stopTimeoutMs).catch(() => undefined);
   try {
-    const ours = await stat(dest).catch(() => null);
+    const ours = await lstat(dest).catch(() => null);
     if (ours) {
-      // Hand the staged file back to the caller when it was moved, else drop the copy.
-      if (movedStaged) await rename(dest, o.rdbFile).catch(() => unlink(dest));
-      else await unlink(dest);
+      // Hand the staged data back to the caller when it was moved, else drop the copy.
+      const drop = () => (o.kind === 'file' ? unlink(dest) : rm(dest, { recursive: true, force: true }));
+      if (movedStaged) await rename(dest, o.staged).catch(drop);
+      else await drop();
     }
+    await rm(`${dest}.tykdr-tmp`, { recursive: true, force: true });
     if (previousFile) await rename(previousFile, dest);
     await fsyncPath(o.dataDir);
   } catch (err) {
-    return `Rolling back failed too (${(err as Error).message}): ${previousFile ? `the previous RDB is at ${previousFile}` : 'there was no previous RDB'}; Redis was left stopped`;
+    return `Rolling back failed too (${(err as Error).message}): ${previousFile ? `the previous ${o.destName} is at ${previousFile}` : `there was no previous ${o.destName}`}; Redis was left stopped`;
   }
-  const what = previousFile ? `the previous ${o.dbfilename} was put back` : `the target had no ${o.dbfilename}; the restored one was removed`;
+  const what = previousFile ? `the previous ${o.destName} was put back` : `the target had no ${o.destName}; the restored one was removed`;
   try {
     await runShell(o.startCommand, `${o.where}.startCommand`, o.loadTimeoutMs);
     const state = await waitFor(o, 'up', o.loadTimeoutMs);
@@ -146,6 +160,13 @@ async function rollback(o: RdbSwapOptions, dest: string, previousFile: string | 
   } catch (err) {
     return `Rolled back: ${what}, but starting Redis again failed (${(err as Error).message})`;
   }
+}
+
+/** Gives a file, or a folder and everything in it, to uid:gid (so the Redis user can read and append). */
+async function chownTree(p: string, uid: number, gid: number): Promise<void> {
+  await chown(p, uid, gid);
+  if (!(await lstat(p)).isDirectory()) return;
+  for (const n of await readdir(p)) await chownTree(path.join(p, n), uid, gid);
 }
 
 async function fsyncPath(p: string): Promise<void> {

@@ -9,13 +9,18 @@ export class Reservoir<T> {
   constructor(private readonly size: number) {}
 
   offer(item: T): void {
+    this.offerLazy(() => item);
+  }
+
+  /** Like offer(), but builds the item only when it is kept (e.g. copies of large buffers). */
+  offerLazy(make: () => T): void {
     this.seen++;
     if (this.items.length < this.size) {
-      this.items.push(item);
+      this.items.push(make());
       return;
     }
     const j = Math.floor(Math.random() * this.seen);
-    if (j < this.size) this.items[j] = item;
+    if (j < this.size) this.items[j] = make();
   }
 
   /** Items offered so far: the population the sample was drawn from. */

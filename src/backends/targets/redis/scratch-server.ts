@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, cp, link, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -34,7 +34,9 @@ export interface ScratchOptions {
   bin: string;
   /** Folder to run in; created. The RDB is hard-linked (or copied) into it when it lives elsewhere. */
   dir: string;
-  rdbFile: string;
+  /** What to load: an RDB file, an AOF folder (copied in: Redis appends to it), or nothing (an empty server). */
+  rdbFile?: string;
+  aof?: { folder: string; dirName: string; appendfilename: string };
   /** `databases` for the server: at least one more than the highest database index in the snapshot. */
   databases: number;
   loadTimeoutMs: number;
@@ -95,14 +97,26 @@ async function placeRdb(rdbFile: string, dir: string): Promise<string> {
  */
 export async function startScratch(opts: ScratchOptions): Promise<ScratchServer> {
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
-  const dbfilename = await placeRdb(opts.rdbFile, opts.dir);
+  let load: string[];
+  if (opts.aof) {
+    // A copy, never the staged folder: the scratch server appends to its AOF (expiries become DELs).
+    await cp(opts.aof.folder, path.join(opts.dir, opts.aof.dirName), { recursive: true });
+    load = [
+      '--appendonly', 'yes', '--appenddirname', opts.aof.dirName, '--appendfilename', opts.aof.appendfilename,
+      '--auto-aof-rewrite-percentage', '0', '--appendfsync', 'no', '--aof-load-truncated', 'yes', '--dbfilename', 'none.rdb',
+    ];
+  } else if (opts.rdbFile) {
+    load = ['--appendonly', 'no', '--dbfilename', await placeRdb(opts.rdbFile, opts.dir)];
+  } else {
+    load = ['--appendonly', 'no', '--dbfilename', 'none.rdb'];
+  }
   const password = randomBytes(24).toString('hex');
   const conf = path.join(opts.dir, 'scratch.conf');
   await writeFile(conf, `requirepass ${password}\n`, { mode: 0o600 });
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(opts, conf, dbfilename, password);
+      return await startOnce(opts, conf, load, password);
     } catch (err) {
       lastErr = err;
       if (!(err instanceof PortInUse)) throw err;
@@ -113,12 +127,12 @@ export async function startScratch(opts: ScratchOptions): Promise<ScratchServer>
 
 class PortInUse extends Error {}
 
-async function startOnce(opts: ScratchOptions, conf: string, dbfilename: string, password: string): Promise<ScratchServer> {
+async function startOnce(opts: ScratchOptions, conf: string, load: string[], password: string): Promise<ScratchServer> {
   const port = await freePort();
   const log = path.join(opts.dir, 'scratch-redis.log');
   const args = [
-    conf, '--port', String(port), '--bind', '127.0.0.1', '--dir', opts.dir, '--dbfilename', dbfilename,
-    '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', log,
+    conf, '--port', String(port), '--bind', '127.0.0.1', '--dir', opts.dir, ...load,
+    '--save', '', '--daemonize', 'no', '--logfile', log,
     '--databases', String(Math.max(16, opts.databases)), '--protected-mode', 'yes',
   ];
   const child: ChildProcess = spawn(opts.bin, args, { cwd: opts.dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -191,13 +205,13 @@ async function failure(opts: ScratchOptions, log: string, stderr: string, code: 
   const text = `${stderr}\n${await readFile(log, 'utf8').catch(() => '')}`;
   if (/Address already in use/i.test(text)) throw new PortInUse('port in use');
   const tail = text.split('\n').map((l) => l.trim()).filter(Boolean).slice(-4).join(' | ');
-  if (/RDB format version|Can't handle RDB/i.test(text)) {
+  if (/RDB format version|Can't handle RDB|Unrecognized RDB/i.test(text)) {
     throw badInput(
       `${opts.where}.redisServer "${opts.bin}" cannot load this snapshot's RDB version (${tail})`,
       `set ${opts.where}.redisServer to a redis-server at least as new as the one that wrote the snapshot`,
     );
   }
   throw new TykdrError('targetError', `the scratch redis-server exited with code ${code} while loading the snapshot: ${tail}`, {
-    fix: `read ${log} (kept until the restore ends) and check that the staged RDB is intact`,
+    fix: `read ${log} (kept until the restore ends) and check that the staged ${opts.aof ? 'AOF folder' : 'RDB'} is intact`,
   });
 }

@@ -182,3 +182,8 @@ export function keyspaceOf(info: Record<string, string>): Map<number, number> {
   }
   return out;
 }
+
+/** The same target at another address (a cluster master), with its credentials and TLS settings. */
+export function atAddress(target: RestoreTarget, host: string, port: number, via: string): RestoreTarget {
+  return { conn: { ...target.conn, host, port }, address: { host, port, via }, display: `${host}:${port}` };
+}

@@ -19,7 +19,8 @@ export interface ValueFingerprint {
   size: number;
   /** Null when the content was not read (too large, unsupported type, or size already differs from expectSize). */
   digest: string | null;
-  skipped?: 'too-large' | 'unsupported-type';
+  /** Not compared by content: over MAX_COMPARED_BYTES, a module type, or (keys mode) a payload no scratch server could decode. */
+  skipped?: 'too-large' | 'unsupported-type' | 'not-decoded';
   /** Absolute Unix ms; null when the key does not expire. */
   expiresAtMs: number | null;
 }
@@ -102,7 +103,9 @@ async function digestContent(client: Redis, key: Buffer, type: string, h: Hash):
       return;
     }
     case 'zset': {
-      const flat = (await client.callBuffer('ZRANGE', key, '0', '-1', 'WITHSCORES')) as Buffer[];
+      // RESP3 (ioredis 6 negotiates it) answers [member, score] pairs; RESP2 a flat list. Both read the same.
+      const reply = (await client.callBuffer('ZRANGE', key, '0', '-1', 'WITHSCORES')) as Array<Buffer | Buffer[]>;
+      const flat = reply.flat() as Buffer[];
       for (let i = 0; i + 1 < flat.length; i += 2) {
         put(h, flat[i]!);
         put(h, canonicalScore(flat[i + 1]!));

@@ -1,0 +1,42 @@
+import { Flags } from '@oclif/core';
+import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
+import { printReportSummary, restorePrinter } from '../cli/restore-output.js';
+import { runDrill } from '../core/drill/drill.js';
+import { TykdrError } from '../core/errors.js';
+import { loadPlan } from '../core/plan/plan.js';
+
+export default class Drill extends TykdrCommand<typeof Drill> {
+  static override summary = 'Run a DR drill: restore a snapshot into scratch targets, verify it, measure RTO and RPO.';
+  static override description = `Restores the latest (or a chosen) snapshot with a plan into targets tykdr starts itself: a redis-server on a free port, throwaway databases (tykdr_drill_*) on the configured database servers, a temporary folder for config files. It runs the plan's verifications, measures RTO and RPO against the tiers, writes the report (HTML, Markdown, JSON) next to the snapshot, and tears the scratch targets down. Production targets are never written, restarted or probed: gateway and dashboard checks are skipped in drills.
+
+${EXIT_CODES_HELP}`;
+
+  static override examples = ['<%= config.bin %> drill --plan full', '<%= config.bin %> drill --plan redis --snapshot 20261121T093012Z-4f9a1c --json'];
+
+  static override flags = {
+    plan: Flags.string({ summary: 'Plan name or file.', default: 'full' }),
+    snapshot: Flags.string({ summary: 'Snapshot id, or "latest".' }),
+    identity: Flags.string({ char: 'i', summary: 'age identity file (default: encryption.identityFile).' }),
+  };
+
+  async run(): Promise<unknown> {
+    const config = await this.loadConfig();
+    const plan = await loadPlan(this.flags.plan);
+    const interrupt = interruptSignal();
+    try {
+      const { report, saved, failureKind } = await runDrill({
+        config,
+        plan,
+        snapshot: this.flags.snapshot,
+        identityFile: this.flags.identity,
+        signal: interrupt.signal,
+        progress: this.jsonEnabled() ? undefined : restorePrinter((l) => this.note(l)),
+      });
+      if (!this.jsonEnabled()) printReportSummary(report, saved, (l) => this.log(l));
+      if (failureKind) process.exitCode = new TykdrError(failureKind, '').exitCode;
+      return { report, report_files: saved.files, stored_report: saved.stored };
+    } finally {
+      interrupt.dispose();
+    }
+  }
+}

@@ -1,0 +1,125 @@
+import { Flags } from '@oclif/core';
+import { openStore } from '../backends/stores/registry.js';
+import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
+import { formatBytes } from '../core/duration.js';
+import { storeError } from '../core/errors.js';
+import { pruneSnapshots, type PruneEntry, type PruneResult } from '../core/retention/prune.js';
+
+export default class Prune extends TykdrCommand<typeof Prune> {
+  static override summary = 'Remove snapshots the retention policy no longer keeps (a dry run unless --confirm).';
+  static override description = `Applies the retention section of tykdr.yaml, restic-style: keepLast, then the newest snapshot in each of the last N hours, days, ISO weeks, months and years (UTC) that have one, and keepWithin. Only complete snapshots count, ordered by manifest time. Always kept: the newest complete snapshot of each component, and the newest snapshot that passed a drill. Incomplete snapshots are removed once older than incompleteGrace.
+
+Without --confirm nothing is deleted: prune lists what would go and why (--verbose also lists what stays and why). With --confirm, each snapshot's manifest is deleted first (so an interrupted prune leaves an incomplete snapshot, never a complete-looking one with holes), then its objects and its stored reports.
+
+With S3 Object Lock, locked objects cannot be deleted: they are skipped and reported with their retention date, never counted as freed, and do not make prune fail. A snapshot whose manifest is locked is kept whole.
+
+${EXIT_CODES_HELP}`;
+
+  static override examples = [
+    '<%= config.bin %> prune',
+    '<%= config.bin %> prune --verbose',
+    '<%= config.bin %> prune --confirm',
+    '<%= config.bin %> prune --confirm --json',
+  ];
+
+  static override flags = {
+    confirm: Flags.boolean({ summary: 'Delete for real (default: a dry run).' }),
+    verbose: Flags.boolean({ char: 'v', summary: 'Also list the snapshots that stay, and why.' }),
+  };
+
+  async run(): Promise<unknown> {
+    const config = await this.loadConfig('store');
+    const store = openStore(config.store);
+    const interrupt = interruptSignal();
+    let result: PruneResult;
+    try {
+      result = await pruneSnapshots({
+        store,
+        policy: config.retention,
+        confirm: this.flags.confirm,
+        signal: interrupt.signal,
+        progress: { removing: (id) => this.note(`removing ${id}...`) },
+      });
+    } finally {
+      interrupt.dispose();
+    }
+    if (!this.jsonEnabled()) this.print(result);
+    if (result.totals.failed > 0) {
+      const first = result.snapshots.find((e) => e.removal?.status === 'failed')!;
+      const err = storeError(`${result.totals.failed} snapshot(s) could not be removed; first: ${first.id}: ${first.removal!.error}`);
+      process.exitCode = err.exitCode;
+    }
+    return toJson(result);
+  }
+
+  private print(r: PruneResult): void {
+    if (r.dryRun) this.log(`Dry run: nothing is deleted (add --confirm to delete). Store: ${r.location}`);
+    else this.log(`Store: ${r.location}`);
+    for (const e of r.snapshots) {
+      if (e.keep && !this.flags.verbose) continue;
+      const what = `${e.complete ? 'complete  ' : 'INCOMPLETE'}  ${formatBytes(e.storedBytes).padStart(9)}`;
+      this.log(`${label(e).padEnd(14)} ${e.id}  ${what}  ${e.reasons.join('; ')}`);
+      for (const l of e.removal?.locked ?? []) {
+        this.log(`${''.padEnd(14)}   ${l.key} is ${l.detail}${e.removal!.status === 'would-remove' ? ': it will be skipped' : ''}`);
+      }
+      if (e.removal?.error) this.log(`${''.padEnd(14)}   ${e.removal.error}`);
+    }
+    const t = r.totals;
+    const kept = `keeping ${t.kept} snapshot(s)`;
+    if (r.dryRun) {
+      this.log(
+        t.toRemove === 0
+          ? `Nothing to remove; ${kept}.`
+          : `Would remove ${t.toRemove} snapshot(s) (${t.objects} objects, ${formatBytes(t.bytes)}); ${kept}.`,
+      );
+      return;
+    }
+    const parts = [`Removed ${t.removed} snapshot(s): ${t.objects} objects deleted, ${formatBytes(t.bytes)} freed`];
+    if (t.locked > 0) parts.push(`${t.locked} locked (skipped until their retention ends)`);
+    if (t.failed > 0) parts.push(`${t.failed} failed`);
+    this.log(`${parts.join('; ')}; ${kept}.`);
+  }
+}
+
+function label(e: PruneEntry): string {
+  switch (e.removal?.status) {
+    case undefined:
+      return 'keep';
+    case 'would-remove':
+      return 'would remove';
+    case 'removed':
+      return 'removed';
+    case 'locked':
+      return e.complete ? 'LOCKED (kept)' : 'LOCKED';
+    case 'partly-removed':
+      return 'PART LOCKED';
+    case 'failed':
+      return 'FAILED';
+  }
+}
+
+function toJson(r: PruneResult) {
+  return {
+    dry_run: r.dryRun,
+    location: r.location,
+    totals: r.totals,
+    snapshots: r.snapshots.map((e) => ({
+      id: e.id,
+      complete: e.complete,
+      created_at: e.createdAt.toISOString(),
+      components: e.components,
+      objects: e.objects,
+      stored_bytes: e.storedBytes,
+      keep: e.keep,
+      reasons: e.reasons,
+      ...(e.removal
+        ? {
+            removal: {
+              ...e.removal,
+              locked: e.removal.locked.map((l) => ({ key: l.key, mode: l.lock.mode, until: l.lock.until?.toISOString() ?? null, detail: l.detail })),
+            },
+          }
+        : {}),
+    })),
+  };
+}

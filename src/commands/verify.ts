@@ -1,0 +1,99 @@
+import { Args, Flags } from '@oclif/core';
+import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
+import { formatBytes } from '../core/duration.js';
+import { badInput, EXIT_CODES } from '../core/errors.js';
+import { verifySnapshots, type ObjectCheck, type VerifyResult } from '../core/integrity/verify-snapshots.js';
+
+export default class Verify extends TykdrCommand<typeof Verify> {
+  static override summary = 'Check that stored snapshots are intact and decrypt, without restoring them.';
+  static override description = `For each object of the chosen snapshots: it exists in the store, its SHA-256 matches the manifest, and it decrypts (age authenticates every chunk) and decompresses completely with your key. Objects are streamed and discarded: nothing is written to disk.
+
+ID is a snapshot id or "latest" (the default); --all checks every complete snapshot. --sample PCT checks a random share of the (snapshot, object) pairs, at least one: cheap enough to run daily over a whole store.
+
+Needs the age identity (--identity, or encryption.identityFile), or the passphrase for passphrase-encrypted snapshots. Exits with 5 when any object failed.
+
+${EXIT_CODES_HELP}`;
+
+  static override examples = [
+    '<%= config.bin %> verify',
+    '<%= config.bin %> verify 20261121T093012Z-4f9a1c --identity /secure/tykdr-identity.txt',
+    '<%= config.bin %> verify --all --sample 10',
+    '<%= config.bin %> verify --all --json',
+  ];
+
+  static override args = {
+    id: Args.string({ description: 'Snapshot id, or "latest" (default).' }),
+  };
+
+  static override flags = {
+    all: Flags.boolean({ summary: 'Verify every complete snapshot.' }),
+    sample: Flags.string({ summary: 'Check only this percentage (0-100) of the objects, chosen at random.' }),
+    identity: Flags.string({ char: 'i', summary: 'age identity file (default: encryption.identityFile).' }),
+  };
+
+  async run(): Promise<unknown> {
+    const f = this.flags;
+    if (f.all && this.args.id !== undefined) throw badInput(`both a snapshot id (${this.args.id}) and --all were given`, 'pass one of them');
+    const samplePercent = f.sample === undefined ? undefined : Number(f.sample);
+    if (samplePercent !== undefined && !(Number.isFinite(samplePercent) && samplePercent >= 0 && samplePercent <= 100)) {
+      throw badInput(`--sample "${f.sample}" is not a percentage between 0 and 100`, 'e.g. --sample 10 checks a random 10% of the objects');
+    }
+    const config = await this.loadConfig('store');
+    const interrupt = interruptSignal();
+    let result: VerifyResult;
+    try {
+      result = await verifySnapshots({
+        config,
+        snapshots: f.all ? 'all' : this.args.id === undefined ? [] : [this.args.id],
+        samplePercent,
+        identityFile: f.identity,
+        signal: interrupt.signal,
+        progress: this.jsonEnabled() ? undefined : { objectDone: (c) => this.printCheck(c) },
+      });
+    } finally {
+      interrupt.dispose();
+    }
+    if (!this.jsonEnabled()) this.printSummary(result);
+    if (!result.ok) {
+      const onlyStore = result.objects.every((o) => o.status === 'ok' || o.kind === 'storeError');
+      process.exitCode = onlyStore ? EXIT_CODES.storeError : EXIT_CODES.integrityError;
+    }
+    return {
+      location: result.location,
+      ok: result.ok,
+      sample_percent: result.samplePercent,
+      checked: result.checked,
+      failed: result.failed,
+      snapshots: result.snapshots.map((s) => ({ id: s.id, created_at: s.createdAt, objects: s.objects, checked: s.checked, failed: s.failed })),
+      skipped: result.skipped,
+      objects: result.objects.map((o) => ({
+        snapshot: o.snapshot,
+        component: o.component,
+        object: o.object,
+        key: o.key,
+        status: o.status,
+        stored_bytes: o.storedBytes,
+        ...(o.plaintextBytes === undefined ? {} : { plaintext_bytes: o.plaintextBytes }),
+        ...(o.message === undefined ? {} : { message: o.message, fix: o.fix ?? null, kind: o.kind }),
+        duration_ms: o.durationMs,
+      })),
+    };
+  }
+
+  private printCheck(c: ObjectCheck): void {
+    if (c.status === 'ok') {
+      this.log(`ok      ${c.snapshot}  ${c.object}  ${formatBytes(c.storedBytes)} stored, ${formatBytes(c.plaintextBytes ?? 0)} plaintext`);
+    } else {
+      this.log(`FAILED  ${c.snapshot}  ${c.object}: ${c.message}`);
+      if (c.fix) this.log(`        Fix: ${c.fix}`);
+    }
+  }
+
+  private printSummary(r: VerifyResult): void {
+    for (const s of r.skipped) this.log(`skipped ${s.id}: incomplete (${s.reason})`);
+    const scope = `${r.checked} object(s) in ${r.snapshots.length} snapshot(s)${r.samplePercent < 100 ? ` (a ${r.samplePercent}% sample)` : ''}`;
+    if (r.checked === 0) this.log(`Nothing checked in ${r.location}: ${scope}.`);
+    else if (r.ok) this.log(`All ${scope} verified in ${r.location}.`);
+    else this.log(`${r.failed} of ${scope} FAILED verification in ${r.location}.`);
+  }
+}

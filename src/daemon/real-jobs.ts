@@ -1,0 +1,105 @@
+import { openStore } from '../backends/stores/registry.js';
+import { runBackup } from '../core/backup.js';
+import { formatBytes } from '../core/duration.js';
+import type { Config } from '../core/config/load.js';
+import { loadPlan } from '../core/plan/plan.js';
+import type { PlanComponent } from '../core/plan/schema.js';
+import { errorMessage, type Logger } from './log.js';
+import type { DrillOutcomes, DrillPlanOutcome, DrillRecordSummary, Jobs, JobSummary } from './jobs.js';
+
+// ---------------------------------------------------------------------------------------------------
+// WIRING TO CHECK when the parallel work is merged (this is the only file that names those services).
+// At the time of writing they existed in the working tree, uncommitted, with these APIs:
+//   prune  -> pruneSnapshots  (src/core/retention/prune.ts)            { store, policy, confirm, signal }
+//   verify -> verifySnapshots (src/core/integrity/verify-snapshots.ts) { config, snapshots, samplePercent, signal }
+//   drill  -> runDrill        (src/core/drill/drill.ts)                { config, plan, signal }
+// They are imported when their job first runs, not at start-up: a module that fails to load then fails
+// that job (logged, counted, notified for drills) instead of keeping the daemon, and its backups, down.
+// ---------------------------------------------------------------------------------------------------
+const loadPrune = () => import('../core/retention/prune.js');
+const loadVerify = () => import('../core/integrity/verify-snapshots.js');
+const loadDrill = () => import('../core/drill/drill.js');
+const loadDrillHistory = () => import('../core/drill/history.js'); // listDrills(store, { signal })
+
+/** The services the daemon runs, on a loaded config. */
+export function realJobs(config: Config, log: Logger): Jobs {
+  return {
+    backup: (components, signal) =>
+      runBackup({
+        config,
+        components,
+        signal,
+        progress: {
+          componentDone: (component, entry) =>
+            log.debug('component backed up', { component, duration_ms: entry.duration_ms, stored_bytes: entry.artifact.stored_bytes }),
+        },
+      }),
+
+    prune: async (signal): Promise<JobSummary> => {
+      const { pruneSnapshots } = await loadPrune();
+      const r = await pruneSnapshots({ store: openStore(config.store), policy: config.retention, confirm: true, signal });
+      const t = r.totals;
+      const failures = r.snapshots.filter((e) => e.removal?.status === 'failed').map((e) => ({ snapshot: e.id, error: e.removal!.error }));
+      return {
+        ok: t.failed === 0,
+        message: `removed ${t.removed} snapshot(s) (${t.objects} objects, ${formatBytes(t.bytes)}), kept ${t.kept}${t.locked ? `, ${t.locked} locked` : ''}${t.failed ? `, ${t.failed} FAILED` : ''}`,
+        details: { ...t, removed_ids: r.snapshots.filter((e) => e.removal?.status === 'removed').map((e) => e.id), failures },
+      };
+    },
+
+    verify: async (samplePercent, signal): Promise<JobSummary> => {
+      const { verifySnapshots } = await loadVerify();
+      const r = await verifySnapshots({ config, snapshots: 'all', samplePercent, signal });
+      const failures = r.objects.filter((o) => o.status === 'failed').map((o) => ({ snapshot: o.snapshot, object: o.object, error: o.message }));
+      return {
+        ok: r.ok,
+        message: `checked ${r.checked} object(s) in ${r.snapshots.length} snapshot(s) (${r.samplePercent}% sample): ${r.failed} failed`,
+        details: { checked: r.checked, failed: r.failed, failures },
+      };
+    },
+
+    drillHistory: async (signal): Promise<DrillRecordSummary[]> => {
+      const { listDrills } = await loadDrillHistory();
+      const records = await listDrills(openStore(config.store), { signal });
+      return records.map((r) => ({ plan: r.plan, passed: r.status === 'succeeded', rtoSeconds: r.rtoSeconds, finishedAt: new Date(r.finishedAt) }));
+    },
+
+    drill: async (kind, signal): Promise<DrillOutcomes> => {
+      const { runDrill } = await loadDrill();
+      const plans = kind === 'full' ? ['full'] : componentPlans(config);
+      const out: DrillPlanOutcome[] = [];
+      for (const name of plans) {
+        signal.throwIfAborted();
+        try {
+          const plan = await loadPlan(name);
+          const { report, failureKind } = await runDrill({ config, plan, signal });
+          const failedStep = report.steps.find((s) => s.status === 'failed');
+          out.push({
+            plan: name,
+            passed: report.status === 'succeeded' && failureKind === undefined,
+            rtoSeconds: report.rto.achievedSeconds,
+            snapshot: report.snapshot.id,
+            ...(failedStep ? { reason: `step ${failedStep.id}: ${failedStep.reason ?? 'failed'}` } : {}),
+            details: { report_id: report.id, rto_objective_seconds: report.rto.objectiveSeconds, rto_met: report.rto.met },
+          });
+        } catch (err) {
+          if (signal.aborted) throw err;
+          out.push({ plan: name, passed: false, rtoSeconds: null, reason: errorMessage(err) });
+        }
+      }
+      return { plans: out };
+    },
+  };
+}
+
+/** Component drills: one plan per kind of thing configured (redis, database, gateway files, dashboard files). */
+export function componentPlans(config: Config): PlanComponent[] {
+  const roles = new Set<PlanComponent>();
+  for (const c of Object.values(config.components)) {
+    if (c.kind === 'redis') roles.add('redis');
+    else if (c.kind === 'postgres' || c.kind === 'mongo') roles.add('database');
+    else if (c.kind === 'files' && c.role === 'gateway') roles.add('gateway');
+    else if (c.kind === 'files' && c.role === 'dashboard') roles.add('dashboard');
+  }
+  return (['redis', 'database', 'dashboard', 'gateway'] as const).filter((r) => roles.has(r));
+}
