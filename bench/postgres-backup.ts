@@ -15,7 +15,7 @@
  * age, age-keygen. Run as root, the cluster runs as the `postgres` system user. bench/postgres-run.sh does all of that.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -152,6 +152,24 @@ function machineBusySeconds(): number {
   return (f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / CLK_TCK;
 }
 
+/** CPU seconds (user+system) of one process, and of its reaped children. */
+function cpuOf(pid: number): { self: number; children: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const n = (i: number) => Number(f[i - 3]); // fields after "(comm)", numbered as in proc(5)
+    return { self: (n(14) + n(15)) / CLK_TCK, children: (n(16) + n(17)) / CLK_TCK };
+  } catch {
+    return { self: 0, children: 0 };
+  }
+}
+
+/** CPU seconds the cluster has used so far: the postmaster, its live children, and the children it reaped. */
+function serverCpu(postmaster: number): number {
+  const pm = cpuOf(postmaster);
+  return pm.self + pm.children + childPids(postmaster).reduce((a, pid) => a + cpuOf(pid).self, 0);
+}
+
 /** Waits (up to maxWaitS) until other processes used under 0.25 CPU-s per second for two seconds in a row. */
 async function waitQuiet(maxWaitS: number): Promise<void> {
   const deadline = Date.now() + maxWaitS * 1000;
@@ -177,16 +195,23 @@ interface Measured {
   seconds: number;
   /** pid -> [comm, peak kB]: bash and every process below it. */
   peaks: Map<number, [string, number]>;
-  /** Busy CPU seconds of the machine during the run (all processes, including the server). */
-  busy: number;
+  /** CPU seconds of the command's own processes (bash `times`: its reaped children). */
+  commandCpu: number;
+  /** CPU seconds the PostgreSQL cluster used during the run. */
+  serverCpu: number;
+  /** Busy CPU seconds of everything else on the machine from spawn to 1.5 s after exit: other workloads. */
+  otherCpu: number;
 }
 
 /** Times `bash -c script` from spawn to exit, polling the VmHWM of every process below it. */
-async function measured(script: string, env: NodeJS.ProcessEnv): Promise<Measured> {
+async function measured(script: string, env: NodeJS.ProcessEnv, postmaster: number, timesFile: string): Promise<Measured> {
   const peaks = new Map<number, [string, number]>();
   const busy0 = machineBusySeconds();
+  const server0 = serverCpu(postmaster);
+  const bench0 = process.cpuUsage();
   const t0 = performance.now();
-  const child = spawn('bash', ['-c', `set -o pipefail\n${script}`], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: repoRoot, detached: true });
+  const full = `set -o pipefail\n${script}\nrc=$?\ntimes > '${timesFile}'\nexit $rc`;
+  const child = spawn('bash', ['-c', full], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: repoRoot, detached: true });
   children.add(child);
   let stdout = '';
   let stderr = '';
@@ -215,7 +240,16 @@ async function measured(script: string, env: NodeJS.ProcessEnv): Promise<Measure
   const seconds = (performance.now() - t0) / 1000;
   clearInterval(timer);
   children.delete(child);
-  return { code, stdout, stderr, seconds, peaks, busy: machineBusySeconds() - busy0 };
+  await sleep(1500); // let the server reap the command's backends before reading its counters
+  const secs = (text: string | undefined) => {
+    const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(text ?? '');
+    return m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : 0;
+  };
+  const commandCpu = secs((await readFile(timesFile, 'utf8').catch(() => '')).trim().split('\n')[1]);
+  const srv = serverCpu(postmaster) - server0;
+  const bench = process.cpuUsage(bench0);
+  const otherCpu = Math.max(0, machineBusySeconds() - busy0 - commandCpu - srv - (bench.user + bench.system) / 1e6);
+  return { code, stdout, stderr, seconds, peaks, commandCpu, serverCpu: srv, otherCpu };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -223,6 +257,7 @@ async function measured(script: string, env: NodeJS.ProcessEnv): Promise<Measure
 
 interface Cluster {
   port: number;
+  postmaster: number;
   env: NodeJS.ProcessEnv;
   sql(db: string, query: string): Promise<string>;
 }
@@ -251,8 +286,9 @@ async function startCluster(): Promise<Cluster> {
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_wal_size=4GB -c maintenance_work_mem=256MB`;
   await must(...asPostgres(path.join(PG_BIN, 'pg_ctl'), ['start', '-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', '-s', '-o', opts]));
   clusterData = data;
+  const postmaster = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const env: NodeJS.ProcessEnv = { ...process.env, PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'postgres', PGPASSWORD: PASSWORD, PGSSLMODE: 'disable' };
-  return { port, env, sql: (db, query) => must(path.join(PG_BIN, 'psql'), ['-X', '-q', '-A', '-t', '-d', db, '-c', query], env) };
+  return { port, postmaster, env, sql: (db, query) => must(path.join(PG_BIN, 'psql'), ['-X', '-q', '-A', '-t', '-d', db, '-c', query], env) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -266,7 +302,9 @@ interface Row {
   /** tykdr: its node process; baseline: all of its processes summed. */
   peakKb: number;
   peakDetail: string;
-  busy: number;
+  commandCpu: number;
+  serverCpu: number;
+  otherCpu: number;
   note: string;
 }
 
@@ -279,6 +317,12 @@ function peakOf(m: Measured, contender: Row['contender']): { peakKb: number; pea
     peakKb: contender === 'tykdr' ? node : list.filter(([comm]) => comm !== 'bash').reduce((a, [, kb]) => a + kb, 0),
     peakDetail: list.filter(([comm]) => comm !== 'bash').map(([comm, kb]) => `${comm} ${fmtMB(kb * 1024)}`).join(', '),
   };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -370,7 +414,7 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
         contender === 'baseline'
           ? `'${PG_BIN}/pg_dump' -Fc -d bench | age -r '${recipient}' > '${baseFile}'`
           : `${node} backup -c '${cfg}' --json`;
-      const m = await measured(script, env);
+      const m = await measured(script, env, pg.postmaster, path.join(work, 'times.txt'));
       if (m.code !== 0) throw new Error(`backup ${contender} exited ${m.code}: ${m.stderr.slice(-3000)}`);
       let note: string;
       if (contender === 'baseline') {
@@ -386,7 +430,7 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
         facts.push(`run ${run}: snapshot ${out.id}: ${e.source.total_rows.toLocaleString('en')} rows counted in the dump's snapshot ` +
           `(pgbench_accounts ${e.source.tables['public.pgbench_accounts'].toLocaleString('en')}), consistent_at ${e.consistent_at}, server ${e.source.server_version}`);
       }
-      rows.push({ op: 'backup', run, contender, seconds: m.seconds, ...peakOf(m, contender), busy: m.busy, note });
+      rows.push({ op: 'backup', run, contender, seconds: m.seconds, ...peakOf(m, contender), commandCpu: m.commandCpu, serverCpu: m.serverCpu, otherCpu: m.otherCpu, note });
       log(`  ${m.seconds.toFixed(2)} s; ${note}`);
     }
 
@@ -404,7 +448,7 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
         await writeFile(cfg, tykdrConfig(db));
         script = `${node} restore --plan database --yes --json --snapshot ${snapshotId} -c '${cfg}'`;
       }
-      const m = await measured(script, env);
+      const m = await measured(script, env, pg.postmaster, path.join(work, 'times.txt'));
       if (m.code !== 0) throw new Error(`restore ${contender} exited ${m.code}: ${(m.stdout + m.stderr).slice(-3000)}`);
       const got = Number(await pg.sql(db, 'SELECT count(*) FROM pgbench_accounts'));
       if (got !== accounts) throw new Error(`${contender} restored ${got} pgbench_accounts rows, expected ${accounts}`);
@@ -416,7 +460,7 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
         const checks = step.checks.map((c: any) => `${c.name} ${c.status} ${(c.durationMs / 1000).toFixed(1)} s`).join(', ');
         note += `; stage ${(stage.durationMs / 1000).toFixed(1)} s, pg_restore --jobs ${jobs} ${(step.details.db.restore_ms / 1000).toFixed(1)} s, ${checks}`;
       }
-      rows.push({ op: 'restore', run, contender, seconds: m.seconds, ...peakOf(m, contender), busy: m.busy, note });
+      rows.push({ op: 'restore', run, contender, seconds: m.seconds, ...peakOf(m, contender), commandCpu: m.commandCpu, serverCpu: m.serverCpu, otherCpu: m.otherCpu, note });
       log(`  ${m.seconds.toFixed(2)} s; ${note}`);
       await pg.sql('postgres', `DROP DATABASE ${db}`);
     }
@@ -436,14 +480,27 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
   out.push(`restore tykdr:    node bin/run.js restore --plan database (stage: verify + decrypt + decompress to a file; create the database;`);
   out.push(`                  pg_restore --clean --if-exists --jobs ${jobs}; checks database-counts and database-indexes)`);
   out.push('');
-  const header = ['op', 'run', 'contender', 'seconds', 'vs baseline', 'peak RSS MB', 'CPU-s busy (machine)', 'detail'];
+  const header = ['op', 'run', 'contender', 'seconds', 'vs baseline', 'peak RSS MB', 'CPU-s command', 'CPU-s server', 'CPU-s other', 'detail'];
   const body = rows.map((r) => {
     const base = rows.find((b) => b.op === r.op && b.run === r.run && b.contender === 'baseline')!;
     return [r.op, String(r.run), r.contender, r.seconds.toFixed(2), r.contender === 'baseline' ? '1.00x' : `${(r.seconds / base.seconds).toFixed(2)}x`,
-      fmtMB(r.peakKb * 1024), r.busy.toFixed(1), r.note];
+      fmtMB(r.peakKb * 1024), r.commandCpu.toFixed(2), r.serverCpu.toFixed(2), r.otherCpu.toFixed(2), r.note];
   });
-  out.push('All runs (MB = 10^6 bytes; peak RSS: tykdr = its node process, baseline = its processes summed):');
+  out.push('All runs (MB = 10^6 bytes; peak RSS: tykdr = its node process, baseline = its processes summed; CPU-s command = user+sys');
+  out.push('of the command\'s processes, server = the PostgreSQL cluster, other = the rest of the machine from spawn to 1.5 s after');
+  out.push(`exit: on this ${os.availableParallelism()}-CPU machine, a row with more than about 0.5 there was disturbed by other work):`);
   out.push(table(header, body));
+  out.push('');
+  const sumHeader = ['op', 'runs', 'baseline s', 'tykdr s', 'ratio', 'tykdr peak RSS MB', 'other CPU-s (max)'];
+  const sumBody = (['backup', 'restore'] as const).map((op) => {
+    const mine = rows.filter((r) => r.op === op && r.contender === 'tykdr');
+    const base = rows.filter((r) => r.op === op && r.contender === 'baseline');
+    const ratio = median(mine.map((r) => r.seconds / base.find((b) => b.run === r.run)!.seconds));
+    return [op, String(mine.length), median(base.map((r) => r.seconds)).toFixed(2), median(mine.map((r) => r.seconds)).toFixed(2), `${ratio.toFixed(2)}x`,
+      fmtMB(Math.max(...mine.map((r) => r.peakKb)) * 1024), Math.max(...rows.filter((r) => r.op === op).map((r) => r.otherCpu)).toFixed(2)];
+  });
+  out.push(`Summary${runs > 1 ? ` (medians of ${runs} runs; ratio = median of per-run ratios; RSS = highest run)` : ''}:`);
+  out.push(table(sumHeader, sumBody));
   out.push('');
   out.push('Peak RSS by process (MB):');
   for (const r of rows) out.push(`  ${r.op} run ${r.run} ${r.contender}: ${r.peakDetail}`);

@@ -191,8 +191,9 @@ describe('mongo restore faults', () => {
     const res = await runCli(['restore', '--plan', 'database', '-c', await ws.writeConfig(`r-${Math.random().toString(36).slice(2)}.yaml`, config(o)), '--yes', '--json'], {
       env: { MONGO_PASSWORD: ferret.password },
     });
-    const report = res.stdout ? JSON.parse(res.stdout).report : undefined;
-    const reason: string = report?.steps.find((s: any) => s.id === 'database')?.reason ?? res.stderr;
+    const out = res.stdout ? JSON.parse(res.stdout) : undefined;
+    // A target that cannot be reached fails the preflight (before anything is staged): an error, no report.
+    const reason: string = out?.report?.steps.find((s: any) => s.id === 'database')?.reason ?? out?.error?.message ?? res.stderr;
     return { ...res, reason };
   };
 

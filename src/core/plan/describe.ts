@@ -6,7 +6,7 @@ export function describeAction(component: PlanComponent, action: string): string
   if (action === 'restart') return `Run the ${component} restart command, then verify.`;
   switch (component) {
     case 'redis':
-      return 'Restore each Redis component (live: copy keys with DUMP/RESTORE; rdb-file: stop, place dump.rdb, start), then verify.';
+      return 'Restore each Redis component (live: copy keys with DUMP/RESTORE, from an RDB, AOF or key-level snapshot; rdb-file / aof-file: stop Redis, place the file or folder, start it), then verify.';
     case 'database':
       return 'Restore the Dashboard database (PostgreSQL or MongoDB components); skipped when the snapshot has none.';
     case 'dashboard':

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inspectMongoTarget } from '../../backends/targets/mongo/inspect-target.js';
 import { inspectPostgresTarget } from '../../backends/targets/postgres/restore-postgres.js';
-import { inspectRedisTarget } from '../../backends/targets/redis/restore-redis.js';
+import { inspectRedisTarget, restoreModeStartsTarget } from '../../backends/targets/redis/restore-redis.js';
 import type { Config, FilesComponent, MongoComponent, PostgresComponent, RedisComponent } from '../config/load.js';
 import { badInput } from '../errors.js';
 import type { Manifest } from '../manifest.js';
@@ -82,10 +82,10 @@ export async function assessTargets(
       const t = await inspectRedisTarget(c, signal);
       out.push({ component: name, target: `redis ${t.address} (Redis ${t.redisVersion}, ${c.restore.mode})`, liveData: t.keys > 0 ? `${t.keys} keys` : null });
     } catch (err) {
-      if (c.restore.mode !== 'rdb-file') throw err;
+      if (!restoreModeStartsTarget(c)) throw err;
       out.push({
         component: name,
-        target: `redis (rdb-file into ${c.restore.dataDir ?? '?'})`,
+        target: `redis (${c.restore.mode} into ${c.restore.dataDir ?? '?'})`,
         liveData: null,
         warning: `${name}: target Redis not reachable before the restore (${(err as Error).message}); its version could not be checked`,
       });
