@@ -3,9 +3,10 @@
  * 1 GB) against the plain pipes `pg_dump -Fc | age -r KEY > file` and `age -d -i KEY file | pg_restore -d db`, in one
  * run on the same throwaway cluster. Prints figures; asserts nothing (exit 0 unless the benchmark could not run).
  *
- *   npx tsx bench/postgres-backup.ts [--scale 70] [--runs 1] [--jobs 2] [--quiet-wait 120]
+ *   npx tsx bench/postgres-backup.ts [--scale 70] [--runs 1] [--jobs 1] [--quiet-wait 120]
  *
- * --jobs is tykdr's restore.jobs (pg_restore --jobs; the baseline reads a pipe, so it cannot run parallel jobs).
+ * --jobs is tykdr's restore.jobs (pg_restore --jobs, default 1 as in tykdr; the baseline reads a pipe, so it cannot run
+ * parallel jobs).
  * Every restore goes into a fresh database (tykdr creates its own; the baseline's is created untimed), which is
  * checked (pgbench_accounts rows) and dropped afterwards. Peak RSS is the VmHWM of each process of the command,
  * polled from /proc every 50 ms as bench/redis-backup.ts does; "tykdr peak RSS" is its node process.
@@ -336,13 +337,13 @@ async function main(): Promise<void> {
     options: {
       scale: { type: 'string', default: '70' },
       runs: { type: 'string', default: '1' },
-      jobs: { type: 'string', default: '2' },
+      jobs: { type: 'string', default: '1' },
       'quiet-wait': { type: 'string', default: '120' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npx tsx bench/postgres-backup.ts [--scale 70] [--runs 1] [--jobs 2] [--quiet-wait 120]\n');
+    process.stdout.write('usage: npx tsx bench/postgres-backup.ts [--scale 70] [--runs 1] [--jobs 1] [--quiet-wait 120]\n');
     return;
   }
   const scale = Number(values.scale);

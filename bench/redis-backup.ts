@@ -3,12 +3,13 @@
  * against `redis-cli --rdb - | zstd -1 | age -r KEY > file`, in the same run on the same server.
  * Prints figures; asserts nothing (the exit code is 0 unless the benchmark itself could not run).
  *
- *   npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local]
+ *   npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--max-runs 3] [--no-local]
  *       [--part-size MiB] [--profile] [--profile-dir DIR] [--tykdr-root DIR] [--label TEXT] [--node-args="..."]
  *       [--quiet-wait 180]
  *
- * --keys N is short for --sizes N. --runs R repeats each size R times, alternating the order of the
- * contenders. --no-local skips the extra tykdr-to-local-folder row. --part-size sets the S3 store's
+ * --keys N is short for --sizes N. --runs R: R rounds per size (each contender once, the order reversed
+ * every other round) undisturbed by other processes; disturbed rounds are repeated, up to --max-runs rounds
+ * in all (default 3R). --no-local skips the extra tykdr-to-local-folder row. --part-size sets the S3 store's
  * partSizeMiB (default: tykdr's, 16). --profile adds one untimed tykdr run at the largest size under
  * `node --cpu-prof` and prints where its main thread spent its time (--profile-dir keeps the .cpuprofile;
  * bench/cpuprofile-top.ts summarizes one). --tykdr-root runs another built checkout's bin/run.js (to compare
@@ -596,6 +597,7 @@ async function main(): Promise<void> {
       keys: { type: 'string' },
       sizes: { type: 'string', default: '100000,1000000' },
       runs: { type: 'string', default: '1' },
+      'max-runs': { type: 'string' },
       'no-local': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'profile-dir': { type: 'string' },
@@ -609,7 +611,7 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     process.stdout.write(
-      'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--no-local]\n' +
+      'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--max-runs 3] [--no-local]\n' +
         '    [--part-size MiB] [--profile] [--profile-dir DIR] [--tykdr-root DIR] [--label TEXT] [--node-args="..."]\n' +
         '    [--quiet-wait 180]\n',
     );
@@ -618,6 +620,8 @@ async function main(): Promise<void> {
   const sizes = (values.keys ?? values.sizes!).split(',').map((s) => Number(s.replace(/_/g, '')));
   const runs = Number(values.runs);
   const quietWait = Number(values['quiet-wait']);
+  const maxRuns = Number(values['max-runs'] ?? 3 * runs);
+  if (!Number.isInteger(maxRuns) || maxRuns < runs) throw new Error(`bad --max-runs ${values['max-runs']}: at least --runs`);
   const nodeArgs = values['node-args']!.split(/\s+/).filter(Boolean);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(runs) || runs < 1) {
     throw new Error(`bad --sizes/--keys/--runs: ${values.keys ?? values.sizes} / ${values.runs}`);
@@ -668,15 +672,23 @@ async function main(): Promise<void> {
     if (dbsize !== keys) throw new Error(`DBSIZE ${dbsize} after loading ${keys} keys (duplicate generated key names?)`);
     const mem = /used_memory_human:(\S+)/.exec(await redis.cli('INFO', 'memory'))?.[1];
     log(`${keys.toLocaleString('en')} keys loaded in ${((performance.now() - t) / 1000).toFixed(1)} s; Redis used_memory ${mem}`);
-    for (let r = 1; r <= runs; r++) {
+    // Rounds until `runs` of them were undisturbed by other processes, or `maxRuns` rounds in all.
+    let cleanRounds = 0;
+    for (let r = 1; cleanRounds < runs && r <= maxRuns; r++) {
       const order = r % 2 === 1 ? contenders : [...contenders].reverse();
+      let disturbed = false;
       for (const c of order) {
-        log(`${keys.toLocaleString('en')} keys, run ${r}/${runs}: ${c}`);
+        log(`${keys.toLocaleString('en')} keys, round ${r} (${cleanRounds} of ${runs} clean so far, at most ${maxRuns}): ${c}`);
         if (quietWait > 0) await waitQuiet(quietWait);
         const row = await runContender(setup, c, keys, r, nodeArgs);
-        log(`  ${row.seconds.toFixed(2)} s, RDB ${fmtMB(row.rdbBytes)} MB -> ${fmtMB(row.storedBytes)} MB, peak RSS ${fmtMB(row.peakKb * 1024)} MB (${row.peakDetail})`);
+        disturbed ||= row.otherCpu > DISTURBED_CPU_S;
+        log(
+          `  ${row.seconds.toFixed(2)} s, RDB ${fmtMB(row.rdbBytes)} MB -> ${fmtMB(row.storedBytes)} MB, peak RSS ${fmtMB(row.peakKb * 1024)} MB ` +
+            `(${row.peakDetail}); other processes used ${row.otherCpu.toFixed(2)} CPU-s${row.otherCpu > DISTURBED_CPU_S ? ': disturbed' : ''}`,
+        );
         rows.push(row);
       }
+      if (!disturbed) cleanRounds++;
     }
   }
 
@@ -703,10 +715,9 @@ async function main(): Promise<void> {
   const out: string[] = [];
   out.push('tykdr backup benchmark: Redis with Tyk-like apikey-* sessions');
   out.push(...machine);
-  out.push(
-    `command: npx tsx bench/redis-backup.ts --sizes ${sizes.join(',')} --runs ${runs}${values['no-local'] ? ' --no-local' : ''}` +
-      `${partSize === null ? '' : ` --part-size ${partSize}`}${values.profile ? ' --profile' : ''}`,
-  );
+  const argv = process.argv.slice(2).map((a) => (/^[\w,.=\/-]+$/.test(a) ? a : `'${a}'`));
+  out.push(`command: npx tsx bench/redis-backup.ts ${argv.join(' ')}`);
+  out.push(`rounds: ${runs} undisturbed wanted per size, at most ${maxRuns}; quiet wait up to ${quietWait} s before each run`);
   out.push(`tykdr: ${describeCheckout(tykdrRoot)}${values.label ? ` (${values.label})` : ''}`);
   if (nodeArgs.length > 0) out.push(`tykdr runs as: node ${nodeArgs.join(' ')} bin/run.js ...`);
   out.push('');

@@ -9,8 +9,21 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
-mkdir -p "$tools/bin" "$tools/go-cache"
+# Go's module and build caches, and a copy of every built binary keyed by its pinned version, live in a
+# per-user cache outside the clone: a fresh clone on the same machine (as CI makes) links them in seconds.
+cache="${TYKDR_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tykdr-tools}"
+mkdir -p "$tools/bin" "$cache/bin"
 log() { printf '[tools] %s\n' "$*" >&2; }
+# have NAME VERSION: true when .tools/bin/NAME is that version, restoring it from the cache if it can.
+have() {
+  [ -x "$tools/bin/$1" ] && [ "$(cat "$tools/bin/.$1-version" 2>/dev/null)" = "$2" ] && return 0
+  if [ -x "$cache/bin/$1-$2" ]; then
+    cp "$cache/bin/$1-$2" "$tools/bin/$1" && echo "$2" > "$tools/bin/.$1-version" && return 0
+  fi
+  return 1
+}
+# keep NAME VERSION: records a freshly built .tools/bin/NAME as that version, in the clone and the cache.
+keep() { echo "$2" > "$tools/bin/.$1-version"; cp "$tools/bin/$1" "$cache/bin/$1-$2.tmp" && mv "$cache/bin/$1-$2.tmp" "$cache/bin/$1-$2"; }
 
 need_apt=()
 for pair in redis-server:redis-server redis-cli:redis-tools redis-sentinel:redis-sentinel age:age age-keygen:age \
@@ -32,17 +45,17 @@ fi
 # MinIO has no semver tags: pinned to the pseudo-version the Go module proxy serves as @latest
 # (2026-02-12). The commit named in shared/TEST-SERVERS.md (9e49d5e7a648) is refused by the proxy.
 MINIO_COMMIT=v0.0.0-20260212201848-7aac2a2c5b7c
-if [ ! -x "$tools/bin/minio" ] || [ "$(cat "$tools/bin/.minio-version" 2>/dev/null)" != "$MINIO_COMMIT" ]; then
+if ! have minio "$MINIO_COMMIT"; then
   log "building MinIO $MINIO_COMMIT from the Go module proxy (5 to 10 minutes on a cold cache)"
-  GOBIN="$tools/bin" GOPATH="$tools/gopath" GOCACHE="$tools/go-cache" GOFLAGS=-mod=mod \
+  GOBIN="$tools/bin" GOPATH="$cache/gopath" GOCACHE="$cache/go-build" GOFLAGS=-mod=mod \
     go install "github.com/minio/minio@$MINIO_COMMIT"
-  echo "$MINIO_COMMIT" > "$tools/bin/.minio-version"
+  keep minio "$MINIO_COMMIT"
 fi
 
 # FerretDB and mongo-tools are built from a writable copy of their module, as the main module (their own go.sum
 # checks every dependency). `go install pkg@version` does not work for them: it also fetches the module's version
 # list, which the proxy refuses, and FerretDB panics at start unless build/version/version.txt is written first.
-goenv=(env GOPATH="$tools/gopath" GOCACHE="$tools/go-cache" GOFLAGS=-mod=mod)
+goenv=(env GOPATH="$cache/gopath" GOCACHE="$cache/go-build" GOFLAGS=-mod=mod)
 # module_copy NAME MODULE VERSION [PINNED H1 HASH]: downloads the module and copies it to .tools/build/NAME.
 module_copy() {
   local json dir="$tools/build/$1"
@@ -58,13 +71,13 @@ module_copy() {
 
 # FerretDB v1 with its SQLite backend (pure Go, no cgo): the MongoDB stand-in for tests.
 FERRETDB_VERSION=v1.24.2
-if [ ! -x "$tools/bin/ferretdb" ] || [ "$(cat "$tools/bin/.ferretdb-version" 2>/dev/null)" != "$FERRETDB_VERSION" ]; then
+if ! have ferretdb "$FERRETDB_VERSION"; then
   log "building FerretDB $FERRETDB_VERSION from the Go module proxy (1 to 2 minutes on a cold cache)"
   module_copy ferretdb github.com/FerretDB/FerretDB "$FERRETDB_VERSION"
   echo "$FERRETDB_VERSION" > "$tools/build/ferretdb/build/version/version.txt"
   (cd "$tools/build/ferretdb" && "${goenv[@]}" go build -buildvcs=false -o "$tools/bin/ferretdb" ./cmd/ferretdb)
   rm -rf "$tools/build"
-  echo "$FERRETDB_VERSION" > "$tools/bin/.ferretdb-version"
+  keep ferretdb "$FERRETDB_VERSION"
 fi
 
 # MongoDB Database Tools 100.12.2 (commit 887641268977): mongodump, mongorestore. Their tags are not semver;
@@ -73,8 +86,7 @@ fi
 # it: its hash is pinned here instead.
 MONGO_TOOLS_VERSION=v0.0.0-20250715155915-887641268977
 MONGO_TOOLS_HASH=h1:J9wFLko0N7sbovyHahuRw1NyfMUsNhaauLK87wQ3ruc=
-if [ ! -x "$tools/bin/mongodump" ] || [ ! -x "$tools/bin/mongorestore" ] \
-   || [ "$(cat "$tools/bin/.mongo-tools-version" 2>/dev/null)" != "$MONGO_TOOLS_VERSION" ]; then
+if ! have mongodump "$MONGO_TOOLS_VERSION" || ! have mongorestore "$MONGO_TOOLS_VERSION"; then
   log "building mongodump and mongorestore 100.12.2 from the Go module proxy (1 to 2 minutes on a cold cache)"
   module_copy mongo-tools github.com/mongodb/mongo-tools "$MONGO_TOOLS_VERSION" "$MONGO_TOOLS_HASH"
   for tool in mongodump mongorestore; do
@@ -83,6 +95,7 @@ if [ ! -x "$tools/bin/mongodump" ] || [ ! -x "$tools/bin/mongorestore" ] \
       -ldflags "-X main.VersionStr=100.12.2 -X main.GitCommit=887641268977" -o "$tools/bin/$tool" "./$tool/main")
   done
   rm -rf "$tools/build"
-  echo "$MONGO_TOOLS_VERSION" > "$tools/bin/.mongo-tools-version"
+  keep mongodump "$MONGO_TOOLS_VERSION"
+  keep mongorestore "$MONGO_TOOLS_VERSION"
 fi
-log "ready: $(redis-server --version | cut -d' ' -f3), $(age --version), zstd $(zstd -V | grep -o 'v[0-9.]*'), minio $(cat "$tools/bin/.minio-version"), ferretdb $FERRETDB_VERSION, mongo-tools 100.12.2"
+log "ready: $(redis-server --version | cut -d' ' -f3), $(age --version), zstd $(zstd -V | grep -o 'v[0-9.]*'), minio $MINIO_COMMIT, ferretdb $FERRETDB_VERSION, mongo-tools 100.12.2"

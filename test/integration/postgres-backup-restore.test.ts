@@ -112,7 +112,7 @@ describe('tykdr backup of a PostgreSQL component', () => {
 
 describe('tykdr restore --plan database', () => {
   it('into a fresh database (restore.target): created, counts and indexes pass, data equal, analytics schema present and empty', async () => {
-    const file = await ws.writeConfig('fresh.yaml', config(`{ target: { database: tyk_restored, username: ${pg.superuser}, password: "\${PG_SUPER_PASSWORD}" } }`));
+    const file = await ws.writeConfig('fresh.yaml', config(`{ jobs: 2, target: { database: tyk_restored, username: ${pg.superuser}, password: "\${PG_SUPER_PASSWORD}" } }`));
     const report = await restore(file);
     expect(report.status).toBe('succeeded');
     const step = report.steps.find((s: any) => s.id === 'database');

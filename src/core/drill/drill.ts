@@ -1,12 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { openStore } from '../../backends/stores/registry.js';
 import type { Config, RedisComponent } from '../config/load.js';
 import type { Plan } from '../plan/plan.js';
 import { planMembers } from '../restore/preflight.js';
 import { saveReport, type SavedReport } from '../restore/report-files.js';
-import { chooseSnapshot, runRestore, type RestoreOptions, type RestoreOutcome } from '../restore/restore.js';
+import { chooseSnapshot, makeWorkDir, runRestore, type RestoreOptions, type RestoreOutcome } from '../restore/restore.js';
 import { teardownDatabases, useScratchDatabases } from './scratch-databases.js';
 import { startScratchRedis, type ScratchRedis } from './scratch-redis.js';
 
@@ -33,7 +32,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
   const store = openStore(opts.config.store);
   const manifest = await chooseSnapshot(store, opts.snapshot, undefined, opts.signal);
   const members = planMembers(opts.plan, manifest, opts.config);
-  const scratchDir = await mkdtemp(path.join(opts.config.restore.stagingDir ?? tmpdir(), 'tykdr-drill-'));
+  const scratchDir = await makeWorkDir(opts.config.restore.stagingDir, 'tykdr-drill-');
   const redis: ScratchRedis[] = [];
   let databases: Awaited<ReturnType<typeof useScratchDatabases>> | undefined;
   try {

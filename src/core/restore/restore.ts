@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStore } from '../../backends/stores/registry.js';
@@ -130,7 +130,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreOutcome> 
   }
 
   const id = newSnapshotId(startedAt);
-  const workDir = await mkdtemp(path.join(config.restore.stagingDir ?? tmpdir(), `tykdr-restore-${id}-`));
+  const workDir = await makeWorkDir(config.restore.stagingDir, `tykdr-restore-${id}-`);
   const steps: StepResult[] = [];
   let failureKind: ErrorKind | undefined;
   try {
@@ -244,6 +244,21 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreOutcome> 
     warnings,
   };
   return { report, failureKind };
+}
+
+/** A private folder under the staging folder (created if missing); a folder that cannot be made is bad input. */
+export async function makeWorkDir(stagingDir: string | undefined, prefix: string): Promise<string> {
+  const base = stagingDir ?? tmpdir();
+  try {
+    await mkdir(base, { recursive: true });
+    return await mkdtemp(path.join(base, prefix));
+  } catch (err) {
+    throw badInput(
+      `cannot create a staging folder in ${base} (${(err as NodeJS.ErrnoException).code ?? err})`,
+      'set restore.stagingDir to a writable folder with room for the largest artifact',
+      err,
+    );
+  }
 }
 
 function hasService(step: PlanStep, config: Config): boolean {

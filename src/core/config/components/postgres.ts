@@ -50,7 +50,15 @@ export const postgresComponentSchema = z.strictObject({
         })
         .optional()
         .describe('Where to restore, field by field over the connection above (e.g. only database: to restore beside the original).'),
-      jobs: z.number().int().min(1).max(16).default(2).describe('pg_restore --jobs.'),
+      jobs: z
+        .number()
+        .int()
+        .min(1)
+        .max(16)
+        .default(1)
+        .describe(
+          'pg_restore --jobs. A dump streamed from pg_dump has no data offsets (pg_dump cannot seek back into a pipe), so parallel workers read through the archive to find their tables: raise it only for databases with several large tables.',
+        ),
       owners: z
         .enum(['auto', 'keep', 'skip'])
         .default('auto')
