@@ -79,5 +79,38 @@ components:
       - pump.conf
     exclude:
       - "**/*.log"
+
+  # The Dashboard's database: PostgreSQL (Dashboard 4.0+)...
+  # dashboard-db:
+  #   kind: postgres
+  #   tier: important
+  #   host: 127.0.0.1
+  #   database: tyk_analytics
+  #   username: tyk
+  #   password: \${TYK_PG_PASSWORD}
+  #   globals: false                   # true: also roles and tablespaces (needs a superuser)
+  # ...or MongoDB:
+  # dashboard-db:
+  #   kind: mongo
+  #   uri: \${TYK_MONGO_URI}           # mongodb://user:password@host:27017/
+  #   database: tyk_analytics
+
+# What restores and drills verify against (see docs/RESTORE.md):
+# gateway:
+#   url: http://127.0.0.1:8080
+#   restartCommand: systemctl restart tyk-gateway
+#   keyProbe: { path: /orders/, key: \${TYK_CANARY_KEY} }
+#   uptimeTests: { checkList: [ { url: "http://orders.internal/health" } ] }
+# dashboard:
+#   url: http://127.0.0.1:3000
+#   restartCommand: systemctl restart tyk-dashboard
+
+# tykdr daemon (see docs/DAEMON.md). Backups default to an interval within each tier's RPO.
+# schedule:
+#   backups: { redis: "*/5 * * * *" }
+# retention: { keepLast: 3, hourly: 24, daily: 7, weekly: 4, monthly: 12 }
+# health: { listen: 127.0.0.1:9187 }
+# notifications:
+#   webhooks: [ { url: https://hooks.example.com/tykdr, headers: { Authorization: "Bearer \${HOOK_TOKEN}" } } ]
 `;
 }
