@@ -1,3 +1,4 @@
+import { isAbortError } from '../core/errors.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CheckResult, CheckStatus } from '../core/restore/types.js';
 
@@ -35,6 +36,16 @@ export function checkResult(
   const result: CheckResult = { name, status, detail, finishedAt: new Date(now).toISOString(), durationMs: now - startedAt };
   if (evidence !== undefined) result.evidence = evidence;
   return result;
+}
+
+/** Runs a check body; an error other than an abort becomes a failed result ("could not run: ..."). */
+export async function guarded(name: string, started: number, body: () => Promise<CheckResult>): Promise<CheckResult> {
+  try {
+    return await body();
+  } catch (err) {
+    if (isAbortError(err)) throw err;
+    return checkResult(name, 'failed', `could not run: ${(err as Error).message.split('\n')[0]}`, undefined, started);
+  }
 }
 
 /** `base` + `path` with exactly one slash between them; a path on the base (e.g. behind a proxy) is kept. */

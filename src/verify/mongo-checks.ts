@@ -1,8 +1,7 @@
 import type { Db } from 'mongodb';
 import type { MongoFacts } from '../backends/sources/mongo/facts.js';
-import { isAbortError } from '../core/errors.js';
 import type { CheckResult } from '../core/restore/types.js';
-import { checkResult, throwIfAborted } from './check-util.js';
+import { checkResult, guarded, throwIfAborted } from './check-util.js';
 
 /**
  * Checks that prove a MongoDB restore worked, against the manifest's facts. Each returns one CheckResult
@@ -27,15 +26,6 @@ interface CollectionInfo {
   name: string;
   type?: string;
   options?: { capped?: boolean; size?: number; max?: number };
-}
-
-async function guarded(name: string, started: number, body: () => Promise<CheckResult>): Promise<CheckResult> {
-  try {
-    return await body();
-  } catch (err) {
-    if (isAbortError(err)) throw err;
-    return checkResult(name, 'failed', `could not run: ${(err as Error).message.split('\n')[0]}`, undefined, started);
-  }
 }
 
 async function targetCollections(db: Db): Promise<Map<string, CollectionInfo>> {

@@ -1,9 +1,8 @@
 import { countRows, listIndexes, listTables, tableKey } from '../backends/sources/postgres/catalog.js';
 import type { PgClient } from '../backends/sources/postgres/connection.js';
 import type { DumpFacts } from '../backends/targets/postgres/dump-facts.js';
-import { isAbortError } from '../core/errors.js';
 import type { CheckResult } from '../core/restore/types.js';
-import { checkResult, throwIfAborted } from './check-util.js';
+import { checkResult, guarded, throwIfAborted } from './check-util.js';
 
 /**
  * Checks that prove a PostgreSQL restore worked, against the facts the backup recorded inside its snapshot. Each
@@ -11,15 +10,6 @@ import { checkResult, throwIfAborted } from './check-util.js';
  * Evidence names tables and indexes (schema, not data) and row counts; never a value.
  */
 export const POSTGRES_CHECKS = ['database-counts', 'database-indexes'] as const;
-
-async function guarded(name: string, started: number, body: () => Promise<CheckResult>): Promise<CheckResult> {
-  try {
-    return await body();
-  } catch (err) {
-    if (isAbortError(err)) throw err;
-    return checkResult(name, 'failed', `could not run: ${(err as Error).message.split('\n')[0]}`, undefined, started);
-  }
-}
 
 export interface TableEvidence {
   table: string;

@@ -5,8 +5,7 @@ import type { KeyExpectation } from '../backends/targets/redis/key-expectation.j
 import { keyLabel, type SnapshotSample } from '../backends/targets/redis/snapshot-sample.js';
 import { readFingerprint, type ValueFingerprint } from '../backends/targets/redis/value-fingerprint.js';
 import { parseInfo } from '../backends/sources/redis/connection.js';
-import { isAbortError } from '../core/errors.js';
-import { checkResult, formatMs, poll, throwIfAborted } from './check-util.js';
+import { checkResult, formatMs, guarded, poll, throwIfAborted } from './check-util.js';
 
 /**
  * Checks that prove a Redis restore worked. Each returns one CheckResult and never throws (except on abort):
@@ -18,15 +17,6 @@ export type RedisCheckName = (typeof REDIS_CHECKS)[number];
 
 /** Connections to the target, one per database index. */
 export type DbConnections = (db: number) => Promise<Redis>;
-
-async function guarded(name: string, started: number, body: () => Promise<CheckResult>): Promise<CheckResult> {
-  try {
-    return await body();
-  } catch (err) {
-    if (isAbortError(err)) throw err;
-    return checkResult(name, 'failed', `could not run: ${(err as Error).message.split('\n')[0]}`, undefined, started);
-  }
-}
 
 /**
  * redis-ping: the target answers PING with PONG. With `masters` (a Redis Cluster), every master must, and

@@ -5,7 +5,8 @@
  * Check value: crc64("123456789") = 0x995dc9bbdf1939fa.
  *
  * As in the Redis CRC-64 (redis/crc64.ts), the state is two int32 halves and the tables Int32Arrays
- * (no BigInt); slicing-by-8.
+ * (no BigInt); slicing-by-8. The two are deliberately not one engine with the polynomial as a parameter:
+ * tables passed in, rather than module constants, measured about 30% slower on the RDB hot path.
  */
 
 /** 0xc96c5795d7870f42: ECMA-182 bit-reversed, as Go's crc64.ECMA. */

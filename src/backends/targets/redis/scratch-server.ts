@@ -1,7 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFile, cp, link, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
@@ -9,6 +8,7 @@ import { badInput, TykdrError } from '../../../core/errors.js';
 import { parseInfo } from '../../sources/redis/connection.js';
 import { RespPipe } from './resp-pipe.js';
 import { RedisPool } from './target-connection.js';
+import { freePort } from '../../../core/net.js';
 
 const execFileP = promisify(execFile);
 
@@ -63,18 +63,6 @@ export async function redisServerVersion(bin: string, setting: string, signal?: 
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = addr !== null && typeof addr === 'object' ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error('no free port'))));
-    });
-  });
-}
 
 /** Puts the RDB inside `dir` (a hard link when possible: no copy, and the staged file stays where it was). */
 async function placeRdb(rdbFile: string, dir: string): Promise<string> {

@@ -1,0 +1,549 @@
+/**
+ * Helpers shared by bench/redis-restore.ts and bench/redis-keys.ts: cleanup of everything a benchmark starts,
+ * free ports and temp folders, redis-server start/fill, a tiny RESP client (INFO polling without spawning
+ * redis-cli), the "wait until the machine is quiet" step, and `measured()`: one command timed from spawn to exit
+ * with the peak RSS (VmHWM) of its processes polled every 50 ms.
+ *
+ * Several of these are copies of the helpers in bench/redis-backup.ts (which does not export them and runs its
+ * benchmark on import): vmHwmKb, cpuSeconds, machineBusySeconds, waitQuiet, fillRedis, table, median.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sessionsResp } from './tyk-sessions.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const MB = 1e6; // decimal megabytes throughout
+export const POLL_MS = 50;
+
+// ---------------------------------------------------------------------------------------------------------
+// Cleanup: children (optionally as process groups), daemons by pid file, temp folders. Ctrl-C, SIGTERM,
+// errors and normal exit remove them.
+
+const children = new Set<ChildProcess>();
+const groups = new Set<number>();
+const pidFiles = new Set<string>();
+const tempDirs = new Set<string>();
+let cleaning: Promise<void> | null = null;
+
+export function track(child: ChildProcess, group = false): ChildProcess {
+  children.add(child);
+  if (group && child.pid !== undefined) groups.add(child.pid);
+  child.once('exit', () => {
+    children.delete(child);
+    if (child.pid !== undefined) groups.delete(child.pid);
+  });
+  return child;
+}
+
+/** A daemon (e.g. `redis-server --daemonize yes --pidfile F`) this benchmark started: killed at cleanup by its pid file. */
+export function trackPidFile(file: string): void {
+  pidFiles.add(file);
+}
+
+function pidOf(file: string): number | null {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 1 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function signalAll(sig: NodeJS.Signals): void {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(sig);
+  for (const f of pidFiles) {
+    const pid = pidOf(f);
+    if (pid === null) continue;
+    try {
+      // Only a redis-server we started: the pid file may be stale and the pid reused.
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim().startsWith('redis')) process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function daemonsAlive(): boolean {
+  for (const f of pidFiles) {
+    const pid = pidOf(f);
+    if (pid !== null && existsSync(`/proc/${pid}`)) {
+      try {
+        if (!readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')) return true;
+      } catch {
+        // gone
+      }
+    }
+  }
+  return false;
+}
+
+export function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    signalAll('SIGTERM');
+    const deadline = Date.now() + 8000;
+    while ((children.size > 0 || daemonsAlive()) && Date.now() < deadline) await sleep(100);
+    signalAll('SIGKILL');
+    for (const d of tempDirs) await rm(d, { recursive: true, force: true }).catch(() => undefined);
+    tempDirs.clear();
+  })();
+  return cleaning;
+}
+
+/** Installs the Ctrl-C / SIGTERM / exit handlers; call once from a benchmark's top level. */
+export function installCleanup(): void {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`\n[bench] ${sig}: stopping servers and removing temp folders\n`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  // Last resort (uncaught errors, process.exit elsewhere): synchronous kill and removal.
+  process.on('exit', () => {
+    signalAll('SIGKILL');
+    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Small helpers
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+export const fmtMB = (bytes: number, digits = 1) => (bytes / MB).toFixed(digits);
+export const fmtInt = (n: number) => Math.round(n).toLocaleString('en');
+
+export async function tempDir(tag: string): Promise<string> {
+  const d = await mkdtemp(path.join(os.tmpdir(), `tykdr-bench-${tag}-`));
+  tempDirs.add(d);
+  return d;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion (tracked for cleanup). */
+export function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = track(
+      spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd }),
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => undefined);
+      child.stdin!.end(opts.input);
+    }
+  });
+}
+
+export async function must(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<string> {
+  const res = await run(cmd, args, opts);
+  if (res.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${res.code}: ${(res.stderr || res.stdout).trim().slice(-3000)}`);
+  return res.stdout.trim();
+}
+
+export function version(cmd: string, args: string[], re: RegExp): string {
+  try {
+    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return re.exec(out)?.[1] ?? out.trim().split('\n')[0]!;
+  } catch {
+    return 'not found';
+  }
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function table(header: string[], rows: string[][]): string {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** The machine and tool versions, one line each. */
+export function machineLines(): string[] {
+  const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+  const osName = /PRETTY_NAME="([^"]+)"/.exec(existsSync('/etc/os-release') ? readFileSync('/etc/os-release', 'utf8') : '')?.[1] ?? 'Linux';
+  return [
+    `machine: ${os.availableParallelism()} CPUs (nproc), ${cpuModel}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${osName}, Linux ${os.release()}`,
+    `node ${process.version}; redis-server ${version('redis-server', ['--version'], /v=(\S+)/)}; zstd ${version('zstd', ['-V'], /(v[\d.]+)/)}; ` +
+      `age ${version('age', ['--version'], /(\S+)/)}; tykdr ${JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version}`,
+  ];
+}
+
+/** Which tykdr is timed: its folder and git commit (read-only git commands). */
+export function describeCheckout(root: string): string {
+  try {
+    const commit = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'bin', 'package.json'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    return `${root} at commit ${commit}${dirty ? ', with uncommitted changes in src/ (dist/ is whatever was last built)' : ''}`;
+  } catch {
+    return `${root} (not a git checkout)`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// /proc readings
+
+/** VmHWM (peak resident set) of a live process in kB, or null when it is gone or a zombie. */
+export function vmHwmKb(pid: number): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export const CLK_TCK = Number(version('getconf', ['CLK_TCK'], /(\d+)/)) || 100;
+
+/** CPU seconds of a process: own user+system, plus reaped children's. Zero when it is gone. */
+export function cpuSeconds(pid: number): { self: number; children: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const n = (i: number) => Number(f[i - 3]);
+    return { self: (n(14) + n(15)) / CLK_TCK, children: (n(16) + n(17)) / CLK_TCK };
+  } catch {
+    return { self: 0, children: 0 };
+  }
+}
+
+/** Busy CPU seconds of the whole machine so far (all CPUs; /proc/stat minus idle and iowait). */
+export function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return (total - f[3]! - f[4]!) / CLK_TCK;
+}
+
+/** Direct children of a process (of all its threads). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      out.push(...readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+    } catch {
+      // thread gone
+    }
+  }
+  return out;
+}
+
+/** Every descendant with its parent's pid. */
+export function descendants(pid: number): Array<{ pid: number; parent: number }> {
+  const out: Array<{ pid: number; parent: number }> = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const p = queue.shift()!;
+    for (const c of childPids(p)) {
+      out.push({ pid: c, parent: p });
+      queue.push(c);
+    }
+  }
+  return out;
+}
+
+/**
+ * Waits (up to maxWaitS) until the machine has been quiet for two consecutive seconds: busy CPU under a quarter
+ * of one CPU, not counting this benchmark (as bench/redis-backup.ts does). Resolves with whether it got quiet and
+ * how long it waited.
+ */
+export async function waitQuiet(maxWaitS: number): Promise<{ quiet: boolean; waitedS: number; busy: number }> {
+  const t0 = Date.now();
+  if (maxWaitS <= 0) return { quiet: false, waitedS: 0, busy: NaN };
+  const deadline = t0 + maxWaitS * 1000;
+  let quiet = 0;
+  let said = false;
+  let busy = 0;
+  while (quiet < 2) {
+    const b0 = machineBusySeconds();
+    const c0 = process.cpuUsage();
+    await sleep(1000);
+    const c = process.cpuUsage(c0);
+    busy = machineBusySeconds() - b0 - (c.user + c.system) / 1e6;
+    quiet = busy < 0.25 ? quiet + 1 : 0;
+    if (quiet === 0 && Date.now() > deadline) {
+      log(`  the machine is still busy after ${maxWaitS} s (${busy.toFixed(2)} CPU-s/s used by other processes); measuring anyway`);
+      return { quiet: false, waitedS: (Date.now() - t0) / 1000, busy };
+    }
+    if (quiet === 0 && !said) {
+      log(`  waiting for other processes to go quiet (${busy.toFixed(2)} CPU-s/s busy), up to ${maxWaitS} s`);
+      said = true;
+    }
+  }
+  const waitedS = (Date.now() - t0) / 1000;
+  if (waitedS > 5) log(`  quiet after ${waitedS.toFixed(0)} s`);
+  return { quiet: true, waitedS, busy };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A minimal RESP client: one command per connection. Enough for INFO polling and DBSIZE without spawning
+// redis-cli (whose start-up would blur a 10 ms poll).
+
+export type Reply = { kind: 'ok' | 'error' | 'int' | 'bulk'; value: string };
+
+export function redisCall(port: number, args: string[], timeoutMs = 5000): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no reply from 127.0.0.1:${port} to ${args[0]} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const done = (r: Reply | Error) => {
+      clearTimeout(timer);
+      sock.destroy();
+      if (r instanceof Error) reject(r);
+      else resolve(r);
+    };
+    sock.on('error', (err) => done(err));
+    sock.on('connect', () => {
+      sock.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+    });
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const eol = buf.indexOf('\r\n');
+      if (eol < 0) return;
+      const head = buf.subarray(1, eol).toString('latin1');
+      switch (buf[0]) {
+        case 0x2b: // +
+          return done({ kind: 'ok', value: head });
+        case 0x2d: // -
+          return done({ kind: 'error', value: head });
+        case 0x3a: // :
+          return done({ kind: 'int', value: head });
+        case 0x24: {
+          // $
+          const len = Number(head);
+          if (len < 0) return done({ kind: 'bulk', value: '' });
+          if (buf.length < eol + 2 + len + 2) return;
+          return done({ kind: 'bulk', value: buf.subarray(eol + 2, eol + 2 + len).toString('utf8') });
+        }
+        default:
+          return done(new Error(`unexpected reply ${JSON.stringify(buf.subarray(0, 40).toString('latin1'))}`));
+      }
+    });
+  });
+}
+
+/** INFO text as a map; keys are whole field names, so `async_loading` never passes for `loading`. */
+export function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+/** 'down' (refused), 'loading' (LOADING error or INFO loading:1), 'up' (INFO persistence says loading:0). */
+export async function loadState(port: number): Promise<'down' | 'loading' | 'up'> {
+  let r: Reply;
+  try {
+    r = await redisCall(port, ['INFO', 'persistence'], 2000);
+  } catch {
+    return 'down';
+  }
+  if (r.kind === 'error') return /^LOADING/.test(r.value) ? 'loading' : 'down';
+  return parseInfo(r.value).loading === '0' ? 'up' : 'loading';
+}
+
+export async function dbsize(port: number): Promise<number> {
+  const r = await redisCall(port, ['DBSIZE'], 30_000);
+  if (r.kind !== 'int') throw new Error(`DBSIZE on port ${port}: ${r.kind} ${r.value}`);
+  return Number(r.value);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Servers
+
+export interface Redis {
+  port: number;
+  pid: number;
+  dir: string;
+  child: ChildProcess;
+  cli(...args: string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Common arguments of every redis-server the benchmarks start: no persistence of their own, loopback only. */
+export const REDIS_ARGS = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+
+/** A foreground redis-server on a free port in `dir` (a new temp folder when omitted). */
+export async function startRedis(opts: { dir?: string; extra?: string[]; waitLoaded?: boolean } = {}): Promise<Redis> {
+  const dir = opts.dir ?? (await tempDir('redis'));
+  const port = await freePort();
+  const child = track(
+    spawn('redis-server', ['--port', String(port), ...REDIS_ARGS, '--dir', dir, '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log'), ...(opts.extra ?? [])], {
+      stdio: 'ignore',
+    }),
+  );
+  const cli = (...args: string[]) => must('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args]);
+  const deadline = Date.now() + 600_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited ${child.exitCode}: ${await readFile(path.join(dir, 'redis.log'), 'utf8').catch(() => '')}`);
+    if ((await loadState(port)) === 'up') break;
+    if (Date.now() > deadline) throw new Error('redis-server did not come up within 600 s');
+    await sleep(20);
+  }
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    await redisCall(port, ['SHUTDOWN', 'NOSAVE']).catch(() => undefined);
+    const t = Date.now();
+    while (child.exitCode === null && child.signalCode === null && Date.now() - t < 10_000) await sleep(20);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  return { port, pid: child.pid!, dir, child, cli, stop };
+}
+
+/** Sends keys [from, to) of bench/tyk-sessions.ts through `redis-cli --pipe`. */
+export async function fillRedis(port: number, from: number, to: number): Promise<void> {
+  const child = track(spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--pipe'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const closed = new Promise<number | null>((r) => child.once('close', r));
+  const stdin = child.stdin!;
+  let broken = false;
+  stdin.on('error', () => (broken = true));
+  for (const chunk of sessionsResp(from, to)) {
+    if (broken || child.exitCode !== null) break;
+    if (!stdin.write(chunk)) await Promise.race([new Promise((r) => stdin.once('drain', r)), closed]);
+  }
+  stdin.end();
+  const code = await closed;
+  const m = /errors: (\d+), replies: (\d+)/.exec(out);
+  if (code !== 0 || !m || m[1] !== '0' || Number(m[2]) !== to - from) {
+    throw new Error(`redis-cli --pipe failed (exit ${code}): ${out.trim().slice(-500)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One measured command: `bash -c SCRIPT`, timed from spawn to exit. Peak RSS is the VmHWM of every descendant
+// of bash (node and its scratch redis-server for tykdr; age, zstd for a pipeline), polled every 50 ms; VmHWM
+// never decreases, so the last reading is the peak (up to the last 50 ms of a process's life). CPU of the
+// command is exact: bash's `times` after its children were reaped (a child's reaped children included).
+
+export interface Measured extends RunResult {
+  seconds: number;
+  spawnedAt: number;
+  exitedAt: number;
+  /** pid -> comm, peak kB, depth (1 = bash's child, 2 = grandchild, ...) */
+  peaks: Map<number, { comm: string; kb: number; depth: number }>;
+  cpuUser: number;
+  cpuSys: number;
+}
+
+export async function measured(script: string, opts: { env?: NodeJS.ProcessEnv; timesFile: string; cwd?: string }): Promise<Measured> {
+  const full = `set -o pipefail\n${script}\nrc=$?\ntimes > '${opts.timesFile}'\nexit $rc`;
+  const peaks = new Map<number, { comm: string; kb: number; depth: number }>();
+  const spawnedAt = Date.now();
+  const t0 = performance.now();
+  const child = track(spawn('bash', ['-c', full], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd ?? repoRoot, detached: true }), true);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const poll = () => {
+    const depth = new Map<number, number>([[child.pid!, 0]]);
+    for (const { pid, parent } of descendants(child.pid!)) {
+      const dpt = (depth.get(parent) ?? 0) + 1;
+      depth.set(pid, dpt);
+      const kb = vmHwmKb(pid);
+      if (kb === null) continue;
+      let comm: string;
+      try {
+        comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); // read every time: "bash" between fork and exec
+      } catch {
+        continue;
+      }
+      peaks.set(pid, { comm, kb: Math.max(kb, peaks.get(pid)?.kb ?? 0), depth: dpt });
+    }
+  };
+  const timer = setInterval(poll, POLL_MS);
+  poll();
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (c) => resolve(c));
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const exitedAt = Date.now();
+  clearInterval(timer);
+  await new Promise<void>((r) => (child.stdout!.readableEnded ? r() : child.stdout!.once('end', () => r())));
+  const times = await readFile(opts.timesFile, 'utf8').catch(() => '');
+  const lines = times.trim().split('\n');
+  const secs = (s: string | undefined) => {
+    const m = /(\d+)m([\d.]+)s/.exec(s ?? '');
+    return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+  };
+  const [cu, cs] = (lines[1] ?? '').split(/\s+/);
+  return { code, stdout, stderr, seconds, spawnedAt, exitedAt, peaks, cpuUser: secs(cu), cpuSys: secs(cs) };
+}
+
+/** Peak kB of the first process named `comm` at `depth` (e.g. node at depth 1), 0 when none was seen. */
+export function peakOf(m: Measured, comm: string, depth?: number): number {
+  let kb = 0;
+  for (const p of m.peaks.values()) if (p.comm === comm && (depth === undefined || p.depth === depth)) kb = Math.max(kb, p.kb);
+  return kb;
+}
+
+/** "node 180.2 + redis-server 1210.0" */
+export function peakDetail(m: Measured): string {
+  return [...m.peaks.values()]
+    .filter((p) => p.comm !== 'bash')
+    .map((p) => `${p.comm}${p.depth > 1 ? ` (depth ${p.depth})` : ''} ${fmtMB(p.kb * 1024)}`)
+    .join(' + ');
+}
+
+/** Busy CPU of everything else on the machine during a window: start with `otherCpuStart()`, finish with the known CPU. */
+export function otherCpuStart(): () => { busy: number; bench: number } {
+  const b0 = machineBusySeconds();
+  const c0 = process.cpuUsage();
+  return () => {
+    const c = process.cpuUsage(c0);
+    return { busy: machineBusySeconds() - b0, bench: (c.user + c.system) / 1e6 };
+  };
+}

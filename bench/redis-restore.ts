@@ -1,0 +1,411 @@
+/**
+ * Restore benchmark: `tykdr restore --plan redis` of a snapshot holding N Tyk-like `apikey-*` sessions, in one run:
+ *
+ *   baseline        age -d -i id OBJECT | zstd -d -q -o DIR/dump.rdb, then redis-server --dir DIR --dbfilename
+ *                   dump.rdb, timed from start until INFO persistence says loading:0
+ *   tykdr-rdb-file  restore.mode rdb-file into a running (empty) redis-server: stage (SHA-256, age, zstd), stop,
+ *                   place dump.rdb, start, wait until loaded; plan redis's checks (key counts, 100-key sample, TTLs)
+ *   tykdr-rdb-min   the same with the least verification tykdr allows: a plan with only redis-ping, restore.sample 0
+ *   tykdr-live      restore.mode live into an empty running redis-server: scratch server on the staged RDB, keys
+ *                   copied with pipelined DUMP/RESTORE; keys per second from the report's copy phase
+ *
+ * Prints figures and PASS/MISS against the issue's targets (rdb-file within 1.15x of the baseline; live mode at
+ * least 50,000 keys/s); asserts nothing (exit 0 unless the benchmark itself could not run).
+ *
+ *   npx tsx bench/redis-restore.ts [--keys 1000000] [--runs 1] [--max-runs 3R] [--level 3] [--quiet-wait 180]
+ *       [--contenders baseline,tykdr-rdb-file,tykdr-rdb-min,tykdr-live] [--tykdr-root DIR]
+ *
+ * Everything (redis-servers, temp folders) is started here and removed on exit, failure or Ctrl-C.
+ * Needs dist/ (npx tsc -p tsconfig.json), redis-server, redis-cli, zstd, age, age-keygen (bash scripts/tools.sh);
+ * bench/restore-run.sh does all of that.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import {
+  cleanup, cpuSeconds, dbsize, describeCheckout, fillRedis, fmtInt, fmtMB, freePort, installCleanup, loadState, log, machineLines,
+  measured, median, must, otherCpuStart, peakDetail, peakOf, REDIS_ARGS, redisCall, repoRoot, sleep, startRedis, table, tempDir,
+  track, trackPidFile, vmHwmKb, waitQuiet,
+} from './lib.js';
+
+installCleanup();
+
+const TARGET_RATIO = 1.15;
+const TARGET_KEYS_PER_S = 50_000;
+const DISTURBED_CPU_S = 0.5;
+const CONTENDERS = ['baseline', 'tykdr-rdb-file', 'tykdr-rdb-min', 'tykdr-live'] as const;
+type Contender = (typeof CONTENDERS)[number];
+
+interface Row {
+  run: number;
+  contender: Contender;
+  seconds: number;
+  keys: number;
+  /** node's peak RSS (tykdr) or age + zstd summed (baseline), kB */
+  peakKb: number;
+  /** tykdr's scratch redis-server, kB (live; rdb-file for its sample) */
+  scratchKb: number;
+  /** the restored redis-server's VmHWM after loading, kB */
+  targetKb: number;
+  peakText: string;
+  commandCpu: number;
+  targetCpu: number;
+  otherCpu: number;
+  quiet: boolean;
+  /** baseline: decompress, load; tykdr: from the report */
+  parts: Record<string, number>;
+  checks: string;
+  copied?: number;
+  copyMs?: number;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      keys: { type: 'string', default: '1000000' },
+      runs: { type: 'string', default: '1' },
+      'max-runs': { type: 'string' },
+      level: { type: 'string', default: '3' },
+      'quiet-wait': { type: 'string', default: '180' },
+      contenders: { type: 'string', default: CONTENDERS.join(',') },
+      'tykdr-root': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(
+      'usage: npx tsx bench/redis-restore.ts [--keys 1000000] [--runs 1] [--max-runs 3R] [--level 3] [--quiet-wait 180]\n' +
+        `    [--contenders ${CONTENDERS.join(',')}] [--tykdr-root DIR]\n`,
+    );
+    return;
+  }
+  const N = Number(values.keys!.replace(/_/g, ''));
+  const runs = Number(values.runs);
+  const maxRuns = Number(values['max-runs'] ?? 3 * runs);
+  const level = Number(values.level);
+  const quietWait = Number(values['quiet-wait']);
+  const contenders = values.contenders!.split(',').filter(Boolean) as Contender[];
+  for (const c of contenders) if (!CONTENDERS.includes(c)) throw new Error(`unknown contender ${c}: use ${CONTENDERS.join(', ')}`);
+  if (!contenders.includes('baseline')) throw new Error('--contenders must include baseline');
+  if (!Number.isInteger(N) || N < 1 || !Number.isInteger(runs) || runs < 1 || !Number.isInteger(maxRuns) || maxRuns < runs) {
+    throw new Error(`bad --keys/--runs/--max-runs: ${values.keys} / ${values.runs} / ${values['max-runs']}`);
+  }
+  if (!Number.isInteger(level) || level < 1 || level > 19) throw new Error(`bad --level ${values.level}: 1..19`);
+  const tykdrRoot = path.resolve(values['tykdr-root'] ?? repoRoot);
+  if (!existsSync(path.join(tykdrRoot, 'dist/commands/restore.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npx tsc -p tsconfig.json`);
+  const node = `'${process.execPath}' '${tykdrRoot}/bin/run.js'`;
+  const machine = machineLines();
+  for (const l of machine) log(l);
+
+  // ------------------------------------------------------------------ source, identity, one backup
+  const work = await tempDir('restore');
+  const store = path.join(work, 'store');
+  const identity = path.join(work, 'identity.txt');
+  await must('age-keygen', ['-o', identity]);
+  const recipient = await must('age-keygen', ['-y', identity]);
+  log('starting the source redis-server');
+  const source = await startRedis();
+  let t = performance.now();
+  log(`loading ${fmtInt(N)} keys through redis-cli --pipe`);
+  await fillRedis(source.port, 0, N);
+  if ((await dbsize(source.port)) !== N) throw new Error(`source DBSIZE is not ${N} after loading`);
+  const mem = /used_memory_human:(\S+)/.exec(await source.cli('INFO', 'memory'))?.[1];
+  log(`${fmtInt(N)} keys loaded in ${((performance.now() - t) / 1000).toFixed(1)} s; Redis used_memory ${mem}`);
+
+  // Targets: the rdb-file target runs as a daemon started by the same command tykdr's startCommand runs.
+  const fileDir = path.join(work, 'target-file');
+  await mkdir(fileDir);
+  const filePort = await freePort();
+  const startCommand = `redis-server --port ${filePort} ${REDIS_ARGS.map((a) => (a === '' ? "''" : a)).join(' ')} --dir ${fileDir} --dbfilename dump.rdb --daemonize yes --pidfile ${fileDir}/redis.pid --logfile ${fileDir}/redis.log`;
+  const stopCommand = `redis-cli -p ${filePort} shutdown nosave`;
+  trackPidFile(path.join(fileDir, 'redis.pid'));
+  const live = contenders.includes('tykdr-live') ? await startRedis() : null;
+  if (contenders.some((c) => c.startsWith('tykdr-rdb'))) {
+    await must('bash', ['-c', startCommand]);
+    await waitUp(filePort, 30_000);
+  }
+
+  const common = (restore: string) =>
+    `store:\n  kind: local\n  path: ${store}\nencryption:\n  recipients: [${recipient}]\n  identityFile: ${identity}\n` +
+    `compression:\n  algorithm: zstd\n  level: ${level}\n` +
+    `restore:\n  stagingDir: ${path.join(work, 'staging')}\n  reportDir: ${path.join(work, 'reports')}\n` +
+    `components:\n  redis:\n    kind: redis\n    host: 127.0.0.1\n    port: ${source.port}\n    restore:\n${restore}`;
+  const fileRestore = (extra = '') =>
+    `      mode: rdb-file\n      target: { host: 127.0.0.1, port: ${filePort} }\n      dataDir: ${fileDir}\n` +
+    `      stopCommand: ${JSON.stringify(stopCommand)}\n      startCommand: ${JSON.stringify(startCommand)}\n      loadTimeout: 30m\n${extra}`;
+  const configs: Record<Exclude<Contender, 'baseline'>, string> = {
+    'tykdr-rdb-file': path.join(work, 'rdb-file.yaml'),
+    'tykdr-rdb-min': path.join(work, 'rdb-min.yaml'),
+    'tykdr-live': path.join(work, 'live.yaml'),
+  };
+  await writeFile(configs['tykdr-rdb-file'], common(fileRestore()));
+  await writeFile(configs['tykdr-rdb-min'], common(fileRestore('      sample: 0\n')));
+  await writeFile(configs['tykdr-live'], common(`      mode: live\n      target: { host: 127.0.0.1, port: ${live?.port ?? 1} }\n`));
+  const minPlan = path.join(work, 'plan-redis-min.yaml');
+  await writeFile(
+    minPlan,
+    'version: 1\nname: redis-min\ndescription: plans/redis.yaml with only redis-ping (the benchmark\'s least-verification variant)\n' +
+      'steps:\n  - id: redis\n    component: redis\n    action: restore\n    verify: [redis-ping]\n    timeout: 30m\n    on_error: stop\n',
+  );
+
+  log(`tykdr backup (local store, zstd level ${level}, one age recipient)`);
+  t = performance.now();
+  const backup = JSON.parse(await must('bash', ['-c', `${node} backup -c '${configs['tykdr-rdb-file']}' --json`], { cwd: repoRoot })) as { id: string; manifest: any };
+  const comp = backup.manifest.components.redis;
+  if (comp.source.total_keys !== N) throw new Error(`backup manifest says total_keys ${comp.source.total_keys}, expected ${N}`);
+  const object = path.join(store, 'snapshots', backup.id, comp.artifact.name);
+  const rdbBytes: number = comp.artifact.plaintext_bytes;
+  const storedBytes: number = comp.artifact.stored_bytes;
+  log(`snapshot ${backup.id} in ${((performance.now() - t) / 1000).toFixed(1)} s: RDB ${fmtMB(rdbBytes)} MB stored as ${fmtMB(storedBytes)} MB (${comp.artifact.name})`);
+  await source.stop(); // the restores never read it; frees its memory
+
+  // ------------------------------------------------------------------ timed runs
+  const rows: Row[] = [];
+  const timesFile = path.join(work, 'times.txt');
+  let notQuiet = 0;
+  let cleanRounds = 0;
+  for (let r = 1; cleanRounds < runs && r <= maxRuns; r++) {
+    const order = r % 2 === 1 ? contenders : [...contenders].reverse();
+    let disturbed = false;
+    for (const c of order) {
+      log(`round ${r} (${cleanRounds} of ${runs} clean so far, at most ${maxRuns}): ${c}`);
+      const q = await waitQuiet(quietWait);
+      if (!q.quiet) notQuiet++;
+      const row = c === 'baseline' ? await runBaseline(r) : await runTykdr(c, r);
+      row.quiet = q.quiet;
+      disturbed ||= row.otherCpu > DISTURBED_CPU_S;
+      log(
+        `  ${row.seconds.toFixed(2)} s; DBSIZE ${fmtInt(row.keys)} (ok); peak RSS ${row.peakText}; CPU: command ${row.commandCpu.toFixed(2)}, ` +
+          `target redis ${row.targetCpu.toFixed(2)}, other processes ${row.otherCpu.toFixed(2)}${row.otherCpu > DISTURBED_CPU_S ? ': disturbed' : ''}`,
+      );
+      rows.push(row);
+    }
+    if (!disturbed) cleanRounds++;
+  }
+
+  async function runBaseline(runNo: number): Promise<Row> {
+    const dir = path.join(work, 'baseline');
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
+    const port = await freePort();
+    const other = otherCpuStart();
+    const t0 = performance.now();
+    const m = await measured(`age -d -i '${identity}' '${object}' | zstd -d -q -o '${dir}/dump.rdb'`, { timesFile });
+    if (m.code !== 0) throw new Error(`baseline pipeline exited ${m.code}: ${m.stderr.trim().slice(-2000)}`);
+    const t1 = performance.now();
+    const child = track(
+      spawn('redis-server', ['--port', String(port), ...REDIS_ARGS, '--dir', dir, '--dbfilename', 'dump.rdb', '--daemonize', 'no', '--logfile', `${dir}/redis.log`], {
+        stdio: 'ignore',
+      }),
+    );
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`baseline redis-server exited ${child.exitCode}: ${readFileSync(`${dir}/redis.log`, 'utf8').slice(-2000)}`);
+      if ((await loadState(port)) === 'up') break;
+      if (performance.now() - t0 > 1_800_000) throw new Error('baseline redis-server did not load within 30 min');
+      await sleep(10);
+    }
+    const t2 = performance.now();
+    const targetCpu = cpuSeconds(child.pid!).self;
+    const targetKb = vmHwmKb(child.pid!) ?? 0;
+    await sleep(1000); // let the tail of the load's work settle before reading the machine's busy time
+    const o = other();
+    const keys = await dbsize(port);
+    if (keys !== N) throw new Error(`baseline: DBSIZE ${keys} after loading, expected ${N}`);
+    await redisCall(port, ['SHUTDOWN', 'NOSAVE']).catch(() => undefined);
+    while (child.exitCode === null && child.signalCode === null) await sleep(20);
+    await rm(dir, { recursive: true, force: true });
+    const commandCpu = m.cpuUser + m.cpuSys;
+    return {
+      run: runNo, contender: 'baseline', seconds: (t2 - t0) / 1000, keys,
+      peakKb: [...m.peaks.values()].filter((p) => p.comm !== 'bash').reduce((a, p) => a + p.kb, 0), scratchKb: 0, targetKb,
+      peakText: `${peakDetail(m)}; redis-server ${fmtMB(targetKb * 1024)} after loading`,
+      commandCpu, targetCpu, otherCpu: Math.max(0, o.busy - commandCpu - targetCpu - o.bench), quiet: true,
+      parts: { decompress: (t1 - t0) / 1000, load: (t2 - t1) / 1000 }, checks: 'none',
+    };
+  }
+
+  async function runTykdr(c: Exclude<Contender, 'baseline'>, runNo: number): Promise<Row> {
+    const targetPort = c === 'tykdr-live' ? live!.port : filePort;
+    if ((await dbsize(targetPort)) !== 0) throw new Error(`${c}: the target is not empty before the run`);
+    const plan = c === 'tykdr-rdb-min' ? minPlan : 'redis';
+    const livePidBefore = live ? cpuSeconds(live.pid).self : 0;
+    const other = otherCpuStart();
+    const m = await measured(`${node} restore --plan '${plan}' --snapshot ${backup.id} --yes --json -c '${configs[c]}'`, { timesFile });
+    let out: { report: any } | null = null;
+    try {
+      out = JSON.parse(m.stdout);
+    } catch {
+      // reported below
+    }
+    if (m.code !== 0 || out?.report?.status !== 'succeeded') {
+      const failed = out?.report?.steps?.map((s: any) => `${s.id} ${s.status}${s.reason ? `: ${s.reason}` : ''}`).join('; ');
+      throw new Error(`${c} exited ${m.code}${failed ? ` (${failed})` : ''}:\n${(m.stderr || m.stdout).trim().slice(-3000)}`);
+    }
+    let targetPid: number;
+    if (c === 'tykdr-live') targetPid = live!.pid;
+    else targetPid = Number(readFileSync(path.join(fileDir, 'redis.pid'), 'utf8').trim());
+    const targetCpu = c === 'tykdr-live' ? cpuSeconds(targetPid).self - livePidBefore : cpuSeconds(targetPid).self;
+    const targetKb = vmHwmKb(targetPid) ?? 0;
+    await sleep(1000);
+    const o = other();
+    const keys = await dbsize(targetPort);
+    if (keys !== N) throw new Error(`${c}: target DBSIZE ${keys} after the restore, expected ${N}`);
+    // Untimed reset for the next run: empty the target, drop the previous dump.rdb tykdr kept aside.
+    await redisCall(targetPort, ['FLUSHALL'], 120_000);
+    if (c !== 'tykdr-live') for (const f of readdirSync(fileDir)) if (f.includes('.tykdr-')) await rm(path.join(fileDir, f), { force: true });
+    await rm(path.join(work, 'reports'), { recursive: true, force: true });
+    await rm(path.join(store, 'reports'), { recursive: true, force: true });
+
+    const report = out.report;
+    const stage = report.steps.find((s: any) => s.id === 'stage');
+    const step = report.steps.find((s: any) => s.component === 'redis');
+    const d = step.details.redis;
+    const checksMs = step.checks.reduce((a: number, x: any) => a + x.durationMs, 0);
+    const parts: Record<string, number> = {
+      'start-up': (Date.parse(report.started_at) - m.spawnedAt) / 1000,
+      'before stage': (Date.parse(stage.startedAt) - Date.parse(report.started_at)) / 1000,
+      stage: stage.durationMs / 1000,
+      // the step: preflight and (with redis-key-counts) a read of the whole RDB for the expected counts, then the mode, then the checks
+      'step before mode': (step.durationMs - d.restore_ms - checksMs) / 1000,
+      mode: d.restore_ms / 1000,
+    };
+    if (c === 'tykdr-live') {
+      parts['  scratch load + sample'] = (d.restore_ms - d.copy_ms) / 1000;
+      parts['  copy'] = d.copy_ms / 1000;
+    } else {
+      parts['  scratch for sample + swap'] = (d.restore_ms - d.stop_ms - d.start_ms) / 1000;
+      parts['  stop'] = d.stop_ms / 1000;
+      parts['  start until loaded'] = d.start_ms / 1000; // startCommand until INFO loading:0, polled every 200 ms
+    }
+    parts.checks = checksMs / 1000;
+    parts['after steps'] = (m.exitedAt - Date.parse(report.finished_at)) / 1000;
+    const warnings: string[] = [...(d.warnings ?? []), ...(report.warnings ?? [])];
+    const commandCpu = m.cpuUser + m.cpuSys;
+    const nodeKb = peakOf(m, 'node', 1);
+    const scratchKb = peakOf(m, 'redis-server');
+    return {
+      run: runNo, contender: c, seconds: m.seconds, keys, peakKb: nodeKb, scratchKb, targetKb,
+      peakText: `node ${fmtMB(nodeKb * 1024)}${scratchKb ? `, scratch redis-server ${fmtMB(scratchKb * 1024)}` : ''}; target redis-server ${fmtMB(targetKb * 1024)}`,
+      commandCpu, targetCpu, otherCpu: Math.max(0, o.busy - commandCpu - targetCpu - o.bench), quiet: true, parts,
+      checks: step.checks.map((x: any) => `${x.name} ${x.status} ${(x.durationMs / 1000).toFixed(2)} s`).join(', ') +
+        (d.placed_by ? `; dump.rdb placed by ${d.placed_by}` : '') + (warnings.length ? `; warnings: ${warnings.join(' | ')}` : ''),
+      ...(c === 'tykdr-live' ? { copied: d.keys_copied, copyMs: d.copy_ms } : {}),
+    };
+  }
+
+  // ------------------------------------------------------------------ report (stdout)
+  const out: string[] = [];
+  out.push('tykdr restore benchmark: Redis with Tyk-like apikey-* sessions');
+  out.push(...machine);
+  const argv = process.argv.slice(2).map((a) => (/^[\w,.=/-]+$/.test(a) ? a : `'${a}'`));
+  out.push(`command: npx tsx bench/redis-restore.ts ${argv.join(' ')}`);
+  out.push(`tykdr: ${describeCheckout(tykdrRoot)}`);
+  out.push(
+    `keys: ${fmtInt(N)} (Redis used_memory ${mem}); snapshot ${backup.id}: RDB ${fmtMB(rdbBytes)} MB, stored ${fmtMB(storedBytes)} MB ` +
+      `(tykdr backup, zstd level ${level}${level === 3 ? ', tykdr\'s default' : ''}, one age recipient, local store)`,
+  );
+  out.push(`rounds: ${runs} undisturbed wanted, at most ${maxRuns}; quiet wait up to ${quietWait} s before each run` +
+    (notQuiet > 0 ? `; ${notQuiet} run(s) started on a machine that did not get quiet` : ''));
+  out.push('');
+  out.push(`baseline:       age -d -i id OBJECT | zstd -d -q -o DIR/dump.rdb; redis-server --dir DIR --dbfilename dump.rdb; until INFO loading:0 (polled every 10 ms)`);
+  out.push(`tykdr-rdb-file: node bin/run.js restore --plan redis --yes --json; restore.mode rdb-file into a running empty redis-server`);
+  out.push(`                (stopCommand: ${stopCommand}; startCommand: redis-server ... --daemonize yes), checks: plan redis (ping, key counts, sample, ttl, replicas)`);
+  out.push(`tykdr-rdb-min:  the same with a plan whose only check is redis-ping and restore.sample: 0 (the least verification tykdr allows)`);
+  out.push(`tykdr-live:     node bin/run.js restore --plan redis --yes --json; restore.mode live into a running empty redis-server (DUMP/RESTORE, batchSize 1000)`);
+  out.push('All: staging folder and data folders on the same disk; the object is read from a local store (page cache warm after the backup).');
+  out.push('');
+
+  const clean = (x: Row) => x.otherCpu <= DISTURBED_CPU_S;
+  const baseOf = (x: Row) => rows.find((b) => b.run === x.run && b.contender === 'baseline')!;
+  const header = ['run', 'contender', 'seconds', 'vs baseline', 'peak RSS MB', 'CPU s command', 'CPU s target', 'CPU s other', 'DBSIZE'];
+  out.push('All runs (MB = 10^6 bytes; peak RSS: tykdr = its node process, baseline = age + zstd summed; CPU s command = user+sys');
+  out.push('of the command and its reaped children (tykdr\'s scratch redis-server included); target = the redis-server restored into;');
+  out.push(`other = the rest of the machine's busy CPU during the run: a row above ${DISTURBED_CPU_S} was disturbed):`);
+  out.push(
+    table(
+      header,
+      rows.map((x) => [
+        String(x.run), x.contender, x.seconds.toFixed(2), `${(x.seconds / baseOf(x).seconds).toFixed(2)}x`, fmtMB(x.peakKb * 1024),
+        x.commandCpu.toFixed(2), x.targetCpu.toFixed(2), x.otherCpu.toFixed(2), fmtInt(x.keys),
+      ]),
+    ),
+  );
+  out.push('');
+
+  // Summary: medians over runs where both the contender and that run's baseline were undisturbed.
+  const pairsOf = (c: Contender) => {
+    const all = rows.filter((x) => x.contender === c).map((x) => [baseOf(x), x] as const);
+    const ok = all.filter(([b, x]) => clean(b) && clean(x));
+    return { used: ok.length > 0 ? ok : all, note: ok.length > 0 ? `${ok.length} of ${all.length}` : `0 of ${all.length} undisturbed: all used` };
+  };
+  out.push('Summary (medians over the runs whose baseline and tykdr rows were both undisturbed; ratio = median of per-run ratios):');
+  const verdict = (ok: boolean, disturbed: boolean) => `${ok ? 'PASS' : 'MISS'}${disturbed ? ' (disturbed runs)' : ''}`;
+  const sum: string[][] = [];
+  const bUsed = pairsOf('baseline').used;
+  sum.push(['baseline', pairsOf('baseline').note, median(bUsed.map(([b]) => b.seconds)).toFixed(2), '1.00x', '', '',
+    `decompress ${median(bUsed.map(([b]) => b.parts.decompress!)).toFixed(2)} s + load ${median(bUsed.map(([b]) => b.parts.load!)).toFixed(2)} s`]);
+  for (const c of ['tykdr-rdb-file', 'tykdr-rdb-min'] as const) {
+    if (!contenders.includes(c)) continue;
+    const p = pairsOf(c);
+    const ratio = median(p.used.map(([b, x]) => x.seconds / b.seconds));
+    const noChecks = median(p.used.map(([b, x]) => (x.seconds - x.parts.checks!) / b.seconds));
+    const disturbed = p.note.startsWith('0 of');
+    sum.push([
+      c, p.note, median(p.used.map(([, x]) => x.seconds)).toFixed(2), `${ratio.toFixed(2)}x`, `${noChecks.toFixed(2)}x`,
+      fmtMB(Math.max(...rows.filter((x) => x.contender === c).map((x) => x.peakKb * 1024))),
+      `within ${TARGET_RATIO}x: ${verdict(ratio <= TARGET_RATIO, disturbed)}; without the checks: ${verdict(noChecks <= TARGET_RATIO, disturbed)}`,
+    ]);
+  }
+  if (contenders.includes('tykdr-live')) {
+    const p = pairsOf('tykdr-live');
+    const kps = median(p.used.map(([, x]) => (x.copied! * 1000) / x.copyMs!));
+    const whole = median(p.used.map(([, x]) => x.keys / x.seconds));
+    sum.push([
+      'tykdr-live', p.note, median(p.used.map(([, x]) => x.seconds)).toFixed(2), `${median(p.used.map(([b, x]) => x.seconds / b.seconds)).toFixed(2)}x`, '',
+      fmtMB(Math.max(...rows.filter((x) => x.contender === 'tykdr-live').map((x) => x.peakKb * 1024))),
+      `copy phase ${fmtInt(kps)} keys/s (>= ${fmtInt(TARGET_KEYS_PER_S)}: ${verdict(kps >= TARGET_KEYS_PER_S, p.note.startsWith('0 of'))}); whole command ${fmtInt(whole)} keys/s`,
+    ]);
+  }
+  out.push(table(['contender', 'runs used', 'seconds', 'ratio', 'ratio w/o checks', 'node peak RSS MB', 'targets / notes'], sum));
+  out.push('"ratio w/o checks" subtracts the report\'s check durations (redis-key-counts, redis-sample, redis-ttl, ...) from tykdr\'s wall time;');
+  out.push('tykdr-rdb-min measures the same without subtracting anything (no key-count read of the RDB, no scratch server for the sample).');
+  out.push('');
+
+  out.push('Where tykdr\'s time goes (seconds, from the report\'s timestamps; start-up = spawn to report start: node, oclif, config;');
+  out.push('before stage = snapshot lookup, target preflight; stage = read + SHA-256 + age + zstd into the staging folder;');
+  out.push('step before mode = target checks and, with redis-key-counts, a read of the whole staged RDB for the expected counts;');
+  out.push('mode = the restore itself (rdb-file: scratch server for the sample + stop + swap + start; live: scratch load + copy + sample);');
+  out.push('after steps = report written to the store and folder, exit):');
+  for (const x of rows) {
+    const parts = Object.entries(x.parts)
+      .map(([k, v], i, all) => (k.startsWith('  ') ? `${i > 0 && !all[i - 1]![0].startsWith('  ') ? '[' : ''}${k.trim()} ${v.toFixed(2)}${all[i + 1]?.[0].startsWith('  ') ? '' : ']'}` : `${k} ${v.toFixed(2)}`))
+      .join(', ');
+    out.push(`  run ${x.run}, ${x.contender} (${x.seconds.toFixed(2)} s): ${parts}${x.contender === 'baseline' ? '' : `; checks: ${x.checks}`}`);
+    if (x.copied !== undefined) out.push(`    copied ${fmtInt(x.copied)} keys in ${(x.copyMs! / 1000).toFixed(2)} s = ${fmtInt((x.copied * 1000) / x.copyMs!)} keys/s`);
+  }
+  out.push('');
+  out.push('Peak RSS by process (MB; the target redis-server\'s is its VmHWM once loaded):');
+  for (const x of rows) out.push(`  run ${x.run}, ${x.contender}: ${x.peakText}`);
+  out.push('');
+  out.push(`Verified: every run's target answered DBSIZE ${fmtInt(N)} (= the keys loaded into the source); every tykdr report said status succeeded.`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+async function waitUp(port: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while ((await loadState(port)) !== 'up') {
+    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not come up`);
+    await sleep(20);
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
