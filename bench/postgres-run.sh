@@ -6,9 +6,7 @@
 # Figures go to stdout, progress to stderr. It always exits 0 unless the benchmark itself could not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
+bash scripts/deps.sh
 npx tsc -p tsconfig.json
 PG_BIN="${TYKDR_PG_BIN:-/usr/lib/postgresql/15/bin}"
 if [ ! -x "$PG_BIN/pgbench" ] || ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then

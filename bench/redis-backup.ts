@@ -131,7 +131,7 @@ interface RunResult {
   stderr: string;
 }
 
-/** Runs a command to completion (tracked for cleanup); stdin may be a string or a stream. */
+/** Runs a command to completion (tracked for cleanup), with an optional string as its stdin. */
 function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = track(spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env }));

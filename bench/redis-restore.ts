@@ -172,7 +172,7 @@ async function main(): Promise<void> {
     for (const c of order) {
       log(`round ${r} (${cleanRounds} of ${runs} clean so far, at most ${maxRuns}): ${c}`);
       const q = await waitQuiet(quietWait);
-      if (!q.quiet) notQuiet++;
+      if (!q.quiet && quietWait > 0) notQuiet++;
       const row = c === 'baseline' ? await runBaseline(r) : await runTykdr(c, r);
       row.quiet = q.quiet;
       disturbed ||= row.otherCpu > DISTURBED_CPU_S;
@@ -284,7 +284,7 @@ async function main(): Promise<void> {
     const warnings: string[] = [...(d.warnings ?? []), ...(report.warnings ?? [])];
     const commandCpu = m.cpuUser + m.cpuSys;
     const nodeKb = peakOf(m, 'node', 1);
-    const scratchKb = peakOf(m, 'redis-server');
+    const scratchKb = peakOf(m, 'redis-server', 2); // node's own child; the startCommand's redis-server runs under sh (depth 3) until it daemonizes
     return {
       run: runNo, contender: c, seconds: m.seconds, keys, peakKb: nodeKb, scratchKb, targetKb,
       peakText: `node ${fmtMB(nodeKb * 1024)}${scratchKb ? `, scratch redis-server ${fmtMB(scratchKb * 1024)}` : ''}; target redis-server ${fmtMB(targetKb * 1024)}`,

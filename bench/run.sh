@@ -7,9 +7,7 @@
 # unless the benchmark itself could not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
+bash scripts/deps.sh
 npx tsc -p tsconfig.json
 bash scripts/tools.sh
 exec npx tsx bench/redis-backup.ts --sizes 100000,1000000 "$@"

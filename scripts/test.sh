@@ -3,9 +3,7 @@
 # servers (scripts/tools.sh, cached in .tools/), then runs every test against real servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
+bash scripts/deps.sh
 npx tsc -p tsconfig.json
 bash scripts/tools.sh
 exec npx vitest run "$@"

@@ -40,6 +40,7 @@ function store(bucket: string, over: Partial<S3StoreConfig> = {}): S3Store {
     accessKeyId: minio.accessKeyId,
     secretAccessKey: new Secret(minio.secretAccessKey),
     partSizeMiB: 5,
+    uploadConcurrency: 2,
     objectLock: { mode: 'GOVERNANCE', days: 1 },
     ...over,
   });

@@ -125,6 +125,7 @@ const s3 = (over: Partial<ConstructorParameters<typeof S3Store>[0]> = {}) =>
     accessKeyId: minio.accessKeyId,
     secretAccessKey: new Secret(minio.secretAccessKey),
     partSizeMiB: 5,
+    uploadConcurrency: 2,
     ...over,
   });
 

@@ -21,7 +21,7 @@ const DAY_MS = 86_400_000;
 
 /**
  * An S3 bucket (or S3-compatible service) as a store. Uploads stream through @aws-sdk/lib-storage as
- * multipart uploads of unknown length: memory is about queueSize x partSize. Credentials come from the
+ * multipart uploads of unknown length: memory is about (uploadConcurrency + 1) x partSize. Credentials come from the
  * config or, when unset, from the standard AWS chain (env, profile, SSO, instance role).
  *
  * With `objectLock` configured, every object is uploaded with that retention mode and a retain-until
@@ -115,7 +115,7 @@ export class S3Store implements Store {
       client: this.client,
       params,
       partSize: this.cfg.partSizeMiB * 1024 * 1024,
-      queueSize: 4,
+      queueSize: this.cfg.uploadConcurrency,
       leavePartsOnError: false,
     });
     const onAbort = () => void upload.abort().catch(() => undefined);

@@ -31,7 +31,14 @@ const s3Store = z.strictObject({
   storageClass: z
     .enum(['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR', 'REDUCED_REDUNDANCY'])
     .optional(),
-  partSizeMiB: z.number().int().min(5).max(512).default(16).describe('Multipart part size; memory use is about 4 parts.'),
+  partSizeMiB: z
+    .number()
+    .int()
+    .min(5)
+    .max(512)
+    .default(8)
+    .describe('Multipart part size (objects up to 10,000 parts: 80 GB at 8 MiB). Memory is about (uploadConcurrency + 1) parts.'),
+  uploadConcurrency: z.number().int().min(1).max(16).default(2).describe('Parts uploaded at once; more is faster on high-latency links and costs a part of memory each.'),
   objectLock: objectLockSchema.optional(),
 });
 
