@@ -4,8 +4,8 @@
  * redis-cli), the "wait until the machine is quiet" step, and `measured()`: one command timed from spawn to exit
  * with the peak RSS (VmHWM) of its processes polled every 50 ms.
  *
- * Several of these are copies of the helpers in bench/redis-backup.ts (which does not export them and runs its
- * benchmark on import): vmHwmKb, cpuSeconds, machineBusySeconds, waitQuiet, fillRedis, table, median.
+ * bench/redis-backup.ts and bench/postgres-backup.ts import the generic ones too (cleanup, /proc readings, ports,
+ * version, median, table, runMain); they keep their own measured() and waitQuiet(), which differ on purpose.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -172,10 +172,11 @@ export async function must(cmd: string, args: string[], opts: { input?: string; 
   return res.stdout.trim();
 }
 
-export function version(cmd: string, args: string[], re: RegExp): string {
+/** The first capture of `re` in the command's output, or (no match, or no `re`) its first line; 'not found' when it fails. */
+export function version(cmd: string, args: string[], re?: RegExp): string {
   try {
     const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return re.exec(out)?.[1] ?? out.trim().split('\n')[0]!;
+    return re?.exec(out)?.[1] ?? out.trim().split('\n')[0]!;
   } catch {
     return 'not found';
   }
@@ -218,6 +219,21 @@ export function describeCheckout(root: string): string {
   }
 }
 
+/**
+ * A benchmark's top level: runs `main`, reports a failure on stderr with exit code 1, and always cleans up
+ * (`finish`, by default this module's cleanup()).
+ */
+export async function runMain(main: () => Promise<void>, finish: () => void | Promise<void> = cleanup): Promise<void> {
+  try {
+    await main();
+  } catch (err) {
+    process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  } finally {
+    await finish();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // /proc readings
 
@@ -233,14 +249,19 @@ export function vmHwmKb(pid: number): number | null {
 
 export const CLK_TCK = Number(version('getconf', ['CLK_TCK'], /(\d+)/)) || 100;
 
-/** CPU seconds of a process: own user+system, plus reaped children's. Zero when it is gone. */
-export function cpuSeconds(pid: number): { self: number; children: number } {
+/**
+ * CPU seconds of a process: own user+system, plus reaped children's. Zero when it is gone, or with
+ * `{ strict: true }` the error of reading /proc (for a server that must still be running).
+ */
+export function cpuSeconds(pid: number, opts: { strict?: boolean } = {}): { self: number; children: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields after "(comm)": state(3) ... utime(14) stime(15) cutime(16) cstime(17), numbered as in proc(5)
     const n = (i: number) => Number(f[i - 3]);
     return { self: (n(14) + n(15)) / CLK_TCK, children: (n(16) + n(17)) / CLK_TCK };
-  } catch {
+  } catch (err) {
+    if (opts.strict) throw err;
     return { self: 0, children: 0 };
   }
 }

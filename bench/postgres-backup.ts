@@ -17,17 +17,14 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+// Only stateless helpers: this script keeps its own cleanup (the cluster must stop before its temp folder goes).
+import { childPids, cpuSeconds as cpuOf, freePort, log, machineBusySeconds, MB, POLL_MS, repoRoot, runMain, sleep, version, vmHwmKb } from './lib.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PG_BIN = process.env.TYKDR_PG_BIN ?? '/usr/lib/postgresql/15/bin';
-const POLL_MS = 50;
-const MB = 1e6;
 const PASSWORD = 'bench-super-pw-0001';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -65,24 +62,10 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 process.on('exit', cleanupSync);
 
-const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 async function tempDir(tag: string): Promise<string> {
   const d = await mkdtemp(path.join(os.tmpdir(), `tykdr-bench-${tag}-`));
   tempDirs.add(d);
   return d;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** Runs a command to completion; throws with its stderr on a non-zero exit. */
@@ -103,37 +86,8 @@ function must(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env)
   });
 }
 
-function version(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0]!;
-  } catch {
-    return 'not found';
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------
-// /proc readings
-
-const CLK_TCK = Number(version('getconf', ['CLK_TCK'])) || 100;
-
-function vmHwmKb(pid: number): number | null {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
-
-function childPids(pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
-      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
-    );
-  } catch {
-    return [];
-  }
-}
+// /proc readings (vmHwmKb, childPids, machineBusySeconds, cpuOf = cpuSeconds: bench/lib.ts)
 
 function descendants(pid: number): number[] {
   const out: number[] = [];
@@ -145,24 +99,6 @@ function descendants(pid: number): number[] {
   };
   walk(pid);
   return out;
-}
-
-/** Busy CPU seconds of the whole machine so far (all CPUs; /proc/stat minus idle and iowait). */
-function machineBusySeconds(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return (f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / CLK_TCK;
-}
-
-/** CPU seconds (user+system) of one process, and of its reaped children. */
-function cpuOf(pid: number): { self: number; children: number } {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const n = (i: number) => Number(f[i - 3]); // fields after "(comm)", numbered as in proc(5)
-    return { self: (n(14) + n(15)) / CLK_TCK, children: (n(16) + n(17)) / CLK_TCK };
-  } catch {
-    return { self: 0, children: 0 };
-  }
 }
 
 /** CPU seconds the cluster has used so far: the postmaster, its live children, and the children it reaped. */
@@ -511,11 +447,4 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-try {
-  await main();
-} catch (err) {
-  process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-} finally {
-  cleanupSync();
-}
+await runMain(main, cleanupSync);

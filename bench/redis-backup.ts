@@ -22,166 +22,43 @@
  * Needs: `npx tsc -p tsconfig.json` (dist/), and redis-server, redis-cli, zstd, age, age-keygen and
  * .tools/bin/minio (bash scripts/tools.sh). bench/run.sh does all of that.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createReadStream, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { summarizeProfile } from './cpuprofile-top.js';
-import { sessionsResp } from './tyk-sessions.js';
+import {
+  CLK_TCK, childPids, cpuSeconds, describeCheckout, fillRedis, fmtMB, freePort, installCleanup, log, machineBusySeconds, MB, median,
+  POLL_MS, repoRoot, run, type RunResult, runMain, sleep, table, tempDir, track, version, vmHwmKb,
+} from './lib.js';
 
 // As bin/run.js does: the AWS SDK otherwise warns on load that its 2027 releases need Node 22.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const { CreateBucketCommand, GetObjectCommand, S3Client: S3 } = await import('@aws-sdk/client-s3');
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MINIO = path.join(repoRoot, '.tools/bin/minio');
-const POLL_MS = 50;
 const TARGET_RATIO = 1.1;
 const TARGET_RSS_MB = 200;
 /** A row during which other processes used more CPU than this (seconds) is left out of the summary's times. */
 const DISTURBED_CPU_S = 0.5;
-const MB = 1e6; // decimal megabytes throughout, as in "650 MB" and "200 MB"
 
-// ---------------------------------------------------------------------------------------------------------
-// Cleanup: every child and temp folder is registered; Ctrl-C, SIGTERM, errors and normal exit remove them.
-
-const children = new Set<ChildProcess>();
-const groups = new Set<number>(); // detached children killed as a process group
-const tempDirs = new Set<string>();
-let cleaning: Promise<void> | null = null;
-
-function track(child: ChildProcess, group = false): ChildProcess {
-  children.add(child);
-  if (group && child.pid !== undefined) groups.add(child.pid);
-  child.once('exit', () => {
-    children.delete(child);
-    if (child.pid !== undefined) groups.delete(child.pid);
-  });
-  return child;
-}
-
-function signalAll(sig: NodeJS.Signals): void {
-  for (const pid of groups) {
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      // already gone
-    }
-  }
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(sig);
-}
-
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    signalAll('SIGTERM');
-    const deadline = Date.now() + 8000;
-    while (children.size > 0 && Date.now() < deadline) await sleep(100);
-    signalAll('SIGKILL');
-    for (const d of tempDirs) await rm(d, { recursive: true, force: true }).catch(() => undefined);
-    tempDirs.clear();
-  })();
-  return cleaning;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => {
-    process.stderr.write(`\n[bench] ${sig}: stopping servers and removing temp folders\n`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-// Last resort (uncaught errors, process.exit elsewhere): synchronous kill and removal.
-process.on('exit', () => {
-  signalAll('SIGKILL');
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
+// Cleanup, temp folders, ports, /proc readings, run(), median(), table(): bench/lib.ts. Every child and temp folder
+// is registered there; Ctrl-C, SIGTERM, errors and normal exit remove them.
+installCleanup();
 
 // ---------------------------------------------------------------------------------------------------------
 // Small helpers
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
-
-async function tempDir(tag: string): Promise<string> {
-  const d = await mkdtemp(path.join(os.tmpdir(), `tykdr-bench-${tag}-`));
-  tempDirs.add(d);
-  return d;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion (tracked for cleanup), with an optional string as its stdin. */
-function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = track(spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env }));
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-    if (opts.input !== undefined) {
-      child.stdin!.on('error', () => undefined); // the command exited early: its exit code says why
-      child.stdin!.end(opts.input);
-    }
-  });
-}
-
+/** lib.ts's must(), but its error carries the command's whole stderr (not stdout, not cut to 3000 characters). */
 async function must(cmd: string, args: string[], opts: { input?: string } = {}): Promise<string> {
   const res = await run(cmd, args, opts);
   if (res.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${res.code}: ${res.stderr.trim()}`);
   return res.stdout.trim();
-}
-
-function version(cmd: string, args: string[], re: RegExp): string {
-  try {
-    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return re.exec(out)?.[1] ?? out.trim().split('\n')[0]!;
-  } catch {
-    return 'not found';
-  }
-}
-
-/** VmHWM (peak resident set) of a live process in kB, or null when it is gone or a zombie. */
-function vmHwmKb(pid: number): number | null {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
-
-const CLK_TCK = Number(version('getconf', ['CLK_TCK'], /(\d+)/)) || 100;
-
-/** CPU seconds of a process: own user+system, plus reaped children's (Redis's fork). */
-function cpuSeconds(pid: number): { self: number; children: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields after "(comm)": state(3) ... utime(14) stime(15) cutime(16) cstime(17), here 0-based from state
-  const n = (i: number) => Number(f[i - 3]);
-  return { self: (n(14) + n(15)) / CLK_TCK, children: (n(16) + n(17)) / CLK_TCK };
 }
 
 /** user+system CPU seconds of one thread, or null when it is gone. */
@@ -192,35 +69,6 @@ function threadCpu(pid: number, tid: number): number | null {
     return (Number(f[14 - 3]) + Number(f[15 - 3])) / CLK_TCK;
   } catch {
     return null;
-  }
-}
-
-/** Which tykdr is timed: its folder, and its git commit when it is a checkout (read-only git commands). */
-function describeCheckout(root: string): string {
-  try {
-    const commit = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'bin', 'package.json'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-    return `${root} at commit ${commit}${dirty ? ', with uncommitted changes in src/ (dist/ is whatever was last built)' : ''}`;
-  } catch {
-    return `${root} (not a git checkout)`;
-  }
-}
-
-/** Busy CPU seconds of the whole machine so far (all CPUs; /proc/stat minus idle and iowait). */
-function machineBusySeconds(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
-  return (total - f[3]! - f[4]!) / CLK_TCK;
-}
-
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
   }
 }
 
@@ -251,28 +99,6 @@ async function startRedis(): Promise<Redis> {
     await sleep(50);
   }
   return { port, pid: child.pid!, cli };
-}
-
-/** Sends keys [from, to) through `redis-cli --pipe`. */
-async function fillRedis(redis: Redis, from: number, to: number): Promise<void> {
-  const child = track(spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(redis.port), '--pipe'], { stdio: ['pipe', 'pipe', 'pipe'] }));
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const closed = new Promise<number | null>((r) => child.once('close', r));
-  const stdin = child.stdin!;
-  let broken = false;
-  stdin.on('error', () => (broken = true)); // redis-cli died: its exit code and output say why
-  for (const chunk of sessionsResp(from, to)) {
-    if (broken || child.exitCode !== null) break;
-    if (!stdin.write(chunk)) await Promise.race([new Promise((r) => stdin.once('drain', r)), closed]);
-  }
-  stdin.end();
-  const code = await closed;
-  const m = /errors: (\d+), replies: (\d+)/.exec(out);
-  if (code !== 0 || !m || m[1] !== '0' || Number(m[2]) !== to - from) {
-    throw new Error(`redis-cli --pipe failed (exit ${code}): ${out.trim().slice(-500)}`);
-  }
 }
 
 interface Minio {
@@ -462,10 +288,6 @@ interface Setup {
   tykdrRoot: string;
 }
 
-function fmtMB(bytes: number, digits = 1): string {
-  return (bytes / MB).toFixed(digits);
-}
-
 /**
  * Waits (up to maxWaitS) until the machine has been quiet for two consecutive seconds: busy CPU under a quarter
  * of one CPU, not counting this benchmark. On a shared machine, other work would otherwise land in a timing.
@@ -495,8 +317,8 @@ async function waitQuiet(maxWaitS: number): Promise<void> {
 async function runContender(s: Setup, contender: Row['contender'], keys: number, runNo: number, extraNodeArgs: string[] = []): Promise<Row> {
   const timesFile = path.join(s.work, 'times.txt');
   const outFile = path.join(s.work, 'baseline.rdb.zst.age');
-  const redisBefore = cpuSeconds(s.redis.pid);
-  const minioBefore = cpuSeconds(s.minio.pid);
+  const redisBefore = cpuSeconds(s.redis.pid, { strict: true });
+  const minioBefore = cpuSeconds(s.minio.pid, { strict: true });
   const busyBefore = machineBusySeconds();
   const benchBefore = process.cpuUsage();
   let script: string;
@@ -511,8 +333,8 @@ async function runContender(s: Setup, contender: Row['contender'], keys: number,
   if (contender !== 'baseline' && m.stderr.trim() !== '') log(`  tykdr stderr: ${m.stderr.trim().slice(-2000)}`);
   // Let Redis reap its fork child and MinIO finish its bookkeeping before reading their CPU counters.
   await sleep(1500);
-  const redisAfter = cpuSeconds(s.redis.pid);
-  const minioAfter = cpuSeconds(s.minio.pid);
+  const redisAfter = cpuSeconds(s.redis.pid, { strict: true });
+  const minioAfter = cpuSeconds(s.minio.pid, { strict: true });
   const busy = machineBusySeconds() - busyBefore;
   const benchCpu = process.cpuUsage(benchBefore);
   const redisCpu = redisAfter.self + redisAfter.children - redisBefore.self - redisBefore.children;
@@ -577,18 +399,6 @@ async function runContender(s: Setup, contender: Row['contender'], keys: number,
       `stored_bytes=${a.stored_bytes}, sha256 ${a.sha256.slice(0, 16)}... matches, decrypts to ${JSON.stringify(v.magic)}`,
   });
   return row;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function table(header: string[], rows: string[][]): string {
-  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
-  return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -666,7 +476,7 @@ async function main(): Promise<void> {
   for (const keys of sizes) {
     const t = performance.now();
     log(`loading keys ${loaded.toLocaleString('en')}..${keys.toLocaleString('en')} through redis-cli --pipe`);
-    await fillRedis(redis, loaded, keys);
+    await fillRedis(redis.port, loaded, keys);
     loaded = keys;
     const dbsize = Number(await redis.cli('DBSIZE'));
     if (dbsize !== keys) throw new Error(`DBSIZE ${dbsize} after loading ${keys} keys (duplicate generated key names?)`);
@@ -809,11 +619,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-try {
-  await main();
-} catch (err) {
-  process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runMain(main);

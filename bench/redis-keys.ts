@@ -18,8 +18,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  cleanup, cpuSeconds, dbsize, describeCheckout, fillRedis, fmtInt, fmtMB, installCleanup, log, machineLines, measured, median, must,
-  otherCpuStart, peakDetail, peakOf, repoRoot, sleep, startRedis, table, tempDir, track, waitQuiet,
+  cpuSeconds, dbsize, describeCheckout, fillRedis, fmtInt, fmtMB, installCleanup, log, machineLines, measured, median, must,
+  otherCpuStart, peakDetail, peakOf, repoRoot, runMain, sleep, startRedis, table, tempDir, track, waitQuiet,
 } from './lib.js';
 
 installCleanup();
@@ -247,11 +247,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-try {
-  await main();
-} catch (err) {
-  process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runMain(main);

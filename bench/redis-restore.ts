@@ -25,8 +25,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import {
-  cleanup, cpuSeconds, dbsize, describeCheckout, fillRedis, fmtInt, fmtMB, freePort, installCleanup, loadState, log, machineLines,
-  measured, median, must, otherCpuStart, peakDetail, peakOf, REDIS_ARGS, redisCall, repoRoot, sleep, startRedis, table, tempDir,
+  cpuSeconds, dbsize, describeCheckout, fillRedis, fmtInt, fmtMB, freePort, installCleanup, loadState, log, machineLines,
+  measured, median, must, otherCpuStart, peakDetail, peakOf, REDIS_ARGS, redisCall, repoRoot, runMain, sleep, startRedis, table, tempDir,
   track, trackPidFile, vmHwmKb, waitQuiet,
 } from './lib.js';
 
@@ -407,11 +407,4 @@ async function waitUp(port: number, ms: number): Promise<void> {
   }
 }
 
-try {
-  await main();
-} catch (err) {
-  process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runMain(main);
