@@ -47,7 +47,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const keys = await resolveEncryptionKeys(config);
   const store = openStore(config.store);
   await store.check(opts.signal);
-  const sources = names.flatMap((n) => openSources(config.components[n]!));
+  const sources = (await Promise.all(names.map((n) => openSources(config.components[n]!)))).flat();
   await Promise.all(sources.map((s) => s.check(opts.signal)));
 
   const createdAt = now();

@@ -1,23 +1,23 @@
 import type { Component } from '../../core/config/load.js';
 import { FilesSource } from './files/files-source.js';
-import { mongoSources } from './mongo/index.js';
-import { postgresSources } from './postgres/index.js';
 import { redisSources } from './redis/index.js';
 import type { Source } from './source.js';
 
-type Factory<K extends Component['kind']> = (cfg: Extract<Component, { kind: K }>) => Source[];
+type Factory<K extends Component['kind']> = (cfg: Extract<Component, { kind: K }>) => Source[] | Promise<Source[]>;
 
 /**
  * Sources plug in by kind; the config schema validates each kind's section. A component yields one or
  * more sources (one artifact each): e.g. PostgreSQL with `globals: true` also yields "<name>-globals".
+ * The database sources are imported on first use: their drivers (pg, mongodb) cost start-up time that a
+ * Redis-only backup should not pay.
  */
 const factories: { [K in Component['kind']]: Factory<K> } = {
   redis: redisSources,
   files: (cfg) => [new FilesSource(cfg)],
-  postgres: postgresSources,
-  mongo: mongoSources,
+  postgres: async (cfg) => (await import('./postgres/index.js')).postgresSources(cfg),
+  mongo: async (cfg) => (await import('./mongo/index.js')).mongoSources(cfg),
 };
 
-export function openSources(cfg: Component): Source[] {
+export async function openSources(cfg: Component): Promise<Source[]> {
   return (factories[cfg.kind] as Factory<typeof cfg.kind>)(cfg as never);
 }

@@ -16,6 +16,7 @@ import { Readable } from 'node:stream';
 import { storeError, TykdrError } from '../../core/errors.js';
 import type { S3Store as S3StoreConfig } from '../../core/config/load.js';
 import { assertSafeKey, type DeleteResult, type ObjectInfo, type ObjectLock, type PutResult, type Store } from './store.js';
+import { s3Location, s3Prefix } from './s3-location.js';
 
 const DAY_MS = 86_400_000;
 
@@ -36,8 +37,8 @@ export class S3Store implements Store {
   private readonly prefix: string;
 
   constructor(private readonly cfg: S3StoreConfig, client?: S3Client) {
-    this.prefix = cfg.prefix === '' || cfg.prefix.endsWith('/') ? cfg.prefix : `${cfg.prefix}/`;
-    this.location = `s3://${cfg.bucket}/${this.prefix}`;
+    this.prefix = s3Prefix(cfg.prefix);
+    this.location = s3Location(cfg.bucket, cfg.prefix);
     this.client =
       client ??
       new S3Client({
