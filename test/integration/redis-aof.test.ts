@@ -19,19 +19,11 @@ import { redisComponent, redisContents, seedTypes, takeSnapshot } from '../helpe
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
 import { makeWorkspace } from '../helpers/workspace.js';
+import { useCleanups } from '../helpers/cleanups.js';
 
 const execFileP = promisify(execFile);
 const ALL_CHECKS = ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl', 'redis-replicas'];
-const cleanups: Array<() => Promise<unknown>> = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-});
-
-async function tempDir(prefix: string): Promise<string> {
-  const d = await mkdtemp(path.join(tmpdir(), prefix));
-  cleanups.push(() => rm(d, { recursive: true, force: true }));
-  return d;
-}
+const { cleanups, tempDir } = useCleanups();
 
 async function aofServer(extra: string[] = []): Promise<RedisServer> {
   const s = await startRedis({ args: ['--appendonly', 'yes', ...extra] });

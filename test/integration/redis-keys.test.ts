@@ -16,12 +16,10 @@ import { redisComponent, redisContents, seedTypes, takeSnapshot, type KeyState }
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { useCleanups } from '../helpers/cleanups.js';
 
 const ALL_CHECKS = ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl', 'redis-replicas'];
-const cleanups: Array<() => Promise<unknown>> = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-});
+const { cleanups } = useCleanups();
 
 async function server(opts: Parameters<typeof startRedis>[0] = {}): Promise<RedisServer> {
   const s = await startRedis(opts);

@@ -25,19 +25,11 @@ import { freePort } from '../helpers/net.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { makeTlsFiles } from '../helpers/tls.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
+import { useCleanups } from '../helpers/cleanups.js';
 
 const execFileP = promisify(execFile);
 const ALL_CHECKS = ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl', 'redis-replicas'];
-const cleanups: Array<() => Promise<unknown>> = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-});
-
-async function tempDir(prefix: string): Promise<string> {
-  const d = await mkdtemp(path.join(tmpdir(), prefix));
-  cleanups.push(() => rm(d, { recursive: true, force: true }));
-  return d;
-}
+const { cleanups, tempDir } = useCleanups();
 
 async function server(opts: Parameters<typeof startRedis>[0] = {}): Promise<RedisServer> {
   const s = await startRedis(opts);
