@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { openStore } from '../backends/stores/registry.js';
-import type { Store } from '../backends/stores/store.js';
-import { openSources } from '../backends/sources/registry.js';
+import type { Store } from './interfaces/store.js';
+import { openSources } from '../backends/registry.js';
 import type { Config } from './config/load.js';
 import { describeKeys, resolveEncryptionKeys } from './encryption-keys.js';
 import { badInput, isAbortError, TykdrError } from './errors.js';

@@ -1,4 +1,4 @@
-import type { Store } from '../backends/stores/store.js';
+import type { Store } from './interfaces/store.js';
 import { badInput, integrityError, storeError } from './errors.js';
 import { isSnapshotId, MANIFEST_NAME, manifestKey, parseKey, SNAPSHOTS_PREFIX } from './layout.js';
 import { manifestSchema, type Manifest } from './manifest.js';

@@ -3,7 +3,7 @@ import { PassThrough, Transform, type Readable, type TransformCallback } from 'n
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { CompressStream, DecompressStream } from 'zstd-napi';
-import type { PutResult, Store } from '../backends/stores/store.js';
+import type { PutResult, Store } from './interfaces/store.js';
 import { integrityError } from './errors.js';
 import { createEncryptStream } from './age/index.js';
 import type { CompressionConfig } from './config/schema.js';

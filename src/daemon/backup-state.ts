@@ -1,4 +1,4 @@
-import type { Store } from '../backends/stores/store.js';
+import type { Store } from '../core/interfaces/store.js';
 import type { Config } from '../core/config/load.js';
 import { readManifest } from '../core/catalog.js';
 import { MANIFEST_NAME, parseKey, SNAPSHOTS_PREFIX } from '../core/layout.js';

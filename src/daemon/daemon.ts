@@ -1,5 +1,5 @@
 import { openStore } from '../backends/stores/registry.js';
-import type { Store } from '../backends/stores/store.js';
+import type { Store } from '../core/interfaces/store.js';
 import type { Config } from '../core/config/load.js';
 import { EXIT_CODES, exitCodeOf, sourceUnreachable, TykdrError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
-import { tlsOptions } from '../backends/sources/redis/connection.js';
+import { tlsOptions } from '../backends/redis/protocol/connection.js';
 import type { Config, RedisComponent } from '../core/config/load.js';
 import { badInput } from '../core/errors.js';
 import { errorMessage, type Logger } from './log.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import type { Source } from '../../src/backends/sources/source.js';
+import type { Source } from '../../src/core/interfaces/source.js';
 import { parseConfig, type RedisComponent } from '../../src/core/config/load.js';
 import type { ManifestComponent } from '../../src/core/manifest.js';
 import { startRedis, type RedisServer } from './redis-server.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/core/config/load.js';
 import { isAbortError } from '../../src/core/errors.js';
 import { Secret } from '../../src/core/secret.js';
-import { runCommand } from '../../src/verify/command.js';
+import { runCommand } from '../../src/core/util/run-command.js';
 import {
   checkDashboardHealth,
   checkGatewayHello,

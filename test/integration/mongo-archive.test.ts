@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BSON } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArchiveParser, readArchivePrelude } from '../../src/backends/sources/mongo/archive-inspector.js';
-import { Crc64Ecma } from '../../src/backends/sources/mongo/crc64-ecma.js';
-import { excludeArgs, isExcluded } from '../../src/backends/sources/mongo/mongo-source.js';
-import { displayUri, parseMongoUri, scrubMongoText, toolUri } from '../../src/backends/sources/mongo/uri.js';
-import { restoreArgs } from '../../src/backends/targets/mongo/restore-mongo.js';
+import { ArchiveParser, readArchivePrelude } from '../../src/backends/mongo/archive-inspector.js';
+import { Crc64Ecma } from '../../src/backends/mongo/crc64-ecma.js';
+import { excludeArgs, isExcluded } from '../../src/backends/mongo/source/mongo-source.js';
+import { displayUri, parseMongoUri, scrubMongoText, toolUri } from '../../src/backends/mongo/uri.js';
+import { restoreArgs } from '../../src/backends/mongo/target/restore-mongo.js';
 import { startFerret, type FerretServer } from '../helpers/mongo.js';
 import { toolsBin } from '../helpers/paths.js';
 

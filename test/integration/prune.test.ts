@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStore } from '../../src/backends/stores/local-store.js';
-import type { Store } from '../../src/backends/stores/store.js';
+import type { Store } from '../../src/core/interfaces/store.js';
 import { listSnapshots } from '../../src/core/catalog.js';
 import { newSnapshotId } from '../../src/core/layout.js';
 import { pruneSnapshots } from '../../src/core/retention/prune.js';

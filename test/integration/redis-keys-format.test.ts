@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { KeysStreamWriter, NO_EXPIRY, payloadRdbVersion, TRAILER_LEN } from '../../src/backends/sources/redis/keys-format.js';
-import { KeysStreamParser, readKeysStream, type KeyRecord } from '../../src/backends/sources/redis/keys-reader.js';
+import { KeysStreamWriter, NO_EXPIRY, payloadRdbVersion, TRAILER_LEN } from '../../src/backends/redis/formats/keys-format.js';
+import { KeysStreamParser, readKeysStream, type KeyRecord } from '../../src/backends/redis/formats/keys-reader.js';
 import { TykdrError } from '../../src/core/errors.js';
-import { keySlot } from '../../src/backends/sources/redis/cluster.js';
+import { keySlot } from '../../src/backends/redis/protocol/cluster.js';
 
 /** A fake DUMP payload: value bytes, then RDB version (LE) and an 8-byte "CRC". */
 function payload(value: Buffer, version = 10): Buffer {

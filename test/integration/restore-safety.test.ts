@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { restoreFiles } from '../../src/backends/targets/files/restore-files.js';
+import { restoreFiles } from '../../src/backends/files/target/restore-files.js';
 import { TykdrError } from '../../src/core/errors.js';
 import { runCli } from '../helpers/cli.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStore } from '../../src/backends/stores/local-store.js';
 import { S3Store } from '../../src/backends/stores/s3-store.js';
-import type { Store } from '../../src/backends/stores/store.js';
+import type { Store } from '../../src/core/interfaces/store.js';
 import { Secret } from '../../src/core/secret.js';
 import { TykdrError } from '../../src/core/errors.js';
 import { startMinio, type Minio } from '../helpers/minio.js';

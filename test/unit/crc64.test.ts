@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Crc64, hexLE64 } from '../../src/backends/sources/redis/crc64.js';
+import { Crc64, hexLE64 } from '../../src/backends/redis/formats/crc64.js';
 
 /** Bit-at-a-time reference: reflected Jones polynomial, init 0, no final xor. */
 function reference(buf: Uint8Array): bigint {
@@ -59,14 +59,5 @@ describe('Crc64', () => {
     le[3] = le[3]! ^ 1;
     expect(c.equalsLE(le)).toBe(false);
     expect(c.equalsLE(le.subarray(0, 7))).toBe(false);
-  });
-
-  it('runs faster than 300 MB/s (the real figure is ~1.5 GB/s; this only catches a pathological slowdown)', () => {
-    const data = randomBytes(32 * 1024 * 1024);
-    const c = new Crc64();
-    const t0 = performance.now();
-    for (let o = 0; o < data.length; o += 65536) c.update(data.subarray(o, o + 65536));
-    const mbps = data.length / 1e6 / ((performance.now() - t0) / 1000);
-    expect(mbps).toBeGreaterThan(300);
   });
 });

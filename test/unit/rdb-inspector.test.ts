@@ -5,9 +5,9 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TykdrError } from '../../src/core/errors.js';
-import { Crc64 } from '../../src/backends/sources/redis/crc64.js';
-import { redisTypeOf } from '../../src/backends/sources/redis/rdb-constants.js';
-import { RdbInspector, type RdbFacts } from '../../src/backends/sources/redis/rdb-inspector.js';
+import { Crc64 } from '../../src/backends/redis/formats/crc64.js';
+import { redisTypeOf } from '../../src/backends/redis/formats/rdb-constants.js';
+import { RdbInspector, type RdbFacts } from '../../src/backends/redis/formats/rdb-inspector.js';
 import { type RedisServer, startRedis } from '../helpers/redis-server.js';
 
 interface SeenKey {

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { storeError } from '../../core/errors.js';
-import { assertSafeKey, type DeleteResult, type ObjectInfo, type PutResult, type Store } from './store.js';
+import { assertSafeKey, type DeleteResult, type ObjectInfo, type PutResult, type Store } from '../../core/interfaces/store.js';
 
 const PARTIAL = '.partial-';
 

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { S3Store as S3StoreConfig, Store as StoreConfig } from '../../core/config/load.js';
 import { LocalStore } from './local-store.js';
 import { s3Location } from './s3-location.js';
-import type { DeleteResult, ObjectInfo, PutResult, Store } from './store.js';
+import type { DeleteResult, ObjectInfo, PutResult, Store } from '../../core/interfaces/store.js';
 
 type Factory<K extends StoreConfig['kind']> = (cfg: Extract<StoreConfig, { kind: K }>) => Store;
 

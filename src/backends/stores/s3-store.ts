@@ -15,7 +15,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { storeError, TykdrError } from '../../core/errors.js';
 import type { S3Store as S3StoreConfig } from '../../core/config/load.js';
-import { assertSafeKey, type DeleteResult, type ObjectInfo, type ObjectLock, type PutResult, type Store } from './store.js';
+import { assertSafeKey, type DeleteResult, type ObjectInfo, type ObjectLock, type PutResult, type Store } from '../../core/interfaces/store.js';
 import { s3Location, s3Prefix } from './s3-location.js';
 
 const DAY_MS = 86_400_000;

@@ -7,7 +7,7 @@ import { planMembers } from '../restore/preflight.js';
 import { saveReport, type SavedReport } from '../restore/report-files.js';
 import { chooseSnapshot, makeWorkDir, runRestore, type RestoreOptions, type RestoreOutcome } from '../restore/restore.js';
 import { teardownDatabases, useScratchDatabases } from './scratch-databases.js';
-import { startScratchRedis, type ScratchRedis } from './scratch-redis.js';
+import { startScratchRedis, type ScratchRedis } from '../../backends/redis/target/scratch-redis.js';
 
 export interface DrillOptions {
   config: Config;

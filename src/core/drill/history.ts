@@ -1,4 +1,4 @@
-import type { Store } from '../../backends/stores/store.js';
+import type { Store } from '../interfaces/store.js';
 import type { RestoreReport } from '../restore/types.js';
 
 export interface DrillRecord {

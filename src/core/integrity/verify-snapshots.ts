@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { openStore } from '../../backends/stores/registry.js';
-import type { Store } from '../../backends/stores/store.js';
+import type { Store } from '../interfaces/store.js';
 import { listSnapshots, readManifest, resolveSnapshot } from '../catalog.js';
 import type { Config } from '../config/load.js';
 import { badInput, isAbortError, TykdrError, type ErrorKind } from '../errors.js';

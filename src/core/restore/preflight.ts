@@ -1,15 +1,15 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { inspectMongoTarget } from '../../backends/targets/mongo/inspect-target.js';
-import { inspectPostgresTarget } from '../../backends/targets/postgres/restore-postgres.js';
-import { inspectRedisTarget, restoreModeStartsTarget } from '../../backends/targets/redis/restore-redis.js';
+import { inspectMongoTarget } from '../../backends/mongo/target/inspect-target.js';
+import { inspectPostgresTarget } from '../../backends/postgres/target/restore-postgres.js';
+import { inspectRedisTarget, restoreModeStartsTarget } from '../../backends/redis/target/restore-redis.js';
 import type { Config, FilesComponent, MongoComponent, PostgresComponent, RedisComponent } from '../config/load.js';
 import { badInput } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { Plan } from '../plan/plan.js';
 import { PLAN_COMPONENTS, type PlanComponent } from '../plan/schema.js';
 import { secretMatchesFingerprint } from '../tyk/tyk-conf.js';
-import { destinationOf } from '../../backends/targets/files/restore-files.js';
+import { destinationOf } from '../../backends/files/target/restore-files.js';
 
 export interface TargetAssessment {
   component: string;

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { Store } from '../../backends/stores/store.js';
+import type { Store } from '../interfaces/store.js';
 import { renderHtml, renderJson, renderMarkdown, reportFileNames } from '../report/index.js';
 import type { RestoreReport } from './types.js';
 

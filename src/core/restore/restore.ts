@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStore } from '../../backends/stores/registry.js';
-import type { Store } from '../../backends/stores/store.js';
+import type { Store } from '../interfaces/store.js';
 import { resolveSnapshot, listSnapshots } from '../catalog.js';
 import type { Config } from '../config/load.js';
 import { badInput, TykdrError, type ErrorKind } from '../errors.js';

@@ -3,7 +3,7 @@ import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Store } from '../../backends/stores/store.js';
+import type { Store } from '../interfaces/store.js';
 import { createDecryptStream } from '../age/index.js';
 import { integrityError, TykdrError } from '../errors.js';
 import { artifactKey } from '../layout.js';

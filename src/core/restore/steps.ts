@@ -4,11 +4,11 @@ import { formatDuration, parseDuration } from '../duration.js';
 import { TykdrError, type ErrorKind } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { PlanStep } from '../plan/schema.js';
-import { restoreFiles } from '../../backends/targets/files/restore-files.js';
-import { restoreMongo } from '../../backends/targets/mongo/restore-mongo.js';
-import { restorePostgres } from '../../backends/targets/postgres/restore-postgres.js';
-import { restoreRedis } from '../../backends/targets/redis/restore-redis.js';
-import { runCommand } from '../../verify/command.js';
+import { restoreFiles } from '../../backends/files/target/restore-files.js';
+import { restoreMongo } from '../../backends/mongo/target/restore-mongo.js';
+import { restorePostgres } from '../../backends/postgres/target/restore-postgres.js';
+import { restoreRedis } from '../../backends/redis/target/restore-redis.js';
+import { runCommand } from '../util/run-command.js';
 import {
   checkDashboardHealth,
   checkGatewayHello,

@@ -1,4 +1,4 @@
-import type { Store } from '../../backends/stores/store.js';
+import type { Store } from '../interfaces/store.js';
 import { isSnapshotId } from '../layout.js';
 
 const DRILL_REPORT = /^drill-[A-Za-z0-9._-]+\.json$/;

@@ -1,4 +1,4 @@
-import { describeLock, type ObjectInfo, type ObjectLock, type Store } from '../../backends/stores/store.js';
+import { describeLock, type ObjectInfo, type ObjectLock, type Store } from '../interfaces/store.js';
 import { listSnapshots, type SnapshotSummary } from '../catalog.js';
 import { isAbortError } from '../errors.js';
 import { manifestKey, snapshotPrefix } from '../layout.js';

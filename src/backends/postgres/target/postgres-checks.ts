@@ -1,0 +1,124 @@
+import { countRows, listIndexes, listTables, tableKey } from '../catalog.js';
+import type { PgClient } from '../connection.js';
+import type { DumpFacts } from './dump-facts.js';
+import type { CheckResult } from '../../../core/restore/types.js';
+import { checkResult, guarded, throwIfAborted } from '../../../verify/check-util.js';
+
+/**
+ * Checks that prove a PostgreSQL restore worked, against the facts the backup recorded inside its snapshot. Each
+ * returns one CheckResult and never throws (except on abort): a check that cannot run fails with the reason.
+ * Evidence names tables and indexes (schema, not data) and row counts; never a value.
+ */
+export const POSTGRES_CHECKS = ['database-counts', 'database-indexes'] as const;
+
+export interface TableEvidence {
+  table: string;
+  /** Rows in the snapshot; null for an excluded table (its data was never backed up) or a partitioned parent. */
+  expected: number | null;
+  /** Rows on the target; null when the table is missing. */
+  actual: number | null;
+  status: 'ok' | 'differs' | 'missing' | 'excluded' | 'partitioned' | 'extra';
+  note?: string;
+}
+
+const n = (x: number) => x.toLocaleString('en');
+
+/**
+ * database-counts: every table the backup counted holds exactly as many rows on the target (the restore replaced
+ * the objects, so exact equality is right). Excluded (analytics) tables must exist; they were restored empty, so
+ * rows found there were written after the restore (e.g. by Pump): reported, not a failure. Tables on the target
+ * that the snapshot does not have are listed as extra.
+ */
+export function checkDatabaseCounts(o: { db: PgClient; component: string; facts: DumpFacts; signal?: AbortSignal }): Promise<CheckResult> {
+  const started = Date.now();
+  const name = 'database-counts';
+  return guarded(name, started, async () => {
+    const present = new Map((await listTables(o.db)).map((t) => [tableKey(t), t]));
+    const rows: TableEvidence[] = [];
+    const count = async (key: string) => {
+      throwIfAborted(o.signal);
+      const t = present.get(key);
+      return t ? countRows(o.db, t) : null;
+    };
+    for (const [table, expected] of Object.entries(o.facts.tables)) {
+      const actual = await count(table);
+      rows.push({ table, expected, actual, status: actual === null ? 'missing' : actual === expected ? 'ok' : 'differs' });
+    }
+    for (const table of o.facts.excluded_tables) {
+      const t = present.get(table);
+      const actual = t && t.kind === 'r' ? await count(table) : t ? 0 : null;
+      const note = actual ? `${n(actual)} rows written since the restore (its data is not in the snapshot)` : undefined;
+      rows.push({ table, expected: null, actual, status: actual === null ? 'missing' : 'excluded', ...(note ? { note } : {}) });
+    }
+    for (const table of o.facts.partitioned_tables) {
+      rows.push({ table, expected: null, actual: present.has(table) ? 0 : null, status: present.has(table) ? 'partitioned' : 'missing' });
+    }
+    const known = new Set(rows.map((r) => r.table));
+    for (const key of present.keys()) if (!known.has(key)) rows.push({ table: key, expected: null, actual: null, status: 'extra' });
+
+    const bad = rows.filter((r) => r.status === 'missing' || r.status === 'differs');
+    const counted = rows.filter((r) => r.expected !== null);
+    const total = counted.reduce((a, r) => a + (r.expected ?? 0), 0);
+    const excluded = rows.filter((r) => r.status === 'excluded');
+    const evidence = {
+      component: o.component,
+      tables: rows,
+      expected_total_rows: total,
+      actual_total_rows: counted.reduce((a, r) => a + (r.actual ?? 0), 0),
+    };
+    if (bad.length > 0) {
+      const what = bad.slice(0, 5).map((r) => (r.status === 'missing' ? `${r.table} missing` : `${r.table} has ${n(r.actual!)} rows, snapshot ${n(r.expected!)}`));
+      return checkResult(name, 'failed', `${o.component}: ${bad.length} of ${rows.length - rows.filter((r) => r.status === 'extra').length} tables differ from the snapshot: ${what.join('; ')}${bad.length > 5 ? '; ...' : ''}`, evidence, started);
+    }
+    const extra = rows.filter((r) => r.status === 'extra').length;
+    return checkResult(
+      name,
+      'passed',
+      `${o.component}: ${counted.length} tables hold exactly the snapshot's ${n(total)} rows` +
+        `${excluded.length ? `; ${excluded.length} excluded (analytics) tables exist, restored without data` : ''}` +
+        `${extra ? `; ${extra} tables not in the snapshot left as they were` : ''}`,
+      evidence,
+      started,
+    );
+  });
+}
+
+/** database-indexes: every index the source had exists on the target, on the same table. */
+export function checkDatabaseIndexes(o: { db: PgClient; component: string; facts: DumpFacts; signal?: AbortSignal }): Promise<CheckResult> {
+  const started = Date.now();
+  const name = 'database-indexes';
+  return guarded(name, started, async () => {
+    throwIfAborted(o.signal);
+    const actual = await listIndexes(o.db);
+    const tables: Array<{ table: string; expected: number; found: number; missing: string[] }> = [];
+    let expectedTotal = 0;
+    const missingAll: string[] = [];
+    for (const [table, names] of Object.entries(o.facts.indexes)) {
+      const have = new Set(actual[table] ?? []);
+      const missing = names.filter((x) => !have.has(x));
+      expectedTotal += names.length;
+      missingAll.push(...missing.map((m) => `${table}: ${m}`));
+      tables.push({ table, expected: names.length, found: names.length - missing.length, missing });
+    }
+    const evidence = { component: o.component, tables, expected_indexes: expectedTotal, missing: missingAll };
+    if (missingAll.length > 0) {
+      return checkResult(name, 'failed', `${o.component}: ${missingAll.length} of ${expectedTotal} indexes are missing: ${missingAll.slice(0, 5).join(', ')}${missingAll.length > 5 ? ', ...' : ''}`, evidence, started);
+    }
+    return checkResult(name, 'passed', `${o.component}: all ${expectedTotal} indexes of ${tables.length} tables exist`, evidence, started);
+  });
+}
+
+/** database-counts for a globals artifact: every role of the snapshot exists on the target server. */
+export function checkRoles(o: { db: PgClient; component: string; roles: string[]; signal?: AbortSignal }): Promise<CheckResult> {
+  const started = Date.now();
+  const name = 'database-counts';
+  return guarded(name, started, async () => {
+    throwIfAborted(o.signal);
+    const { rows } = await o.db.query<{ r: string }>('SELECT rolname AS r FROM pg_roles WHERE rolname = ANY($1::text[])', [o.roles]);
+    const have = new Set(rows.map((x) => x.r));
+    const missing = o.roles.filter((r) => !have.has(r));
+    const evidence = { component: o.component, roles: o.roles.length, found: o.roles.length - missing.length, missing };
+    if (missing.length > 0) return checkResult(name, 'failed', `${o.component}: ${missing.length} of ${o.roles.length} roles are missing: ${missing.slice(0, 5).join(', ')}`, evidence, started);
+    return checkResult(name, 'passed', `${o.component}: all ${o.roles.length} roles of the snapshot exist`, evidence, started);
+  });
+}

@@ -1,0 +1,200 @@
+import type { PostgresComponent } from '../../../core/config/load.js';
+import { isAbortError, TykdrError } from '../../../core/errors.js';
+import type { ManifestComponent } from '../../../core/manifest.js';
+import type { CheckResult } from '../../../core/restore/types.js';
+import { checkDatabaseCounts, checkDatabaseIndexes } from './postgres-checks.js';
+import { connectPg, dbnameConninfo, describeEndpoint, explainPgError, libpqEnv, targetEndpoint, type PgClient, type PgEndpoint } from '../connection.js';
+import { majorLabel, majorOf, toolPath, toolVersion, versionNum } from '../versions.js';
+import { readDumpFacts, type DumpFacts } from './dump-facts.js';
+import { restoreGlobals } from './restore-globals.js';
+import { runTool } from './run-tool.js';
+import { connectMaintenance, createDatabase, isMissingDatabase, missingRoles, requireServerAtLeast, rolesNotActable } from './target-database.js';
+
+export interface PostgresRestoreInput {
+  component: PostgresComponent;
+  /** The snapshot's entry: kind `postgres` (a pg_dump archive) or `postgres-globals` (pg_dumpall SQL). */
+  manifest: ManifestComponent;
+  /** The staged plaintext (already SHA-256 verified and decrypted): the archive pg_restore reads (seekable, so --jobs works). */
+  stagedFile: string;
+  /** Scratch folder; the caller removes it afterwards. */
+  workDir: string;
+  /** Checks to run after the restore (names that are not database checks are ignored). */
+  checks: string[];
+  signal?: AbortSignal;
+}
+
+export interface PostgresRestoreOutcome {
+  /** Target, versions, what was created, owners kept or not, timings, warnings. No passwords. */
+  details: Record<string, unknown>;
+  /** One result per requested database check, in the order requested. */
+  checks: CheckResult[];
+}
+
+/**
+ * Restores one PostgreSQL artifact into the component's restore target (`restore.target` over its connection).
+ *
+ * Database dumps: `pg_restore --clean --if-exists --jobs N` into the target database, created first when missing.
+ * Every object of the dump is dropped and recreated, so the target ends up holding the snapshot's tables with the
+ * snapshot's rows (analytics tables empty: their data was never backed up); objects not in the dump stay.
+ *
+ * Contract:
+ * - Refuses before changing anything (targetError): a target server of an older major version than the dump's
+ *   source, a pg_restore older than the pg_dump that wrote the archive, and (restore.owners: keep) roles the dump
+ *   names that the target lacks.
+ * - Owners and GRANTs: kept when every role the dump names exists on the target; otherwise (restore.owners: auto)
+ *   `--no-owner --no-privileges`, so the restore user owns everything, with a warning naming the missing roles.
+ * - pg_restore runs to the end even when a statement fails (no --exit-on-error: one failed GRANT must not leave the
+ *   database half restored); a non-zero exit then throws a targetError with the error count and the first errors.
+ * - Checks never throw: a failed check is a result. Never puts a password in details, checks or errors.
+ */
+export async function restorePostgres(input: PostgresRestoreInput): Promise<PostgresRestoreOutcome> {
+  if (input.manifest.kind === 'postgres-globals') return restoreGlobals(input);
+  const c = input.component;
+  const ep = targetEndpoint(c);
+  const facts = readDumpFacts(input.manifest, c.name);
+  const warnings: string[] = [];
+  const details: Record<string, unknown> = {
+    target: `${ep.host}:${ep.port}`,
+    database: ep.database,
+    source: `${facts.address}/${facts.database}`,
+    source_server_version: facts.server_version,
+    warnings,
+  };
+  const source = { text: facts.server_version, num: facts.server_version_num };
+
+  const restoreTool = await toolVersion({ binDir: c.binDir, tool: 'pg_restore', configPath: `components.${c.name}`, kind: 'targetError', wantMajor: source.num, signal: input.signal });
+  const dumpToolNum = versionNum(facts.pg_dump_version);
+  if (dumpToolNum !== null && majorOf(restoreTool.num) < majorOf(dumpToolNum)) {
+    throw new TykdrError('targetError', `components.${c.name}: pg_restore ${restoreTool.text} cannot read an archive written by pg_dump ${facts.pg_dump_version}`, {
+      fix: `install postgresql-client-${majorLabel(dumpToolNum)} or set components.${c.name}.binDir`,
+    });
+  }
+  details.pg_restore_version = restoreTool.text;
+
+  // Look before changing anything: versions and roles, then create the database when it is missing.
+  let db: PgClient | null = null;
+  try {
+    let exists = true;
+    try {
+      db = await connectPg(ep);
+    } catch (err) {
+      if (!isMissingDatabase(err)) throw err;
+      exists = false;
+    }
+    const probe = db ?? (await connectMaintenance(ep)).db;
+    try {
+      details.target_server_version = (await requireServerAtLeast(probe, ep, source)).text;
+      const { missing, notActable } = await (async () => {
+        const m = await missingRoles(probe, facts.roles);
+        return { missing: m, notActable: await rolesNotActable(probe, facts.roles.filter((r) => !m.includes(r))) };
+      })().catch((err: unknown) => {
+        throw explainPgError(err, ep);
+      });
+      details.owners = ownersDecision(c, ep, missing, notActable, warnings);
+      if (missing.length) details.missing_roles = missing;
+      if (notActable.length) details.roles_not_usable = notActable;
+      if (!exists) {
+        await createDatabase(probe, ep, facts.encoding);
+        details.database_created = true;
+      }
+    } finally {
+      if (probe !== db) await probe.end();
+    }
+    db ??= await connectPg(ep);
+
+    const args = ['--clean', '--if-exists', `--jobs=${c.restore.jobs}`, '--no-password'];
+    if (details.owners !== 'kept') args.push('--no-owner', '--no-privileges');
+    args.push(`--dbname=${dbnameConninfo(ep.database)}`, input.stagedFile);
+    details.jobs = c.restore.jobs;
+    const run = await runTool(toolPath(c.binDir, 'pg_restore'), args, {
+      env: libpqEnv(ep),
+      secrets: ep.password ? [ep.password.reveal()] : [],
+      signal: input.signal,
+    });
+    details.restore_ms = run.durationMs;
+    const errors = run.lines.filter((l) => /^pg_restore: error:/.test(l));
+    const ignored = Number(/errors ignored on restore: (\d+)/.exec(run.lines.join('\n'))?.[1] ?? errors.length);
+    details.pg_restore_errors = ignored;
+    for (const l of run.lines) if (/^pg_restore: warning:/.test(l) && !/errors ignored/.test(l)) warnings.push(l);
+    if (run.code !== 0 || run.signal) {
+      const shown = errors.slice(0, 3).map((l) => l.replace(/^pg_restore: error: /, '')).join(' | ') || run.lines.slice(-3).join(' | ');
+      throw new TykdrError(
+        'targetError',
+        `components.${c.name}: pg_restore into ${describeEndpoint(ep)} ${run.signal ? `was killed by ${run.signal}` : `exited with code ${run.code}`}` +
+          `${ignored ? ` after ${ignored} failed statement${ignored === 1 ? '' : 's'} (the rest of the dump was restored)` : ''}: ${shown || '(no message)'}`,
+        { fix: 'fix the cause shown and restore again: the restore replaces every object of the dump, so it can be repeated' },
+      );
+    }
+    details.tables = Object.keys(facts.tables).length;
+    details.rows_in_snapshot = Object.values(facts.tables).reduce((a, b) => a + b, 0);
+    details.excluded_tables = facts.excluded_tables;
+
+    const checks: CheckResult[] = [];
+    for (const name of input.checks) {
+      if (name === 'database-counts') checks.push(await checkDatabaseCounts({ db, component: c.name, facts, signal: input.signal }));
+      if (name === 'database-indexes') checks.push(await checkDatabaseIndexes({ db, component: c.name, facts, signal: input.signal }));
+    }
+    return { details, checks };
+  } catch (err) {
+    if (isAbortError(err) || err instanceof TykdrError) throw err;
+    throw new TykdrError('targetError', `components.${c.name}: restoring into ${describeEndpoint(ep)} failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await db?.end();
+  }
+}
+
+/** "kept" or "skipped": whether pg_restore sets the dump's owners and GRANTs (see restore.owners). */
+function ownersDecision(c: PostgresComponent, ep: PgEndpoint, missing: string[], notActable: string[], warnings: string[]): 'kept' | 'skipped' {
+  const mode = c.restore.owners;
+  if (mode === 'skip') return 'skipped';
+  if (missing.length === 0 && notActable.length === 0) return 'kept';
+  const list = (rs: string[]) => rs.map((r) => `"${r}"`).join(', ');
+  const why = [
+    ...(missing.length ? [`roles ${list(missing)} do not exist on ${ep.host}:${ep.port}`] : []),
+    ...(notActable.length ? [`user "${ep.username}" is neither a superuser nor a member of ${list(notActable)}, so it cannot make them owners`] : []),
+  ].join('; ');
+  if (mode === 'keep') {
+    throw new TykdrError('targetError', `components.${c.name}: cannot keep the dump's owners (restore.owners is keep): ${why}`, {
+      fix: `restore the snapshot's globals first (components.${c.name}.globals: true) and restore as a superuser, create the roles, or set components.${c.name}.restore.owners: skip`,
+    });
+  }
+  warnings.push(
+    `${why}: restored with --no-owner --no-privileges, so user "${ep.username}" owns every object; ` +
+      `grant the Dashboard's database user access, or restore the globals first (as a superuser) and restore again`,
+  );
+  return 'skipped';
+}
+
+/** For --dry-run and the overwrite confirmation: what the target holds now, without changing it. */
+export async function inspectPostgresTarget(
+  component: PostgresComponent,
+): Promise<{ address: string; database: string; serverVersion: string; exists: boolean; tables: number; estimatedRows: number }> {
+  const ep = targetEndpoint(component);
+  const base = { address: `${ep.host}:${ep.port}`, database: ep.database };
+  let db: PgClient;
+  try {
+    db = await connectPg(ep);
+  } catch (err) {
+    if (!isMissingDatabase(err)) throw err;
+    const { db: admin } = await connectMaintenance(ep);
+    try {
+      const v = await admin.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
+      return { ...base, serverVersion: (v.rows[0]?.v ?? '').split(' ')[0]!, exists: false, tables: 0, estimatedRows: 0 };
+    } finally {
+      await admin.end();
+    }
+  }
+  try {
+    const { rows } = await db.query<{ v: string; t: string; r: string }>(
+      `SELECT current_setting('server_version') AS v, count(*)::text AS t, coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint::text AS r
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`,
+    );
+    const r = rows[0];
+    return { ...base, serverVersion: (r?.v ?? '').split(' ')[0]!, exists: true, tables: Number(r?.t ?? 0), estimatedRows: Number(r?.r ?? 0) };
+  } catch (err) {
+    throw explainPgError(err, ep);
+  } finally {
+    await db.end();
+  }
+}

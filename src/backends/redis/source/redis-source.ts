@@ -1,0 +1,108 @@
+import { pipeline } from 'node:stream/promises';
+import type { RedisComponent } from '../../../core/config/load.js';
+import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
+import { badInput } from '../../../core/errors.js';
+import type { Source, SourceArtifact } from '../../../core/interfaces/source.js';
+import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, tlsOptions } from '../protocol/connection.js';
+import { RdbInspector } from '../formats/rdb-inspector.js';
+import { openRdbStream } from './replication.js';
+import { resolveAddress } from '../protocol/sentinel.js';
+
+/**
+ * Redis as an RDB snapshot streamed over the replication protocol, as `redis-cli --rdb` does. The RDB is
+ * validated as it passes (structure, EOF marker, CRC64) and its keys are counted per database and per
+ * Tyk key class, without buffering the dump.
+ */
+export class RedisSource implements Source {
+  readonly kind = 'redis';
+  readonly component: string;
+
+  constructor(private readonly cfg: RedisComponent) {
+    this.component = cfg.name;
+  }
+
+  async check(signal?: AbortSignal): Promise<void> {
+    const addr = await resolveAddress(this.cfg, signal);
+    const client = await connectRedis(this.cfg, addr);
+    try {
+      this.refuseCluster(parseInfo(String(await client.info('cluster'))), addr);
+    } catch (err) {
+      throw explainRedisError(err, this.cfg, addr);
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** An RDB from one cluster node holds only that node's slots: a silent partial backup. */
+  private refuseCluster(info: Record<string, string>, addr: { host: string; port: number }): void {
+    if (info.cluster_enabled === '1') {
+      throw badInput(
+        `Redis at ${addr.host}:${addr.port} runs in cluster mode: an RDB of one node holds only the slots that node serves`,
+        `back up a Redis Cluster with components.${this.cfg.name}.mode: keys (it scans every master)`,
+      );
+    }
+  }
+
+  async open(signal?: AbortSignal): Promise<SourceArtifact> {
+    const addr = await resolveAddress(this.cfg, signal);
+    const client = await connectRedis(this.cfg, addr);
+    let info: Record<string, string>;
+    try {
+      info = parseInfo(String(await client.info()));
+      this.refuseCluster(info, addr);
+    } catch (err) {
+      throw explainRedisError(err, this.cfg, addr);
+    } finally {
+      client.disconnect();
+    }
+    let rdb;
+    try {
+      rdb = await openRdbStream({
+        host: addr.host,
+        port: addr.port,
+        username: this.cfg.username,
+        password: this.cfg.password?.reveal(),
+        tls: tlsOptions(this.cfg),
+        connectTimeoutMs: connectTimeoutMs(this.cfg),
+        signal,
+      });
+    } catch (err) {
+      throw explainRedisError(err, this.cfg, addr);
+    }
+    const classes: Record<string, Record<KeyClass, number>> = {};
+    const inspector = new RdbInspector({
+      onKey: (db, key) => {
+        const counts = (classes[db] ??= emptyClassCounts());
+        counts[classifyKey(key)]++;
+      },
+    });
+    // Errors of either side reach the consumer through the inspector (pipeline destroys it with them).
+    pipeline(rdb.stream, inspector).catch(() => undefined);
+    return {
+      stream: inspector,
+      format: 'rdb',
+      consistentAt: rdb.startedAt,
+      finish: async () => {
+        const f = inspector.facts();
+        return {
+          source: {
+            address: `${addr.host}:${addr.port}`,
+            resolved_via: addr.via,
+            redis_version: info.redis_version,
+            redis_mode: info.redis_mode,
+            role: info.role,
+            transfer: rdb.transfer,
+            rdb_version: f.rdbVersion,
+            rdb_checksum: f.checksum,
+            rdb_redis_ver: f.aux['redis-ver'],
+            rdb_ctime: f.aux.ctime,
+            tyk_db: this.cfg.db,
+            databases: f.databases,
+            total_keys: f.totalKeys,
+            key_classes: classes,
+          },
+        };
+      },
+    };
+  }
+}

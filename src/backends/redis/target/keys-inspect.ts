@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readKeysStream, type KeysHeader, type KeysTrailer } from '../formats/keys-reader.js';
+import { redisTypeOf } from '../formats/rdb-constants.js';
+import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
+import { KeyExpectation, KeySet } from './key-expectation.js';
+import { Reservoir } from './reservoir.js';
+import { MAX_COMPARED_BYTES } from './value-fingerprint.js';
+
+/** A record kept for redis-sample: the snapshot's DUMP payload (or its hash, when large). Keys are credentials: never print them. */
+export interface PayloadSampleEntry {
+  db: number;
+  key: Buffer;
+  cls: KeyClass;
+  /** Absolute Unix ms; null when the key does not expire. */
+  expiresAtMs: number | null;
+  /** The Redis type the payload holds (from its RDB type byte). */
+  type: string;
+  bytes: number;
+  sha256: string;
+  /** The payload itself, for a decoded comparison when bytes differ; null over MAX_COMPARED_BYTES. */
+  payload: Buffer | null;
+}
+
+export interface KeysInspection {
+  header: KeysHeader;
+  trailer: KeysTrailer;
+  /** The RDB version the target must load: the highest of header and trailer. */
+  payloadVersion: number;
+  /** Database indexes the records are in. */
+  dbs: number[];
+  records: number;
+  /** Records per class (all classes in the stream). */
+  perClass: Record<KeyClass, number>;
+  /** Records naming a key already seen (SCAN may list a key twice): not counted twice in the expectation. */
+  duplicates: number;
+  expectation: KeyExpectation | null;
+  sample: { requested: number; population: number; entries: PayloadSampleEntry[]; expiredBeforeRead: number } | null;
+}
+
+/** The payload type as TYPE answers it ("hash"), from the RDB type byte that starts a DUMP payload. */
+export function payloadType(payload: Buffer): string {
+  return (payload.length > 0 ? redisTypeOf(payload[0]!) : undefined) ?? 'unknown';
+}
+
+/**
+ * Reads the staged keys stream once, whole, before any target is touched: the reader checks structure,
+ * record count and SHA-256 (a cut or damaged stream throws integrityError here). On the way it counts
+ * records per class and database, tallies the expectation for redis-key-counts (each key once), and keeps
+ * a uniform random sample of live records of the restored classes for redis-sample. Memory: the sample,
+ * the expectation's expiry seconds, and (for the expectation) ~16 bytes per key.
+ */
+export async function inspectKeysFile(
+  file: string,
+  o: { restored: ReadonlySet<KeyClass>; sampleSize: number; expectation: boolean; signal?: AbortSignal },
+): Promise<KeysInspection> {
+  const perClass = emptyClassCounts();
+  const dbs = new Set<number>();
+  const exp = o.expectation ? new KeyExpectation(Date.now()) : null;
+  const seen = new Map<number, KeySet>();
+  const drawn = new Reservoir<PayloadSampleEntry>(o.sampleSize);
+  let header: KeysHeader | null = null;
+  let duplicates = 0;
+  let records = 0;
+  const it = readKeysStream(createReadStream(file, { highWaterMark: 1 << 20 }), (h) => (header = h));
+  let trailer: KeysTrailer;
+  for (;;) {
+    o.signal?.throwIfAborted();
+    const r = await it.next();
+    if (r.done) {
+      trailer = r.value;
+      break;
+    }
+    const now = Date.now();
+    for (const rec of r.value) {
+      records++;
+      const cls = classifyKey(rec.key);
+      perClass[cls]++;
+      dbs.add(rec.db);
+      const expiresAtMs = rec.expireAt < 0 ? null : rec.expireAt;
+      if (exp) {
+        let set = seen.get(rec.db);
+        if (!set) seen.set(rec.db, (set = new KeySet()));
+        if (set.add(rec.key)) exp.add(rec.db, cls, expiresAtMs);
+        else duplicates++;
+      }
+      if (o.sampleSize > 0 && o.restored.has(cls) && (expiresAtMs === null || expiresAtMs > now)) {
+        drawn.offerLazy(() => ({
+          db: rec.db,
+          key: Buffer.from(rec.key),
+          cls,
+          expiresAtMs,
+          type: payloadType(rec.payload),
+          bytes: rec.payload.length,
+          sha256: createHash('sha256').update(rec.payload).digest('hex'),
+          payload: rec.payload.length <= MAX_COMPARED_BYTES ? Buffer.from(rec.payload) : null,
+        }));
+      }
+    }
+  }
+  const h = header as KeysHeader | null;
+  if (h === null) throw new Error('keys stream without a header'); // the reader throws first; for the type checker
+  return {
+    header: h,
+    trailer,
+    payloadVersion: Math.max(h.payloadRdbVersion, trailer.maxPayloadRdbVersion),
+    dbs: [...dbs].sort((a, b) => a - b),
+    records,
+    perClass,
+    duplicates,
+    expectation: exp,
+    sample: o.sampleSize > 0 ? { requested: o.sampleSize, population: drawn.offered, entries: drawn.items, expiredBeforeRead: 0 } : null,
+  };
+}

@@ -1,0 +1,308 @@
+import path from 'node:path';
+import type { RedisComponent } from '../../../core/config/load.js';
+import { parseDuration } from '../../../core/duration.js';
+import { isAbortError, TykdrError } from '../../../core/errors.js';
+import type { ManifestComponent } from '../../../core/manifest.js';
+import type { CheckResult } from '../../../core/restore/types.js';
+import { KEY_CLASSES, type KeyClass } from '../../../core/tyk/key-classes.js';
+import {
+  checkKeyCounts, checkKeyCountsApprox, checkPing, checkReplicas, checkSample, checkTtl, observeSample, REDIS_CHECKS, scanPages,
+  type RedisCheckName, type SampleObservation,
+} from './redis-checks.js';
+import { checkResult } from '../../../verify/check-util.js';
+import { unpackAof, type StagedAof } from './aof-staging.js';
+import { ClusterTarget } from './cluster-target.js';
+import { buildKeyExpectation, type KeyExpectation } from './key-expectation.js';
+import { inspectKeysFile, type KeysInspection } from './keys-inspect.js';
+import { maxRdbVersion, releaseAtLeast } from '../formats/rdb-versions.js';
+import { runKeys } from './restore-keys-mode.js';
+import { runFileMode, runLive, type ModeContext, type ModeResult } from './restore-modes.js';
+import {
+  checkModeFits, checkPayloadVersion, checkRdbFileConfig, checkScratchBinary, checkTargetAccepts, readTargetFacts, snapshotFormat, snapshotRdb,
+  type SnapshotVersion, type TargetFacts,
+} from './restore-preflight.js';
+import { connectTarget, keyspaceOf, readInfo, RedisPool, resolveRestoreTarget } from '../protocol/target-connection.js';
+
+export interface RedisRestoreInput {
+  component: RedisComponent;
+  /** The snapshot's entry for this component; `artifact.format` (rdb, aof, keys) decides how it is restored. */
+  manifest: ManifestComponent;
+  /**
+   * The staged plaintext artifact, already SHA-256 verified and decrypted, whatever its format: an RDB, an
+   * AOF folder's tar, or a keys stream. File modes move the RDB (or the unpacked AOF folder) into the target's data dir.
+   */
+  rdbFile: string;
+  /** Scratch folder on the same filesystem as rdbFile; the caller removes it afterwards. */
+  workDir: string;
+  /** Checks to run after the restore (names that are not Redis checks are ignored). */
+  checks: string[];
+  signal?: AbortSignal;
+  progress?: (e: { phase: string; keys?: number; totalKeys?: number }) => void;
+}
+
+export interface RedisRestoreOutcome {
+  /** What was done: target, versions, keys copied/skipped per class, timings, the old RDB's new name. No secrets, no key names. */
+  details: Record<string, unknown>;
+  /** One result per requested Redis check, in the order requested. */
+  checks: CheckResult[];
+}
+
+/**
+ * Restores one Redis component from a staged artifact, then runs the requested checks.
+ *
+ *   format rdb   live: scratch server on the RDB, keys copied (DUMP/RESTORE); rdb-file: dump.rdb placed
+ *   format aof   live: scratch server on the AOF folder, keys copied; aof-file: the AOF folder placed
+ *   format keys  live: every record RESTOREd (into a standalone Redis, or routed by slot into a Redis Cluster)
+ *
+ * Contract:
+ * - The staged artifact is checked whole (AOF: unpacked, every file validated; keys: read through, record
+ *   count and SHA-256 checked) before any target is contacted: a damaged artifact is an integrityError.
+ * - Nothing on the target changes before every refusal has been considered: a restore mode that does not
+ *   suit the snapshot, a replica, a cluster (except for keys), a snapshot newer than the target loads (RDB
+ *   version, or DUMP payload version), AOF on/off against the file mode, missing file-mode config.
+ * - Throws (targetError, badInput, integrityError, or an AbortError) when the restore itself fails; file
+ *   modes put the previous data back and restart Redis first. Checks never throw: a failed check is a result.
+ * - Never puts a password or a key name in details, checks, errors or progress.
+ */
+export async function restoreRedis(input: RedisRestoreInput): Promise<RedisRestoreOutcome> {
+  const { component: c, signal } = input;
+  const r = c.restore;
+  const format = snapshotFormat(input.manifest, c.name);
+  checkModeFits(c, format);
+  const wanted = input.checks.filter((n): n is RedisCheckName => (REDIS_CHECKS as readonly string[]).includes(n));
+  const warnings: string[] = [];
+  const details: Record<string, unknown> = { mode: r.mode, format, warnings };
+  if (r.mode !== 'live') checkRdbFileConfig(c);
+
+  input.progress?.({ phase: 'preflight' });
+  const restored = new Set<KeyClass>(r.mode === 'live' ? r.classes : KEY_CLASSES);
+  const wantsCounts = wanted.includes('redis-key-counts');
+  const sampleSize = wanted.includes('redis-sample') || wanted.includes('redis-ttl') ? r.sample : 0;
+  const staged = await checkStaged(input, format, restored, sampleSize, wantsCounts);
+  const snap = staged.snap;
+  const target = await resolveRestoreTarget(c, signal);
+  Object.assign(details, {
+    target: target.display,
+    resolved_via: target.address.via,
+    [format === 'keys' ? 'snapshot_payload_rdb_version' : 'snapshot_rdb_version']: snap.version || null,
+    snapshot_written_by: snap.writtenBy,
+  });
+  const pool = new RedisPool((db) => connectTarget(target, db, signal));
+  let cluster: ClusterTarget | null = null;
+  let mode: ModeResult | null = null;
+  try {
+    let facts: TargetFacts | null = null;
+    try {
+      facts = await readTargetFacts(target, await pool.db(0), signal);
+    } catch (err) {
+      // A self-managed Redis may be down in a disaster: a file mode can still put the data back.
+      if (r.mode === 'live' || !/unreachable|ECONNREFUSED/.test((err as Error).message)) throw err;
+      warnings.push(`Redis at ${target.display} was not running before the restore: its version (RDB ${snap.version} support) and AOF setting could not be checked`);
+    }
+    let targetVersion = facts?.version;
+    if (facts) {
+      checkTargetAccepts(c, target, facts, snap);
+      if (facts.maxRdb === null) warnings.push(`target Redis version "${facts.version}" is not one tykdr knows: whether it loads RDB version ${snap.version} was not checked`);
+      Object.assign(details, { target_redis_version: facts.version, target_max_rdb_version: facts.maxRdb, target_keys_before: facts.keys, replicas_before: facts.replicas });
+    }
+    if (facts?.cluster) {
+      cluster = await ClusterTarget.discover(target, await pool.db(0));
+      targetVersion = await checkCluster(c, cluster, snap, staged.keys!, signal);
+    }
+    if (r.mode === 'live' && format !== 'keys') await checkScratchBinary(c, facts, snap, signal);
+
+    let expectation: KeyExpectation | null = null;
+    if (wantsCounts && format === 'rdb') {
+      input.progress?.({ phase: 'inspect' });
+      expectation = await buildKeyExpectation(input.rdbFile, signal);
+    }
+    const ctx: ModeContext = { input, target, pool, facts, sampleSize, details, warnings, snapshot: snap, aof: staged.aof, wantExpectation: wantsCounts };
+    const started = Date.now();
+    mode = format === 'keys' ? await runKeys(ctx, staged.keys!, cluster, targetVersion) : r.mode === 'live' ? await runLive(ctx) : await runFileMode(ctx);
+    details.restore_ms = Date.now() - started;
+    expectation ??= mode.expectation ?? null;
+
+    input.progress?.({ phase: 'verify' });
+    const after = cluster ? await clusterInfo(cluster, signal) : await readInfo(await pool.db(0)).catch(() => ({}) as Record<string, string>);
+    const afterKs = keyspaceOf(after);
+    details.target_keys_after = [...afterKs.values()].reduce((a, b) => a + b, 0);
+    const checks = await runChecks(wanted, {
+      input, pool, cluster, restored, expectation, mode, facts,
+      targetDbs: [...afterKs.keys()],
+      masterOffset: Number(after.master_repl_offset ?? 0),
+      pexpiretime: releaseAtLeast(after.redis_version ?? targetVersion, 7),
+    });
+    return { details, checks };
+  } catch (err) {
+    if (isAbortError(err) || err instanceof TykdrError) throw err;
+    throw new TykdrError('targetError', `restoring components.${c.name} into ${target.display} failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    pool.close();
+    cluster?.close();
+    await mode?.cleanup?.().catch(() => undefined);
+  }
+}
+
+interface StagedCheck {
+  snap: SnapshotVersion;
+  aof?: StagedAof;
+  keys?: KeysInspection;
+}
+
+/** Checks the staged artifact whole, before any target is contacted; returns what the target must load. */
+async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['format'], restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean): Promise<StagedCheck> {
+  const writtenBy = String(input.manifest.source.redis_version ?? input.manifest.source.rdb_redis_ver ?? 'an unknown version');
+  if (format === 'rdb') return { snap: { format, ...(await snapshotRdb(input.manifest, input.rdbFile, input.signal)) } };
+  input.progress?.({ phase: 'inspect' });
+  if (format === 'aof') {
+    const aof = await unpackAof(input.rdbFile, path.join(input.workDir, 'aof'), input.signal);
+    return { snap: { format, version: aof.baseRdbVersion ?? 0, writtenBy }, aof };
+  }
+  const keys = await inspectKeysFile(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
+  return { snap: { format, version: keys.payloadVersion, writtenBy: keys.header.redisVersion || writtenBy }, keys };
+}
+
+/** A Redis Cluster target: every master must load the payloads, and a cluster has only database 0. Returns the oldest master's version. */
+async function checkCluster(c: RedisComponent, cluster: ClusterTarget, snap: SnapshotVersion, keys: KeysInspection, signal?: AbortSignal): Promise<string> {
+  const versions = await cluster.versions(signal);
+  for (const v of versions) checkPayloadVersion(c, `target Redis ${v.version} at ${v.display}`, { maxRdb: maxRdbVersion(v.version) }, snap);
+  const others = keys.dbs.filter((d) => d !== 0);
+  if (others.length > 0) {
+    throw new TykdrError('targetError', `the snapshot holds keys in database ${others.join(', ')}, but the Redis Cluster at ${cluster.target.display} has only database 0. Nothing was changed`, {
+      fix: 'restore into a standalone Redis, or back up only database 0 (keys.databases: [0])',
+    });
+  }
+  return versions.map((v) => v.version).sort((a, b) => (maxRdbVersion(a) ?? 0) - (maxRdbVersion(b) ?? 0))[0] ?? 'unknown';
+}
+
+/** INFO of a cluster as one server: keyspace summed over the masters (database 0), the rest from the first. */
+async function clusterInfo(cluster: ClusterTarget, signal?: AbortSignal): Promise<Record<string, string>> {
+  let keys = 0;
+  let first: Record<string, string> = {};
+  for (let i = 0; i < cluster.masters.length; i++) {
+    const info = await readInfo(await cluster.client(i, signal)).catch(() => ({}) as Record<string, string>);
+    if (i === 0) first = info;
+    keys += keyspaceOf(info).get(0) ?? 0;
+  }
+  return { ...first, db0: `keys=${keys}` };
+}
+
+interface CheckContext {
+  input: RedisRestoreInput;
+  pool: RedisPool;
+  cluster: ClusterTarget | null;
+  restored: ReadonlySet<KeyClass>;
+  expectation: KeyExpectation | null;
+  mode: ModeResult;
+  facts: TargetFacts | null;
+  targetDbs: number[];
+  masterOffset: number;
+  pexpiretime: boolean;
+}
+
+async function runChecks(names: RedisCheckName[], x: CheckContext): Promise<CheckResult[]> {
+  const r = x.input.component.restore;
+  const tolerance = parseDuration(r.ttlTolerance) ?? 5000;
+  const db = (n: number) => x.pool.db(n);
+  const cluster = x.cluster;
+  const signal = x.input.signal;
+  const sampler = x.mode.sampler ?? (x.mode.sample ? { summary: x.mode.sample, observe: () => observeSample(db, x.mode.sample!, x.pexpiretime, signal), notDecodedWhy: () => undefined } : null);
+  let observations: Promise<SampleObservation[]> | null = null;
+  const observe = () => (observations ??= sampler!.observe());
+  const masters = cluster
+    ? async () => Promise.all(cluster.masters.map(async (_m, i) => ({ display: cluster.node(i).display, client: await cluster.client(i, signal) })))
+    : undefined;
+  const out: CheckResult[] = [];
+  for (const name of names) {
+    const started = Date.now();
+    try {
+      out.push(await runCheck(name));
+    } catch (err) {
+      if (isAbortError(err)) throw err;
+      out.push(checkResult(name, 'failed', `could not run: ${(err as Error).message.split('\n')[0]}`, undefined, started));
+    }
+  }
+  return out;
+
+  async function runCheck(name: RedisCheckName): Promise<CheckResult> {
+    const started = Date.now();
+    const noSample = () =>
+      checkResult(name, 'skipped', x.mode.sampleSkipped ?? (r.sample === 0 ? 'restore.sample is 0' : 'no sample was taken'), undefined, started);
+    switch (name) {
+      case 'redis-ping':
+        return checkPing(db, signal, masters);
+      case 'redis-key-counts':
+        if (!x.expectation) {
+          const atBackup = x.input.manifest.source.databases as Record<string, { keys: number; expires: number }> | undefined;
+          return checkKeyCountsApprox({ db, atBackup: atBackup ?? {}, reason: x.mode.expectationSkipped ?? 'the restored data could not be counted', signal });
+        }
+        return checkKeyCounts({
+          db, targetDbs: x.targetDbs, expectation: x.expectation, restored: x.restored, exact: r.mode !== 'live',
+          skewMs: tolerance, manifestKeyClasses: x.input.manifest.source.key_classes, signal,
+          ...(cluster ? { scan: clusterScan(cluster) } : {}),
+        });
+      case 'redis-sample':
+        return sampler ? checkSample(sampler.summary, await observe(), tolerance, started, { notDecodedWhy: sampler.notDecodedWhy() }) : noSample();
+      case 'redis-ttl':
+        return sampler ? checkTtl(await observe(), tolerance, started) : noSample();
+      case 'redis-replicas':
+        if (cluster) return clusterReplicas(cluster, r.replicaCatchUpTimeout, signal);
+        return checkReplicas({
+          db, replicasBefore: x.facts?.replicas ?? 0, masterOffset: x.masterOffset,
+          timeoutMs: parseDuration(r.replicaCatchUpTimeout) ?? 120_000, signal,
+        });
+    }
+  }
+}
+
+/** SCAN of every master of a cluster (database 0 only). */
+function clusterScan(cluster: ClusterTarget) {
+  return async function* (dbIndex: number, signal?: AbortSignal): AsyncGenerator<Buffer[]> {
+    if (dbIndex !== 0) return;
+    for (let i = 0; i < cluster.masters.length; i++) yield* scanPages(await cluster.client(i, signal), signal);
+  };
+}
+
+/** redis-replicas on a cluster: each master's replicas must reach its offset. */
+async function clusterReplicas(cluster: ClusterTarget, timeout: string, signal?: AbortSignal): Promise<CheckResult> {
+  const started = Date.now();
+  const results: CheckResult[] = [];
+  for (let i = 0; i < cluster.masters.length; i++) {
+    const client = await cluster.client(i, signal);
+    const info = await readInfo(client, 'replication');
+    results.push(
+      await checkReplicas({
+        db: async () => client,
+        replicasBefore: Number(info.connected_slaves ?? 0),
+        masterOffset: Number(info.master_repl_offset ?? 0),
+        timeoutMs: parseDuration(timeout) ?? 120_000,
+        signal,
+      }),
+    );
+  }
+  const evidence = { masters: Object.fromEntries(results.map((res, i) => [cluster.node(i).display, { status: res.status, detail: res.detail }])) };
+  const failed = results.filter((res) => res.status === 'failed');
+  if (failed.length > 0) return checkResult('redis-replicas', 'failed', failed.map((f) => f.detail).join('; '), evidence, started);
+  if (results.every((res) => res.status === 'skipped')) return checkResult('redis-replicas', 'skipped', 'no master of the cluster has replicas', evidence, started);
+  return checkResult('redis-replicas', 'passed', `the replicas of ${results.filter((res) => res.status === 'passed').length} master(s) reached their offsets`, evidence, started);
+}
+
+/** For --dry-run and the overwrite confirmation: facts about the target without changing it. */
+export async function inspectRedisTarget(
+  component: RedisComponent,
+  signal?: AbortSignal,
+): Promise<{ address: string; redisVersion: string; maxRdbVersion: number; keys: number; aofEnabled: boolean; role: string }> {
+  const target = await resolveRestoreTarget(component, signal);
+  const client = await connectTarget(target, 0, signal);
+  try {
+    const f = await readTargetFacts(target, client, signal);
+    return { address: target.display, redisVersion: f.version, maxRdbVersion: f.maxRdb ?? 0, keys: f.keys, aofEnabled: f.aof, role: f.role };
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Restore modes that work while the target is down (they start it themselves): the dry run and preflight may tolerate an unreachable target. */
+export function restoreModeStartsTarget(component: RedisComponent): boolean {
+  return component.restore.mode !== 'live';
+}
