@@ -3,12 +3,12 @@ import { Flags } from '@oclif/core';
 import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
 import { restorePrinter, printDryRun, printReportSummary } from '../cli/restore-output.js';
 import { parseTimeFlag } from '../cli/time-flag.js';
-import { openStore } from '../backends/stores/registry.js';
 import { TykdrError } from '../core/errors.js';
 import { loadPlan } from '../core/plan/plan.js';
 import { parseTargetFlag, withOverrides } from '../core/restore/overrides.js';
 import { lastMeasuredDuration, saveReport } from '../core/restore/report-files.js';
 import { planRestore, runRestore } from '../core/restore/restore.js';
+import { backends } from '../wiring.js';
 
 export default class Restore extends TykdrCommand<typeof Restore> {
   static override summary = 'Restore a snapshot with a plan, verify every step, and measure RTO and RPO.';
@@ -42,15 +42,15 @@ ${EXIT_CODES_HELP}`;
   async run(): Promise<unknown> {
     const f = this.flags;
     const base = await this.loadConfig();
-    const config = withOverrides(base, {
-      redis: Object.fromEntries((f.target ?? []).map(parseTargetFlag)),
+    const config = await withOverrides(base, {
+      targets: Object.fromEntries((f.target ?? []).map(parseTargetFlag)),
       gatewayUrl: f['gateway-url'],
       dashboardUrl: f['dashboard-url'],
-    });
+    }, backends);
     const plan = await loadPlan(f.plan);
     const before = parseTimeFlag('--before', f.before);
     const incidentAt = parseTimeFlag('--incident-at', f['incident-at']);
-    const common = { config, plan, snapshot: f.snapshot, before, incidentAt, identityFile: f.identity, filesTo: f.to };
+    const common = { config, backends, plan, snapshot: f.snapshot, before, incidentAt, identityFile: f.identity, filesTo: f.to };
     if (f['dry-run']) {
       const summary = await planRestore(common);
       summary.expected = await lastMeasuredDuration(config.restore.reportDir, plan.name);
@@ -67,7 +67,7 @@ ${EXIT_CODES_HELP}`;
         signal: interrupt.signal,
         progress: this.jsonEnabled() ? undefined : restorePrinter((l) => this.note(l)),
       });
-      const saved = await saveReport(report, config.restore.reportDir, openStore(config.store));
+      const saved = await saveReport(report, config.restore.reportDir, backends.openStore(config.store));
       if (!this.jsonEnabled()) printReportSummary(report, saved, (l) => this.log(l));
       if (failureKind) process.exitCode = new TykdrError(failureKind, '').exitCode;
       return { report, report_files: saved.files, stored_report: saved.stored };

@@ -3,6 +3,7 @@ import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-comm
 import { formatBytes } from '../core/duration.js';
 import { badInput, EXIT_CODES } from '../core/errors.js';
 import { verifySnapshots, type ObjectCheck, type VerifyResult } from '../core/integrity/verify-snapshots.js';
+import { backends } from '../wiring.js';
 
 export default class Verify extends TykdrCommand<typeof Verify> {
   static override summary = 'Check that stored snapshots are intact and decrypt, without restoring them.';
@@ -43,6 +44,7 @@ ${EXIT_CODES_HELP}`;
     let result: VerifyResult;
     try {
       result = await verifySnapshots({
+        backends,
         config,
         snapshots: f.all ? 'all' : this.args.id === undefined ? [] : [this.args.id],
         samplePercent,

@@ -1,9 +1,8 @@
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
-import { openStore } from '../backends/stores/registry.js';
 import type { Store } from './interfaces/store.js';
-import { openSources } from '../backends/registry.js';
 import type { Config } from './config/load.js';
+import type { Backends } from './interfaces/backends.js';
 import { describeKeys, resolveEncryptionKeys } from './encryption-keys.js';
 import { badInput, isAbortError, TykdrError } from './errors.js';
 import { artifactKey, artifactName, manifestKey, newSnapshotId, snapshotPrefix } from './layout.js';
@@ -21,6 +20,8 @@ export interface BackupProgress {
 
 export interface BackupOptions {
   config: Config;
+  /** Stores and sources (src/wiring.ts); only openStore and openSources are used. */
+  backends: Pick<Backends, 'openStore' | 'openSources'>;
   /** Component names to back up; all configured ones when empty. */
   components?: string[];
   signal?: AbortSignal;
@@ -45,9 +46,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const now = opts.now ?? (() => new Date());
   const names = selectComponents(config, opts.components ?? []);
   const keys = await resolveEncryptionKeys(config);
-  const store = openStore(config.store);
+  const store = opts.backends.openStore(config.store);
   await store.check(opts.signal);
-  const sources = (await Promise.all(names.map((n) => openSources(config.components[n]!)))).flat();
+  const sources = (await Promise.all(names.map((n) => opts.backends.openSources(config.components[n]!)))).flat();
   await Promise.all(sources.map((s) => s.check(opts.signal)));
 
   const createdAt = now();

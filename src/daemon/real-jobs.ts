@@ -3,9 +3,12 @@ import { runBackup } from '../core/backup.js';
 import { formatBytes } from '../core/duration.js';
 import type { Config } from '../core/config/load.js';
 import { loadPlan } from '../core/plan/plan.js';
-import type { PlanComponent } from '../core/plan/schema.js';
+import { PLAN_COMPONENTS, type PlanComponent } from '../core/plan/roles.js';
+import type { Backends } from '../core/interfaces/backends.js';
+import type { Target } from '../core/interfaces/target.js';
 import { errorMessage, type Logger } from './log.js';
 import type { DrillOutcomes, DrillPlanOutcome, DrillRecordSummary, Jobs, JobSummary } from './jobs.js';
+import { backends } from '../wiring.js';
 
 // ---------------------------------------------------------------------------------------------------
 // WIRING TO CHECK when the parallel work is merged (this is the only file that names those services).
@@ -27,6 +30,7 @@ export function realJobs(config: Config, log: Logger): Jobs {
     backup: (components, signal) =>
       runBackup({
         config,
+        backends,
         components,
         signal,
         progress: {
@@ -49,7 +53,7 @@ export function realJobs(config: Config, log: Logger): Jobs {
 
     verify: async (samplePercent, signal): Promise<JobSummary> => {
       const { verifySnapshots } = await loadVerify();
-      const r = await verifySnapshots({ config, snapshots: 'all', samplePercent, signal });
+      const r = await verifySnapshots({ config, backends, snapshots: 'all', samplePercent, signal });
       const failures = r.objects.filter((o) => o.status === 'failed').map((o) => ({ snapshot: o.snapshot, object: o.object, error: o.message }));
       return {
         ok: r.ok,
@@ -66,13 +70,13 @@ export function realJobs(config: Config, log: Logger): Jobs {
 
     drill: async (kind, signal): Promise<DrillOutcomes> => {
       const { runDrill } = await loadDrill();
-      const plans = kind === 'full' ? ['full'] : componentPlans(config);
+      const plans = kind === 'full' ? ['full'] : await componentPlans(config);
       const out: DrillPlanOutcome[] = [];
       for (const name of plans) {
         signal.throwIfAborted();
         try {
           const plan = await loadPlan(name);
-          const { report, failureKind } = await runDrill({ config, plan, signal });
+          const { report, failureKind } = await runDrill({ config, backends, plan, signal });
           const failedStep = report.steps.find((s) => s.status === 'failed');
           out.push({
             plan: name,
@@ -92,14 +96,12 @@ export function realJobs(config: Config, log: Logger): Jobs {
   };
 }
 
-/** Component drills: one plan per kind of thing configured (redis, database, gateway files, dashboard files). */
-export function componentPlans(config: Config): PlanComponent[] {
+/** Component drills: one plan per plan role a configured component has (redis, database, gateway files, dashboard files). */
+export async function componentPlans(config: Config, kinds: Pick<Backends, 'target'> = backends): Promise<PlanComponent[]> {
   const roles = new Set<PlanComponent>();
   for (const c of Object.values(config.components)) {
-    if (c.kind === 'redis') roles.add('redis');
-    else if (c.kind === 'postgres' || c.kind === 'mongo') roles.add('database');
-    else if (c.kind === 'files' && c.role === 'gateway') roles.add('gateway');
-    else if (c.kind === 'files' && c.role === 'dashboard') roles.add('dashboard');
+    const role = ((await kinds.target(c.kind)) as Target).roleOf(c);
+    if (role) roles.add(role);
   }
-  return (['redis', 'database', 'dashboard', 'gateway'] as const).filter((r) => roles.has(r));
+  return PLAN_COMPONENTS.filter((r) => roles.has(r));
 }

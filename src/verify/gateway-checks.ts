@@ -1,7 +1,10 @@
 import type { Gateway } from '../core/config/load.js';
 import { parseDuration } from '../core/duration.js';
 import type { CheckResult } from '../core/restore/types.js';
-import { checkResult, formatMs, joinUrl, oneLine, poll, safeUrl } from './check-util.js';
+import { checkResult } from '../core/checks/result.js';
+import { formatMs, oneLine } from '../core/util/text.js';
+import { joinUrl, safeUrl } from './url.js';
+import { poll } from '../core/util/poll.js';
 import { HttpFailure, httpRequest } from './http-request.js';
 
 export const POLL_INTERVAL_MS = 500;

@@ -1,6 +1,9 @@
 import type { DashboardConfig } from '../core/config/schema.js';
 import type { CheckResult } from '../core/restore/types.js';
-import { checkResult, formatMs, joinUrl, oneLine, poll, safeUrl } from './check-util.js';
+import { checkResult } from '../core/checks/result.js';
+import { formatMs, oneLine } from '../core/util/text.js';
+import { joinUrl, safeUrl } from './url.js';
+import { poll } from '../core/util/poll.js';
 import { POLL_INTERVAL_MS, requestTimeout, timeoutOf } from './gateway-checks.js';
 import { HttpFailure, httpRequest } from './http-request.js';
 

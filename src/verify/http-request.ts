@@ -1,6 +1,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { abortError, formatMs } from './check-util.js';
+import { abortError } from '../core/util/abort.js';
+import { formatMs } from '../core/util/text.js';
 
 export interface HttpRequestOptions {
   method?: string;

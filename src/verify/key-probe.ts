@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Gateway } from '../core/config/load.js';
 import type { CheckResult } from '../core/restore/types.js';
-import { checkResult, formatMs, joinUrl, poll, safeUrl, scrub } from './check-util.js';
+import { checkResult } from '../core/checks/result.js';
+import { formatMs, scrub } from '../core/util/text.js';
+import { joinUrl, safeUrl } from './url.js';
+import { poll } from '../core/util/poll.js';
 import { answerMessage, requestTimeout, timeoutOf } from './gateway-checks.js';
 import { HttpFailure, httpRequest } from './http-request.js';
 

@@ -1,7 +1,10 @@
 import type { Gateway } from '../core/config/load.js';
 import type { UptimeCheck } from '../core/config/schema.js';
 import type { CheckResult } from '../core/restore/types.js';
-import { checkResult, formatMs, safeUrl, sleep, throwIfAborted } from './check-util.js';
+import { checkResult } from '../core/checks/result.js';
+import { formatMs } from '../core/util/text.js';
+import { safeUrl } from './url.js';
+import { sleep, throwIfAborted } from '../core/util/abort.js';
 import { HttpFailure, httpRequest } from './http-request.js';
 
 /** Long-form checks fail after this, as Tyk documents ("the long form will fail with a 500ms timeout"). */

@@ -10,6 +10,7 @@ import { verifySnapshots, type ObjectCheck } from '../../src/core/integrity/veri
 import { runCli } from '../helpers/cli.js';
 import { startMinio, type Minio } from '../helpers/minio.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { backends } from '../../src/wiring.js';
 
 const BIG = 12 * 1024 * 1024;
 let ws: Workspace;
@@ -205,6 +206,7 @@ describe('verifySnapshots (the service the daemon calls)', () => {
     const done: ObjectCheck[] = [];
     let bytes = 0;
     const result = await verifySnapshots({
+      backends,
       config,
       snapshots: ['latest'],
       progress: { objectDone: (c) => done.push(c), bytes: (n) => (bytes += n) },
@@ -219,6 +221,7 @@ describe('verifySnapshots (the service the daemon calls)', () => {
     const ac = new AbortController();
     let seen = 0;
     const err = await verifySnapshots({
+      backends,
       config,
       snapshots: 'all',
       signal: ac.signal,

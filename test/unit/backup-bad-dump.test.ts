@@ -11,6 +11,7 @@ import { TykdrError } from '../../src/core/errors.js';
 import { fakeRedis } from '../helpers/fake-redis.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
+import { backends } from '../../src/wiring.js';
 
 const exec = promisify(execFile);
 
@@ -56,7 +57,7 @@ async function backupAgainstFake(): Promise<TykdrError> {
     `store: { kind: local, path: ${store} }\nencryption: { recipients: [${generateIdentity().recipient}] }\ncomponents:\n  redis: { kind: redis, port: ${fake.port} }\n`,
     path.join(dir, 'tykdr.yaml'),
   );
-  const err = await runBackup({ config }).then(() => null, (e: unknown) => e);
+  const err = await runBackup({ config, backends }).then(() => null, (e: unknown) => e);
   expect(err).toBeInstanceOf(TykdrError);
   // Never a complete snapshot, and nothing left behind.
   const snaps = await readdir(path.join(store, 'snapshots')).catch(() => [] as string[]);
@@ -72,7 +73,7 @@ describe('a damaged dump never becomes a complete snapshot', () => {
       `store: { kind: local, path: ${store} }\nencryption: { recipients: [${generateIdentity().recipient}] }\ncomponents:\n  redis: { kind: redis, port: ${fake.port} }\n`,
       path.join(dir, 'tykdr.yaml'),
     );
-    const res = await runBackup({ config });
+    const res = await runBackup({ config, backends });
     expect(res.manifest.components.redis!.source.total_keys).toBeGreaterThan(300);
   });
 

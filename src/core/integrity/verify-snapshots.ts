@@ -1,5 +1,4 @@
 import { Writable } from 'node:stream';
-import { openStore } from '../../backends/stores/registry.js';
 import type { Store } from '../interfaces/store.js';
 import { listSnapshots, readManifest, resolveSnapshot } from '../catalog.js';
 import type { Config } from '../config/load.js';
@@ -8,9 +7,11 @@ import { artifactKey } from '../layout.js';
 import type { Manifest } from '../manifest.js';
 import { resolveDecryptionKeys, type DecryptionKeys } from '../restore/decryption-keys.js';
 import { readArtifact } from '../restore/staging.js';
+import type { Backends } from '../interfaces/backends.js';
 
 export interface VerifyOptions {
   config: Config;
+  backends: Pick<Backends, 'openStore'>;
   /** Default: the store in config. */
   store?: Store;
   /** 'all': every complete snapshot; otherwise ids or "latest" (an empty list means "latest"). */
@@ -75,7 +76,7 @@ export interface VerifyResult {
  * that cannot list or read manifests, or missing keys (badInput, before any object is read) reject.
  */
 export async function verifySnapshots(opts: VerifyOptions): Promise<VerifyResult> {
-  const store = opts.store ?? openStore(opts.config.store);
+  const store = opts.store ?? opts.backends.openStore(opts.config.store);
   const { signal } = opts;
   const pct = opts.samplePercent ?? 100;
   if (!(pct >= 0 && pct <= 100)) throw badInput(`sample percentage ${pct} is not between 0 and 100`, 'pass --sample 10 for a 10% sample');

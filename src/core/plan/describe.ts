@@ -1,4 +1,4 @@
-import type { PlanComponent } from './schema.js';
+import type { PlanComponent } from './roles.js';
 
 /** What an action does to a component, in one sentence (plan show, dry runs, reports). */
 export function describeAction(component: PlanComponent, action: string): string {

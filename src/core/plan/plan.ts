@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { badInput } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { parseYaml, schemaError } from '../yaml-doc.js';
-import { CHECKS, planSchema, type PlanData, type PlanStep } from './schema.js';
+import { checksOfRole } from '../checks/registry.js';
+import { planSchema, type PlanData, type PlanStep } from './schema.js';
 
 /** Plans shipped with tykdr (plans/*.yaml next to package.json). */
 export const BUILTIN_PLANS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../plans');
@@ -62,7 +63,7 @@ export function parsePlan(text: string, file: string): Plan {
       if (!ids.has(d)) throw badInput(`${at(i, 'depends_on')}: "${d}" is not a step of this plan`, `use one of: ${[...ids.keys()].join(', ')}`);
       if (d === s.id) throw badInput(`${at(i, 'depends_on')}: step "${s.id}" depends on itself`, 'remove it from its own depends_on');
     }
-    const offered = CHECKS[s.component];
+    const offered: string[] = checksOfRole(s.component);
     s.verify.forEach((c, j) => {
       if (!offered.includes(c)) {
         throw badInput(

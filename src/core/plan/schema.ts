@@ -1,23 +1,12 @@
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
-
-/** What a plan step can restore: roles that map onto the components of a snapshot and config. */
-export const PLAN_COMPONENTS = ['redis', 'database', 'dashboard', 'gateway'] as const;
-export type PlanComponent = (typeof PLAN_COMPONENTS)[number];
+import { PLAN_COMPONENTS } from './roles.js';
 
 /**
  * restore: put the component's artifacts back (and restart it where a restart command is configured);
  * restart: only run its restart command; verify: only run its checks.
  */
 export const PLAN_ACTIONS = ['restore', 'restart', 'verify'] as const;
-
-/** The checks each component offers; a plan may only ask a component for its own. */
-export const CHECKS: Record<PlanComponent, readonly string[]> = {
-  redis: ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl', 'redis-replicas'],
-  database: ['database-counts', 'database-indexes'],
-  dashboard: ['files-restored', 'dashboard-health'],
-  gateway: ['files-restored', 'gateway-ready', 'gateway-hello', 'gateway-key-probe', 'upstream'],
-};
 
 const step = z.strictObject({
   id: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'step ids are lowercase letters, digits and dashes'),

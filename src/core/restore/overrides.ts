@@ -1,9 +1,11 @@
-import type { Config, RedisComponent } from '../config/load.js';
+import type { Component, Config } from '../config/load.js';
 import { badInput } from '../errors.js';
+import type { Backends } from '../interfaces/backends.js';
+import type { Target } from '../interfaces/target.js';
 
 export interface TargetOverrides {
   /** component name -> host:port, from --target NAME=HOST:PORT. */
-  redis?: Record<string, { host: string; port: number }>;
+  targets?: Record<string, { host: string; port: number }>;
   gatewayUrl?: string;
   dashboardUrl?: string;
 }
@@ -18,16 +20,20 @@ export function parseTargetFlag(value: string): [string, { host: string; port: n
 }
 
 /** A copy of the config whose restore targets point elsewhere (a standby region, a scratch host). */
-export function withOverrides(config: Config, o: TargetOverrides): Config {
+export async function withOverrides(config: Config, o: TargetOverrides, backends: Backends): Promise<Config> {
   const components = { ...config.components };
-  for (const [name, addr] of Object.entries(o.redis ?? {})) {
+  for (const [name, addr] of Object.entries(o.targets ?? {})) {
     const c = components[name];
-    if (!c || c.kind !== 'redis') {
-      const redis = Object.values(config.components).filter((x) => x.kind === 'redis').map((x) => x.name);
-      throw badInput(`--target ${name}=...: "${name}" is not a redis component in ${config.file}`, `use one of: ${redis.join(', ') || '(none configured)'}`);
+    const target = c ? ((await backends.target(c.kind)) as Target) : undefined;
+    if (!c || !target?.retarget) {
+      const movable: string[] = [];
+      for (const x of Object.values(config.components)) if (((await backends.target(x.kind)) as Target).retarget) movable.push(x.name);
+      throw badInput(
+        `--target ${name}=...: "${name}" is not a component of ${config.file} whose restore address can be given on the command line`,
+        `use one of: ${movable.join(', ') || '(none configured)'}`,
+      );
     }
-    const r = c as RedisComponent;
-    components[name] = { ...r, restore: { ...r.restore, target: { ...r.restore.target, host: addr.host, port: addr.port } } };
+    components[name] = target.retarget(c as Component, addr);
   }
   return {
     ...config,

@@ -1,105 +1,61 @@
-import { readdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { inspectMongoTarget } from '../../backends/mongo/target/inspect-target.js';
-import { inspectPostgresTarget } from '../../backends/postgres/target/restore-postgres.js';
-import { inspectRedisTarget, restoreModeStartsTarget } from '../../backends/redis/target/restore-redis.js';
-import type { Config, FilesComponent, MongoComponent, PostgresComponent, RedisComponent } from '../config/load.js';
+import { readFile } from 'node:fs/promises';
+import type { Component, Config, FilesComponent } from '../config/load.js';
 import { badInput } from '../errors.js';
+import type { Backends } from '../interfaces/backends.js';
+import type { Target, TargetAssessment } from '../interfaces/target.js';
 import type { Manifest } from '../manifest.js';
 import type { Plan } from '../plan/plan.js';
-import { PLAN_COMPONENTS, type PlanComponent } from '../plan/schema.js';
+import { PLAN_COMPONENTS, type PlanComponent } from '../plan/roles.js';
 import { secretMatchesFingerprint } from '../tyk/tyk-conf.js';
-import { destinationOf } from '../../backends/files/target/restore-files.js';
+import { destinationOf } from './destination.js';
 
-export interface TargetAssessment {
-  component: string;
-  /** Where it goes, for people: "redis 10.0.0.5:6379", "/opt/tyk-gateway". */
-  target: string;
-  /** What would be overwritten ("2,004 keys", "12 entries"), or null when the target is empty. */
-  liveData: string | null;
-  warning?: string;
+export type { TargetAssessment };
+
+/** Which snapshot components each plan role restores, and the config component and target of each. */
+export interface PlanMembers {
+  byRole: Record<PlanComponent, string[]>;
+  /** snapshot component name -> its configured component and the target that restores it. */
+  resolved: Map<string, { component: Component; target: Target }>;
 }
 
-const DATABASE_KINDS = ['postgres', 'postgres-globals', 'mongo'];
-
-/** Which snapshot components each plan role restores. */
-export function planMembers(plan: Plan, manifest: Manifest, config: Config): Record<PlanComponent, string[]> {
-  const out = Object.fromEntries(PLAN_COMPONENTS.map((c) => [c, [] as string[]])) as Record<PlanComponent, string[]>;
+/** Which snapshot components each plan role restores; every one must be configured. */
+export async function planMembers(plan: Plan, manifest: Manifest, config: Config, backends: Backends): Promise<PlanMembers> {
+  const byRole = Object.fromEntries(PLAN_COMPONENTS.map((c) => [c, [] as string[]])) as Record<PlanComponent, string[]>;
+  const resolved = new Map<string, { component: Component; target: Target }>();
   const used = new Set(plan.ordered.filter((s) => s.action === 'restore').map((s) => s.component));
-  for (const [name, c] of Object.entries(manifest.components)) {
-    const role: PlanComponent | null =
-      c.kind === 'redis' ? 'redis'
-      : DATABASE_KINDS.includes(c.kind) ? 'database'
-      : c.kind === 'files' ? (c.source.role === 'dashboard' ? 'dashboard' : c.source.role === undefined || c.source.role === 'gateway' ? 'gateway' : null)
-      : null;
-    if (role === null || !used.has(role)) continue;
-    const cfgName = c.config_component ?? name;
+  for (const [name, entry] of Object.entries(manifest.components)) {
+    const cfgName = entry.config_component ?? name;
     const cfg = config.components[cfgName];
-    if (!cfg || cfg.kind !== c.kind.replace(/-globals$/, '')) {
+    const target = cfg ? ((await backends.target(cfg.kind)) as Target) : await backends.targetForArtifact(entry.kind);
+    const role = target ? target.role(entry) : null;
+    if (role === null || !used.has(role)) continue;
+    if (!cfg) {
       throw badInput(
-        `snapshot ${manifest.id} has a ${c.kind} component "${name}" that ${config.file} does not configure`,
-        `add components.${cfgName} (kind: ${c.kind.replace(/-globals$/, '')}) to tykdr.yaml so tykdr knows where to restore it`,
+        `snapshot ${manifest.id} has a ${entry.kind} component "${name}" that ${config.file} does not configure`,
+        `add components.${cfgName} (kind: ${target!.kind}) to tykdr.yaml so tykdr knows where to restore it`,
       );
     }
-    out[role].push(name);
+    if (!target!.artifactKinds.includes(entry.kind)) {
+      throw badInput(
+        `snapshot ${manifest.id} has a ${entry.kind} component "${name}", but components.${cfgName} in ${config.file} is of kind ${cfg.kind}`,
+        `add a components entry of kind ${entry.kind} named ${cfgName}, so tykdr knows where to restore it`,
+      );
+    }
+    byRole[role!].push(name);
+    resolved.set(name, { component: cfg, target: target! });
   }
-  return out;
+  return { byRole, resolved };
 }
 
 /** Looks at every target without changing it: what it holds now, and what the operator must know. */
-export async function assessTargets(
-  plan: Plan,
-  members: Record<PlanComponent, string[]>,
-  config: Config,
-  filesTo: string | undefined,
-  signal?: AbortSignal,
-  manifest?: Manifest,
-): Promise<TargetAssessment[]> {
+export async function assessTargets(members: PlanMembers, manifest: Manifest, filesTo: string | undefined, signal?: AbortSignal): Promise<TargetAssessment[]> {
   const out: TargetAssessment[] = [];
-  for (const name of members.database) {
-    const entry = manifest?.components[name];
-    const cfgName = entry?.config_component ?? name;
-    const c = config.components[cfgName];
-    if (c?.kind === 'postgres' && entry?.kind === 'postgres') {
-      const t = await inspectPostgresTarget(c as PostgresComponent);
-      out.push({
-        component: name,
-        target: `postgres ${t.address}/${t.database} (PostgreSQL ${t.serverVersion})`,
-        liveData: t.exists && t.tables > 0 ? `${t.tables} tables, about ${t.estimatedRows} rows` : null,
-      });
-    } else if (c?.kind === 'mongo' && entry) {
-      const t = await inspectMongoTarget(c as MongoComponent, entry, signal);
-      out.push({
-        component: name,
-        target: `mongo ${t.display}/${t.database}`,
-        liveData: t.overwritten.length > 0 ? `${t.overwritten.length} collections replaced, ${t.documents} documents` : null,
-      });
-    }
-  }
-  for (const name of members.redis) {
-    const c = config.components[name] as RedisComponent;
-    try {
-      const t = await inspectRedisTarget(c, signal);
-      out.push({ component: name, target: `redis ${t.address} (Redis ${t.redisVersion}, ${c.restore.mode})`, liveData: t.keys > 0 ? `${t.keys} keys` : null });
-    } catch (err) {
-      if (!restoreModeStartsTarget(c)) throw err;
-      out.push({
-        component: name,
-        target: `redis (${c.restore.mode} into ${c.restore.dataDir ?? '?'})`,
-        liveData: null,
-        warning: `${name}: target Redis not reachable before the restore (${(err as Error).message}); its version could not be checked`,
-      });
-    }
-  }
-  for (const role of ['dashboard', 'gateway'] as const) {
-    for (const name of members[role]) {
-      const c = config.components[name] as FilesComponent;
-      const to = filesTo ?? c.restore.to;
-      for (const root of c.roots) {
-        const dest = destinationOf(path.relative('/', root), to);
-        const n = await readdir(dest).then((e) => e.length, () => 0);
-        out.push({ component: name, target: dest, liveData: n > 0 ? `${n} entries` : null });
-      }
+  // In plan order of roles (database, redis, files), as before: the confirmation lists them so.
+  const order: PlanComponent[] = ['database', 'redis', 'dashboard', 'gateway'];
+  for (const role of order) {
+    for (const name of members.byRole[role]) {
+      const { component, target } = members.resolved.get(name)!;
+      out.push(...(await target.assess({ name, component, entry: manifest.components[name]!, filesTo, signal })));
     }
   }
   return out;

@@ -1,19 +1,20 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
-import { openStore } from '../../backends/stores/registry.js';
 import type { Store } from '../interfaces/store.js';
 import { resolveSnapshot, listSnapshots } from '../catalog.js';
 import type { Config } from '../config/load.js';
 import { badInput, TykdrError, type ErrorKind } from '../errors.js';
+import type { Backends } from '../interfaces/backends.js';
 import { newSnapshotId } from '../layout.js';
 import type { Manifest } from '../manifest.js';
 import type { Plan } from '../plan/plan.js';
 import type { PlanStep } from '../plan/schema.js';
+import { PLAN_COMPONENTS } from '../plan/roles.js';
 import { TOOL_VERSION } from '../version.js';
 import { resolveDecryptionKeys } from './decryption-keys.js';
 import { measureRpo, measureRto } from './objectives.js';
-import { assessTargets, planMembers, secretWarnings, type TargetAssessment } from './preflight.js';
+import { assessTargets, planMembers, secretWarnings, type PlanMembers, type TargetAssessment } from './preflight.js';
 import { stageArtifact, type StagedArtifact } from './staging.js';
 import { runStep, StepFailure } from './steps.js';
 import type { RestoreReport, StepResult } from './types.js';
@@ -26,6 +27,7 @@ export interface RestoreProgress {
 
 export interface RestoreOptions {
   config: Config;
+  backends: Backends;
   plan: Plan;
   /** "latest", a snapshot id, or undefined with `before`. */
   snapshot?: string;
@@ -73,23 +75,42 @@ export async function chooseSnapshot(store: Store, ref: string | undefined, befo
 
 /** What a restore would do, without doing it. */
 export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> {
-  const store = opts.store ?? openStore(opts.config.store);
+  const store = opts.store ?? opts.backends.openStore(opts.config.store);
   const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
-  const members = planMembers(opts.plan, manifest, opts.config);
-  const names = [...new Set(Object.values(members).flat())];
+  const members = await planMembers(opts.plan, manifest, opts.config, opts.backends);
+  const names = PLAN_COMPONENTS.flatMap((r) => members.byRole[r]);
   return {
     snapshot: { id: manifest.id, created_at: manifest.created_at, location: store.location },
     plan: opts.plan.name,
-    steps: opts.plan.ordered.map((s) => ({ id: s.id, component: s.component, action: s.action, members: members[s.component], verify: s.verify })),
+    steps: opts.plan.ordered.map((s) => ({ id: s.id, component: s.component, action: s.action, members: members.byRole[s.component], verify: s.verify })),
     objects: names.map((n) => ({
       component: n,
       name: manifest.components[n]!.artifact.name,
       stored_bytes: manifest.components[n]!.artifact.stored_bytes,
       plaintext_bytes: manifest.components[n]!.artifact.plaintext_bytes,
     })),
-    targets: await assessTargets(opts.plan, members, opts.config, opts.filesTo, opts.signal, manifest),
+    targets: await assessTargets(members, manifest, opts.filesTo, opts.signal),
     expected: null,
   };
+}
+
+/** One restore in progress: what was chosen, and the results so far. */
+interface RestoreRun {
+  opts: RestoreOptions;
+  id: string;
+  startedAt: Date;
+  incidentAt: Date;
+  store: Store;
+  manifest: Manifest;
+  members: PlanMembers;
+  /** Snapshot components to stage, in manifest order. */
+  names: string[];
+  keys: Awaited<ReturnType<typeof resolveDecryptionKeys>>;
+  targets: TargetAssessment[];
+  warnings: string[];
+  steps: StepResult[];
+  failureKind?: ErrorKind;
+  note(line: string): void;
 }
 
 /**
@@ -98,152 +119,172 @@ export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> 
  * report; a failed step stops (or not, per on_error) the steps after it.
  */
 export async function runRestore(opts: RestoreOptions): Promise<RestoreOutcome> {
+  const run = await chooseAndAssess(opts);
+  await confirmOverwrite(run);
+  const workDir = await makeWorkDir(opts.config.restore.stagingDir, `tykdr-restore-${run.id}-`);
+  try {
+    const staged = await stageAll(run, workDir);
+    if (staged) await runSteps(run, staged, workDir);
+  } finally {
+    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+  return { report: buildReport(run), failureKind: run.failureKind };
+}
+
+/** Phase 1: the snapshot, its members per plan role, the keys, and what each target holds now. */
+async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
   const { config, plan } = opts;
-  const note = (l: string) => opts.progress?.note?.(l);
   const startedAt = new Date();
   const incidentAt = opts.incidentAt ?? startedAt;
-  const store = opts.store ?? openStore(config.store);
+  const store = opts.store ?? opts.backends.openStore(config.store);
   const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
-  const members = planMembers(plan, manifest, config);
-  const names = [...new Set(Object.values(members).flat())];
+  const members = await planMembers(plan, manifest, config, opts.backends);
+  const names = PLAN_COMPONENTS.flatMap((r) => members.byRole[r]);
   const keys = await resolveDecryptionKeys(config, manifest, opts.identityFile);
-  const warnings: string[] = [];
-  const targets = await assessTargets(plan, members, config, opts.filesTo, opts.signal, manifest);
-  for (const t of targets) if (t.warning) warnings.push(t.warning);
-  warnings.push(...(await secretWarnings(manifest, members, config, opts.filesTo)));
+  const targets = await assessTargets(members, manifest, opts.filesTo, opts.signal);
+  const warnings = targets.flatMap((t) => (t.warning ? [t.warning] : []));
+  warnings.push(...(await secretWarnings(manifest, members.byRole, config, opts.filesTo)));
   for (const n of names) {
     if (Date.parse(manifest.components[n]!.consistent_at) > incidentAt.getTime()) {
       warnings.push(`${n}: snapshot ${manifest.id} was taken after the incident began (${incidentAt.toISOString()}); it may contain the damage. Use --before to pick an earlier one.`);
     }
   }
+  const note = (l: string) => opts.progress?.note?.(l);
   for (const w of warnings) note(`warning: ${w}`);
-  const live = targets.filter((t) => t.liveData);
-  if (live.length > 0 && !opts.yes) {
-    const what = live.map((t) => `${t.target} (${t.liveData})`).join('; ');
-    const ok = opts.confirm ? await opts.confirm(`This restore overwrites live data: ${what}. Continue?`) : false;
-    if (!ok) {
-      throw badInput(
-        `restore would overwrite live data: ${what}`,
-        opts.confirm ? 'nothing was changed; run again and confirm, or pass --yes' : 'pass --yes to confirm (nothing was changed)',
-      );
-    }
-  }
+  return { opts, id: newSnapshotId(startedAt), startedAt, incidentAt, store, manifest, members, names, keys, targets, warnings, steps: [], note };
+}
 
-  const id = newSnapshotId(startedAt);
-  const workDir = await makeWorkDir(config.restore.stagingDir, `tykdr-restore-${id}-`);
-  const steps: StepResult[] = [];
-  let failureKind: ErrorKind | undefined;
+/** Phase 2: a restore that overwrites live data goes ahead only when confirmed (--yes or a person). */
+async function confirmOverwrite(run: RestoreRun): Promise<void> {
+  const live = run.targets.filter((t) => t.liveData);
+  if (live.length === 0 || run.opts.yes) return;
+  const what = live.map((t) => `${t.target} (${t.liveData})`).join('; ');
+  const ok = run.opts.confirm ? await run.opts.confirm(`This restore overwrites live data: ${what}. Continue?`) : false;
+  if (!ok) {
+    throw badInput(
+      `restore would overwrite live data: ${what}`,
+      run.opts.confirm ? 'nothing was changed; run again and confirm, or pass --yes' : 'pass --yes to confirm (nothing was changed)',
+    );
+  }
+}
+
+/** Phase 3: every artifact staged and proven intact, as one recorded step; null when one was not. */
+async function stageAll(run: RestoreRun, workDir: string): Promise<Map<string, StagedArtifact> | null> {
+  const { manifest, names, opts } = run;
+  const staged = new Map<string, StagedArtifact>();
+  const stageStart = new Date();
+  const stageChecks: StepResult['checks'] = [];
   try {
-    // Stage every artifact first, as one recorded step: nothing touches a target before all are intact.
-    const staged = new Map<string, StagedArtifact>();
-    const stageStart = new Date();
-    const stageChecks: StepResult['checks'] = [];
-    try {
-      for (const n of names) {
-        note(`staging ${n}: ${manifest.components[n]!.artifact.name}`);
-        const t0 = Date.now();
-        const s = await stageArtifact({ store, manifest, component: n, dir: path.join(workDir, 'staged'), keys, signal: opts.signal });
-        staged.set(n, s);
-        stageChecks.push({
-          name: 'artifact-integrity',
-          status: 'passed',
-          detail: `${manifest.components[n]!.artifact.name}: SHA-256 matches the manifest and every age chunk authenticated`,
-          evidence: { component: n, stored_bytes: s.storedBytes, plaintext_bytes: s.plaintextBytes },
-          finishedAt: new Date().toISOString(),
-          durationMs: Date.now() - t0,
-        });
-      }
-      steps.push(stepResult('stage', 'snapshot', 'stage', 'ok', stageStart, { artifacts: names }, stageChecks));
-    } catch (err) {
-      failureKind = err instanceof TykdrError ? err.kind : 'internal';
-      steps.push(stepResult('stage', 'snapshot', 'stage', 'failed', stageStart, { artifacts: names }, stageChecks, (err as Error).message));
-      for (const s of plan.ordered) steps.push(stepResult(s.id, s.component, s.action, 'skipped', new Date(), {}, [], 'staging failed: no target was touched'));
+    for (const n of names) {
+      run.note(`staging ${n}: ${manifest.components[n]!.artifact.name}`);
+      const t0 = Date.now();
+      const s = await stageArtifact({ store: run.store, manifest, component: n, dir: path.join(workDir, 'staged'), keys: run.keys, signal: opts.signal });
+      staged.set(n, s);
+      stageChecks.push({
+        name: 'artifact-integrity',
+        status: 'passed',
+        detail: `${manifest.components[n]!.artifact.name}: SHA-256 matches the manifest and every age chunk authenticated`,
+        evidence: { component: n, stored_bytes: s.storedBytes, plaintext_bytes: s.plaintextBytes },
+        finishedAt: new Date().toISOString(),
+        durationMs: Date.now() - t0,
+      });
     }
-
-    if (!failureKind) {
-      const failed = new Set<string>();
-      let stopped: string | undefined;
-      for (const [i, step] of plan.ordered.entries()) {
-        const t0 = new Date();
-        if (stopped) {
-          steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `stopped after step ${stopped} failed`));
-          continue;
-        }
-        const blocked = step.depends_on.find((d) => failed.has(d));
-        if (blocked) {
-          failed.add(step.id);
-          steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `depends on ${blocked}, which failed`));
-          continue;
-        }
-        opts.progress?.stepStarted?.(step, i, plan.ordered.length);
-        const nothing = members[step.component].length === 0 && step.action === 'restore' && !hasService(step, config);
-        if (nothing) {
-          const r = stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `the snapshot has no ${step.component} component and none is configured`);
-          steps.push(r);
-          opts.progress?.stepDone?.(r);
-          continue;
-        }
-        const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(step.timeoutMs)]) : AbortSignal.timeout(step.timeoutMs);
-        let r: StepResult;
-        try {
-          const out = await runStep(step, {
-            config,
-            manifest,
-            restoreId: id,
-            staged,
-            workDir,
-            members,
-            filesTo: opts.filesTo,
-            drill: opts.kind === 'drill',
-            signal,
-            note,
-          });
-          const bad = out.checks.filter((c) => c.status === 'failed');
-          r = stepResult(step.id, step.component, step.action, bad.length ? 'failed' : 'ok', t0, out.details, out.checks, bad.length ? `check ${bad.map((c) => c.name).join(', ')} failed: ${bad[0]!.detail}` : undefined);
-          if (bad.length) failureKind ??= 'verifyFailed';
-        } catch (err) {
-          const f = err instanceof StepFailure ? err : new StepFailure(String(err), 'internal', { details: {}, checks: [] });
-          const timedOut = signal.aborted && !opts.signal?.aborted;
-          const reason = timedOut ? `timed out after ${step.timeout}` : f.message;
-          r = stepResult(step.id, step.component, step.action, 'failed', t0, f.partial.details, f.partial.checks, reason);
-          failureKind ??= opts.signal?.aborted ? 'interrupted' : f.kind === 'internal' && timedOut ? 'targetError' : f.kind;
-        }
-        for (const c of r.checks) {
-          if (c.status === 'skipped' && !c.detail.startsWith('drill:')) warnings.push(`${step.id}: check ${c.name} skipped: ${c.detail}`);
-        }
-        steps.push(r);
-        opts.progress?.stepDone?.(r);
-        if (r.status === 'failed') {
-          failed.add(step.id);
-          if (step.on_error === 'stop') stopped = step.id;
-        }
-      }
-    }
-  } finally {
-    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    run.steps.push(stepResult('stage', 'snapshot', 'stage', 'ok', stageStart, { artifacts: names }, stageChecks));
+    return staged;
+  } catch (err) {
+    run.failureKind = err instanceof TykdrError ? err.kind : 'internal';
+    run.steps.push(stepResult('stage', 'snapshot', 'stage', 'failed', stageStart, { artifacts: names }, stageChecks, (err as Error).message));
+    for (const s of opts.plan.ordered) run.steps.push(stepResult(s.id, s.component, s.action, 'skipped', new Date(), {}, [], 'staging failed: no target was touched'));
+    return null;
   }
+}
 
-  const succeeded = failureKind === undefined;
-  const finishedAt = new Date();
-  const report: RestoreReport = {
+/** Phase 4: the plan's steps in order; a failed step stops or skips its dependants per on_error. */
+async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, workDir: string): Promise<void> {
+  const { opts, manifest } = run;
+  const { config, plan } = opts;
+  const failed = new Set<string>();
+  let stopped: string | undefined;
+  for (const [i, step] of plan.ordered.entries()) {
+    const t0 = new Date();
+    if (stopped) {
+      run.steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `stopped after step ${stopped} failed`));
+      continue;
+    }
+    const blocked = step.depends_on.find((d) => failed.has(d));
+    if (blocked) {
+      failed.add(step.id);
+      run.steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `depends on ${blocked}, which failed`));
+      continue;
+    }
+    opts.progress?.stepStarted?.(step, i, plan.ordered.length);
+    const nothing = run.members.byRole[step.component].length === 0 && step.action === 'restore' && !hasService(step, config);
+    if (nothing) {
+      const r = stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `the snapshot has no ${step.component} component and none is configured`);
+      run.steps.push(r);
+      opts.progress?.stepDone?.(r);
+      continue;
+    }
+    const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(step.timeoutMs)]) : AbortSignal.timeout(step.timeoutMs);
+    let r: StepResult;
+    try {
+      const out = await runStep(step, {
+        config,
+        manifest,
+        restoreId: run.id,
+        staged,
+        workDir,
+        members: run.members,
+        serviceCheck: opts.backends.serviceCheck,
+        filesTo: opts.filesTo,
+        drill: opts.kind === 'drill',
+        signal,
+        note: run.note,
+      });
+      const bad = out.checks.filter((c) => c.status === 'failed');
+      r = stepResult(step.id, step.component, step.action, bad.length ? 'failed' : 'ok', t0, out.details, out.checks, bad.length ? `check ${bad.map((c) => c.name).join(', ')} failed: ${bad[0]!.detail}` : undefined);
+      if (bad.length) run.failureKind ??= 'verifyFailed';
+    } catch (err) {
+      const f = err instanceof StepFailure ? err : new StepFailure(String(err), 'internal', { details: {}, checks: [] });
+      const timedOut = signal.aborted && !opts.signal?.aborted;
+      const reason = timedOut ? `timed out after ${step.timeout}` : f.message;
+      r = stepResult(step.id, step.component, step.action, 'failed', t0, f.partial.details, f.partial.checks, reason);
+      run.failureKind ??= opts.signal?.aborted ? 'interrupted' : f.kind === 'internal' && timedOut ? 'targetError' : f.kind;
+    }
+    for (const c of r.checks) {
+      if (c.status === 'skipped' && !c.detail.startsWith('drill:')) run.warnings.push(`${step.id}: check ${c.name} skipped: ${c.detail}`);
+    }
+    run.steps.push(r);
+    opts.progress?.stepDone?.(r);
+    if (r.status === 'failed') {
+      failed.add(step.id);
+      if (step.on_error === 'stop') stopped = step.id;
+    }
+  }
+}
+
+/** Phase 5: RTO and RPO measured against the tiers, and the report. */
+function buildReport(run: RestoreRun): RestoreReport {
+  const { opts, manifest, names } = run;
+  const succeeded = run.failureKind === undefined;
+  return {
     format: 'tykdr-restore-report/1',
-    id,
+    id: run.id,
     kind: opts.kind ?? 'restore',
-    plan: { name: plan.name, file: plan.file, version: plan.version },
-    snapshot: { id: manifest.id, created_at: manifest.created_at, location: store.location },
+    plan: { name: opts.plan.name, file: opts.plan.file, version: opts.plan.version },
+    snapshot: { id: manifest.id, created_at: manifest.created_at, location: run.store.location },
     host: hostname(),
     tool_version: TOOL_VERSION,
     dry_run: false,
-    incident_at: incidentAt.toISOString(),
-    started_at: startedAt.toISOString(),
-    finished_at: finishedAt.toISOString(),
+    incident_at: run.incidentAt.toISOString(),
+    started_at: run.startedAt.toISOString(),
+    finished_at: new Date().toISOString(),
     status: succeeded ? 'succeeded' : 'failed',
-    steps,
-    rto: measureRto({ incidentAt, steps, succeeded, tiers: config.tiers, componentTiers: names.map((n) => manifest.components[n]!.tier) }),
-    rpo: measureRpo({ incidentAt, manifest, components: names, tiers: config.tiers }),
-    warnings,
+    steps: run.steps,
+    rto: measureRto({ incidentAt: run.incidentAt, steps: run.steps, succeeded, tiers: opts.config.tiers, componentTiers: names.map((n) => manifest.components[n]!.tier) }),
+    rpo: measureRpo({ incidentAt: run.incidentAt, manifest, components: names, tiers: opts.config.tiers }),
+    warnings: run.warnings,
   };
-  return { report, failureKind };
 }
 
 /** A private folder under the staging folder (created if missing); a folder that cannot be made is bad input. */

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { abortError } from '../../verify/check-util.js';
+import { abortError } from './abort.js';
 
 /** Bytes of stdout and of stderr kept (the end of each stream). */
 const TAIL_BYTES = 4096;

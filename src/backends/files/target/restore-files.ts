@@ -7,6 +7,7 @@ import type { FilesComponent } from '../../../core/config/load.js';
 import { badInput, integrityError, TykdrError } from '../../../core/errors.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
+import { destinationOf } from '../../../core/restore/destination.js';
 
 interface TarEntryInfo {
   /** Entry path as in the tar: absolute path without the leading "/". */
@@ -19,11 +20,6 @@ interface TarEntryInfo {
 export interface FilesRestoreOutcome {
   details: Record<string, unknown>;
   checks: CheckResult[];
-}
-
-/** Where an entry lands: under `to` when given, else at its original absolute path. */
-export function destinationOf(name: string, to: string | undefined): string {
-  return to === undefined ? path.join('/', name) : path.join(to, name);
 }
 
 /**

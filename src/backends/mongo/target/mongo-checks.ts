@@ -1,7 +1,9 @@
+import { checksBy, type ChecksBy } from '../../../core/checks/registry.js';
 import type { Db } from 'mongodb';
 import type { MongoFacts } from '../facts.js';
 import type { CheckResult } from '../../../core/restore/types.js';
-import { checkResult, guarded, throwIfAborted } from '../../../verify/check-util.js';
+import { checkResult, guarded } from '../../../core/checks/result.js';
+import { throwIfAborted } from '../../../core/util/abort.js';
 
 /**
  * Checks that prove a MongoDB restore worked, against the manifest's facts. Each returns one CheckResult
@@ -11,8 +13,8 @@ import { checkResult, guarded, throwIfAborted } from '../../../verify/check-util
  * exactly what mongorestore inserts: the check allows no difference. (The counts the driver estimated just
  * before the dump are in the manifest for reference only; on a busy database they differ.)
  */
-export const MONGO_CHECKS = ['database-counts', 'database-indexes'] as const;
-export type MongoCheckName = (typeof MONGO_CHECKS)[number];
+export const MONGO_CHECKS = checksBy('database');
+export type MongoCheckName = ChecksBy<'database'>;
 
 export interface MongoCheckInput {
   /** The restored database on the target. */

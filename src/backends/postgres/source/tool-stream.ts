@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { scrub } from '../../../verify/check-util.js';
+import { scrub } from '../../../core/util/text.js';
 
 /** How a dump tool ended: what the stream's owner needs to judge it. */
 export interface ToolExit {

@@ -2,14 +2,14 @@ import { countRows, listIndexes, listTables, tableKey } from '../catalog.js';
 import type { PgClient } from '../connection.js';
 import type { DumpFacts } from './dump-facts.js';
 import type { CheckResult } from '../../../core/restore/types.js';
-import { checkResult, guarded, throwIfAborted } from '../../../verify/check-util.js';
+import { checkResult, guarded } from '../../../core/checks/result.js';
+import { throwIfAborted } from '../../../core/util/abort.js';
 
 /**
  * Checks that prove a PostgreSQL restore worked, against the facts the backup recorded inside its snapshot. Each
  * returns one CheckResult and never throws (except on abort): a check that cannot run fails with the reason.
  * Evidence names tables and indexes (schema, not data) and row counts; never a value.
  */
-export const POSTGRES_CHECKS = ['database-counts', 'database-indexes'] as const;
 
 export interface TableEvidence {
   table: string;

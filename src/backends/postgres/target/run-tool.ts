@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { abortError, scrub } from '../../../verify/check-util.js';
+import { abortError } from '../../../core/util/abort.js';
+import { scrub } from '../../../core/util/text.js';
 
 export interface ToolRun {
   code: number | null;

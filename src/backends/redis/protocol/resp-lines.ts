@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import { sourceUnreachable } from '../../../core/errors.js';
+import { abortError } from '../../../core/util/abort.js';
 
 /** Longest reply line accepted during the handshake: a longer one means this is not Redis. */
 const MAX_LINE = 4096;
@@ -12,14 +13,6 @@ export function encodeCommand(args: string[]): Buffer {
     parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
   }
   return Buffer.concat(parts);
-}
-
-/** The error a cancelled operation fails with: name 'AbortError', code 'ABORT_ERR', the reason as cause. */
-export function abortError(signal: AbortSignal): Error {
-  const err = new Error('The operation was aborted', { cause: signal.reason });
-  err.name = 'AbortError';
-  (err as NodeJS.ErrnoException).code = 'ABORT_ERR';
-  return err;
 }
 
 /**

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { abortError } from './resp-lines.js';
+import { abortError } from '../../../core/util/abort.js';
 
 /**
  * A minimal RESP2 pipeline for the bulk copy's hot path: commands are encoded straight into one buffer and

@@ -2,7 +2,8 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { sourceUnreachable } from '../../../core/errors.js';
-import { RespReader, abortError, encodeCommand } from '../protocol/resp-lines.js';
+import { RespReader, encodeCommand } from '../protocol/resp-lines.js';
+import { abortError } from '../../../core/util/abort.js';
 
 export interface RdbStreamOptions {
   host: string;

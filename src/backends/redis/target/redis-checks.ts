@@ -1,3 +1,4 @@
+import { checksBy, type ChecksBy } from '../../../core/checks/registry.js';
 import type { Redis } from 'ioredis';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { classifyKey, KEY_CLASSES, type KeyClass } from '../../../core/tyk/key-classes.js';
@@ -5,15 +6,18 @@ import type { KeyExpectation } from './key-expectation.js';
 import { keyLabel, type SnapshotSample } from './snapshot-sample.js';
 import { readFingerprint, type ValueFingerprint } from './value-fingerprint.js';
 import { parseInfo } from '../protocol/connection.js';
-import { checkResult, formatMs, guarded, poll, throwIfAborted } from '../../../verify/check-util.js';
+import { checkResult, guarded } from '../../../core/checks/result.js';
+import { formatMs } from '../../../core/util/text.js';
+import { poll } from '../../../core/util/poll.js';
+import { throwIfAborted } from '../../../core/util/abort.js';
 
 /**
  * Checks that prove a Redis restore worked. Each returns one CheckResult and never throws (except on abort):
  * a check that cannot run is failed with the reason. Keys are credentials: evidence names a key only as
  * keyLabel() (class + short hash), never in full.
  */
-export const REDIS_CHECKS = ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl', 'redis-replicas'] as const;
-export type RedisCheckName = (typeof REDIS_CHECKS)[number];
+export const REDIS_CHECKS = checksBy('redis');
+export type RedisCheckName = ChecksBy<'redis'>;
 
 /** Connections to the target, one per database index. */
 export type DbConnections = (db: number) => Promise<Redis>;

@@ -9,7 +9,7 @@ import {
   checkKeyCounts, checkKeyCountsApprox, checkPing, checkReplicas, checkSample, checkTtl, observeSample, REDIS_CHECKS, scanPages,
   type RedisCheckName, type SampleObservation,
 } from './redis-checks.js';
-import { checkResult } from '../../../verify/check-util.js';
+import { checkResult } from '../../../core/checks/result.js';
 import { unpackAof, type StagedAof } from './aof-staging.js';
 import { ClusterTarget } from './cluster-target.js';
 import { buildKeyExpectation, type KeyExpectation } from './key-expectation.js';

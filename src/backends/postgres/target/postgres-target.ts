@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto';
+import type { PostgresComponent } from '../../../core/config/load.js';
+import type { Target } from '../../../core/interfaces/target.js';
+import { connectPg, targetEndpoint } from '../connection.js';
+import { checksBy } from '../../../core/checks/registry.js';
+import { inspectPostgresTarget, restorePostgres } from './restore-postgres.js';
+
+/** PostgreSQL (the Dashboard's database): pg_restore of the custom-format archive, plus the globals SQL. */
+export const postgresTarget: Target<PostgresComponent> = {
+  kind: 'postgres',
+  artifactKinds: ['postgres', 'postgres-globals'],
+  checks: checksBy('database'),
+  role: () => 'database',
+  roleOf: () => 'database',
+
+  async assess({ name, component, entry }) {
+    if (entry.kind !== 'postgres') return [];
+    const t = await inspectPostgresTarget(component);
+    return [
+      {
+        component: name,
+        target: `postgres ${t.address}/${t.database} (PostgreSQL ${t.serverVersion})`,
+        liveData: t.exists && t.tables > 0 ? `${t.tables} tables, about ${t.estimatedRows} rows` : null,
+      },
+    ];
+  },
+
+  async restore(i) {
+    i.note(`  restoring ${i.name} (${i.entry.kind})`);
+    return restorePostgres({ component: i.component, manifest: i.entry, stagedFile: i.stagedFile, workDir: i.workDir, checks: [...i.checks], signal: i.signal });
+  },
+
+  /** A throwaway database ("tykdr_drill_<random>") on the configured server, dropped by stop(). */
+  async scratch({ component: c }) {
+    const database = `tykdr_drill_${randomBytes(4).toString('hex')}`;
+    const component: PostgresComponent = { ...c, restore: { ...c.restore, target: { ...c.restore.target, database } } };
+    return {
+      component,
+      stop: async () => {
+        try {
+          const db = await connectPg(targetEndpoint(component), 'postgres');
+          try {
+            await db.query(`DROP DATABASE IF EXISTS "${database.replace(/"/g, '""')}" WITH (FORCE)`);
+          } finally {
+            await db.end();
+          }
+          return [];
+        } catch (err) {
+          return [`could not drop the drill database ${database}: ${(err as Error).message}`];
+        }
+      },
+    };
+  },
+};

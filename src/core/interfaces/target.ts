@@ -1,0 +1,79 @@
+import type { CheckName } from '../checks/registry.js';
+import type { Component, Config } from '../config/load.js';
+import type { ManifestComponent } from '../manifest.js';
+import type { PlanComponent } from '../plan/roles.js';
+import type { CheckResult } from '../restore/types.js';
+
+/** What a restore would overwrite in one target, for the dry run and the confirmation. */
+export interface TargetAssessment {
+  component: string;
+  /** Where it goes, for people: "redis 10.0.0.5:6379", "/opt/tyk-gateway". */
+  target: string;
+  /** What would be overwritten ("2,004 keys", "12 entries"), or null when the target is empty. */
+  liveData: string | null;
+  warning?: string;
+}
+
+/** One snapshot component to put back, with everything resolved by the engine. */
+export interface TargetRestoreInput<C extends Component = Component> {
+  /** The snapshot component name (an object of the snapshot). */
+  name: string;
+  /** Its tykdr.yaml component (for an extra artifact such as "<db>-globals", the component it came from). */
+  component: C;
+  entry: ManifestComponent;
+  /** The staged plaintext, already proven intact (SHA-256 and every age chunk). */
+  stagedFile: string;
+  /** A private scratch folder on the staging filesystem; the engine removes it. */
+  workDir: string;
+  /** The checks the plan step lists; a target runs those it offers and ignores the rest. */
+  checks: readonly string[];
+  restoreId: string;
+  /** Files restores: put files under this folder instead of their configured destination. */
+  filesTo?: string;
+  signal: AbortSignal;
+  note(line: string): void;
+}
+
+export interface TargetRestoreOutcome {
+  /** What was done (counts, versions, timings). No secrets, no key names. */
+  details: Record<string, unknown>;
+  /** One result per requested check this target offers. */
+  checks: CheckResult[];
+}
+
+/** A throwaway target a drill restores into; stop() removes it and returns what could not be cleaned. */
+export interface ScratchTarget<C extends Component = Component> {
+  /** The component's config pointed at the scratch target. */
+  component: C;
+  stop(): Promise<string[]>;
+}
+
+/**
+ * The restore side of one component kind; `Source` is its backup side. Registered by kind in
+ * src/backends/registry.ts. Contracts:
+ * - `assess` only reads: it never writes to the target. It may run more than once.
+ * - `restore` is called once per snapshot component, only after every artifact of the restore was staged
+ *   and proven intact. It rejects with a TykdrError whose kind gives the exit code (targetError,
+ *   badInput, integrityError, ...) and returns one CheckResult per requested check it offers.
+ *   When `signal` aborts it stops promptly and rejects with an AbortError.
+ * - `scratch` starts (or points at) an empty target of this kind for a drill; production is never touched.
+ */
+export interface Target<C extends Component = Component> {
+  readonly kind: C['kind'];
+  /** Manifest component kinds this target restores (a component may back up more than one artifact). */
+  readonly artifactKinds: readonly string[];
+  /** The checks it runs after restoring, from the check registry. */
+  readonly checks: readonly CheckName[];
+  /** The plan role that restores this snapshot component; null when no plan step restores it. */
+  role(entry: ManifestComponent): PlanComponent | null;
+  /** The plan role of a configured component (for component drills). */
+  roleOf(component: C): PlanComponent | null;
+  assess(input: { name: string; component: C; entry: ManifestComponent; filesTo?: string; signal?: AbortSignal }): Promise<TargetAssessment[]>;
+  restore(input: TargetRestoreInput<C>): Promise<TargetRestoreOutcome>;
+  scratch(input: { component: C; config: Config; dir: string; signal?: AbortSignal }): Promise<ScratchTarget<C>>;
+  /** A copy of the component restoring to another address (`--target NAME=HOST:PORT`); absent when the kind has none. */
+  retarget?(component: C, address: { host: string; port: number }): C;
+}
+
+/** The service checks (gateway and dashboard over HTTP): run by name against the configured services. */
+export type ServiceCheck = (name: CheckName, config: Config, signal: AbortSignal) => Promise<CheckResult>;
