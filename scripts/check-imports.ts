@@ -7,17 +7,17 @@
  *   npx tsx scripts/check-imports.ts            readable list, exit 1 if anything is found, else a one-line summary
  *   npx tsx scripts/check-imports.ts --json     the whole report as JSON (same exit codes)
  *   options: --root DIR (default: this repository), --src DIR (default: src),
- *            --types-in-file-cycles, --no-types-in-folder-cycles, --no-types-in-layers
+ *            --no-types-in-file-cycles, --no-types-in-folder-cycles, --no-types-in-layers
  *
  * What counts as an import: `import ... from`, `import '...'`, `export ... from`, `import('...')` (dynamic),
  * `import x = require('...')`. Type-only imports are `import type ...`, `export type ... from`,
  * `import { type A, type B } from` (every name marked type), and `typeof import('...')` /
  * `import('...').Name` in type positions. An ordinary `import { A }` where A happens to be an interface is
- * a value import as far as this check knows (it reads syntax, not types). By default type-only imports are
- * left out of file-level cycles (they vanish at run time) but count for folder cycles and layer rules.
+ * a value import as far as this check knows (it reads syntax, not types). Type-only imports count
+ * everywhere by default: a type cycle between two files still ties them together for a reader.
  *
- * The test test/unit/architecture.test.ts runs this over src/ and compares with an explicit list of known
- * findings; it also proves the check on small fixture trees.
+ * The test test/unit/architecture.test.ts runs this over src/ and expects no finding; it also proves the
+ * check on small fixture trees.
  */
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -723,7 +723,7 @@ export function checkImports(root: string, options: CheckOptions = {}): Report {
   const srcDir = toPosix(options.srcDir ?? 'src').replace(/\/+$/, '');
   const rules = options.rules ?? RULES;
   validateRules(rules);
-  const typesInFileCycles = options.typesInFileCycles ?? false;
+  const typesInFileCycles = options.typesInFileCycles ?? true;
   const typesInFolderCycles = options.typesInFolderCycles ?? true;
   const typesInLayers = options.typesInLayers ?? true;
   const areaDepth = options.areaDepth ?? 1;
@@ -893,11 +893,12 @@ function main(argv: string[]): number {
     else if (a === '--root') root = path.resolve(argv[++k] ?? '.');
     else if (a === '--src') options.srcDir = argv[++k] ?? 'src';
     else if (a === '--types-in-file-cycles') options.typesInFileCycles = true;
+    else if (a === '--no-types-in-file-cycles') options.typesInFileCycles = false;
     else if (a === '--no-types-in-folder-cycles') options.typesInFolderCycles = false;
     else if (a === '--no-types-in-layers') options.typesInLayers = false;
     else if (a === '-h' || a === '--help') {
       process.stdout.write(
-        'usage: npx tsx scripts/check-imports.ts [--json] [--root DIR] [--src DIR] [--types-in-file-cycles] [--no-types-in-folder-cycles] [--no-types-in-layers]\n',
+        'usage: npx tsx scripts/check-imports.ts [--json] [--root DIR] [--src DIR] [--no-types-in-file-cycles] [--no-types-in-folder-cycles] [--no-types-in-layers]\n',
       );
       return 0;
     } else {

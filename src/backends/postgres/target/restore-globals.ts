@@ -6,7 +6,7 @@ import { checkRoles } from './postgres-checks.js';
 import { dbnameConninfo, describeEndpoint, explainPgError, libpqEnv, targetEndpoint } from '../connection.js';
 import { toolPath, toolVersion } from '../versions.js';
 import { readGlobalsFacts } from './dump-facts.js';
-import type { PostgresRestoreInput, PostgresRestoreOutcome } from './restore-postgres.js';
+import type { PostgresRestoreInput, PostgresRestoreOutcome } from './restore-types.js';
 import { runTool } from './run-tool.js';
 import { connectMaintenance, requireServerAtLeast } from './target-database.js';
 

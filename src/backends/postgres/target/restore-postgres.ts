@@ -1,4 +1,5 @@
 import type { PostgresComponent } from '../../../core/config/load.js';
+import type { PostgresRestoreInput, PostgresRestoreOutcome } from './restore-types.js';
 import { isAbortError, TykdrError } from '../../../core/errors.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
@@ -10,25 +11,7 @@ import { restoreGlobals } from './restore-globals.js';
 import { runTool } from './run-tool.js';
 import { connectMaintenance, createDatabase, isMissingDatabase, missingRoles, requireServerAtLeast, rolesNotActable } from './target-database.js';
 
-export interface PostgresRestoreInput {
-  component: PostgresComponent;
-  /** The snapshot's entry: kind `postgres` (a pg_dump archive) or `postgres-globals` (pg_dumpall SQL). */
-  manifest: ManifestComponent;
-  /** The staged plaintext (already SHA-256 verified and decrypted): the archive pg_restore reads (seekable, so --jobs works). */
-  stagedFile: string;
-  /** Scratch folder; the caller removes it afterwards. */
-  workDir: string;
-  /** Checks to run after the restore (names that are not database checks are ignored). */
-  checks: string[];
-  signal?: AbortSignal;
-}
 
-export interface PostgresRestoreOutcome {
-  /** Target, versions, what was created, owners kept or not, timings, warnings. No passwords. */
-  details: Record<string, unknown>;
-  /** One result per requested database check, in the order requested. */
-  checks: CheckResult[];
-}
 
 /**
  * Restores one PostgreSQL artifact into the component's restore target (`restore.target` over its connection).

@@ -9,7 +9,7 @@ import { copyKeys, type SampledKey } from './live-copy.js';
 import { releaseAtLeast } from '../formats/rdb-versions.js';
 import { swapRdbFile, type RdbSwapOptions } from './rdb-file-swap.js';
 import { Reservoir } from './reservoir.js';
-import type { RedisRestoreInput } from './restore-redis.js';
+import type { RedisRestoreInput } from './restore-types.js';
 import { checkAofTarget, checkDataDir, type SnapshotVersion, type TargetFacts } from './restore-preflight.js';
 import { startScratch, type ScratchOptions, type ScratchServer } from './scratch-server.js';
 import { drawByScan, fingerprintSample, type SnapshotSample } from './snapshot-sample.js';

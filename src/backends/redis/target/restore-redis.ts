@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { RedisRestoreInput, RedisRestoreOutcome } from './restore-types.js';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { parseDuration } from '../../../core/duration.js';
 import { isAbortError, TykdrError } from '../../../core/errors.js';
@@ -23,29 +24,7 @@ import {
 } from './restore-preflight.js';
 import { connectTarget, keyspaceOf, readInfo, RedisPool, resolveRestoreTarget } from '../protocol/target-connection.js';
 
-export interface RedisRestoreInput {
-  component: RedisComponent;
-  /** The snapshot's entry for this component; `artifact.format` (rdb, aof, keys) decides how it is restored. */
-  manifest: ManifestComponent;
-  /**
-   * The staged plaintext artifact, already SHA-256 verified and decrypted, whatever its format: an RDB, an
-   * AOF folder's tar, or a keys stream. File modes move the RDB (or the unpacked AOF folder) into the target's data dir.
-   */
-  rdbFile: string;
-  /** Scratch folder on the same filesystem as rdbFile; the caller removes it afterwards. */
-  workDir: string;
-  /** Checks to run after the restore (names that are not Redis checks are ignored). */
-  checks: string[];
-  signal?: AbortSignal;
-  progress?: (e: { phase: string; keys?: number; totalKeys?: number }) => void;
-}
 
-export interface RedisRestoreOutcome {
-  /** What was done: target, versions, keys copied/skipped per class, timings, the old RDB's new name. No secrets, no key names. */
-  details: Record<string, unknown>;
-  /** One result per requested Redis check, in the order requested. */
-  checks: CheckResult[];
-}
 
 /**
  * Restores one Redis component from a staged artifact, then runs the requested checks.
