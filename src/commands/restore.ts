@@ -3,7 +3,8 @@ import { Flags } from '@oclif/core';
 import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
 import { restorePrinter, printDryRun, printReportSummary } from '../cli/restore-output.js';
 import { parseTimeFlag } from '../cli/time-flag.js';
-import { TykdrError } from '../core/errors.js';
+import { badInput, TykdrError } from '../core/errors.js';
+import { describeKilled, journalDir, killedRestores, type JournalEntry } from '../core/restore/journal.js';
 import { loadPlan } from '../core/plan/plan.js';
 import { parseTargetFlag, withOverrides } from '../core/restore/overrides.js';
 import { lastMeasuredDuration, saveReport } from '../core/restore/report-files.js';
@@ -37,20 +38,37 @@ ${EXIT_CODES_HELP}`;
     target: Flags.string({ summary: 'Restore a Redis component elsewhere: NAME=HOST:PORT (repeatable).', multiple: true }),
     'gateway-url': Flags.string({ summary: 'Verify this gateway instead of gateway.url.' }),
     'dashboard-url': Flags.string({ summary: 'Verify this dashboard instead of dashboard.url.' }),
+    resume: Flags.boolean({
+      summary: 'Finish the newest restore that was killed on this host (from its journal): same snapshot, plan and targets; steps it finished are not run again.',
+      exclusive: ['snapshot', 'before', 'target', 'to', 'dry-run'],
+    }),
   };
 
   async run(): Promise<unknown> {
     const f = this.flags;
     const base = await this.loadConfig();
+    const resume = f.resume ? await this.killedRestore(base.restore.stagingDir) : undefined;
+    const targets = resume?.targets ?? Object.fromEntries((f.target ?? []).map(parseTargetFlag));
     const config = await withOverrides(base, {
-      targets: Object.fromEntries((f.target ?? []).map(parseTargetFlag)),
+      targets,
       gatewayUrl: f['gateway-url'],
       dashboardUrl: f['dashboard-url'],
     }, backends);
-    const plan = await loadPlan(f.plan);
+    const plan = await loadPlan(resume?.plan ?? f.plan);
     const before = parseTimeFlag('--before', f.before);
     const incidentAt = parseTimeFlag('--incident-at', f['incident-at']);
-    const common = { config, backends, plan, snapshot: f.snapshot, before, incidentAt, identityFile: f.identity, filesTo: f.to };
+    const common = {
+      config,
+      backends,
+      plan,
+      snapshot: resume?.snapshot ?? f.snapshot,
+      before,
+      incidentAt,
+      identityFile: f.identity,
+      filesTo: resume?.files_to ?? f.to,
+      targetOverrides: targets,
+      resume,
+    };
     if (f['dry-run']) {
       const summary = await planRestore(common);
       summary.expected = await lastMeasuredDuration(config.restore.reportDir, plan.name);
@@ -62,7 +80,8 @@ ${EXIT_CODES_HELP}`;
     try {
       const { report, failureKind } = await runRestore({
         ...common,
-        yes: f.yes,
+        // A resumed restore was confirmed when it started.
+        yes: f.yes || resume !== undefined,
         confirm: interactive ? (q) => ask(q) : undefined,
         signal: interrupt.signal,
         progress: this.jsonEnabled() ? undefined : restorePrinter((l) => this.note(l)),
@@ -74,6 +93,17 @@ ${EXIT_CODES_HELP}`;
     } finally {
       interrupt.dispose();
     }
+  }
+
+  /** The newest killed restore on this host, or bad input naming where tykdr looked. */
+  private async killedRestore(stagingDir: string | undefined): Promise<JournalEntry> {
+    const killed = await killedRestores(stagingDir);
+    if (killed.length === 0) {
+      throw badInput(`no killed restore to resume: ${journalDir(stagingDir)} holds no journal of a restore that stopped early on this host`, 'start a restore with --plan (and --snapshot)');
+    }
+    this.note(`resuming: ${describeKilled(killed[0]!)}`);
+    if (killed.length > 1) this.note(`${killed.length - 1} older killed restore(s) are left as they are; the newest one is resumed`);
+    return killed[0]!;
   }
 }
 

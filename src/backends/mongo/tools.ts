@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { MongoComponent } from '../../core/config/load.js';
 import { badInput } from '../../core/errors.js';
+import { watchChild } from '../../core/util/watchdog.js';
 
 export type MongoTool = 'mongodump' | 'mongorestore';
 
@@ -70,6 +71,7 @@ export async function spawnTool(bin: string, uri: string, args: string[]): Promi
   try {
     // stdout and stderr are pipes (the fourth entry makes @types/node fall back to plain ChildProcess).
     child = spawn(bin, ['--config=/dev/fd/3', ...args], { stdio: ['ignore', 'pipe', 'pipe', handle.fd] }) as ToolProcess;
+    watchChild(child);
   } finally {
     handle.close().catch(() => undefined);
   }

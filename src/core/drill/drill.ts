@@ -5,7 +5,8 @@ import type { ScratchTarget } from '../interfaces/target.js';
 import type { Plan } from '../plan/plan.js';
 import { planMembers } from '../restore/preflight.js';
 import { saveReport, type SavedReport } from '../restore/report-files.js';
-import { chooseSnapshot, makeWorkDir, runRestore, type RestoreOptions, type RestoreOutcome } from '../restore/restore.js';
+import { makeWorkDir, sweepStaleWorkDirs } from '../restore/work-dirs.js';
+import { chooseSnapshot, runRestore, type RestoreOptions, type RestoreOutcome } from '../restore/restore.js';
 
 export interface DrillOptions {
   config: Config;
@@ -31,6 +32,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
   const store = opts.backends.openStore(opts.config.store);
   const manifest = await chooseSnapshot(store, opts.snapshot, undefined, opts.signal);
   const members = await planMembers(opts.plan, manifest, opts.config, opts.backends);
+  for (const line of await sweepStaleWorkDirs(opts.config.restore.stagingDir)) opts.progress?.note?.(line);
   const scratchDir = await makeWorkDir(opts.config.restore.stagingDir, 'tykdr-drill-');
   const scratch: ScratchTarget[] = [];
   try {

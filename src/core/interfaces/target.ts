@@ -28,6 +28,8 @@ export interface TargetRestoreInput<C extends Component = Component> {
   /** The checks the plan step lists; a target runs those it offers and ignores the rest. */
   checks: readonly string[];
   restoreId: string;
+  /** The snapshot being restored (for markers a target leaves while it is partial). */
+  snapshotId: string;
   /** Files restores: put files under this folder instead of their configured destination. */
   filesTo?: string;
   signal: AbortSignal;

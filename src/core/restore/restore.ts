@@ -1,5 +1,5 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Store } from '../interfaces/store.js';
 import { resolveSnapshot, listSnapshots } from '../catalog.js';
@@ -16,6 +16,8 @@ import { resolveDecryptionKeys } from './decryption-keys.js';
 import { measureRpo, measureRto } from './objectives.js';
 import { assessTargets, planMembers, secretWarnings, type PlanMembers, type TargetAssessment } from './preflight.js';
 import { stageArtifact, type StagedArtifact } from './staging.js';
+import { makeWorkDir, sweepStaleWorkDirs } from './work-dirs.js';
+import { describeKilled, forgetRestore, Journal, killedRestores, type JournalEntry } from './journal.js';
 import { runStep, StepFailure } from './steps.js';
 import type { RestoreReport, StepResult } from './types.js';
 
@@ -47,6 +49,10 @@ export interface RestoreOptions {
   progress?: RestoreProgress;
   /** Store override (drills restore from the configured store; tests may pass one). */
   store?: Store;
+  /** Finish a killed restore (from its journal): same snapshot and plan; steps it completed are not run again. */
+  resume?: JournalEntry;
+  /** --target overrides as given, recorded in the journal so --resume restores to the same place. */
+  targetOverrides?: Record<string, { host: string; port: number }>;
 }
 
 export interface DryRunSummary {
@@ -108,8 +114,11 @@ interface RestoreRun {
   keys: Awaited<ReturnType<typeof resolveDecryptionKeys>>;
   targets: TargetAssessment[];
   warnings: string[];
+  /** Killed restores this one makes moot when it succeeds (same plan, or the full plan). */
+  superseded: JournalEntry[];
   steps: StepResult[];
   failureKind?: ErrorKind;
+  journal?: Journal;
   note(line: string): void;
 }
 
@@ -121,14 +130,38 @@ interface RestoreRun {
 export async function runRestore(opts: RestoreOptions): Promise<RestoreOutcome> {
   const run = await chooseAndAssess(opts);
   await confirmOverwrite(run);
-  const workDir = await makeWorkDir(opts.config.restore.stagingDir, `tykdr-restore-${run.id}-`);
+  const stagingDir = opts.config.restore.stagingDir;
+  const workDir = await makeWorkDir(stagingDir, `tykdr-restore-${run.id}-`);
   try {
+    if (opts.kind !== 'drill') run.journal = await startJournal(run);
     const staged = await stageAll(run, workDir);
-    if (staged) await runSteps(run, staged, workDir);
+    if (staged) {
+      await run.journal?.phase('restoring');
+      await runSteps(run, staged, workDir);
+    }
   } finally {
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
+  // An interrupted restore keeps its journal: `--resume` finishes it. Otherwise the report tells the rest.
+  if (run.failureKind !== 'interrupted') {
+    await run.journal?.close();
+    if (opts.resume) await forgetRestore(stagingDir, opts.resume.restore_id);
+    if (run.failureKind === undefined) for (const k of run.superseded) await forgetRestore(stagingDir, k.restore_id);
+  }
   return { report: buildReport(run), failureKind: run.failureKind };
+}
+
+async function startJournal(run: RestoreRun): Promise<Journal> {
+  const { opts } = run;
+  return Journal.create(opts.config.restore.stagingDir, {
+    restore_id: run.id,
+    started_at: run.startedAt.toISOString(),
+    plan: opts.plan.file,
+    snapshot: run.manifest.id,
+    ...(opts.filesTo ? { files_to: opts.filesTo } : {}),
+    ...(opts.targetOverrides && Object.keys(opts.targetOverrides).length ? { targets: opts.targetOverrides } : {}),
+    target_descriptions: run.targets.map((t) => t.target),
+  });
 }
 
 /** Phase 1: the snapshot, its members per plan role, the keys, and what each target holds now. */
@@ -150,8 +183,14 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
     }
   }
   const note = (l: string) => opts.progress?.note?.(l);
+  for (const line of await sweepStaleWorkDirs(config.restore.stagingDir)) note(line);
+  const killed = opts.kind === 'drill' ? [] : (await killedRestores(config.restore.stagingDir)).filter((k) => k.restore_id !== opts.resume?.restore_id);
+  for (const k of killed) {
+    warnings.push(`${describeKilled(k)}. This restore does not finish it; \`tykdr restore --resume\` would.`);
+  }
   for (const w of warnings) note(`warning: ${w}`);
-  return { opts, id: newSnapshotId(startedAt), startedAt, incidentAt, store, manifest, members, names, keys, targets, warnings, steps: [], note };
+  const superseded = killed.filter((k) => k.plan === plan.file || plan.name === 'full');
+  return { opts, id: newSnapshotId(startedAt), startedAt, incidentAt, store, manifest, members, names, keys, targets, warnings, superseded, steps: [], note };
 }
 
 /** Phase 2: a restore that overwrites live data goes ahead only when confirmed (--yes or a person). */
@@ -217,6 +256,12 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
       run.steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `depends on ${blocked}, which failed`));
       continue;
     }
+    if (opts.resume?.steps[step.id] === 'ok') {
+      const r = stepResult(step.id, step.component, step.action, 'ok', t0, { resumed: `done by restore ${opts.resume.restore_id} before it was killed; not run again` }, []);
+      run.steps.push(r);
+      opts.progress?.stepDone?.(r);
+      continue;
+    }
     opts.progress?.stepStarted?.(step, i, plan.ordered.length);
     const nothing = run.members.byRole[step.component].length === 0 && step.action === 'restore' && !hasService(step, config);
     if (nothing) {
@@ -225,6 +270,7 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
       opts.progress?.stepDone?.(r);
       continue;
     }
+    await run.journal?.step(step.id, 'started');
     const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(step.timeoutMs)]) : AbortSignal.timeout(step.timeoutMs);
     let r: StepResult;
     try {
@@ -232,6 +278,7 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
         config,
         manifest,
         restoreId: run.id,
+        snapshotId: manifest.id,
         staged,
         workDir,
         members: run.members,
@@ -255,6 +302,7 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
       if (c.status === 'skipped' && !c.detail.startsWith('drill:')) run.warnings.push(`${step.id}: check ${c.name} skipped: ${c.detail}`);
     }
     run.steps.push(r);
+    await run.journal?.step(step.id, r.status);
     opts.progress?.stepDone?.(r);
     if (r.status === 'failed') {
       failed.add(step.id);
@@ -285,21 +333,6 @@ function buildReport(run: RestoreRun): RestoreReport {
     rpo: measureRpo({ incidentAt: run.incidentAt, manifest, components: names, tiers: opts.config.tiers }),
     warnings: run.warnings,
   };
-}
-
-/** A private folder under the staging folder (created if missing); a folder that cannot be made is bad input. */
-export async function makeWorkDir(stagingDir: string | undefined, prefix: string): Promise<string> {
-  const base = stagingDir ?? tmpdir();
-  try {
-    await mkdir(base, { recursive: true });
-    return await mkdtemp(path.join(base, prefix));
-  } catch (err) {
-    throw badInput(
-      `cannot create a staging folder in ${base} (${(err as NodeJS.ErrnoException).code ?? err})`,
-      'set restore.stagingDir to a writable folder with room for the largest artifact',
-      err,
-    );
-  }
 }
 
 function hasService(step: PlanStep, config: Config): boolean {

@@ -16,6 +16,7 @@ export interface StepContext {
   config: Config;
   manifest: Manifest;
   restoreId: string;
+  snapshotId: string;
   staged: Map<string, StagedArtifact>;
   workDir: string;
   /** Snapshot component names per plan role, with their config and target. */
@@ -69,6 +70,7 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
           workDir: path.join(ctx.workDir, name),
           checks: step.verify,
           restoreId: ctx.restoreId,
+          snapshotId: ctx.snapshotId,
           filesTo: ctx.filesTo,
           signal: ctx.signal,
           note: ctx.note,

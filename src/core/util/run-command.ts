@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { watchChild } from './watchdog.js';
 import { abortError } from './abort.js';
 
 /** Bytes of stdout and of stderr kept (the end of each stream). */
@@ -48,6 +49,7 @@ export function runCommand(command: string, opts: RunCommandOptions): Promise<Co
       stdio: ['ignore', 'pipe', 'pipe'],
       env: opts.env ?? process.env,
     });
+    watchChild(child, { group: true });
     const stdout = new TailBuffer(TAIL_BYTES);
     const stderr = new TailBuffer(TAIL_BYTES);
     child.stdout?.on('data', (d: Buffer) => stdout.push(d));

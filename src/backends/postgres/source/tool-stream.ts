@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { scrub } from '../../../core/util/text.js';
+import { watchChild } from '../../../core/util/watchdog.js';
 
 /** How a dump tool ended: what the stream's owner needs to judge it. */
 export interface ToolExit {
@@ -46,6 +47,7 @@ const KILL_GRACE_MS = 2000;
  */
 export function spawnToolStream(opts: ToolStreamOptions): Transform {
   const child = spawn(opts.command, opts.args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env });
+  watchChild(child);
   let bytes = 0;
   let head = Buffer.alloc(0);
   let tail = Buffer.alloc(0);

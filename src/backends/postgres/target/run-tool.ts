@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { abortError } from '../../../core/util/abort.js';
 import { scrub } from '../../../core/util/text.js';
+import { watchChild } from '../../../core/util/watchdog.js';
 
 export interface ToolRun {
   code: number | null;
@@ -27,6 +28,7 @@ export function runTool(command: string, args: string[], opts: { env: NodeJS.Pro
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: opts.env });
+    watchChild(child);
     const lines: string[] = [];
     let lineCount = 0;
     createInterface({ input: child.stderr }).on('line', (l) => {

@@ -15,7 +15,17 @@ export const redisTarget: Target<RedisComponent> = {
   async assess({ name, component: c, signal }) {
     try {
       const t = await inspectRedisTarget(c, signal);
-      return [{ component: name, target: `redis ${t.address} (Redis ${t.redisVersion}, ${c.restore.mode})`, liveData: t.keys > 0 ? `${t.keys} keys` : null }];
+      const partial = t.partial
+        ? `PARTIAL: restore ${t.partial.restore_id} of snapshot ${t.partial.snapshot} (started ${t.partial.started_at}) did not finish writing here`
+        : undefined;
+      return [
+        {
+          component: name,
+          target: `redis ${t.address} (Redis ${t.redisVersion}, ${c.restore.mode})`,
+          liveData: t.keys > 0 ? `${t.keys} keys${partial ? `, ${partial}` : ''}` : null,
+          ...(partial ? { warning: `${name}: redis ${t.address} is ${partial}` } : {}),
+        },
+      ];
     } catch (err) {
       if (!restoreModeStartsTarget(c)) throw err;
       return [
@@ -39,6 +49,7 @@ export const redisTarget: Target<RedisComponent> = {
       workDir: i.workDir,
       checks: [...i.checks],
       signal: i.signal,
+      marker: { restore_id: i.restoreId, snapshot: i.snapshotId },
       progress: (e) => {
         // Print each time another 100,000 keys are crossed (SCAN pages are uneven).
         if (e.keys !== undefined && Math.floor(e.keys / 100_000) > shown) {

@@ -23,6 +23,8 @@ import {
   type SnapshotVersion, type TargetFacts,
 } from './restore-preflight.js';
 import { connectTarget, keyspaceOf, readInfo, RedisPool, resolveRestoreTarget } from '../protocol/target-connection.js';
+import { hostname } from 'node:os';
+import { clearRestoreMarker, readRestoreMarker, setRestoreMarker, type RestoreMarker } from './restore-marker.js';
 
 
 
@@ -97,7 +99,11 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     }
     const ctx: ModeContext = { input, target, pool, facts, sampleSize, details, warnings, snapshot: snap, aof: staged.aof, wantExpectation: wantsCounts };
     const started = Date.now();
+    // A live write leaves a marker until every key is in (a killed restore is then plainly partial).
+    const marked = input.marker !== undefined && (r.mode === 'live' || format === 'keys') && cluster === null;
+    if (marked) await setRestoreMarker(await pool.db(0), { ...input.marker!, started_at: new Date().toISOString(), host: hostname() });
     mode = format === 'keys' ? await runKeys(ctx, staged.keys!, cluster, targetVersion) : r.mode === 'live' ? await runLive(ctx) : await runFileMode(ctx);
+    if (marked) await clearRestoreMarker(await pool.db(0));
     details.restore_ms = Date.now() - started;
     expectation ??= mode.expectation ?? null;
 
@@ -270,12 +276,13 @@ async function clusterReplicas(cluster: ClusterTarget, timeout: string, signal?:
 export async function inspectRedisTarget(
   component: RedisComponent,
   signal?: AbortSignal,
-): Promise<{ address: string; redisVersion: string; maxRdbVersion: number; keys: number; aofEnabled: boolean; role: string }> {
+): Promise<{ address: string; redisVersion: string; maxRdbVersion: number; keys: number; aofEnabled: boolean; role: string; partial: RestoreMarker | null }> {
   const target = await resolveRestoreTarget(component, signal);
   const client = await connectTarget(target, 0, signal);
   try {
     const f = await readTargetFacts(target, client, signal);
-    return { address: target.display, redisVersion: f.version, maxRdbVersion: f.maxRdb ?? 0, keys: f.keys, aofEnabled: f.aof, role: f.role };
+    const partial = await readRestoreMarker(client).catch(() => null);
+    return { address: target.display, redisVersion: f.version, maxRdbVersion: f.maxRdb ?? 0, keys: f.keys, aofEnabled: f.aof, role: f.role, partial };
   } finally {
     client.disconnect();
   }

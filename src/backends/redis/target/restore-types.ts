@@ -17,6 +17,8 @@ export interface RedisRestoreInput {
   /** Checks to run after the restore (names that are not Redis checks are ignored). */
   checks: string[];
   signal?: AbortSignal;
+  /** Live writes: the restore run and snapshot named by the marker key while the target is partial. */
+  marker?: { restore_id: string; snapshot: string };
   progress?: (e: { phase: string; keys?: number; totalKeys?: number }) => void;
 }
 

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { watchChild } from '../../../core/util/watchdog.js';
 import { badInput, TykdrError } from '../../../core/errors.js';
 import { Secret } from '../../../core/secret.js';
 import { freePort } from '../../../core/net.js';
@@ -27,6 +28,8 @@ export async function startScratchRedis(bin: string, dir: string, signal?: Abort
     { mode: 0o600 },
   );
   const child = spawn(bin, [conf], { stdio: 'ignore' });
+  // Dies with tykdr, even through kill -9.
+  watchChild(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const spawnError = new Promise<never>((_, reject) =>
     child.once('error', (err) =>

@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { watchChild } from '../../../core/util/watchdog.js';
 import { randomBytes } from 'node:crypto';
 import { copyFile, cp, link, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -124,6 +125,8 @@ async function startOnce(opts: ScratchOptions, conf: string, load: string[], pas
     '--databases', String(Math.max(16, opts.databases)), '--protected-mode', 'yes',
   ];
   const child: ChildProcess = spawn(opts.bin, args, { cwd: opts.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  // Dies with tykdr, even through kill -9.
+  watchChild(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));

@@ -1,0 +1,72 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
+import { badInput } from '../errors.js';
+
+/** Prefixes of the private folders restores and drills make under the staging folder. */
+export const WORK_DIR_PREFIXES = ['tykdr-restore-', 'tykdr-drill-'] as const;
+const OWNER = '.tykdr-owner.json';
+
+interface Owner {
+  pid: number;
+  host: string;
+  started_at: string;
+}
+
+/**
+ * A private folder under the staging folder (created if missing), marked with its owner (pid, host) so a
+ * later run can tell a folder left by a killed run from one in use. A folder that cannot be made is bad input.
+ */
+export async function makeWorkDir(stagingDir: string | undefined, prefix: (typeof WORK_DIR_PREFIXES)[number] | `${(typeof WORK_DIR_PREFIXES)[number]}${string}`): Promise<string> {
+  const base = stagingDir ?? tmpdir();
+  try {
+    await mkdir(base, { recursive: true });
+    const dir = await mkdtemp(path.join(base, prefix));
+    const owner: Owner = { pid: process.pid, host: hostname(), started_at: new Date().toISOString() };
+    await writeFile(path.join(dir, OWNER), JSON.stringify(owner), { mode: 0o600 });
+    return dir;
+  } catch (err) {
+    throw badInput(
+      `cannot create a staging folder in ${base} (${(err as NodeJS.ErrnoException).code ?? err})`,
+      'set restore.stagingDir to a writable folder with room for the largest artifact',
+      err,
+    );
+  }
+}
+
+/** True when a process with this pid exists on this host. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the work folders of restores and drills that were killed (their owner process is gone): they
+ * may hold decrypted snapshots. Folders of live runs, and of other hosts sharing the folder, are left
+ * alone. A folder without an owner file (a run killed between mkdtemp and writing it) counts as stale
+ * after an hour. Returns one line per folder removed, for the output.
+ */
+export async function sweepStaleWorkDirs(stagingDir: string | undefined): Promise<string[]> {
+  const base = stagingDir ?? tmpdir();
+  const names = await readdir(base).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!WORK_DIR_PREFIXES.some((p) => name.startsWith(p))) continue;
+    const dir = path.join(base, name);
+    let owner: Owner | null = null;
+    try {
+      owner = JSON.parse(await readFile(path.join(dir, OWNER), 'utf8')) as Owner;
+    } catch {
+      const st = await stat(dir).catch(() => null);
+      if (!st?.isDirectory() || Date.now() - st.mtimeMs < 3_600_000) continue;
+    }
+    if (owner && (owner.host !== hostname() || owner.pid === process.pid || processAlive(owner.pid))) continue;
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    removed.push(`removed ${dir}, left by a killed tykdr run${owner ? ` (pid ${owner.pid}, started ${owner.started_at})` : ''}: it may have held decrypted snapshot data`);
+  }
+  return removed;
+}

@@ -1,0 +1,31 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+/**
+ * Ties a child process's life to this process's, even through `kill -9` of this process: a tiny `sh`
+ * watchdog reads its stdin, a pipe from us. When we die, the kernel closes the pipe, the read ends, and the
+ * watchdog stops the child (SIGTERM, then SIGKILL after 5 s). Disarm it before stopping the child yourself.
+ * The watchdog never keeps Node's event loop alive.
+ */
+export interface Watchdog {
+  /** Ends the watch without touching the child (call before a normal stop). */
+  disarm(): void;
+}
+
+const SCRIPT = 'read _ignored; kill -TERM -- "$1" 2>/dev/null; sleep 5; kill -KILL -- "$1" 2>/dev/null; exit 0';
+
+/** `group`: the child leads its own process group (spawned with `detached: true`); the whole group is stopped. */
+export function watchChild(child: ChildProcess, opts: { group?: boolean } = {}): Watchdog {
+  if (child.pid === undefined) return { disarm: () => undefined };
+  const target = opts.group ? `-${child.pid}` : String(child.pid);
+  const dog = spawn('/bin/sh', ['-c', SCRIPT, 'tykdr-watchdog', target], { stdio: ['pipe', 'ignore', 'ignore'] });
+  dog.on('error', () => undefined);
+  dog.stdin?.on('error', () => undefined);
+  dog.unref();
+  (dog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  // The child's own exit makes the watch pointless (and a recycled pid must never be signalled).
+  const disarm = () => {
+    if (dog.exitCode === null && dog.signalCode === null) dog.kill('SIGKILL');
+  };
+  child.once('exit', disarm);
+  return { disarm };
+}
