@@ -24,6 +24,7 @@ ${EXIT_CODES_HELP}`;
     '<%= config.bin %> restore --plan full --incident-at 2026-11-21T09:02:00Z --identity /secure/tykdr-identity.txt',
     '<%= config.bin %> restore --plan redis --snapshot 20261121T093012Z-4f9a1c --target redis=10.1.0.7:6379 --yes',
     '<%= config.bin %> restore --plan gateway --before 2026-11-20T00:00:00Z --to /srv/standby --json',
+    '<%= config.bin %> restore --resume    # finish a restore that was killed',
   ];
 
   static override flags = {
@@ -38,6 +39,9 @@ ${EXIT_CODES_HELP}`;
     target: Flags.string({ summary: 'Restore a Redis component elsewhere: NAME=HOST:PORT (repeatable).', multiple: true }),
     'gateway-url': Flags.string({ summary: 'Verify this gateway instead of gateway.url.' }),
     'dashboard-url': Flags.string({ summary: 'Verify this dashboard instead of dashboard.url.' }),
+    'allow-partial': Flags.boolean({
+      summary: "Restore what the snapshot has when a plan step's component is configured but missing from the snapshot (otherwise an error before any write).",
+    }),
     resume: Flags.boolean({
       summary: 'Finish the newest restore that was killed on this host (from its journal): same snapshot, plan and targets; steps it finished are not run again.',
       exclusive: ['snapshot', 'before', 'target', 'to', 'dry-run'],
@@ -67,6 +71,7 @@ ${EXIT_CODES_HELP}`;
       identityFile: f.identity,
       filesTo: resume?.files_to ?? f.to,
       targetOverrides: targets,
+      allowPartial: f['allow-partial'],
       resume,
     };
     if (f['dry-run']) {

@@ -1,4 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { formatBytes } from '../duration.js';
 import type { Component, Config, FilesComponent } from '../config/load.js';
 import { badInput } from '../errors.js';
 import type { Backends } from '../interfaces/backends.js';
@@ -89,4 +92,68 @@ export async function secretWarnings(manifest: Manifest, members: Record<PlanCom
   return restoredWithPlan
     ? [`the gateway secret in ${target} differs from the snapshot's; this plan restores the snapshot's tyk.conf, so restart every gateway with it or certificates stay unusable`]
     : [`GATEWAY SECRET MISMATCH: ${target} has a different secret than the snapshot. Certificates restored into Redis are encrypted with the snapshot's secret and will be UNUSABLE by this gateway. Restore the snapshot's tyk.conf (plan gateway) or set the old secret.`];
+}
+
+/**
+ * Everything a restore needs that can be known before the first write. Throws badInput naming what is wrong:
+ * - a plan step restores a role whose component tykdr.yaml configures but the snapshot lacks (unless
+ *   `allowPartial`: then the step is skipped, said so in the report);
+ * - a --target names a component this restore does not restore;
+ * - the report folder cannot be written, or the staging folder lacks room for the staged artifacts.
+ */
+export async function preflightRestore(o: {
+  plan: Plan;
+  manifest: Manifest;
+  config: Config;
+  members: PlanMembers;
+  backends: Backends;
+  allowPartial: boolean;
+  targetOverrides?: Record<string, unknown>;
+  stagingDir: string;
+  reportDir: string;
+  plaintextBytes: number;
+}): Promise<string[]> {
+  const notes: string[] = [];
+  for (const step of o.plan.ordered) {
+    if (step.action !== 'restore' || o.members.byRole[step.component].length > 0) continue;
+    const configured: string[] = [];
+    for (const c of Object.values(o.config.components)) if (((await o.backends.target(c.kind)) as Target).roleOf(c) === step.component) configured.push(c.name);
+    if (configured.length === 0) continue;
+    const what = `plan ${o.plan.name} step ${step.id} restores ${step.component} (${configured.join(', ')} in ${o.config.file}), but snapshot ${o.manifest.id} has no ${step.component} component`;
+    if (!o.allowPartial) throw badInput(what, 'choose a snapshot that has it (tykdr snapshots), a plan without that step, or pass --allow-partial to restore the rest');
+    notes.push(`${what}: skipped (--allow-partial)`);
+  }
+  for (const name of Object.keys(o.targetOverrides ?? {})) {
+    if (!o.members.resolved.has(name)) {
+      throw badInput(
+        `--target ${name}=...: plan ${o.plan.name} restores no component "${name}" from snapshot ${o.manifest.id}`,
+        `restored here: ${[...o.members.resolved.keys()].join(', ') || '(nothing)'}; drop --target or pick a snapshot that has ${name}`,
+      );
+    }
+  }
+  await writable(o.reportDir, 'restore.reportDir');
+  await writable(o.stagingDir, 'restore.stagingDir');
+  const fs = await statfs(o.stagingDir).catch(() => null);
+  if (fs) {
+    const free = fs.bavail * fs.bsize;
+    const need = Math.ceil(o.plaintextBytes * 1.05) + 16 * 1024 * 1024;
+    if (free < need) {
+      throw badInput(
+        `the staging folder ${o.stagingDir} has ${formatBytes(free)} free; staging this snapshot needs about ${formatBytes(need)}`,
+        'free space there, or set restore.stagingDir to a folder with room (nothing was changed)',
+      );
+    }
+  }
+  return notes;
+}
+
+async function writable(dir: string, setting: string): Promise<void> {
+  const probe = path.join(dir, `.tykdr-write-test-${process.pid}`);
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(probe, '');
+    await rm(probe, { force: true });
+  } catch (err) {
+    throw badInput(`${setting} ${dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? err})`, `make it writable or set ${setting} to another folder (nothing was changed)`, err);
+  }
 }

@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Store } from '../interfaces/store.js';
 import { resolveSnapshot, listSnapshots } from '../catalog.js';
@@ -14,7 +14,7 @@ import { PLAN_COMPONENTS } from '../plan/roles.js';
 import { TOOL_VERSION } from '../version.js';
 import { resolveDecryptionKeys } from './decryption-keys.js';
 import { measureRpo, measureRto } from './objectives.js';
-import { assessTargets, planMembers, secretWarnings, type PlanMembers, type TargetAssessment } from './preflight.js';
+import { assessTargets, planMembers, preflightRestore, secretWarnings, type PlanMembers, type TargetAssessment } from './preflight.js';
 import { stageArtifact, type StagedArtifact } from './staging.js';
 import { makeWorkDir, sweepStaleWorkDirs } from './work-dirs.js';
 import { describeKilled, forgetRestore, Journal, killedRestores, type JournalEntry } from './journal.js';
@@ -51,6 +51,8 @@ export interface RestoreOptions {
   store?: Store;
   /** Finish a killed restore (from its journal): same snapshot and plan; steps it completed are not run again. */
   resume?: JournalEntry;
+  /** Restore what the snapshot has when a plan step's component is configured but missing from it. */
+  allowPartial?: boolean;
   /** --target overrides as given, recorded in the journal so --resume restores to the same place. */
   targetOverrides?: Record<string, { host: string; port: number }>;
 }
@@ -174,8 +176,20 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
   const members = await planMembers(plan, manifest, config, opts.backends);
   const names = PLAN_COMPONENTS.flatMap((r) => members.byRole[r]);
   const keys = await resolveDecryptionKeys(config, manifest, opts.identityFile);
+  const warnings = await preflightRestore({
+    plan,
+    manifest,
+    config,
+    members,
+    backends: opts.backends,
+    allowPartial: opts.allowPartial ?? false,
+    targetOverrides: opts.targetOverrides,
+    stagingDir: config.restore.stagingDir ?? tmpdir(),
+    reportDir: opts.kind === 'drill' ? (config.drill.reportDir ?? config.restore.reportDir) : config.restore.reportDir,
+    plaintextBytes: names.reduce((n, c) => n + manifest.components[c]!.artifact.plaintext_bytes, 0),
+  });
   const targets = await assessTargets(members, manifest, opts.filesTo, opts.signal);
-  const warnings = targets.flatMap((t) => (t.warning ? [t.warning] : []));
+  warnings.push(...targets.flatMap((t) => (t.warning ? [t.warning] : [])));
   warnings.push(...(await secretWarnings(manifest, members.byRole, config, opts.filesTo)));
   for (const n of names) {
     if (Date.parse(manifest.components[n]!.consistent_at) > incidentAt.getTime()) {
