@@ -1,4 +1,4 @@
-import { chmod, mkdir, readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,22 +72,14 @@ describe('preflight before any write', () => {
   });
 
   it('an unwritable report folder is found before the target is touched', async () => {
-    const reports = path.join(ws.dir, 'locked-reports');
-    await mkdir(reports, { recursive: true });
-    await chmod(reports, 0o500);
-    try {
-      const file = await ws.writeConfig('tykdr.yaml', config(`restore: { reportDir: ${path.join(reports, 'sub')} }\n`));
-      const r = await runCli(['restore', '--plan', 'gateway', '--yes', '--to', path.join(ws.dir, 'out2'), '--config', file], { cwd: ws.dir });
-      if (process.getuid?.() === 0) {
-        expect(r.code, r.stderr).toBe(0); // root writes anywhere: nothing to refuse
-      } else {
-        expect(r.code, r.stderr).toBe(2);
-        expect(r.stderr).toContain('restore.reportDir');
-        expect(await readdir(path.join(ws.dir, 'out2')).catch(() => [])).toEqual([]);
-      }
-    } finally {
-      await chmod(reports, 0o700);
-    }
+    // A path under a regular file cannot be made a folder, whoever runs the test (root included).
+    const blocker = path.join(ws.dir, 'not-a-folder');
+    await writeFile(blocker, 'x');
+    const file = await ws.writeConfig('tykdr.yaml', config(`restore: { reportDir: ${path.join(blocker, 'reports')} }\n`));
+    const r = await runCli(['restore', '--plan', 'gateway', '--yes', '--to', path.join(ws.dir, 'out2'), '--config', file], { cwd: ws.dir });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`restore.reportDir ${path.join(blocker, 'reports')} cannot be written (ENOTDIR)`);
+    expect(await readdir(path.join(ws.dir, 'out2')).catch(() => [])).toEqual([]);
   });
 
   it('with --allow-partial the full plan restores what the snapshot has and says what it skipped', async () => {
