@@ -40,8 +40,12 @@ export function printDryRun(s: DryRunSummary, log: (l: string) => void): void {
 
 export function printReportSummary(r: RestoreReport, saved: SavedReport, log: (l: string) => void): void {
   log('');
-  log(`Restore ${r.status.toUpperCase()}: snapshot ${r.snapshot.id}, plan ${r.plan.name}`);
+  const what = r.kind === 'drill' ? 'DR drill' : 'Restore';
+  const headline = r.status === 'succeeded' ? 'SUCCEEDED' : r.verdict.missed.length > 0 && r.steps.every((s) => s.status !== 'failed') ? 'FAILED: OBJECTIVE MISSED' : 'FAILED';
+  log(`${what} ${headline}: snapshot ${r.snapshot.id}, plan ${r.plan.name}`);
   for (const s of r.steps) if (s.status === 'failed') log(`  FAILED ${s.id}: ${s.reason ?? 'see the report'}`);
+  for (const m of r.verdict.missed) log(`  MISSED ${m}`);
+  if (r.verdict.not_proven.length > 0) log(`  NOT PROVEN (checks skipped): ${r.verdict.not_proven.join(', ')}`);
   for (const w of r.warnings) log(`  WARNING: ${w}`);
   const rto = r.rto;
   log(

@@ -18,6 +18,8 @@ export const EXIT_CODES = {
   targetError: 6,
   /** A verification after restore failed. */
   verifyFailed: 7,
+  /** The restore or drill worked but missed an RTO or RPO objective of its tier. */
+  objectiveMissed: 8,
   /** Stopped by SIGINT or SIGTERM (conventional 128+SIGINT). */
   interrupted: 130,
 } as const;
@@ -33,6 +35,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<{ code: number; kind: ErrorKind; mea
   { code: 5, kind: 'integrityError', meaning: 'integrity check failed (checksum, truncated dump, decryption)' },
   { code: 6, kind: 'targetError', meaning: 'a restore target is unreachable or refused the restore' },
   { code: 7, kind: 'verifyFailed', meaning: 'a post-restore verification failed' },
+  { code: 8, kind: 'objectiveMissed', meaning: 'a restore or drill worked but missed an RTO or RPO objective' },
   { code: 130, kind: 'interrupted', meaning: 'interrupted by SIGINT or SIGTERM; no manifest was written' },
 ];
 

@@ -83,8 +83,18 @@ export function realJobs(config: Config, log: Logger): Jobs {
             passed: report.status === 'succeeded' && failureKind === undefined,
             rtoSeconds: report.rto.achievedSeconds,
             snapshot: report.snapshot.id,
-            ...(failedStep ? { reason: `step ${failedStep.id}: ${failedStep.reason ?? 'failed'}` } : {}),
-            details: { report_id: report.id, rto_objective_seconds: report.rto.objectiveSeconds, rto_met: report.rto.met },
+            ...(failedStep
+              ? { reason: `step ${failedStep.id}: ${failedStep.reason ?? 'failed'}` }
+              : report.verdict.missed.length
+                ? { reason: `objective missed: ${report.verdict.missed.join('; ')}` }
+                : {}),
+            details: {
+              report_id: report.id,
+              rto_objective_seconds: report.rto.objectiveSeconds,
+              rto_met: report.rto.met,
+              missed: report.verdict.missed,
+              not_proven: report.verdict.not_proven,
+            },
           });
         } catch (err) {
           if (signal.aborted) throw err;

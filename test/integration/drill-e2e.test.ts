@@ -112,3 +112,28 @@ describe('tykdr drill', () => {
     expect(text.stdout).toContain('FAILED');
   });
 });
+
+describe('a drill that misses its objectives', () => {
+  it('fails with exit 8, says "DR drill" and MISSED, and lists the checks it did not prove', async () => {
+    const text = (await readFile(configFile, 'utf8')) + 'tiers: { critical: { rto: 1ms, rpo: 1ms } }\n';
+    const tight = await ws.writeConfig('tight.yaml', text);
+    const res = await runCli(['drill', '--plan', 'redis', '-c', tight]);
+    expect(res.code, res.stdout + res.stderr).toBe(8);
+    expect(res.stdout).toContain('DR drill FAILED: OBJECTIVE MISSED');
+    expect(res.stdout).not.toContain('Restore ');
+    expect(res.stdout).toMatch(/MISSED RTO \d/);
+    expect(res.stdout).toMatch(/MISSED RPO redis \d/);
+    const html = await readFile(res.stdout.match(/Report: (\S+\.html)/)![1]!, 'utf8');
+    expect(html).toContain('Failed: objective missed:');
+    const json = JSON.parse(await readFile(res.stdout.match(/Report: (\S+)\.html/)![1]! + '.json', 'utf8'));
+    expect(json.status).toBe('failed');
+    expect(json.verdict.passed).toBe(false);
+    expect(json.verdict.missed.length).toBe(2);
+  });
+
+  it('a check a drill cannot run is NOT PROVEN in the headline, never a pass', async () => {
+    const res = await runCli(['drill', '--plan', 'full', '-c', configFile]);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/NOT PROVEN \(checks skipped\): .*gateway\/gateway-ready/);
+  });
+});

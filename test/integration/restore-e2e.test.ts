@@ -196,11 +196,26 @@ describe('tykdr restore --plan full, live mode', () => {
 
   it('warns when the snapshot was taken after the incident began', async () => {
     const res = await runCli(['restore', '--plan', 'redis', '-c', configFile, '--yes', '--json', '--incident-at', '1h'], { env });
-    expect(res.code, res.stdout).toBe(0);
+    // The restore worked, but an hour against critical's 15 minutes misses the RTO: exit 8, status failed.
+    expect(res.code, res.stdout).toBe(8);
     const r = JSON.parse(res.stdout).report;
     expect(r.warnings.some((w: string) => w.includes('was taken after the incident began'))).toBe(true);
     expect(r.rto.achievedSeconds).toBeGreaterThanOrEqual(3600);
-    expect(r.rto.met).toBe(false); // an hour against critical's 15 minutes
+    expect(r.rto.met).toBe(false);
+    expect(r.status).toBe('failed');
+    expect(r.steps.every((s: { status: string }) => s.status === 'ok')).toBe(true);
+    expect(r.verdict.passed).toBe(false);
+    expect(r.verdict.missed.join(' ')).toMatch(/^RTO \d+(\.\d)? s against 900 s \(critical\)/);
+  });
+
+  it('the human summary says FAILED: OBJECTIVE MISSED and names the objective; the HTML says MISSED', async () => {
+    const res = await runCli(['restore', '--plan', 'redis', '-c', configFile, '--yes', '--incident-at', '1h'], { env });
+    expect(res.code, res.stderr).toBe(8);
+    expect(res.stdout).toContain('Restore FAILED: OBJECTIVE MISSED');
+    expect(res.stdout).toMatch(/MISSED RTO \d/);
+    const html = await readFile(res.stdout.match(/Report: (\S+\.html)/)![1]!, 'utf8');
+    expect(html).toContain('Failed: objective missed:');
+    expect(html).toContain('MISSED');
   });
 
   it('--dry-run shows plan, objects, sizes, targets and the expected duration, and changes nothing', async () => {

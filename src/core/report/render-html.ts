@@ -173,8 +173,13 @@ export function renderHtml(r: RestoreReport): string {
   const failure = firstFailure(r);
   if (failure) {
     body.push(`<div class="banner failed" role="alert"><p><strong>Failed at step ${failure.index + 1}, <code>${esc(failure.step.id)}</code> (${esc(failure.step.component)}):</strong> ${esc(failure.reason)}</p></div>`);
+  } else if (r.verdict?.missed.length) {
+    body.push(`<div class="banner failed" role="alert"><p><strong>Failed: objective missed:</strong> ${esc(r.verdict.missed.join('; '))}</p></div>`);
   } else if (r.status === 'failed') {
     body.push('<div class="banner failed" role="alert"><p><strong>Failed:</strong> no step recorded a failure; see the steps below.</p></div>');
+  }
+  if (r.verdict?.not_proven.length) {
+    body.push(`<div class="banner warn" role="note"><p><strong>NOT PROVEN</strong> (checks skipped, not passed): ${esc(r.verdict.not_proven.join(', '))}</p></div>`);
   }
   if (r.dry_run) body.push(`<div class="banner dry"><p><strong>DRY RUN.</strong> ${esc(DRY_RUN_NOTE)}</p></div>`);
   const anyMissed = objectiveRows(r).some((o) => o.verdict === 'MISSED');

@@ -195,9 +195,12 @@ export function renderMarkdown(r: RestoreReport): string {
   const failure = firstFailure(r);
   if (failure) {
     out.push(`> **Failed at step ${failure.index + 1}, ${mdCode(failure.step.id)} (${mdText(failure.step.component)}):** ${mdText(failure.reason)}`, '');
+  } else if (r.verdict?.missed.length) {
+    out.push(`> **Failed: objective missed:** ${mdText(r.verdict.missed.join('; '))}`, '');
   } else if (r.status === 'failed') {
     out.push('> **Failed:** no step recorded a failure; see the steps below.', '');
   }
+  if (r.verdict?.not_proven.length) out.push(`> **NOT PROVEN** (checks skipped, not passed): ${mdText(r.verdict.not_proven.join(', '))}`, '');
   if (r.dry_run) out.push(`> **DRY RUN.** ${DRY_RUN_NOTE}`, '');
   out.push(`**Objectives:** ${mdText(objectiveSummary(r))}.`, '');
   if (r.warnings.length > 0) {

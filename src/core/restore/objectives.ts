@@ -51,3 +51,14 @@ function strictest(tiers: string[]): TierName {
   if (known.length === 0) return 'critical';
   return TIER_ORDER.find((t) => known.includes(t))!;
 }
+
+/** The objectives a run missed, for people: "RTO 3m 10s against 1m (critical)". Only measured ones count. */
+export function missedObjectives(rto: RestoreReport['rto'], rpo: RestoreReport['rpo'], stepsSucceeded: boolean): string[] {
+  const out: string[] = [];
+  const s = (x: number) => `${Math.round(x * 10) / 10} s`;
+  if (stepsSucceeded && rto.met === false && rto.achievedSeconds !== null) out.push(`RTO ${s(rto.achievedSeconds)} against ${s(rto.objectiveSeconds)} (${rto.tier})`);
+  for (const [name, o] of Object.entries(rpo)) {
+    if (o.met === false && o.achievedSeconds !== null) out.push(`RPO ${name} ${s(o.achievedSeconds)} against ${s(o.objectiveSeconds)} (${o.tier})`);
+  }
+  return out;
+}

@@ -13,7 +13,7 @@ import type { PlanStep } from '../plan/schema.js';
 import { PLAN_COMPONENTS } from '../plan/roles.js';
 import { TOOL_VERSION } from '../version.js';
 import { resolveDecryptionKeys } from './decryption-keys.js';
-import { measureRpo, measureRto } from './objectives.js';
+import { measureRpo, measureRto, missedObjectives } from './objectives.js';
 import { assessTargets, planMembers, preflightRestore, secretWarnings, type PlanMembers, type TargetAssessment } from './preflight.js';
 import { stageArtifact, type StagedArtifact } from './staging.js';
 import { makeWorkDir, sweepStaleWorkDirs } from './work-dirs.js';
@@ -329,6 +329,12 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
 function buildReport(run: RestoreRun): RestoreReport {
   const { opts, manifest, names } = run;
   const succeeded = run.failureKind === undefined;
+  const rto = measureRto({ incidentAt: run.incidentAt, steps: run.steps, succeeded, tiers: opts.config.tiers, componentTiers: names.map((n) => manifest.components[n]!.tier) });
+  const rpo = measureRpo({ incidentAt: run.incidentAt, manifest, components: names, tiers: opts.config.tiers });
+  const missed = missedObjectives(rto, rpo, succeeded);
+  // A run that worked but missed an objective fails, with its own exit code.
+  if (succeeded && missed.length > 0) run.failureKind = 'objectiveMissed';
+  const notProven = run.steps.flatMap((s) => s.checks.filter((c) => c.status === 'skipped').map((c) => `${s.id}/${c.name}`));
   return {
     format: 'tykdr-restore-report/1',
     id: run.id,
@@ -341,11 +347,12 @@ function buildReport(run: RestoreRun): RestoreReport {
     incident_at: run.incidentAt.toISOString(),
     started_at: run.startedAt.toISOString(),
     finished_at: new Date().toISOString(),
-    status: succeeded ? 'succeeded' : 'failed',
+    status: run.failureKind === undefined ? 'succeeded' : 'failed',
     steps: run.steps,
-    rto: measureRto({ incidentAt: run.incidentAt, steps: run.steps, succeeded, tiers: opts.config.tiers, componentTiers: names.map((n) => manifest.components[n]!.tier) }),
-    rpo: measureRpo({ incidentAt: run.incidentAt, manifest, components: names, tiers: opts.config.tiers }),
+    rto,
+    rpo,
     warnings: run.warnings,
+    verdict: { passed: run.failureKind === undefined, missed, not_proven: notProven },
   };
 }
 

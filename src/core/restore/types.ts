@@ -66,4 +66,10 @@ export interface RestoreReport {
   rpo: Record<string, ObjectiveResult & { tier: string; consistent_at: string }>;
   /** Non-fatal things an operator must know (e.g. gateway secret mismatch). */
   warnings: string[];
+  /**
+   * The verdict: passed only when every step succeeded and every objective was met. Objectives missed are
+   * listed (the run then has status failed and exit code 8); checks that were skipped are "not proven",
+   * named here, never counted as passed.
+   */
+  verdict: { passed: boolean; missed: string[]; not_proven: string[] };
 }
