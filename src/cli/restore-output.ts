@@ -52,6 +52,7 @@ export function printReportSummary(r: RestoreReport, saved: SavedReport, log: (l
     `  RTO ${rto.achievedSeconds === null ? 'not achieved' : formatDuration(rto.achievedSeconds * 1000)} ` +
       `against ${formatDuration(rto.objectiveSeconds * 1000)} (${rto.tier}): ${rto.met ? 'MET' : 'MISSED'}`,
   );
+  if (rto.service_restored_seconds != null) log(`  Service restored (first request served) after ${formatDuration(rto.service_restored_seconds * 1000)}; all checks done after ${rto.achievedSeconds === null ? '-' : formatDuration(rto.achievedSeconds * 1000)}`);
   for (const [name, o] of Object.entries(r.rpo)) {
     log(`  RPO ${name}: ${formatDuration((o.achievedSeconds ?? 0) * 1000)} against ${formatDuration(o.objectiveSeconds * 1000)} (${o.tier}): ${o.met ? 'MET' : 'MISSED'}`);
   }

@@ -177,6 +177,10 @@ describe('tykdr restore --plan full, live mode', () => {
     expect(checks['redis-replicas']).toBe('skipped');
     expect(report.rto.met).toBe(true);
     expect(report.rto.achievedSeconds).toBeGreaterThanOrEqual(1);
+    // Service restored: the canary key probe's pass, measured on its own and never after all checks were done.
+    const probe = report.steps.flatMap((s: any) => s.checks).find((c: any) => c.name === 'gateway-key-probe');
+    expect(report.rto.service_restored_at).toBe(probe.finishedAt);
+    expect(report.rto.service_restored_seconds).toBeLessThanOrEqual(report.rto.achievedSeconds);
     expect(report.warnings.filter((w: string) => /taken after the incident/.test(w))).toEqual([]);
     expect(report.rto.tier).toBe('critical');
     expect(report.rpo.redis.achievedSeconds).toBeGreaterThan(0);

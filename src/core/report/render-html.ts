@@ -184,6 +184,9 @@ export function renderHtml(r: RestoreReport): string {
   if (r.dry_run) body.push(`<div class="banner dry"><p><strong>DRY RUN.</strong> ${esc(DRY_RUN_NOTE)}</p></div>`);
   const anyMissed = objectiveRows(r).some((o) => o.verdict === 'MISSED');
   body.push(`<p class="summary${anyMissed ? ' missed' : ''}"><strong>Objectives:</strong> ${esc(objectiveSummary(r))}.</p>`);
+  if (r.rto.service_restored_seconds != null) {
+    body.push(`<p class="summary"><strong>Service restored</strong> (first request served): ${esc(formatDuration(r.rto.service_restored_seconds * 1000))} after the incident.</p>`);
+  }
   if (r.warnings.length > 0) {
     body.push(`<div class="banner warn" role="note"><p><strong>Warnings (${r.warnings.length})</strong></p><ul>${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul></div>`);
   }

@@ -203,6 +203,7 @@ export function renderMarkdown(r: RestoreReport): string {
   if (r.verdict?.not_proven.length) out.push(`> **NOT PROVEN** (checks skipped, not passed): ${mdText(r.verdict.not_proven.join(', '))}`, '');
   if (r.dry_run) out.push(`> **DRY RUN.** ${DRY_RUN_NOTE}`, '');
   out.push(`**Objectives:** ${mdText(objectiveSummary(r))}.`, '');
+  if (r.rto.service_restored_seconds != null) out.push(`**Service restored** (first request served): ${formatDuration(r.rto.service_restored_seconds * 1000)} after the incident.`, '');
   if (r.warnings.length > 0) {
     out.push(`> **Warnings (${r.warnings.length}):**`, '>');
     out.push(...r.warnings.map((w) => `> - ${mdText(w)}`), '');

@@ -20,11 +20,25 @@ export function measureRto(opts: {
   const objectiveSeconds = opts.tiers[tier].rtoMs / 1000;
   const passed = opts.steps.flatMap((s) => s.checks.filter((c) => c.status === 'passed').map((c) => Date.parse(c.finishedAt)));
   const last = passed.length ? Math.max(...passed) : null;
+  const served = serviceRestored(opts.steps);
+  const service = {
+    service_restored_at: served === null ? null : new Date(served).toISOString(),
+    service_restored_seconds: served === null ? null : (served - opts.incidentAt.getTime()) / 1000,
+  };
   if (!opts.succeeded || last === null) {
-    return { tier, objectiveSeconds, achievedSeconds: null, met: false, last_verified_at: last === null ? null : new Date(last).toISOString() };
+    return { tier, objectiveSeconds, achievedSeconds: null, met: false, last_verified_at: last === null ? null : new Date(last).toISOString(), ...service };
   }
   const achievedSeconds = (last - opts.incidentAt.getTime()) / 1000;
-  return { tier, objectiveSeconds, achievedSeconds, met: achievedSeconds <= objectiveSeconds, last_verified_at: new Date(last).toISOString() };
+  return { tier, objectiveSeconds, achievedSeconds, met: achievedSeconds <= objectiveSeconds, last_verified_at: new Date(last).toISOString(), ...service };
+}
+
+/** When traffic was served again: the first passed canary key probe, else the first passed gateway check; null if none. */
+function serviceRestored(steps: StepResult[]): number | null {
+  const passed = (pred: (name: string) => boolean) =>
+    steps.flatMap((s) => s.checks.filter((c) => c.status === 'passed' && pred(c.name)).map((c) => Date.parse(c.finishedAt)));
+  const probes = passed((n) => n === 'gateway-key-probe');
+  const gateway = probes.length ? probes : passed((n) => n.startsWith('gateway-'));
+  return gateway.length ? Math.min(...gateway) : null;
 }
 
 /** RPO per snapshot component: incident time minus the component's consistent point. */

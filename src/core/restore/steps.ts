@@ -84,11 +84,11 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
     const kind: ErrorKind = err instanceof TykdrError ? err.kind : 'internal';
     throw new StepFailure(err instanceof Error ? err.message : String(err), kind, { details, checks });
   }
-  // Service checks run after the action, against whatever is configured; a data check that no target ran is skipped.
-  for (const name of step.verify) {
-    if (checks.some((c) => c.name === name)) continue;
-    checks.push(await otherCheck(name, step, ctx));
-  }
+  // Service checks run after the action, against whatever is configured, all at once: the canary key is
+  // probed while /hello still waits for its refresh, so "service restored" is measured when it happens.
+  // A data check that no target ran is skipped.
+  const rest = step.verify.filter((name) => !checks.some((c) => c.name === name));
+  checks.push(...(await Promise.all(rest.map((name) => otherCheck(name, step, ctx)))));
   return { details, checks };
 }
 

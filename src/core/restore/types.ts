@@ -61,7 +61,13 @@ export interface RestoreReport {
   status: 'succeeded' | 'failed';
   steps: StepResult[];
   /** RTO: incident to the moment the last verification passed, against the strictest tier involved. */
-  rto: ObjectiveResult & { tier: string; last_verified_at: string | null };
+  rto: ObjectiveResult & {
+    tier: string;
+    last_verified_at: string | null;
+    /** Service restored: the first passed gateway key probe (else the first passed gateway check), from the incident. */
+    service_restored_seconds?: number | null;
+    service_restored_at?: string | null;
+  };
   /** RPO per snapshot component: incident time minus the component's consistent point. */
   rpo: Record<string, ObjectiveResult & { tier: string; consistent_at: string }>;
   /** Non-fatal things an operator must know (e.g. gateway secret mismatch). */
