@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readKeysStream, type KeysHeader, type KeysTrailer } from '../formats/keys-reader.js';
+import { readKeysStream, type KeyRecord, type KeysHeader, type KeysTrailer } from '../formats/keys-reader.js';
 import { redisTypeOf } from '../formats/rdb-constants.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
 import { KeyExpectation, KeySet } from './key-expectation.js';
@@ -23,8 +23,13 @@ export interface PayloadSampleEntry {
 }
 
 export interface KeysInspection {
-  header: KeysHeader;
-  trailer: KeysTrailer;
+  /** The staged records again, from the start (the restore reads them a second time). */
+  open(signal?: AbortSignal): AsyncIterable<KeyRecord[]>;
+  /** Keys streams: their header and trailer; null for records cut from an RDB. */
+  header: KeysHeader | null;
+  trailer: KeysTrailer | null;
+  /** Who wrote the snapshot (the source's Redis version), when known. */
+  writtenBy: string;
   /** The RDB version the target must load: the highest of header and trailer. */
   payloadVersion: number;
   /** Database indexes the records are in. */
@@ -101,8 +106,10 @@ export async function inspectKeysFile(
   const h = header as KeysHeader | null;
   if (h === null) throw new Error('keys stream without a header'); // the reader throws first; for the type checker
   return {
+    open: () => readKeysStream(createReadStream(file, { highWaterMark: 1 << 20 })),
     header: h,
     trailer,
+    writtenBy: h.redisVersion,
     payloadVersion: Math.max(h.payloadRdbVersion, trailer.maxPayloadRdbVersion),
     dbs: [...dbs].sort((a, b) => a - b),
     records,

@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { readKeysStream } from '../formats/keys-reader.js';
+import type { KeyRecord } from '../formats/keys-reader.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
 import { CommandEncoder, RespError, type RespPipe } from '../protocol/resp-pipe.js';
 
@@ -14,7 +13,8 @@ export interface KeyRouter {
 }
 
 export interface KeysWriteOptions {
-  file: string;
+  /** The staged records, in batches: a keys stream, or payloads cut from an RDB. Read once. */
+  records: AsyncIterable<KeyRecord[]>;
   classes: ReadonlySet<KeyClass>;
   /** Records per pipelined batch (over all lanes). */
   batchSize: number;
@@ -44,7 +44,7 @@ interface Lane {
 }
 
 /**
- * Streams the staged keys file into the target: `RESTORE key ttl payload REPLACE ABSTTL` per record of a
+ * Streams the staged records into the target: `RESTORE key ttl payload REPLACE ABSTTL` per record of a
  * restored class, pipelined per lane. One batch is in flight while the next is read and encoded, so memory
  * is two batches. Expired records are skipped (RESTORE REPLACE with a past ABSTTL would delete the target's
  * key). Keys restored before a failure stay restored; running it again is safe.
@@ -87,7 +87,7 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
   };
 
   try {
-    for await (const records of readKeysStream(createReadStream(o.file, { highWaterMark: 1 << 20 }))) {
+    for await (const records of o.records) {
       o.signal?.throwIfAborted();
       const now = Date.now();
       for (const rec of records) {

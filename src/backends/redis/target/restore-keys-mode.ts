@@ -43,7 +43,7 @@ export async function runKeys(ctx: ModeContext, keys: KeysInspection, cluster: C
     : { laneOf: (db) => db, open: (db) => openTargetPipe(target, db, signal), describe: (db) => `database ${db} of ${target.display}` };
   input.progress?.({ phase: 'restore', keys: 0, totalKeys: keys.records });
   const res = await writeKeys({
-    file: input.rdbFile,
+    records: keys.open(signal),
     classes,
     batchSize: r.batchSize,
     absTtl: targetVersion === undefined || releaseAtLeast(targetVersion, 5),

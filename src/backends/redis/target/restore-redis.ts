@@ -144,7 +144,7 @@ async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['fo
     return { snap: { format, version: aof.baseRdbVersion ?? 0, writtenBy }, aof };
   }
   const keys = await inspectKeysFile(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
-  return { snap: { format, version: keys.payloadVersion, writtenBy: keys.header.redisVersion || writtenBy }, keys };
+  return { snap: { format, version: keys.payloadVersion, writtenBy: keys.writtenBy || writtenBy }, keys };
 }
 
 /** A Redis Cluster target: every master must load the payloads, and a cluster has only database 0. Returns the oldest master's version. */
