@@ -2,10 +2,10 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { integrityError } from '../../../core/errors.js';
 import { Crc64, hexLE64 } from './crc64.js';
 import { RDB_MAX_VERSION } from './rdb-constants.js';
-import { type KeyListener, RdbParser } from './rdb-parser.js';
+import { type KeyListener, RdbParser, type RecordBoundsListener } from './rdb-parser.js';
 
 export { CAPTURE_LIMIT } from './rdb-parser.js';
-export type { KeyListener } from './rdb-parser.js';
+export type { KeyListener, RecordBoundsListener } from './rdb-parser.js';
 
 export interface RdbFacts {
   rdbVersion: number;
@@ -26,6 +26,8 @@ export interface RdbInspectorOptions {
    * (see rdb-constants.ts); expiresAtMs is absolute Unix milliseconds. A throw fails the stream.
    */
   onKey?: KeyListener;
+  /** Called with each key record's file offsets (type byte .. end of value); see RecordBoundsListener. */
+  onRecordBounds?: RecordBoundsListener;
 }
 
 const HEADER_LEN = 9;
@@ -52,7 +54,7 @@ export class RdbInspector extends Transform {
 
   constructor(opts: RdbInspectorOptions = {}) {
     super();
-    this.parser = new RdbParser(opts.onKey);
+    this.parser = new RdbParser(opts.onKey, opts.onRecordBounds);
   }
 
   /** The checked facts; throws if the stream has not finished successfully. */

@@ -12,6 +12,12 @@ const WINDOW = 32;
 const MAX_DEPTH = 32;
 
 export type KeyListener = (db: number, key: Buffer, type: number, expiresAtMs: number | null, truncated: boolean) => void;
+/**
+ * Where each key record lies, as offsets on the scale of feed()'s chunkBase (file offsets when the caller
+ * passes them): `start` is its value-type byte, `end` is just past its value. Called once per key, after the
+ * KeyListener call for that key, as soon as the parser steps past the value's last byte.
+ */
+export type RecordBoundsListener = (start: number, end: number) => void;
 
 export interface DbCounts {
   keys: number;
@@ -53,8 +59,13 @@ export class RdbParser extends RdbReader {
   private keyType = 0;
   private keyExpire: number | null = null;
   private auxKey = '';
+  /** Offset of the open key record's type byte, while its value is being parsed; -1 otherwise. */
+  private recordStart = -1;
 
-  constructor(private readonly onKey?: KeyListener) {
+  constructor(
+    private readonly onKey?: KeyListener,
+    private readonly onRecordBounds?: RecordBoundsListener,
+  ) {
     super();
   }
 
@@ -112,7 +123,14 @@ export class RdbParser extends RdbReader {
       else sp--;
     }
     this.sp = sp;
-    if (sp < 0) return this.record(buf, p, end);
+    if (sp < 0) {
+      if (this.recordStart >= 0) {
+        const start = this.recordStart;
+        this.recordStart = -1;
+        this.onRecordBounds?.(start, this.base + p);
+      }
+      return this.record(buf, p, end);
+    }
     const layout = this.layouts[sp]!;
     const pc = this.pcs[sp]!;
     switch (layout[pc]) {
@@ -221,6 +239,7 @@ export class RdbParser extends RdbReader {
           throw this.corrupt(p, `unknown record type ${op} (0x${op.toString(16)})`);
         }
         this.keyType = op;
+        if (this.onRecordBounds !== undefined) this.recordStart = this.base + p;
         this.keyExpire = this.pendingExpire;
         this.pendingExpire = null;
         this.push(layout, 0, layout.length, 1);

@@ -1,0 +1,240 @@
+import { integrityError } from '../../../core/errors.js';
+import { Crc64 } from '../../sources/redis/crc64.js';
+import { lzfDecompress } from '../../sources/redis/lzf.js';
+import { RDB_TYPE } from '../../sources/redis/rdb-constants.js';
+import { type RdbFacts, RdbInspector } from '../../sources/redis/rdb-inspector.js';
+
+/**
+ * Cuts an RDB file into DUMP payloads that RESTORE takes, without a scratch server.
+ *
+ * A DUMP payload is what Redis writes for one value in an RDB file (its type byte, then the value's encoding)
+ * followed by a trailer: the RDB version, 2 bytes little-endian, and the CRC-64 (Jones, as for RDB files) of
+ * every byte before it, 8 bytes little-endian. So each key record of the file is copied byte for byte, less
+ * its key, and given the snapshot's own RDB version: a target that loads that RDB version loads the payload
+ * (see maxDumpVersion in ../server-info.ts).
+ *
+ * Memory: the bytes from the end of the last key record up to the parse position are held, that is one key
+ * record (a big value is held whole, as RESTORE needs it whole) plus the small records between keys and one
+ * chunk; never the whole file. The file's structure and checksum are checked on the way (RdbInspector): a
+ * damaged file fails, at the latest at its end, after the payloads before the damage have been yielded.
+ */
+
+/** One key, ready for `RESTORE key ttl payload ABSTTL` (ttl 0 when expireAtMs is null) in database `db`. */
+export interface DumpPayloadEntry {
+  kind: 'payload';
+  db: number;
+  key: Buffer;
+  /** The RDB value type (rdb-constants.ts RDB_TYPE): the payload's first byte. */
+  type: number;
+  payload: Buffer;
+  /** Absolute Unix milliseconds; null when the key does not expire. */
+  expireAtMs: number | null;
+}
+
+/** A key whose value is not cut: module values (RDB type 7). `reason` says what it is and why. */
+export interface UnsupportedEntry {
+  kind: 'unsupported';
+  db: number;
+  key: Buffer;
+  type: number;
+  expireAtMs: number | null;
+  reason: string;
+}
+
+export type DumpEntry = DumpPayloadEntry | UnsupportedEntry;
+
+const HEADER_LEN = 9;
+const MODULE_CHARSET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * Push API: update() each chunk of the RDB file in order (from its first byte) and take the entries it
+ * completed; finish() checks the end of the file (EOF marker, checksum) and returns the file's facts.
+ * Chunks are held by reference until their bytes are cut: a caller must not reuse a chunk's memory.
+ */
+export class DumpPayloadCutter {
+  private readonly inspector: RdbInspector;
+  private readonly header = Buffer.alloc(HEADER_LEN);
+  private headerFill = 0;
+  private version = -1;
+  /** File offset of the next chunk's first byte. */
+  private offset = 0;
+  /** Chunks (or their tails) holding every byte from `heldFrom` up to `offset`. */
+  private held: Buffer[] = [];
+  private heldFrom = 0;
+  private out: DumpEntry[] = [];
+  private key: { db: number; type: number; expireAtMs: number | null } | null = null;
+
+  constructor() {
+    this.inspector = new RdbInspector({
+      onKey: (db, _key, type, expireAtMs) => {
+        // The key itself is decoded from the record's bytes (the inspector cuts keys longer than 64 KiB).
+        this.key = { db, type, expireAtMs };
+      },
+      onRecordBounds: (start, end) => this.record(start, end),
+    });
+  }
+
+  /** Bytes held now (for tests of the memory bound): the open key record's, and those since the last one ended. */
+  get heldBytes(): number {
+    return this.offset - this.heldFrom;
+  }
+
+  /** The RDB version of the file (from its header); -1 before 9 bytes have arrived. */
+  get rdbVersion(): number {
+    return this.version;
+  }
+
+  update(chunk: Buffer): DumpEntry[] {
+    if (this.headerFill < HEADER_LEN) {
+      const n = Math.min(HEADER_LEN - this.headerFill, chunk.length);
+      chunk.copy(this.header, this.headerFill, 0, n);
+      this.headerFill += n;
+      if (this.headerFill === HEADER_LEN && /^REDIS\d{4}$/.test(this.header.toString('latin1'))) {
+        this.version = Number(this.header.toString('latin1', 5, 9));
+      }
+    }
+    this.held.push(chunk);
+    this.offset += chunk.length;
+    // Throws on a malformed header or structure; record() runs inside for every key completed by this chunk.
+    this.inspector.update(chunk);
+    const done = this.out;
+    this.out = [];
+    return done;
+  }
+
+  /** Checks the end of the file; throws an integrityError when it is incomplete or its checksum differs. */
+  finish(): RdbFacts {
+    this.held = [];
+    return this.inspector.complete();
+  }
+
+  /** A key record lies at [start, end): cut it into a payload, then drop the bytes before `end`. */
+  private record(start: number, end: number): void {
+    const meta = this.key;
+    this.key = null;
+    if (meta === null) throw new Error('DumpPayloadCutter: record bounds without a key');
+    const bytes = this.slice(start, end);
+    const { key, next } = decodeString(bytes, 1, start);
+    const type = bytes[0]!;
+    if (type === RDB_TYPE.MODULE_2) {
+      this.out.push({ kind: 'unsupported', db: meta.db, key, type, expireAtMs: meta.expireAtMs, reason: describeModule(bytes, next) });
+    } else {
+      this.out.push({ kind: 'payload', db: meta.db, key, type, payload: buildPayload(type, bytes.subarray(next), this.version), expireAtMs: meta.expireAtMs });
+    }
+    this.release(end);
+  }
+
+  /** The file's bytes [start, end), from the held chunks: a view when one chunk holds them, else a copy. */
+  private slice(start: number, end: number): Buffer {
+    if (start < this.heldFrom || end > this.offset) {
+      throw new Error(`DumpPayloadCutter: bytes ${start}..${end} are not held (held ${this.heldFrom}..${this.offset})`);
+    }
+    const parts: Buffer[] = [];
+    let base = this.heldFrom;
+    for (const c of this.held) {
+      const cEnd = base + c.length;
+      if (cEnd > start && base < end) parts.push(c.subarray(Math.max(start - base, 0), Math.min(end, cEnd) - base));
+      if (cEnd >= end) break;
+      base = cEnd;
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, end - start);
+  }
+
+  /** Forgets the bytes before file offset `upTo`. */
+  private release(upTo: number): void {
+    while (this.held.length > 0 && this.heldFrom + this.held[0]!.length <= upTo) {
+      this.heldFrom += this.held.shift()!.length;
+    }
+    if (this.held.length > 0 && upTo > this.heldFrom) {
+      this.held[0] = this.held[0]!.subarray(upTo - this.heldFrom);
+      this.heldFrom = upTo;
+    }
+  }
+}
+
+/**
+ * Pull API: the entries of an RDB byte stream (a file read stream, or openRdbStream's stream), in file order.
+ * Throws (an integrityError) when the stream is not a complete, undamaged RDB file, at the latest after the
+ * last entry.
+ */
+export async function* cutDumpPayloads(source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>): AsyncGenerator<DumpEntry, RdbFacts, undefined> {
+  const cutter = new DumpPayloadCutter();
+  for await (const chunk of source) {
+    yield* cutter.update(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
+  return cutter.finish();
+}
+
+/** value (type byte + encoding) + version (2 bytes LE) + CRC-64 of all that (8 bytes LE). */
+export function buildPayload(type: number, value: Uint8Array, rdbVersion: number): Buffer {
+  if (!(rdbVersion >= 1 && rdbVersion <= 0xffff)) throw new Error(`DumpPayloadCutter: bad RDB version ${rdbVersion}`);
+  const n = 1 + value.length;
+  const out = Buffer.allocUnsafe(n + 10);
+  out[0] = type;
+  out.set(value, 1);
+  out.writeUInt16LE(rdbVersion, n);
+  const crc = new Crc64();
+  crc.update(out.subarray(0, n + 2));
+  Buffer.from(crc.digestHex(), 'hex').reverse().copy(out, n + 2);
+  return out;
+}
+
+/** An RDB string at buf[p] (raw, integer or LZF): its bytes and the offset after it. `at`: file offset of buf[0]. */
+function decodeString(buf: Buffer, p: number, at: number): { key: Buffer; next: number } {
+  const bad = (what: string) => integrityError(`RDB is corrupt: ${what} at byte ${at + p}`, 'take a new snapshot');
+  const len = (q: number): [number, number] => {
+    const b = buf[q];
+    if (b === undefined) throw bad('a key cut short');
+    switch (b >> 6) {
+      case 0:
+        return [b & 0x3f, q + 1];
+      case 1:
+        return [((b & 0x3f) << 8) | buf[q + 1]!, q + 2];
+      default:
+        if (b === 0x80) return [buf.readUInt32BE(q + 1), q + 5];
+        if (b === 0x81) return [buf.readUInt32BE(q + 1) * 0x100000000 + buf.readUInt32BE(q + 5), q + 9];
+        throw bad(`a bad length encoding 0x${b.toString(16)}`);
+    }
+  };
+  const b = buf[p]!;
+  if (b >> 6 !== 3) {
+    const [n, q] = len(p);
+    return { key: Buffer.from(buf.subarray(q, q + n)), next: q + n };
+  }
+  switch (b & 0x3f) {
+    case 0:
+      return { key: Buffer.from(String(buf.readInt8(p + 1))), next: p + 2 };
+    case 1:
+      return { key: Buffer.from(String(buf.readInt16LE(p + 1))), next: p + 3 };
+    case 2:
+      return { key: Buffer.from(String(buf.readInt32LE(p + 1))), next: p + 5 };
+    case 3: {
+      const [clen, q1] = len(p + 1);
+      const [ulen, q2] = len(q1);
+      const key = lzfDecompress(buf.subarray(q2, q2 + clen), ulen);
+      if (key === null || key.length !== ulen) throw bad('an invalid LZF-compressed key');
+      return { key: Buffer.from(key), next: q2 + clen };
+    }
+    default:
+      throw bad(`an unknown string encoding ${b & 0x3f}`);
+  }
+}
+
+/** A module value's type name and encoding version, from its 64-bit module id (9 characters of 6 bits, then 10 bits). */
+function describeModule(bytes: Buffer, p: number): string {
+  let name = 'unknown';
+  let encver = -1;
+  if (bytes[p] === 0x81 && bytes.length >= p + 9) {
+    let id = bytes.readBigUInt64BE(p + 1);
+    encver = Number(id & 1023n);
+    id >>= 10n;
+    const chars: string[] = [];
+    for (let i = 0; i < 9; i++) {
+      chars.unshift(MODULE_CHARSET[Number(id & 63n)]!);
+      id >>= 6n;
+    }
+    name = chars.join('');
+  }
+  return `a module value (RDB type 7, module type "${name}"${encver >= 0 ? `, encoding version ${encver}` : ''}): ` +
+    'tykdr does not cut module values into RESTORE payloads';
+}
