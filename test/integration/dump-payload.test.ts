@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type DumpEntry, type DumpPayloadEntry, DumpPayloadCutter, cutDumpPayloads } from '../../src/backends/redis/rdb/dump-payload.js';
-import { dumpPayloadVersion, maxDumpVersion, parseServerInfo } from '../../src/backends/redis/server-info.js';
-import { openRdbStream } from '../../src/backends/sources/redis/replication.js';
-import { readFingerprint } from '../../src/backends/targets/redis/value-fingerprint.js';
+import { type DumpEntry, type DumpPayloadEntry, DumpPayloadCutter, cutDumpPayloads } from '../../src/backends/redis/formats/dump-payload.js';
+import { dumpPayloadVersion, maxDumpVersion, parseServerInfo } from '../../src/backends/redis/protocol/server-info.js';
+import { openRdbStream } from '../../src/backends/redis/source/replication.js';
+import { readFingerprint } from '../../src/backends/redis/target/value-fingerprint.js';
 import { useCleanups } from '../helpers/cleanups.js';
 import { fillEveryEncoding, fillRandom, keysPerDb, prng } from '../helpers/redis-keyspace.js';
 import { SERVER_KINDS, type RedisServer, type ServerKind, startRedis } from '../helpers/redis-server.js';

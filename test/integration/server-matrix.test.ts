@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { buildPayload } from '../../src/backends/redis/rdb/dump-payload.js';
+import { buildPayload } from '../../src/backends/redis/formats/dump-payload.js';
 import {
   acceptsDumpVersion, dumpPayloadVersion, maxDumpVersion, parseServerInfo, serverName,
-} from '../../src/backends/redis/server-info.js';
+} from '../../src/backends/redis/protocol/server-info.js';
 import { useCleanups } from '../helpers/cleanups.js';
 import { SERVER_BINARIES, SERVER_KINDS, type RedisServer, type ServerKind, startRedis, startSentinel } from '../helpers/redis-server.js';
 

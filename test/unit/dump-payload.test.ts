@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type DumpEntry, DumpPayloadCutter, buildPayload, cutDumpPayloads } from '../../src/backends/redis/rdb/dump-payload.js';
-import { Crc64 } from '../../src/backends/sources/redis/crc64.js';
+import { type DumpEntry, DumpPayloadCutter, buildPayload, cutDumpPayloads } from '../../src/backends/redis/formats/dump-payload.js';
+import { Crc64 } from '../../src/backends/redis/formats/crc64.js';
 
 /**
  * The cutter on small RDB files written here byte by byte (rdb.h's format), for what the real servers of

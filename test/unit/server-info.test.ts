@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { buildPayload } from '../../src/backends/redis/rdb/dump-payload.js';
+import { buildPayload } from '../../src/backends/redis/formats/dump-payload.js';
 import {
   acceptsDumpVersion, dumpPayloadVersion, maxDumpVersion, parseServerInfo, serverName, type ServerInfo,
-} from '../../src/backends/redis/server-info.js';
+} from '../../src/backends/redis/protocol/server-info.js';
 
 /** INFO server as the servers print it (CRLF, section header, unrelated fields), trimmed to what matters. */
 const REDIS_INFO = '# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_mode:standalone\r\nos:Linux\r\n';

@@ -1,8 +1,8 @@
 import { integrityError } from '../../../core/errors.js';
-import { Crc64 } from '../../sources/redis/crc64.js';
-import { lzfDecompress } from '../../sources/redis/lzf.js';
-import { RDB_TYPE } from '../../sources/redis/rdb-constants.js';
-import { type RdbFacts, RdbInspector } from '../../sources/redis/rdb-inspector.js';
+import { Crc64 } from './crc64.js';
+import { lzfDecompress } from './lzf.js';
+import { RDB_TYPE } from './rdb-constants.js';
+import { type RdbFacts, RdbInspector } from './rdb-inspector.js';
 
 /**
  * Cuts an RDB file into DUMP payloads that RESTORE takes, without a scratch server.

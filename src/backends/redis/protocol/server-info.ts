@@ -1,5 +1,5 @@
-import { parseInfo } from '../sources/redis/connection.js';
-import { maxRdbVersion } from '../targets/redis/rdb-versions.js';
+import { parseInfo } from './connection.js';
+import { maxRdbVersion } from '../formats/rdb-versions.js';
 
 /**
  * Which server a Redis-protocol endpoint is, from its INFO server section. Pure: no I/O.
