@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readKeysStream, type KeyRecord, type KeysHeader, type KeysTrailer } from '../formats/keys-reader.js';
 import { redisTypeOf } from '../formats/rdb-constants.js';
+import { rdbKeyRecords } from '../formats/rdb-records.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
 import { KeyExpectation, KeySet } from './key-expectation.js';
 import { Reservoir } from './reservoir.js';
@@ -48,6 +49,8 @@ export function payloadType(payload: Buffer): string {
   return (payload.length > 0 ? redisTypeOf(payload[0]!) : undefined) ?? 'unknown';
 }
 
+type InspectOptions = { restored: ReadonlySet<KeyClass>; sampleSize: number; expectation: boolean; signal?: AbortSignal };
+
 /**
  * Reads the staged keys stream once, whole, before any target is touched: the reader checks structure,
  * record count and SHA-256 (a cut or damaged stream throws integrityError here). On the way it counts
@@ -55,20 +58,46 @@ export function payloadType(payload: Buffer): string {
  * a uniform random sample of live records of the restored classes for redis-sample. Memory: the sample,
  * the expectation's expiry seconds, and (for the expectation) ~16 bytes per key.
  */
-export async function inspectKeysFile(
-  file: string,
-  o: { restored: ReadonlySet<KeyClass>; sampleSize: number; expectation: boolean; signal?: AbortSignal },
-): Promise<KeysInspection> {
+export async function inspectKeysFile(file: string, o: InspectOptions): Promise<KeysInspection> {
+  let header: KeysHeader | null = null;
+  const { trailer, ...rest } = await inspectRecords<KeysTrailer>(readKeysStream(createReadStream(file, { highWaterMark: 1 << 20 }), (h) => (header = h)), o);
+  const h = header as KeysHeader | null;
+  if (h === null) throw new Error('keys stream without a header'); // the reader throws first; for the type checker
+  return {
+    ...rest,
+    open: () => readKeysStream(createReadStream(file, { highWaterMark: 1 << 20 })),
+    header: h,
+    trailer,
+    writtenBy: h.redisVersion,
+    payloadVersion: Math.max(h.payloadRdbVersion, trailer.maxPayloadRdbVersion),
+  };
+}
+
+/**
+ * The same inspection of a staged RDB, its keys cut into RESTORE payloads (rdb-records.ts): the RDB's
+ * structure and CRC-64 are checked whole here, before any target is touched, and a module value is refused.
+ */
+export async function inspectRdbRecords(file: string, o: InspectOptions): Promise<KeysInspection> {
+  const { trailer: facts, ...rest } = await inspectRecords(rdbKeyRecords(file, o.signal), o);
+  return {
+    ...rest,
+    open: (signal) => rdbKeyRecords(file, signal),
+    header: null,
+    trailer: null,
+    writtenBy: facts.aux['redis-ver'] ?? '',
+    payloadVersion: facts.rdbVersion,
+  };
+}
+
+async function inspectRecords<T>(it: AsyncGenerator<KeyRecord[], T, undefined>, o: InspectOptions): Promise<Omit<KeysInspection, 'open' | 'header' | 'trailer' | 'writtenBy' | 'payloadVersion'> & { trailer: T }> {
   const perClass = emptyClassCounts();
   const dbs = new Set<number>();
   const exp = o.expectation ? new KeyExpectation(Date.now()) : null;
   const seen = new Map<number, KeySet>();
   const drawn = new Reservoir<PayloadSampleEntry>(o.sampleSize);
-  let header: KeysHeader | null = null;
   let duplicates = 0;
   let records = 0;
-  const it = readKeysStream(createReadStream(file, { highWaterMark: 1 << 20 }), (h) => (header = h));
-  let trailer: KeysTrailer;
+  let trailer: T;
   for (;;) {
     o.signal?.throwIfAborted();
     const r = await it.next();
@@ -103,14 +132,8 @@ export async function inspectKeysFile(
       }
     }
   }
-  const h = header as KeysHeader | null;
-  if (h === null) throw new Error('keys stream without a header'); // the reader throws first; for the type checker
   return {
-    open: () => readKeysStream(createReadStream(file, { highWaterMark: 1 << 20 })),
-    header: h,
     trailer,
-    writtenBy: h.redisVersion,
-    payloadVersion: Math.max(h.payloadRdbVersion, trailer.maxPayloadRdbVersion),
     dbs: [...dbs].sort((a, b) => a - b),
     records,
     perClass,

@@ -14,7 +14,7 @@ import { checkResult } from '../../../core/checks/result.js';
 import { unpackAof, type StagedAof } from './aof-staging.js';
 import { ClusterTarget } from './cluster-target.js';
 import { buildKeyExpectation, type KeyExpectation } from './key-expectation.js';
-import { inspectKeysFile, type KeysInspection } from './keys-inspect.js';
+import { inspectKeysFile, inspectRdbRecords, type KeysInspection } from './keys-inspect.js';
 import { maxRdbVersion, releaseAtLeast } from '../formats/rdb-versions.js';
 import { runKeys } from './restore-keys-mode.js';
 import { runFileMode, runLive, type ModeContext, type ModeResult } from './restore-modes.js';
@@ -90,19 +90,19 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
       cluster = await ClusterTarget.discover(target, await pool.db(0));
       targetVersion = await checkCluster(c, cluster, snap, staged.keys!, signal);
     }
-    if (r.mode === 'live' && format !== 'keys') await checkScratchBinary(c, facts, snap, signal);
+    if (r.mode === 'live' && format === 'aof') await checkScratchBinary(c, facts, snap, signal);
 
     let expectation: KeyExpectation | null = null;
-    if (wantsCounts && format === 'rdb') {
+    if (wantsCounts && format === 'rdb' && !staged.keys) {
       input.progress?.({ phase: 'inspect' });
       expectation = await buildKeyExpectation(input.rdbFile, signal);
     }
     const ctx: ModeContext = { input, target, pool, facts, sampleSize, details, warnings, snapshot: snap, aof: staged.aof, wantExpectation: wantsCounts };
     const started = Date.now();
     // A live write leaves a marker until every key is in (a killed restore is then plainly partial).
-    const marked = input.marker !== undefined && (r.mode === 'live' || format === 'keys') && cluster === null;
+    const marked = input.marker !== undefined && r.mode === 'live' && cluster === null;
     if (marked) await setRestoreMarker(await pool.db(0), { ...input.marker!, started_at: new Date().toISOString(), host: hostname() });
-    mode = format === 'keys' ? await runKeys(ctx, staged.keys!, cluster, targetVersion) : r.mode === 'live' ? await runLive(ctx) : await runFileMode(ctx);
+    mode = staged.keys ? await runKeys(ctx, staged.keys, cluster, targetVersion) : r.mode === 'live' ? await runLive(ctx) : await runFileMode(ctx);
     if (marked) await clearRestoreMarker(await pool.db(0));
     details.restore_ms = Date.now() - started;
     expectation ??= mode.expectation ?? null;
@@ -137,7 +137,14 @@ interface StagedCheck {
 /** Checks the staged artifact whole, before any target is contacted; returns what the target must load. */
 async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['format'], restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean): Promise<StagedCheck> {
   const writtenBy = String(input.manifest.source.redis_version ?? input.manifest.source.rdb_redis_ver ?? 'an unknown version');
-  if (format === 'rdb') return { snap: { format, ...(await snapshotRdb(input.manifest, input.rdbFile, input.signal)) } };
+  if (format === 'rdb') {
+    const snap = { format, ...(await snapshotRdb(input.manifest, input.rdbFile, input.signal)) };
+    if (input.component.restore.mode !== 'live') return { snap };
+    // Live: every key's value is cut from the RDB as a RESTORE payload (no scratch server); read whole here first.
+    input.progress?.({ phase: 'inspect' });
+    const keys = await inspectRdbRecords(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
+    return { snap, keys };
+  }
   input.progress?.({ phase: 'inspect' });
   if (format === 'aof') {
     const aof = await unpackAof(input.rdbFile, path.join(input.workDir, 'aof'), input.signal);

@@ -1,0 +1,38 @@
+import { createReadStream } from 'node:fs';
+import { integrityError } from '../../../core/errors.js';
+import { TykdrError } from '../../../core/errors.js';
+import { classifyKey } from '../../../core/tyk/key-classes.js';
+import { DumpPayloadCutter } from './dump-payload.js';
+import type { KeyRecord } from './keys-reader.js';
+import type { RdbFacts } from './rdb-inspector.js';
+
+/**
+ * The keys of a staged RDB file as RESTORE-ready records, in file order and in batches (one per chunk read):
+ * each value's bytes cut from the file with the file's own RDB version and a CRC-64 appended (a DUMP payload).
+ * No scratch server, and memory bounded by a chunk plus the largest value. A value tykdr cannot cut (a
+ * Redis module type) is refused with the database and key named (a Tyk credential's name is never printed).
+ * Returns the RDB's facts when the file ended whole (checksum and EOF checked).
+ */
+export async function* rdbKeyRecords(file: string, signal?: AbortSignal): AsyncGenerator<KeyRecord[], RdbFacts, undefined> {
+  const cutter = new DumpPayloadCutter();
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20, signal })) {
+    const batch: KeyRecord[] = [];
+    for (const e of cutter.update(chunk as Buffer)) {
+      if (e.kind === 'unsupported') {
+        const cls = classifyKey(e.key);
+        const name = cls === 'other' ? `"${e.key.toString('utf8').slice(0, 120)}"` : `a ${cls} key`;
+        throw new TykdrError('badInput', `the snapshot's RDB holds ${name} in database ${e.db} that tykdr cannot restore key by key: ${e.reason}`, {
+          fix: 'delete the key from the source (it is not Tyk data) and take a new backup, or restore the whole file with restore.mode: rdb-file into a server that has the module',
+        });
+      }
+      batch.push({ db: e.db, key: e.key, expireAt: e.expireAtMs ?? -1, payload: e.payload });
+    }
+    if (batch.length > 0) yield batch;
+  }
+  try {
+    return cutter.finish();
+  } catch (err) {
+    if (err instanceof TykdrError) throw err;
+    throw integrityError(`the staged RDB ${file} is not whole: ${(err as Error).message}`, 'stage the snapshot again; if it persists the snapshot is damaged', err);
+  }
+}
