@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { addAbortSignal, Readable } from 'node:stream';
 import { create as createTar } from 'tar';
 import type { FilesComponent } from '../../../core/config/load.js';
 import { tykConfFacts, type TykConfFacts } from '../../../core/tyk/tyk-conf.js';
@@ -37,6 +37,8 @@ export class FilesSource implements Source {
       sel.entries.map((e) => path.relative('/', e)),
     );
     const stream = Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false });
+    // An abort ends the stream with an AbortError (and stops reading files), whatever its consumer does.
+    if (signal) addAbortSignal(signal, stream);
     return {
       stream,
       format: 'tar',

@@ -1,3 +1,4 @@
+import { addAbortSignal } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
@@ -78,6 +79,8 @@ export class RedisSource implements Source {
     });
     // Errors of either side reach the consumer through the inspector (pipeline destroys it with them).
     pipeline(rdb.stream, inspector).catch(() => undefined);
+    // A small RDB may be whole before the consumer reads it: an abort still ends the stream with an AbortError.
+    if (signal) addAbortSignal(signal, inspector);
     return {
       stream: inspector,
       format: 'rdb',
