@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { FilesComponent } from '../../../core/config/load.js';
 import type { Target } from '../../../core/interfaces/target.js';
@@ -40,6 +40,10 @@ export const filesTarget: Target<FilesComponent> = {
   },
 
   async scratch({ component, dir }) {
-    return { component: { ...component, restore: { ...component.restore, to: path.join(dir, 'files') } }, stop: async () => [] };
+    const to = path.join(dir, 'files');
+    return {
+      component: { ...component, restore: { ...component.restore, to } },
+      stop: () => rm(to, { recursive: true, force: true }).then(() => [], (err: Error) => [`could not remove the drill folder ${to}: ${err.message}`]),
+    };
   },
 };

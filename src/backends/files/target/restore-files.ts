@@ -78,8 +78,10 @@ export async function restoreFiles(opts: {
   restoreId: string;
   signal?: AbortSignal;
 }): Promise<FilesRestoreOutcome> {
+  opts.signal?.throwIfAborted();
   const roots = (opts.manifest.source.roots as string[] | undefined) ?? opts.component.roots;
   const entries = await inspectTarball(opts.tarFile, roots, opts.component.name);
+  opts.signal?.throwIfAborted();
   const aside: string[] = [];
   for (const e of entries) {
     if (e.type === 'dir') continue;
