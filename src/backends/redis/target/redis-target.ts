@@ -21,7 +21,7 @@ export const redisTarget: Target<RedisComponent> = {
       return [
         {
           component: name,
-          target: `redis ${t.address} (Redis ${t.redisVersion}, ${c.restore.mode})`,
+          target: `redis ${t.address} (${t.serverName}, ${c.restore.mode})`,
           liveData: t.keys > 0 ? `${t.keys} keys${partial ? `, ${partial}` : ''}` : null,
           ...(partial ? { warning: `${name}: redis ${t.address} is ${partial}` } : {}),
         },

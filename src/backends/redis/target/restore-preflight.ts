@@ -6,10 +6,14 @@ import type { ManifestComponent } from '../../../core/manifest.js';
 import { maxRdbVersion, minRedisForRdb, readRdbHeaderVersion } from '../formats/rdb-versions.js';
 import { redisServerVersion } from './scratch-server.js';
 import { explainTargetError, keyspaceOf, readInfo, type RestoreTarget } from '../protocol/target-connection.js';
+import { maxDumpVersion, parseServerInfo, serverName } from '../protocol/server-info.js';
 
 /** What the target is, read before anything is changed. */
 export interface TargetFacts {
+  /** redis_version: the Redis release the server reports (Valkey reports 7.2.4 for clients). */
   version: string;
+  /** The product and its own release, for messages: "Valkey 8.1.8", "Redis 6.2.14". */
+  name?: string;
   /** Newest RDB version it loads; null when its version string is not understood. */
   maxRdb: number | null;
   role: string;
@@ -29,10 +33,12 @@ export async function readTargetFacts(target: RestoreTarget, client: Redis, sign
   } catch (err) {
     throw explainTargetError(err, target, 'run INFO');
   }
-  const version = info.redis_version ?? 'unknown';
+  // The product's own version (valkey_version on Valkey, which reports redis_version 7.2.4 for clients).
+  const server = parseServerInfo(info);
   return {
-    version,
-    maxRdb: maxRdbVersion(version),
+    version: server.redisCompatVersion,
+    name: serverName(server),
+    maxRdb: maxDumpVersion(server),
     role: info.role ?? 'unknown',
     aof: info.aof_enabled === '1',
     cluster: info.cluster_enabled === '1',
@@ -107,7 +113,7 @@ export function checkRdbFileConfig(c: RedisComponent): void {
  */
 export function checkTargetAccepts(c: RedisComponent, target: RestoreTarget, facts: TargetFacts, snap: SnapshotVersion): void {
   const where = `components.${c.name}.restore`;
-  const at = `target Redis ${facts.version} at ${target.display}`;
+  const at = `target ${facts.name ?? `Redis ${facts.version}`} at ${target.display}`;
   const rdb = snap;
   if (facts.role !== 'master') {
     throw new TykdrError('targetError', `${at} is a ${facts.role === 'slave' ? 'replica' : facts.role}${facts.masterOf ? ` of ${facts.masterOf}` : ''}: a restore must go to the master`, {

@@ -84,7 +84,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     if (facts) {
       checkTargetAccepts(c, target, facts, snap);
       if (facts.maxRdb === null) warnings.push(`target Redis version "${facts.version}" is not one tykdr knows: whether it loads RDB version ${snap.version} was not checked`);
-      Object.assign(details, { target_redis_version: facts.version, target_max_rdb_version: facts.maxRdb, target_keys_before: facts.keys, replicas_before: facts.replicas });
+      Object.assign(details, { target_server: facts.name, target_redis_version: facts.version, target_max_rdb_version: facts.maxRdb, target_keys_before: facts.keys, replicas_before: facts.replicas });
     }
     if (facts?.cluster) {
       cluster = await ClusterTarget.discover(target, await pool.db(0));
@@ -283,13 +283,13 @@ async function clusterReplicas(cluster: ClusterTarget, timeout: string, signal?:
 export async function inspectRedisTarget(
   component: RedisComponent,
   signal?: AbortSignal,
-): Promise<{ address: string; redisVersion: string; maxRdbVersion: number; keys: number; aofEnabled: boolean; role: string; partial: RestoreMarker | null }> {
+): Promise<{ address: string; redisVersion: string; serverName: string; maxRdbVersion: number; keys: number; aofEnabled: boolean; role: string; partial: RestoreMarker | null }> {
   const target = await resolveRestoreTarget(component, signal);
   const client = await connectTarget(target, 0, signal);
   try {
     const f = await readTargetFacts(target, client, signal);
     const partial = await readRestoreMarker(client).catch(() => null);
-    return { address: target.display, redisVersion: f.version, maxRdbVersion: f.maxRdb ?? 0, keys: f.keys, aofEnabled: f.aof, role: f.role, partial };
+    return { address: target.display, redisVersion: f.version, serverName: f.name ?? `Redis ${f.version}`, maxRdbVersion: f.maxRdb ?? 0, keys: f.keys, aofEnabled: f.aof, role: f.role, partial };
   } finally {
     client.disconnect();
   }
