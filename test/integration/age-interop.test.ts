@@ -30,6 +30,12 @@ function exec(cmd: string, args: string[], stdin = ''): Promise<{ stdout: Buffer
     child.on('close', (code) =>
       code === 0 ? resolve({ stdout: Buffer.concat(out), stderr }) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr}`)),
     );
+    // A child that exits without reading its input makes this write fail with EPIPE: its exit code and
+    // output say what happened, so that one is not an error here. Without a listener it would be an
+    // unhandled error that ends the test run.
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     child.stdin.end(stdin);
   });
 }
