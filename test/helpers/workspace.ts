@@ -53,3 +53,29 @@ export async function fingerprintTree(root: string): Promise<Record<string, stri
   await walk(root);
   return out;
 }
+
+/**
+ * Objects a local store is writing right now: its ".partial-" files (see LocalStore.put), with their paths
+ * relative to the store and their sizes so far. A file that goes away while the tree is read is left out.
+ */
+export async function partialObjects(storeDir: string): Promise<Array<{ path: string; bytes: number }>> {
+  const out: Array<{ path: string; bytes: number }> = [];
+  const walk = async (d: string) => {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.name.includes('.partial-')) {
+        const st = await stat(p).catch(() => null);
+        if (st) out.push({ path: path.relative(storeDir, p), bytes: st.size });
+      }
+    }
+  };
+  await walk(storeDir);
+  return out;
+}
+
+/** True while the local store is writing the object of `component` (e.g. "snapshots/<id>/redis.rdb.zst.age.partial-…"). */
+export async function writingObjectOf(storeDir: string, component: string): Promise<boolean> {
+  return (await partialObjects(storeDir)).some((o) => path.basename(o.path).startsWith(`${component}.`));
+}

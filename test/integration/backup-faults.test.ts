@@ -9,7 +9,8 @@ import { startMinio, type Minio } from '../helpers/minio.js';
 import { freePort } from '../helpers/net.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { makeConfigTree, seedTykRedis } from '../helpers/tyk-fixture.js';
-import { fingerprintTree, makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { waitFor } from '../helpers/wait.js';
+import { fingerprintTree, makeWorkspace, writingObjectOf, type Workspace } from '../helpers/workspace.js';
 
 const PASSWORD = 'fault-test-password-xyz';
 let redis: RedisServer;
@@ -142,18 +143,39 @@ describe('interruptions and dumps that end early', () => {
     await slow?.stop();
   });
 
+  /** Once the Redis dump has started, waits until its object is being written to the store, then runs `act`. */
+  function midDump(act: () => void) {
+    let sentAt = 0;
+    let waiting: Promise<void> | undefined;
+    return {
+      onStderr: (chunk: string) => {
+        if (waiting || !chunk.includes('redis (redis): started')) return;
+        waiting = waitFor(() => writingObjectOf(ws.storeDir, 'redis'), { timeoutMs: 10_000, intervalMs: 20, what: 'the Redis object being written to the store' }).then(() => {
+          sentAt = Date.now();
+          act();
+        });
+        waiting.catch(() => undefined); // awaited (and so reported) by done()
+      },
+      /** After the command ended: when the act happened (fails if it never did). */
+      done: async () => {
+        if (!waiting) throw new Error('the backup never said "redis (redis): started"');
+        await waiting;
+        return sentAt;
+      },
+    };
+  }
+
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     it(`${sig} mid-backup stops promptly: exit 130, no manifest, partial objects removed`, async () => {
-      let sentAt = 0;
+      let kill!: (s: NodeJS.Signals) => void;
+      const mid = midDump(() => kill(sig));
       const res = await runCli(['backup', '-c', slowCfg], {
-        onStderr: (chunk, kill) => {
-          if (sentAt === 0 && chunk.includes('redis (redis): started')) {
-            sentAt = Date.now();
-            setTimeout(() => kill(sig), 300);
-          }
+        onStderr: (chunk, k) => {
+          kill = k;
+          mid.onStderr(chunk);
         },
       });
-      expect(sentAt).toBeGreaterThan(0);
+      const sentAt = await mid.done();
       expect(Date.now() - sentAt).toBeLessThan(10_000);
       expect(res.code, res.stderr).toBe(130);
       expect(res.stderr).toContain(`${sig} received`);
@@ -191,17 +213,13 @@ describe('interruptions and dumps that end early', () => {
     await seedTykRedis(victim.port, { sessions: 20_000 });
     await victim.cli('CONFIG', 'SET', 'rdb-key-save-delay', '500');
     const f = await cfg('victim.yaml', `${storeLine}\n${enc()}\ncomponents:\n  redis: { kind: redis, port: ${victim.port} }\n`);
-    const res = await runCli(['backup', '-c', f], {
-      onStderr: (chunk) => {
-        if (chunk.includes('redis (redis): started')) {
-          setTimeout(() => {
-            const r = new Redis({ port: victim.port, lazyConnect: true });
-            r.on('error', () => undefined);
-            r.connect().then(() => r.call('SHUTDOWN', 'NOSAVE')).catch(() => undefined).finally(() => r.disconnect());
-          }, 300);
-        }
-      },
+    const mid = midDump(() => {
+      const r = new Redis({ port: victim.port, lazyConnect: true });
+      r.on('error', () => undefined);
+      r.connect().then(() => r.call('SHUTDOWN', 'NOSAVE')).catch(() => undefined).finally(() => r.disconnect());
     });
+    const res = await runCli(['backup', '-c', f], { onStderr: (chunk) => mid.onStderr(chunk) });
+    await mid.done();
     await victim.stop();
     expect([3, 5]).toContain(res.code);
     expect(res.stderr).toMatch(/components\.redis: /);

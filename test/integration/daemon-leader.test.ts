@@ -55,7 +55,10 @@ describe('leader election on a real Redis', () => {
     const all = ['a', 'b', 'c'].map((id) => elector(id, 2000));
     all.forEach((x) => x.e.start());
     await until(() => all.some((x) => x.e.isLeader), 2000);
-    await new Promise((r) => setTimeout(r, 1500)); // several renewals and retries later
+    // Every other instance has tried and seen the leader...
+    await until(() => all.filter((x) => x.lines.some((l) => l.msg === 'another instance is leader')).length === 2, 2000);
+    // ...and an observation window of several renewals and retries (every ttl/3 ~ 667 ms) is the point: still one leader.
+    await new Promise((r) => setTimeout(r, 1500));
     expect(all.filter((x) => x.e.isLeader)).toHaveLength(1);
     const leader = all.find((x) => x.e.isLeader)!;
     expect(await redis.cli('GET', KEY)).toBe(leader.e.token);
@@ -74,7 +77,7 @@ describe('leader election on a real Redis', () => {
     await until(() => a.e.isLeader, 1000);
     const b = elector('b', 1500);
     b.e.start();
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => b.lines.some((l) => l.msg === 'another instance is leader'), 1000);
     expect(b.e.isLeader).toBe(false);
     const term = a.e.termSignal;
     await a.e.stop();
@@ -90,7 +93,7 @@ describe('leader election on a real Redis', () => {
     await until(() => a.e.isLeader, 1000);
     const b = elector('b', 2000);
     b.e.start();
-    await new Promise((r) => setTimeout(r, 300));
+    await until(() => b.lines.some((l) => l.msg === 'another instance is leader'), 1000);
     // "SIGKILL": a's process vanishes: no more renewals, no release.
     a.client.disconnect();
     const died = Date.now();
@@ -134,6 +137,9 @@ describe('leader election on a real Redis', () => {
     const y = elector('same', 1500);
     x.e.start();
     y.e.start();
+    // Both have contended: one leads, the other saw the lock held (same id, different nonce)...
+    await until(() => [x, y].some((z) => z.e.isLeader) && [x, y].some((z) => z.lines.some((l) => l.msg === 'another instance is leader')), 2000);
+    // ...and the observation window across renewals (every 500 ms) is the point: never both.
     await new Promise((r) => setTimeout(r, 1200));
     expect([x.e.isLeader, y.e.isLeader].filter(Boolean)).toHaveLength(1);
   });

@@ -11,7 +11,8 @@ import { freePort } from '../helpers/net.js';
 import { repoRoot } from '../helpers/paths.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { makeConfigTree, seedTykRedis } from '../helpers/tyk-fixture.js';
-import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { waitFor } from '../helpers/wait.js';
+import { makeWorkspace, writingObjectOf, type Workspace } from '../helpers/workspace.js';
 
 /**
  * `tykdr daemon` as a process, against a real redis-server, a files component and a local store.
@@ -112,8 +113,6 @@ afterEach(async () => {
   for (const c of left) c.kill('SIGKILL');
   await Promise.all(left.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(undefined) : c.once('close', r)))));
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function get(port: number, p: string, token: string | undefined = TOKEN) {
   const res = await fetch(`http://127.0.0.1:${port}${p}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
@@ -270,9 +269,9 @@ describe('tykdr daemon: scheduled backups, overlap, clean stop', () => {
       expect(m.get(`tykdr_job_skipped_overlap_total{job="${BACKUP}"}`)).toBeGreaterThanOrEqual(3);
       expect([0, 1]).toContain(m.get(`tykdr_job_running{job="${BACKUP}"}`));
 
-      // Stop in the middle of a run: the 1 s grace is shorter than the ~3 s backup.
+      // Stop in the middle of a run, once its Redis object is being written: the 1 s grace is shorter than the ~3 s backup.
       await d.waitFor((l) => l.msg === 'job started' && d.lines.indexOf(l) > d.lines.findLastIndex((x) => x.msg === 'backup complete'), 10_000, 'a new run');
-      await sleep(300);
+      await waitFor(() => writingObjectOf(store, 'redis'), { timeoutMs: 10_000, intervalMs: 20, what: "the new run writing its Redis object to the store" });
       d.child.kill('SIGTERM');
       const exit = await d.exited;
       expect(exit.code, d.stderr()).toBe(130);
@@ -323,7 +322,13 @@ describe('tykdr daemon: two daemons', () => {
     const configs = await Promise.all(ports.map((p, i) => ws.writeConfig(`ha-${i}.yaml`, yaml({ redisPort: redis.port, healthPort: p, store }))));
     const ds = configs.map((c, i) => startDaemon(c, ['--job', 'backup', '--instance-id', `ha-${i}`]));
     await Promise.all(ds.map((d) => d.waitFor((l) => l.msg === 'health server listening', 10_000, 'start')));
-    await sleep(2500);
+    // Both have contended for the lock: one leads and has started a backup, the other saw it lead.
+    await waitFor(
+      () =>
+        ds.some((d) => d.lines.some((l) => l.msg === 'became leader') && d.count(started()) >= 1) &&
+        ds.some((d) => d.lines.some((l) => l.msg === 'another instance is leader')),
+      { timeoutMs: 10_000, what: 'a leader running a backup and a follower', detail: () => ds.map((d) => d.lines.map((l) => JSON.stringify(l)).join('\n')).join('\n--\n') },
+    );
     const leaders = ds.filter((d) => d.lines.some((l) => l.msg === 'became leader'));
     expect(leaders).toHaveLength(1);
     const leader = leaders[0]!;
@@ -387,7 +392,7 @@ describe('tykdr daemon: health as time passes', () => {
           expect(body.details.redis[0].observedValue).toBeGreaterThanOrEqual(12);
           break;
         }
-        await sleep(200);
+        await new Promise((r) => setTimeout(r, 200)); // the sampling interval: every state on the way is to be seen
       }
       expect(seen).toEqual([
         { status: 'pass', http: 200 },
@@ -452,9 +457,7 @@ describe('tykdr daemon: webhooks', () => {
       const failedAt = d.lines.length;
       await d.waitFor((l) => l.msg === 'backup failed', 10_000, 'a failed backup');
       // Retried after the 500: the same event arrives twice.
-      const t = Date.now();
-      while (got.length < 2 && Date.now() - t < 10_000) await sleep(100);
-      expect(got.length).toBeGreaterThanOrEqual(2);
+      await waitFor(() => got.length >= 2, { timeoutMs: 10_000, what: 'the backup_failed webhook twice (a retry after the 500)', detail: () => JSON.stringify(got) });
       expect(got[1]!.body).toEqual(got[0]!.body);
       const body = got[0]!.body;
       expect(body).toMatchObject({ event: 'backup_failed', component: 'redis', details: { components: ['redis', 'config'], error_kind: 'sourceUnreachable' } });

@@ -18,6 +18,7 @@ import {
 } from '../../src/verify/http-checks.js';
 import { startGatewayStandin, startUpstream, type GatewayStandin, type Upstream } from '../helpers/gateway-standin.js';
 import { freePort } from '../helpers/net.js';
+import { waitFor } from '../helpers/wait.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 
 const CANARY = 'canary-key-0f3a9c1e7b2d4e6f8a0b1c2d';
@@ -62,6 +63,7 @@ describe('gateway-ready', () => {
     const port = await freePort();
     const gw = await standin({ redisPort: port });
     let stopLate: (() => Promise<void>) | undefined;
+    // The point: Redis comes up a second after the check started, so the check must retry until then.
     const late = setTimeout(() => void startRedisOnPort(port).then((s) => (stopLate = s)), 1000);
     try {
       const r = await checkGatewayReady(gwConfig(gw.url, { timeout: '10s' }));
@@ -312,13 +314,13 @@ describe('runCommand', () => {
     expect(r.durationMs).toBeLessThan(3000);
     const pid = Number(r.stdoutTail.trim());
     expect(pid).toBeGreaterThan(0);
-    await new Promise((res) => setTimeout(res, 100));
-    expect(alive(pid)).toBe(false);
+    // SIGKILL is delivered asynchronously: the background `sleep` must be gone soon after, not necessarily at once.
+    await waitFor(() => !alive(pid), { timeoutMs: 2000, intervalMs: 20, what: `the background sleep (pid ${pid}) to be killed with its group` });
   });
 
   it('kills the group and rejects with an AbortError on abort', async () => {
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 300);
+    setTimeout(() => ac.abort(), 300); // the point: an abort while the command runs (`sleep 30` cannot end before it)
     const err = await runCommand('sleep 30', { timeoutMs: 10_000, signal: ac.signal }).catch((e: unknown) => e);
     expect(isAbortError(err)).toBe(true);
   });

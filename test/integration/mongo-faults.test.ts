@@ -7,6 +7,7 @@ import { runCli, type CliResult } from '../helpers/cli.js';
 import { seedTykDashboard, startFerret, type FerretServer } from '../helpers/mongo.js';
 import { freePort } from '../helpers/net.js';
 import { toolsBin } from '../helpers/paths.js';
+import { waitFor } from '../helpers/wait.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 let ferret: FerretServer;
@@ -161,16 +162,29 @@ describe('mongo backup faults: never a complete snapshot', () => {
     const pidFile = path.join(fakes, 'dump.pid');
     const dir = await fakeTool('mongodump', `echo $$ > "${pidFile}"\nhead -c 3000 "${archive}"\nexec sleep 60`);
     const file = await ws.writeConfig('sigint.yaml', config({ binDir: dir }));
-    let sent = false;
+    await rm(pidFile, { force: true });
+    // The fake has written its part of the archive once it has exec'd `sleep` (its pid stays the same).
+    const dumping = async () => {
+      const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
+      return pid > 0 && (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'sleep';
+    };
+    let waiting: Promise<void> | undefined;
     const res = await runCli(['backup', '-c', file], {
       env: { MONGO_PASSWORD: ferret.password },
       onStderr: (_chunk, kill) => {
-        if (!sent) {
-          sent = true;
-          setTimeout(() => kill('SIGINT'), 1500);
-        }
+        if (waiting) return;
+        waiting = waitFor(dumping, { timeoutMs: 15_000, intervalMs: 20, what: 'the fake mongodump to write its part of the archive' }).then(
+          () => kill('SIGINT'),
+          (err: unknown) => {
+            kill('SIGKILL'); // not left running until its `sleep 60` ends
+            throw err;
+          },
+        );
+        waiting.catch(() => undefined); // awaited below
       },
     });
+    expect(waiting, 'the backup wrote nothing to stderr').toBeDefined();
+    await waiting;
     expect(res.code, res.stderr).toBe(130);
     const pid = Number(await readFile(pidFile, 'utf8'));
     expect(() => process.kill(pid, 0)).toThrow();

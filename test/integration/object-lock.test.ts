@@ -55,6 +55,7 @@ async function head(bucket: string, key: string) {
   return minio.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
 }
 
+/** Only to let a retention date pass in real time (MinIO checks it against its own clock, to the second): that is the point there. */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {

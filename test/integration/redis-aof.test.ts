@@ -18,6 +18,7 @@ import { freePort } from '../helpers/net.js';
 import { redisComponent, redisContents, seedTypes, takeSnapshot } from '../helpers/redis-cluster.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
+import { waitFor } from '../helpers/wait.js';
 import { makeWorkspace } from '../helpers/workspace.js';
 import { useCleanups } from '../helpers/cleanups.js';
 
@@ -52,7 +53,7 @@ const percentage = async (port: number) => (await execFileP('redis-cli', ['-p', 
  * Writes in transactions until stopped: `SET seq:<n>` and `INCR counter` in one MULTI/EXEC, so any
  * consistent cut of the AOF holds seq:1..counter exactly. Also grows a list, to make the AOF grow.
  */
-function backgroundWriter(port: number): { stop: () => Promise<number> } {
+function backgroundWriter(port: number): { written: () => number; stop: () => Promise<number> } {
   const r = client(port);
   let running = true;
   let n = 0;
@@ -67,6 +68,7 @@ function backgroundWriter(port: number): { stop: () => Promise<number> } {
     }
   })();
   return {
+    written: () => n,
     stop: async () => {
       running = false;
       await loop;
@@ -75,7 +77,7 @@ function backgroundWriter(port: number): { stop: () => Promise<number> } {
   };
 }
 
-/** Consumes a stream slowly (so a copy spans time), calling `during` before each chunk is taken. */
+/** Consumes a stream slowly (so a copy spans time: the delay is the point), calling `during` before each chunk is taken. */
 function slowSink(delayMs: number, during?: () => Promise<void>): Writable {
   return new Writable({
     highWaterMark: 1,
@@ -101,9 +103,11 @@ async function daemon(args = ''): Promise<{ port: number; dir: string; start: st
     const p = await pid().catch(() => 0);
     if (p > 0) process.kill(p, 'SIGKILL');
   });
-  for (let i = 0; i < 100 && (await execFileP('redis-cli', ['-p', String(port), 'ping']).then((o) => o.stdout.trim(), () => '')) !== 'PONG'; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(async () => (await execFileP('redis-cli', ['-p', String(port), 'ping']).then((o) => o.stdout.trim(), () => '')) === 'PONG', {
+    timeoutMs: 10_000,
+    what: `the daemonized redis-server on port ${port} to answer PING`,
+    detail: () => readFile(path.join(dir, 'redis.log'), 'utf8').catch(() => ''),
+  });
   return { port, dir, start, stop, pid };
 }
 
@@ -116,8 +120,8 @@ describe('mode aof: backup', () => {
     await seedTykRedis(s.port, { sessions: 2000 });
     await seedTypes(s.port);
     const writer = backgroundWriter(s.port);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(Number(await info(s, 'aof_rewrites'))).toBeGreaterThan(0); // rewrites do happen before the backup
+    // Rewrites do happen before the backup (the writer grows the AOF past the tiny threshold).
+    await waitFor(async () => writer.written() > 0 && Number(await info(s, 'aof_rewrites')) > 0, { timeoutMs: 10_000, what: 'an automatic AOF rewrite while the writer writes' });
     const source = new AofSource(redisComponent(`port: ${s.port}\nmode: aof`));
     await source.check();
     const artifact = await source.open();
@@ -145,7 +149,8 @@ describe('mode aof: backup', () => {
     const s = await aofServer(['--auto-aof-rewrite-percentage', '10', '--auto-aof-rewrite-min-size', '65536']);
     await seedTykRedis(s.port, { sessions: 20_000 });
     const writer = backgroundWriter(s.port);
-    await new Promise((r) => setTimeout(r, 300));
+    // The writer is writing and automatic rewrites are happening before the backup starts.
+    await waitFor(async () => writer.written() > 0 && Number(await info(s, 'aof_rewrites')) > 0, { timeoutMs: 10_000, what: 'an automatic AOF rewrite while the writer writes' });
     const artifact = await new AofSource(redisComponent(`port: ${s.port}\nmode: aof`)).open();
     const seen: Array<{ setting: string; rewrites: number; inProgress: string }> = [];
     // One transaction: the setting and the rewrite state as of the same instant.
@@ -161,10 +166,8 @@ describe('mode aof: backup', () => {
     expect(during.length).toBeGreaterThan(3);
     for (const p of during) expect(p).toEqual({ setting: '0', rewrites: during[0]!.rewrites, inProgress: '0' });
     expect(await percentage(s.port)).toBe('10');
-    const deadline = Date.now() + 10_000;
-    while (Number(await info(s, 'aof_rewrites')) === during[0]!.rewrites && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(async () => Number(await info(s, 'aof_rewrites')) > during[0]!.rewrites, { timeoutMs: 10_000, what: 'an automatic AOF rewrite after the copy' });
     await writer.stop();
-    expect(Number(await info(s, 'aof_rewrites'))).toBeGreaterThan(during[0]!.rewrites);
     expect(facts.rewrite_guard.auto_aof_rewrite_percentage).toBe('10');
   });
 
@@ -205,8 +208,7 @@ describe('mode aof: backup', () => {
     expect(await percentage(s.port)).toBe('0');
     const err = await pipeline(artifact.stream, slowSink(50, async () => ac.abort()), { signal: ac.signal }).then(() => null, (e: unknown) => e as Error);
     expect(err?.name).toBe('AbortError');
-    for (let i = 0; i < 50 && (await percentage(s.port)) !== '55'; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(await percentage(s.port)).toBe('55');
+    await waitFor(async () => (await percentage(s.port)) === '55', { timeoutMs: 5000, what: 'auto-aof-rewrite-percentage to be put back to 55', detail: async () => `it is ${await percentage(s.port)}` });
   });
 
   it('refuses a Redis with AOF off, and a folder it cannot read, before changing anything', async () => {
@@ -237,7 +239,7 @@ describe('mode aof: restore', () => {
     await seedTypes(src.port);
     // A rewrite, then more writes: the snapshot is a base plus a non-empty incremental file.
     await src.cli('BGREWRITEAOF');
-    while ((await info(src, 'aof_rewrite_in_progress')) !== '0') await new Promise((r) => setTimeout(r, 50));
+    await waitFor(async () => (await info(src, 'aof_rewrite_in_progress')) === '0', { timeoutMs: 30_000, what: 'BGREWRITEAOF to finish' });
     const r = client(src.port);
     await r.multi().set('apikey-after-rewrite', 'x').hset('coprocess-data:after', 'a', '1').exec();
     await r.set('apikey-ttl-after-rewrite', 'y', 'PX', 7_200_000);

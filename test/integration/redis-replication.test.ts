@@ -90,6 +90,7 @@ describe('openRdbStream against a real redis-server', () => {
 
   it('keeps the socket paused while the consumer is behind', async () => {
     const rdb = await openRdbStream({ host: disk.host, port: disk.port });
+    // The point: leave the transfer unread for a while, so an unpaused socket would have buffered far more.
     await new Promise((r) => setTimeout(r, 400));
     // Nothing read yet: only the stream's buffer (256 KiB) plus one socket chunk may be held.
     expect(rdb.stream.readableLength).toBeLessThan(512 * 1024);

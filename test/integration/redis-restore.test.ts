@@ -26,6 +26,7 @@ import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { makeTlsFiles } from '../helpers/tls.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
 import { useCleanups } from '../helpers/cleanups.js';
+import { waitFor } from '../helpers/wait.js';
 
 const execFileP = promisify(execFile);
 const ALL_CHECKS = ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl', 'redis-replicas'];
@@ -417,9 +418,11 @@ async function daemon(args = ''): Promise<{ port: number; dir: string; start: st
     const p = await pid().catch(() => 0);
     if (p > 0) process.kill(p, 'SIGKILL');
   });
-  for (let i = 0; i < 100 && (await execFileP('redis-cli', ['-p', String(port), 'ping']).then((o) => o.stdout.trim(), () => '')) !== 'PONG'; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(async () => (await execFileP('redis-cli', ['-p', String(port), 'ping']).then((o) => o.stdout.trim(), () => '')) === 'PONG', {
+    timeoutMs: 10_000,
+    what: `the daemonized redis-server on port ${port} to answer PING`,
+    detail: () => readFile(path.join(dir, 'redis.log'), 'utf8').catch(() => ''),
+  });
   return { port, dir, start, stop, pid };
 }
 

@@ -135,6 +135,7 @@ describe('tykdr restore --plan full, live mode', () => {
   beforeAll(async () => {
     await destroy();
     const incident = new Date().toISOString();
+    // Time passing is the point: the RTO is counted from the incident, so it is at least a second (asserted below).
     await new Promise((r) => setTimeout(r, 1100));
     const res = await runCli(['restore', '--plan', 'full', '-c', configFile, '--yes', '--json', '--incident-at', incident], { env });
     expect(res.code, res.stdout + res.stderr).toBe(0);

@@ -12,6 +12,7 @@ import { jsonLogger } from '../../src/daemon/log.js';
 import type { NotificationBody, Notifier } from '../../src/daemon/notify.js';
 import type { Scheduler } from '../../src/daemon/scheduler.js';
 import type { JobSpec } from '../../src/daemon/schedule.js';
+import { waitFor } from '../helpers/wait.js';
 
 const RECIPIENT = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
 
@@ -44,6 +45,10 @@ afterEach(async () => {
   for (const d of daemons) await d.stop();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Waits until `n` log lines say `msg` (a job's last step: what it logs when it ends). */
+const logged = (msg: string, n = 1) =>
+  waitFor(() => logs.filter((l) => l.msg === msg).length >= n, { timeoutMs: 5000, intervalMs: 5, what: `${n} log line(s) "${msg}"`, detail: () => JSON.stringify(logs) });
 
 /** A scheduler whose slots tests fire by hand. */
 function manualScheduler() {
@@ -138,18 +143,18 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
     });
     await d.start();
     fire(BACKUP);
-    await new Promise((r) => setTimeout(r, 10));
+    await logged('job started');
     fire(BACKUP);
     fire(BACKUP);
     expect(calls).toBe(1);
     expect(d.metrics.get('tykdr_job_skipped_overlap_total', { job: BACKUP })).toBe(2);
     expect(logs.filter((l) => l.msg === 'skipped: the previous run is still going')).toHaveLength(2);
     gate.resolve({ id: '20261121T090000Z-abcdef', location: dir, manifest: manifest('20261121T090000Z-abcdef', new Date()) });
-    await new Promise((r) => setTimeout(r, 10));
+    await logged('backup complete');
     expect(d.metrics.get('tykdr_job_runs_total', { job: BACKUP, result: 'success' })).toBe(1);
     // After it finished, the next slot runs again; the skipped ones were not queued.
     fire(BACKUP);
-    await new Promise((r) => setTimeout(r, 10));
+    await logged('job started', 2);
     expect(calls).toBe(2);
     const text = d.metrics.render();
     expect(text).toContain('# TYPE tykdr_job_skipped_overlap_total counter');
@@ -172,7 +177,7 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
     );
     await d.start();
     fire(BACKUP);
-    await new Promise((r) => setTimeout(r, 20));
+    await logged('backup failed');
     const hello = d.hello();
     expect(hello.httpStatus).toBe(503);
     expect(hello.body.status).toBe('fail');
@@ -217,7 +222,7 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
     expect(rec.events[0]!.details).toMatchObject({ tier: 'critical', rpo_seconds: 2, age_seconds: 3 });
     now = new Date('2026-11-21T09:00:10Z');
     fire(BACKUP);
-    await new Promise((r) => setTimeout(r, 20));
+    await logged('backup complete');
     expect(d.hello().body.status).toBe('pass');
     d.checkRpo();
     expect(logs.filter((l) => l.msg === 'RPO met again').map((l) => l.component)).toEqual(['redis', 'config']);
@@ -234,6 +239,7 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
     fire(BACKUP);
     const late = tick(BACKUP);
     const stopped = d.stop();
+    // The point: stop() is under way (waiting out the grace for the running job) when the late tick comes.
     await new Promise((r) => setTimeout(r, 50));
     late(); // a tick that races with stop is ignored
     expect(calls).toBe(1);
@@ -251,6 +257,7 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
           new Promise((_, reject) =>
             signal.addEventListener('abort', () => {
               sawAbort = true;
+              // A job takes a moment to clean up after an abort: the delay is the point.
               setTimeout(() => reject(new TykdrError('interrupted', 'backup interrupted; its objects were removed')), 20);
             }),
           ),
@@ -275,7 +282,7 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
     fire(BACKUP);
     const force = new AbortController();
     const stopped = d.stop(force.signal);
-    setTimeout(() => force.abort(), 50);
+    setTimeout(() => force.abort(), 50); // the second signal comes while the first one's grace (60 s) runs: the point
     expect(await stopped).toBe(130);
   });
 
@@ -290,7 +297,7 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
     const { d, fire } = makeDaemon({ drill: async (kind) => (kind === 'components' ? outcome : { plans: [] }) }, { notifier: rec.notifier });
     await d.start();
     fire('drill-components');
-    await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => d.metrics.get('tykdr_job_runs_total', { job: 'drill-components', result: 'failure' }) === 1, { timeoutMs: 5000, intervalMs: 5, what: 'the drill run to be counted' });
     const text = d.metrics.render();
     expect(text).toContain('tykdr_drill_last_rto_seconds{plan="redis"} 42.5');
     expect(text).toContain('tykdr_drill_last_success{plan="redis"} 1');
@@ -333,9 +340,9 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
     });
     await d.start();
     fire('prune');
-    await new Promise((r) => setTimeout(r, 10));
+    await logged('prune complete: removed 2 snapshot(s)');
     fire('verify');
-    await new Promise((r) => setTimeout(r, 10));
+    await logged('verify failed');
     expect(logs.find((l) => l.job === 'prune' && l.level === 'info' && String(l.msg).startsWith('prune complete'))!.msg).toBe('prune complete: removed 2 snapshot(s)');
     const v = logs.find((l) => l.msg === 'verify failed')!;
     expect(v).toMatchObject({ level: 'error', error: 'checked 3 object(s) (10% sample): 1 failed', details: { failures: [{ snapshot: 'x' }] } });
@@ -385,9 +392,9 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
     expect(d.metrics.get('tykdr_job_skipped_conflict_total', { job: 'prune' })).toBe(1);
     expect(logs.find((l) => l.msg === 'skipped: prune does not run while verify runs')).toMatchObject({ level: 'warn', running: ['verify'] });
     gate.resolve({ ok: true, message: 'fine' });
-    await new Promise((r) => setTimeout(r, 10));
+    await logged('verify complete: fine');
     fire('prune');
-    await new Promise((r) => setTimeout(r, 10));
+    await logged('prune complete: ');
     expect(prunes).toBe(1);
   });
 });
@@ -450,7 +457,7 @@ describe('daemon --once (no leader)', () => {
       150,
     );
     const stop = new AbortController();
-    setTimeout(() => stop.abort(), 50);
+    setTimeout(() => stop.abort(), 50); // a stop signal while the backup runs: the point
     const t = Date.now();
     expect(await d.runOnce(stop.signal, new AbortController().signal)).toBe(130);
     expect(Date.now() - t).toBeGreaterThanOrEqual(190);
