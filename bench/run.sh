@@ -5,6 +5,8 @@
 #   bash bench/run.sh --sizes 100000 --profile
 # Figures go to stdout, progress to stderr. It prints PASS/MISS against the targets and always exits 0
 # unless the benchmark itself could not run.
+# The other benchmarks (bench/README.md): bench/restore-run.sh (Redis restore and key-level backup),
+# bench/postgres-run.sh (PostgreSQL), npx tsx bench/redis-keys-throughput.ts (Redis source modes against raw tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
