@@ -4,7 +4,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
-    testTimeout: 60_000,
+    // A bound for a hung test, not a speed target: a test that runs several CLI commands against real servers
+    // can take over a minute on a busy two-core machine.
+    testTimeout: 120_000,
     hookTimeout: 120_000,
     // Integration tests start real servers; two cores in CI: keep parallelism modest.
     pool: 'forks',

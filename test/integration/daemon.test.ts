@@ -203,7 +203,7 @@ describe('tykdr daemon: scheduled backups, overlap, clean stop', () => {
     const store = path.join(ws.dir, 'store-a');
     const config = await ws.writeConfig('a.yaml', yaml({ redisPort: redis.port, healthPort, store }));
     const d = startDaemon(config, ['--job', 'backup', '--instance-id', 'daemon-a']);
-    await d.waitFor((l) => l.msg === 'became leader', 10_000, 'leadership');
+    await d.waitFor((l) => l.msg === 'became leader', 30_000, 'leadership');
     await d.waitFor(() => d.count((l) => l.msg === 'backup complete') >= 2, 15_000, 'two backups');
 
     const snaps = await storeSnapshots(store);
@@ -322,7 +322,7 @@ describe('tykdr daemon: two daemons', () => {
     const ports = [await freePort(), await freePort()];
     const configs = await Promise.all(ports.map((p, i) => ws.writeConfig(`ha-${i}.yaml`, yaml({ redisPort: redis.port, healthPort: p, store }))));
     const ds = configs.map((c, i) => startDaemon(c, ['--job', 'backup', '--instance-id', `ha-${i}`]));
-    await Promise.all(ds.map((d) => d.waitFor((l) => l.msg === 'health server listening', 10_000, 'start')));
+    await Promise.all(ds.map((d) => d.waitFor((l) => l.msg === 'health server listening', 30_000, 'start')));
     // Both have contended for the lock: one leads and has started a backup, the other saw it lead.
     await waitFor(
       () =>
@@ -351,7 +351,7 @@ describe('tykdr daemon: two daemons', () => {
     await follower.waitFor((l) => l.msg === 'became leader', 5000, 'takeover');
     const took = Date.now() - killed;
     expect(took).toBeLessThanOrEqual(2000 + 500);
-    await follower.waitFor((l) => l.msg === 'backup complete', 5000, 'a backup by the new leader');
+    await follower.waitFor((l) => l.msg === 'backup complete', 15_000, 'a backup by the new leader');
     expect(parseMetrics((await get(ports[fi]!, '/metrics')).text).get(`tykdr_leader{instance="ha-${fi}"}`)).toBe(1);
 
     follower.child.kill('SIGTERM');
@@ -380,7 +380,7 @@ describe('tykdr daemon: health as time passes', () => {
       const b = await runCli(['backup', '--config', config], { env: { TEST_REDIS_PASSWORD: REDIS_PASSWORD } });
       expect(b.code, b.stderr).toBe(0);
       const d = startDaemon(config, ['--job', 'backup', '--no-leader']);
-      await d.waitFor((l) => l.msg === 'health server listening', 10_000, 'start');
+      await d.waitFor((l) => l.msg === 'health server listening', 30_000, 'start');
       expect(d.lines.find((l) => l.msg === 'state loaded from the store')).toMatchObject({ manifests_read: 1 });
       const seen: Array<{ status: string; http: number }> = [];
       const t = Date.now();
@@ -408,7 +408,7 @@ describe('tykdr daemon: health as time passes', () => {
     } finally {
       await redis.stop();
     }
-  }, 90_000);
+  });
 });
 
 describe('tykdr daemon: webhooks', () => {
