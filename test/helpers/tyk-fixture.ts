@@ -29,14 +29,14 @@ export async function seedTykRedis(port: number, opts: { password?: string; db?:
   p.set('oauth-data.api1.oauth-access.token1', '{"client_id":"client1"}', 'EX', 3600);
   p.set('oauth-data.api1.oauth-refresh.refresh1', '{"client_id":"client1"}', 'EX', 7200);
   p.zadd('oauth-data.api1.oauth-client-tokens.client1', now + 3600, 'token1');
-  p.set('oauth-data.api1.oauth-authorize.code1', '{}', 'EX', 60);
+  p.set('oauth-data.api1.oauth-authorize.code1', '{}', 'EX', 1800);
   p.set('cert-raw-org1abc', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----');
   p.rpush('cert-org1-index', 'org1abc');
   p.set('tyk-admin-api-abcdef', JSON.stringify({ user: 'admin' }));
   p.set('coprocess-data:plugin1', 'state');
   p.set('quota-abc', '17', 'EX', 3600);
   p.set('rate-limit-abc', '3', 'EX', 600);
-  p.set('cache-api1-abc', 'cached', 'EX', 30);
+  p.set('cache-api1-abc', 'cached', 'EX', 900);
   p.set('host-checker:host1', 'up');
   p.rpush('analytics-tyk-system-analytics', 'rec1', 'rec2');
   p.set('rpc:node-definition-backup:abc', 'defs');
