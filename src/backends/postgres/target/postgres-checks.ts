@@ -25,9 +25,9 @@ const n = (x: number) => x.toLocaleString('en');
 
 /**
  * database-counts: every table the backup counted holds exactly as many rows on the target (the restore replaced
- * the objects, so exact equality is right). Excluded (analytics) tables must exist; they were restored empty, so
- * rows found there were written after the restore (e.g. by Pump): reported, not a failure. Tables on the target
- * that the snapshot does not have are listed as extra.
+ * the objects, so exact equality is right). Excluded (analytics) tables must exist; their data is not in the snapshot,
+ * so their rows (kept from before the restore, or written since, e.g. by Pump) are reported, not checked. Tables on
+ * the target that the snapshot does not have are listed as extra.
  */
 export function checkDatabaseCounts(o: { db: PgClient; component: string; facts: DumpFacts; signal?: AbortSignal }): Promise<CheckResult> {
   const started = Date.now();
@@ -47,7 +47,7 @@ export function checkDatabaseCounts(o: { db: PgClient; component: string; facts:
     for (const table of o.facts.excluded_tables) {
       const t = present.get(table);
       const actual = t && t.kind === 'r' ? await count(table) : t ? 0 : null;
-      const note = actual ? `${n(actual)} rows written since the restore (its data is not in the snapshot)` : undefined;
+      const note = actual ? `${n(actual)} rows on the target, kept or written since (its data is not in the snapshot)` : undefined;
       rows.push({ table, expected: null, actual, status: actual === null ? 'missing' : 'excluded', ...(note ? { note } : {}) });
     }
     for (const table of o.facts.partitioned_tables) {
@@ -75,7 +75,7 @@ export function checkDatabaseCounts(o: { db: PgClient; component: string; facts:
       name,
       'passed',
       `${o.component}: ${counted.length} tables hold exactly the snapshot's ${n(total)} rows` +
-        `${excluded.length ? `; ${excluded.length} excluded (analytics) tables exist, restored without data` : ''}` +
+        `${excluded.length ? `; ${excluded.length} excluded (analytics) tables exist (their data is not in the snapshot)` : ''}` +
         `${extra ? `; ${extra} tables not in the snapshot left as they were` : ''}`,
       evidence,
       started,

@@ -7,6 +7,7 @@ import { checkDatabaseCounts, checkDatabaseIndexes } from './postgres-checks.js'
 import { connectPg, dbnameConninfo, describeEndpoint, explainPgError, libpqEnv, targetEndpoint, type PgClient, type PgEndpoint } from '../connection.js';
 import { majorLabel, majorOf, toolPath, toolVersion, versionNum } from '../versions.js';
 import { readDumpFacts, type DumpFacts } from './dump-facts.js';
+import { planExcludedTables } from './keep-excluded.js';
 import { restoreGlobals } from './restore-globals.js';
 import { runTool } from './run-tool.js';
 import { connectMaintenance, createDatabase, isMissingDatabase, missingRoles, requireServerAtLeast, rolesNotActable } from './target-database.js';
@@ -18,7 +19,9 @@ import { connectMaintenance, createDatabase, isMissingDatabase, missingRoles, re
  *
  * Database dumps: `pg_restore --clean --if-exists --jobs N` into the target database, created first when missing.
  * Every object of the dump is dropped and recreated, so the target ends up holding the snapshot's tables with the
- * snapshot's rows (analytics tables empty: their data was never backed up); objects not in the dump stay.
+ * snapshot's rows; objects not in the dump stay. Excluded (analytics) tables whose data the dump does not hold are
+ * left as the target has them, rows, indexes and sequences included, and created empty only where the target lacks
+ * them (`pg_restore --use-list`, see keep-excluded.ts).
  *
  * Contract:
  * - Refuses before changing anything (targetError): a target server of an older major version than the dump's
@@ -85,8 +88,26 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
     }
     db ??= await connectPg(ep);
 
+    // Excluded tables the target has keep their rows: pg_restore gets a list without them (see keep-excluded.ts).
+    const keep = await planExcludedTables({
+      db,
+      excluded: facts.excluded_tables,
+      pgRestore: toolPath(c.binDir, 'pg_restore'),
+      stagedFile: input.stagedFile,
+      workDir: input.workDir,
+      component: c.name,
+      signal: input.signal,
+    }).catch((err: unknown) => {
+      throw err instanceof TykdrError || isAbortError(err) ? err : explainPgError(err, ep);
+    });
+    details.excluded_tables_kept = keep.kept;
+    details.excluded_tables_created = keep.created;
+    if (keep.keptObjects.length) details.kept_objects = keep.keptObjects;
+    if (keep.createdParts.length) details.created_on_kept_tables = keep.createdParts;
+
     const args = ['--clean', '--if-exists', `--jobs=${c.restore.jobs}`, '--no-password'];
     if (details.owners !== 'kept') args.push('--no-owner', '--no-privileges');
+    if (keep.listFile) args.push(`--use-list=${keep.listFile}`);
     args.push(`--dbname=${dbnameConninfo(ep.database)}`, input.stagedFile);
     details.jobs = c.restore.jobs;
     const run = await runTool(toolPath(c.binDir, 'pg_restore'), args, {
@@ -96,16 +117,27 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
     });
     details.restore_ms = run.durationMs;
     const errors = run.lines.filter((l) => /^pg_restore: error:/.test(l));
-    const ignored = Number(/errors ignored on restore: (\d+)/.exec(run.lines.join('\n'))?.[1] ?? errors.length);
+    // pg_restore's own total counts a failed statement of a parallel worker twice: count the statements it printed.
+    const failedStatements = errors.filter((l) => /could not execute query/.test(l)).length;
+    const ignored =
+      failedStatements > 0 && run.lines.length === run.lineCount
+        ? failedStatements
+        : Number(/errors ignored on restore: (\d+)/.exec(run.lines.join('\n'))?.[1] ?? errors.length);
     details.pg_restore_errors = ignored;
     for (const l of run.lines) if (/^pg_restore: warning:/.test(l) && !/errors ignored/.test(l)) warnings.push(l);
     if (run.code !== 0 || run.signal) {
       const shown = errors.slice(0, 3).map((l) => l.replace(/^pg_restore: error: /, '')).join(' | ') || run.lines.slice(-3).join(' | ');
+      const orphans = keep.kept.length > 0 && errors.some((l) => /violates foreign key constraint/.test(l));
       throw new TykdrError(
         'targetError',
         `components.${c.name}: pg_restore into ${describeEndpoint(ep)} ${run.signal ? `was killed by ${run.signal}` : `exited with code ${run.code}`}` +
-          `${ignored ? ` after ${ignored} failed statement${ignored === 1 ? '' : 's'} (the rest of the dump was restored)` : ''}: ${shown || '(no message)'}`,
-        { fix: 'fix the cause shown and restore again: the restore replaces every object of the dump, so it can be repeated' },
+          `${ignored ? ` after ${ignored} failed statement${ignored === 1 ? '' : 's'} (the rest of the dump was restored)` : ''}: ${shown || '(no message)'}` +
+          (orphans ? `. Rows of the tables kept on the target (${keep.kept.join(', ')}) reference rows the snapshot does not have; those rows are untouched` : ''),
+        {
+          fix: orphans
+            ? 'delete the rows that reference rows the snapshot lacks (or add the foreign key again with NOT VALID), then restore again'
+            : 'fix the cause shown and restore again: the restore replaces every object of the dump, so it can be repeated',
+        },
       );
     }
     details.tables = Object.keys(facts.tables).length;
