@@ -28,7 +28,8 @@ ${EXIT_CODES_HELP}`;
   };
 
   async run(): Promise<unknown> {
-    const config = await this.loadConfig('store');
+    // The retention settings too: one read as its default because its variable is unset could delete more.
+    const config = await this.loadConfig('retention');
     const store = openStore(config.store);
     const interrupt = interruptSignal();
     let result: PruneResult;

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
+import { loadConfig } from '../core/config/load.js';
 import { formatBytes } from '../core/duration.js';
 import { badInput, EXIT_CODES } from '../core/errors.js';
 import { verifySnapshots, type ObjectCheck, type VerifyResult } from '../core/integrity/verify-snapshots.js';
@@ -39,7 +40,8 @@ ${EXIT_CODES_HELP}`;
     if (samplePercent !== undefined && !(Number.isFinite(samplePercent) && samplePercent >= 0 && samplePercent <= 100)) {
       throw badInput(`--sample "${f.sample}" is not a percentage between 0 and 100`, 'e.g. --sample 10 checks a random 10% of the objects');
     }
-    const config = await this.loadConfig('store');
+    // Reads the store and what decrypts: the identity file (unless --identity names one) and the passphrase.
+    const config = await loadConfig(this.flags.config, { purpose: 'decrypt', except: f.identity ? ['encryption.identityFile'] : [] });
     const interrupt = interruptSignal();
     let result: VerifyResult;
     try {

@@ -97,3 +97,82 @@ describe('config', () => {
     expect(committed).toBe(configJsonSchemaText());
   });
 });
+
+describe('config purposes: an unset ${VAR} in a part the command does not read is no error', () => {
+  const wide = `
+store: { kind: local, path: "\${STORE_DIR}" }
+encryption:
+  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
+  identityFile: "\${IDENTITY_FILE}"
+components:
+  redis: { kind: redis, host: 10.0.0.5, password: "\${REDIS_PW}" }
+  mongo: { kind: mongo, uri: "\${MONGO_URI}" }
+gateway:
+  url: "\${GATEWAY_URL}"
+  keyProbe: { path: /orders/, key: "\${CANARY_KEY}" }
+  uptimeTests: { checkList: [{ url: "\${UPSTREAM_URL}" }] }
+retention: { keepLast: 3 }
+`;
+  const env = { STORE_DIR: '/srv/store', IDENTITY_FILE: '/secure/id.txt' };
+
+  it('store: only the store is read; values that are invalid when empty (a MongoDB URI, URLs) take their defaults', () => {
+    const c = parseConfig(wide, '/x/tykdr.yaml', { STORE_DIR: '/srv/store' }, 'store');
+    expect(c.store).toEqual({ kind: 'local', path: '/srv/store' });
+    const mongo = c.components.mongo!;
+    if (mongo.kind !== 'mongo') throw new Error('kind');
+    expect(mongo.uri.reveal()).toBe('mongodb://127.0.0.1:27017');
+    expect(c.gateway?.url).toBe('http://127.0.0.1:8080');
+    expect(c.gateway?.uptimeTests).toBeUndefined();
+    expect(c.gateway?.keyProbe?.key.reveal()).toBe('');
+    expect(c.components.redis).toBeDefined();
+  });
+
+  it('store: an unset variable of the store itself is an error naming it', () => {
+    const e = error(() => parseConfig(wide, '/x/tykdr.yaml', {}, 'store'));
+    expect(e.message).toContain('store.path refers to environment variable ${STORE_DIR}');
+  });
+
+  it('decrypt: the identity file must be set, unless the caller reads it elsewhere (--identity)', () => {
+    const e = error(() => parseConfig(wide, '/x/tykdr.yaml', { STORE_DIR: '/s' }, 'decrypt'));
+    expect(e.message).toContain('/x/tykdr.yaml, line 5: encryption.identityFile refers to environment variable ${IDENTITY_FILE}');
+    expect(parseConfig(wide, '/x/tykdr.yaml', env, 'decrypt').encryption.identityFile).toBe('/secure/id.txt');
+    expect(parseConfig(wide, '/x/tykdr.yaml', { STORE_DIR: '/s' }, 'decrypt', ['encryption.identityFile']).store).toMatchObject({ path: '/s' });
+  });
+
+  it('retention: prune reads the retention settings, so their variables must be set', () => {
+    const text = wide.replace('keepLast: 3', 'keepLast: "${KEEP_LAST}"');
+    const e = error(() => parseConfig(text, '/x/tykdr.yaml', env, 'retention'));
+    expect(e.message).toContain('retention.keepLast refers to environment variable ${KEEP_LAST}');
+    expect(parseConfig(text, '/x/tykdr.yaml', env, 'store').retention.keepLast).toBe(3);
+  });
+
+  it('backup: components must be set (the variable is named, no value shown), the gateway and the identity file need not', () => {
+    const e = error(() => parseConfig(wide, '/x/tykdr.yaml', { ...env, MONGO_URI: 'mongodb://u:s3cr3t-val@h/' }, 'backup'));
+    expect(e.message).toContain('components.redis.password refers to environment variable ${REDIS_PW}, which is not set');
+    expect(e.message).not.toContain('s3cr3t-val');
+    const unsetMongo = error(() => parseConfig(wide, '/x/tykdr.yaml', { ...env, REDIS_PW: 'p' }, 'backup'));
+    expect(unsetMongo.message).toContain('components.mongo.uri refers to environment variable ${MONGO_URI}');
+    const c = parseConfig(wide, '/x/tykdr.yaml', { STORE_DIR: '/s', REDIS_PW: 'p', MONGO_URI: 'mongodb://h/' }, 'backup');
+    expect(c.encryption.identityFile).toBe('/x');
+  });
+
+  it('a misspelt key stays an error even in a part the command does not read', () => {
+    const text = wide.replace('  url: "${GATEWAY_URL}"', '  url: "${GATEWAY_URL}"\n  colour: blue');
+    const e = error(() => parseConfig(text, '/x/tykdr.yaml', env, 'store'));
+    expect(e.fix).toContain('"colour"');
+  });
+
+  it('an emptied value that cannot be left out is reported as the unset variable', () => {
+    // The only component needs its roots: leaving it out leaves no component at all.
+    const text = `store: { kind: local, path: /s }
+encryption: { recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p] }
+components:
+  gw: { kind: files, roots: ["\${GATEWAY_ROOT}"] }
+`;
+    const e = error(() => parseConfig(text, '/x/tykdr.yaml', {}, 'store'));
+    expect(e.message).toContain('/x/tykdr.yaml, line 4: components.gw.roots.0 refers to environment variable ${GATEWAY_ROOT}, which is not set');
+    // A port emptied in a part not read is simply left out: its default applies.
+    const port = parseConfig(wide.replace('host: 10.0.0.5,', 'port: "${REDIS_PORT}",'), '/x/tykdr.yaml', env, 'store').components.redis!;
+    expect(port.kind === 'redis' && port.port).toBe(6379);
+  });
+});

@@ -50,29 +50,51 @@ export interface Config {
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /**
- * Reads, interpolates and validates a tykdr.yaml. Every error names the file, the path (and line),
- * the bad value where it is not secret, and the fix.
+ * What the caller will read. An unset \${VAR} outside that part is no error: it reads as empty, and a value that is
+ * then invalid there (an empty URL, a number) is left out, so its default applies. So the read-only commands work with
+ * only what they read, and `tykdr backup` without the restore-side secrets (restore targets, the gateway's canary key).
+ *
+ * - `store`: the store (`snapshots`, `snapshot show`, `drills`).
+ * - `decrypt`: the store and what decrypts a snapshot: `encryption.identityFile` and `encryption.passphrase` (`verify`).
+ * - `retention`: the store and `retention` (`prune`: a retention setting read as its default could delete more).
+ * - `backup`: everything but the restore side, the gateway, the dashboard, the daemon's settings and the identity file.
+ * - `all`: everything (`restore`, `drill`, `daemon`).
  */
-/**
- * What the caller will use. An unset \${VAR} outside that part reads as empty instead of failing, so
- * `tykdr snapshots` works with only the store credentials and `tykdr backup` without the restore-side
- * secrets (restore targets, the gateway's canary key).
- */
-export type ConfigPurpose = 'store' | 'backup' | 'all';
+export type ConfigPurpose = 'store' | 'decrypt' | 'retention' | 'backup' | 'all';
 
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   purpose?: ConfigPurpose;
+  /** Dotted paths the caller will not read although its purpose covers them (e.g. the identity file when --identity is given). */
+  except?: string[];
 }
 
+const top = (p: PropertyKey[]) => String(p[0]);
 const NEEDED: Record<ConfigPurpose, (p: PropertyKey[]) => boolean> = {
-  store: (p) => p[0] === 'store',
+  store: (p) => top(p) === 'store',
+  decrypt: (p) => top(p) === 'store' || (top(p) === 'encryption' && ['identityFile', 'passphrase'].includes(String(p[1]))),
+  retention: (p) => top(p) === 'store' || top(p) === 'retention',
   backup: (p) =>
-    !['gateway', 'dashboard', 'restore', 'health', 'notifications', 'leader', 'drill'].includes(String(p[0])) &&
-    !(p[0] === 'components' && p[2] === 'restore'),
+    !['gateway', 'dashboard', 'restore', 'health', 'notifications', 'leader', 'drill'].includes(top(p)) &&
+    !(top(p) === 'components' && p[2] === 'restore') &&
+    !(top(p) === 'encryption' && p[1] === 'identityFile'),
   all: () => true,
 };
 
+/** `needed` narrowed by `except` (a dotted path excepts itself and everything under it). */
+function neededFor(purpose: ConfigPurpose, except: string[] = []): (p: PropertyKey[]) => boolean {
+  const base = NEEDED[purpose];
+  if (except.length === 0) return base;
+  return (p) => {
+    const dotted = p.map(String).join('.');
+    return base(p) && !except.some((e) => dotted === e || dotted.startsWith(`${e}.`));
+  };
+}
+
+/**
+ * Reads, interpolates and validates a tykdr.yaml. Every error names the file, the path (and line),
+ * the bad value where it is not secret, and the fix.
+ */
 export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<Config> {
   const abs = path.resolve(file);
   let text: string;
@@ -85,16 +107,27 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
       code === 'ENOENT' ? 'run `tykdr init` to write one, or pass --config PATH' : 'check the path and its permissions',
     );
   }
-  return parseConfig(text, abs, opts.env ?? process.env, opts.purpose);
+  return parseConfig(text, abs, opts.env ?? process.env, opts.purpose, opts.except);
 }
 
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, purpose: ConfigPurpose = 'all'): Config {
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, purpose: ConfigPurpose = 'all', except: string[] = []): Config {
   const { doc, lineOf } = parseYaml(text, file);
-  const required = NEEDED[purpose];
-  interpolate(doc.contents, [], env, (p) => `${file}${lineOf(p)}`, required);
+  const required = neededFor(purpose, except);
+  const where = (p: PropertyKey[]) => `${file}${lineOf(p)}`;
+  const unset: UnsetRef[] = [];
+  interpolate(doc.contents, [], env, where, required, unset);
   const data: unknown = doc.toJS() ?? {};
-  const parsed = configSchema.safeParse(data);
+  let parsed = configSchema.safeParse(data);
+  // Values emptied by an unset variable in a part the caller does not read may be invalid there: leave them out.
+  for (let round = 0; !parsed.success && round < 8; round++) {
+    const drop = parsed.error.issues.map((i) => leaveOut(data, i, unset)).filter((p): p is PropertyKey[] => p !== null);
+    if (drop.length === 0) break;
+    for (const p of drop) deleteAt(data, p);
+    parsed = configSchema.safeParse(data);
+  }
   if (!parsed.success) {
+    const ref = refOf(parsed.error.issues[0]!, unset);
+    if (ref) throw unsetError(where, ref.path, ref.name);
     throw schemaError(parsed.error, data, file, lineOf, {
       secretKeys: SECRET_KEYS,
       fix: 'see `tykdr init` for a commented example, or schema/tykdr.schema.json',
@@ -103,31 +136,80 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   return resolve(parsed.data, file);
 }
 
+/** A \${VAR} that was unset where the caller does not need it, and read as empty. */
+interface UnsetRef {
+  path: PropertyKey[];
+  name: string;
+}
+
+const startsWith = (p: readonly PropertyKey[], prefix: readonly PropertyKey[]) => prefix.length <= p.length && prefix.every((k, i) => String(p[i]) === String(k));
+
+function unsetError(where: (p: PropertyKey[]) => string, p: PropertyKey[], name: string) {
+  return badInput(
+    `${where(p)}: ${p.join('.')} refers to environment variable \${${name}}, which is not set`,
+    `export ${name}=... before running tykdr, or write \${${name}:-default}`,
+  );
+}
+
+/**
+ * For a schema issue about a value an unset variable emptied (in a part the caller does not read): the path to leave
+ * out, so the default applies. A map key is left out, not an array element (that would shift the others): the key
+ * holding the array goes instead. When the value is already out (a required field), its parent goes. Null: not
+ * such an issue.
+ */
+function leaveOut(data: unknown, issue: { path: PropertyKey[]; code: string }, unset: UnsetRef[]): PropertyKey[] | null {
+  const ref = refOf(issue, unset);
+  if (!ref) return null;
+  let target = startsWith(issue.path, ref.path) ? [...issue.path] : [...ref.path];
+  while (target.length > 0 && (typeof target[target.length - 1] === 'number' || !hasAt(data, target))) target = target.slice(0, -1);
+  return target.length > 0 ? target : null;
+}
+
+/** The emptied value an issue is about: at or above the issue's path, or below it for a check of the whole object (not a misspelt key). */
+function refOf(issue: { path: PropertyKey[]; code: string }, unset: UnsetRef[]): UnsetRef | undefined {
+  const whole = issue.path.length > 0 && issue.code !== 'unrecognized_keys';
+  return unset.find((u) => startsWith(issue.path, u.path) || (whole && startsWith(u.path, issue.path)));
+}
+
+function hasAt(data: unknown, p: readonly PropertyKey[]): boolean {
+  let v: unknown = data;
+  for (const k of p) {
+    if (!v || typeof v !== 'object' || !(String(k) in (v as object))) return false;
+    v = (v as Record<string, unknown>)[String(k)];
+  }
+  return true;
+}
+
+function deleteAt(data: unknown, p: readonly PropertyKey[]): void {
+  let v: unknown = data;
+  for (const k of p.slice(0, -1)) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[String(k)] : undefined;
+  if (v && typeof v === 'object' && !Array.isArray(v)) delete (v as Record<string, unknown>)[String(p[p.length - 1])];
+}
+
 function interpolate(
   node: unknown,
   p: PropertyKey[],
   env: NodeJS.ProcessEnv,
   where: (p: PropertyKey[]) => string,
   required: (p: PropertyKey[]) => boolean,
+  unset: UnsetRef[],
 ): void {
   if (isScalar(node) && typeof node.value === 'string') {
     node.value = node.value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
       const v = env[name];
       if (v !== undefined && v !== '') return v;
       if (fallback !== undefined) return fallback;
-      if (!required(p)) return '';
-      throw badInput(
-        `${where(p)}: ${p.join('.')} refers to environment variable \${${name}}, which is not set`,
-        `export ${name}=... before running tykdr, or write \${${name}:-default}`,
-      );
+      if (required(p)) throw unsetError(where, p, name);
+      unset.push({ path: p, name });
+      return '';
     });
   } else if (isMap(node)) {
     for (const pair of node.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      interpolate(pair.value, [...p, key], env, where, required);
+      interpolate(pair.value, [...p, key], env, where, required, unset);
     }
   } else if (isSeq(node)) {
-    node.items.forEach((item, i) => interpolate(item, [...p, i], env, where, required));
+    node.items.forEach((item, i) => interpolate(item, [...p, i], env, where, required, unset));
   }
 }
 
