@@ -3,6 +3,8 @@ import type { Target } from '../../../core/interfaces/target.js';
 import { REDIS_CHECKS } from './redis-checks.js';
 import { inspectRedisTarget, restoreModeStartsTarget, restoreRedis } from './restore-redis.js';
 import { startScratchRedis } from './scratch-redis.js';
+import { TykdrError } from '../../../core/errors.js';
+import { connectTarget, readInfo, resolveRestoreTarget } from '../protocol/target-connection.js';
 
 /** Redis (and Redis-compatible servers): live copy, rdb-file or aof-file modes, keys mode for managed Redis and Cluster. */
 export const redisTarget: Target<RedisComponent> = {
@@ -42,22 +44,26 @@ export const redisTarget: Target<RedisComponent> = {
   async restore(i) {
     i.note(`  restoring ${i.name} (redis)`);
     let shown = 0;
-    return restoreRedis({
-      component: i.component,
-      manifest: i.entry,
-      rdbFile: i.stagedFile,
-      workDir: i.workDir,
-      checks: [...i.checks],
-      signal: i.signal,
-      marker: { restore_id: i.restoreId, snapshot: i.snapshotId },
-      progress: (e) => {
-        // Print each time another 100,000 keys are crossed (SCAN pages are uneven).
-        if (e.keys !== undefined && Math.floor(e.keys / 100_000) > shown) {
-          shown = Math.floor(e.keys / 100_000);
-          i.note(`    ${i.name}: ${e.phase} ${e.keys}${e.totalKeys ? ` of ${e.totalKeys}` : ''} keys`);
-        }
-      },
-    });
+    const once = () =>
+      restoreRedis({
+        component: i.component,
+        manifest: i.entry,
+        rdbFile: i.stagedFile,
+        workDir: i.workDir,
+        checks: [...i.checks],
+        signal: i.signal,
+        marker: { restore_id: i.restoreId, snapshot: i.snapshotId },
+        progress: (e) => {
+          // Print each time another 100,000 keys are crossed (SCAN pages are uneven).
+          if (e.keys !== undefined && Math.floor(e.keys / 100_000) > shown) {
+            shown = Math.floor(e.keys / 100_000);
+            i.note(`    ${i.name}: ${e.phase} ${e.keys}${e.totalKeys ? ` of ${e.totalKeys}` : ''} keys`);
+          }
+        },
+      });
+    // Without Sentinel the address is fixed: nothing can move under the restore.
+    if (!i.component.sentinel || i.component.restore.target?.host !== undefined) return once();
+    return restoreThroughFailovers(i.component, once, i.note, i.signal);
   },
 
   async scratch({ component: c, config, dir, signal }) {
@@ -73,3 +79,58 @@ export const redisTarget: Target<RedisComponent> = {
 
   retarget: (c, addr) => ({ ...c, restore: { ...c.restore, target: { ...c.restore.target, host: addr.host, port: addr.port } } }),
 };
+
+/** How often a restore is redone on a new master before tykdr gives up (Sentinel kept failing over). */
+const FAILOVER_ATTEMPTS = 3;
+
+/**
+ * A Sentinel-managed target can fail over while tykdr writes or checks: the old master is demoted and
+ * resyncs from the new one, losing what was written to it. So the master (address and run id) is taken
+ * before each attempt and again after it; if it changed (or the attempt failed and it changed), the
+ * restore is redone on the new master. Success is reported only when the master at the end is the one
+ * that was written and checked.
+ */
+async function restoreThroughFailovers(
+  c: RedisComponent,
+  once: () => ReturnType<typeof restoreRedis>,
+  note: (line: string) => void,
+  signal: AbortSignal,
+): ReturnType<typeof restoreRedis> {
+  const moves: string[] = [];
+  for (let attempt = 1; attempt <= FAILOVER_ATTEMPTS; attempt++) {
+    const before = await masterIdentity(c, signal);
+    let out: Awaited<ReturnType<typeof restoreRedis>> | undefined;
+    let failure: unknown;
+    try {
+      out = await once();
+    } catch (err) {
+      if (signal.aborted) throw err;
+      failure = err;
+    }
+    const after = await masterIdentity(c, signal).catch(() => null);
+    const moved = after === null || after.display !== before.display || after.runId !== before.runId;
+    if (!moved) {
+      if (failure !== undefined) throw failure;
+      out!.details.failovers = moves;
+      return out!;
+    }
+    const what = `Sentinel failed over from ${before.display} to ${after?.display ?? 'an unknown master'} ${failure === undefined ? 'while tykdr checked the restore' : 'while tykdr wrote the keys'}`;
+    moves.push(what);
+    note(`    ${c.name}: ${what}; the old master resyncs from the new one and loses the restored keys: restoring again on the new master`);
+  }
+  throw new TykdrError('targetError', `components.${c.name}: a Sentinel failover happened during each of ${FAILOVER_ATTEMPTS} attempts (${moves.join('; ')}); the master at the end may not hold the snapshot`, {
+    fix: 'find out why Sentinel keeps failing over (sentinel logs), then run the restore again; RESTORE REPLACE makes a rerun safe',
+  });
+}
+
+/** The current master as Sentinel names it: address and run id (a restarted or promoted server has a new one). */
+async function masterIdentity(c: RedisComponent, signal: AbortSignal): Promise<{ display: string; runId: string }> {
+  const target = await resolveRestoreTarget(c, signal);
+  const client = await connectTarget(target, 0, signal);
+  try {
+    const info = await readInfo(client);
+    return { display: target.display, runId: info.run_id ?? '' };
+  } finally {
+    client.disconnect();
+  }
+}

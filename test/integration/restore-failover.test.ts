@@ -1,0 +1,162 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { repoRoot } from '../helpers/paths.js';
+import { startRedis, startSentinel, type RedisServer } from '../helpers/redis-server.js';
+import { seedTykRedis } from '../helpers/tyk-fixture.js';
+import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+
+/**
+ * A Sentinel topology (1 master, 2 replicas, 3 sentinels, started here) with a failover forced while a live
+ * restore runs: at the end the master Sentinel names holds every key of the snapshot, or the restore failed
+ * saying a failover happened and a rerun succeeds. Never "succeeded" with the keys lost on a demoted master.
+ */
+
+const MASTER = 'tykmaster';
+const MARK = 'restoring redis (redis)';
+
+let nodes: RedisServer[] = [];
+let sentinels: RedisServer[] = [];
+let ws: Workspace;
+let configFile: string;
+let snapshotKeys: number;
+
+async function currentMaster(): Promise<number> {
+  for (const s of sentinels) {
+    const c = new Redis({ port: s.port, lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await c.connect();
+      const [, port] = (await c.call('SENTINEL', 'get-master-addr-by-name', MASTER)) as [string, string];
+      return Number(port);
+    } catch {
+      // try the next sentinel
+    } finally {
+      c.disconnect();
+    }
+  }
+  throw new Error('no sentinel names the master');
+}
+
+async function dbsize(port: number): Promise<number> {
+  const c = new Redis({ port, lazyConnect: true });
+  await c.connect();
+  try {
+    return await c.dbsize();
+  } finally {
+    c.disconnect();
+  }
+}
+
+async function until(what: string, cond: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs a restore and forces a Sentinel failover `delayMs` after the Redis step starts. */
+function restoreWithFailover(delayMs: number): Promise<{ code: number | null; stdout: string; stderr: string; failedOver: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', 'redis', '--yes', '--config', configFile], {
+      cwd: ws.dir,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let failedOver = false;
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!failedOver && stderr.includes(MARK)) {
+        failedOver = true;
+        setTimeout(() => {
+          const c = new Redis({ port: sentinels[0]!.port, lazyConnect: true });
+          c.connect()
+            .then(() => c.call('SENTINEL', 'FAILOVER', MASTER))
+            .catch(() => undefined)
+            .finally(() => c.disconnect());
+        }, delayMs);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr, failedOver }));
+  });
+}
+
+beforeAll(async () => {
+  const master = await startRedis();
+  const replicas = await Promise.all([0, 1].map(() => startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] })));
+  nodes = [master, ...replicas];
+  sentinels = await Promise.all([0, 1, 2].map(() => startSentinel({ masterName: MASTER, master: { host: '127.0.0.1', port: master.port }, quorum: 2, downAfterMs: 2000 })));
+  await seedTykRedis(master.port, { sessions: 30_000 });
+  snapshotKeys = await dbsize(master.port);
+  await until('replicas in sync', async () => (await Promise.all(replicas.map((r) => dbsize(r.port)))).every((n) => n === snapshotKeys));
+  // Sentinels must know each other before they can agree on a failover.
+  await until('sentinels see each other and the replicas', async () => {
+    const c = new Redis({ port: sentinels[0]!.port, lazyConnect: true });
+    await c.connect();
+    const m = (await c.call('SENTINEL', 'master', MASTER)) as string[];
+    c.disconnect();
+    const f = Object.fromEntries(m.flatMap((v, i) => (i % 2 === 0 ? [[v, m[i + 1]]] : [])));
+    return Number(f['num-other-sentinels']) === 2 && Number(f['num-slaves']) === 2;
+  });
+  ws = await makeWorkspace();
+  configFile = await ws.writeConfig(
+    'tykdr.yaml',
+    `store: { kind: local, path: ./store }
+encryption: { recipients: [${ws.recipient}], identityFile: ./identity.txt }
+components:
+  redis:
+    kind: redis
+    sentinel:
+      masterName: ${MASTER}
+      sentinels: [${sentinels.map((s) => `{ host: 127.0.0.1, port: ${s.port} }`).join(', ')}]
+    restore: { mode: live, classes: [must, should, quota, ephemeral, analytics, mdcb, other] }
+restore: { reportDir: ./reports }
+`,
+  );
+  const b = await runCli(['backup', '--config', configFile], { cwd: ws.dir });
+  expect(b.code, b.stderr).toBe(0);
+}, 180_000);
+
+afterAll(async () => {
+  await Promise.all([...sentinels, ...nodes].map((s) => s.stop()));
+  await ws?.cleanup();
+});
+
+describe('a Sentinel failover during a live restore', () => {
+  it.each([
+    ['as the Redis step starts', 0],
+    ['later in the step (writes or checks)', 1500],
+  ])('forced %s: the master at the end holds the snapshot, or the restore says so and a rerun does', async (_when, delayMs) => {
+    // The disaster: every key gone from the master (and so from its replicas).
+    const m = new Redis({ port: await currentMaster(), lazyConnect: true });
+    await m.connect();
+    await m.flushall();
+    m.disconnect();
+    const before = await currentMaster();
+    const r = await restoreWithFailover(delayMs);
+    expect(r.failedOver, r.stderr).toBe(true);
+    await until('the failover to finish', async () => (await currentMaster()) !== before);
+    if (r.code !== 0) {
+      // A clear failure that names the failover; a rerun then restores everything.
+      expect(r.stdout + r.stderr).toMatch(/fail(ed)? ?over/i);
+      const again = await runCli(['restore', '--plan', 'redis', '--yes', '--config', configFile], { cwd: ws.dir });
+      expect(again.code, again.stderr).toBe(0);
+    } else {
+      const report = JSON.parse(await readFile(`${r.stdout.match(/Report: (\S+)\.html/)![1]!}.json`, 'utf8'));
+      const failovers = report.steps.find((s: { id: string }) => s.id === 'redis').details.redis.failovers as string[];
+      // When the failover landed inside the restore, it was seen and the restore redone on the new master.
+      if (failovers.length > 0) expect(failovers[0]).toMatch(/^Sentinel failed over from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:\d+/);
+    }
+    // Whatever happened, the master Sentinel names now holds every key, and keeps them once things settle.
+    await until('every key on the current master', async () => (await dbsize(await currentMaster())) === snapshotKeys, 30_000);
+    await new Promise((res) => setTimeout(res, 3000));
+    expect(await dbsize(await currentMaster())).toBe(snapshotKeys);
+  }, 240_000);
+});
