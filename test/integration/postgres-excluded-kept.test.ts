@@ -204,6 +204,14 @@ describe('restore --plan full into the backed-up database (pg_restore --jobs 2)'
   });
 });
 
+describe('restore --dry-run', () => {
+  it('counts the tables a restore replaces apart from the excluded ones it keeps', async () => {
+    const res = await runCli(['restore', '--plan', 'database', '-c', configFile, '--dry-run'], { env: env() });
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/has live data \(\d+ tables replaced, about \d+ rows; 6 excluded tables \(about \d+ rows\) are kept\)/);
+  });
+});
+
 describe('restore into another database', () => {
   const target = (db: string) => config(`{ jobs: 2, target: { database: ${db}, username: ${pg.superuser}, password: "\${PG_SUPER_PASSWORD}" } }`);
 

@@ -15,12 +15,14 @@ export const postgresTarget: Target<PostgresComponent> = {
 
   async assess({ name, component, entry }) {
     if (entry.kind !== 'postgres') return [];
-    const t = await inspectPostgresTarget(component);
+    const excluded = Array.isArray(entry.source.excluded_tables) ? (entry.source.excluded_tables as unknown[]).map(String) : [];
+    const t = await inspectPostgresTarget(component, excluded);
+    const kept = t.keptTables > 0 ? `; ${t.keptTables} excluded tables (about ${t.keptRows} rows) are kept` : '';
     return [
       {
         component: name,
         target: `postgres ${t.address}/${t.database} (PostgreSQL ${t.serverVersion})`,
-        liveData: t.exists && t.tables > 0 ? `${t.tables} tables, about ${t.estimatedRows} rows` : null,
+        liveData: t.exists && t.tables > 0 ? `${t.tables} tables replaced, about ${t.estimatedRows} rows${kept}` : null,
       },
     ];
   },

@@ -180,10 +180,14 @@ function ownersDecision(c: PostgresComponent, ep: PgEndpoint, missing: string[],
   return 'skipped';
 }
 
-/** For --dry-run and the overwrite confirmation: what the target holds now, without changing it. */
+/**
+ * For --dry-run and the overwrite confirmation: what the target holds now, without changing it. Tables named in
+ * `excluded` ("schema.table", the snapshot's excluded_tables) are counted apart: a restore keeps them.
+ */
 export async function inspectPostgresTarget(
   component: PostgresComponent,
-): Promise<{ address: string; database: string; serverVersion: string; exists: boolean; tables: number; estimatedRows: number }> {
+  excluded: readonly string[] = [],
+): Promise<{ address: string; database: string; serverVersion: string; exists: boolean; tables: number; estimatedRows: number; keptTables: number; keptRows: number }> {
   const ep = targetEndpoint(component);
   const base = { address: `${ep.host}:${ep.port}`, database: ep.database };
   let db: PgClient;
@@ -194,19 +198,32 @@ export async function inspectPostgresTarget(
     const { db: admin } = await connectMaintenance(ep);
     try {
       const v = await admin.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
-      return { ...base, serverVersion: (v.rows[0]?.v ?? '').split(' ')[0]!, exists: false, tables: 0, estimatedRows: 0 };
+      return { ...base, serverVersion: (v.rows[0]?.v ?? '').split(' ')[0]!, exists: false, tables: 0, estimatedRows: 0, keptTables: 0, keptRows: 0 };
     } finally {
       await admin.end();
     }
   }
   try {
-    const { rows } = await db.query<{ v: string; t: string; r: string }>(
-      `SELECT current_setting('server_version') AS v, count(*)::text AS t, coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint::text AS r
+    const { rows } = await db.query<{ kept: boolean; t: string; r: string }>(
+      `SELECT n.nspname || '.' || c.relname = ANY($1::text[]) AS kept,
+              count(*)::text AS t, coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint::text AS r
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`,
+        WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+        GROUP BY 1`,
+      [excluded],
     );
-    const r = rows[0];
-    return { ...base, serverVersion: (r?.v ?? '').split(' ')[0]!, exists: true, tables: Number(r?.t ?? 0), estimatedRows: Number(r?.r ?? 0) };
+    const replaced = rows.find((r) => !r.kept);
+    const kept = rows.find((r) => r.kept);
+    const v = (await db.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]?.v ?? '';
+    return {
+      ...base,
+      serverVersion: v.split(' ')[0]!,
+      exists: true,
+      tables: Number(replaced?.t ?? 0),
+      estimatedRows: Number(replaced?.r ?? 0),
+      keptTables: Number(kept?.t ?? 0),
+      keptRows: Number(kept?.r ?? 0),
+    };
   } catch (err) {
     throw explainPgError(err, ep);
   } finally {
