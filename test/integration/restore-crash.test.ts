@@ -1,11 +1,9 @@
-import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESTORE_MARKER_KEY } from '../../src/backends/redis/target/restore-marker.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { repoRoot } from '../helpers/paths.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -73,32 +71,25 @@ async function eventually(what: string, cond: () => Promise<boolean>, timeoutMs 
 }
 
 /**
- * Starts the CLI and SIGKILLs it `afterMs` after `mark` first appears on its stderr (or after start, without
- * a mark); resolves when it is gone, with when the mark appeared.
+ * Runs the CLI and SIGKILLs it `afterMs` after `mark` first appears on its stderr; resolves when it is gone,
+ * with when the mark appeared.
  */
-function runAndKill(args: string[], cwd: string, afterMs: number, mark?: string): Promise<CliResult & { killed: boolean; markedAt: number | null; endedAt: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), ...args], { cwd, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    let t: NodeJS.Timeout | undefined;
-    let markedAt: number | null = null;
-    const arm = () => (t = setTimeout(() => child.kill('SIGKILL'), afterMs));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (mark && markedAt === null && stderr.includes(mark)) {
+async function runAndKill(args: string[], cwd: string, afterMs: number, mark: string): Promise<CliResult & { killed: boolean; markedAt: number | null; endedAt: number }> {
+  let markedAt: number | null = null;
+  let seen = '';
+  let timer: NodeJS.Timeout | undefined;
+  const res = await runCli(args, {
+    cwd,
+    onStderr: (chunk, kill) => {
+      seen += chunk;
+      if (markedAt === null && seen.includes(mark)) {
         markedAt = Date.now();
-        arm();
+        timer = setTimeout(() => kill('SIGKILL'), afterMs);
       }
-    });
-    if (!mark) arm();
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(t);
-      resolve({ code, signal, stdout, stderr, killed: signal === 'SIGKILL', markedAt, endedAt: Date.now() });
-    });
+    },
   });
+  clearTimeout(timer);
+  return { ...res, killed: res.signal === 'SIGKILL', markedAt, endedAt: Date.now() };
 }
 
 let source: RedisServer;

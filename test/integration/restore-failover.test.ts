@@ -1,10 +1,7 @@
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { repoRoot } from '../helpers/paths.js';
 import { startRedis, startSentinel, type RedisServer } from '../helpers/redis-server.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -59,33 +56,25 @@ async function until(what: string, cond: () => Promise<boolean>, ms = 60_000): P
 }
 
 /** Runs a restore and forces a Sentinel failover `delayMs` after the Redis step starts. */
-function restoreWithFailover(delayMs: number): Promise<{ code: number | null; stdout: string; stderr: string; failedOver: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', 'redis', '--yes', '--config', configFile], {
-      cwd: ws.dir,
-      env: { ...process.env, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    let failedOver = false;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (!failedOver && stderr.includes(MARK)) {
-        failedOver = true;
-        setTimeout(() => {
-          const c = new Redis({ port: sentinels[0]!.port, lazyConnect: true });
-          c.connect()
-            .then(() => c.call('SENTINEL', 'FAILOVER', MASTER))
-            .catch(() => undefined)
-            .finally(() => c.disconnect());
-        }, delayMs);
-      }
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, failedOver }));
+async function restoreWithFailover(delayMs: number): Promise<{ code: number | null; stdout: string; stderr: string; failedOver: boolean }> {
+  let failedOver = false;
+  let seen = '';
+  const res = await runCli(['restore', '--plan', 'redis', '--yes', '--config', configFile], {
+    cwd: ws.dir,
+    onStderr: (chunk) => {
+      seen += chunk;
+      if (failedOver || !seen.includes(MARK)) return;
+      failedOver = true;
+      setTimeout(() => {
+        const c = new Redis({ port: sentinels[0]!.port, lazyConnect: true });
+        c.connect()
+          .then(() => c.call('SENTINEL', 'FAILOVER', MASTER))
+          .catch(() => undefined)
+          .finally(() => c.disconnect());
+      }, delayMs);
+    },
   });
+  return { ...res, failedOver };
 }
 
 beforeAll(async () => {
