@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -6,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStore } from '../../src/backends/stores/local-store.js';
 import { S3Store } from '../../src/backends/stores/s3-store.js';
-import type { Store } from '../../src/core/interfaces/store.js';
+import type { Store, UnfinishedUpload } from '../../src/core/interfaces/store.js';
 import { Secret } from '../../src/core/secret.js';
 import { TykdrError } from '../../src/core/errors.js';
 import { startMinio, type Minio } from '../helpers/minio.js';
@@ -37,12 +38,29 @@ function failingBody(after: number): Readable {
   });
 }
 
-/** The contract every store must keep (see src/backends/stores/store.ts). */
-function conformance(name: string, make: () => Promise<Store>) {
+async function unfinished(store: Store, prefix: string): Promise<UnfinishedUpload[]> {
+  const out: UnfinishedUpload[] = [];
+  for await (const u of store.listUnfinished(prefix)) out.push(u);
+  return out.sort((a, b) => (a.key < b.key ? -1 : 1));
+}
+
+/**
+ * A store under test, and how to leave behind what a crashed write leaves in it (a ".partial-" file, an
+ * S3 multipart upload with a part and no completion): only the fixture knows the backend's layout.
+ */
+interface StoreFixture {
+  store: Store;
+  leaveUnfinished(key: string): Promise<void>;
+}
+
+/** The contract every store must keep (see src/core/interfaces/store.ts). */
+function conformance(name: string, make: () => Promise<StoreFixture>) {
   describe(`${name} store conformance`, () => {
     let store: Store;
+    let fx: StoreFixture;
     beforeAll(async () => {
-      store = await make();
+      fx = await make();
+      store = fx.store;
       await store.check();
     });
 
@@ -73,25 +91,55 @@ function conformance(name: string, make: () => Promise<Store>) {
       expect((await readAll(await store.get('snapshots/c/once'))).toString()).toBe('first');
     });
 
-    it('a body that fails leaves no object behind', async () => {
+    it('a body that fails leaves no object and no unfinished write behind', async () => {
       await expect(store.put('snapshots/d/broken', failingBody(6 * 1024 * 1024))).rejects.toThrow(/source died/);
       expect(await store.stat('snapshots/d/broken')).toBeNull();
       expect(await keys(store, 'snapshots/d/')).toEqual([]);
+      expect(await unfinished(store, 'snapshots/d/')).toEqual([]);
     });
 
-    it('an aborted put leaves no object behind', async () => {
+    it('an aborted put leaves no object and no unfinished write behind', async () => {
       const ac = new AbortController();
-      // Aborted once the store has taken 6 MiB: past the first 5 MiB part of a multipart upload (S3), mid-file (local).
-      let pulled = 0;
+      let sent = 0;
       const endless = new Readable({
         read() {
-          pulled += 65536;
-          if (pulled === 6 * 1024 * 1024) setImmediate(() => ac.abort());
+          sent += 65536;
+          // Abort once more than a part (5 MiB) went in, so an S3 store is mid-way through a multipart upload.
+          if (sent > 7 * 1024 * 1024 && !ac.signal.aborted) ac.abort();
           this.push(randomBytes(65536));
         },
       });
       await expect(store.put('snapshots/f/aborted', endless, { signal: ac.signal })).rejects.toThrow();
       expect(await store.stat('snapshots/f/aborted')).toBeNull();
+      expect(await unfinished(store, 'snapshots/f/')).toEqual([]);
+    });
+
+    it('a put reports its retries (none here)', async () => {
+      const put = await store.put('snapshots/r/one', Readable.from([Buffer.from('x')]));
+      expect(put).toEqual({ bytes: 1, retries: 0 });
+    });
+
+    it('lists unfinished writes under a prefix (never finished objects), and removes one at a time', async () => {
+      const before = Date.now();
+      await store.put('snapshots/u/done', Readable.from([Buffer.from('finished')]));
+      await fx.leaveUnfinished('snapshots/u/obj.bin');
+      await fx.leaveUnfinished('other/x.bin');
+      const found = await unfinished(store, 'snapshots/u/');
+      expect(found.map((u) => u.key)).toEqual(['snapshots/u/obj.bin']);
+      expect(found[0]!.since.getTime()).toBeGreaterThan(before - 60_000);
+      expect(found[0]!.since.getTime()).toBeLessThan(Date.now() + 60_000);
+      expect(typeof found[0]!.id).toBe('string');
+      // Never seen as an object...
+      expect(await keys(store, 'snapshots/u/')).toEqual(['snapshots/u/done']);
+      expect(await store.stat('snapshots/u/obj.bin')).toBeNull();
+      // ...and a wider prefix finds the others.
+      expect((await unfinished(store, '')).map((u) => u.key)).toEqual(expect.arrayContaining(['snapshots/u/obj.bin', 'other/x.bin']));
+      expect(await store.removeUnfinished(found[0]!)).toBe('removed');
+      expect(await store.removeUnfinished(found[0]!)).toBe('missing');
+      expect(await unfinished(store, 'snapshots/u/')).toEqual([]);
+      expect((await readAll(await store.get('snapshots/u/done'))).toString()).toBe('finished');
+      for (const u of await unfinished(store, 'other/')) expect(await store.removeUnfinished(u)).toBe('removed');
+      expect(await unfinished(store, '')).toEqual([]);
     });
 
     it('get of a missing object is a storeError', async () => {
@@ -120,7 +168,18 @@ afterAll(async () => {
   if (localDir) await rm(localDir, { recursive: true, force: true });
 });
 
-conformance('local', async () => new LocalStore(path.join(localDir, 'store')));
+conformance('local', async () => {
+  const root = path.join(localDir, 'store');
+  return {
+    store: new LocalStore(root),
+    // What a killed put leaves: the partial file it was writing.
+    leaveUnfinished: async (key) => {
+      const file = path.join(root, ...key.split('/'));
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(`${file}.partial-0badc0de`, randomBytes(1000));
+    },
+  };
+});
 const s3 = (over: Partial<ConstructorParameters<typeof S3Store>[0]> = {}) =>
   new S3Store({
     kind: 's3',
@@ -136,13 +195,40 @@ const s3 = (over: Partial<ConstructorParameters<typeof S3Store>[0]> = {}) =>
     ...over,
   });
 
-conformance('s3 (MinIO)', async () => s3());
+/** What a killed multipart upload leaves: an upload with a part, never completed or aborted. */
+async function leaveMultipart(Key: string): Promise<void> {
+  const { UploadId } = await minio.client.send(new CreateMultipartUploadCommand({ Bucket: 'conformance', Key }));
+  await minio.client.send(new UploadPartCommand({ Bucket: 'conformance', Key, UploadId, PartNumber: 1, Body: randomBytes(1000) }));
+}
+
+conformance('s3 (MinIO)', async () => ({ store: s3(), leaveUnfinished: (key) => leaveMultipart(`tenant-a/${key}`) }));
 
 describe('store specifics', () => {
   it('local: a failed write leaves no partial file', async () => {
     const store = new LocalStore(path.join(localDir, 'partials'));
     await expect(store.put('snapshots/x/y', failingBody(200_000))).rejects.toThrow();
     expect(await readdir(path.join(localDir, 'partials', 'snapshots', 'x'))).toEqual([]);
+  });
+
+  it('local: unfinished writes are partial files of the key, and nothing else can be removed as one', async () => {
+    const root = path.join(localDir, 'partials2');
+    const store = new LocalStore(root);
+    await mkdir(path.join(root, 'snapshots', 'p'), { recursive: true });
+    await writeFile(path.join(root, 'snapshots', 'p', 'a.age.partial-0123abcd'), 'xx');
+    await writeFile(path.join(root, 'snapshots', 'p', 'b.age'), 'not partial');
+    const [u] = await unfinished(store, 'snapshots/');
+    expect(u).toMatchObject({ key: 'snapshots/p/a.age', id: 'a.age.partial-0123abcd', bytes: 2 });
+    await expect(store.removeUnfinished({ ...u!, id: 'b.age' })).rejects.toThrow(/is not a partial file of/);
+    await expect(store.removeUnfinished({ ...u!, id: '../../x.partial-0123abcd' })).rejects.toThrow(/is not a partial file of/);
+    expect(await readdir(path.join(root, 'snapshots', 'p'))).toEqual(['a.age.partial-0123abcd', 'b.age']);
+  });
+
+  it('s3: unfinished uploads outside the store prefix are never listed', async () => {
+    await leaveMultipart('tenant-b/snapshots/u/elsewhere.bin');
+    const store = s3();
+    expect((await unfinished(store, '')).map((u) => u.key)).not.toContain('snapshots/u/elsewhere.bin');
+    const all = await minio.client.send(new ListMultipartUploadsCommand({ Bucket: 'conformance' }));
+    expect(all.Uploads?.map((u) => u.Key)).toContain('tenant-b/snapshots/u/elsewhere.bin');
   });
 
   it('s3: a missing bucket is a storeError that names the bucket and the fix', async () => {

@@ -5,14 +5,18 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { storeError } from '../../core/errors.js';
-import { assertSafeKey, type DeleteResult, type ObjectInfo, type PutResult, type Store } from '../../core/interfaces/store.js';
+import { assertSafeKey, type DeleteResult, type ObjectInfo, type PutResult, type Store, type UnfinishedUpload } from '../../core/interfaces/store.js';
 
 const PARTIAL = '.partial-';
+/** The name a partial file of `base` has: "<base>.partial-<8 hex digits>". */
+const PARTIAL_NAME = /^(.+)\.partial-[0-9a-f]{8}$/;
 
 /**
  * A folder as a store. An object is written to "<key>.partial-<random>", fsynced, then hard-linked to
  * its final name (which fails if the name exists, so nothing is ever overwritten) and the partial
- * name removed. A crash leaves only a ".partial-" file, which `list` never reports.
+ * name removed. A crash leaves only a ".partial-" file, which `list` never reports and
+ * `listUnfinished` does (with its last modification as `since`: a write in progress keeps it fresh).
+ * Local writes are never retried.
  */
 export class LocalStore implements Store {
   readonly location: string;
@@ -62,7 +66,7 @@ export class LocalStore implements Store {
       throw err;
     }
     await unlink(partial);
-    return { bytes: (await stat(final)).size };
+    return { bytes: (await stat(final)).size, retries: 0 };
   }
 
   async get(key: string): Promise<Readable> {
@@ -88,10 +92,37 @@ export class LocalStore implements Store {
   async *list(prefix: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<ObjectInfo> {
     // Walk only the folder the prefix names (prefixes end in "/" by layout convention).
     const dirKey = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
-    yield* this.walk(dirKey, prefix, opts.signal);
+    for await (const o of this.walk(dirKey, prefix, opts.signal)) if (!o.partial) yield { key: o.key, size: o.size, modified: o.modified };
   }
 
-  private async *walk(dirKey: string, prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+  async *listUnfinished(prefix: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<UnfinishedUpload> {
+    const dirKey = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    for await (const o of this.walk(dirKey, '', opts.signal)) {
+      const m = o.partial ? PARTIAL_NAME.exec(path.posix.basename(o.key)) : null;
+      if (!m) continue;
+      const key = `${path.posix.dirname(o.key) === '.' ? '' : `${path.posix.dirname(o.key)}/`}${m[1]}`;
+      if (key.startsWith(prefix)) yield { key, id: path.posix.basename(o.key), since: o.modified, bytes: o.size };
+    }
+  }
+
+  async removeUnfinished(upload: UnfinishedUpload, opts: { signal?: AbortSignal } = {}): Promise<'removed' | 'missing'> {
+    opts.signal?.throwIfAborted();
+    const final = this.abs(upload.key);
+    // The id names a partial file of exactly this key, in its folder: nothing else can be removed this way.
+    if (PARTIAL_NAME.exec(upload.id)?.[1] !== path.basename(final)) {
+      throw storeError(`"${upload.id}" is not a partial file of ${upload.key} in ${this.root}`);
+    }
+    try {
+      await unlink(path.join(path.dirname(final), upload.id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+      throw storeError(`cannot remove ${upload.id} from ${this.root}: ${(err as Error).message}`, 'check the folder permissions', err);
+    }
+    return 'removed';
+  }
+
+  /** Every file under dirKey whose key starts with prefix, partial files included (flagged). */
+  private async *walk(dirKey: string, prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo & { partial: boolean }> {
     signal?.throwIfAborted();
     const dir = dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/'));
     let entries;
@@ -106,9 +137,15 @@ export class LocalStore implements Store {
       const key = dirKey === '' ? e.name : `${dirKey}/${e.name}`;
       if (e.isDirectory()) {
         if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`)) yield* this.walk(key, prefix, signal);
-      } else if (e.isFile() && key.startsWith(prefix) && !e.name.includes(PARTIAL)) {
-        const s = await stat(path.join(dir, e.name));
-        yield { key, size: s.size, modified: s.mtime };
+      } else if (e.isFile() && key.startsWith(prefix)) {
+        let s;
+        try {
+          s = await stat(path.join(dir, e.name));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed meanwhile (a partial renamed, a prune)
+          throw storeError(`cannot stat ${path.join(dir, e.name)}: ${(err as Error).message}`, 'check the folder permissions', err);
+        }
+        yield { key, size: s.size, modified: s.mtime, partial: e.name.includes(PARTIAL) };
       }
     }
   }

@@ -2,18 +2,19 @@ import type { Readable } from 'node:stream';
 import type { S3Store as S3StoreConfig, Store as StoreConfig } from '../../core/config/load.js';
 import { LocalStore } from './local-store.js';
 import { s3Location } from './s3-location.js';
-import type { DeleteResult, ObjectInfo, PutResult, Store } from '../../core/interfaces/store.js';
+import type { DeleteResult, ObjectInfo, PutResult, Store, StoreOptions, UnfinishedUpload } from '../../core/interfaces/store.js';
 
-type Factory<K extends StoreConfig['kind']> = (cfg: Extract<StoreConfig, { kind: K }>) => Store;
+type Factory<K extends StoreConfig['kind']> = (cfg: Extract<StoreConfig, { kind: K }>, opts: StoreOptions) => Store;
 
 /** Stores plug in by kind; the config schema validates each kind's section. */
 const factories: { [K in StoreConfig['kind']]: Factory<K> } = {
   local: (cfg) => new LocalStore(cfg.path),
-  s3: (cfg) => new LazyS3Store(cfg),
+  s3: (cfg, opts) => new LazyS3Store(cfg, opts),
 };
 
-export function openStore(cfg: StoreConfig): Store {
-  return (factories[cfg.kind] as Factory<typeof cfg.kind>)(cfg as never);
+/** The store a config section describes; `opts.onEvent` hears its retries and stalls (for progress output and logs). */
+export function openStore(cfg: StoreConfig, opts: StoreOptions = {}): Store {
+  return (factories[cfg.kind] as Factory<typeof cfg.kind>)(cfg as never, opts);
 }
 
 /**
@@ -24,12 +25,15 @@ class LazyS3Store implements Store {
   readonly location: string;
   #inner: Promise<Store> | undefined;
 
-  constructor(private readonly cfg: S3StoreConfig) {
+  constructor(
+    private readonly cfg: S3StoreConfig,
+    private readonly opts: StoreOptions,
+  ) {
     this.location = s3Location(cfg.bucket, cfg.prefix);
   }
 
   private load(): Promise<Store> {
-    return (this.#inner ??= import('./s3-store.js').then((m) => new m.S3Store(this.cfg)));
+    return (this.#inner ??= import('./s3-store.js').then((m) => new m.S3Store(this.cfg, this.opts)));
   }
 
   async check(signal?: AbortSignal): Promise<void> {
@@ -49,5 +53,11 @@ class LazyS3Store implements Store {
   }
   async delete(key: string, opts?: { signal?: AbortSignal }): Promise<DeleteResult> {
     return (await this.load()).delete(key, opts);
+  }
+  async *listUnfinished(prefix: string, opts?: { signal?: AbortSignal }): AsyncIterable<UnfinishedUpload> {
+    yield* (await this.load()).listUnfinished(prefix, opts);
+  }
+  async removeUnfinished(upload: UnfinishedUpload, opts?: { signal?: AbortSignal }): Promise<'removed' | 'missing'> {
+    return (await this.load()).removeUnfinished(upload, opts);
   }
 }

@@ -1,44 +1,87 @@
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListPartsCommand,
   ListObjectsV2Command,
   ListObjectVersionsCommand,
   S3Client,
   S3ServiceException,
+  type GetObjectCommandOutput,
   type HeadObjectCommandOutput,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
+import { parseDuration, formatDuration } from '../../core/duration.js';
 import { storeError, TykdrError } from '../../core/errors.js';
 import type { S3Store as S3StoreConfig } from '../../core/config/load.js';
-import { assertSafeKey, type DeleteResult, type ObjectInfo, type ObjectLock, type PutResult, type Store } from '../../core/interfaces/store.js';
+import {
+  assertSafeKey,
+  type DeleteResult,
+  type ObjectInfo,
+  type ObjectLock,
+  type PutResult,
+  type Store,
+  type StoreEvent,
+  type StoreOptions,
+  type UnfinishedUpload,
+} from '../../core/interfaces/store.js';
+import { abortError as abortErrorOf, sleep } from '../../core/util/abort.js';
 import { s3Location, s3Prefix } from './s3-location.js';
+import { backoffDelay, currentTransfer, describeFailure, isTransientNetworkError, Transfer, TransferRetryStrategy, watchHandler } from './s3-transfer.js';
+import { BodyFailed, uploadObject, type UploadFailure } from './s3-upload.js';
 
 const DAY_MS = 86_400_000;
+/** Longest wait for aborting an unfinished multipart upload after a failure, so a dead store cannot hold the exit. */
+const ABANDON_MS = 10_000;
 
 /**
- * An S3 bucket (or S3-compatible service) as a store. Uploads stream through @aws-sdk/lib-storage as
- * multipart uploads of unknown length: memory is about (uploadConcurrency + 1) x partSize. Credentials come from the
- * config or, when unset, from the standard AWS chain (env, profile, SSO, instance role).
+ * An S3 bucket (or S3-compatible service) as a store. Uploads stream as a PutObject (objects smaller than a
+ * part) or a multipart upload of unknown length (s3-upload.ts): memory is about (uploadConcurrency + 1) x
+ * partSize. Credentials come from the config or, when unset, from the standard AWS chain (env, profile,
+ * SSO, instance role).
+ *
+ * Faults: every request has a connection timeout (store.connectTimeout) and an idle timeout
+ * (store.stallTimeout); transient failures are retried with backoff up to store.maxAttempts
+ * (TransferRetryStrategy), a download broken mid-way resumes with a Range request; every operation is
+ * watched by a Transfer that reports stalls and fails the operation when no byte moved for
+ * store.stallTimeout while it waited on the store (s3-transfer.ts).
  *
  * With `objectLock` configured, every object is uploaded with that retention mode and a retain-until
- * date of now + days (on PutObject or CreateMultipartUpload: lib-storage passes the params through).
- * S3 and MinIO require an integrity checksum on such uploads; a CRC32 checksum is requested explicitly
- * so that holds even when AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED turns the SDK's default off.
+ * date of now + days (on PutObject or CreateMultipartUpload). S3 and MinIO require an integrity checksum
+ * on such uploads; every upload asks for a CRC32 checksum explicitly, so that holds even when
+ * AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED turns the SDK's default off.
  * Object Lock implies a versioned bucket, so `delete` works on versions (see Store.delete).
  */
 export class S3Store implements Store {
   readonly location: string;
   private readonly client: S3Client;
   private readonly prefix: string;
+  private readonly stallMs: number;
+  private readonly maxAttempts: number;
+  private readonly onEvent: (e: StoreEvent) => void;
 
-  constructor(private readonly cfg: S3StoreConfig, client?: S3Client) {
+  constructor(
+    private readonly cfg: S3StoreConfig,
+    opts: StoreOptions = {},
+    client?: S3Client,
+  ) {
     this.prefix = s3Prefix(cfg.prefix);
     this.location = s3Location(cfg.bucket, cfg.prefix);
+    this.stallMs = parseDuration(cfg.stallTimeout ?? '60s') ?? 60_000;
+    this.maxAttempts = cfg.maxAttempts ?? 5;
+    const connectMs = parseDuration(cfg.connectTimeout ?? '10s') ?? 10_000;
+    this.onEvent = (e) => {
+      try {
+        opts.onEvent?.(e);
+      } catch {
+        // A progress printer must not break a transfer.
+      }
+    };
     this.client =
       client ??
       new S3Client({
@@ -53,8 +96,56 @@ export class S3Store implements Store {
                 sessionToken: cfg.sessionToken?.reveal(),
               }
             : undefined,
-        maxAttempts: 3,
+        maxAttempts: this.maxAttempts,
+        retryStrategy: new TransferRetryStrategy(this.maxAttempts),
+        // The idle timeout equals the stall limit: a socket that moves nothing for that long is given up.
+        requestHandler: { connectionTimeout: connectMs, socketTimeout: this.stallMs },
       });
+    // Wrap the handler the SDK built from those options, so the Transfer of each request sees its bytes.
+    const config = this.client.config as unknown as { requestHandler: Parameters<typeof watchHandler>[0] };
+    config.requestHandler = watchHandler(config.requestHandler);
+  }
+
+  /** "s3://bucket/prefix/ (endpoint http://host:port)", without any credentials in the endpoint. */
+  private where(): string {
+    return `${this.location}${this.cfg.endpoint ? ` (endpoint ${safeEndpoint(this.cfg.endpoint)})` : ''}`;
+  }
+
+  private transfer(operation: string, signal: AbortSignal | undefined): Transfer {
+    return new Transfer(
+      operation,
+      { stallMs: this.stallMs },
+      this.onEvent,
+      (t, idleMs) =>
+        storeError(
+          `${t.operation} in ${this.where()}: no progress for ${formatDuration(idleMs)} (store.stallTimeout is ${formatDuration(this.stallMs)})` +
+            (t.retries > 0 ? `, after ${t.retries} ${t.retries === 1 ? 'retry' : 'retries'} (last: ${t.lastProblem})` : ''),
+          'check the network path to the store and that the store answers; on a slow link raise store.stallTimeout',
+        ),
+      signal,
+    );
+  }
+
+  /**
+   * Runs one operation's requests under a Transfer. Rejects with the stall's storeError, with the caller's
+   * abort (its reason when that is an Error), or with the SDK's own error for the caller to explain.
+   */
+  private async watched<T>(operation: string, signal: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const t = this.transfer(operation, signal);
+    try {
+      return await currentTransfer.run(t, () => fn(t.signal));
+    } catch (err) {
+      throw this.settled(err, t, signal);
+    } finally {
+      t.close();
+    }
+  }
+
+  /** The error an operation ends with once its Transfer knows why: stall, caller abort, or the SDK's error. */
+  private settled(err: unknown, t: Transfer, signal: AbortSignal | undefined): unknown {
+    if (t.stallError) return t.stallError;
+    if (t.callerAborted && signal) return signal.reason instanceof Error ? signal.reason : abortErrorOf(signal);
+    return err;
   }
 
   private full(key: string): string {
@@ -64,7 +155,9 @@ export class S3Store implements Store {
 
   async check(signal?: AbortSignal): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.cfg.bucket }), { abortSignal: signal });
+      await this.watched(`access check of bucket ${this.cfg.bucket}`, signal, (s) =>
+        this.client.send(new HeadBucketCommand({ Bucket: this.cfg.bucket }), { abortSignal: s }),
+      );
     } catch (err) {
       throw this.explain(err, `bucket ${this.cfg.bucket}`);
     }
@@ -78,7 +171,9 @@ export class S3Store implements Store {
       'or `mc mb --with-lock`): create such a bucket and point store.bucket at it, or remove store.objectLock';
     let enabled: string | undefined;
     try {
-      const out = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.cfg.bucket }), { abortSignal: signal });
+      const out = await this.watched(`Object Lock check of bucket ${this.cfg.bucket}`, signal, (s) =>
+        this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.cfg.bucket }), { abortSignal: s }),
+      );
       enabled = out.ObjectLockConfiguration?.ObjectLockEnabled;
     } catch (err) {
       if (err instanceof S3ServiceException && err.name === 'ObjectLockConfigurationNotFoundError') {
@@ -96,10 +191,9 @@ export class S3Store implements Store {
     if (await this.stat(key, opts)) {
       throw storeError(`object ${this.location}${key} already exists; objects are never overwritten`);
     }
-    const params: PutObjectCommandInput = {
+    const params: PutObjectCommandInput & { Bucket: string; Key: string } = {
       Bucket: this.cfg.bucket,
       Key,
-      Body: body,
       ContentType: opts.contentType ?? 'application/octet-stream',
       ServerSideEncryption: this.cfg.serverSideEncryption,
       SSEKMSKeyId: this.cfg.serverSideEncryption === 'aws:kms' ? this.cfg.kmsKeyId : undefined,
@@ -108,56 +202,118 @@ export class S3Store implements Store {
         ? {
             ObjectLockMode: this.cfg.objectLock.mode,
             ObjectLockRetainUntilDate: new Date(Date.now() + this.cfg.objectLock.days * DAY_MS),
-            ChecksumAlgorithm: 'CRC32' as const,
           }
         : {}),
     };
-    const upload = new Upload({
-      client: this.client,
-      params,
-      partSize: this.cfg.partSizeMiB * 1024 * 1024,
-      queueSize: this.cfg.uploadConcurrency,
-      leavePartsOnError: false,
-    });
-    const onAbort = () => void upload.abort().catch(() => undefined);
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const t = this.transfer(`upload of ${key}`, opts.signal);
     try {
-      opts.signal?.throwIfAborted();
-      await upload.done();
+      await currentTransfer.run(t, () =>
+        uploadObject({
+          client: this.client,
+          params,
+          body,
+          partSize: this.cfg.partSizeMiB * 1024 * 1024,
+          concurrency: this.cfg.uploadConcurrency,
+          signal: t.signal,
+          abandon: (uploadId) => this.abandon(key, uploadId),
+        }),
+      );
     } catch (err) {
-      // A body stream that failed (source error, integrity error) surfaces here: keep its own error.
       body.destroy();
-      if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : abortError();
-      if (err instanceof TykdrError) throw err;
-      const bodyErr = (body as Readable & { errored?: unknown }).errored;
-      if (bodyErr) throw bodyErr;
-      throw this.explain(err, `upload of ${key}`);
+      if (t.stallError) throw this.leftBehind(t.stallError, err);
+      if (t.callerAborted && opts.signal) throw opts.signal.reason instanceof Error ? opts.signal.reason : abortErrorOf(opts.signal);
+      // A body stream that failed (source error, integrity error) keeps its own error.
+      if (err instanceof BodyFailed) throw err.original;
+      throw this.leftBehind(this.explain(err, `upload of ${key}`), err);
     } finally {
-      opts.signal?.removeEventListener('abort', onAbort);
+      t.close();
     }
     // What the bucket holds, not what we sent: the caller compares it with what it hashed.
     const stored = await this.stat(key, opts);
     if (!stored) throw storeError(`object ${this.location}${key} is missing right after its upload`, 'check the bucket for lifecycle rules or replication delays');
-    return { bytes: stored.size };
+    return { bytes: stored.size, retries: t.retries };
+  }
+
+  /** Aborts an unfinished multipart upload after a failed put, within ABANDON_MS; false when that failed. */
+  private async abandon(key: string, uploadId: string): Promise<boolean> {
+    try {
+      await this.removeUnfinished({ key, id: uploadId, since: new Date() }, { signal: AbortSignal.timeout(Math.min(this.stallMs, ABANDON_MS)) });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Adds to a put's storeError that its multipart upload could not be aborted, and what removes it. */
+  private leftBehind(e: Error, err: unknown): Error {
+    const left = (err as UploadFailure | undefined)?.leftUploadId;
+    if (left === undefined || !(e instanceof TykdrError)) return e;
+    return new TykdrError(e.kind, `${e.message}; its unfinished multipart upload could not be aborted`, {
+      fix: `${e.fix ? `${e.fix}; ` : ''}\`tykdr prune --confirm\` removes it once older than retention.incompleteGrace`,
+      cause: e.cause,
+    });
   }
 
   async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const Key = this.full(key);
+    const t = this.transfer(`download of ${key}`, opts.signal);
+    let first: GetObjectCommandOutput;
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }), {
-        abortSignal: opts.signal,
-      });
-      if (!(out.Body instanceof Readable)) throw storeError(`object ${key} has no readable body`);
-      return out.Body;
+      first = await currentTransfer.run(t, () => this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key }), { abortSignal: t.signal }));
+      if (!(first.Body instanceof Readable)) throw storeError(`object ${key} has no readable body`);
     } catch (err) {
-      throw this.explain(err, `object ${key}`);
+      t.close();
+      throw this.explain(this.settled(err, t, opts.signal), `object ${key}`);
+    }
+    return Readable.from(this.resumingBody(t, key, first, opts.signal), { objectMode: false });
+  }
+
+  /**
+   * The bytes of a download; when the connection breaks mid-way (reset, timeout), the rest is asked for
+   * with a Range request pinned to the same version (If-Match on its ETag), up to maxAttempts in all.
+   */
+  private async *resumingBody(t: Transfer, key: string, first: GetObjectCommandOutput, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+    const Key = this.full(key);
+    const total = first.ContentLength;
+    let body = first.Body as Readable;
+    let received = 0;
+    let attempts = 1;
+    try {
+      for (;;) {
+        try {
+          for await (const chunk of body) {
+            received += (chunk as Buffer).length;
+            yield chunk as Buffer;
+          }
+          if (total === undefined || received >= total) return;
+          throw Object.assign(new Error(`the connection closed after ${received} of ${total} bytes`), { code: 'ECONNRESET' });
+        } catch (err) {
+          if (t.stallError || t.callerAborted || !isTransientNetworkError(err) || attempts >= this.maxAttempts) throw err;
+        }
+        const delayMs = backoffDelay(attempts, false);
+        t.retrying({ attempt: ++attempts, maxAttempts: this.maxAttempts, reason: `${describeFailure((body as { errored?: unknown }).errored ?? { code: 'ECONNRESET' })} after ${received} bytes`, delayMs });
+        body.destroy();
+        await sleep(delayMs, t.signal);
+        const rest = await currentTransfer.run(t, () =>
+          this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key, Range: `bytes=${received}-`, IfMatch: first.ETag }), { abortSignal: t.signal }),
+        );
+        if (!(rest.Body instanceof Readable)) throw storeError(`object ${key} has no readable body`);
+        body = rest.Body;
+      }
+    } catch (err) {
+      throw this.explain(this.settled(err, t, signal), `download of ${key}`);
+    } finally {
+      body.destroy();
+      t.close();
     }
   }
 
   async stat(key: string, opts: { signal?: AbortSignal } = {}): Promise<ObjectInfo | null> {
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.full(key) }), {
-        abortSignal: opts.signal,
-      });
+      const Key = this.full(key);
+      const out = await this.watched(`stat of ${key}`, opts.signal, (s) =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key }), { abortSignal: s }),
+      );
       const lock = lockOf(out);
       return { key, size: out.ContentLength ?? 0, modified: out.LastModified ?? new Date(0), ...(lock ? { lock } : {}) };
     } catch (err) {
@@ -171,9 +327,9 @@ export class S3Store implements Store {
     do {
       let out;
       try {
-        out = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: `${this.prefix}${prefix}`, ContinuationToken: token }),
-          { abortSignal: opts.signal },
+        const ContinuationToken = token;
+        out = await this.watched(`listing of ${prefix || '/'}`, opts.signal, (s) =>
+          this.client.send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: `${this.prefix}${prefix}`, ContinuationToken }), { abortSignal: s }),
         );
       } catch (err) {
         throw this.explain(err, `listing ${prefix}`);
@@ -193,7 +349,7 @@ export class S3Store implements Store {
       // Without s3:ListBucketVersions all we can do is a plain delete: it frees the object in an unversioned
       // bucket, and in a versioned one leaves a delete marker over the data.
       try {
-        await this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key }), { abortSignal: opts.signal });
+        await this.watched(`delete of ${key}`, opts.signal, (s) => this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key }), { abortSignal: s }));
       } catch (err) {
         throw this.explain(err, `deleting ${key}`);
       }
@@ -203,11 +359,13 @@ export class S3Store implements Store {
     let locked: ObjectLock | undefined;
     for (const VersionId of versions) {
       try {
-        await this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key, VersionId }), { abortSignal: opts.signal });
+        await this.watched(`delete of ${key}`, opts.signal, (s) =>
+          this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key, VersionId }), { abortSignal: s }),
+        );
       } catch (err) {
         // S3 answers 403 AccessDenied for a version under retention, MinIO 400 InvalidRequest ("Object is
         // WORM protected"): rather than trust either, ask the version itself whether it is locked.
-        const lock = err instanceof S3ServiceException ? await this.lockOfVersion(Key, VersionId, opts.signal) : undefined;
+        const lock = err instanceof S3ServiceException ? await this.lockOfVersion(key, VersionId, opts.signal) : undefined;
         if (!lock) throw this.explain(err, `deleting ${key} (version ${VersionId})`);
         // Report the lock that lasts longest (a legal hold has no end).
         if (!locked || (locked.until !== undefined && (lock.until === undefined || lock.until > locked.until))) locked = lock;
@@ -225,9 +383,9 @@ export class S3Store implements Store {
     do {
       let out;
       try {
-        out = await this.client.send(
-          new ListObjectVersionsCommand({ Bucket: this.cfg.bucket, Prefix: Key, KeyMarker, VersionIdMarker }),
-          { abortSignal: signal },
+        const markers = { KeyMarker, VersionIdMarker };
+        out = await this.watched(`listing of the versions of ${key}`, signal, (s) =>
+          this.client.send(new ListObjectVersionsCommand({ Bucket: this.cfg.bucket, Prefix: Key, ...markers }), { abortSignal: s }),
         );
       } catch (err) {
         const denied = err instanceof S3ServiceException && (err.$metadata?.httpStatusCode === 403 || err.name === 'AccessDenied');
@@ -251,11 +409,62 @@ export class S3Store implements Store {
   }
 
   /** The lock in force on one version, or undefined when it is not locked (or cannot be asked). */
-  private async lockOfVersion(Key: string, VersionId: string, signal?: AbortSignal): Promise<ObjectLock | undefined> {
+  private async lockOfVersion(key: string, VersionId: string, signal?: AbortSignal): Promise<ObjectLock | undefined> {
+    const Key = this.full(key);
     try {
-      return lockOf(await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key, VersionId }), { abortSignal: signal }));
+      return lockOf(
+        await this.watched(`stat of ${key} (version ${VersionId})`, signal, (s) =>
+          this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key, VersionId }), { abortSignal: s }),
+        ),
+      );
     } catch {
       return undefined;
+    }
+  }
+
+  /**
+   * Multipart uploads under the store prefix that were never completed or aborted. The listing is of the
+   * whole bucket, filtered here: MinIO lists multipart uploads only for an exact key or for the whole
+   * bucket, never for a shorter prefix (AWS would take any prefix; the answer is the same).
+   */
+  async *listUnfinished(prefix: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<UnfinishedUpload> {
+    const wanted = `${this.prefix}${prefix}`;
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      let out;
+      try {
+        const markers = { KeyMarker, UploadIdMarker };
+        out = await this.watched('listing of unfinished uploads', opts.signal, (s) =>
+          this.client.send(new ListMultipartUploadsCommand({ Bucket: this.cfg.bucket, ...markers }), { abortSignal: s }),
+        );
+      } catch (err) {
+        throw this.explain(err, 'listing unfinished multipart uploads');
+      }
+      for (const u of out.Uploads ?? []) {
+        if (u.Key === undefined || u.UploadId === undefined || !u.Key.startsWith(wanted)) continue;
+        yield { key: u.Key.slice(this.prefix.length), id: u.UploadId, since: u.Initiated ?? new Date(0) };
+      }
+      const more = out.IsTruncated === true;
+      KeyMarker = more ? out.NextKeyMarker : undefined;
+      UploadIdMarker = more ? out.NextUploadIdMarker : undefined;
+    } while (KeyMarker !== undefined);
+  }
+
+  async removeUnfinished(upload: UnfinishedUpload, opts: { signal?: AbortSignal } = {}): Promise<'removed' | 'missing'> {
+    const Key = this.full(upload.key);
+    try {
+      // MinIO answers an abort of an upload that is already gone with success: ask first whether it exists.
+      await this.watched(`parts listing of the unfinished upload of ${upload.key}`, opts.signal, (s) =>
+        this.client.send(new ListPartsCommand({ Bucket: this.cfg.bucket, Key, UploadId: upload.id, MaxParts: 1 }), { abortSignal: s }),
+      );
+      await this.watched(`abort of the unfinished upload of ${upload.key}`, opts.signal, (s) =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key, UploadId: upload.id }), { abortSignal: s }),
+      );
+      return 'removed';
+    } catch (err) {
+      if (err instanceof S3ServiceException && (err.name === 'NoSuchUpload' || err.$metadata?.httpStatusCode === 404)) return 'missing';
+      throw this.explain(err, `aborting the unfinished upload of ${upload.key}`);
     }
   }
 
@@ -263,7 +472,9 @@ export class S3Store implements Store {
   private explain(err: unknown, what: string): Error {
     if (err instanceof TykdrError) return err;
     if ((err as Error)?.name === 'AbortError') return err as Error;
-    const where = `${what} in ${this.location}${this.cfg.endpoint ? ` (endpoint ${this.cfg.endpoint})` : ''}`;
+    const where = `${what} in ${this.where()}`;
+    const attempts = (err as { $metadata?: { attempts?: number } })?.$metadata?.attempts ?? 1;
+    const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
     if (err instanceof S3ServiceException) {
       const status = err.$metadata?.httpStatusCode;
       if (err.name === 'NoSuchBucket' || (err.name === 'NotFound' && what.startsWith('bucket'))) {
@@ -279,11 +490,28 @@ export class S3Store implements Store {
           err,
         );
       }
-      return storeError(`${where}: ${err.name}${status ? ` (HTTP ${status})` : ''}: ${err.message}`, undefined, err);
+      if (err.name === 'PreconditionFailed' || status === 412) {
+        return storeError(`${where}: the object changed while it was being read`, 'run the command again', err);
+      }
+      const fix = status !== undefined && status >= 500 ? 'the store is failing; check its health, then run the command again' : undefined;
+      return storeError(`${where}: ${err.name}${status ? ` (HTTP ${status})` : ''}${tries}: ${err.message}`, fix, err);
     }
     const code = (err as NodeJS.ErrnoException)?.code;
-    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'ECONNRESET') {
-      return storeError(`${where}: cannot reach the S3 endpoint (${code})`, 'check store.endpoint and the network', err);
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+      return storeError(`${where}: cannot reach the S3 endpoint (${code})${tries}`, 'check store.endpoint and the network', err);
+    }
+    if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT') {
+      return storeError(`${where}: the connection to the store broke (${code})${tries}`, 'check the network path to the store and its health, then run the command again', err);
+    }
+    if ((err as Error)?.name === 'TimeoutError') {
+      const connecting = /establish a connection/.test((err as Error).message);
+      return storeError(
+        connecting
+          ? `${where}: no connection within store.connectTimeout${tries}`
+          : `${where}: the store stopped answering (idle for store.stallTimeout)${tries}`,
+        'check store.endpoint, the network path to the store and that the store answers',
+        err,
+      );
     }
     if ((err as Error)?.name === 'CredentialsProviderError') {
       return storeError(
@@ -296,16 +524,20 @@ export class S3Store implements Store {
   }
 }
 
+/** The endpoint as shown in messages: no user:password part, no query. */
+function safeEndpoint(endpoint: string): string {
+  try {
+    const u = new URL(endpoint);
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return '(invalid endpoint)';
+  }
+}
+
 /** The lock in force on an object (retention not yet expired, or a legal hold), from its HEAD response. */
 function lockOf(out: Pick<HeadObjectCommandOutput, 'ObjectLockMode' | 'ObjectLockRetainUntilDate' | 'ObjectLockLegalHoldStatus'>): ObjectLock | undefined {
   const until = out.ObjectLockRetainUntilDate;
   if (out.ObjectLockMode !== undefined && until !== undefined && until.getTime() > Date.now()) return { mode: out.ObjectLockMode, until };
   if (out.ObjectLockLegalHoldStatus === 'ON') return { mode: 'LEGAL HOLD' };
   return undefined;
-}
-
-function abortError(): Error {
-  const e = new Error('The operation was aborted');
-  e.name = 'AbortError';
-  return e;
 }

@@ -40,6 +40,19 @@ const s3Store = z.strictObject({
     .describe('Multipart part size (objects up to 10,000 parts: 80 GB at 8 MiB). Memory is about (uploadConcurrency + 1) parts.'),
   uploadConcurrency: z.number().int().min(1).max(16).default(2).describe('Parts uploaded at once; more is faster on high-latency links and costs a part of memory each.'),
   objectLock: objectLockSchema.optional(),
+  connectTimeout: duration.default('10s').describe('Longest wait for a connection (TCP and TLS) to the endpoint; a timed-out attempt is retried.'),
+  stallTimeout: duration
+    .default('60s')
+    .describe(
+      'An operation (upload, download, listing...) fails when no byte moves for this long while it waits on the store; shorter stalls are waited out and reported. Also the idle timeout of each connection.',
+    ),
+  maxAttempts: z
+    .number()
+    .int()
+    .min(1)
+    .max(20)
+    .default(5)
+    .describe('Attempts per request, the first included: connection resets, timeouts, 5xx and throttling are retried with exponential backoff.'),
 });
 
 const passphraseSource = z

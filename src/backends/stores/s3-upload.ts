@@ -1,0 +1,142 @@
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type PutObjectCommandInput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+
+/** The body failed (its source died, an integrity check in the pipeline threw): its own error, not the store's. */
+export class BodyFailed extends Error {
+  constructor(readonly original: unknown) {
+    super('the upload body failed');
+  }
+}
+
+export interface UploadOptions {
+  client: S3Client;
+  /** Bucket, Key (with the store prefix), content type, SSE, storage class, Object Lock. */
+  params: Omit<PutObjectCommandInput, 'Body'> & { Bucket: string; Key: string };
+  body: Readable;
+  partSize: number;
+  concurrency: number;
+  /** Aborts everything (the caller's signal or a stall); every request carries it. */
+  signal: AbortSignal;
+  /** Aborts an unfinished multipart upload after a failure; bounded in time; resolves false when it could not. */
+  abandon(uploadId: string): Promise<boolean>;
+}
+
+/** Why a failed upload may have left something behind. */
+export interface UploadFailure {
+  /** Set when a multipart upload was started and could not be aborted. */
+  leftUploadId?: string;
+}
+
+/**
+ * Streams `body` into one object: a single PutObject when it ends before `partSize` bytes, otherwise a
+ * multipart upload with up to `concurrency` parts in flight (memory: about (concurrency + 1) parts).
+ * Every part is a buffer, so the SDK can send a part again after a transient failure. On any failure or
+ * abort, the parts in flight are cancelled and the multipart upload is aborted before this rejects (the
+ * rejection carries `leftUploadId` if that abort failed too). Every part carries a CRC32 checksum (S3
+ * requires one with Object Lock; asking for it explicitly holds whatever AWS_REQUEST_CHECKSUM_CALCULATION says).
+ */
+export async function uploadObject(o: UploadOptions): Promise<void> {
+  const stop = new AbortController();
+  const signal = AbortSignal.any([o.signal, stop.signal]);
+  const opts = { abortSignal: signal };
+  const { Bucket, Key } = o.params;
+
+  const it = o.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const aborted = new Promise<never>((_, reject) => {
+    const fail = () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
+  aborted.catch(() => undefined);
+  const nextChunk = async (): Promise<IteratorResult<Buffer>> => {
+    try {
+      return await Promise.race([it.next(), aborted]);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw new BodyFailed(err);
+    }
+  };
+
+  let chunks: Buffer[] = [];
+  let buffered = 0;
+  const take = (size: number): Buffer => {
+    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
+    const part = all.subarray(0, size);
+    const rest = all.subarray(size);
+    chunks = rest.length > 0 ? [Buffer.from(rest)] : [];
+    buffered = rest.length;
+    return part;
+  };
+
+  let uploadId: string | undefined;
+  let partNumber = 0;
+  const done: CompletedPart[] = [];
+  const inflight = new Set<Promise<void>>();
+  let partError: { err: unknown } | undefined;
+
+  const sendPart = async (data: Buffer) => {
+    if (uploadId === undefined) {
+      const created = await o.client.send(new CreateMultipartUploadCommand({ ...o.params, ChecksumAlgorithm: 'CRC32' }), opts);
+      if (!created.UploadId) throw new Error('CreateMultipartUpload answered without an upload id');
+      uploadId = created.UploadId;
+    }
+    while (inflight.size >= o.concurrency) await Promise.race(inflight);
+    if (partError) throw partError.err;
+    const PartNumber = ++partNumber;
+    const UploadId = uploadId;
+    const p: Promise<void> = o.client
+      .send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: data, ChecksumAlgorithm: 'CRC32' }), opts)
+      .then((r) => {
+        if (!r.ETag) throw new Error(`UploadPart ${PartNumber} answered without an ETag`);
+        done.push({ PartNumber, ETag: r.ETag, ...(r.ChecksumCRC32 ? { ChecksumCRC32: r.ChecksumCRC32 } : {}) });
+      })
+      .catch((err: unknown) => {
+        if (stop.signal.aborted) return; // cancelled because something else failed first
+        partError ??= { err };
+        stop.abort(err); // the other parts, and the read of the body, stop at once
+      })
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
+  };
+
+  try {
+    for (;;) {
+      const r = await nextChunk();
+      if (r.done) break;
+      const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+      chunks.push(chunk);
+      buffered += chunk.length;
+      while (buffered >= o.partSize) await sendPart(take(o.partSize));
+      if (partError) throw partError.err;
+    }
+    if (uploadId === undefined && partNumber === 0) {
+      // The whole body fits in one part: a plain PutObject.
+      await o.client.send(new PutObjectCommand({ ...o.params, Body: take(buffered), ChecksumAlgorithm: 'CRC32' }), opts);
+      return;
+    }
+    if (buffered > 0) await sendPart(take(buffered));
+    await Promise.all(inflight);
+    if (partError) throw partError.err;
+    done.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    await o.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: uploadId, MultipartUpload: { Parts: done } }), opts);
+    uploadId = undefined;
+  } catch (err) {
+    stop.abort(err);
+    await Promise.allSettled([...inflight]);
+    void it.return?.().catch(() => undefined);
+    // `err` is the first failure: a part's error reaches the loop as itself (or as the abort's reason).
+    const first = err;
+    if (uploadId !== undefined && !(await o.abandon(uploadId))) {
+      throw Object.assign(first instanceof Error ? first : new Error(String(first)), { leftUploadId: uploadId } satisfies UploadFailure);
+    }
+    throw first;
+  }
+}
