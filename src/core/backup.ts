@@ -96,6 +96,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
             plaintext_bytes: written.plaintextBytes,
             stored_bytes: written.storedBytes,
             sha256: written.sha256,
+            store_retries: written.storeRetries,
           },
           source: facts.source,
         };

@@ -18,6 +18,8 @@ const artifact = z.object({
   stored_bytes: z.number().int().nonnegative(),
   /** SHA-256 (hex) of the stored object: the encrypted bytes exactly as in the store. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Store requests sent again after transient failures (resets, 5xx, throttling) while uploading it. */
+  store_retries: z.number().int().nonnegative().optional(),
 });
 
 const component = z.object({

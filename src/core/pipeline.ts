@@ -55,6 +55,8 @@ export interface ArtifactWrite {
   plaintextBytes: number;
   storedBytes: number;
   sha256: string;
+  /** Requests the store sent again after transient failures while writing this artifact. */
+  storeRetries: number;
 }
 
 /**
@@ -108,5 +110,5 @@ export async function writeArtifact(opts: {
       'check the store (disk full, a proxy or lifecycle rule rewriting objects) and run the backup again',
     );
   }
-  return { plaintextBytes: plain.bytes, storedBytes: stored.bytes, sha256: stored.sha256Hex() };
+  return { plaintextBytes: plain.bytes, storedBytes: stored.bytes, sha256: stored.sha256Hex(), storeRetries: put.retries ?? 0 };
 }
