@@ -1,6 +1,7 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { loadConfig, type Config, type ConfigPurpose } from '../core/config/load.js';
-import { EXIT_CODE_TABLE, EXIT_CODES, TykdrError, exitCodeOf, isAbortError } from '../core/errors.js';
+import { parseDuration } from '../core/duration.js';
+import { EXIT_CODE_TABLE, EXIT_CODES, TykdrError, badInput, exitCodeOf, isAbortError } from '../core/errors.js';
 
 export const EXIT_CODES_HELP = [
   'EXIT CODES',
@@ -77,22 +78,48 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
   }
 }
 
+/** How long a command may take to stop after SIGINT/SIGTERM before it exits anyway. */
+export const DEFAULT_GRACE_MS = 10_000;
+
+/** TYKDR_GRACE: seconds ("10") or a duration ("10s", "1m"); unset or empty: 10 s. */
+export function graceFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.TYKDR_GRACE?.trim();
+  if (raw === undefined || raw === '') return DEFAULT_GRACE_MS;
+  const ms = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) * 1000 : parseDuration(raw);
+  if (ms === null) throw badInput(`TYKDR_GRACE "${raw}" is not a number of seconds or a duration`, 'write it like 10 or 30s');
+  return ms;
+}
+
 /**
  * An AbortSignal tied to SIGINT and SIGTERM: the first signal aborts the work (which then cleans up);
- * a second one exits at once.
+ * if the process is still running `graceMs` later (a socket that never answers, a clean-up that hangs),
+ * it exits with 130 anyway; a second signal exits at once. After an abort, `dispose` leaves the handlers
+ * and the deadline in place (neither keeps the process alive), so the bound holds until the process ends.
  */
-export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
+export function interruptSignal(opts: { graceMs?: number; note?: string } = {}): { signal: AbortSignal; dispose(): void } {
+  const graceMs = opts.graceMs ?? graceFromEnv();
   const ac = new AbortController();
   const handler = (sig: NodeJS.Signals) => {
-    if (ac.signal.aborted) process.exit(EXIT_CODES.interrupted);
-    process.stderr.write(`\n${sig} received: stopping; no manifest will be written.\n`);
+    if (ac.signal.aborted) {
+      process.stderr.write(`${sig} received again: exiting now.\n`);
+      process.exit(EXIT_CODES.interrupted);
+    }
+    process.stderr.write(
+      `\n${sig} received: stopping${opts.note ? `; ${opts.note}` : ''} (exits within ${Math.round(graceMs / 1000)}s; a second signal exits at once).\n`,
+    );
     ac.abort(new TykdrError('interrupted', `interrupted by ${sig}`));
+    const deadline = setTimeout(() => {
+      process.stderr.write(`still running ${Math.round(graceMs / 1000)}s after ${sig} (TYKDR_GRACE): exiting now; clean-up may be incomplete.\n`);
+      process.exit(EXIT_CODES.interrupted);
+    }, graceMs);
+    deadline.unref();
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
   return {
     signal: ac.signal,
     dispose: () => {
+      if (ac.signal.aborted) return;
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
     },

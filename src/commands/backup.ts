@@ -9,7 +9,7 @@ export default class Backup extends TykdrCommand<typeof Backup> {
   static override summary = 'Take an encrypted snapshot of the configured components.';
   static override description = `Streams each component (Redis RDB, config tarball) through compression and age encryption into the store, validates it, and writes the manifest last. A snapshot without a manifest is incomplete and is never used for restores.
 
-Ctrl-C or SIGTERM stops the run promptly: no manifest is written and the partial objects are removed.
+Ctrl-C or SIGTERM stops the run promptly: no manifest is written and the partial objects are removed. If that clean-up hangs (a store that stopped answering), the process exits anyway TYKDR_GRACE seconds (default 10) after the signal; a second signal exits at once.
 
 ${EXIT_CODES_HELP}`;
 
@@ -25,7 +25,7 @@ ${EXIT_CODES_HELP}`;
 
   async run(): Promise<unknown> {
     const config = await this.loadConfig('backup');
-    const interrupt = interruptSignal();
+    const interrupt = interruptSignal({ note: 'no manifest will be written' });
     const printer = this.jsonEnabled() ? undefined : backupPrinter((l) => this.note(l), process.stderr.isTTY === true);
     try {
       const result = await runBackup({ config, backends, components: this.flags.component, signal: interrupt.signal, progress: printer });

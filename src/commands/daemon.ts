@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { EXIT_CODES_HELP, TykdrCommand } from '../cli/base-command.js';
+import { EXIT_CODES_HELP, TykdrCommand, graceFromEnv } from '../cli/base-command.js';
 import { JOB_KINDS, type JobKind } from '../daemon/jobs.js';
 import { jsonLogger, secretValues } from '../daemon/log.js';
 import { realJobs } from '../daemon/real-jobs.js';
@@ -13,7 +13,7 @@ export default class Daemon extends TykdrCommand<typeof Daemon> {
 
 Serves GET /hello (backup health per component, Health Check Response Format as Tyk's gateway: 200 pass/warn, 503 fail) and GET /metrics (Prometheus) on health.listen; sends webhooks (notifications.webhooks) on backup_failed, rpo_breached, drill_failed and drill_passed. Logs one JSON object per line on stdout.
 
-SIGTERM or SIGINT stops scheduling and lets a running job finish for --grace seconds, then aborts it (its partial snapshot is removed); the lock is released. Exit code 0 after a clean stop, 130 when a job had to be aborted. See docs/DAEMON.md.
+SIGTERM or SIGINT stops scheduling and lets a running job finish for --grace seconds, then aborts it (its partial snapshot is removed; the clean-up gets TYKDR_GRACE seconds, default 10); the lock is released. A second signal aborts running jobs at once, a third exits at once. Whatever hangs, the daemon exits within --grace + TYKDR_GRACE + 10 s (webhook flush) of the first signal. Exit code 0 after a clean stop, 130 when a job had to be aborted. See docs/DAEMON.md.
 
 ${EXIT_CODES_HELP}`;
 
@@ -38,7 +38,8 @@ ${EXIT_CODES_HELP}`;
       secrets: [...secretValues(config), ...config.notifications.webhooks.map((w) => w.url)],
     });
     const graceMs = this.flags.grace * 1000;
-    const signals = shutdownSignals(log, graceMs);
+    const abortGraceMs = graceFromEnv();
+    const signals = shutdownSignals(log, graceMs, abortGraceMs);
     try {
       process.exitCode = await runDaemon({
         config,
@@ -49,6 +50,7 @@ ${EXIT_CODES_HELP}`;
         once: this.flags.once,
         only: (this.flags.job ?? []) as JobKind[],
         graceMs,
+        abortGraceMs,
         stop: signals.stop,
         force: signals.force,
       });

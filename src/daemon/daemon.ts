@@ -30,6 +30,8 @@ export interface DaemonOptions {
   only?: readonly JobKind[];
   /** How long a running job may take to finish after a stop request before it is aborted. */
   graceMs: number;
+  /** How long an aborted job may take to clean up before the daemon stops without it (default 10 s, TYKDR_GRACE). */
+  abortGraceMs?: number;
   /** Overrides config.health.listen; false: no health server (--once). */
   healthListen?: string | false;
   scheduler?: Scheduler;
@@ -51,7 +53,8 @@ const CONFLICTS: Partial<Record<JobKind, JobKind[]>> = {
 };
 
 /** How long pending webhook deliveries get when the daemon stops. */
-const NOTIFY_FLUSH_MS = 10_000;
+export const NOTIFY_FLUSH_MS = 10_000;
+const DEFAULT_ABORT_GRACE_MS = 10_000;
 
 /**
  * The daemon: runs the scheduled jobs while it is leader, keeps per-component backup state, serves
@@ -286,7 +289,7 @@ export class Daemon {
         aborted = true;
         this.#log.warn(`stopping: ${force?.aborted ? 'second signal' : 'grace period over'}; aborting running jobs`, { jobs: this.#runner.runningJobs });
         this.#abortAll.abort(new TykdrError('interrupted', 'the daemon is stopping'));
-        if (!(await this.#runner.idle(Math.max(30_000, this.#o.graceMs)))) {
+        if (!(await this.#runner.idle(this.#o.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS))) {
           this.#log.error('stopping: jobs did not finish after being aborted', { jobs: this.#runner.runningJobs });
         }
       }

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import type { Config } from '../core/config/load.js';
 import { badInput } from '../core/errors.js';
-import { Daemon, leaderTtlMs } from './daemon.js';
+import { EXIT_CODES } from '../core/errors.js';
+import { Daemon, leaderTtlMs, NOTIFY_FLUSH_MS } from './daemon.js';
 import type { JobKind, Jobs } from './jobs.js';
 import type { Logger } from './log.js';
 
@@ -14,6 +15,8 @@ export interface RunDaemonOptions {
   once: boolean;
   only?: readonly JobKind[];
   graceMs: number;
+  /** How long aborted jobs get to clean up (TYKDR_GRACE). */
+  abortGraceMs?: number;
   /** Aborted by the first SIGTERM/SIGINT: stop scheduling, let running jobs finish within graceMs. */
   stop: AbortSignal;
   /** Aborted by a second signal: abort running jobs now. */
@@ -32,6 +35,7 @@ export async function runDaemon(o: RunDaemonOptions): Promise<number> {
     useLeader: o.useLeader,
     only: o.only,
     graceMs: o.graceMs,
+    abortGraceMs: o.abortGraceMs,
     healthListen: o.once ? false : o.healthListen,
   });
   try {
@@ -64,20 +68,45 @@ function checkConfig(config: Config, useLeader: boolean): void {
 }
 
 /**
- * SIGTERM/SIGINT for the daemon: the first signal aborts `stop` (finish or abort within the grace
- * period), a second one aborts `force` (abort running jobs now; the daemon still cleans up and releases
- * the lock).
+ * SIGTERM/SIGINT for the daemon: the first signal aborts `stop` (running jobs may finish within graceMs,
+ * then are aborted and get abortGraceMs to clean up), a second one aborts `force` (abort running jobs now;
+ * the daemon still cleans up and releases the lock), a third exits at once. Whatever hangs (a store or a
+ * lock that stopped answering), the process exits with 130 once graceMs + abortGraceMs + the webhook
+ * flush have passed since the first signal, or abortGraceMs since the second: neither timer keeps the
+ * process alive.
  */
-export function shutdownSignals(log: Logger, graceMs: number): { stop: AbortSignal; force: AbortSignal; dispose(): void } {
+export function shutdownSignals(
+  log: Logger,
+  graceMs: number,
+  abortGraceMs: number,
+  exit: (code: number) => void = (code) => process.exit(code),
+): { stop: AbortSignal; force: AbortSignal; dispose(): void } {
   const stop = new AbortController();
   const force = new AbortController();
+  let deadline: NodeJS.Timeout | undefined;
+  let deadlineAt = Infinity;
+  const exitBy = (ms: number, why: string) => {
+    if (Date.now() + ms >= deadlineAt) return;
+    clearTimeout(deadline);
+    deadlineAt = Date.now() + ms;
+    deadline = setTimeout(() => {
+      log.error(`still running ${why}: exiting now; clean-up may be incomplete`, { exit_code: EXIT_CODES.interrupted });
+      exit(EXIT_CODES.interrupted);
+    }, ms);
+    deadline.unref();
+  };
   const handler = (sig: NodeJS.Signals) => {
     if (!stop.signal.aborted) {
-      log.info(`${sig} received: stopping`, { signal: sig, grace_ms: graceMs });
+      log.info(`${sig} received: stopping`, { signal: sig, grace_ms: graceMs, abort_grace_ms: abortGraceMs });
       stop.abort();
+      exitBy(graceMs + abortGraceMs + NOTIFY_FLUSH_MS, `${Math.round((graceMs + abortGraceMs + NOTIFY_FLUSH_MS) / 1000)}s after ${sig} (--grace + TYKDR_GRACE + webhook flush)`);
     } else if (!force.signal.aborted) {
       log.warn(`${sig} received again: aborting running jobs now`, { signal: sig });
       force.abort();
+      exitBy(abortGraceMs, `${Math.round(abortGraceMs / 1000)}s after the second signal (TYKDR_GRACE)`);
+    } else {
+      log.warn(`${sig} received a third time: exiting now`, { signal: sig });
+      exit(EXIT_CODES.interrupted);
     }
   };
   process.on('SIGINT', handler);
@@ -86,6 +115,8 @@ export function shutdownSignals(log: Logger, graceMs: number): { stop: AbortSign
     stop: stop.signal,
     force: force.signal,
     dispose: () => {
+      // After a signal the handlers and the deadline stay: the bound holds until the process has exited.
+      if (stop.signal.aborted) return;
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
     },
