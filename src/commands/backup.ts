@@ -3,7 +3,7 @@ import { runBackup } from '../core/backup.js';
 import { formatBytes } from '../core/duration.js';
 import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
 import { backupPrinter } from '../cli/progress.js';
-import { backends } from '../wiring.js';
+import { reportingBackends } from '../cli/store-events.js';
 
 export default class Backup extends TykdrCommand<typeof Backup> {
   static override summary = 'Take an encrypted snapshot of the configured components.';
@@ -28,7 +28,7 @@ ${EXIT_CODES_HELP}`;
     const interrupt = interruptSignal({ note: 'no manifest will be written' });
     const printer = this.jsonEnabled() ? undefined : backupPrinter((l) => this.note(l), process.stderr.isTTY === true);
     try {
-      const result = await runBackup({ config, backends, components: this.flags.component, signal: interrupt.signal, progress: printer });
+      const result = await runBackup({ config, backends: reportingBackends((l) => this.note(l)), components: this.flags.component, signal: interrupt.signal, progress: printer });
       const total = Object.values(result.manifest.components).reduce((n, c) => n + c.artifact.stored_bytes, 0);
       this.log(`Snapshot ${result.id} complete: ${Object.keys(result.manifest.components).length} component(s), ${formatBytes(total)} in ${result.location}`);
       return { id: result.id, location: result.location, manifest: result.manifest };

@@ -4,7 +4,7 @@ import { printReportSummary, restorePrinter } from '../cli/restore-output.js';
 import { runDrill } from '../core/drill/drill.js';
 import { TykdrError } from '../core/errors.js';
 import { loadPlan } from '../core/plan/plan.js';
-import { backends } from '../wiring.js';
+import { reportingBackends } from '../cli/store-events.js';
 
 export default class Drill extends TykdrCommand<typeof Drill> {
   static override summary = 'Run a DR drill: restore a snapshot into scratch targets, verify it, measure RTO and RPO.';
@@ -26,7 +26,7 @@ ${EXIT_CODES_HELP}`;
     const interrupt = interruptSignal();
     try {
       const { report, saved, failureKind } = await runDrill({
-        backends,
+        backends: reportingBackends((l) => this.note(l)),
         config,
         plan,
         snapshot: this.flags.snapshot,

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { openStore } from '../backends/stores/registry.js';
+import { openReportingStore } from '../cli/store-events.js';
 import { listDrills } from '../core/drill/history.js';
 import { formatDuration } from '../core/duration.js';
 import { EXIT_CODES_HELP, TykdrCommand } from '../cli/base-command.js';
@@ -16,7 +16,7 @@ ${EXIT_CODES_HELP}`;
 
   async run(): Promise<unknown> {
     const config = await this.loadConfig('store');
-    const store = openStore(config.store);
+    const store = openReportingStore(config.store, (l) => this.note(l));
     const drills = await listDrills(store, { plan: this.flags.plan });
     if (drills.length === 0) this.log(`No drills recorded in ${store.location}. Run \`tykdr drill --plan full\`.`);
     else {

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { openStore } from '../backends/stores/registry.js';
+import { openReportingStore } from '../cli/store-events.js';
 import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
 import { formatBytes } from '../core/duration.js';
 import { storeError } from '../core/errors.js';
@@ -30,7 +30,7 @@ ${EXIT_CODES_HELP}`;
   async run(): Promise<unknown> {
     // The retention settings too: one read as its default because its variable is unset could delete more.
     const config = await this.loadConfig('retention');
-    const store = openStore(config.store);
+    const store = openReportingStore(config.store, (l) => this.note(l));
     const interrupt = interruptSignal();
     let result: PruneResult;
     try {

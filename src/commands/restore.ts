@@ -9,7 +9,7 @@ import { loadPlan } from '../core/plan/plan.js';
 import { parseTargetFlag, withOverrides } from '../core/restore/overrides.js';
 import { lastMeasuredDuration, saveReport } from '../core/restore/report-files.js';
 import { planRestore, runRestore } from '../core/restore/restore.js';
-import { backends } from '../wiring.js';
+import { reportingBackends } from '../cli/store-events.js';
 
 export default class Restore extends TykdrCommand<typeof Restore> {
   static override summary = 'Restore a snapshot with a plan, verify every step, and measure RTO and RPO.';
@@ -50,6 +50,7 @@ ${EXIT_CODES_HELP}`;
 
   async run(): Promise<unknown> {
     const f = this.flags;
+    const backends = reportingBackends((l) => this.note(l));
     const base = await this.loadConfig();
     const resume = f.resume ? await this.killedRestore(base.restore.stagingDir) : undefined;
     const targets = resume?.targets ?? Object.fromEntries((f.target ?? []).map(parseTargetFlag));

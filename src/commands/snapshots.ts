@@ -1,4 +1,4 @@
-import { openStore } from '../backends/stores/registry.js';
+import { openReportingStore } from '../cli/store-events.js';
 import { listSnapshots } from '../core/catalog.js';
 import { formatBytes, formatDuration } from '../core/duration.js';
 import { EXIT_CODES_HELP, TykdrCommand } from '../cli/base-command.js';
@@ -13,7 +13,7 @@ ${EXIT_CODES_HELP}`;
 
   async run(): Promise<unknown> {
     const config = await this.loadConfig('store');
-    const store = openStore(config.store);
+    const store = openReportingStore(config.store, (l) => this.note(l));
     const list = await listSnapshots(store);
     const rows = list.map((s) => ({
       id: s.id,

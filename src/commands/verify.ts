@@ -4,7 +4,7 @@ import { loadConfig } from '../core/config/load.js';
 import { formatBytes } from '../core/duration.js';
 import { badInput, EXIT_CODES } from '../core/errors.js';
 import { verifySnapshots, type ObjectCheck, type VerifyResult } from '../core/integrity/verify-snapshots.js';
-import { backends } from '../wiring.js';
+import { reportingBackends } from '../cli/store-events.js';
 
 export default class Verify extends TykdrCommand<typeof Verify> {
   static override summary = 'Check that stored snapshots are intact and decrypt, without restoring them.';
@@ -46,7 +46,7 @@ ${EXIT_CODES_HELP}`;
     let result: VerifyResult;
     try {
       result = await verifySnapshots({
-        backends,
+        backends: reportingBackends((l) => this.note(l)),
         config,
         snapshots: f.all ? 'all' : this.args.id === undefined ? [] : [this.args.id],
         samplePercent,

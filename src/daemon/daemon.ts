@@ -1,4 +1,4 @@
-import { openStore } from '../backends/stores/registry.js';
+import { openLoggingStore } from './store-log.js';
 import type { Store } from '../core/interfaces/store.js';
 import type { Config } from '../core/config/load.js';
 import { EXIT_CODES, exitCodeOf, sourceUnreachable, TykdrError } from '../core/errors.js';
@@ -90,7 +90,7 @@ export class Daemon {
     this.#now = o.now ?? (() => new Date());
     this.startedAt = this.#now();
     this.state = new BackupState(o.config);
-    this.#store = o.store ?? openStore(o.config.store);
+    this.#store = o.store ?? openLoggingStore(o.config.store, o.log);
     this.#runner = new JobRunner({ log: o.log, metrics: this.metrics, now: this.#now });
     this.#notifier = o.notifier ?? (o.config.notifications.webhooks.length ? webhookNotifier({ webhooks: o.config.notifications.webhooks, log: o.log, metrics: this.metrics }) : noNotifier);
     this.#leadership = o.useLeader

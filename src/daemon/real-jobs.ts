@@ -1,4 +1,3 @@
-import { openStore } from '../backends/stores/registry.js';
 import { runBackup } from '../core/backup.js';
 import { formatBytes } from '../core/duration.js';
 import type { Config } from '../core/config/load.js';
@@ -8,7 +7,8 @@ import type { Backends } from '../core/interfaces/backends.js';
 import type { Target } from '../core/interfaces/target.js';
 import { errorMessage, type Logger } from './log.js';
 import type { DrillOutcomes, DrillPlanOutcome, DrillRecordSummary, Jobs, JobSummary } from './jobs.js';
-import { backends } from '../wiring.js';
+import { backends as realBackends } from '../wiring.js';
+import { openLoggingStore } from './store-log.js';
 
 // ---------------------------------------------------------------------------------------------------
 // WIRING TO CHECK when the parallel work is merged (this is the only file that names those services).
@@ -26,6 +26,8 @@ const loadDrillHistory = () => import('../core/drill/history.js'); // listDrills
 
 /** The services the daemon runs, on a loaded config. */
 export function realJobs(config: Config, log: Logger): Jobs {
+  // Every store the jobs open logs its retries and stalls.
+  const backends: Backends = { ...realBackends, openStore: (cfg) => openLoggingStore(cfg, log) };
   return {
     backup: (components, signal) =>
       runBackup({
@@ -41,7 +43,7 @@ export function realJobs(config: Config, log: Logger): Jobs {
 
     prune: async (signal): Promise<JobSummary> => {
       const { pruneSnapshots } = await loadPrune();
-      const r = await pruneSnapshots({ store: openStore(config.store), policy: config.retention, confirm: true, signal });
+      const r = await pruneSnapshots({ store: backends.openStore(config.store), policy: config.retention, confirm: true, signal });
       const t = r.totals;
       const failures = r.snapshots.filter((e) => e.removal?.status === 'failed').map((e) => ({ snapshot: e.id, error: e.removal!.error }));
       return {
@@ -64,7 +66,7 @@ export function realJobs(config: Config, log: Logger): Jobs {
 
     drillHistory: async (signal): Promise<DrillRecordSummary[]> => {
       const { listDrills } = await loadDrillHistory();
-      const records = await listDrills(openStore(config.store), { signal });
+      const records = await listDrills(backends.openStore(config.store), { signal });
       return records.map((r) => ({ plan: r.plan, passed: r.status === 'succeeded', rtoSeconds: r.rtoSeconds, finishedAt: new Date(r.finishedAt) }));
     },
 
@@ -107,7 +109,7 @@ export function realJobs(config: Config, log: Logger): Jobs {
 }
 
 /** Component drills: one plan per plan role a configured component has (redis, database, gateway files, dashboard files). */
-export async function componentPlans(config: Config, kinds: Pick<Backends, 'target'> = backends): Promise<PlanComponent[]> {
+export async function componentPlans(config: Config, kinds: Pick<Backends, 'target'> = realBackends): Promise<PlanComponent[]> {
   const roles = new Set<PlanComponent>();
   for (const c of Object.values(config.components)) {
     const role = ((await kinds.target(c.kind)) as Target).roleOf(c);

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { openStore } from '../../backends/stores/registry.js';
+import { openReportingStore } from '../../cli/store-events.js';
 import { resolveSnapshot } from '../../core/catalog.js';
 import { formatBytes, formatDuration } from '../../core/duration.js';
 import { EXIT_CODES_HELP, TykdrCommand } from '../../cli/base-command.js';
@@ -18,7 +18,7 @@ ${EXIT_CODES_HELP}`;
 
   async run(): Promise<unknown> {
     const config = await this.loadConfig('store');
-    const store = openStore(config.store);
+    const store = openReportingStore(config.store, (l) => this.note(l));
     const m = await resolveSnapshot(store, this.args.id);
     this.log(`Snapshot ${m.id} (complete)`);
     this.log(`  created   ${m.created_at} on ${m.host} by tykdr ${m.tool.version}`);
