@@ -3,7 +3,7 @@ import { openReportingStore } from '../cli/store-events.js';
 import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
 import { formatBytes } from '../core/duration.js';
 import { storeError } from '../core/errors.js';
-import { pruneSnapshots, type PruneEntry, type PruneResult } from '../core/retention/prune.js';
+import { pruneSnapshots, type PruneEntry, type PruneResult, type UnfinishedEntry } from '../core/retention/prune.js';
 
 export default class Prune extends TykdrCommand<typeof Prune> {
   static override summary = 'Remove snapshots the retention policy no longer keeps (a dry run unless --confirm).';
@@ -12,6 +12,8 @@ export default class Prune extends TykdrCommand<typeof Prune> {
 Without --confirm nothing is deleted: prune lists what would go and why (--verbose also lists what stays and why). With --confirm, each snapshot's manifest is deleted first (so an interrupted prune leaves an incomplete snapshot, never a complete-looking one with holes), then its objects and its stored reports.
 
 With S3 Object Lock, locked objects cannot be deleted: they are skipped and reported with their retention date, never counted as freed, and do not make prune fail. A snapshot whose manifest is locked is kept whole.
+
+Writes that never finished are swept too: S3 multipart uploads under the store prefix that were never completed or aborted, and ".partial-" files in a local store, as a crash or SIGKILL leaves them. Those older than incompleteGrace are listed (dry run) or removed (--confirm); younger ones may belong to a backup running now and are left alone (--verbose lists them).
 
 ${EXIT_CODES_HELP}`;
 
@@ -50,6 +52,13 @@ ${EXIT_CODES_HELP}`;
       const err = storeError(`${result.totals.failed} snapshot(s) could not be removed; first: ${first.id}: ${first.removal!.error}`);
       process.exitCode = err.exitCode;
     }
+    const u = result.unfinished;
+    if (u.error !== undefined || u.totals.failed > 0) {
+      const first = u.entries.find((e) => e.action === 'failed');
+      this.note(`Error: ${u.error ?? `${u.totals.failed} unfinished upload(s) could not be removed; first: ${first!.key}: ${first!.error}`}`);
+      if (u.fix) this.note(`Fix: ${u.fix}`);
+      process.exitCode = storeError('').exitCode;
+    }
     return toJson(result);
   }
 
@@ -67,6 +76,7 @@ ${EXIT_CODES_HELP}`;
     }
     const t = r.totals;
     const kept = `keeping ${t.kept} snapshot(s)`;
+    this.printUnfinished(r);
     if (r.dryRun) {
       this.log(
         t.toRemove === 0
@@ -79,6 +89,24 @@ ${EXIT_CODES_HELP}`;
     if (t.locked > 0) parts.push(`${t.locked} locked (skipped until their retention ends)`);
     if (t.failed > 0) parts.push(`${t.failed} failed`);
     this.log(`${parts.join('; ')}; ${kept}.`);
+  }
+
+  /** Unfinished uploads: the stale ones always, the young ones with --verbose. */
+  private printUnfinished(r: PruneResult): void {
+    const u = r.unfinished;
+    if (u.error !== undefined) return; // reported as an error on stderr
+    const shown = u.entries.filter((e) => e.stale || this.flags.verbose);
+    for (const e of shown) {
+      const size = e.bytes === undefined ? '' : `  ${formatBytes(e.bytes)}`;
+      this.log(`${unfinishedLabel(e).padEnd(14)} unfinished upload of ${e.key} (${e.id}), since ${e.since.toISOString()}${size}${e.error ? `: ${e.error}` : ''}`);
+    }
+    if (u.totals.stale === 0) {
+      if (shown.length > 0 || this.flags.verbose) this.log(`No unfinished upload older than ${u.grace}.`);
+      return;
+    }
+    const bytes = u.totals.bytes > 0 ? ` (${formatBytes(u.totals.bytes)})` : '';
+    if (r.dryRun) this.log(`Would remove ${u.totals.stale} unfinished upload(s) older than ${u.grace}${bytes}.`);
+    else this.log(`Removed ${u.totals.removed} unfinished upload(s) older than ${u.grace}${bytes}${u.totals.failed ? `; ${u.totals.failed} failed` : ''}.`);
   }
 }
 
@@ -99,11 +127,40 @@ function label(e: PruneEntry): string {
   }
 }
 
+function unfinishedLabel(e: UnfinishedEntry): string {
+  switch (e.action) {
+    case undefined:
+      return 'keep (young)';
+    case 'would-remove':
+      return 'would remove';
+    case 'removed':
+      return 'removed';
+    case 'missing':
+      return 'gone';
+    case 'failed':
+      return 'FAILED';
+  }
+}
+
 function toJson(r: PruneResult) {
   return {
     dry_run: r.dryRun,
     location: r.location,
     totals: r.totals,
+    unfinished_uploads: {
+      grace: r.unfinished.grace,
+      ...(r.unfinished.error === undefined ? {} : { error: r.unfinished.error }),
+      totals: r.unfinished.totals,
+      uploads: r.unfinished.entries.map((e) => ({
+        key: e.key,
+        id: e.id,
+        since: e.since.toISOString(),
+        bytes: e.bytes ?? null,
+        stale: e.stale,
+        action: e.action ?? 'keep',
+        ...(e.error === undefined ? {} : { error: e.error }),
+      })),
+    },
     snapshots: r.snapshots.map((e) => ({
       id: e.id,
       complete: e.complete,

@@ -46,10 +46,20 @@ export function realJobs(config: Config, log: Logger): Jobs {
       const r = await pruneSnapshots({ store: backends.openStore(config.store), policy: config.retention, confirm: true, signal });
       const t = r.totals;
       const failures = r.snapshots.filter((e) => e.removal?.status === 'failed').map((e) => ({ snapshot: e.id, error: e.removal!.error }));
+      const u = r.unfinished;
+      for (const e of u.entries.filter((x) => x.action === 'failed')) failures.push({ snapshot: `unfinished upload of ${e.key}`, error: e.error });
+      if (u.error !== undefined) failures.push({ snapshot: 'unfinished uploads', error: u.error });
       return {
-        ok: t.failed === 0,
-        message: `removed ${t.removed} snapshot(s) (${t.objects} objects, ${formatBytes(t.bytes)}), kept ${t.kept}${t.locked ? `, ${t.locked} locked` : ''}${t.failed ? `, ${t.failed} FAILED` : ''}`,
-        details: { ...t, removed_ids: r.snapshots.filter((e) => e.removal?.status === 'removed').map((e) => e.id), failures },
+        ok: t.failed === 0 && u.totals.failed === 0 && u.error === undefined,
+        message:
+          `removed ${t.removed} snapshot(s) (${t.objects} objects, ${formatBytes(t.bytes)}), kept ${t.kept}${t.locked ? `, ${t.locked} locked` : ''}${t.failed ? `, ${t.failed} FAILED` : ''}` +
+          `; ${u.totals.removed} unfinished upload(s) removed${u.totals.failed || u.error ? ' (sweep FAILED)' : ''}`,
+        details: {
+          ...t,
+          unfinished_removed: u.totals.removed,
+          removed_ids: r.snapshots.filter((e) => e.removal?.status === 'removed').map((e) => e.id),
+          failures,
+        },
       };
     },
 

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -159,6 +159,55 @@ describe('tykdr prune on a local store', () => {
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/removed\s+\S+\s+complete.*no retention rule keeps it/);
     expect(res.stdout).toMatch(/Removed 1 snapshot\(s\): 3 objects deleted, [\d.]+ (B|KiB) freed; keeping 2 snapshot\(s\)\./);
+  });
+});
+
+describe('tykdr prune sweeps unfinished uploads (local .partial- files)', () => {
+  let config: string;
+  let id: string;
+  let dir: string;
+
+  beforeAll(async () => {
+    const storeDir = path.join(ws.dir, 'store-partials');
+    id = await cloneSnapshot(storeDir, seed.full, ago(DAY));
+    dir = path.join(storeDir, 'snapshots', id);
+    // What two killed backups left: one two days ago, one a minute ago (a backup may still be writing it).
+    await writeFile(path.join(dir, 'redis.rdb.zst.age.partial-0a0b0c0d'), Buffer.alloc(4096, 1));
+    await utimes(path.join(dir, 'redis.rdb.zst.age.partial-0a0b0c0d'), ago(2 * DAY), ago(2 * DAY));
+    await writeFile(path.join(dir, 'mongo.archive.zst.age.partial-01020304'), Buffer.alloc(100, 2));
+    config = await ws.writeConfig('partials.yaml', (await readFile(path.join(ws.dir, 'tykdr.yaml'), 'utf8')).replace('./store', './store-partials'));
+  });
+
+  it('a dry run lists the stale one (JSON and text) and removes nothing', async () => {
+    const json = await runCli(['prune', '-c', config, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const u = JSON.parse(json.stdout).unfinished_uploads;
+    expect(u.grace).toBe('1d');
+    expect(u.totals).toEqual({ stale: 1, removed: 0, failed: 0, bytes: 4096 });
+    expect(u.uploads.map((x: any) => [x.key, x.stale, x.action])).toEqual([
+      [`snapshots/${id}/redis.rdb.zst.age`, true, 'would-remove'],
+      [`snapshots/${id}/mongo.archive.zst.age`, false, 'keep'],
+    ]);
+    const text = await runCli(['prune', '-c', config]);
+    expect(text.stdout).toMatch(new RegExp(`would remove\\s+unfinished upload of snapshots/${id}/redis\\.rdb\\.zst\\.age \\(redis\\.rdb\\.zst\\.age\\.partial-0a0b0c0d\\)`));
+    expect(text.stdout).not.toContain('mongo.archive');
+    expect(text.stdout).toContain('Would remove 1 unfinished upload(s) older than 1d (4.0 KiB).');
+    const verbose = await runCli(['prune', '-c', config, '--verbose']);
+    expect(verbose.stdout).toMatch(/keep \(young\)\s+unfinished upload of .*mongo\.archive\.zst\.age/);
+    expect((await readdir(dir)).filter((n) => n.includes('.partial-'))).toHaveLength(2);
+  });
+
+  it('--confirm removes the stale one, keeps the young one and every snapshot object', async () => {
+    const before = (await readdir(dir)).filter((n) => !n.includes('.partial-')).sort();
+    const res = await runCli(['prune', '-c', config, '--confirm', '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const u = JSON.parse(res.stdout).unfinished_uploads;
+    expect(u.totals).toEqual({ stale: 1, removed: 1, failed: 0, bytes: 4096 });
+    expect(u.uploads.find((x: any) => x.stale).action).toBe('removed');
+    expect((await readdir(dir)).sort()).toEqual([...before, 'mongo.archive.zst.age.partial-01020304'].sort());
+    const again = await runCli(['prune', '-c', config, '--confirm']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).not.toContain('unfinished upload of');
   });
 });
 

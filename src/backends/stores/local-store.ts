@@ -118,6 +118,7 @@ export class LocalStore implements Store {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
       throw storeError(`cannot remove ${upload.id} from ${this.root}: ${(err as Error).message}`, 'check the folder permissions', err);
     }
+    await this.removeEmptyFolders(upload.key);
     return 'removed';
   }
 
@@ -158,8 +159,15 @@ export class LocalStore implements Store {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { status: 'missing' };
       throw storeError(`cannot delete ${key} from ${this.root}: ${(err as Error).message}`, undefined, err);
     }
-    // Folders that became empty go too (a pruned snapshot leaves nothing behind); a folder that is not
-    // empty, or one a concurrent put just created, stops the climb.
+    await this.removeEmptyFolders(key);
+    return { status: 'deleted' };
+  }
+
+  /**
+   * Folders of `key` that became empty go too (a pruned snapshot leaves nothing behind); a folder that is
+   * not empty, or one a concurrent put just created, stops the climb.
+   */
+  private async removeEmptyFolders(key: string): Promise<void> {
     const parts = key.split('/').slice(0, -1);
     for (; parts.length > 0; parts.pop()) {
       try {
@@ -168,7 +176,6 @@ export class LocalStore implements Store {
         break;
       }
     }
-    return { status: 'deleted' };
   }
 }
 

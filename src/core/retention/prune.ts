@@ -1,6 +1,7 @@
-import { describeLock, type ObjectInfo, type ObjectLock, type Store } from '../interfaces/store.js';
+import { describeLock, type ObjectInfo, type ObjectLock, type Store, type UnfinishedUpload } from '../interfaces/store.js';
 import { listSnapshots, type SnapshotSummary } from '../catalog.js';
-import { isAbortError } from '../errors.js';
+import { requireDuration } from '../duration.js';
+import { isAbortError, TykdrError } from '../errors.js';
 import { manifestKey, snapshotPrefix } from '../layout.js';
 import { reportKey } from '../restore/report-files.js';
 import { drillPassedIds } from './drills.js';
@@ -63,11 +64,40 @@ export interface PruneEntry {
   removal?: Removal;
 }
 
+/**
+ * A write that never finished (an S3 multipart upload, a local ".partial-" file), and what prune did to
+ * it. Only those older than retention.incompleteGrace are `stale`; younger ones may belong to a backup
+ * that is running right now and are left alone.
+ */
+export interface UnfinishedEntry {
+  key: string;
+  id: string;
+  since: Date;
+  bytes?: number;
+  stale: boolean;
+  /** For stale ones: would-remove (dry run), removed, missing (gone meanwhile), failed (`error` says why). */
+  action?: 'would-remove' | 'removed' | 'missing' | 'failed';
+  error?: string;
+}
+
+export interface UnfinishedSweep {
+  /** retention.incompleteGrace, as written. */
+  grace: string;
+  entries: UnfinishedEntry[];
+  /** Set when the store could not list its unfinished writes (nothing was removed then). */
+  error?: string;
+  /** How to fix `error`, when known. */
+  fix?: string;
+  totals: { stale: number; removed: number; failed: number; bytes: number };
+}
+
 export interface PruneResult {
   dryRun: boolean;
   location: string;
   /** Every snapshot, newest first, with its decision. */
   snapshots: PruneEntry[];
+  /** Writes that never finished, oldest first; the stale ones are removed with --confirm. */
+  unfinished: UnfinishedSweep;
   totals: {
     kept: number;
     /** Snapshots retention lets go (whatever happened to them). */
@@ -87,6 +117,8 @@ export interface PruneResult {
  * snapshot (which is never restored, and is removed by a later prune) rather than a complete-looking
  * one with missing objects; then its other objects, then its reports (reports/<id>/).
  * A locked object is skipped and reported, never counted as deleted, and does not fail the prune.
+ * Then writes that never finished (Store.listUnfinished: multipart uploads and partial files a crash
+ * left) are swept: those older than retention.incompleteGrace are removed (listed in a dry run).
  */
 export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
   const { store, signal } = opts;
@@ -120,11 +152,14 @@ export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
     entries.push(entry);
   }
 
+  const unfinished = await sweepUnfinished(store, opts.policy.incompleteGrace, { now, confirm: opts.confirm, signal });
+
   const gone = entries.filter((e) => e.removal);
   return {
     dryRun: !opts.confirm,
     location: store.location,
     snapshots: entries,
+    unfinished,
     totals: {
       kept: entries.length - gone.length,
       toRemove: gone.length,
@@ -135,6 +170,49 @@ export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
       bytes: gone.reduce((n, e) => n + e.removal!.bytes, 0),
     },
   };
+}
+
+/** Lists every unfinished write in the store; with `confirm`, removes those older than the grace. */
+export async function sweepUnfinished(
+  store: Store,
+  grace: string,
+  opts: { now: Date; confirm: boolean; signal?: AbortSignal },
+): Promise<UnfinishedSweep> {
+  const graceMs = requireDuration(grace, 'retention.incompleteGrace');
+  const sweep: UnfinishedSweep = { grace, entries: [], totals: { stale: 0, removed: 0, failed: 0, bytes: 0 } };
+  const found: UnfinishedUpload[] = [];
+  try {
+    for await (const u of store.listUnfinished('', { signal: opts.signal })) found.push(u);
+  } catch (err) {
+    if (isAbortError(err) || opts.signal?.aborted) throw err;
+    sweep.error = `cannot list unfinished uploads: ${(err as Error).message}`;
+    sweep.fix =
+      err instanceof TykdrError && err.fix ? err.fix : 'for S3, grant s3:ListBucketMultipartUploads and s3:AbortMultipartUpload to the credentials that prune';
+    return sweep;
+  }
+  found.sort((a, b) => a.since.getTime() - b.since.getTime() || (a.key < b.key ? -1 : 1));
+  for (const u of found) {
+    const stale = opts.now.getTime() - u.since.getTime() > graceMs;
+    const entry: UnfinishedEntry = { key: u.key, id: u.id, since: u.since, ...(u.bytes === undefined ? {} : { bytes: u.bytes }), stale };
+    sweep.entries.push(entry);
+    if (!stale) continue;
+    sweep.totals.stale++;
+    sweep.totals.bytes += u.bytes ?? 0;
+    if (!opts.confirm) {
+      entry.action = 'would-remove';
+      continue;
+    }
+    try {
+      entry.action = await store.removeUnfinished(u, { signal: opts.signal });
+      if (entry.action === 'removed') sweep.totals.removed++;
+    } catch (err) {
+      if (isAbortError(err) || opts.signal?.aborted) throw err;
+      entry.action = 'failed';
+      entry.error = (err as Error).message;
+      sweep.totals.failed++;
+    }
+  }
+  return sweep;
 }
 
 async function objectsOf(store: Store, id: string, signal?: AbortSignal): Promise<{ snapshot: ObjectInfo[]; reports: ObjectInfo[] }> {
