@@ -91,6 +91,9 @@ export async function readArtifact(opts: {
   } catch (err) {
     // The download failed (store, abort) unless it was stopped because decoding had failed first.
     if (decodeError === undefined) {
+      // Quietly first: when `get` itself rejected, no pipeline listens on feed, and the decode pipeline's
+      // failure below would otherwise destroy it with an error nobody handles (an uncaught 'error' event).
+      feed.destroy();
       decrypt.destroy();
       await decoded;
       throw err;
