@@ -98,8 +98,9 @@ export class S3Store implements Store {
             : undefined,
         maxAttempts: this.maxAttempts,
         retryStrategy: new TransferRetryStrategy(this.maxAttempts),
-        // The idle timeout equals the stall limit: a socket that moves nothing for that long is given up.
-        requestHandler: { connectionTimeout: connectMs, socketTimeout: this.stallMs },
+        // A socket idle for twice the stall limit is given up: a backstop only, since the operation's
+        // Transfer fails it at the stall limit first (a retry on a fresh connection would hide the stall).
+        requestHandler: { connectionTimeout: connectMs, socketTimeout: 2 * this.stallMs },
       });
     // Wrap the handler the SDK built from those options, so the Transfer of each request sees its bytes.
     const config = this.client.config as unknown as { requestHandler: Parameters<typeof watchHandler>[0] };

@@ -37,7 +37,9 @@ export class Transfer {
   readonly #reportEveryMs: number;
   #requests = 0;
   #backoffUntil = 0;
+  /** When the stall clock started: the last progress, or when the operation last began to wait. */
   #last = Date.now();
+  #lastProgress = Date.now();
   #reported = 0;
   #closed = false;
   readonly #onCallerAbort: () => void;
@@ -67,9 +69,10 @@ export class Transfer {
   /** Bytes moved. */
   progress(): void {
     const now = Date.now();
-    if (this.#reported > 0) this.emit({ type: 'resumed', operation: this.operation, stalledMs: now - this.#last });
+    if (this.#reported > 0) this.emit({ type: 'resumed', operation: this.operation, stalledMs: now - this.#lastProgress });
     this.#reported = 0;
     this.#last = now;
+    this.#lastProgress = now;
   }
 
   requestStarted(): void {

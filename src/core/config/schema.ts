@@ -44,7 +44,7 @@ const s3Store = z.strictObject({
   stallTimeout: duration
     .default('60s')
     .describe(
-      'An operation (upload, download, listing...) fails when no byte moves for this long while it waits on the store; shorter stalls are waited out and reported. Also the idle timeout of each connection.',
+      'An operation (upload, download, listing...) fails when no byte moves for this long while it waits on the store; shorter stalls are waited out and reported. A connection idle for twice this long is closed.',
     ),
   maxAttempts: z
     .number()
