@@ -1,0 +1,406 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliResult } from '../helpers/cli.js';
+import { useCleanups } from '../helpers/cleanups.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { startMinio, type Minio } from '../helpers/minio.js';
+import { repoRoot } from '../helpers/paths.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { seedTykRedis } from '../helpers/tyk-fixture.js';
+import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+
+/**
+ * A TCP fault proxy (test/helpers/fault-proxy.ts) between tykdr and MinIO: connection resets, stalls and a
+ * store that accepts and never answers, during backup (uploads) and restore (downloads). Every run must end
+ * in bounded time (the guards are generous limits, not speed claims) with the documented exit code and a
+ * message that names the store; short stalls are survived and reported; signals end the process within
+ * TYKDR_GRACE; what a killed upload leaves is swept by prune.
+ */
+const { cleanups } = useCleanups();
+const BUCKET = 'faults';
+const GUARD_MS = 30_000; // "ends in bounded time": far above what any of these runs needs
+/** More than any small request (HEAD, LIST, a manifest) carries on one connection, less than an artifact. */
+const MID_TRANSFER = 20_000;
+
+let minio: Minio;
+let proxy: FaultProxy;
+let ws: Workspace;
+let root: string;
+let env: NodeJS.ProcessEnv;
+
+/** tykdr.yaml for the S3 store behind the proxy; small limits keep the faults quick. */
+function s3Config(name: string, opts: { stall?: string; prefix?: string; tree?: string; extraStore?: string } = {}): Promise<string> {
+  return ws.writeConfig(
+    name,
+    `store: { kind: s3, bucket: ${BUCKET}, prefix: "${opts.prefix ?? 'tyk'}", endpoint: "${proxy.endpoint}", forcePathStyle: true, ` +
+      `accessKeyId: ${minio.accessKeyId}, secretAccessKey: "\${S3_SECRET}", stallTimeout: ${opts.stall ?? '3s'}, connectTimeout: 2s, maxAttempts: 4${opts.extraStore ?? ''} }
+encryption: { recipients: [${ws.recipient}], identityFile: ./identity.txt }
+retention: { incompleteGrace: 1s }
+components:
+  config: { kind: files, roots: [${opts.tree ?? root}], role: dashboard }
+restore: { reportDir: ./reports }
+`,
+  );
+}
+
+/** Runs the CLI and measures how long it took; fails the test if it ran past the guard. */
+async function timed(args: string[], opts: Parameters<typeof runCli>[1] = {}): Promise<CliResult & { ms: number }> {
+  const t0 = Date.now();
+  const res = await runCli(args, { ...opts, env: { ...env, ...opts.env } });
+  const ms = Date.now() - t0;
+  expect(ms, `${args.join(' ')} ran ${ms} ms (guard ${GUARD_MS} ms)\n${res.stderr}`).toBeLessThan(GUARD_MS);
+  expect(res.stdout + res.stderr).not.toContain(minio.secretAccessKey);
+  return { ...res, ms };
+}
+
+async function objectKeys(prefix: string): Promise<string[]> {
+  const out = await minio.client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
+  return (out.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+async function multipartUploads(prefix: string): Promise<string[]> {
+  // Listed for the whole bucket and filtered: MinIO lists multipart uploads only per exact key or bucket-wide.
+  const out = await minio.client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }));
+  return (out.Uploads ?? []).map((u) => u.Key!).filter((k) => k.startsWith(prefix));
+}
+
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+beforeAll(async () => {
+  [minio, ws] = await Promise.all([startMinio(), makeWorkspace()]);
+  cleanups.push(() => minio.stop(), () => ws.cleanup());
+  await minio.createBucket(BUCKET);
+  proxy = await startFaultProxy({ port: Number(new URL(minio.endpoint).port) });
+  cleanups.push(() => proxy.close());
+  env = { S3_SECRET: minio.secretAccessKey };
+  root = path.join(ws.dir, 'dashboard');
+  await mkdir(root);
+  await writeFile(path.join(root, 'tyk_analytics.conf'), JSON.stringify({ listen_port: 3000 }));
+  // Incompressible, so the stored object is as large (about 300 KB: one PutObject).
+  await writeFile(path.join(root, 'blob.bin'), randomBytes(300_000));
+});
+
+describe('backup through a faulty store', () => {
+  it('a connection reset mid-upload is retried: the backup succeeds and the manifest counts the retry', async () => {
+    proxy.setMode({ kind: 'reset', afterBytes: MID_TRANSFER, times: 1 });
+    const res = await timed(['backup', '-c', await s3Config('reset-once.yaml'), '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(proxy.stats.resets).toBeGreaterThanOrEqual(1);
+    const { manifest } = JSON.parse(res.stdout);
+    expect(manifest.components.config.artifact.store_retries).toBe(1);
+    // The text run shows the retry as it happens.
+    proxy.setMode({ kind: 'reset', afterBytes: MID_TRANSFER, times: 1 });
+    const text = await timed(['backup', '-c', await s3Config('reset-once.yaml')]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stderr).toMatch(/store s3:\/\/faults\/tyk\/: upload of snapshots\/\S+\/config\.tar\.zst\.age failed \((ECONNRESET|EPIPE)\); retry 1 of 3 in [\d.]+s/);
+    expect(text.stderr).toMatch(/config: done in .*\(1 store retry\)/);
+  });
+
+  it('a store that resets every connection mid-upload: exit 4 naming the store, no manifest, never 130', async () => {
+    proxy.setMode({ kind: 'reset', afterBytes: MID_TRANSFER });
+    const before = await objectKeys('tyk/');
+    const res = await timed(['backup', '-c', await s3Config('reset-always.yaml')]);
+    expect(res.code, res.stderr).toBe(4);
+    expect(res.stderr).toMatch(/Error: components\.config: upload of snapshots\/\S+ in s3:\/\/faults\/tyk\/ \(endpoint http:\/\/127\.0\.0\.1:\d+\): the connection to the store broke \((ECONNRESET|EPIPE)\) after 4 attempts/);
+    expect(res.stderr).toMatch(/^Fix: /m);
+    expect(res.stderr).toContain('retry 3 of 3');
+    proxy.setMode({ kind: 'pass' });
+    expect(await objectKeys('tyk/')).toEqual(before);
+  });
+
+  it('a store that resets every connection from the first byte: exit 4 at the store check, naming the bucket', async () => {
+    proxy.setMode({ kind: 'reset' });
+    const res = await timed(['backup', '-c', await s3Config('reset-first.yaml')]);
+    expect(res.code, res.stderr).toBe(4);
+    expect(res.stderr).toMatch(/Error: bucket faults in s3:\/\/faults\/tyk\/ \(endpoint http:\/\/127\.0\.0\.1:\d+\): the connection to the store broke \(ECONNRESET\) after 4 attempts/);
+  });
+
+  it('a store that accepts and never answers: exit 4 once stallTimeout passes, naming the store and the stall', async () => {
+    proxy.setMode({ kind: 'blackhole' });
+    const res = await timed(['backup', '-c', await s3Config('blackhole.yaml')]);
+    expect(res.code, res.stderr).toBe(4);
+    expect(res.stderr).toMatch(/Error: access check of bucket faults in s3:\/\/faults\/tyk\/ \(endpoint http:\/\/127\.0\.0\.1:\d+\): no progress for [34]s \(store\.stallTimeout is 3s\)/);
+    expect(proxy.stats.blackholed).toBeGreaterThan(0);
+  });
+
+  it('a store that stops answering mid-upload: exit 4 naming the upload, the store and the stall; no object left', async () => {
+    proxy.setMode({ kind: 'stall', ms: Infinity, afterBytes: MID_TRANSFER });
+    const before = await objectKeys('tyk/');
+    const res = await timed(['backup', '-c', await s3Config('hang-mid.yaml')]);
+    expect(res.code, res.stderr).toBe(4);
+    expect(res.stderr).toMatch(/Error: components\.config: upload of snapshots\/\S+\/config\.tar\.zst\.age in s3:\/\/faults\/tyk\/ \(endpoint http:\/\/127\.0\.0\.1:\d+\): no progress for [34]s \(store\.stallTimeout is 3s\)/);
+    expect(res.stderr).toMatch(/store s3:\/\/faults\/tyk\/: no progress for 1s on upload of .*waiting up to 3s/);
+    proxy.setMode({ kind: 'pass' });
+    expect(await objectKeys('tyk/')).toEqual(before);
+  });
+
+  it('a stall shorter than stallTimeout is waited out, reported, and the backup succeeds', async () => {
+    proxy.setMode({ kind: 'stall', ms: 4000, afterBytes: MID_TRANSFER, times: 1 });
+    const res = await timed(['backup', '-c', await s3Config('short-stall.yaml', { stall: '8s' })]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(proxy.stats.stalls).toBeGreaterThan(0);
+    expect(res.stderr).toMatch(/store s3:\/\/faults\/tyk\/: no progress for 2s on upload of snapshots\/\S+\/config\.tar\.zst\.age, waiting up to 8s \(store\.stallTimeout\)/);
+    expect(res.stderr).toMatch(/store s3:\/\/faults\/tyk\/: upload of \S+ moves again after [2-9]s without progress/);
+    expect(res.stdout).toMatch(/Snapshot \S+ complete: 1 component\(s\)/);
+  });
+});
+
+describe('signals while the store hangs', () => {
+  /** Starts a backup whose upload hangs mid-way, and whose later requests (clean-up) get no answer at all. */
+  async function hangingBackup(config: string, extraEnv: NodeJS.ProcessEnv, args: string[] = ['backup', '-c', config]) {
+    proxy.setMode({ kind: 'stall', ms: Infinity, afterBytes: MID_TRANSFER });
+    const stallsBefore = proxy.stats.stalls;
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), ...args], {
+      env: { ...process.env, ...env, ...extraEnv, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    cleanups.push(async () => void child.kill('SIGKILL'));
+    await waitFor('the upload to hang', () => proxy.stats.stalls > stallsBefore);
+    proxy.setMode({ kind: 'blackhole' });
+    return { child, exited, out: () => ({ stdout, stderr }) };
+  }
+
+  async function exitWithin(exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, ms: number) {
+    const t0 = Date.now();
+    const r = await Promise.race([exited, new Promise<null>((resolve) => setTimeout(() => resolve(null), ms))]);
+    expect(r, `still running ${ms} ms after the signal`).not.toBeNull();
+    return { ...r!, ms: Date.now() - t0 };
+  }
+
+  it('SIGTERM during a hang: the work is aborted, the clean-up hangs, and the process exits 130 after TYKDR_GRACE', async () => {
+    // stallTimeout 60s: only the signal and the grace can end this run.
+    const h = await hangingBackup(await s3Config('sigterm.yaml', { stall: '60s' }), { TYKDR_GRACE: '2' });
+    h.child.kill('SIGTERM');
+    const r = await exitWithin(h.exited, GUARD_MS);
+    expect(r.code, h.out().stderr).toBe(130);
+    expect(h.out().stderr).toContain('SIGTERM received: stopping; no manifest will be written (exits within 2s; a second signal exits at once).');
+    // The clean-up (removing the snapshot's objects) waited on the dead store: the grace ended it.
+    expect(h.out().stderr).toContain('still running 2s after SIGTERM (TYKDR_GRACE): exiting now; clean-up may be incomplete.');
+    proxy.setMode({ kind: 'pass' });
+  });
+
+  it('a second SIGINT exits at once', async () => {
+    const h = await hangingBackup(await s3Config('sigint2.yaml', { stall: '60s' }), { TYKDR_GRACE: '60' });
+    h.child.kill('SIGINT');
+    await waitFor('the first signal to be seen', () => h.out().stderr.includes('SIGINT received'));
+    h.child.kill('SIGINT');
+    const r = await exitWithin(h.exited, GUARD_MS);
+    expect(r.code, h.out().stderr).toBe(130);
+    expect(h.out().stderr).toContain('SIGINT received again: exiting now.');
+    proxy.setMode({ kind: 'pass' });
+  });
+
+  it('the daemon obeys too: SIGTERM while its backup hangs ends it within --grace + TYKDR_GRACE + the webhook flush', async () => {
+    const config = await s3Config('daemon.yaml', { stall: '60s' });
+    const h = await hangingBackup(config, { TYKDR_GRACE: '2' }, ['daemon', '-c', config, '--once', '--no-leader', '--job', 'backup', '--grace', '1']);
+    h.child.kill('SIGTERM');
+    const r = await exitWithin(h.exited, GUARD_MS);
+    expect(r.code, h.out().stdout).toBe(130);
+    const lines = h.out().stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
+    expect(lines.some((l) => l.msg === 'SIGTERM received: stopping')).toBe(true);
+    // The backup was aborted after --grace; its clean-up then waited on the dead store, and the bound ended it.
+    expect(lines.some((l) => l.msg === 'still running 13s after SIGTERM (--grace + TYKDR_GRACE + webhook flush): exiting now; clean-up may be incomplete')).toBe(true);
+    proxy.setMode({ kind: 'pass' });
+  });
+});
+
+describe('restore through a faulty store', () => {
+  let snapshot: string;
+  let plan: string;
+  const original = () => readFile(path.join(root, 'blob.bin'));
+  /** Where --to puts a restored file: the archived absolute path, under the --to folder. */
+  const restored = (to: string) => readFile(path.join(to, root, 'blob.bin'));
+
+  beforeAll(async () => {
+    proxy.setMode({ kind: 'pass' });
+    const res = await runCli(['backup', '-c', await s3Config('restore-src.yaml', { prefix: 'restore' }), '--json'], { env });
+    expect(res.code, res.stderr).toBe(0);
+    snapshot = JSON.parse(res.stdout).id;
+    plan = path.join(ws.dir, 'files-plan.yaml');
+    await writeFile(
+      plan,
+      `version: 1
+name: files-only
+description: The dashboard's files only.
+steps:
+  - id: dashboard
+    component: dashboard
+    action: restore
+    verify: [files-restored]
+    timeout: 5m
+    on_error: stop
+`,
+    );
+  });
+
+  const restore = async (name: string, opts: { stall?: string } = {}) => {
+    const to = path.join(ws.dir, `restored-${name}`);
+    const res = await timed(['restore', '--plan', plan, '--snapshot', snapshot, '--to', to, '--yes', '-c', await s3Config(`${name}.yaml`, { prefix: 'restore', ...opts })]);
+    return { res, to };
+  };
+
+  it('a connection reset mid-download is resumed: the restore succeeds with every byte, and the retry is reported', async () => {
+    proxy.setMode({ kind: 'reset', afterBytes: MID_TRANSFER, times: 1 });
+    const { res, to } = await restore('r-reset-once');
+    expect(res.code, res.stderr).toBe(0);
+    expect(proxy.stats.resets).toBeGreaterThan(0);
+    expect(res.stderr).toMatch(/store s3:\/\/faults\/restore\/: .* failed \((ECONNRESET|EPIPE|timeout)[^)]*\); retry 1 of 3/);
+    expect((await restored(to)).equals(await original())).toBe(true);
+  });
+
+  it('a store that resets every connection mid-download: exit 4 naming the store', async () => {
+    proxy.setMode({ kind: 'reset', afterBytes: MID_TRANSFER });
+    const { res, to } = await restore('r-reset-always');
+    expect(res.code, res.stderr).toBe(4);
+    expect(res.stdout + res.stderr).toMatch(/s3:\/\/faults\/restore\/ \(endpoint http:\/\/127\.0\.0\.1:\d+\): the connection to the store broke \((ECONNRESET|EPIPE)\)/);
+    expect(await readdir(to).catch(() => [])).toEqual([]);
+  });
+
+  it('a store that stops answering mid-download: exit 4 naming the download, the store and the stall', async () => {
+    proxy.setMode({ kind: 'stall', ms: Infinity, afterBytes: MID_TRANSFER });
+    const { res, to } = await restore('r-hang');
+    expect(res.code, res.stderr).toBe(4);
+    expect(res.stdout + res.stderr).toMatch(/download of snapshots\/\S+\/config\.tar\.zst\.age in s3:\/\/faults\/restore\/ \(endpoint http:\/\/127\.0\.0\.1:\d+\): no progress for [34]s \(store\.stallTimeout is 3s\)/);
+    expect(await readdir(to).catch(() => [])).toEqual([]);
+  });
+
+  it('a store that never answers: exit 4 naming the store', async () => {
+    proxy.setMode({ kind: 'blackhole' });
+    const { res } = await restore('r-blackhole');
+    expect(res.code, res.stderr).toBe(4);
+    expect(res.stderr).toMatch(/s3:\/\/faults\/restore\/ \(endpoint http:\/\/127\.0\.0\.1:\d+\): no progress for [34]s \(store\.stallTimeout is 3s\)/);
+  });
+
+  it('a short stall mid-download is waited out and reported; the restore succeeds', async () => {
+    proxy.setMode({ kind: 'stall', ms: 4000, afterBytes: MID_TRANSFER, times: 1 });
+    const { res, to } = await restore('r-short-stall', { stall: '8s' });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).toMatch(/store s3:\/\/faults\/restore\/: no progress for 2s on .*, waiting up to 8s \(store\.stallTimeout\)/);
+    expect((await restored(to)).equals(await original())).toBe(true);
+  });
+
+  it('verify through a store that stops answering: the object fails as a store error naming the store', async () => {
+    proxy.setMode({ kind: 'stall', ms: Infinity, afterBytes: MID_TRANSFER });
+    const res = await timed(['verify', snapshot, '-c', await s3Config('v-hang.yaml', { prefix: 'restore' }), '--json']);
+    expect(res.code, res.stdout + res.stderr).toBe(4);
+    const failed = JSON.parse(res.stdout).objects.filter((o: { status: string }) => o.status === 'failed');
+    expect(failed[0].message).toMatch(/s3:\/\/faults\/restore\/ .*no progress for [34]s/);
+    proxy.setMode({ kind: 'pass' });
+  });
+});
+
+describe('what a killed upload leaves, prune sweeps', () => {
+  it('S3: SIGTERM mid multipart upload aborts it (nothing left); SIGKILL leaves it, and prune removes it after the grace', async () => {
+    const big = path.join(ws.dir, 'big');
+    await mkdir(big);
+    await writeFile(path.join(big, 'tyk_analytics.conf'), '{}');
+    await writeFile(path.join(big, 'big.bin'), randomBytes(12 * 1024 * 1024));
+    const config = await s3Config('multipart.yaml', { prefix: 'mpu', tree: big, extraStore: ', partSizeMiB: 5' });
+
+    // Parts (5 MiB) hang after 3 MiB, each on its own connection (they are sent with Expect: 100-continue),
+    // while small requests (CreateMultipartUpload, AbortMultipartUpload) go through: the upload is mid-way.
+    const run = (kill: NodeJS.Signals) => {
+      proxy.setMode({ kind: 'stall', ms: Infinity, afterBytes: 3 * 1024 * 1024 });
+      const stallsBefore = proxy.stats.stalls;
+      let watching = false;
+      return runCli(['backup', '-c', config], {
+        env,
+        onStderr: (_chunk, killer) => {
+          if (watching) return;
+          watching = true;
+          void waitFor('the multipart upload to hang', async () => proxy.stats.stalls > stallsBefore && (await multipartUploads('mpu/')).length > 0).then(
+            () => killer(kill),
+            () => killer('SIGKILL'),
+          );
+        },
+      });
+    };
+
+    const term = await run('SIGTERM');
+    expect(term.code, term.stderr).toBe(130);
+    proxy.setMode({ kind: 'pass' });
+    expect(await multipartUploads('mpu/')).toEqual([]);
+
+    const killed = await run('SIGKILL');
+    expect(killed.signal).toBe('SIGKILL');
+    proxy.setMode({ kind: 'pass' });
+    const left = await multipartUploads('mpu/');
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(/^mpu\/snapshots\/\S+\/config\.tar\.zst\.age$/);
+    await new Promise((r) => setTimeout(r, 1500)); // retention.incompleteGrace is 1s
+
+    const dry = await timed(['prune', '-c', config, '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const u = JSON.parse(dry.stdout).unfinished_uploads;
+    expect(u.uploads).toEqual([expect.objectContaining({ key: left[0]!.slice('mpu/'.length), stale: true, action: 'would-remove' })]);
+    expect(await multipartUploads('mpu/')).toHaveLength(1);
+    const confirm = await timed(['prune', '-c', config, '--confirm']);
+    expect(confirm.code, confirm.stderr).toBe(0);
+    expect(confirm.stdout).toMatch(/removed\s+unfinished upload of snapshots\/\S+\/config\.tar\.zst\.age/);
+    expect(await multipartUploads('mpu/')).toEqual([]);
+  });
+
+  describe('local store', () => {
+    let redis: RedisServer;
+    beforeAll(async () => {
+      redis = await startRedis();
+      cleanups.push(() => redis.stop());
+      await seedTykRedis(redis.port, { sessions: 20_000 });
+      // Redis's own test knob: the forked child sleeps this many microseconds per key while writing the RDB.
+      await redis.cli('CONFIG', 'SET', 'rdb-key-save-delay', '500');
+    });
+
+    it('SIGKILL mid-upload leaves a .partial- file; prune lists it (dry run, --json) and removes it (--confirm)', async () => {
+      const storeDir = path.join(ws.dir, 'local-kill');
+      const config = await ws.writeConfig(
+        'local-kill.yaml',
+        `store: { kind: local, path: ${storeDir} }
+encryption: { recipients: [${ws.recipient}] }
+retention: { incompleteGrace: 1s }
+components:
+  redis: { kind: redis, port: ${redis.port} }
+`,
+      );
+      const res = await runCli(['backup', '-c', config], {
+        onStderr: (chunk, kill) => {
+          if (chunk.includes('redis (redis): started')) setTimeout(() => kill('SIGKILL'), 1000);
+        },
+      });
+      expect(res.signal).toBe('SIGKILL');
+      const [id] = await readdir(path.join(storeDir, 'snapshots'));
+      const partials = (await readdir(path.join(storeDir, 'snapshots', id!))).filter((n) => n.includes('.partial-'));
+      expect(partials).toHaveLength(1);
+      await new Promise((r) => setTimeout(r, 1500));
+
+      const dry = await timed(['prune', '-c', config, '--json']);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(JSON.parse(dry.stdout).unfinished_uploads.uploads).toEqual([
+        expect.objectContaining({ key: `snapshots/${id}/redis.rdb.zst.age`, id: partials[0], stale: true, action: 'would-remove' }),
+      ]);
+      const text = await timed(['prune', '-c', config]);
+      expect(text.stdout).toContain(`would remove   unfinished upload of snapshots/${id}/redis.rdb.zst.age (${partials[0]})`);
+      expect(await readdir(path.join(storeDir, 'snapshots', id!))).toEqual(partials);
+
+      const confirm = await timed(['prune', '-c', config, '--confirm', '--json']);
+      expect(confirm.code, confirm.stderr).toBe(0);
+      expect(JSON.parse(confirm.stdout).unfinished_uploads.totals).toMatchObject({ stale: 1, removed: 1, failed: 0 });
+      // The partial, and the folders it left empty, are gone.
+      expect(await readdir(path.join(storeDir, 'snapshots')).catch(() => [])).toEqual([]);
+    });
+  });
+});
