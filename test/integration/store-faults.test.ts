@@ -3,7 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { TykdrError } from '../../src/core/errors.js';
+import { S3Store } from '../../src/backends/stores/s3-store.js';
+import type { StoreEvent } from '../../src/core/interfaces/store.js';
+import { Secret } from '../../src/core/secret.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { useCleanups } from '../helpers/cleanups.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
@@ -88,6 +93,73 @@ beforeAll(async () => {
   await writeFile(path.join(root, 'tyk_analytics.conf'), JSON.stringify({ listen_port: 3000 }));
   // Incompressible, so the stored object is as large (about 300 KB: one PutObject).
   await writeFile(path.join(root, 'blob.bin'), randomBytes(300_000));
+});
+
+describe('the stall clock runs only while an operation waits on the store', () => {
+  const store = (events: StoreEvent[], endpoint = minio.endpoint) =>
+    new S3Store(
+      {
+        kind: 's3',
+        bucket: BUCKET,
+        prefix: 'clock',
+        region: 'us-east-1',
+        endpoint,
+        forcePathStyle: true,
+        accessKeyId: minio.accessKeyId,
+        secretAccessKey: new Secret(minio.secretAccessKey),
+        partSizeMiB: 5,
+        uploadConcurrency: 2,
+        stallTimeout: '1s',
+        connectTimeout: '2s',
+        maxAttempts: 4,
+      },
+      { onEvent: (e) => events.push(e) },
+    );
+  const data = randomBytes(400_000);
+
+  it('an upload whose source pauses longer than stallTimeout is not stalled', async () => {
+    const events: StoreEvent[] = [];
+    async function* slowSource() {
+      yield data.subarray(0, 100_000);
+      // The source (a dump, say) is busy: the store waits on it. Longer than stallTimeout (1 s), shorter
+      // than a connection's idle timeout (2 s), so only the stall clock could mistake it for a stall.
+      await new Promise((r) => setTimeout(r, 1800));
+      yield data.subarray(100_000);
+    }
+    const put = await store(events).put('slow/source.bin', Readable.from(slowSource(), { objectMode: false }));
+    expect(put).toEqual({ bytes: data.length, retries: 0 });
+    expect(events).toEqual([]);
+  });
+
+  it('a download whose reader pauses longer than stallTimeout is not stalled', async () => {
+    const events: StoreEvent[] = [];
+    const s = store(events);
+    await s.put('slow/reader.bin', Readable.from([data]));
+    const body = await s.get('slow/reader.bin');
+    const chunks: Buffer[] = [];
+    let paused = false;
+    for await (const c of body) {
+      chunks.push(c as Buffer);
+      if (!paused) {
+        paused = true;
+        await new Promise((r) => setTimeout(r, 1800)); // the reader (decrypting to a slow disk) is busy
+      }
+    }
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    expect(events).toEqual([]);
+  });
+
+  it('a store that never answers fails a listing at stallTimeout, with the store and the stall in the error', async () => {
+    const events: StoreEvent[] = [];
+    proxy.setMode({ kind: 'blackhole' });
+    const err = await (async () => {
+      for await (const _ of store(events, proxy.endpoint).list('snapshots/')) void _;
+    })().catch((e: unknown) => e as TykdrError);
+    expect(err).toBeInstanceOf(TykdrError);
+    expect((err as TykdrError).kind).toBe('storeError');
+    expect((err as TykdrError).message).toMatch(/^listing of snapshots\/ in s3:\/\/faults\/clock\/ \(endpoint http:\/\/127\.0\.0\.1:\d+\): no progress for 1s \(store\.stallTimeout is 1s\)$/);
+    proxy.setMode({ kind: 'pass' });
+  });
 });
 
 describe('backup through a faulty store', () => {
