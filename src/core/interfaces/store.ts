@@ -74,8 +74,9 @@ export interface StoreOptions {
  *   never consumed twice (parts are buffered).
  * - `get` returns the object's bytes as a stream; a missing key rejects with a storeError. A transfer
  *   broken mid-way (reset) may be resumed where it stopped; the stream then still yields every byte once.
- * - Every network request has a timeout, and an operation that moves no bytes while it waits on the store
- *   for longer than the store's stall limit fails with a storeError that names the store and the stall
+ * - A store that talks over a network gives every request a timeout, and an operation that moves no bytes
+ *   while it waits on the store for longer than its stall limit fails with a storeError that names the
+ *   store and the stall
  *   (an idle consumer of a `get` stream, or a `put` body waiting on its source, is not a stall).
  *   Failures that are the store's (unreachable, reset after the last attempt, stalled) are storeErrors;
  *   an AbortError means the caller's signal aborted, never anything else.
