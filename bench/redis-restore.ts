@@ -6,7 +6,8 @@
  *   tykdr-rdb-file  restore.mode rdb-file into a running (empty) redis-server: stage (SHA-256, age, zstd), stop,
  *                   place dump.rdb, start, wait until loaded; plan redis's checks (key counts, 100-key sample, TTLs)
  *   tykdr-rdb-min   the same with the least verification tykdr allows: a plan with only redis-ping, restore.sample 0
- *   tykdr-live      restore.mode live into an empty running redis-server: scratch server on the staged RDB, keys
+ *   tykdr-live      restore.mode live into an empty running redis-server (values cut from the staged RDB and RESTOREd; before
+ *                   this change a scratch server loaded the RDB and keys were copied with DUMP/RESTORE), keys
  *                   copied with pipelined DUMP/RESTORE; keys per second from the report's copy phase
  *
  * Prints figures and PASS/MISS against the issue's targets (rdb-file within 1.15x of the baseline; live mode at
@@ -291,7 +292,8 @@ async function main(): Promise<void> {
       commandCpu, targetCpu, otherCpu: Math.max(0, o.busy - commandCpu - targetCpu - o.bench), quiet: true, parts,
       checks: step.checks.map((x: any) => `${x.name} ${x.status} ${(x.durationMs / 1000).toFixed(2)} s`).join(', ') +
         (d.placed_by ? `; dump.rdb placed by ${d.placed_by}` : '') + (warnings.length ? `; warnings: ${warnings.join(' | ')}` : ''),
-      ...(c === 'tykdr-live' ? { copied: d.keys_copied, copyMs: d.copy_ms } : {}),
+      // Keys written and the write phase: keys_restored/write_ms since live restores RESTORE cut payloads; keys_copied/copy_ms before (scratch server).
+      ...(c === 'tykdr-live' ? { copied: d.keys_restored ?? d.keys_copied, copyMs: d.write_ms ?? d.copy_ms } : {}),
     };
   }
 
