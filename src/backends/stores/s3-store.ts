@@ -455,10 +455,14 @@ export class S3Store implements Store {
   async removeUnfinished(upload: UnfinishedUpload, opts: { signal?: AbortSignal } = {}): Promise<'removed' | 'missing'> {
     const Key = this.full(upload.key);
     try {
-      // MinIO answers an abort of an upload that is already gone with success: ask first whether it exists.
+      // MinIO answers an abort of an upload that is already gone with success: ask first whether it exists
+      // (without s3:ListMultipartUploadParts the question is skipped and a gone upload reads as removed).
       await this.watched(`parts listing of the unfinished upload of ${upload.key}`, opts.signal, (s) =>
         this.client.send(new ListPartsCommand({ Bucket: this.cfg.bucket, Key, UploadId: upload.id, MaxParts: 1 }), { abortSignal: s }),
-      );
+      ).catch((err: unknown) => {
+        if (err instanceof S3ServiceException && (err.name === 'AccessDenied' || err.$metadata?.httpStatusCode === 403)) return;
+        throw err;
+      });
       await this.watched(`abort of the unfinished upload of ${upload.key}`, opts.signal, (s) =>
         this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key, UploadId: upload.id }), { abortSignal: s }),
       );

@@ -187,7 +187,7 @@ export async function sweepUnfinished(
     if (isAbortError(err) || opts.signal?.aborted) throw err;
     sweep.error = `cannot list unfinished uploads: ${(err as Error).message}`;
     sweep.fix =
-      err instanceof TykdrError && err.fix ? err.fix : 'for S3, grant s3:ListBucketMultipartUploads and s3:AbortMultipartUpload to the credentials that prune';
+      err instanceof TykdrError && err.fix ? err.fix : 'for S3, grant s3:ListBucketMultipartUploads, s3:ListMultipartUploadParts and s3:AbortMultipartUpload to the credentials that prune';
     return sweep;
   }
   found.sort((a, b) => a.since.getTime() - b.since.getTime() || (a.key < b.key ? -1 : 1));
