@@ -6,7 +6,8 @@
 # Figures go to stdout, progress to stderr. It prints PASS/MISS against the targets and always exits 0
 # unless the benchmark itself could not run.
 # The other benchmarks (bench/README.md): bench/restore-run.sh (Redis restore and key-level backup),
-# bench/postgres-run.sh (PostgreSQL), npx tsx bench/redis-keys-throughput.ts (Redis source modes against raw tools).
+# bench/postgres-run.sh (PostgreSQL), npx tsx bench/redis-keys-throughput.ts (Redis source modes against raw tools),
+# npx tsx bench/crc64.ts (CRC-64 throughput).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
