@@ -57,9 +57,9 @@ function readerScript(root: string): string {
 import { pipeline } from 'node:stream/promises';
 const [mode, port, out] = process.argv.slice(2);
 const { parseConfig } = await import(${url('core/config/load.js')});
-const { KeysSource } = await import(${url('backends/sources/redis/keys-source.js')});
-const { RedisSource } = await import(${url('backends/sources/redis/redis-source.js')});
-const { AofSource } = await import(${url('backends/sources/redis/aof-source.js')});
+const { KeysSource } = await import(${url('backends/redis/source/keys-source.js')});
+const { RedisSource } = await import(${url('backends/redis/source/redis-source.js')});
+const { AofSource } = await import(${url('backends/redis/source/aof-source.js')});
 const yaml = 'store: { kind: local, path: /nonexistent }\\nencryption: { recipients: [] }\\ncomponents:\\n  redis:\\n    kind: redis\\n    host: 127.0.0.1\\n    port: ' + port + '\\n    mode: ' + mode + '\\n';
 const component = parseConfig(yaml, 'bench-reader.yaml').components.redis;
 const source = mode === 'keys' ? new KeysSource(component) : mode === 'aof' ? new AofSource(component) : new RedisSource(component);
