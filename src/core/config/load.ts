@@ -45,6 +45,8 @@ export interface Config {
   health: Omit<RawConfig['health'], 'token'> & { token?: Secret };
   leader: Omit<RawConfig['leader'], 'password'> & { password?: Secret };
   drill: RawConfig['drill'];
+  signing: RawConfig['signing'];
+  evidence: RawConfig['evidence'];
 }
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -275,5 +277,7 @@ function resolve(raw: RawConfig, file: string): Config {
     health: { ...raw.health, token: raw.health.token === undefined ? undefined : new Secret(raw.health.token) },
     leader: { ...raw.leader, password: raw.leader.password === undefined ? undefined : new Secret(raw.leader.password) },
     drill: { ...raw.drill, reportDir: rel(raw.drill.reportDir) },
+    signing: { ...raw.signing, keyFile: rel(raw.signing.keyFile) },
+    evidence: raw.evidence,
   };
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEFAULT_TIERS, TIER_NAMES, duration, objective, type TierName } from './common.js';
 import { componentSchema } from './components/index.js';
 import { drillSchema, healthSchema, leaderSchema, notificationsSchema, objectLockSchema, retentionSchema, scheduleSchema } from './operations.js';
+import { evidenceSchema, signingSchema } from './signing.js';
 
 export { DEFAULT_TIERS, TIER_NAMES, type TierName };
 
@@ -134,6 +135,8 @@ export const configSchema = z.strictObject({
   health: healthSchema,
   leader: leaderSchema,
   drill: drillSchema,
+  signing: signingSchema.describe('Ed25519 signatures on manifests and reports (see docs/FORMAT.md).'),
+  evidence: evidenceSchema,
   gateway: gateway.optional().describe('The Tyk Gateway that restores are verified against.'),
   dashboard: dashboard.optional().describe('The Tyk Dashboard, when there is one.'),
   restore: z

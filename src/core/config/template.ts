@@ -105,6 +105,18 @@ components:
 #   url: http://127.0.0.1:3000
 #   restartCommand: systemctl restart tyk-dashboard
 
+# Signed manifests and reports (docs/FORMAT.md). On the host that backs up or drills: an Ed25519 key
+# from \`tykdr key generate --signing --output /etc/tykdr/signing-key.pem\` (mode 0600; it signs every
+# manifest and report). Wherever snapshots are restored or checked: the public keys it printed. With
+# verifyKeys set, restore, drill and verify refuse a snapshot whose manifest no listed key signed.
+# signing:
+#   keyFile: /etc/tykdr/signing-key.pem
+#   verifyKeys:
+#     - tykdr-ed25519:xhjQuDCqzHvTWdSeTHMypi5Hc6l8NATyO7fY2zYED2g=   # an example: put your own key's line here
+# Restore and drill reports (audit evidence) younger than this are never pruned, whatever happens to
+# their snapshots:
+# evidence: { keepWithin: 400d }
+
 # tykdr daemon (see docs/DAEMON.md). Backups default to an interval within each tier's RPO.
 # schedule:
 #   backups: { redis: "*/5 * * * *" }
