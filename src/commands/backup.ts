@@ -31,7 +31,8 @@ ${EXIT_CODES_HELP}`;
       const result = await runBackup({ config, backends: reportingBackends((l) => this.note(l)), components: this.flags.component, signal: interrupt.signal, progress: printer });
       const total = Object.values(result.manifest.components).reduce((n, c) => n + c.artifact.stored_bytes, 0);
       this.log(`Snapshot ${result.id} complete: ${Object.keys(result.manifest.components).length} component(s), ${formatBytes(total)} in ${result.location}`);
-      return { id: result.id, location: result.location, manifest: result.manifest };
+      if (result.signedBy) this.note(`Manifest signed by ${result.signedBy}`);
+      return { id: result.id, location: result.location, manifest: result.manifest, signed_by: result.signedBy ?? null };
     } finally {
       printer?.stop();
       interrupt.dispose();

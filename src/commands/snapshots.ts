@@ -2,10 +2,13 @@ import { openReportingStore } from '../cli/store-events.js';
 import { listSnapshots } from '../core/catalog.js';
 import { formatBytes, formatDuration } from '../core/duration.js';
 import { EXIT_CODES_HELP, TykdrCommand } from '../cli/base-command.js';
+import { checkManifestSignature, type ManifestSignatureCheck } from '../core/signing/manifest-signature.js';
 
 export default class Snapshots extends TykdrCommand<typeof Snapshots> {
   static override summary = 'List snapshots in the store, newest first.';
   static override description = `Shows each snapshot's id, age, completeness, components and stored size. A snapshot is complete only when its manifest exists; incomplete ones (interrupted or failed backups) are listed so they can be seen and pruned.
+
+SIGNATURE says whether the manifest is signed (manifest.json.sig). With signing.verifyKeys configured each signature is checked: "verified", "UNSIGNED" or "BAD" (restore, drill and verify refuse the last two); without it, "signed (not checked)" or "unsigned (not checked)".
 
 ${EXIT_CODES_HELP}`;
 
@@ -15,6 +18,9 @@ ${EXIT_CODES_HELP}`;
     const config = await this.loadConfig('store');
     const store = openReportingStore(config.store, (l) => this.note(l));
     const list = await listSnapshots(store);
+    const checks = new Map<string, ManifestSignatureCheck>();
+    for (const s of list) if (s.manifest) checks.set(s.id, await checkManifestSignature(store, s.manifest, config.signing));
+    const signature = (id: string) => checks.get(id)?.status ?? 'not-checked';
     const rows = list.map((s) => ({
       id: s.id,
       complete: s.complete,
@@ -22,13 +28,16 @@ ${EXIT_CODES_HELP}`;
       components: s.components,
       objects: s.objects,
       stored_bytes: s.storedBytes,
+      signed: s.signed,
+      signature: signature(s.id),
       ...(s.problem ? { problem: s.problem } : {}),
     }));
     if (list.length === 0) {
       this.log(`No snapshots in ${store.location}.`);
     } else {
       const now = Date.now();
-      const table = [['ID', 'AGE', 'STATUS', 'SIZE', 'COMPONENTS']];
+      const table = [['ID', 'AGE', 'STATUS', 'SIZE', 'COMPONENTS', 'SIGNATURE']];
+      const label = { verified: 'verified', unsigned: 'UNSIGNED', bad: 'BAD', 'not-checked': '' } as const;
       for (const s of list) {
         table.push([
           s.id,
@@ -36,6 +45,7 @@ ${EXIT_CODES_HELP}`;
           s.complete ? 'complete' : 'INCOMPLETE',
           formatBytes(s.storedBytes),
           s.components.join(','),
+          label[signature(s.id)] || (s.signed ? 'signed (not checked)' : 'unsigned (not checked)'),
         ]);
       }
       const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));

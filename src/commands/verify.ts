@@ -14,6 +14,8 @@ ID is a snapshot id or "latest" (the default); --all checks every complete snaps
 
 Needs the age identity (--identity, or encryption.identityFile), or the passphrase for passphrase-encrypted snapshots. Exits with 5 when any object failed.
 
+With signing.verifyKeys configured, each manifest's Ed25519 signature is checked first: a snapshot whose manifest is unsigned or not signed by a listed key is refused (exit 5) and none of its objects is read. Without verifyKeys the output says "manifest signature not checked".
+
 ${EXIT_CODES_HELP}`;
 
   static override examples = [
@@ -59,7 +61,7 @@ ${EXIT_CODES_HELP}`;
     }
     if (!this.jsonEnabled()) this.printSummary(result);
     if (!result.ok) {
-      const onlyStore = result.objects.every((o) => o.status === 'ok' || o.kind === 'storeError');
+      const onlyStore = result.refused.length === 0 && result.objects.every((o) => o.status === 'ok' || o.kind === 'storeError');
       process.exitCode = onlyStore ? EXIT_CODES.storeError : EXIT_CODES.integrityError;
     }
     return {
@@ -68,7 +70,15 @@ ${EXIT_CODES_HELP}`;
       sample_percent: result.samplePercent,
       checked: result.checked,
       failed: result.failed,
-      snapshots: result.snapshots.map((s) => ({ id: s.id, created_at: s.createdAt, objects: s.objects, checked: s.checked, failed: s.failed })),
+      snapshots: result.snapshots.map((s) => ({
+        id: s.id,
+        created_at: s.createdAt,
+        objects: s.objects,
+        checked: s.checked,
+        failed: s.failed,
+        signature: { status: s.signature.status, signed: s.signature.signed, manifest_sha256: s.signature.manifestSha256, key: s.signature.key?.publicKey ?? null, detail: s.signature.detail },
+      })),
+      refused: result.refused,
       skipped: result.skipped,
       objects: result.objects.map((o) => ({
         snapshot: o.snapshot,
@@ -95,9 +105,14 @@ ${EXIT_CODES_HELP}`;
 
   private printSummary(r: VerifyResult): void {
     for (const s of r.skipped) this.log(`skipped ${s.id}: incomplete (${s.reason})`);
+    for (const s of r.refused) this.log(`REFUSED ${s.id}: ${s.reason}`);
+    const notChecked = r.snapshots.filter((s) => s.signature.status === 'not-checked').length;
+    if (notChecked > 0) this.log(`manifest signature not checked for ${notChecked} snapshot(s): no signing.verifyKeys configured`);
+    else if (r.snapshots.length > r.refused.length) this.log(`manifest signature verified for ${r.snapshots.length - r.refused.length} snapshot(s)`);
     const scope = `${r.checked} object(s) in ${r.snapshots.length} snapshot(s)${r.samplePercent < 100 ? ` (a ${r.samplePercent}% sample)` : ''}`;
     if (r.checked === 0) this.log(`Nothing checked in ${r.location}: ${scope}.`);
     else if (r.ok) this.log(`All ${scope} verified in ${r.location}.`);
+    else if (r.failed === 0) this.log(`All ${scope} verified in ${r.location}; ${r.refused.length} snapshot(s) REFUSED for their manifest signature.`);
     else this.log(`${r.failed} of ${scope} FAILED verification in ${r.location}.`);
   }
 }

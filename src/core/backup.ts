@@ -5,9 +5,10 @@ import type { Config } from './config/load.js';
 import type { Backends } from './interfaces/backends.js';
 import { describeKeys, resolveEncryptionKeys } from './encryption-keys.js';
 import { badInput, isAbortError, TykdrError } from './errors.js';
-import { artifactKey, artifactName, manifestKey, newSnapshotId, snapshotPrefix } from './layout.js';
+import { artifactKey, artifactName, manifestKey, manifestSignatureKey, newSnapshotId, snapshotPrefix } from './layout.js';
 import { MANIFEST_FORMAT, serializeManifest, type Manifest, type ManifestComponent } from './manifest.js';
 import { writeArtifact } from './pipeline.js';
+import { loadSigner } from './signing/keys.js';
 import { TOOL_VERSION } from './version.js';
 
 /** Progress reports; the default is silent. Printers live with the commands. */
@@ -33,6 +34,8 @@ export interface BackupResult {
   id: string;
   location: string;
   manifest: Manifest;
+  /** The public key (tykdr-ed25519:...) whose private key signed the manifest, when signing.keyFile is set. */
+  signedBy?: string;
 }
 
 /**
@@ -46,6 +49,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const now = opts.now ?? (() => new Date());
   const names = selectComponents(config, opts.components ?? []);
   const keys = await resolveEncryptionKeys(config);
+  // A bad signing key fails here, before anything is written.
+  const signer = config.signing.keyFile === undefined ? undefined : await loadSigner(config.signing.keyFile);
   const store = opts.backends.openStore(config.store);
   await store.check(opts.signal);
   const sources = (await Promise.all(names.map((n) => opts.backends.openSources(config.components[n]!)))).flat();
@@ -131,9 +136,14 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     consistency_spread_ms: points.length ? Math.max(...points) - Math.min(...points) : 0,
     components: Object.fromEntries(sources.map((src) => [src.component, entries[src.component]!])),
   };
-  // The manifest goes last: its presence is what makes the snapshot complete.
+  // The manifest goes last: its presence is what makes the snapshot complete. Its signature (over the
+  // exact bytes) goes just before it, so a complete snapshot is never without the signature it was meant to have.
+  const manifestBytes = Buffer.from(serializeManifest(manifest));
   try {
-    await store.put(manifestKey(id), Readable.from([Buffer.from(serializeManifest(manifest))]), {
+    if (signer) {
+      await store.put(manifestSignatureKey(id), Readable.from([signer.sign(manifestBytes)]), { signal: opts.signal, contentType: 'application/octet-stream' });
+    }
+    await store.put(manifestKey(id), Readable.from([manifestBytes]), {
       signal: opts.signal,
       contentType: 'application/json',
     });
@@ -144,7 +154,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     }
     throw err;
   }
-  return { id, location: store.location, manifest };
+  return { id, location: store.location, manifest, ...(signer ? { signedBy: signer.publicKey } : {}) };
 }
 
 function selectComponents(config: Config, wanted: string[]): string[] {

@@ -1,6 +1,6 @@
 import type { Store } from './interfaces/store.js';
 import { badInput, integrityError, storeError } from './errors.js';
-import { isSnapshotId, MANIFEST_NAME, manifestKey, parseKey, SNAPSHOTS_PREFIX } from './layout.js';
+import { isSnapshotId, MANIFEST_NAME, MANIFEST_SIGNATURE_NAME, manifestKey, parseKey, SNAPSHOTS_PREFIX } from './layout.js';
 import { manifestSchema, type Manifest } from './manifest.js';
 
 export interface SnapshotSummary {
@@ -13,6 +13,8 @@ export interface SnapshotSummary {
   objects: number;
   storedBytes: number;
   manifest?: Manifest;
+  /** A manifest signature object (manifest.json.sig) exists; whether it is valid is checked elsewhere (signing/). */
+  signed: boolean;
   /** Why an incomplete snapshot is incomplete. */
   problem?: string;
 }
@@ -30,13 +32,13 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
   }
   const out: SnapshotSummary[] = [];
   for (const [id, e] of byId) {
-    const base = { id, objects: e.names.length, storedBytes: e.bytes };
+    const base = { id, objects: e.names.length, storedBytes: e.bytes, signed: e.names.includes(MANIFEST_SIGNATURE_NAME) };
     if (!e.names.includes(MANIFEST_NAME)) {
       out.push({
         ...base,
         complete: false,
         createdAt: idTime(id),
-        components: e.names.map((n) => n.split('.')[0]!),
+        components: e.names.filter((n) => n !== MANIFEST_SIGNATURE_NAME).map((n) => n.split('.')[0]!),
         problem: 'no manifest: the backup did not finish',
       });
       continue;
@@ -70,9 +72,10 @@ export async function readManifest(store: Store, id: string, signal?: AbortSigna
   const body = await store.get(manifestKey(id), { signal });
   const chunks: Buffer[] = [];
   for await (const c of body) chunks.push(c as Buffer);
+  const bytes = Buffer.concat(chunks);
   let json: unknown;
   try {
-    json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    json = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     throw integrityError(`manifest of snapshot ${id} is not valid JSON`, 'the snapshot cannot be trusted; use another one', err);
   }
@@ -82,7 +85,16 @@ export async function readManifest(store: Store, id: string, signal?: AbortSigna
     throw integrityError(`manifest of snapshot ${id} is malformed at ${i.path.join('.')}: ${i.message}`, 'use another snapshot');
   }
   if (parsed.data.id !== id) throw integrityError(`manifest in folder ${id} names snapshot ${parsed.data.id}`, 'use another snapshot');
+  readBytes.set(parsed.data, bytes);
   return parsed.data;
+}
+
+/** The exact bytes each manifest read here was parsed from: a signature is checked over these, never a re-read. */
+const readBytes = new WeakMap<Manifest, Buffer>();
+
+/** The bytes `manifest` was parsed from, when it came from readManifest (or listSnapshots/resolveSnapshot). */
+export function manifestBytes(manifest: Manifest): Buffer | undefined {
+  return readBytes.get(manifest);
 }
 
 /** "latest" (newest complete) or an explicit id. */

@@ -4,10 +4,13 @@ import { randomBytes } from 'node:crypto';
  * Where a snapshot's objects live. The one place that names keys.
  *
  *   snapshots/<id>/<component>.<format>.<compression>.age   one self-contained object per artifact
+ *   snapshots/<id>/manifest.json.sig                       Ed25519 signature of manifest.json (when signing.keyFile is set)
  *   snapshots/<id>/manifest.json                           written last; its presence = complete
  */
 export const SNAPSHOTS_PREFIX = 'snapshots/';
 export const MANIFEST_NAME = 'manifest.json';
+/** Detached signature of the manifest: raw 64-byte Ed25519 over its exact bytes, written just before it. */
+export const MANIFEST_SIGNATURE_NAME = 'manifest.json.sig';
 
 const ID_RE = /^(\d{8}T\d{6}Z)-([0-9a-f]{6})$/;
 
@@ -27,6 +30,10 @@ export function snapshotPrefix(id: string): string {
 
 export function manifestKey(id: string): string {
   return `${snapshotPrefix(id)}${MANIFEST_NAME}`;
+}
+
+export function manifestSignatureKey(id: string): string {
+  return `${snapshotPrefix(id)}${MANIFEST_SIGNATURE_NAME}`;
 }
 
 export function artifactName(component: string, format: string, compression: string): string {

@@ -3,10 +3,13 @@ import { openReportingStore } from '../../cli/store-events.js';
 import { resolveSnapshot } from '../../core/catalog.js';
 import { formatBytes, formatDuration } from '../../core/duration.js';
 import { EXIT_CODES_HELP, TykdrCommand } from '../../cli/base-command.js';
+import { checkManifestSignature } from '../../core/signing/manifest-signature.js';
 
 export default class SnapshotShow extends TykdrCommand<typeof SnapshotShow> {
   static override summary = 'Show one snapshot: its components, sizes, checksums and source facts.';
-  static override description = `Reads the snapshot's manifest. ID may be "latest" for the newest complete snapshot. With --json, prints the manifest itself.
+  static override description = `Reads the snapshot's manifest. ID may be "latest" for the newest complete snapshot. With --json, prints the manifest itself (the signature status is in \`tykdr snapshots --json\`).
+
+The "signature" line says whether the manifest is signed (manifest.json.sig) and, with signing.verifyKeys configured, whether a listed key signed it; "manifest signature not checked" without verifyKeys.
 
 ${EXIT_CODES_HELP}`;
 
@@ -20,9 +23,12 @@ ${EXIT_CODES_HELP}`;
     const config = await this.loadConfig('store');
     const store = openReportingStore(config.store, (l) => this.note(l));
     const m = await resolveSnapshot(store, this.args.id);
+    const signature = await checkManifestSignature(store, m, config.signing);
     this.log(`Snapshot ${m.id} (complete)`);
     this.log(`  created   ${m.created_at} on ${m.host} by tykdr ${m.tool.version}`);
     this.log(`  finished  ${m.completed_at}; consistency spread ${formatDuration(m.consistency_spread_ms)}`);
+    this.log(`  signature ${signature.status === 'verified' ? 'VERIFIED' : signature.status === 'not-checked' ? (signature.signed ? 'signed' : 'unsigned') : signature.status.toUpperCase()}: ${signature.detail}`);
+    this.log(`  manifest  sha256 ${signature.manifestSha256}`);
     this.log(
       `  encrypted age-v1 to ${m.encryption.passphrase ? 'a passphrase' : m.encryption.recipients.map((r) => r.fingerprint).join(', ')}`,
     );

@@ -8,6 +8,7 @@ import type { Manifest } from '../manifest.js';
 import { resolveDecryptionKeys, type DecryptionKeys } from '../restore/decryption-keys.js';
 import { readArtifact } from '../restore/staging.js';
 import type { Backends } from '../interfaces/backends.js';
+import { checkManifestSignature, requireTrustedManifest, type ManifestSignatureCheck } from '../signing/manifest-signature.js';
 
 export interface VerifyOptions {
   config: Config;
@@ -56,7 +57,13 @@ export interface ObjectCheck {
 export interface VerifyResult {
   location: string;
   samplePercent: number;
-  snapshots: Array<{ id: string; createdAt: string; objects: number; checked: number; failed: number }>;
+  /**
+   * Each snapshot with its manifest signature check. With signing.verifyKeys configured, an unsigned or badly
+   * signed snapshot is refused: none of its objects is checked, and it counts as failed.
+   */
+  snapshots: Array<{ id: string; createdAt: string; objects: number; checked: number; failed: number; signature: ManifestSignatureCheck }>;
+  /** Snapshots refused for their manifest signature (with 'all'; named snapshots reject instead). */
+  refused: Array<{ id: string; reason: string }>;
   /** Incomplete snapshots met with 'all': they have no manifest to verify against. */
   skipped: Array<{ id: string; reason: string }>;
   objects: ObjectCheck[];
@@ -96,7 +103,18 @@ export async function verifySnapshots(opts: VerifyOptions): Promise<VerifyResult
     }
   }
 
-  const pairs = manifests.flatMap((m) => Object.keys(m.components).sort().map((component) => ({ manifest: m, component })));
+  // Signatures first: a named snapshot that fails is refused outright (integrityError); with 'all', it is
+  // recorded as refused and the others are still checked.
+  const signatures = new Map<string, ManifestSignatureCheck>();
+  const refused: VerifyResult['refused'] = [];
+  for (const m of manifests) {
+    const check = await checkManifestSignature(store, m, opts.config.signing, signal);
+    if (opts.snapshots !== 'all') requireTrustedManifest(check, m.id);
+    signatures.set(m.id, check);
+    if (check.status === 'unsigned' || check.status === 'bad') refused.push({ id: m.id, reason: check.detail });
+  }
+  const trusted = manifests.filter((m) => !refused.some((r) => r.id === m.id));
+  const pairs = trusted.flatMap((m) => Object.keys(m.components).sort().map((component) => ({ manifest: m, component })));
   const chosen = sample(pairs, pct, opts.random ?? Math.random);
 
   // Keys first: a missing identity is bad input, reported before anything is read.
@@ -126,13 +144,15 @@ export async function verifySnapshots(opts: VerifyOptions): Promise<VerifyResult
         objects: Object.keys(m.components).length,
         checked: mine.length,
         failed: mine.filter((o) => o.status === 'failed').length,
+        signature: signatures.get(m.id)!,
       };
     }),
+    refused,
     skipped,
     objects,
     checked: objects.length,
     failed,
-    ok: failed === 0,
+    ok: failed === 0 && refused.length === 0,
   };
 }
 
