@@ -56,6 +56,9 @@ export function printReportSummary(r: RestoreReport, saved: SavedReport, log: (l
   for (const [name, o] of Object.entries(r.rpo)) {
     log(`  RPO ${name}: ${formatDuration((o.achievedSeconds ?? 0) * 1000)} against ${formatDuration(o.objectiveSeconds * 1000)} (${o.tier}): ${o.met ? 'MET' : 'MISSED'}`);
   }
+  if (r.evidence) log(`  Manifest: ${r.evidence.manifest_signature.detail}`);
   log(`  Report: ${saved.files.html}`);
+  if (saved.files.signature) log(`  Report signature: ${saved.files.signature} (check it with \`tykdr report verify ${saved.files.json}\`)`);
+  if (saved.signatureError) log(`  WARNING: the report could not be signed: ${saved.signatureError}`);
   if (!Array.isArray(saved.stored)) log(`  WARNING: the report could not be stored next to the snapshot: ${saved.stored.error}`);
 }

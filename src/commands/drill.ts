@@ -12,12 +12,17 @@ export default class Drill extends TykdrCommand<typeof Drill> {
 
 ${EXIT_CODES_HELP}`;
 
-  static override examples = ['<%= config.bin %> drill --plan full', '<%= config.bin %> drill --plan redis --snapshot 20261121T093012Z-4f9a1c --json'];
+  static override examples = [
+    '<%= config.bin %> drill --plan full',
+    '<%= config.bin %> drill --plan redis --snapshot 20261121T093012Z-4f9a1c --json',
+    '<%= config.bin %> drill --plan full --ticket AUDIT-2026-Q4',
+  ];
 
   static override flags = {
     plan: Flags.string({ summary: 'Plan name or file.', default: 'full' }),
     snapshot: Flags.string({ summary: 'Snapshot id, or "latest".' }),
     identity: Flags.string({ char: 'i', summary: 'age identity file (default: encryption.identityFile).' }),
+    ticket: Flags.string({ summary: 'Change or audit ticket this drill belongs to; recorded in the report\'s evidence.' }),
   };
 
   async run(): Promise<unknown> {
@@ -31,6 +36,7 @@ ${EXIT_CODES_HELP}`;
         plan,
         snapshot: this.flags.snapshot,
         identityFile: this.flags.identity,
+        ticket: this.flags.ticket,
         signal: interrupt.signal,
         progress: this.jsonEnabled() ? undefined : restorePrinter((l) => this.note(l)),
       });

@@ -25,6 +25,7 @@ ${EXIT_CODES_HELP}`;
     '<%= config.bin %> restore --plan redis --snapshot 20261121T093012Z-4f9a1c --target redis=10.1.0.7:6379 --yes',
     '<%= config.bin %> restore --plan gateway --before 2026-11-20T00:00:00Z --to /srv/standby --json',
     '<%= config.bin %> restore --resume    # finish a restore that was killed',
+    '<%= config.bin %> restore --plan redis --ticket CHG-1234 --yes',
   ];
 
   static override flags = {
@@ -42,6 +43,7 @@ ${EXIT_CODES_HELP}`;
     'allow-partial': Flags.boolean({
       summary: "Restore what the snapshot has when a plan step's component is configured but missing from the snapshot (otherwise an error before any write).",
     }),
+    ticket: Flags.string({ summary: 'Change or incident ticket this restore belongs to; recorded in the report\'s evidence.' }),
     resume: Flags.boolean({
       summary: 'Finish the newest restore that was killed on this host (from its journal): same snapshot, plan and targets; steps it finished are not run again.',
       exclusive: ['snapshot', 'before', 'target', 'to', 'dry-run'],
@@ -74,6 +76,7 @@ ${EXIT_CODES_HELP}`;
       targetOverrides: targets,
       allowPartial: f['allow-partial'],
       resume,
+      ticket: f.ticket,
     };
     if (f['dry-run']) {
       const summary = await planRestore(common);
@@ -92,7 +95,7 @@ ${EXIT_CODES_HELP}`;
         signal: interrupt.signal,
         progress: this.jsonEnabled() ? undefined : restorePrinter((l) => this.note(l)),
       });
-      const saved = await saveReport(report, config.restore.reportDir, backends.openStore(config.store));
+      const saved = await saveReport(report, config.restore.reportDir, backends.openStore(config.store), undefined, config.signing);
       if (!this.jsonEnabled()) printReportSummary(report, saved, (l) => this.log(l));
       if (failureKind) process.exitCode = new TykdrError(failureKind, '').exitCode;
       return { report, report_files: saved.files, stored_report: saved.stored };

@@ -7,6 +7,8 @@ import { planMembers } from '../restore/preflight.js';
 import { saveReport, type SavedReport } from '../restore/report-files.js';
 import { makeWorkDir, sweepStaleWorkDirs } from '../restore/work-dirs.js';
 import { chooseSnapshot, runRestore, type RestoreOptions, type RestoreOutcome } from '../restore/restore.js';
+import { trustedManifest } from '../signing/manifest-signature.js';
+import { checkTicket } from '../report/evidence.js';
 
 export interface DrillOptions {
   config: Config;
@@ -16,6 +18,10 @@ export interface DrillOptions {
   identityFile?: string;
   signal?: AbortSignal;
   progress?: RestoreOptions['progress'];
+  /** For the report's evidence: "manual" (default) or the daemon's "schedule <job>". */
+  trigger?: string;
+  /** --ticket, for the report's evidence. */
+  ticket?: string;
 }
 
 export interface DrillOutcome extends RestoreOutcome {
@@ -29,8 +35,11 @@ export interface DrillOutcome extends RestoreOutcome {
  * snapshot, and tears the scratch targets down. Production targets are never written, restarted or probed.
  */
 export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
+  checkTicket(opts.ticket);
   const store = opts.backends.openStore(opts.config.store);
   const manifest = await chooseSnapshot(store, opts.snapshot, undefined, opts.signal);
+  // Refused before any scratch target starts (runRestore checks again, on the manifest it reads).
+  await trustedManifest(store, manifest, opts.config.signing, opts.signal);
   const members = await planMembers(opts.plan, manifest, opts.config, opts.backends);
   for (const line of await sweepStaleWorkDirs(opts.config.restore.stagingDir)) opts.progress?.note?.(line);
   const scratchDir = await makeWorkDir(opts.config.restore.stagingDir, 'tykdr-drill-');
@@ -58,8 +67,10 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
       signal: opts.signal,
       progress: opts.progress,
       store,
+      trigger: opts.trigger,
+      ticket: opts.ticket,
     });
-    const saved = await saveReport(outcome.report, opts.config.drill.reportDir ?? opts.config.restore.reportDir, store);
+    const saved = await saveReport(outcome.report, opts.config.drill.reportDir ?? opts.config.restore.reportDir, store, undefined, opts.config.signing);
     return { ...outcome, saved };
   } finally {
     for (const s of scratch.reverse()) {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,8 @@ export const BUILTIN_PLANS_DIR = path.resolve(path.dirname(fileURLToPath(import.
 
 export interface Plan extends PlanData {
   file: string;
+  /** SHA-256 (hex) of the plan file's text as loaded: reports cite it as evidence of what ran. */
+  sha256?: string;
   /** Steps in execution order: dependencies first, then file order. */
   ordered: Array<PlanStep & { timeoutMs: number }>;
 }
@@ -73,7 +76,7 @@ export function parsePlan(text: string, file: string): Plan {
       }
     });
   });
-  return { ...plan, file, ordered: order(plan.steps, file) };
+  return { ...plan, file, sha256: createHash('sha256').update(text, 'utf8').digest('hex'), ordered: order(plan.steps, file) };
 }
 
 /** Kahn's algorithm, keeping file order among steps that are ready together. */

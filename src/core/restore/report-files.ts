@@ -3,13 +3,16 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Store } from '../interfaces/store.js';
 import { renderHtml, renderJson, renderMarkdown, reportFileNames } from '../report/index.js';
+import { loadSigner } from '../signing/keys.js';
 import type { RestoreReport } from './types.js';
 
 export interface SavedReport {
-  /** Local files. */
-  files: { json: string; markdown: string; html: string };
+  /** Local files; `signature` (the JSON's name + ".sig") when signing.keyFile is set. */
+  files: { json: string; markdown: string; html: string; signature?: string };
   /** Keys in the store (reports/<snapshot-id>/...), or the error that kept them out. */
   stored: string[] | { error: string };
+  /** Why the report could not be signed although signing.keyFile is set (the report itself was still written). */
+  signatureError?: string;
 }
 
 /** Store key of a report object: next to the snapshot it restored, never inside its folder. */
@@ -19,26 +22,53 @@ export const reportKey = (snapshotId: string, name: string) => `reports/${snapsh
  * Writes the report as JSON, Markdown and HTML into the local report folder and next to the snapshot in
  * the store. A store failure does not lose the report: it is recorded and the local copies remain.
  */
-export async function saveReport(report: RestoreReport, dir: string, store: Store, signal?: AbortSignal): Promise<SavedReport> {
+export async function saveReport(
+  report: RestoreReport,
+  dir: string,
+  store: Store,
+  signal?: AbortSignal,
+  signing?: { keyFile?: string },
+): Promise<SavedReport> {
   const names = reportFileNames(report);
   const bodies = { json: renderJson(report), markdown: renderMarkdown(report), html: renderHtml(report) };
+  // The signature is over the JSON's exact bytes: the JSON is the record, Markdown and HTML are views of it.
+  let signature: Buffer | undefined;
+  let signatureError: string | undefined;
+  if (signing?.keyFile !== undefined) {
+    try {
+      signature = (await loadSigner(signing.keyFile)).sign(Buffer.from(bodies.json));
+    } catch (err) {
+      signatureError = (err as Error).message;
+    }
+  }
   await mkdir(dir, { recursive: true });
-  const files = {
+  const files: SavedReport['files'] = {
     json: path.join(dir, names.json),
     markdown: path.join(dir, names.markdown),
     html: path.join(dir, names.html),
   };
   for (const k of ['json', 'markdown', 'html'] as const) await writeFile(files[k], bodies[k]);
+  if (signature) {
+    files.signature = `${files.json}.sig`;
+    await writeFile(files.signature, signature);
+  }
+  const extra = signatureError === undefined ? {} : { signatureError };
   try {
     const stored: string[] = [];
-    for (const k of ['json', 'markdown', 'html'] as const) {
-      const key = reportKey(report.snapshot.id, names[k]);
-      await store.put(key, Readable.from([Buffer.from(bodies[k])]), { signal, contentType: k === 'html' ? 'text/html' : k === 'json' ? 'application/json' : 'text/markdown' });
+    const objects: Array<[string, Buffer, string]> = [
+      [names.json, Buffer.from(bodies.json), 'application/json'],
+      ...(signature ? [[`${names.json}.sig`, signature, 'application/octet-stream'] as [string, Buffer, string]] : []),
+      [names.markdown, Buffer.from(bodies.markdown), 'text/markdown'],
+      [names.html, Buffer.from(bodies.html), 'text/html'],
+    ];
+    for (const [name, body, contentType] of objects) {
+      const key = reportKey(report.snapshot.id, name);
+      await store.put(key, Readable.from([body]), { signal, contentType });
       stored.push(key);
     }
-    return { files, stored };
+    return { files, stored, ...extra };
   } catch (err) {
-    return { files, stored: { error: (err as Error).message } };
+    return { files, stored: { error: (err as Error).message }, ...extra };
   }
 }
 

@@ -12,6 +12,8 @@ import type { Plan } from '../plan/plan.js';
 import type { PlanStep } from '../plan/schema.js';
 import { PLAN_COMPONENTS } from '../plan/roles.js';
 import { TOOL_VERSION } from '../version.js';
+import { gatherEvidence, type Evidence } from '../report/evidence.js';
+import { trustedManifest } from '../signing/manifest-signature.js';
 import { resolveDecryptionKeys } from './decryption-keys.js';
 import { measureRpo, measureRto, missedObjectives } from './objectives.js';
 import { assessTargets, planMembers, preflightRestore, secretWarnings, type PlanMembers, type TargetAssessment } from './preflight.js';
@@ -55,6 +57,10 @@ export interface RestoreOptions {
   allowPartial?: boolean;
   /** --target overrides as given, recorded in the journal so --resume restores to the same place. */
   targetOverrides?: Record<string, { host: string; port: number }>;
+  /** What started the run, for the report's evidence: "manual" (default) or "schedule <job>" from the daemon. */
+  trigger?: string;
+  /** --ticket: the change or incident ticket, for the report's evidence. */
+  ticket?: string;
 }
 
 export interface DryRunSummary {
@@ -85,6 +91,7 @@ export async function chooseSnapshot(store: Store, ref: string | undefined, befo
 export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> {
   const store = opts.store ?? opts.backends.openStore(opts.config.store);
   const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
+  await trustedManifest(store, manifest, opts.config.signing, opts.signal);
   const members = await planMembers(opts.plan, manifest, opts.config, opts.backends);
   const names = PLAN_COMPONENTS.flatMap((r) => members.byRole[r]);
   return {
@@ -118,6 +125,7 @@ interface RestoreRun {
   warnings: string[];
   /** Killed restores this one makes moot when it succeeds (same plan, or the full plan). */
   superseded: JournalEntry[];
+  evidence: Evidence;
   steps: StepResult[];
   failureKind?: ErrorKind;
   journal?: Journal;
@@ -173,6 +181,7 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
   const incidentAt = opts.incidentAt ?? startedAt;
   const store = opts.store ?? opts.backends.openStore(config.store);
   const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
+  const evidence = await gatherEvidence({ store, manifest, plan, config, trigger: opts.trigger, ticket: opts.ticket, signal: opts.signal });
   const members = await planMembers(plan, manifest, config, opts.backends);
   const names = PLAN_COMPONENTS.flatMap((r) => members.byRole[r]);
   const keys = await resolveDecryptionKeys(config, manifest, opts.identityFile);
@@ -204,7 +213,7 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
   }
   for (const w of warnings) note(`warning: ${w}`);
   const superseded = killed.filter((k) => k.plan === plan.file || plan.name === 'full');
-  return { opts, id: newSnapshotId(startedAt), startedAt, incidentAt, store, manifest, members, names, keys, targets, warnings, superseded, steps: [], note };
+  return { opts, id: newSnapshotId(startedAt), startedAt, incidentAt, store, manifest, members, names, keys, targets, warnings, superseded, evidence, steps: [], note };
 }
 
 /** Phase 2: a restore that overwrites live data goes ahead only when confirmed (--yes or a person). */
@@ -353,6 +362,7 @@ function buildReport(run: RestoreRun): RestoreReport {
     rpo,
     warnings: run.warnings,
     verdict: { passed: run.failureKind === undefined, missed, not_proven: notProven },
+    evidence: run.evidence,
   };
 }
 

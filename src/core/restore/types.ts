@@ -1,3 +1,5 @@
+import type { Evidence } from '../report/evidence.js';
+
 /**
  * Shared shapes of a restore: one result per check and per step, and the report built from them.
  * Engines never throw past a step: a failed step yields a result with its reason, so a failed run still
@@ -78,4 +80,6 @@ export interface RestoreReport {
    * named here, never counted as passed.
    */
   verdict: { passed: boolean; missed: string[]; not_proven: string[] };
+  /** What ties the run to its snapshot, plan, operator and ticket (reports before tykdr 0.2 lack it). */
+  evidence?: Evidence;
 }
