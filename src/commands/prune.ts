@@ -11,6 +11,8 @@ export default class Prune extends TykdrCommand<typeof Prune> {
 
 Without --confirm nothing is deleted: prune lists what would go and why (--verbose also lists what stays and why). With --confirm, each snapshot's manifest is deleted first (so an interrupted prune leaves an incomplete snapshot, never a complete-looking one with holes), then its objects and its stored reports.
 
+Restore and drill reports (and their signatures) younger than evidence.keepWithin (default 400d) are evidence: they are never deleted, whatever happens to their snapshot. Reports of snapshots already gone are removed once older than that.
+
 With S3 Object Lock, locked objects cannot be deleted: they are skipped and reported with their retention date, never counted as freed, and do not make prune fail. A snapshot whose manifest is locked is kept whole.
 
 Writes that never finished are swept too: S3 multipart uploads under the store prefix that were never completed or aborted, and ".partial-" files in a local store, as a crash or SIGKILL leaves them. Those older than incompleteGrace are listed (dry run) or removed (--confirm); younger ones may belong to a backup running now and are left alone (--verbose lists them).
@@ -39,6 +41,7 @@ ${EXIT_CODES_HELP}`;
       result = await pruneSnapshots({
         store,
         policy: config.retention,
+        evidence: config.evidence,
         confirm: this.flags.confirm,
         signal: interrupt.signal,
         progress: { removing: (id) => this.note(`removing ${id}...`) },
@@ -73,7 +76,12 @@ ${EXIT_CODES_HELP}`;
         this.log(`${''.padEnd(14)}   ${l.key} is ${l.detail}${e.removal!.status === 'would-remove' ? ': it will be skipped' : ''}`);
       }
       if (e.removal?.error) this.log(`${''.padEnd(14)}   ${e.removal.error}`);
+      if (e.removal?.evidenceKept) this.log(`${''.padEnd(14)}   ${e.removal.evidenceKept} report file(s) kept as evidence (younger than evidence.keepWithin)`);
     }
+    const o = r.orphanReports;
+    if (o.removed > 0) this.log(`${r.dryRun ? 'Would remove' : 'Removed'} ${o.removed} report file(s) of snapshots already gone, older than evidence.keepWithin (${formatBytes(o.bytes)}).`);
+    if (o.kept > 0) this.log(`Keeping ${o.kept} report file(s) of snapshots already gone as evidence (younger than evidence.keepWithin).`);
+    if (o.error) this.log(`Could not sweep old reports: ${o.error}`);
     const t = r.totals;
     const kept = `keeping ${t.kept} snapshot(s)`;
     this.printUnfinished(r);
@@ -161,6 +169,7 @@ function toJson(r: PruneResult) {
         ...(e.error === undefined ? {} : { error: e.error }),
       })),
     },
+    orphan_reports: r.orphanReports,
     snapshots: r.snapshots.map((e) => ({
       id: e.id,
       complete: e.complete,

@@ -43,7 +43,7 @@ export function realJobs(config: Config, log: Logger): Jobs {
 
     prune: async (signal): Promise<JobSummary> => {
       const { pruneSnapshots } = await loadPrune();
-      const r = await pruneSnapshots({ store: backends.openStore(config.store), policy: config.retention, confirm: true, signal });
+      const r = await pruneSnapshots({ store: backends.openStore(config.store), policy: config.retention, evidence: config.evidence, confirm: true, signal });
       const t = r.totals;
       const failures = r.snapshots.filter((e) => e.removal?.status === 'failed').map((e) => ({ snapshot: e.id, error: e.removal!.error }));
       const u = r.unfinished;
@@ -69,8 +69,8 @@ export function realJobs(config: Config, log: Logger): Jobs {
       const failures = r.objects.filter((o) => o.status === 'failed').map((o) => ({ snapshot: o.snapshot, object: o.object, error: o.message }));
       return {
         ok: r.ok,
-        message: `checked ${r.checked} object(s) in ${r.snapshots.length} snapshot(s) (${r.samplePercent}% sample): ${r.failed} failed`,
-        details: { checked: r.checked, failed: r.failed, failures },
+        message: `checked ${r.checked} object(s) in ${r.snapshots.length} snapshot(s) (${r.samplePercent}% sample): ${r.failed} failed${r.refused.length ? `; ${r.refused.length} snapshot(s) refused for their manifest signature` : ''}`,
+        details: { checked: r.checked, failed: r.failed, failures, refused: r.refused },
       };
     },
 
@@ -88,7 +88,8 @@ export function realJobs(config: Config, log: Logger): Jobs {
         signal.throwIfAborted();
         try {
           const plan = await loadPlan(name);
-          const { report, failureKind } = await runDrill({ config, backends, plan, signal });
+          const trigger = `schedule drill-${kind} (schedule.drills.${kind})`;
+          const { report, failureKind } = await runDrill({ config, backends, plan, signal, trigger });
           const failedStep = report.steps.find((s) => s.status === 'failed');
           out.push({
             plan: name,

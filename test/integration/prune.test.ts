@@ -41,13 +41,15 @@ async function incompleteSnapshot(storeDir: string, at: Date): Promise<string> {
   return id;
 }
 
-async function drillReport(storeDir: string, id: string, status: 'succeeded' | 'failed'): Promise<string> {
-  const runId = newSnapshotId();
+/** A drill report made `at` (default: older than evidence.keepWithin's 400d, so prune may delete it with its snapshot). */
+async function drillReport(storeDir: string, id: string, status: 'succeeded' | 'failed', at = ago(500 * DAY)): Promise<string> {
+  const runId = newSnapshotId(at);
   const dir = path.join(storeDir, 'reports', id);
   await mkdir(dir, { recursive: true });
   const report = { format: 'tykdr-restore-report/1', id: runId, kind: 'drill', status, dry_run: false, snapshot: { id, created_at: '', location: storeDir }, steps: [] };
   await writeFile(path.join(dir, `drill-${runId}.json`), JSON.stringify(report));
   await writeFile(path.join(dir, `drill-${runId}.md`), `# drill ${status}\n`);
+  for (const n of [`drill-${runId}.json`, `drill-${runId}.md`]) await utimes(path.join(dir, n), at, at);
   return runId;
 }
 

@@ -5,11 +5,14 @@ import { isAbortError, TykdrError } from '../errors.js';
 import { manifestKey, snapshotPrefix } from '../layout.js';
 import { reportKey } from '../restore/report-files.js';
 import { drillPassedIds } from './drills.js';
+import { evidenceCutoff, partitionReports, sweepOrphanReports, type EvidencePolicy, type ReportSweep } from './evidence.js';
 import { planRetention, type RetentionPolicy } from './policy.js';
 
 export interface PruneOptions {
   store: Store;
   policy: RetentionPolicy;
+  /** evidence.keepWithin: reports younger than this are never deleted (default 400d). */
+  evidence?: EvidencePolicy;
   /** Delete for real; otherwise a dry run that only says what would go. */
   confirm: boolean;
   /** Default: the current time. */
@@ -49,6 +52,8 @@ export interface Removal {
   bytes: number;
   locked: LockedObject[];
   error?: string;
+  /** Report objects (reports/<id>/) kept as evidence: younger than evidence.keepWithin. */
+  evidenceKept?: number;
 }
 
 export interface PruneEntry {
@@ -109,13 +114,17 @@ export interface PruneResult {
     objects: number;
     bytes: number;
   };
+  /** Reports of snapshots already gone: removed once older than evidence.keepWithin, kept until then. */
+  orphanReports: ReportSweep;
 }
 
 /**
  * Applies the retention policy to a store. The drill-passed guard reads the drill reports stored next to
  * the snapshots. A snapshot is removed manifest FIRST, so an interrupted prune leaves an incomplete
  * snapshot (which is never restored, and is removed by a later prune) rather than a complete-looking
- * one with missing objects; then its other objects, then its reports (reports/<id>/).
+ * one with missing objects; then its other objects, then its reports (reports/<id>/) older than
+ * evidence.keepWithin: younger reports are evidence and stay (retention/evidence.ts), and are removed by
+ * a later prune once they are older.
  * A locked object is skipped and reported, never counted as deleted, and does not fail the prune.
  * Then writes that never finished (Store.listUnfinished: multipart uploads and partial files a crash
  * left) are swept: those older than retention.incompleteGrace are removed (listed in a dry run).
@@ -126,6 +135,7 @@ export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
   const snapshots = await listSnapshots(store, signal);
   const drillPassed = await drillPassedIds(store, { among: new Set(snapshots.filter((s) => s.complete).map((s) => s.id)), signal });
   const decisions = new Map(planRetention(snapshots, opts.policy, { now, drillPassed }).map((d) => [d.id, d]));
+  const cutoff = evidenceCutoff(now, opts.evidence);
 
   const entries: PruneEntry[] = [];
   for (const s of snapshots) {
@@ -143,10 +153,10 @@ export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
     if (!d.keep) {
       if (opts.confirm) {
         opts.progress?.removing?.(s.id);
-        entry.removal = await removeSnapshot(store, s, signal);
+        entry.removal = await removeSnapshot(store, s, cutoff, signal);
         opts.progress?.removed?.(s.id, entry.removal);
       } else {
-        entry.removal = await previewRemoval(store, s, signal);
+        entry.removal = await previewRemoval(store, s, cutoff, signal);
       }
     }
     entries.push(entry);
@@ -154,6 +164,7 @@ export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
 
   const unfinished = await sweepUnfinished(store, opts.policy.incompleteGrace, { now, confirm: opts.confirm, signal });
 
+  const orphanReports = await sweepOrphanReports(store, { snapshotIds: new Set(snapshots.map((x) => x.id)), cutoff, confirm: opts.confirm, signal });
   const gone = entries.filter((e) => e.removal);
   return {
     dryRun: !opts.confirm,
@@ -169,6 +180,7 @@ export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
       objects: gone.reduce((n, e) => n + e.removal!.objects, 0),
       bytes: gone.reduce((n, e) => n + e.removal!.bytes, 0),
     },
+    orphanReports,
   };
 }
 
@@ -215,20 +227,22 @@ export async function sweepUnfinished(
   return sweep;
 }
 
-async function objectsOf(store: Store, id: string, signal?: AbortSignal): Promise<{ snapshot: ObjectInfo[]; reports: ObjectInfo[] }> {
+/** A snapshot's objects, and its reports old enough to go (`kept`: how many are evidence and stay). */
+async function objectsOf(store: Store, id: string, cutoff: Date, signal?: AbortSignal): Promise<{ snapshot: ObjectInfo[]; reports: ObjectInfo[]; kept: number }> {
   const collect = async (prefix: string) => {
     const out: ObjectInfo[] = [];
     for await (const o of store.list(prefix, { signal })) out.push(o);
     return out;
   };
-  return { snapshot: await collect(snapshotPrefix(id)), reports: await collect(reportKey(id, '')) };
+  const { expired, kept } = partitionReports(await collect(reportKey(id, '')), cutoff);
+  return { snapshot: await collect(snapshotPrefix(id)), reports: expired, kept: kept.length };
 }
 
 /** Dry run: what would be deleted, and whether the manifest's lock would stop it today. */
-async function previewRemoval(store: Store, s: SnapshotSummary, signal?: AbortSignal): Promise<Removal> {
-  const { snapshot, reports } = await objectsOf(store, s.id, signal);
+async function previewRemoval(store: Store, s: SnapshotSummary, cutoff: Date, signal?: AbortSignal): Promise<Removal> {
+  const { snapshot, reports, kept } = await objectsOf(store, s.id, cutoff, signal);
   const all = [...snapshot, ...reports];
-  const removal: Removal = { status: 'would-remove', objects: all.length, bytes: all.reduce((n, o) => n + o.size, 0), locked: [] };
+  const removal: Removal = { status: 'would-remove', objects: all.length, bytes: all.reduce((n, o) => n + o.size, 0), locked: [], ...(kept ? { evidenceKept: kept } : {}) };
   if (snapshot.some((o) => o.key === manifestKey(s.id))) {
     const lock = (await store.stat(manifestKey(s.id), { signal }))?.lock;
     if (lock) removal.locked.push({ key: manifestKey(s.id), lock, detail: describeLock(lock) });
@@ -236,10 +250,11 @@ async function previewRemoval(store: Store, s: SnapshotSummary, signal?: AbortSi
   return removal;
 }
 
-async function removeSnapshot(store: Store, s: SnapshotSummary, signal?: AbortSignal): Promise<Removal> {
+async function removeSnapshot(store: Store, s: SnapshotSummary, cutoff: Date, signal?: AbortSignal): Promise<Removal> {
   const removal: Removal = { status: 'removed', objects: 0, bytes: 0, locked: [] };
   try {
-    const { snapshot, reports } = await objectsOf(store, s.id, signal);
+    const { snapshot, reports, kept } = await objectsOf(store, s.id, cutoff, signal);
+    if (kept) removal.evidenceKept = kept;
     const manifest = snapshot.find((o) => o.key === manifestKey(s.id));
     const rest = [...snapshot.filter((o) => o !== manifest), ...reports];
     if (manifest) {
