@@ -42,7 +42,7 @@ ${EXIT_CODES_HELP}`;
       });
       if (!this.jsonEnabled()) printReportSummary(report, saved, (l) => this.log(l));
       if (failureKind) process.exitCode = new TykdrError(failureKind, '').exitCode;
-      return { report, report_files: saved.files, stored_report: saved.stored };
+      return { report, report_files: saved.files, stored_report: saved.stored, ...(saved.signatureError ? { report_signature_error: saved.signatureError } : {}) };
     } finally {
       interrupt.dispose();
     }

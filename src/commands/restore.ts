@@ -98,7 +98,7 @@ ${EXIT_CODES_HELP}`;
       const saved = await saveReport(report, config.restore.reportDir, backends.openStore(config.store), undefined, config.signing);
       if (!this.jsonEnabled()) printReportSummary(report, saved, (l) => this.log(l));
       if (failureKind) process.exitCode = new TykdrError(failureKind, '').exitCode;
-      return { report, report_files: saved.files, stored_report: saved.stored };
+      return { report, report_files: saved.files, stored_report: saved.stored, ...(saved.signatureError ? { report_signature_error: saved.signatureError } : {}) };
     } finally {
       interrupt.dispose();
     }

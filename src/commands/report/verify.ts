@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { EXIT_CODES_HELP, TykdrCommand } from '../../cli/base-command.js';
+import { badInput, TykdrError } from '../../core/errors.js';
 import { readPublicKeyArg, verifyKeysOf } from '../../core/signing/keys.js';
 import { verifyReportFile } from '../../core/signing/report-signature.js';
 
@@ -30,13 +31,23 @@ ${EXIT_CODES_HELP}`;
   };
 
   async run(): Promise<unknown> {
-    const keys = this.flags.key?.length
-      ? await Promise.all(this.flags.key.map((k) => readPublicKeyArg(k, '--key')))
-      : verifyKeysOf((await this.loadConfig('store')).signing);
+    const keys = this.flags.key?.length ? await Promise.all(this.flags.key.map((k) => readPublicKeyArg(k, '--key'))) : await this.configuredKeys();
     const v = await verifyReportFile(this.args.file, keys);
     const r = v.report;
     this.log(`OK: ${v.file} is signed by ${v.key.fingerprint} (${v.key.publicKey})`);
     if (r.id) this.log(`  ${r.kind ?? 'report'} ${r.id} of snapshot ${r.snapshot ?? '?'}: ${r.status ?? '?'}, finished ${r.finished_at ?? '?'}`);
     return { ok: true, file: v.file, signature_file: v.signatureFile, key: v.key.publicKey, key_fingerprint: v.key.fingerprint, report: r };
+  }
+
+  /** signing.verifyKeys from --config; without a readable config, bad input that points at --key. */
+  private async configuredKeys() {
+    try {
+      return verifyKeysOf((await this.loadConfig('store')).signing);
+    } catch (err) {
+      if (err instanceof TykdrError && err.kind === 'badInput') {
+        throw badInput(`no --key given, and signing.verifyKeys could not be read: ${err.message}`, 'pass --key tykdr-ed25519:... (the signing host\'s public key), or --config with signing.verifyKeys', err);
+      }
+      throw err;
+    }
   }
 }
