@@ -20,6 +20,7 @@ export function restorePrinter(write: (line: string) => void): RestoreProgress {
 export function printDryRun(s: DryRunSummary, log: (l: string) => void): void {
   log(`DRY RUN: nothing will be changed.`);
   log(`Snapshot ${s.snapshot.id} (created ${s.snapshot.created_at}) from ${s.snapshot.location}, plan ${s.plan}`);
+  log(`Manifest: ${s.manifest_signature}`);
   log('Objects (downloaded, checked and decrypted into the staging folder before any target is touched):');
   for (const o of s.objects) log(`  ${o.component}: ${o.name}, ${formatBytes(o.stored_bytes)} stored, ${formatBytes(o.plaintext_bytes)} plaintext`);
   if (s.objects.length === 0) log('  (none: the plan restores nothing from this snapshot)');

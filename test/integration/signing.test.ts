@@ -12,6 +12,8 @@ import { runBackup } from '../../src/core/backup.js';
 import { loadConfig } from '../../src/core/config/load.js';
 import type { Store } from '../../src/core/interfaces/store.js';
 import { newSnapshotId } from '../../src/core/layout.js';
+import { jsonLogger } from '../../src/daemon/log.js';
+import { realJobs } from '../../src/daemon/real-jobs.js';
 import { backends } from '../../src/wiring.js';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/paths.js';
@@ -215,6 +217,11 @@ describe('signed manifests', () => {
     const verifyRes = await runCli(['verify', snap.good!, '-c', cfg.open!]);
     expect(verifyRes.code, verifyRes.stderr).toBe(0);
     expect(verifyRes.stdout).toContain('manifest signature not checked for 1 snapshot(s): no signing.verifyKeys configured');
+    const dry = await runCli(['restore', '--plan', 'gateway', '--snapshot', snap.good!, '--dry-run', '-c', cfg.open!]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain('Manifest: manifest signature not checked (no signing.verifyKeys configured); the snapshot has a signature');
+    const dryTrusted = await runCli(['restore', '--plan', 'gateway', '--snapshot', snap.good!, '--dry-run', '-c', cfg.host!, '--json']);
+    expect(json(dryTrusted.stdout).manifest_signature).toContain(`manifest signature verified with`);
   });
 });
 
@@ -348,6 +355,29 @@ describe('restore and drill reports: evidence and signatures', () => {
     const res = await runCli(['report', 'verify', '--help']);
     expect(res.code).toBe(0);
     for (const s of ['EXAMPLES', '--config', '--json', '--key', 'EXIT CODES', '5    integrity check failed']) expect(res.stdout).toContain(s);
+  });
+
+  it('a drill the daemon runs refuses a forged latest snapshot, and records its schedule as the trigger', async () => {
+    const lines: string[] = [];
+    const log = jsonLogger({ write: (l) => lines.push(l), level: 'error' });
+    // In the shared store the newest snapshot is a forgery: the scheduled drill fails on it, naming it.
+    const forged = await realJobs(await loadConfig(cfg.host!), log).drill('components', AbortSignal.timeout(120_000));
+    expect(forged.plans).toHaveLength(1);
+    expect(forged.plans[0]).toMatchObject({ plan: 'gateway', passed: false });
+    expect(forged.plans[0]!.reason).toContain(`snapshot ${snap.otherKey} is refused`);
+
+    const own = await ws.writeConfig('daemon.yaml', (await readFile(cfg.host!, 'utf8')).replace('./store', './store-daemon'));
+    await backup(own);
+    const out = await realJobs(await loadConfig(own), log).drill('components', AbortSignal.timeout(120_000));
+    expect(out.plans.map((p) => [p.plan, p.passed])).toEqual([['gateway', true]]);
+    const id = String(out.plans[0]!.details!.report_id);
+    const dir = path.join(ws.dir, 'store-daemon', 'reports', out.plans[0]!.snapshot!);
+    const stored = JSON.parse(await readFile(path.join(dir, `drill-${id}.json`), 'utf8'));
+    expect(stored.evidence.trigger).toBe('schedule drill-components (schedule.drills.components)');
+    expect(stored.evidence.ticket).toBeNull();
+    expect(stored.evidence.manifest_signature.status).toBe('verified');
+    await expect(stat(path.join(dir, `drill-${id}.json.sig`))).resolves.toBeTruthy();
+    expect(lines).toEqual([]);
   });
 
   it('a bad --ticket is bad input naming it, before anything runs', async () => {

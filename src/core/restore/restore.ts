@@ -70,6 +70,8 @@ export interface DryRunSummary {
   objects: Array<{ component: string; name: string; stored_bytes: number; plaintext_bytes: number }>;
   targets: TargetAssessment[];
   expected: { seconds: number; from: string } | null;
+  /** The manifest signature check: verified, or "manifest signature not checked" without signing.verifyKeys. */
+  manifest_signature: string;
 }
 
 export interface RestoreOutcome {
@@ -91,7 +93,7 @@ export async function chooseSnapshot(store: Store, ref: string | undefined, befo
 export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> {
   const store = opts.store ?? opts.backends.openStore(opts.config.store);
   const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
-  await trustedManifest(store, manifest, opts.config.signing, opts.signal);
+  const signature = await trustedManifest(store, manifest, opts.config.signing, opts.signal);
   const members = await planMembers(opts.plan, manifest, opts.config, opts.backends);
   const names = PLAN_COMPONENTS.flatMap((r) => members.byRole[r]);
   return {
@@ -106,6 +108,7 @@ export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> 
     })),
     targets: await assessTargets(members, manifest, opts.filesTo, opts.signal),
     expected: null,
+    manifest_signature: signature.detail,
   };
 }
 
