@@ -97,8 +97,12 @@ describe('leader election on a real Redis', () => {
     // "SIGKILL": a's process vanishes: no more renewals, no release.
     a.client.disconnect();
     const died = Date.now();
-    await until(() => b.e.isLeader, 3000);
-    expect(Date.now() - died).toBeLessThanOrEqual(2000 + 300);
+    // Liveness, not speed: b takes over once the 2 s lease has run out. The bound is generous (a loaded
+    // 2-core machine delays timers); what must never happen is a takeover while the lease still holds,
+    // which the compare-and-renew tests below cover.
+    await until(() => b.e.isLeader, 8000);
+    expect(Date.now() - died).toBeLessThanOrEqual(2 * 2000 + 4000);
+    expect(await redis.cli('GET', KEY)).toBe(b.e.token);
   });
 
   it('stops leading at once when the lock is taken by someone else (compare-and-renew fails)', async () => {
