@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 
 /**
- * Ties a child process's life to this process's, even through `kill -9` of this process: a tiny `sh`
- * watchdog reads its stdin, a pipe from us. When we die, the kernel closes the pipe, the read ends, and the
+ * Ties a child process's life to this process's, even through `kill -9` of this process: a tiny `bash`
+ * watchdog (bash, not dash: dash's kill takes neither `--` nor a process group) reads its stdin, a pipe from us. When we die, the kernel closes the pipe, the read ends, and the
  * watchdog stops the child (SIGTERM, then SIGKILL after 5 s). Disarm it before stopping the child yourself.
  * The watchdog never keeps Node's event loop alive.
  */
@@ -17,7 +17,7 @@ const SCRIPT = 'read _ignored; kill -TERM -- "$1" 2>/dev/null; sleep 5; kill -KI
 export function watchChild(child: ChildProcess, opts: { group?: boolean } = {}): Watchdog {
   if (child.pid === undefined) return { disarm: () => undefined };
   const target = opts.group ? `-${child.pid}` : String(child.pid);
-  const dog = spawn('/bin/sh', ['-c', SCRIPT, 'tykdr-watchdog', target], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const dog = spawn('/bin/bash', ['-c', SCRIPT, 'tykdr-watchdog', target], { stdio: ['pipe', 'ignore', 'ignore'] });
   dog.on('error', () => undefined);
   dog.stdin?.on('error', () => undefined);
   dog.unref();

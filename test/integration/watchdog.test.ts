@@ -1,0 +1,48 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/paths.js';
+import { waitFor } from '../helpers/wait.js';
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** A child started under watchChild dies with its parent, even when the parent is killed with SIGKILL. */
+describe('watchChild', () => {
+  it.each([
+    ['the child', "spawn('sleep', ['1000'], { stdio: 'ignore' })", '{}'],
+    ["the child's whole process group (a shell and what it started)", "spawn('/bin/sh', ['-c', 'sleep 1000 & wait'], { stdio: 'ignore', detached: true })", '{ group: true }'],
+  ])('stops %s when its parent is SIGKILLed', async (_what, spawnCall, opts) => {
+    // The pid printed is the one that must die: the child itself, or (group) the sleep its shell started.
+    const script = `
+      const { spawn, execFileSync } = require('node:child_process');
+      import(${JSON.stringify(path.join(repoRoot, 'dist/core/util/watchdog.js'))}).then(({ watchChild }) => {
+        const child = ${spawnCall};
+        watchChild(child, ${opts});
+        setTimeout(() => {
+          const kids = ${opts === '{}' ? '[]' : "String(execFileSync('pgrep', ['-P', String(child.pid)])).trim().split('\\n')"};
+          process.stdout.write(String(kids[0] ?? child.pid) + '\\n');
+        }, 300);
+      });
+      setInterval(() => {}, 1000);`;
+    const parent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    parent.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(async () => /\d+\n/.test(out), { timeoutMs: 15_000, what: 'the child pid' });
+    const pid = Number(out.trim());
+    expect(alive(pid)).toBe(true);
+    expect(await readFile(`/proc/${pid}/cmdline`, 'utf8')).toContain('sleep');
+    parent.kill('SIGKILL');
+    await waitFor(async () => !alive(pid) || (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(' ')[2] === 'Z', {
+      timeoutMs: 15_000,
+      what: 'the watched child to die with its parent',
+    });
+  });
+});
