@@ -5,6 +5,7 @@ import { runDrill } from '../core/drill/drill.js';
 import { TykdrError } from '../core/errors.js';
 import { loadPlan } from '../core/plan/plan.js';
 import { reportingBackends } from '../cli/store-events.js';
+import { chooseStore } from '../core/copies/named-stores.js';
 
 export default class Drill extends TykdrCommand<typeof Drill> {
   static override summary = 'Run a DR drill: restore a snapshot into scratch targets, verify it, measure RTO and RPO.';
@@ -16,6 +17,7 @@ ${EXIT_CODES_HELP}`;
     '<%= config.bin %> drill --plan full',
     '<%= config.bin %> drill --plan redis --snapshot 20261121T093012Z-4f9a1c --json',
     '<%= config.bin %> drill --plan full --ticket AUDIT-2026-Q4',
+    '<%= config.bin %> drill --plan full --store offsite    # prove the off-site copy',
   ];
 
   static override flags = {
@@ -23,15 +25,29 @@ ${EXIT_CODES_HELP}`;
     snapshot: Flags.string({ summary: 'Snapshot id, or "latest".' }),
     identity: Flags.string({ char: 'i', summary: 'age identity file (default: encryption.identityFile).' }),
     ticket: Flags.string({ summary: 'Change or audit ticket this drill belongs to; recorded in the report\'s evidence.' }),
+    store: Flags.string({
+      summary: 'Drill the snapshot in this store ("primary", or a name under copies:); when it cannot be used, the other stores are tried in config order.',
+    }),
+    'no-fallback': Flags.boolean({ summary: 'Use only the store named by --store (or primary): never fall back to a copy.' }),
   };
 
   async run(): Promise<unknown> {
     const config = await this.loadConfig();
     const plan = await loadPlan(this.flags.plan);
     const interrupt = interruptSignal();
+    const backends = reportingBackends((l) => this.note(l));
     try {
+      const chosen = await chooseStore(config, backends.openStore, {
+        preferred: this.flags.store,
+        fallback: !this.flags['no-fallback'],
+        snapshot: this.flags.snapshot,
+        signal: interrupt.signal,
+        note: (l) => this.note(l),
+      });
       const { report, saved, failureKind } = await runDrill({
-        backends: reportingBackends((l) => this.note(l)),
+        backends,
+        store: chosen.store,
+        storeFallback: chosen.skipped,
         config,
         plan,
         snapshot: this.flags.snapshot,
@@ -42,7 +58,7 @@ ${EXIT_CODES_HELP}`;
       });
       if (!this.jsonEnabled()) printReportSummary(report, saved, (l) => this.log(l));
       if (failureKind) process.exitCode = new TykdrError(failureKind, '').exitCode;
-      return { report, report_files: saved.files, stored_report: saved.stored, ...(saved.signatureError ? { report_signature_error: saved.signatureError } : {}) };
+      return { store: chosen.name, ...(chosen.skipped.length ? { store_fallback: chosen.skipped } : {}), report, report_files: saved.files, stored_report: saved.stored, ...(saved.signatureError ? { report_signature_error: saved.signatureError } : {}) };
     } finally {
       interrupt.dispose();
     }

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { openReportingStore } from '../cli/store-events.js';
+import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
 import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
 import { formatBytes } from '../core/duration.js';
 import { storeError } from '../core/errors.js';
@@ -24,23 +25,26 @@ ${EXIT_CODES_HELP}`;
     '<%= config.bin %> prune --verbose',
     '<%= config.bin %> prune --confirm',
     '<%= config.bin %> prune --confirm --json',
+    '<%= config.bin %> prune --store offsite --confirm',
   ];
 
   static override flags = {
     confirm: Flags.boolean({ summary: 'Delete for real (default: a dry run).' }),
     verbose: Flags.boolean({ char: 'v', summary: 'Also list the snapshots that stay, and why.' }),
+    store: Flags.string({ summary: 'Prune this store: "primary" (the store section, the default) or a name under copies: (with its own retention when it sets one).' }),
   };
 
   async run(): Promise<unknown> {
     // The retention settings too: one read as its default because its variable is unset could delete more.
     const config = await this.loadConfig('retention');
-    const store = openReportingStore(config.store, (l) => this.note(l));
+    const named = namedStore(config, this.flags.store ?? PRIMARY);
+    const store = openReportingStore(named.cfg, (l) => this.note(l));
     const interrupt = interruptSignal();
     let result: PruneResult;
     try {
       result = await pruneSnapshots({
         store,
-        policy: config.retention,
+        policy: named.copy?.retention ?? config.retention,
         evidence: config.evidence,
         confirm: this.flags.confirm,
         signal: interrupt.signal,

@@ -10,6 +10,7 @@ import { parseTargetFlag, withOverrides } from '../core/restore/overrides.js';
 import { lastMeasuredDuration, saveReport } from '../core/restore/report-files.js';
 import { planRestore, runRestore } from '../core/restore/restore.js';
 import { reportingBackends } from '../cli/store-events.js';
+import { chooseStore } from '../core/copies/named-stores.js';
 
 export default class Restore extends TykdrCommand<typeof Restore> {
   static override summary = 'Restore a snapshot with a plan, verify every step, and measure RTO and RPO.';
@@ -26,6 +27,7 @@ ${EXIT_CODES_HELP}`;
     '<%= config.bin %> restore --plan gateway --before 2026-11-20T00:00:00Z --to /srv/standby --json',
     '<%= config.bin %> restore --resume    # finish a restore that was killed',
     '<%= config.bin %> restore --plan redis --ticket CHG-1234 --yes',
+    '<%= config.bin %> restore --plan full --store offsite --yes    # from the off-site copy',
   ];
 
   static override flags = {
@@ -44,6 +46,10 @@ ${EXIT_CODES_HELP}`;
       summary: "Restore what the snapshot has when a plan step's component is configured but missing from the snapshot (otherwise an error before any write).",
     }),
     ticket: Flags.string({ summary: 'Change or incident ticket this restore belongs to; recorded in the report\'s evidence.' }),
+    store: Flags.string({
+      summary: 'Read the snapshot from this store ("primary", or a name under copies:); when it cannot be used, the other stores are tried in config order.',
+    }),
+    'no-fallback': Flags.boolean({ summary: 'Use only the store named by --store (or primary): never fall back to a copy.' }),
     resume: Flags.boolean({
       summary: 'Finish the newest restore that was killed on this host (from its journal): same snapshot, plan and targets; steps it finished are not run again.',
       exclusive: ['snapshot', 'before', 'target', 'to', 'dry-run'],
@@ -64,9 +70,17 @@ ${EXIT_CODES_HELP}`;
     const plan = await loadPlan(resume?.plan ?? f.plan);
     const before = parseTimeFlag('--before', f.before);
     const incidentAt = parseTimeFlag('--incident-at', f['incident-at']);
+    const chosen = await chooseStore(config, backends.openStore, {
+      preferred: f.store,
+      fallback: !f['no-fallback'],
+      snapshot: resume?.snapshot ?? f.snapshot,
+      note: (l) => this.note(l),
+    });
     const common = {
       config,
       backends,
+      store: chosen.store,
+      storeFallback: chosen.skipped,
       plan,
       snapshot: resume?.snapshot ?? f.snapshot,
       before,
@@ -95,10 +109,10 @@ ${EXIT_CODES_HELP}`;
         signal: interrupt.signal,
         progress: this.jsonEnabled() ? undefined : restorePrinter((l) => this.note(l)),
       });
-      const saved = await saveReport(report, config.restore.reportDir, backends.openStore(config.store), undefined, config.signing);
+      const saved = await saveReport(report, config.restore.reportDir, chosen.store, undefined, config.signing);
       if (!this.jsonEnabled()) printReportSummary(report, saved, (l) => this.log(l));
       if (failureKind) process.exitCode = new TykdrError(failureKind, '').exitCode;
-      return { report, report_files: saved.files, stored_report: saved.stored, ...(saved.signatureError ? { report_signature_error: saved.signatureError } : {}) };
+      return { store: chosen.name, ...(chosen.skipped.length ? { store_fallback: chosen.skipped } : {}), report, report_files: saved.files, stored_report: saved.stored, ...(saved.signatureError ? { report_signature_error: saved.signatureError } : {}) };
     } finally {
       interrupt.dispose();
     }

@@ -1,4 +1,6 @@
+import { Flags } from '@oclif/core';
 import { openReportingStore } from '../cli/store-events.js';
+import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
 import { listSnapshots } from '../core/catalog.js';
 import { formatBytes, formatDuration } from '../core/duration.js';
 import { EXIT_CODES_HELP, TykdrCommand } from '../cli/base-command.js';
@@ -12,11 +14,15 @@ SIGNATURE says whether the manifest is signed (manifest.json.sig). With signing.
 
 ${EXIT_CODES_HELP}`;
 
-  static override examples = ['<%= config.bin %> snapshots', '<%= config.bin %> snapshots --json'];
+  static override examples = ['<%= config.bin %> snapshots', '<%= config.bin %> snapshots --json', '<%= config.bin %> snapshots --store offsite'];
+
+  static override flags = {
+    store: Flags.string({ summary: 'Which store: "primary" (the store section, the default) or a name under copies:.' }),
+  };
 
   async run(): Promise<unknown> {
     const config = await this.loadConfig('store');
-    const store = openReportingStore(config.store, (l) => this.note(l));
+    const store = openReportingStore(namedStore(config, this.flags.store ?? PRIMARY).cfg, (l) => this.note(l));
     const list = await listSnapshots(store);
     const checks = new Map<string, ManifestSignatureCheck>();
     for (const s of list) if (s.manifest) checks.set(s.id, await checkManifestSignature(store, s.manifest, config.signing));

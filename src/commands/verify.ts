@@ -4,7 +4,8 @@ import { loadConfig } from '../core/config/load.js';
 import { formatBytes } from '../core/duration.js';
 import { badInput, EXIT_CODES } from '../core/errors.js';
 import { verifySnapshots, type ObjectCheck, type VerifyResult } from '../core/integrity/verify-snapshots.js';
-import { reportingBackends } from '../cli/store-events.js';
+import { openReportingStore, reportingBackends } from '../cli/store-events.js';
+import { namedStore } from '../core/copies/named-stores.js';
 
 export default class Verify extends TykdrCommand<typeof Verify> {
   static override summary = 'Check that stored snapshots are intact and decrypt, without restoring them.';
@@ -31,6 +32,7 @@ ${EXIT_CODES_HELP}`;
 
   static override flags = {
     all: Flags.boolean({ summary: 'Verify every complete snapshot.' }),
+    store: Flags.string({ summary: 'Which store: "primary" (the store section, the default) or a name under copies:.' }),
     sample: Flags.string({ summary: 'Check only this percentage (0-100) of the objects, chosen at random.' }),
     identity: Flags.string({ char: 'i', summary: 'age identity file (default: encryption.identityFile).' }),
   };
@@ -50,6 +52,7 @@ ${EXIT_CODES_HELP}`;
       result = await verifySnapshots({
         backends: reportingBackends((l) => this.note(l)),
         config,
+        ...(f.store ? { store: openReportingStore(namedStore(config, f.store).cfg, (l) => this.note(l)) } : {}),
         snapshots: f.all ? 'all' : this.args.id === undefined ? [] : [this.args.id],
         samplePercent,
         identityFile: f.identity,

@@ -137,6 +137,8 @@ export class Daemon {
     });
     await this.#refresh('start');
     await this.#handlers.loadDrillHistory(this.#abortAll.signal);
+    // Not awaited: a copy store that is down must not hold up the start (the listing has its own timeouts).
+    void this.#handlers.loadStoresLatest(this.#abortAll.signal);
     if (this.#o.healthListen !== false) {
       this.#health = await startHealthServer({
         listen: this.#o.healthListen ?? config.health.listen,

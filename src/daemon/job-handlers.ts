@@ -50,6 +50,8 @@ export class JobHandlers {
       state.applyManifest(res.manifest, { ranHere: true });
       const bytes = Object.values(res.manifest.components).reduce((n, c) => n + c.artifact.stored_bytes, 0);
       log.info('backup complete', { job: name, snapshot: res.id, components, duration_ms: r.durationMs, stored_bytes: bytes });
+      this.#d.metrics.set('tykdr_store_latest_snapshot_timestamp_seconds', { store: 'primary' }, new Date(res.manifest.created_at).getTime() / 1000);
+      await this.copyAfterBackup(res.id, res.manifest.created_at, signal);
     } else if (r.status === 'aborted') {
       state.ended(components);
       log.warn('backup aborted; its partial objects were removed', { job: name, components, duration_ms: r.durationMs, error: r.error });
@@ -73,6 +75,34 @@ export class JobHandlers {
       });
     }
     return r;
+  }
+
+  /**
+   * The off-site copies of a new snapshot (job "copy"): each auto copy store gets it, read back and checked.
+   * A failed copy is a failed run (logged, counted in tykdr_job_runs_total{job="copy"}); the backup stays a success.
+   */
+  async copyAfterBackup(snapshotId: string, createdAt: string, signal: AbortSignal): Promise<void> {
+    const copy = this.#d.jobs.copy;
+    if (!copy || signal.aborted) return;
+    let copied: string[] = [];
+    await this.summary('copy', signal, async (s) => {
+      const r = await copy(snapshotId, s);
+      copied = r.copied;
+      return r;
+    });
+    for (const store of copied) this.#d.metrics.set('tykdr_store_latest_snapshot_timestamp_seconds', { store }, new Date(createdAt).getTime() / 1000);
+  }
+
+  /** Sets each store's newest complete snapshot from the stores themselves (at start). */
+  async loadStoresLatest(signal: AbortSignal): Promise<void> {
+    if (!this.#d.jobs.storesLatest) return;
+    try {
+      for (const { store, latest } of await this.#d.jobs.storesLatest(signal)) {
+        if (latest) this.#d.metrics.set('tykdr_store_latest_snapshot_timestamp_seconds', { store }, latest.getTime() / 1000);
+      }
+    } catch (err) {
+      this.#d.log.warn('could not list the stores; tykdr_store_latest_snapshot_timestamp_seconds starts empty', { error: err });
+    }
   }
 
   /** prune and verify: a summary that is not ok counts as a failed run. */
@@ -165,6 +195,7 @@ function defineMetrics(d: HandlerDeps): void {
   m.define('tykdr_backup_failures_total', 'counter', 'Failed backup runs that included the component, since the daemon started.');
   m.define('tykdr_backup_rpo_seconds', 'gauge', 'Recovery point objective of the component (from its tier).');
   m.define('tykdr_backup_health', 'gauge', 'Backup health of the component as in /hello: 0 pass, 1 warn, 2 fail.');
+  m.define('tykdr_store_latest_snapshot_timestamp_seconds', 'gauge', 'Creation time of the newest complete snapshot in the store (primary, or a copy store by name), unix time.');
   m.define('tykdr_drill_last_rto_seconds', 'gauge', 'RTO measured by the last drill of the plan.');
   m.define('tykdr_drill_last_success', 'gauge', '1 when the last drill of the plan passed, 0 when it failed.');
   m.define('tykdr_drill_last_timestamp_seconds', 'gauge', 'When the last drill of the plan finished (unix time).');

@@ -26,6 +26,13 @@ export interface Jobs {
    * restart. May reject; the daemon then starts without them.
    */
   drillHistory?(signal: AbortSignal): Promise<DrillRecordSummary[]>;
+  /**
+   * Optional: copies a new snapshot to every copy store with `auto` (none configured: resolves ok with nothing
+   * done), each copy read back and compared with its manifest. Resolves not ok when a copy failed.
+   */
+  copy?(snapshotId: string, signal: AbortSignal): Promise<JobSummary & { copied: string[] }>;
+  /** Optional: the newest complete snapshot of every store (primary first), for /metrics. May reject. */
+  storesLatest?(signal: AbortSignal): Promise<Array<{ store: string; latest: Date | null }>>;
 }
 
 export interface DrillRecordSummary {

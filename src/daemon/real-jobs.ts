@@ -9,6 +9,7 @@ import { errorMessage, type Logger } from './log.js';
 import type { DrillOutcomes, DrillPlanOutcome, DrillRecordSummary, Jobs, JobSummary } from './jobs.js';
 import { backends as realBackends } from '../wiring.js';
 import { openLoggingStore } from './store-log.js';
+import { namedStores } from '../core/copies/named-stores.js';
 
 // ---------------------------------------------------------------------------------------------------
 // WIRING TO CHECK when the parallel work is merged (this is the only file that names those services).
@@ -22,6 +23,7 @@ import { openLoggingStore } from './store-log.js';
 const loadPrune = () => import('../core/retention/prune.js');
 const loadVerify = () => import('../core/integrity/verify-snapshots.js');
 const loadDrill = () => import('../core/drill/drill.js');
+const loadCopy = () => import('../core/copies/copy-many.js');
 const loadDrillHistory = () => import('../core/drill/history.js'); // listDrills(store, { signal })
 
 /** The services the daemon runs, on a loaded config. */
@@ -78,6 +80,42 @@ export function realJobs(config: Config, log: Logger): Jobs {
       const { listDrills } = await loadDrillHistory();
       const records = await listDrills(backends.openStore(config.store), { signal });
       return records.map((r) => ({ plan: r.plan, passed: r.status === 'succeeded', rtoSeconds: r.rtoSeconds, finishedAt: new Date(r.finishedAt) }));
+    },
+
+    copy: async (snapshotId, signal) => {
+      const targets = namedStores(config).filter((s) => s.copy?.auto);
+      const copied: string[] = [];
+      const failures: Array<{ store: string; error: string }> = [];
+      if (targets.length === 0) return { ok: true, message: 'no copy store with auto: nothing to copy', copied };
+      const { copySnapshots } = await loadCopy();
+      const from = backends.openStore(config.store);
+      for (const t of targets) {
+        signal.throwIfAborted();
+        try {
+          const [r] = await copySnapshots({ from, to: backends.openStore(t.cfg), ids: [snapshotId], check: true, signal });
+          copied.push(t.name);
+          log.info('snapshot copied', { snapshot: snapshotId, store: t.name, bytes_copied: r!.bytesCopied, duration_ms: r!.durationMs, checked_objects: r!.checked?.objects });
+        } catch (err) {
+          if (signal.aborted) throw err;
+          failures.push({ store: t.name, error: errorMessage(err) });
+        }
+      }
+      return {
+        ok: failures.length === 0,
+        message: `snapshot ${snapshotId} copied to ${copied.length} of ${targets.length} store(s)${failures.length ? `; FAILED: ${failures.map((f) => `${f.store}: ${f.error}`).join('; ')}` : ''}`,
+        details: { snapshot: snapshotId, copied, failures },
+        copied,
+      };
+    },
+
+    storesLatest: async (signal) => {
+      const { listSnapshots } = await import('../core/catalog.js');
+      const out: Array<{ store: string; latest: Date | null }> = [];
+      for (const s of namedStores(config)) {
+        const latest = (await listSnapshots(backends.openStore(s.cfg), signal)).find((x) => x.complete);
+        out.push({ store: s.name, latest: latest?.createdAt ?? null });
+      }
+      return out;
     },
 
     drill: async (kind, signal): Promise<DrillOutcomes> => {

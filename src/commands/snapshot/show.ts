@@ -1,4 +1,5 @@
-import { Args } from '@oclif/core';
+import { Args, Flags } from '@oclif/core';
+import { namedStore, PRIMARY } from '../../core/copies/named-stores.js';
 import { openReportingStore } from '../../cli/store-events.js';
 import { resolveSnapshot } from '../../core/catalog.js';
 import { formatBytes, formatDuration } from '../../core/duration.js';
@@ -15,13 +16,17 @@ ${EXIT_CODES_HELP}`;
 
   static override examples = ['<%= config.bin %> snapshot show latest', '<%= config.bin %> snapshot show 20261121T093012Z-4f9a1c --json'];
 
+  static override flags = {
+    store: Flags.string({ summary: 'Which store: "primary" (the store section, the default) or a name under copies:.' }),
+  };
+
   static override args = {
     id: Args.string({ description: 'Snapshot id, or "latest".', required: true }),
   };
 
   async run(): Promise<unknown> {
     const config = await this.loadConfig('store');
-    const store = openReportingStore(config.store, (l) => this.note(l));
+    const store = openReportingStore(namedStore(config, this.flags.store ?? PRIMARY).cfg, (l) => this.note(l));
     const m = await resolveSnapshot(store, this.args.id);
     const signature = await checkManifestSignature(store, m, config.signing);
     this.log(`Snapshot ${m.id} (complete)`);

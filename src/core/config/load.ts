@@ -15,6 +15,8 @@ export type S3Store = Omit<S3StoreConfig, 'secretAccessKey' | 'sessionToken'> & 
   sessionToken?: Secret;
 };
 export type Store = Exclude<RawConfig['store'], S3StoreConfig> | S3Store;
+/** An off-site copy store: a store section plus `auto` (the daemon copies new snapshots to it) and its own retention. */
+export type CopyStore = Store & { auto: boolean; retention?: RawConfig['retention'] };
 
 export interface Objective {
   rtoMs: number;
@@ -29,6 +31,8 @@ export interface Config {
   /** Absolute path of the file this came from, or "(defaults)". */
   file: string;
   store: Store;
+  /** Off-site copy stores by name ("primary" is `store`), in config order. */
+  copies: Record<string, CopyStore>;
   encryption: RawConfig['encryption'];
   compression: RawConfig['compression'];
   tiers: Record<TierName, Objective>;
@@ -73,9 +77,9 @@ export interface LoadOptions {
 
 const top = (p: PropertyKey[]) => String(p[0]);
 const NEEDED: Record<ConfigPurpose, (p: PropertyKey[]) => boolean> = {
-  store: (p) => top(p) === 'store',
-  decrypt: (p) => top(p) === 'store' || (top(p) === 'encryption' && ['identityFile', 'passphrase'].includes(String(p[1]))),
-  retention: (p) => top(p) === 'store' || top(p) === 'retention',
+  store: (p) => top(p) === 'store' || top(p) === 'copies',
+  decrypt: (p) => top(p) === 'store' || top(p) === 'copies' || (top(p) === 'encryption' && ['identityFile', 'passphrase'].includes(String(p[1]))),
+  retention: (p) => top(p) === 'store' || top(p) === 'copies' || top(p) === 'retention',
   backup: (p) =>
     !['gateway', 'dashboard', 'restore', 'health', 'notifications', 'leader', 'drill'].includes(top(p)) &&
     !(top(p) === 'components' && p[2] === 'restore') &&
@@ -227,17 +231,20 @@ function resolve(raw: RawConfig, file: string): Config {
   const components: Record<string, Component> = {};
   const ctx = { rel, relAll: (ps: string[]) => ps.map((p) => path.resolve(path.dirname(file), p)) };
   for (const [name, c] of Object.entries(raw.components)) components[name] = resolveComponent(c, name, ctx);
-  let store: Store;
-  if (raw.store.kind === 's3') {
-    const { secretAccessKey, sessionToken, ...rest } = raw.store;
-    store = {
-      ...rest,
-      ...(secretAccessKey === undefined ? {} : { secretAccessKey: new Secret(secretAccessKey) }),
-      ...(sessionToken === undefined ? {} : { sessionToken: new Secret(sessionToken) }),
-    };
-  } else {
-    store = { ...raw.store, path: path.resolve(path.dirname(file), raw.store.path) };
-  }
+  const resolveStore = <S extends RawConfig['store']>(s: S) => {
+    if (s.kind === 's3') {
+      const { secretAccessKey, sessionToken, ...rest } = s;
+      return {
+        ...rest,
+        ...(secretAccessKey === undefined ? {} : { secretAccessKey: new Secret(secretAccessKey) }),
+        ...(sessionToken === undefined ? {} : { sessionToken: new Secret(sessionToken) }),
+      };
+    }
+    return { ...s, path: path.resolve(path.dirname(file), s.path) };
+  };
+  const store = resolveStore(raw.store) as Store;
+  const copies: Record<string, CopyStore> = {};
+  for (const [name, c] of Object.entries(raw.copies)) copies[name] = resolveStore(c) as CopyStore;
   const encryption = {
     ...raw.encryption,
     recipientsFile: rel(raw.encryption.recipientsFile),
@@ -257,6 +264,7 @@ function resolve(raw: RawConfig, file: string): Config {
   return {
     file,
     store,
+    copies,
     encryption,
     compression: raw.compression,
     tiers,

@@ -56,6 +56,14 @@ const s3Store = z.strictObject({
     .describe('Attempts per request, the first included: connection resets, timeouts, 5xx and throttling are retried with exponential backoff.'),
 });
 
+/** What a copy store adds to a store section: whether the daemon copies new snapshots to it, and its own retention. */
+const copyOptions = {
+  auto: z.boolean().default(true).describe('The daemon copies every new snapshot here after the backup, then checks the copy.'),
+  retention: retentionSchema.optional().describe('Retention for this store (`tykdr prune --store NAME`); default: the top-level retention.'),
+};
+
+const copyStore = z.discriminatedUnion('kind', [localStore.extend(copyOptions), s3Store.extend(copyOptions)]);
+
 const passphraseSource = z
   .strictObject({
     env: z.string().optional().describe('Name of an environment variable holding the passphrase.'),
@@ -122,6 +130,10 @@ export const configSchema = z.strictObject({
   $schema: z.string().optional(),
   version: z.literal(1).default(1),
   store: z.discriminatedUnion('kind', [localStore, s3Store]),
+  copies: z
+    .record(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'store names are lowercase letters, digits and dashes').refine((n) => n !== 'primary', { message: '"primary" names the store section' }), copyStore)
+    .default({})
+    .describe('Off-site copies: more stores, by name (e.g. another region). `tykdr copy` and the daemon copy snapshots there; restore and drill fall back to them when the store is unreachable.'),
   encryption,
   compression: compression.default({ algorithm: 'zstd', level: 3 }),
   tiers: z
@@ -153,6 +165,7 @@ export const configSchema = z.strictObject({
 export type RawConfig = z.infer<typeof configSchema>;
 export type StoreConfig = RawConfig['store'];
 export type S3StoreConfig = z.infer<typeof s3Store>;
+export type CopyStoreConfig = z.infer<typeof copyStore>;
 export type EncryptionConfig = z.infer<typeof encryption>;
 export type CompressionConfig = z.infer<typeof compression>;
 export type GatewayConfig = z.infer<typeof gateway>;

@@ -26,6 +26,15 @@ store:
 #   # accessKeyId: \${AWS_ACCESS_KEY_ID}
 #   # secretAccessKey: \${AWS_SECRET_ACCESS_KEY}
 
+# Off-site copies: more stores by name (the store above is "primary"). The daemon copies every new snapshot
+# to each one with auto: true; restore and drill fall back to them when the primary cannot be used.
+# copies:
+#   offsite:
+#     kind: s3
+#     bucket: my-tyk-backups-dr
+#     region: eu-central-1
+#     auto: true
+
 # Every snapshot is encrypted on this host with age (https://age-encryption.org).
 # Only public recipients are needed to back up; keep the identity (private key) elsewhere.
 encryption:

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { Component, Config } from '../config/load.js';
 import type { Backends } from '../interfaces/backends.js';
+import type { Store } from '../interfaces/store.js';
 import type { ScratchTarget } from '../interfaces/target.js';
 import type { Plan } from '../plan/plan.js';
 import { planMembers } from '../restore/preflight.js';
@@ -22,6 +23,9 @@ export interface DrillOptions {
   trigger?: string;
   /** --ticket, for the report's evidence. */
   ticket?: string;
+  /** The store to read (default: the primary store), and the stores passed over to get there. */
+  store?: Store;
+  storeFallback?: RestoreOptions['storeFallback'];
 }
 
 export interface DrillOutcome extends RestoreOutcome {
@@ -36,7 +40,7 @@ export interface DrillOutcome extends RestoreOutcome {
  */
 export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
   checkTicket(opts.ticket);
-  const store = opts.backends.openStore(opts.config.store);
+  const store = opts.store ?? opts.backends.openStore(opts.config.store);
   const manifest = await chooseSnapshot(store, opts.snapshot, undefined, opts.signal);
   // Refused before any scratch target starts (runRestore checks again, on the manifest it reads).
   await trustedManifest(store, manifest, opts.config.signing, opts.signal);
@@ -67,6 +71,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
       signal: opts.signal,
       progress: opts.progress,
       store,
+      storeFallback: opts.storeFallback,
       trigger: opts.trigger,
       ticket: opts.ticket,
     });

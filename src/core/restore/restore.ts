@@ -51,6 +51,8 @@ export interface RestoreOptions {
   progress?: RestoreProgress;
   /** Store override (drills restore from the configured store; tests may pass one). */
   store?: Store;
+  /** Stores passed over before `store` was chosen (unreachable, or without the snapshot): warned and reported. */
+  storeFallback?: Array<{ name: string; location: string; reason: string }>;
   /** Finish a killed restore (from its journal): same snapshot and plan; steps it completed are not run again. */
   resume?: JournalEntry;
   /** Restore what the snapshot has when a plan step's component is configured but missing from it. */
@@ -201,6 +203,7 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
     plaintextBytes: names.reduce((n, c) => n + manifest.components[c]!.artifact.plaintext_bytes, 0),
   });
   const targets = await assessTargets(members, manifest, opts.filesTo, opts.signal);
+  for (const s of opts.storeFallback ?? []) warnings.push(`store "${s.name}" (${s.location}) was not used: ${s.reason}; the snapshot was read from ${store.location}`);
   warnings.push(...targets.flatMap((t) => (t.warning ? [t.warning] : [])));
   warnings.push(...(await secretWarnings(manifest, members.byRole, config, opts.filesTo)));
   for (const n of names) {
