@@ -44,6 +44,8 @@ export function printReportSummary(r: RestoreReport, saved: SavedReport, log: (l
   const what = r.kind === 'drill' ? 'DR drill' : 'Restore';
   const headline = r.status === 'succeeded' ? 'SUCCEEDED' : r.verdict.missed.length > 0 && r.steps.every((s) => s.status !== 'failed') ? 'FAILED: OBJECTIVE MISSED' : 'FAILED';
   log(`${what} ${headline}: snapshot ${r.snapshot.id}, plan ${r.plan.name}`);
+  if (r.snapshot.picked) log(`  Snapshot ${r.snapshot.id} (created ${r.snapshot.created_at}): ${r.snapshot.picked}`);
+  if (r.gateway) log(`  ${r.gateway.proven ? 'GATEWAY PROVEN' : 'GATEWAY NOT PROVEN'}: ${r.gateway.summary.replace(/^gateway (not )?proven: /, '')}${r.gateway.log ? ` (gateway log: ${r.gateway.log})` : ''}`);
   for (const s of r.steps) if (s.status === 'failed') log(`  FAILED ${s.id}: ${s.reason ?? 'see the report'}`);
   for (const m of r.verdict.missed) log(`  MISSED ${m}`);
   if (r.verdict.not_proven.length > 0) log(`  NOT PROVEN (checks skipped): ${r.verdict.not_proven.join(', ')}`);

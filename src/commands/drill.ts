@@ -2,14 +2,16 @@ import { Flags } from '@oclif/core';
 import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
 import { printReportSummary, restorePrinter } from '../cli/restore-output.js';
 import { runDrill } from '../core/drill/drill.js';
-import { TykdrError } from '../core/errors.js';
+import { badInput, TykdrError } from '../core/errors.js';
+import { parseDuration } from '../core/duration.js';
+import type { RandomPick } from '../core/drill/pick.js';
 import { loadPlan } from '../core/plan/plan.js';
 import { reportingBackends } from '../cli/store-events.js';
 import { chooseStore } from '../core/copies/named-stores.js';
 
 export default class Drill extends TykdrCommand<typeof Drill> {
   static override summary = 'Run a DR drill: restore a snapshot into scratch targets, verify it, measure RTO and RPO.';
-  static override description = `Restores the latest (or a chosen) snapshot with a plan into targets tykdr starts itself: a redis-server on a free port, throwaway databases (tykdr_drill_*) on the configured database servers, a temporary folder for config files. It runs the plan's verifications, measures RTO and RPO against the tiers, writes the report (HTML, Markdown, JSON) next to the snapshot, and tears the scratch targets down. Production targets are never written, restarted or probed: gateway and dashboard checks are skipped in drills.
+  static override description = `Restores the latest (or a chosen) snapshot with a plan into targets tykdr starts itself: a redis-server on a free port, throwaway databases (tykdr_drill_*) on the configured database servers, a temporary folder for config files. It runs the plan's verifications, measures RTO and RPO against the tiers, writes the report (HTML, Markdown, JSON) next to the snapshot, and tears the scratch targets down. Production targets are never written, restarted or probed. With drill.gateway.binary set, the drill also starts that Tyk Gateway against the scratch Redis and the restored apps/ and policies/ and runs the gateway checks against it; without it the report says "gateway not proven". --pick random --within 30d drills a random complete snapshot of the last 30 days instead of the latest (reproducible with --seed).
 
 ${EXIT_CODES_HELP}`;
 
@@ -18,6 +20,7 @@ ${EXIT_CODES_HELP}`;
     '<%= config.bin %> drill --plan redis --snapshot 20261121T093012Z-4f9a1c --json',
     '<%= config.bin %> drill --plan full --ticket AUDIT-2026-Q4',
     '<%= config.bin %> drill --plan full --store offsite    # prove the off-site copy',
+    '<%= config.bin %> drill --plan full --pick random --within 30d --seed 42',
   ];
 
   static override flags = {
@@ -29,11 +32,23 @@ ${EXIT_CODES_HELP}`;
       summary: 'Drill the snapshot in this store ("primary", or a name under copies:); when it cannot be used, the other stores are tried in config order.',
     }),
     'no-fallback': Flags.boolean({ summary: 'Use only the store named by --store (or primary): never fall back to a copy.' }),
+    pick: Flags.string({ summary: 'How to choose the snapshot: "latest" (default) or "random" (a random complete one within --within).', options: ['latest', 'random'], default: 'latest' }),
+    within: Flags.string({ summary: 'With --pick random: how far back to pick from, e.g. 30d.', default: '30d' }),
+    seed: Flags.integer({ summary: 'With --pick random: seed of the pick (the same seed over the same snapshots picks the same one); default: a random seed, reported.', min: 0 }),
   };
 
   async run(): Promise<unknown> {
     const config = await this.loadConfig();
     const plan = await loadPlan(this.flags.plan);
+    let pick: RandomPick | undefined;
+    if (this.flags.pick === 'random') {
+      if (this.flags.snapshot !== undefined) throw badInput('--snapshot and --pick random exclude each other', 'use one of them');
+      const withinMs = parseDuration(this.flags.within);
+      if (withinMs === null || withinMs <= 0) throw badInput(`--within "${this.flags.within}" is not a duration`, 'write it like 30d, 12h or 90m');
+      pick = { within: this.flags.within, withinMs, seed: this.flags.seed };
+    } else if (this.flags.seed !== undefined) {
+      throw badInput('--seed goes with --pick random', 'add --pick random, or leave --seed out');
+    }
     const interrupt = interruptSignal();
     const backends = reportingBackends((l) => this.note(l));
     try {
@@ -53,6 +68,7 @@ ${EXIT_CODES_HELP}`;
         snapshot: this.flags.snapshot,
         identityFile: this.flags.identity,
         ticket: this.flags.ticket,
+        pick,
         signal: interrupt.signal,
         progress: this.jsonEnabled() ? undefined : restorePrinter((l) => this.note(l)),
       });

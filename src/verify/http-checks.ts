@@ -14,6 +14,7 @@ import { HttpFailure, httpRequest } from './http-request.js';
  */
 export { checkGatewayReady, checkGatewayHello } from './gateway-checks.js';
 export { checkGatewayKeyProbe } from './key-probe.js';
+export { checkGatewayLoaded } from './gateway-loaded.js';
 export { checkUpstreams, LONG_FORM_TIMEOUT_MS, SHORT_FORM_SAFETY_CAP_MS, type UpstreamEvidence } from './upstream-check.js';
 
 const HEALTHY_WORDS = new Set(['ok', 'pass', 'passed', 'healthy', 'up']);

@@ -18,6 +18,7 @@ export const CHECK_REGISTRY = {
   'gateway-ready': { role: 'gateway', by: 'service', about: 'the gateway answers /ready' },
   'gateway-hello': { role: 'gateway', by: 'service', about: 'the gateway /hello reports Redis as up' },
   'gateway-key-probe': { role: 'gateway', by: 'service', about: 'the canary key is accepted by the gateway' },
+  'gateway-loaded': { role: 'gateway', by: 'service', about: 'a drill gateway loaded as many APIs and policies as the snapshot holds (/tyk/apis, /tyk/policies)' },
   upstream: { role: 'gateway', by: 'service', about: 'the configured uptime tests pass through the gateway' },
   'dashboard-health': { role: 'dashboard', by: 'service', about: 'the dashboard health endpoint answers' },
 } as const satisfies Record<string, { role: PlanComponent | readonly PlanComponent[]; by: string; about: string }>;

@@ -25,6 +25,12 @@ export interface Objective {
 
 export type Gateway = Omit<GatewayConfig, 'keyProbe'> & {
   keyProbe?: Omit<NonNullable<GatewayConfig['keyProbe']>, 'key'> & { key: Secret };
+  /**
+   * Set only by a drill that started the gateway itself (never read from tykdr.yaml): the gateway's control
+   * API secret (from the snapshot's tyk.conf) and how many APIs and policies the snapshot holds, for the
+   * `gateway-loaded` check.
+   */
+  drill?: { controlSecret: Secret; expect: { apis: number; policies: number } };
 };
 
 export interface Config {
@@ -284,7 +290,11 @@ function resolve(raw: RawConfig, file: string): Config {
     },
     health: { ...raw.health, token: raw.health.token === undefined ? undefined : new Secret(raw.health.token) },
     leader: { ...raw.leader, password: raw.leader.password === undefined ? undefined : new Secret(raw.leader.password) },
-    drill: { ...raw.drill, reportDir: rel(raw.drill.reportDir) },
+    drill: {
+      ...raw.drill,
+      reportDir: rel(raw.drill.reportDir),
+      gateway: raw.drill.gateway && { ...raw.drill.gateway, binary: raw.drill.gateway.binary.includes('/') ? rel(raw.drill.gateway.binary)! : raw.drill.gateway.binary, templates: rel(raw.drill.gateway.templates) },
+    },
     signing: { ...raw.signing, keyFile: rel(raw.signing.keyFile) },
     evidence: raw.evidence,
   };

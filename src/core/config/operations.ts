@@ -74,6 +74,14 @@ export const drillSchema = z
   .strictObject({
     redisServer: z.string().default('redis-server').describe('Binary for the scratch Redis a drill restores into.'),
     reportDir: z.string().optional().describe('Default: restore.reportDir.'),
+    gateway: z
+      .strictObject({
+        binary: z.string().min(1).describe("The operator's Tyk Gateway binary, e.g. /opt/tyk-gateway/tyk; started as `BINARY --conf FILE`."),
+        templates: z.string().optional().describe("Folder of the gateway's templates (default: the snapshot's templates/, else templates/ beside the binary)."),
+        startTimeout: duration.default('60s').describe('How long the drill gateway may take to listen on its port.'),
+      })
+      .optional()
+      .describe("Drills start this Tyk Gateway on a free port with the snapshot's tyk.conf pointed at the scratch Redis and the restored apps/ and policies/, then run the gateway checks against it. Unset: the gateway is not proven."),
   })
   .prefault({});
 

@@ -1,4 +1,5 @@
-import { rm } from 'node:fs/promises';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { Component, Config } from '../config/load.js';
 import type { Backends } from '../interfaces/backends.js';
 import type { Store } from '../interfaces/store.js';
@@ -10,6 +11,11 @@ import { makeWorkDir, sweepStaleWorkDirs } from '../restore/work-dirs.js';
 import { chooseSnapshot, runRestore, type RestoreOptions, type RestoreOutcome } from '../restore/restore.js';
 import { trustedManifest } from '../signing/manifest-signature.js';
 import { checkTicket } from '../report/evidence.js';
+import type { GatewayProof, RestoreReport } from '../restore/types.js';
+import type { Manifest } from '../manifest.js';
+import { parseDuration } from '../duration.js';
+import { pickRandomSnapshot, type RandomPick } from './pick.js';
+import { ScratchGateway } from './scratch-gateway.js';
 
 export interface DrillOptions {
   config: Config;
@@ -26,6 +32,8 @@ export interface DrillOptions {
   /** The store to read (default: the primary store), and the stores passed over to get there. */
   store?: Store;
   storeFallback?: RestoreOptions['storeFallback'];
+  /** --pick random --within D [--seed N]: an older recovery point instead of the latest (excludes `snapshot`). */
+  pick?: RandomPick;
 }
 
 export interface DrillOutcome extends RestoreOutcome {
@@ -41,13 +49,23 @@ export interface DrillOutcome extends RestoreOutcome {
 export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
   checkTicket(opts.ticket);
   const store = opts.store ?? opts.backends.openStore(opts.config.store);
-  const manifest = await chooseSnapshot(store, opts.snapshot, undefined, opts.signal);
+  let manifest: Manifest;
+  let picked: string | undefined;
+  if (opts.pick) {
+    const p = await pickRandomSnapshot(store, opts.pick, new Date(), opts.signal);
+    manifest = p.manifest;
+    picked = p.reason;
+    opts.progress?.note?.(`snapshot ${manifest.id} (created ${manifest.created_at}): ${picked}`);
+  } else {
+    manifest = await chooseSnapshot(store, opts.snapshot, undefined, opts.signal);
+  }
   // Refused before any scratch target starts (runRestore checks again, on the manifest it reads).
   await trustedManifest(store, manifest, opts.config.signing, opts.signal);
   const members = await planMembers(opts.plan, manifest, opts.config, opts.backends);
   for (const line of await sweepStaleWorkDirs(opts.config.restore.stagingDir)) opts.progress?.note?.(line);
   const scratchDir = await makeWorkDir(opts.config.restore.stagingDir, 'tykdr-drill-');
   const scratch: ScratchTarget[] = [];
+  let gateway: ScratchGateway | undefined;
   try {
     const components: Record<string, Component> = { ...opts.config.components };
     // One scratch target per configured component (a PostgreSQL component's dump and globals share one).
@@ -60,6 +78,23 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
       components[component.name] = s.component;
     }
     const config: Config = { ...opts.config, components };
+    const gw = opts.config.drill.gateway;
+    const gatewayStep = opts.plan.ordered.some((s) => s.component === 'gateway');
+    if (gw && gatewayStep) {
+      const redis = scratch.map((s) => s.component).find((c) => c.kind === 'redis');
+      const files = scratch.map((s) => s.component).find((c) => c.kind === 'files');
+      const target = redis?.kind === 'redis' ? redis.restore.target : undefined;
+      gateway = new ScratchGateway({
+        binary: gw.binary,
+        templates: gw.templates,
+        startTimeoutMs: parseDuration(gw.startTimeout) ?? 60_000,
+        dir: scratchDir,
+        manifest,
+        filesTo: files?.kind === 'files' ? files.restore.to : undefined,
+        redis: target?.host !== undefined && target.port !== undefined ? { host: target.host, port: target.port, password: target.password } : undefined,
+        configured: opts.config.gateway,
+      });
+    }
     const outcome = await runRestore({
       config,
       backends: opts.backends,
@@ -74,13 +109,63 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
       storeFallback: opts.storeFallback,
       trigger: opts.trigger,
       ticket: opts.ticket,
+      drillGateway: gateway,
     });
-    const saved = await saveReport(outcome.report, opts.config.drill.reportDir ?? opts.config.restore.reportDir, store, undefined, opts.config.signing);
+    const reportDir = opts.config.drill.reportDir ?? opts.config.restore.reportDir;
+    if (picked) outcome.report.snapshot.picked = picked;
+    if (gatewayStep) {
+      for (const problem of (await gateway?.stop()) ?? []) opts.progress?.note?.(`warning: ${problem}`);
+      const proof = gatewayProof(outcome.report, gw?.binary, gateway?.spawned ?? false);
+      if (!proof.proven && gateway?.spawned) proof.log = await keepLog(gateway.logFile, reportDir, outcome.report.id);
+      outcome.report.gateway = proof;
+      if (!proof.proven) outcome.report.verdict.not_proven.unshift(proof.summary);
+    }
+    const saved = await saveReport(outcome.report, reportDir, store, undefined, opts.config.signing);
     return { ...outcome, saved };
   } finally {
+    for (const problem of (await gateway?.stop()) ?? []) opts.progress?.note?.(`warning: ${problem}`);
     for (const s of scratch.reverse()) {
       for (const problem of await s.stop()) opts.progress?.note?.(`warning: ${problem}`);
     }
     await rm(scratchDir, { recursive: true, force: true });
+  }
+}
+
+const GATEWAY_CHECKS = ['gateway-ready', 'gateway-hello', 'gateway-key-probe', 'gateway-loaded'];
+
+/** Whether the drill proved that a Tyk Gateway serves the restored keys, in one sentence. */
+function gatewayProof(report: RestoreReport, binary: string | undefined, spawned: boolean): GatewayProof {
+  if (binary === undefined) {
+    return { proven: false, summary: 'gateway not proven: drill.gateway.binary is not set, so no Tyk Gateway was started and the gateway checks were skipped' };
+  }
+  const step = report.steps.find((s) => s.component === 'gateway');
+  if (!spawned || step === undefined) {
+    const why = step?.reason ?? 'the gateway step did not run';
+    return { proven: false, binary, summary: `gateway not proven: the drill gateway was not started (${why})` };
+  }
+  const hello = step.checks.find((c) => c.name === 'gateway-hello');
+  const version = typeof hello?.evidence?.version === 'string' ? hello.evidence.version : null;
+  const checks = GATEWAY_CHECKS.map((n) => step.checks.find((c) => c.name === n) ?? { name: n, status: 'skipped' as const, detail: 'not run' });
+  const failed = checks.find((c) => c.status === 'failed');
+  if (failed) return { proven: false, binary, version, summary: `gateway not proven: ${failed.name} failed: ${failed.detail}` };
+  const skipped = checks.find((c) => c.status === 'skipped');
+  if (skipped) return { proven: false, binary, version, summary: `gateway not proven: ${skipped.name} was skipped: ${skipped.detail}` };
+  return {
+    proven: true,
+    binary,
+    version,
+    summary: `gateway proven: ${binary}${version ? ` (${version})` : ''} answered /ready and /hello with Redis, proxied the canary key, refused a random key, and loaded the snapshot's APIs and policies`,
+  };
+}
+
+/** The drill gateway's log (secrets already replaced) beside the report, since the work folder goes away. */
+async function keepLog(logFile: string, reportDir: string, reportId: string): Promise<string | undefined> {
+  const to = path.resolve(reportDir, `drill-${reportId}-gateway.log`);
+  try {
+    await mkdir(reportDir, { recursive: true });
+    await copyFile(logFile, to);
+    return to;
+  } catch {
+    return undefined;
   }
 }

@@ -188,6 +188,9 @@ export function renderHtml(r: RestoreReport): string {
   if (r.rto.service_restored_seconds != null) {
     body.push(`<p class="summary"><strong>Service restored</strong> (first request served): ${esc(formatDuration(r.rto.service_restored_seconds * 1000))} after the incident.</p>`);
   }
+  if (r.gateway) {
+    body.push(`<p class="summary${r.gateway.proven ? '' : ' missed'}"><strong>Gateway:</strong> ${esc(r.gateway.summary)}${r.gateway.log ? ` (log: <code>${esc(r.gateway.log)}</code>)` : ''}.</p>`);
+  }
   if (r.warnings.length > 0) {
     body.push(`<div class="banner warn" role="note"><p><strong>Warnings (${r.warnings.length})</strong></p><ul>${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul></div>`);
   }
@@ -195,7 +198,7 @@ export function renderHtml(r: RestoreReport): string {
   body.push(dl([
     ['Run', `<code>${esc(r.id)}</code> (${esc(r.kind)}${r.dry_run ? ', dry run' : ''})`],
     ['Plan', `${esc(r.plan.name)} (<code>${esc(r.plan.file)}</code>, version ${esc(String(r.plan.version))})`],
-    ['Snapshot', `<code>${esc(r.snapshot.id)}</code>, created ${esc(formatTime(r.snapshot.created_at))}, at <code>${esc(r.snapshot.location)}</code>`],
+    ['Snapshot', `<code>${esc(r.snapshot.id)}</code>, created ${esc(formatTime(r.snapshot.created_at))}, at <code>${esc(r.snapshot.location)}</code>${r.snapshot.picked ? `; ${esc(r.snapshot.picked)}` : ''}`],
     ['Incident', esc(formatTime(r.incident_at))],
     ['Started', `${esc(formatTime(r.started_at))} (${formatOffset(sinceIncident(r, r.started_at))} from the incident)`],
     ['Finished', `${esc(formatTime(r.finished_at))} (took ${Number.isFinite(total) ? formatDuration(total) : 'unknown'})`],

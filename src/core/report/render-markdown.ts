@@ -205,6 +205,7 @@ export function renderMarkdown(r: RestoreReport): string {
   if (r.dry_run) out.push(`> **DRY RUN.** ${DRY_RUN_NOTE}`, '');
   out.push(`**Objectives:** ${mdText(objectiveSummary(r))}.`, '');
   if (r.rto.service_restored_seconds != null) out.push(`**Service restored** (first request served): ${formatDuration(r.rto.service_restored_seconds * 1000)} after the incident.`, '');
+  if (r.gateway) out.push(`**Gateway:** ${mdText(r.gateway.summary)}${r.gateway.log ? ` (log: ${mdCode(r.gateway.log)})` : ''}.`, '');
   if (r.warnings.length > 0) {
     out.push(`> **Warnings (${r.warnings.length}):**`, '>');
     out.push(...r.warnings.map((w) => `> - ${mdText(w)}`), '');
@@ -214,7 +215,7 @@ export function renderMarkdown(r: RestoreReport): string {
   out.push(
     `- **Run:** ${mdCode(r.id)} (${mdText(r.kind)}${r.dry_run ? ', dry run' : ''})`,
     `- **Plan:** ${mdText(r.plan.name)} (${mdCode(r.plan.file)}, version ${mdText(String(r.plan.version))})`,
-    `- **Snapshot:** ${mdCode(r.snapshot.id)}, created ${formatTime(r.snapshot.created_at)}, at ${mdCode(r.snapshot.location)}`,
+    `- **Snapshot:** ${mdCode(r.snapshot.id)}, created ${formatTime(r.snapshot.created_at)}, at ${mdCode(r.snapshot.location)}${r.snapshot.picked ? `; ${mdText(r.snapshot.picked)}` : ''}`,
     `- **Incident:** ${formatTime(r.incident_at)}`,
     `- **Started:** ${formatTime(r.started_at)} (${formatOffset(started)} from the incident)`,
     `- **Finished:** ${formatTime(r.finished_at)} (took ${Number.isFinite(total) ? formatDuration(total) : 'unknown'})`,

@@ -21,7 +21,7 @@ import { stageArtifact, type StagedArtifact } from './staging.js';
 import { makeWorkDir, sweepStaleWorkDirs } from './work-dirs.js';
 import { describeKilled, forgetRestore, Journal, killedRestores, type JournalEntry } from './journal.js';
 import { runStep, StepFailure } from './steps.js';
-import type { RestoreReport, StepResult } from './types.js';
+import type { DrillGatewayStarter, RestoreReport, StepResult } from './types.js';
 
 export interface RestoreProgress {
   note?(line: string): void;
@@ -63,6 +63,8 @@ export interface RestoreOptions {
   trigger?: string;
   /** --ticket: the change or incident ticket, for the report's evidence. */
   ticket?: string;
+  /** Drills with drill.gateway.binary: the gateway step starts this gateway and runs the gateway checks against it. */
+  drillGateway?: DrillGatewayStarter;
 }
 
 export interface DryRunSummary {
@@ -314,6 +316,7 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
         serviceCheck: opts.backends.serviceCheck,
         filesTo: opts.filesTo,
         drill: opts.kind === 'drill',
+        drillGateway: opts.kind === 'drill' ? opts.drillGateway : undefined,
         signal,
         note: run.note,
       });

@@ -9,7 +9,7 @@ import type { PlanStep } from '../plan/schema.js';
 import { runCommand } from '../util/run-command.js';
 import type { PlanMembers } from './preflight.js';
 import type { StagedArtifact } from './staging.js';
-import type { CheckResult } from './types.js';
+import type { CheckResult, DrillGatewayStarter } from './types.js';
 
 /** Everything a step needs, resolved once per restore. */
 export interface StepContext {
@@ -25,6 +25,8 @@ export interface StepContext {
   filesTo?: string;
   /** A drill restores into scratch targets: production services are never restarted or probed. */
   drill: boolean;
+  /** A drill with drill.gateway.binary: the gateway step starts this gateway and checks it. */
+  drillGateway?: DrillGatewayStarter;
   signal: AbortSignal;
   note(line: string): void;
 }
@@ -58,6 +60,7 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
   const details: Record<string, unknown> = {};
   const checks: CheckResult[] = [];
   const wanted = new Set(step.verify);
+  let serviceCtx: StepContext & { drillGatewayUp?: boolean } = ctx;
   try {
     if (step.action === 'restore') {
       for (const name of ctx.members.byRole[step.component]) {
@@ -80,6 +83,11 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
       }
     }
     if (step.action === 'restore' || step.action === 'restart') await restart(step, ctx, details);
+    if (ctx.drill && ctx.drillGateway && step.component === 'gateway') {
+      const started = await ctx.drillGateway.start(ctx.signal, ctx.note);
+      details.drill_gateway = started.details;
+      serviceCtx = { ...ctx, config: { ...ctx.config, gateway: started.gateway }, drillGatewayUp: true };
+    }
   } catch (err) {
     const kind: ErrorKind = err instanceof TykdrError ? err.kind : 'internal';
     throw new StepFailure(err instanceof Error ? err.message : String(err), kind, { details, checks });
@@ -88,7 +96,9 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
   // probed while /hello still waits for its refresh, so "service restored" is measured when it happens.
   // A data check that no target ran is skipped.
   const rest = step.verify.filter((name) => !checks.some((c) => c.name === name));
-  checks.push(...(await Promise.all(rest.map((name) => otherCheck(name, step, ctx)))));
+  // A drill gateway's loaded APIs and policies are checked whether or not the plan lists it.
+  if (serviceCtx.drillGatewayUp && !rest.includes('gateway-loaded')) rest.push('gateway-loaded');
+  checks.push(...(await Promise.all(rest.map((name) => otherCheck(name, step, serviceCtx)))));
   return { details, checks };
 }
 
@@ -114,11 +124,15 @@ async function restart(step: PlanStep, ctx: StepContext, details: Record<string,
 }
 
 const DRILL_SKIP = 'drill: runs against the production service, which a drill never touches';
+const DRILL_UPSTREAM_SKIP = "drill: upstreams are production services; the drill gateway proxies to tykdr's scratch upstream instead";
 
-async function otherCheck(name: string, step: PlanStep, ctx: StepContext): Promise<CheckResult> {
+async function otherCheck(name: string, step: PlanStep, ctx: StepContext & { drillGatewayUp?: boolean }): Promise<CheckResult> {
   const def = isCheckName(name) ? CHECK_REGISTRY[name] : undefined;
   if (def?.by === 'service') {
-    return ctx.drill ? skipped(name, DRILL_SKIP) : ctx.serviceCheck(name as CheckName, ctx.config, ctx.signal);
+    // A drill probes only the gateway it started itself; production services and upstreams never.
+    if (ctx.drill && ctx.drillGatewayUp && name.startsWith('gateway-')) return ctx.serviceCheck(name as CheckName, ctx.config, ctx.signal);
+    if (ctx.drill) return skipped(name, ctx.drillGatewayUp && name === 'upstream' ? DRILL_UPSTREAM_SKIP : DRILL_SKIP);
+    return ctx.serviceCheck(name as CheckName, ctx.config, ctx.signal);
   }
   if (def === undefined) return skipped(name, 'not a known check');
   if (step.action !== 'restore') return skipped(name, 'nothing to check');

@@ -1,3 +1,4 @@
+import type { Gateway } from '../config/load.js';
 import type { Evidence } from '../report/evidence.js';
 
 /**
@@ -52,7 +53,8 @@ export interface RestoreReport {
   id: string;
   kind: 'restore' | 'drill';
   plan: { name: string; file: string; version: number };
-  snapshot: { id: string; created_at: string; location: string };
+  /** `picked`: why a drill chose this snapshot when it was not the latest or a named one. */
+  snapshot: { id: string; created_at: string; location: string; picked?: string };
   host: string;
   tool_version: string;
   dry_run: boolean;
@@ -80,6 +82,29 @@ export interface RestoreReport {
    * named here, never counted as passed.
    */
   verdict: { passed: boolean; missed: string[]; not_proven: string[] };
+  /** Drills: whether a Tyk Gateway was started and proved it serves the restored keys (drill.gateway.binary). */
+  gateway?: GatewayProof;
   /** What ties the run to its snapshot, plan, operator and ticket (reports before tykdr 0.2 lack it). */
   evidence?: Evidence;
+}
+
+/** A drill's gateway verdict, for people and for the JSON report. */
+export interface GatewayProof {
+  proven: boolean;
+  /** One sentence: "gateway proven: ..." or "gateway not proven: ...". */
+  summary: string;
+  binary?: string;
+  /** The version /hello reported. */
+  version?: string | null;
+  /** The drill gateway's log (secrets replaced), kept beside the report when the gateway step failed. */
+  log?: string;
+}
+
+/**
+ * A drill's own Tyk Gateway (src/core/drill/scratch-gateway.ts): the gateway step starts it once its files
+ * are restored, and runs the gateway checks against what start() returns instead of skipping them.
+ * start() rejects with a TykdrError (badInput: the binary cannot run; verifyFailed: it would not serve).
+ */
+export interface DrillGatewayStarter {
+  start(signal: AbortSignal, note: (line: string) => void): Promise<{ gateway: Gateway; details: Record<string, unknown> }>;
 }
