@@ -92,6 +92,25 @@ describe('config', () => {
     expect(Object.keys(c.components)).toEqual(['redis', 'config']);
   });
 
+  it("the init template's drill.gateway example is valid once uncommented", () => {
+    const text = configTemplate({ recipient: 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p' });
+    const lines = text.split('\n');
+    const start = lines.indexOf('# drill:');
+    expect(start).toBeGreaterThan(0);
+    let end = start;
+    while (lines[end]!.startsWith('#')) end++;
+    const uncommented = [...lines.slice(0, start), ...lines.slice(start, end).map((l) => l.replace(/^# ?/, '')), ...lines.slice(end)].join('\n');
+    const c = parseConfig(uncommented, '/etc/tykdr/tykdr.yaml');
+    expect(c.drill.gateway).toEqual({ binary: '/opt/tyk-gateway/tyk', templates: '/opt/tyk-gateway/templates', startTimeout: '60s' });
+  });
+
+  it('drill.gateway: a relative binary is resolved from the config file; a bad startTimeout names the path', () => {
+    const base = configTemplate({ recipient: 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p' });
+    expect(parseConfig(`${base}\ndrill: { gateway: { binary: ./bin/tyk } }\n`, '/etc/tykdr/tykdr.yaml').drill.gateway?.binary).toBe('/etc/tykdr/bin/tyk');
+    expect(parseConfig(`${base}\ndrill: { gateway: { binary: tyk } }\n`, '/etc/tykdr/tykdr.yaml').drill.gateway?.binary).toBe('tyk');
+    expect(error(() => parseConfig(`${base}\ndrill: { gateway: { binary: tyk, startTimeout: soon } }\n`, '/x.yaml')).message).toMatch(/drill\.gateway\.startTimeout/);
+  });
+
   it('the published JSON Schema is up to date (npm run schema regenerates it)', () => {
     const committed = readFileSync(path.join(repoRoot, 'schema/tykdr.schema.json'), 'utf8');
     expect(committed).toBe(configJsonSchemaText());

@@ -114,6 +114,15 @@ components:
 #   url: http://127.0.0.1:3000
 #   restartCommand: systemctl restart tyk-dashboard
 
+# Drills (\`tykdr drill\`, docs/DRILLS.md): with a Tyk Gateway binary, a drill starts it against the scratch
+# Redis and the restored apps/ and policies/ and proves the canary key is served; without it the report
+# says "gateway not proven". The keyProbe of the gateway section above is the canary.
+# drill:
+#   gateway:
+#     binary: /opt/tyk-gateway/tyk
+#     templates: /opt/tyk-gateway/templates   # default: the snapshot's templates/, else beside the binary
+#     startTimeout: 60s
+
 # Signed manifests and reports (docs/FORMAT.md). On the host that backs up or drills: an Ed25519 key
 # from \`tykdr key generate --signing --output /etc/tykdr/signing-key.pem\` (mode 0600; it signs every
 # manifest and report). Wherever snapshots are restored or checked: the public keys it printed. With

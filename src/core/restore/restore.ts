@@ -331,7 +331,7 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
       run.failureKind ??= opts.signal?.aborted ? 'interrupted' : f.kind === 'internal' && timedOut ? 'targetError' : f.kind;
     }
     for (const c of r.checks) {
-      if (c.status === 'skipped' && !c.detail.startsWith('drill:')) run.warnings.push(`${step.id}: check ${c.name} skipped: ${c.detail}`);
+      if (c.status === 'skipped' && !/^drill( only)?:/.test(c.detail)) run.warnings.push(`${step.id}: check ${c.name} skipped: ${c.detail}`);
     }
     run.steps.push(r);
     await run.journal?.step(step.id, r.status);
