@@ -42,7 +42,7 @@ async function processesUnder(dir: string, also = ''): Promise<number[]> {
   return out;
 }
 
-function config(opts: { binary?: boolean; timeout?: string; staging: string }): string {
+function config(opts: { binary?: boolean | string; timeout?: string; staging: string }): string {
   return `store: { kind: local, path: ./store }
 encryption: { recipients: [${ws.recipient}], identityFile: ./identity.txt }
 components:
@@ -53,7 +53,7 @@ gateway:
   timeout: ${opts.timeout ?? '20s'}
   keyProbe: { path: /orders/, key: ${CANARY} }
 restore: { reportDir: ./reports, stagingDir: ${opts.staging} }
-${opts.binary === false ? '' : `drill:\n  gateway: { binary: ${STANDIN}, startTimeout: 30s }\n`}`;
+${opts.binary === false ? '' : `drill:\n  gateway: { binary: ${typeof opts.binary === 'string' ? opts.binary : STANDIN}, startTimeout: 30s }\n`}`;
 }
 
 beforeAll(async () => {
@@ -147,6 +147,25 @@ describe('a drill with drill.gateway.binary', () => {
     expect(json.verdict.not_proven[0]).toMatch(/^gateway not proven: drill\.gateway\.binary is not set/);
     expect(await readFile(`${base}.html`, 'utf8')).toContain('gateway not proven: drill.gateway.binary is not set');
     expect(await readFile(`${base}.md`, 'utf8')).toContain('gateway not proven');
+  });
+
+  it('a gateway that exits at start fails the drill (exit 7) quoting its scrubbed log; a missing binary is exit 2', async () => {
+    const crashing = path.join(ws.dir, 'crashing-tyk');
+    // Prints the secret it was given (tykdr must scrub it) and gives up, as a gateway with a bad config would.
+    await writeFile(crashing, `#!/bin/sh\necho "level=fatal msg=\\"cannot start: secret $(grep -o '"secret": *"[^"]*"' "$2")\\""\nexit 3\n`, { mode: 0o755 });
+    const cfg = await ws.writeConfig('crash.yaml', config({ binary: crashing, staging: path.join(ws.dir, 'staging-crash') }));
+    const res = await runCli(['drill', '--plan', 'full', '--snapshot', goodSnapshot, '-c', cfg]);
+    expect(res.code, res.stdout + res.stderr).toBe(7);
+    expect(res.stdout).toMatch(/FAILED gateway: the drill gateway exited with code 3 with the snapshot's tyk.conf: "level=fatal msg=.cannot start: secret .*\[redacted\]/);
+    expect(res.stdout).toContain('GATEWAY NOT PROVEN');
+    expect(res.stdout + res.stderr).not.toContain(SECRET);
+    const log = /gateway log: (\S+)\)/.exec(res.stdout)?.[1];
+    expect(await readFile(log!, 'utf8')).toContain('cannot start: secret "secret": "[redacted]"');
+
+    const missing = await ws.writeConfig('missing.yaml', config({ binary: path.join(ws.dir, 'no-such-tyk'), staging: path.join(ws.dir, 'staging-missing') }));
+    const gone = await runCli(['drill', '--plan', 'full', '--snapshot', goodSnapshot, '-c', missing]);
+    expect(gone.code, gone.stdout + gone.stderr).toBe(2);
+    expect(gone.stdout).toMatch(/cannot start the drill gateway ".*no-such-tyk" \(ENOENT\)/);
   });
 
   it('a kill -9 of the drill leaves no gateway process running', async () => {
