@@ -45,6 +45,10 @@ export interface DrillOutcome extends RestoreOutcome {
  * (a redis-server on a free port, throwaway databases on the configured database servers, a temporary
  * folder for files), runs the plan's verifications, measures RTO and RPO, writes the report next to the
  * snapshot, and tears the scratch targets down. Production targets are never written, restarted or probed.
+ * With drill.gateway.binary and a plan with a gateway step, the gateway step starts that Tyk Gateway against
+ * the scratch Redis and the restored files (ScratchGateway) and the gateway checks run against it; the report's
+ * `gateway` section says whether the gateway was proven ("gateway not proven" also heads verdict.not_proven).
+ * `pick` drills a seeded random snapshot of a window instead of the latest; the report says which and why.
  */
 export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
   checkTicket(opts.ticket);
