@@ -141,7 +141,7 @@ export class ScratchGateway implements DrillGatewayStarter {
       keyProbe: c?.keyProbe,
       drill: { controlSecret: new Secret(secret), expect: { apis, policies } },
     };
-    const details = { binary: o.binary, url: gateway.url, tyk_conf: tykFile, apis, policies, upstream: this.upstream.url, templates: templatePath, log: this.logFile };
+    const details = { binary: o.binary, url: gateway.url, tyk_conf: tykFile, apis, policies, upstream: this.upstream.url, templates: templatePath };
     return { gateway, details };
   }
 
