@@ -10,6 +10,7 @@ import { parseTargetFlag, withOverrides } from '../core/restore/overrides.js';
 import { lastMeasuredDuration, saveReport } from '../core/restore/report-files.js';
 import { planRestore, runRestore } from '../core/restore/restore.js';
 import { reportingBackends } from '../cli/store-events.js';
+import { planRedisToTime, restoreRedisToTime } from '../backends/redis/pitr/restore-to-time.js';
 import { chooseStore } from '../core/copies/named-stores.js';
 
 export default class Restore extends TykdrCommand<typeof Restore> {
@@ -27,6 +28,7 @@ ${EXIT_CODES_HELP}`;
     '<%= config.bin %> restore --plan gateway --before 2026-11-20T00:00:00Z --to /srv/standby --json',
     '<%= config.bin %> restore --resume    # finish a restore that was killed',
     '<%= config.bin %> restore --plan redis --ticket CHG-1234 --yes',
+    '<%= config.bin %> restore --plan redis --to-time 2026-11-21T09:01:59Z --yes    # point in time (tykdr stream)',
     '<%= config.bin %> restore --plan full --store offsite --yes    # from the off-site copy',
   ];
 
@@ -34,6 +36,10 @@ ${EXIT_CODES_HELP}`;
     plan: Flags.string({ summary: 'Plan name (full, redis, database, dashboard, gateway) or file.', default: 'full' }),
     snapshot: Flags.string({ summary: 'Snapshot id, or "latest".', exclusive: ['before'] }),
     before: Flags.string({ summary: 'Use the newest complete snapshot taken before this time (ISO, or a duration ago).' }),
+    'to-time': Flags.string({
+      summary: 'Point-in-time restore of Redis (plan redis): the base snapshot of a `tykdr stream` chain, then its replication feed replayed up to this time (ISO, or a duration ago).',
+      exclusive: ['snapshot', 'before'],
+    }),
     'incident-at': Flags.string({ summary: 'When the incident began (ISO, or a duration ago); RTO and RPO are measured from it.' }),
     'dry-run': Flags.boolean({ summary: 'Show the plan, objects, sizes, targets and expected duration; change nothing.' }),
     yes: Flags.boolean({ char: 'y', summary: 'Confirm overwriting live data without asking.' }),
@@ -52,7 +58,7 @@ ${EXIT_CODES_HELP}`;
     'no-fallback': Flags.boolean({ summary: 'Use only the store named by --store (or primary): never fall back to a copy.' }),
     resume: Flags.boolean({
       summary: 'Finish the newest restore that was killed on this host (from its journal): same snapshot, plan and targets; steps it finished are not run again.',
-      exclusive: ['snapshot', 'before', 'target', 'to', 'dry-run'],
+      exclusive: ['snapshot', 'before', 'target', 'to', 'dry-run', 'to-time'],
     }),
   };
 
@@ -92,6 +98,15 @@ ${EXIT_CODES_HELP}`;
       resume,
       ticket: f.ticket,
     };
+    const toTime = parseTimeFlag('--to-time', f['to-time']);
+    if (toTime && f['dry-run']) {
+      const { summary } = await planRedisToTime({ ...common, at: toTime });
+      if (!this.jsonEnabled()) {
+        this.log(`Point-in-time restore of ${summary.component} to ${summary.asked}: base snapshot ${summary.base_snapshot}, then ${summary.segments} segment(s) of chain ${summary.chain}`);
+        this.log(`  reaches ${summary.reached} (replication offset ${summary.reached_offset})${summary.short_by ? `: short of the time asked: ${summary.short_by}` : ''}`);
+      }
+      return { dry_run: true, point_in_time: summary };
+    }
     if (f['dry-run']) {
       const summary = await planRestore(common);
       summary.expected = await lastMeasuredDuration(config.restore.reportDir, plan.name);
@@ -101,7 +116,8 @@ ${EXIT_CODES_HELP}`;
     const interrupt = interruptSignal();
     const interactive = process.stdin.isTTY === true && !this.jsonEnabled();
     try {
-      const { report, failureKind } = await runRestore({
+      const run = toTime ? (o: Parameters<typeof runRestore>[0]) => restoreRedisToTime({ ...o, at: toTime }) : runRestore;
+      const { report, failureKind } = await run({
         ...common,
         // A resumed restore was confirmed when it started.
         yes: f.yes || resume !== undefined,

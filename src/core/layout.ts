@@ -54,3 +54,37 @@ export function parseKey(key: string): { id: string; name: string } | null {
   const name = rest.slice(slash + 1);
   return isSnapshotId(id) && name !== '' && !name.includes('/') ? { id, name } : null;
 }
+
+/**
+ * Point-in-time chains of a Redis component (see docs/FORMAT.md, "Point-in-time chains"):
+ *
+ *   streams/<chain>/chain.json                 written first: base snapshot id, replication id and offset
+ *   streams/<chain>/seg-<seq>.resp.<zst>.age   the replication feed's bytes, verbatim, for one stretch of time
+ *   streams/<chain>/seg-<seq>.json             written after its object: offsets, time range, SHA-256; presence = complete
+ *
+ * <chain> is the id of the base snapshot; <seq> counts from 00000001.
+ */
+export const STREAMS_PREFIX = 'streams/';
+
+export function chainKey(chain: string): string {
+  return `${STREAMS_PREFIX}${chain}/chain.json`;
+}
+
+export function segmentName(seq: number, compression: string): string {
+  return `seg-${String(seq).padStart(8, '0')}.resp.${compression === 'gzip' ? 'gz' : 'zst'}.age`;
+}
+
+export function segmentKey(chain: string, name: string): string {
+  return `${STREAMS_PREFIX}${chain}/${name}`;
+}
+
+export function segmentMetaKey(chain: string, seq: number): string {
+  return `${STREAMS_PREFIX}${chain}/seg-${String(seq).padStart(8, '0')}.json`;
+}
+
+/** Splits "streams/<chain>/<name>"; null for keys outside that layout. */
+export function parseStreamKey(key: string): { chain: string; name: string } | null {
+  if (!key.startsWith(STREAMS_PREFIX)) return null;
+  const [chain, name, extra] = key.slice(STREAMS_PREFIX.length).split('/');
+  return chain && name && extra === undefined && isSnapshotId(chain) ? { chain, name } : null;
+}

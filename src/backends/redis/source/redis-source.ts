@@ -4,9 +4,9 @@ import type { RedisComponent } from '../../../core/config/load.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
 import { badInput } from '../../../core/errors.js';
 import type { Source, SourceArtifact } from '../../../core/interfaces/source.js';
-import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, tlsOptions } from '../protocol/connection.js';
+import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, tlsOptions, type RedisAddress } from '../protocol/connection.js';
 import { RdbInspector } from '../formats/rdb-inspector.js';
-import { openRdbStream } from './replication.js';
+import { openRdbStream, type RdbStream } from './replication.js';
 import { resolveAddress } from '../protocol/sentinel.js';
 
 /**
@@ -18,7 +18,14 @@ export class RedisSource implements Source {
   readonly kind = 'redis';
   readonly component: string;
 
-  constructor(private readonly cfg: RedisComponent) {
+  /**
+   * `via` replaces the RDB transfer (point-in-time capture hands in the RDB of its PSYNC, taken at `addr`)
+   * and adds facts to the manifest's (the replication id and offset the RDB is consistent at).
+   */
+  constructor(
+    private readonly cfg: RedisComponent,
+    private readonly via?: { addr: RedisAddress; rdb: RdbStream; facts: Record<string, unknown> },
+  ) {
     this.component = cfg.name;
   }
 
@@ -45,7 +52,7 @@ export class RedisSource implements Source {
   }
 
   async open(signal?: AbortSignal): Promise<SourceArtifact> {
-    const addr = await resolveAddress(this.cfg, signal);
+    const addr = this.via?.addr ?? (await resolveAddress(this.cfg, signal));
     const client = await connectRedis(this.cfg, addr);
     let info: Record<string, string>;
     try {
@@ -56,9 +63,9 @@ export class RedisSource implements Source {
     } finally {
       client.disconnect();
     }
-    let rdb;
+    let rdb: RdbStream;
     try {
-      rdb = await openRdbStream({
+      rdb = this.via?.rdb ?? await openRdbStream({
         host: addr.host,
         port: addr.port,
         username: this.cfg.username,
@@ -103,6 +110,7 @@ export class RedisSource implements Source {
             databases: f.databases,
             total_keys: f.totalKeys,
             key_classes: classes,
+            ...this.via?.facts,
           },
         };
       },

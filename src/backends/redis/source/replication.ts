@@ -98,7 +98,7 @@ export async function openRdbStream(opts: RdbStreamOptions): Promise<RdbStream> 
   }
 }
 
-function connect(opts: RdbStreamOptions, where: string, timeoutMs: number): Promise<net.Socket> {
+export function connect(opts: RdbStreamOptions, where: string, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const useTls = opts.tls !== undefined;
     const socket = useTls
@@ -156,11 +156,11 @@ function connectError(err: NodeJS.ErrnoException, where: string, useTls: boolean
   return sourceUnreachable(`cannot connect to Redis at ${where}: ${reason}`, FIX_NETWORK + tlsFix, err);
 }
 
-function redact(text: string, secret: string | undefined): string {
+export function redact(text: string, secret: string | undefined): string {
   return secret === undefined || secret === '' ? text : text.split(secret).join('***');
 }
 
-function authError(reply: string, where: string, user: string, opts: RdbStreamOptions): Error {
+export function authError(reply: string, where: string, user: string, opts: RdbStreamOptions): Error {
   const msg = reply.slice(1);
   if (/wrong number of arguments/i.test(msg) && opts.username !== undefined) {
     return sourceUnreachable(
@@ -174,7 +174,7 @@ function authError(reply: string, where: string, user: string, opts: RdbStreamOp
   );
 }
 
-function refused(reply: string, cmd: string, where: string, user: string): Error {
+export function refused(reply: string, cmd: string, where: string, user: string): Error {
   const msg = reply.slice(1);
   if (msg.startsWith('NOAUTH')) {
     return sourceUnreachable(`Redis at ${where} requires authentication: ${msg}`, 'set redis.password (and redis.username for an ACL user)');
@@ -192,20 +192,26 @@ function refused(reply: string, cmd: string, where: string, user: string): Error
   return sourceUnreachable(`Redis at ${where} refused ${cmd}: ${msg}`, FIX_SYNC);
 }
 
-interface PayloadOptions {
+export interface PayloadOptions {
   where: string;
   declaredLength: number | null;
   mark: Buffer | null;
   idleMs: number;
   signal: AbortSignal | undefined;
+  /**
+   * Keep the connection after the RDB (a PSYNC replica: the command feed follows): instead of closing the
+   * socket, hand it over with the bytes already read past the payload's end. Called once, after the stream ended.
+   */
+  onEnd?: (rest: Buffer) => void;
 }
 
 /** The RDB payload as a Readable fed by the socket, with `leftover` (bytes read past the header) first. */
-function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOptions): Readable {
+export function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOptions): Readable {
   let remaining = o.declaredLength ?? 0;
   let tail: Buffer = Buffer.alloc(0); // diskless: the last bytes, which may be (part of) the mark
   let received = 0;
   let finished = false;
+  let handedOver = false;
 
   const stream = new Readable({
     highWaterMark: 256 * 1024,
@@ -217,7 +223,8 @@ function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOptions):
     },
     destroy(err, cb) {
       cleanup();
-      socket.destroy();
+      // After a normal end the socket belongs to onEnd's receiver (autoDestroy calls this after 'end').
+      if (!(handedOver && !err)) socket.destroy();
       cb(err);
     },
   });
@@ -228,9 +235,16 @@ function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOptions):
       socket.pause();
     }
   };
-  const complete = () => {
+  const complete = (rest: Buffer = Buffer.alloc(0)) => {
     finished = true;
     cleanup();
+    if (o.onEnd) {
+      handedOver = true;
+      socket.pause();
+      stream.push(null);
+      o.onEnd(rest);
+      return;
+    }
     socket.destroy(); // with rdb-only Redis closes too; otherwise the replication feed would follow
     stream.push(null);
   };
@@ -248,8 +262,9 @@ function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOptions):
         deliver(chunk);
       } else {
         deliver(chunk.subarray(0, remaining));
+        const rest = chunk.subarray(remaining);
         remaining = 0;
-        complete();
+        complete(rest);
       }
       return;
     }
@@ -260,14 +275,14 @@ function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOptions):
     let at = tail.length > 0 ? head.indexOf(mk) : -1;
     if (at >= 0) {
       deliver(head.subarray(0, at));
-      complete();
+      complete(chunk.subarray(at + EOF_MARK_LEN - tail.length));
       return;
     }
     at = chunk.indexOf(mk);
     if (at >= 0) {
       deliver(tail);
       deliver(chunk.subarray(0, at));
-      complete();
+      complete(chunk.subarray(at + EOF_MARK_LEN));
       return;
     }
     if (chunk.length >= EOF_MARK_LEN) {
@@ -305,7 +320,7 @@ function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOptions):
   socket.setTimeout(o.idleMs);
   o.signal?.addEventListener('abort', onAbort, { once: true });
   if (leftover.length > 0) onData(leftover);
-  if (o.mark === null && o.declaredLength === 0 && !finished) complete();
+  if (o.mark === null && o.declaredLength === 0 && !finished) complete(leftover);
   if (!finished) socket.on('data', onData);
   return stream;
 }
