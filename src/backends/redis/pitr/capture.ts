@@ -191,16 +191,18 @@ function pump(
       if (getack) ack();
       if (seg.size >= o.segmentBytes || now - seg.openedAt >= o.segmentMs) rotate(now);
     };
+    // Segments close on time within a fifth of their length; offsets are acknowledged every second.
     const tick = setInterval(() => {
       const now = Date.now();
       const age = now - seg.openedAt;
       if ((seg.size > 0 && age >= o.segmentMs) || age >= HEARTBEAT_MS) rotate(now);
-      ack();
-    }, Math.min(1000, o.segmentMs));
+    }, Math.max(50, Math.min(1000, Math.floor(o.segmentMs / 5))));
+    const acks = setInterval(ack, 1000);
     const finish = (reason: string) => {
       if (ended) return;
       ended = true;
       clearInterval(tick);
+      clearInterval(acks);
       socket.off('data', onData);
       socket.off('close', onClose);
       socket.off('error', onError);
