@@ -32,6 +32,7 @@ export function printDryRun(s: DryRunSummary, log: (l: string) => void): void {
   log('Targets:');
   for (const t of s.targets) log(`  ${t.component}: ${t.target}: ${t.liveData ? `has live data (${t.liveData}); a restore asks before overwriting it` : 'empty'}`);
   for (const t of s.targets) if (t.warning) log(`  warning: ${t.warning}`);
+  for (const p of s.selection ?? []) printSelection(p.component, p.selection, log);
   log(
     s.expected
       ? `Expected duration: about ${formatDuration(s.expected.seconds * 1000)} (measured by ${s.expected.from})`
@@ -59,9 +60,38 @@ export function printReportSummary(r: RestoreReport, saved: SavedReport, log: (l
   for (const [name, o] of Object.entries(r.rpo)) {
     log(`  RPO ${name}: ${formatDuration((o.achievedSeconds ?? 0) * 1000)} against ${formatDuration(o.objectiveSeconds * 1000)} (${o.tier}): ${o.met ? 'MET' : 'MISSED'}`);
   }
+  for (const s of r.steps) {
+    for (const [name, d] of Object.entries(s.details)) {
+      const sel = (d as { selection?: Record<string, unknown> } | null)?.selection;
+      if (sel && typeof sel === 'object') printSelection(name, sel, (l) => log(`  ${l}`));
+    }
+  }
   if (r.evidence) log(`  Manifest: ${r.evidence.manifest_signature.detail}`);
   log(`  Report: ${saved.files.html}`);
   if (saved.files.signature) log(`  Report signature: ${saved.files.signature} (check it with \`tykdr report verify ${saved.files.json}\`)`);
   if (saved.signatureError) log(`  WARNING: the report could not be signed: ${saved.signatureError}`);
   if (!Array.isArray(saved.stored)) log(`  WARNING: the report could not be stored next to the snapshot: ${saved.stored.error}`);
+}
+
+const SHOWN = 20;
+
+/** A selective restore's preview (dry run) or outcome: counts, and the first names of each list. */
+export function printSelection(component: string, sel: Record<string, unknown>, log: (l: string) => void): void {
+  const dry = sel.dry_run === true;
+  const n = (k: string) => Number(sel[k] ?? 0);
+  log(`Selection for ${component}: ${String(sel.description)}`);
+  log(
+    `  ${n('snapshot_keys')} keys in the snapshot, ${n('selected')} selected: ${dry ? 'would write' : 'written'} ${n(dry ? 'would_write' : 'written')}` +
+      ` (${n(dry ? 'would_replace' : 'replaced')} replacing a key the target holds), kept ${n('kept')} (already in the target), expired ${n('expired')};` +
+      ` skipped (not selected, never touched) ${n('skipped_not_selected')}`,
+  );
+  const list = (title: string, names: unknown, total: number) => {
+    const arr = (names as string[] | undefined) ?? [];
+    if (total === 0) return;
+    log(`  ${title} (${total}):`);
+    for (const name of arr.slice(0, SHOWN)) log(`    ${name}`);
+    if (total > SHOWN) log(`    ... and ${total - SHOWN} more (--json lists them)`);
+  };
+  list(dry ? 'would write' : 'written', sel[dry ? 'would_write_keys' : 'written_keys'], n(dry ? 'would_write' : 'written'));
+  list('kept (exists in the target; --overwrite replaces it)', sel.kept_keys, n('kept'));
 }

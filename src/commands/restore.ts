@@ -12,12 +12,16 @@ import { planRestore, runRestore } from '../core/restore/restore.js';
 import { reportingBackends } from '../cli/store-events.js';
 import { planRedisToTime, restoreRedisToTime } from '../backends/redis/pitr/restore-to-time.js';
 import { chooseStore } from '../core/copies/named-stores.js';
+import { checkSelection, type KeySelection } from '../core/tyk/key-selection.js';
+import type { KeyClass } from '../core/tyk/key-classes.js';
 
 export default class Restore extends TykdrCommand<typeof Restore> {
   static override summary = 'Restore a snapshot with a plan, verify every step, and measure RTO and RPO.';
   static override description = `Runs a restore plan (plans/full.yaml: Redis, database, Dashboard, Gateway). Every artifact is downloaded, checked against its SHA-256 and decrypted into a staging folder first: nothing touches a target until all artifacts proved intact. A restore that would overwrite live data asks first (or needs --yes). Each step is verified; the report (JSON, Markdown, HTML with a timeline) goes to restore.reportDir and next to the snapshot in the store.
 
 RTO is measured from --incident-at (or the restore start) to the last passed verification; RPO per component is the incident time minus the snapshot's consistent point. Both are compared with the components' tiers.
+
+SELECTIVE REDIS RESTORE (plan redis): --key PATTERN (Redis glob), --class CLASS (must, should, quota, ephemeral, analytics, mdcb, other), --org ORG_ID (sessions' org_id, orgkey.<org>, cert-raw-<org>..., cert-<org>-index) and --api API_ID (sessions' access_rights, oauth-data.<api>.*) pick keys from the snapshot; each flag repeats (any of its values), different flags must all match. Only the selected keys are written, into the running Redis; no other key is touched (no FLUSH, no file swap). Existing keys are kept and listed unless --overwrite (--no-overwrite is the default of a selective restore, and alone restores every missing key). --dry-run stages the snapshot (needs the identity) and lists what would be written, kept and skipped. See docs/RESTORE.md "Selective restore".
 
 ${EXIT_CODES_HELP}`;
 
@@ -30,6 +34,11 @@ ${EXIT_CODES_HELP}`;
     '<%= config.bin %> restore --plan redis --ticket CHG-1234 --yes',
     '<%= config.bin %> restore --plan redis --to-time 2026-11-21T09:01:59Z --yes    # point in time (tykdr stream)',
     '<%= config.bin %> restore --plan full --store offsite --yes    # from the off-site copy',
+    '<%= config.bin %> restore --plan redis --api 5f3c8a --dry-run    # what restoring one API\'s keys and OAuth clients would write and keep',
+    '<%= config.bin %> restore --plan redis --api 5f3c8a              # put back that API\'s deleted sessions and OAuth data; existing keys kept',
+    '<%= config.bin %> restore --plan redis --key "oauth-data.*.oauth-clientid.my-client" --overwrite --yes',
+    '<%= config.bin %> restore --plan redis --org 5e9d9544a1dcd60001d0ed20 --class must --json',
+    '<%= config.bin %> restore --plan redis --no-overwrite             # every key the live Redis lost, nothing replaced',
   ];
 
   static override flags = {
@@ -56,6 +65,14 @@ ${EXIT_CODES_HELP}`;
       summary: 'Read the snapshot from this store ("primary", or a name under copies:); when it cannot be used, the other stores are tried in config order.',
     }),
     'no-fallback': Flags.boolean({ summary: 'Use only the store named by --store (or primary): never fall back to a copy.' }),
+    key: Flags.string({ summary: 'Selective Redis restore: only keys matching this Redis glob pattern (repeatable).', multiple: true }),
+    class: Flags.string({ summary: 'Selective Redis restore: only keys of this Tyk class (repeatable; default restore.classes).', multiple: true }),
+    org: Flags.string({ summary: "Selective Redis restore: only this organisation's keys (repeatable).", multiple: true }),
+    api: Flags.string({ summary: "Selective Redis restore: only this API's keys: sessions with access to it, its OAuth data (repeatable).", multiple: true }),
+    overwrite: Flags.boolean({
+      summary: 'With a selection: replace keys the target already holds (--no-overwrite, the default, keeps and lists them).',
+      allowNo: true,
+    }),
     resume: Flags.boolean({
       summary: 'Finish the newest restore that was killed on this host (from its journal): same snapshot, plan and targets; steps it finished are not run again.',
       exclusive: ['snapshot', 'before', 'target', 'to', 'dry-run', 'to-time'],
@@ -82,6 +99,13 @@ ${EXIT_CODES_HELP}`;
       snapshot: resume?.snapshot ?? f.snapshot,
       note: (l) => this.note(l),
     });
+    const selection = this.selection(resume);
+    if (selection && f['to-time']) {
+      throw badInput(
+        '--to-time does not go with --key, --class, --org, --api or --no-overwrite yet: the replayed feed is not filtered',
+        'restore the point in time into a scratch Redis (--target redis=HOST:PORT), then copy the keys you need from it with a selective restore of a snapshot taken there, or with DUMP/RESTORE',
+      );
+    }
     const common = {
       config,
       backends,
@@ -97,6 +121,7 @@ ${EXIT_CODES_HELP}`;
       allowPartial: f['allow-partial'],
       resume,
       ticket: f.ticket,
+      selection,
     };
     const toTime = parseTimeFlag('--to-time', f['to-time']);
     if (toTime && f['dry-run']) {
@@ -132,6 +157,19 @@ ${EXIT_CODES_HELP}`;
     } finally {
       interrupt.dispose();
     }
+  }
+
+  /** --key/--class/--org/--api/--[no-]overwrite as a selection; a resumed restore keeps the one it started with. */
+  private selection(resume: JournalEntry | undefined): KeySelection | undefined {
+    const f = this.flags;
+    const filters = (f.key?.length ?? 0) + (f.class?.length ?? 0) + (f.org?.length ?? 0) + (f.api?.length ?? 0);
+    if (resume) {
+      if (filters > 0 || f.overwrite !== undefined) throw badInput('--resume restores the keys the killed restore selected: --key, --class, --org, --api and --[no-]overwrite do not go with it', 'drop them, or start a new restore instead of --resume');
+      return resume.selection;
+    }
+    // --overwrite without a filter is the ordinary restore.
+    if (filters === 0 && f.overwrite !== false) return undefined;
+    return checkSelection({ patterns: f.key ?? [], classes: (f.class ?? []) as KeyClass[], orgs: f.org ?? [], apis: f.api ?? [], overwrite: f.overwrite === true });
   }
 
   /** The newest killed restore on this host, or bad input naming where tykdr looked. */

@@ -3,6 +3,7 @@ import type { Component, Config } from '../config/load.js';
 import type { ManifestComponent } from '../manifest.js';
 import type { PlanComponent } from '../plan/roles.js';
 import type { CheckResult } from '../restore/types.js';
+import type { KeySelection } from '../tyk/key-selection.js';
 
 /** What a restore would overwrite in one target, for the dry run and the confirmation. */
 export interface TargetAssessment {
@@ -32,6 +33,10 @@ export interface TargetRestoreInput<C extends Component = Component> {
   snapshotId: string;
   /** Files restores: put files under this folder instead of their configured destination. */
   filesTo?: string;
+  /** A selective restore (Redis): only the selected keys are written; keys not selected are never touched. */
+  selection?: KeySelection;
+  /** With a selection: decide what would be written and kept, write nothing, run no check (restore --dry-run). */
+  dryRun?: boolean;
   signal: AbortSignal;
   note(line: string): void;
 }

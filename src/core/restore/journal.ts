@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { processAlive } from './work-dirs.js';
+import type { KeySelection } from '../tyk/key-selection.js';
 
 /**
  * The restore journal: one small JSON file per running restore, in `<stagingDir>/tykdr-journal/`, rewritten
@@ -22,6 +23,8 @@ export interface JournalEntry {
   files_to?: string;
   /** --target overrides, component -> host:port. */
   targets?: Record<string, { host: string; port: number }>;
+  /** A selective restore's filter: --resume restores the same keys (and never the whole keyspace). */
+  selection?: KeySelection;
   /** Where each member goes, for people ("redis 10.0.0.5:6379"). */
   target_descriptions: string[];
   phase: 'staging' | 'restoring';

@@ -22,6 +22,8 @@ import { makeWorkDir, sweepStaleWorkDirs } from './work-dirs.js';
 import { describeKilled, forgetRestore, Journal, killedRestores, type JournalEntry } from './journal.js';
 import { runStep, StepFailure } from './steps.js';
 import type { DrillGatewayStarter, RestoreReport, StepResult } from './types.js';
+import { checkSelectionPlan, previewSelection, type SelectionPreview } from './selection.js';
+import type { KeySelection } from '../tyk/key-selection.js';
 
 export interface RestoreProgress {
   note?(line: string): void;
@@ -65,6 +67,8 @@ export interface RestoreOptions {
   ticket?: string;
   /** Drills with drill.gateway.binary: the gateway step starts this gateway and runs the gateway checks against it. */
   drillGateway?: DrillGatewayStarter;
+  /** --key/--class/--org/--api/--no-overwrite: a selective Redis restore (plan redis only); see selection.ts. */
+  selection?: KeySelection;
 }
 
 export interface DryRunSummary {
@@ -76,6 +80,8 @@ export interface DryRunSummary {
   expected: { seconds: number; from: string } | null;
   /** The manifest signature check: verified, or "manifest signature not checked" without signing.verifyKeys. */
   manifest_signature: string;
+  /** A selective restore: per Redis component, what would be written, kept and skipped. */
+  selection?: SelectionPreview[];
 }
 
 export interface RestoreOutcome {
@@ -99,7 +105,11 @@ export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> 
   const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
   const signature = await trustedManifest(store, manifest, opts.config.signing, opts.signal);
   const members = await planMembers(opts.plan, manifest, opts.config, opts.backends);
+  if (opts.selection) checkSelectionPlan(opts.selection, opts.plan, members);
   const names = PLAN_COMPONENTS.flatMap((r) => members.byRole[r]);
+  const selection = opts.selection
+    ? await previewSelection({ config: opts.config, store, manifest, members, selection: opts.selection, identityFile: opts.identityFile, signal: opts.signal, note: opts.progress?.note })
+    : undefined;
   return {
     snapshot: { id: manifest.id, created_at: manifest.created_at, location: store.location },
     plan: opts.plan.name,
@@ -113,6 +123,7 @@ export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> 
     targets: await assessTargets(members, manifest, opts.filesTo, opts.signal),
     expected: null,
     manifest_signature: signature.detail,
+    ...(selection ? { selection } : {}),
   };
 }
 
@@ -177,6 +188,7 @@ async function startJournal(run: RestoreRun): Promise<Journal> {
     snapshot: run.manifest.id,
     ...(opts.filesTo ? { files_to: opts.filesTo } : {}),
     ...(opts.targetOverrides && Object.keys(opts.targetOverrides).length ? { targets: opts.targetOverrides } : {}),
+    ...(opts.selection ? { selection: opts.selection } : {}),
     target_descriptions: run.targets.map((t) => t.target),
   });
 }
@@ -190,6 +202,7 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
   const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
   const evidence = await gatherEvidence({ store, manifest, plan, config, trigger: opts.trigger, ticket: opts.ticket, signal: opts.signal });
   const members = await planMembers(plan, manifest, config, opts.backends);
+  if (opts.selection) checkSelectionPlan(opts.selection, plan, members);
   const names = PLAN_COMPONENTS.flatMap((r) => members.byRole[r]);
   const keys = await resolveDecryptionKeys(config, manifest, opts.identityFile);
   const warnings = await preflightRestore({
@@ -227,7 +240,8 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
 /** Phase 2: a restore that overwrites live data goes ahead only when confirmed (--yes or a person). */
 async function confirmOverwrite(run: RestoreRun): Promise<void> {
   const live = run.targets.filter((t) => t.liveData);
-  if (live.length === 0 || run.opts.yes) return;
+  // A selective restore that keeps existing keys overwrites nothing (the plan restores only Redis).
+  if (live.length === 0 || run.opts.yes || (run.opts.selection && !run.opts.selection.overwrite)) return;
   const what = live.map((t) => `${t.target} (${t.liveData})`).join('; ');
   const ok = run.opts.confirm ? await run.opts.confirm(`This restore overwrites live data: ${what}. Continue?`) : false;
   if (!ok) {
@@ -315,6 +329,7 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
         members: run.members,
         serviceCheck: opts.backends.serviceCheck,
         filesTo: opts.filesTo,
+        selection: opts.selection,
         drill: opts.kind === 'drill',
         drillGateway: opts.kind === 'drill' ? opts.drillGateway : undefined,
         signal,

@@ -10,6 +10,7 @@ import { runCommand } from '../util/run-command.js';
 import type { PlanMembers } from './preflight.js';
 import type { StagedArtifact } from './staging.js';
 import type { CheckResult, DrillGatewayStarter } from './types.js';
+import type { KeySelection } from '../tyk/key-selection.js';
 
 /** Everything a step needs, resolved once per restore. */
 export interface StepContext {
@@ -23,6 +24,8 @@ export interface StepContext {
   members: PlanMembers;
   serviceCheck: ServiceCheck;
   filesTo?: string;
+  /** restore --key/--class/--org/--api: a selective Redis restore. */
+  selection?: KeySelection;
   /** A drill restores into scratch targets: production services are never restarted or probed. */
   drill: boolean;
   /** A drill with drill.gateway.binary: the gateway step starts this gateway and checks it. */
@@ -75,6 +78,7 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
           restoreId: ctx.restoreId,
           snapshotId: ctx.snapshotId,
           filesTo: ctx.filesTo,
+          selection: ctx.selection,
           signal: ctx.signal,
           note: ctx.note,
         });

@@ -44,9 +44,13 @@ export const redisTarget: Target<RedisComponent> = {
   async restore(i) {
     i.note(`  restoring ${i.name} (redis)`);
     let shown = 0;
+    // A selective restore writes keys into the running target whatever restore.mode says: a file swap would replace every key.
+    const component = i.selection ? { ...i.component, restore: { ...i.component.restore, mode: 'live' as const } } : i.component;
     const once = () =>
       restoreRedis({
-        component: i.component,
+        component,
+        selection: i.selection,
+        dryRun: i.dryRun,
         manifest: i.entry,
         rdbFile: i.stagedFile,
         workDir: i.workDir,

@@ -10,6 +10,7 @@ import { releaseAtLeast } from '../formats/rdb-versions.js';
 import { swapRdbFile, type RdbSwapOptions } from './rdb-file-swap.js';
 import { Reservoir } from './reservoir.js';
 import type { RedisRestoreInput } from './restore-types.js';
+import type { CheckResult } from '../../../core/restore/types.js';
 import { checkAofTarget, checkDataDir, type SnapshotVersion, type TargetFacts } from './restore-preflight.js';
 import { startScratch, type ScratchOptions, type ScratchServer } from './scratch-server.js';
 import { drawByScan, fingerprintSample, type SnapshotSample } from './snapshot-sample.js';
@@ -53,12 +54,14 @@ export interface ModeResult {
   expectationSkipped?: string;
   /** Runs after the checks (e.g. stops a scratch server the sampler uses). */
   cleanup?: () => Promise<void>;
+  /** A selective restore's redis-key-counts (the selected keys are in the target), instead of whole-keyspace counts. */
+  countsCheck?: () => Promise<CheckResult>;
 }
 
 const ms = (d: string, fallback: number) => parseDuration(d) ?? fallback;
 
 /** The `databases` a scratch server needs: one more than the highest index in the snapshot (at least 16, or the source's setting). */
-function databasesFor(input: RedisRestoreInput): number {
+export function databasesFor(input: RedisRestoreInput): number {
   const dbs = Object.keys((input.manifest.source.databases as Record<string, unknown> | undefined) ?? {}).map(Number);
   const setting = Number(input.manifest.source.databases_setting ?? 0);
   return Math.max(16, Number.isFinite(setting) ? setting : 0, ...dbs.filter(Number.isFinite).map((d) => d + 1));

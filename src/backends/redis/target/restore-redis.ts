@@ -17,6 +17,7 @@ import { buildKeyExpectation, type KeyExpectation } from './key-expectation.js';
 import { inspectKeysFile, inspectRdbRecords, type KeysInspection } from './keys-inspect.js';
 import { maxRdbVersion, releaseAtLeast } from '../formats/rdb-versions.js';
 import { runKeys } from './restore-keys-mode.js';
+import { runSelective } from './selective-restore.js';
 import { runFileMode, runLive, type ModeContext, type ModeResult } from './restore-modes.js';
 import {
   checkModeFits, checkPayloadVersion, checkRdbFileConfig, checkScratchBinary, checkTargetAccepts, readTargetFacts, snapshotFormat, snapshotRdb,
@@ -53,13 +54,15 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   const wanted = input.checks.filter((n): n is RedisCheckName => (REDIS_CHECKS as readonly string[]).includes(n));
   const warnings: string[] = [];
   const details: Record<string, unknown> = { mode: r.mode, format, warnings };
+  if (input.selection && r.mode !== 'live') throw new Error(`components.${c.name}: a selective restore writes keys into the running target (restore.mode live), not ${r.mode}`);
   if (r.mode !== 'live') checkRdbFileConfig(c);
 
   input.progress?.({ phase: 'preflight' });
   const restored = new Set<KeyClass>(r.mode === 'live' ? r.classes : KEY_CLASSES);
   const wantsCounts = wanted.includes('redis-key-counts');
   const sampleSize = wanted.includes('redis-sample') || wanted.includes('redis-ttl') ? r.sample : 0;
-  const staged = await checkStaged(input, format, restored, sampleSize, wantsCounts);
+  // A selective restore draws its own sample (of the keys it wrote) and checks its own counts.
+  const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection);
   const snap = staged.snap;
   const target = await resolveRestoreTarget(c, signal);
   Object.assign(details, {
@@ -93,19 +96,22 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     if (r.mode === 'live' && format === 'aof') await checkScratchBinary(c, facts, snap, signal);
 
     let expectation: KeyExpectation | null = null;
-    if (wantsCounts && format === 'rdb' && !staged.keys) {
+    if (wantsCounts && format === 'rdb' && !staged.keys && !input.selection) {
       input.progress?.({ phase: 'inspect' });
       expectation = await buildKeyExpectation(input.rdbFile, signal);
     }
     const ctx: ModeContext = { input, target, pool, facts, sampleSize, details, warnings, snapshot: snap, aof: staged.aof, wantExpectation: wantsCounts };
     const started = Date.now();
     // A live write leaves a marker until every key is in (a killed restore is then plainly partial).
-    const marked = input.marker !== undefined && r.mode === 'live' && cluster === null;
+    const marked = input.marker !== undefined && r.mode === 'live' && cluster === null && !input.dryRun;
     if (marked) await setRestoreMarker(await pool.db(0), { ...input.marker!, started_at: new Date().toISOString(), host: hostname() });
-    mode = staged.keys ? await runKeys(ctx, staged.keys, cluster, targetVersion) : r.mode === 'live' ? await runLive(ctx) : await runFileMode(ctx);
+    mode = input.selection
+      ? await runSelective(ctx, staged.keys, cluster, targetVersion, input.selection, input.dryRun === true)
+      : staged.keys ? await runKeys(ctx, staged.keys, cluster, targetVersion) : r.mode === 'live' ? await runLive(ctx) : await runFileMode(ctx);
     if (marked) await clearRestoreMarker(await pool.db(0));
     details.restore_ms = Date.now() - started;
     expectation ??= mode.expectation ?? null;
+    if (input.dryRun) return { details, checks: [] };
 
     input.progress?.({ phase: 'verify' });
     const after = cluster ? await clusterInfo(cluster, signal) : await readInfo(await pool.db(0)).catch(() => ({}) as Record<string, string>);
@@ -224,6 +230,7 @@ async function runChecks(names: RedisCheckName[], x: CheckContext): Promise<Chec
       case 'redis-ping':
         return checkPing(db, signal, masters);
       case 'redis-key-counts':
+        if (x.mode.countsCheck) return x.mode.countsCheck();
         if (!x.expectation) {
           const atBackup = x.input.manifest.source.databases as Record<string, { keys: number; expires: number }> | undefined;
           return checkKeyCountsApprox({ db, atBackup: atBackup ?? {}, reason: x.mode.expectationSkipped ?? 'the restored data could not be counted', signal });

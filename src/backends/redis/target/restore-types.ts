@@ -2,6 +2,7 @@
 import type { RedisComponent } from '../../../core/config/load.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
+import type { KeySelection } from '../../../core/tyk/key-selection.js';
 
 export interface RedisRestoreInput {
   component: RedisComponent;
@@ -20,6 +21,10 @@ export interface RedisRestoreInput {
   /** Live writes: the restore run and snapshot named by the marker key while the target is partial. */
   marker?: { restore_id: string; snapshot: string };
   progress?: (e: { phase: string; keys?: number; totalKeys?: number }) => void;
+  /** A selective restore (selective-restore.ts): only these keys are written, into the running target. */
+  selection?: KeySelection;
+  /** With a selection: decide and look up (EXISTS) only; nothing is written and no check runs. */
+  dryRun?: boolean;
 }
 
 export interface RedisRestoreOutcome {
