@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { displayKeyName } from '../../src/core/tyk/key-selection.js';
@@ -243,6 +244,44 @@ restore: { reportDir: ./reports }
     expectSame(after, orig, selectedApi1(), true); // the modified session is the snapshot's again
     expectSame(after, pre, [...pre.keys()].filter((k) => !selectedApi1().includes(k)));
     expect(after.get('new-after-backup')).toBeDefined();
+  }, 120_000);
+
+  it('a killed selective restore keeps its filter in the journal, and --resume writes only the selected keys', async () => {
+    const crashConfig = await ws.writeConfig(
+      'crash.yaml',
+      `store: { kind: local, path: ./store }
+encryption: { recipients: [${ws.recipient}], identityFile: ./identity.txt }
+components:
+  redis: { kind: redis, port: ${live.port} }
+restore: { reportDir: ./reports, stagingDir: ./staging }
+`,
+    );
+    await r.del(...selectedApi1());
+    await r.set('counter', '777');
+    const pre = await state(r);
+    const killed = await runCli(['restore', '--plan', 'redis', '-c', crashConfig, '--api', 'api1'], {
+      onStderr: (chunk, kill) => {
+        if (chunk.includes('redis: restore redis')) kill('SIGKILL');
+      },
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    // Whatever the kill left, no key outside the selection changed.
+    const mid = await state(r);
+    expectSame(mid, pre, pre.keys());
+    const journals = await readdir(path.join(ws.dir, 'staging', 'tykdr-journal'));
+    const journal = JSON.parse(await readFile(path.join(ws.dir, 'staging', 'tykdr-journal', journals.find((j) => j.endsWith('.json'))!), 'utf8'));
+    expect(journal.selection).toMatchObject({ apis: ['api1'], overwrite: false });
+
+    const resumed = await runCli(['restore', '--resume', '-c', crashConfig, '--json']);
+    expect(resumed.code, resumed.stderr + resumed.stdout).toBe(0);
+    const sel = selectionOf(JSON.parse(resumed.stdout).report);
+    expect(sel.filter).toMatchObject({ apis: ['api1'], overwrite: false });
+    expect(sel.written + sel.kept).toBe(selectedApi1().length);
+    const after = await state(r);
+    expectSame(after, orig, selectedApi1(), true);
+    expectSame(after, pre, pre.keys());
+    expect(after.size).toBe(pre.size + selectedApi1().length);
+    expect(await r.exists('tykdr:restore:in-progress')).toBe(0);
   }, 120_000);
 
   it('a bad --class is refused, naming it, and changes nothing', async () => {

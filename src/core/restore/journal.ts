@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { processAlive } from './work-dirs.js';
-import type { KeySelection } from '../tyk/key-selection.js';
+import { describeSelection, type KeySelection } from '../tyk/key-selection.js';
 
 /**
  * The restore journal: one small JSON file per running restore, in `<stagingDir>/tykdr-journal/`, rewritten
@@ -109,7 +109,7 @@ export function describeKilled(e: JournalEntry): string {
   const done = Object.entries(e.steps).filter(([, s]) => s === 'ok').map(([id]) => id);
   const where = e.phase === 'staging' ? 'while staging (no target was touched)' : started.length ? `during step ${started.join(', ')}` : 'between steps';
   return (
-    `restore ${e.restore_id} of snapshot ${e.snapshot} (plan ${e.plan}, started ${e.started_at}) was killed ${where}` +
+    `restore ${e.restore_id} of snapshot ${e.snapshot} (plan ${e.plan}${e.selection ? `, selective: ${describeSelection(e.selection)}` : ''}, started ${e.started_at}) was killed ${where}` +
     `${done.length ? `; steps done: ${done.join(', ')}` : ''}${e.phase === 'restoring' ? `; targets may be partial: ${e.target_descriptions.join('; ')}` : ''}`
   );
 }
