@@ -122,13 +122,20 @@ export class KeySelector {
   /** For a key byName answered 'value': its string value (null when the value is not a string, or too long). */
   byValue(key: Buffer, value: Buffer | null): boolean {
     if (value === null) return false;
+    const k = key.toString('latin1');
+    const byOrg = this.selection.orgs.length > 0 && orgByName(k, this.selection.orgs) === 'value';
+    const byApi = this.selection.apis.length > 0 && apiByName(k, this.selection.apis) === 'value';
+    // Most values are not of the org or API asked for: an id that is nowhere in the bytes cannot be in the
+    // JSON (ids are letters, digits and . _ : -, which JSON writers, Go's included, never escape), so the
+    // value is not parsed at all.
+    if (byOrg && !this.selection.orgs.some((o) => value.includes(o))) return false;
+    if (byApi && !this.selection.apis.some((a) => value.includes(a))) return false;
     const doc = jsonObject(value);
     if (doc === null) return false;
-    const k = key.toString('latin1');
-    if (this.selection.orgs.length > 0 && orgByName(k, this.selection.orgs) === 'value') {
+    if (byOrg) {
       if (typeof doc.org_id !== 'string' || !this.selection.orgs.includes(doc.org_id)) return false;
     }
-    if (this.selection.apis.length > 0 && apiByName(k, this.selection.apis) === 'value') {
+    if (byApi) {
       const rights = doc.access_rights;
       if (rights === null || typeof rights !== 'object' || !this.selection.apis.some((a) => Object.hasOwn(rights, a))) return false;
     }

@@ -37,19 +37,26 @@ export interface SelectionSource {
  * touched. An RDB or keys snapshot is read from the staged file (no scratch server); an AOF snapshot is
  * loaded in a scratch server and read with SCAN (names filtered first), DUMP and PEXPIRETIME.
  *
- * Hook for other sources (point in time): anything that yields KeyRecord batches can be a SelectionSource.
+ * Hook for other sources (point in time): anything that yields KeyRecord batches can be a SelectionSource,
+ * handed to selectiveRestore.
  */
 export async function runSelective(ctx: ModeContext, keys: KeysInspection | undefined, cluster: ClusterTarget | null, targetVersion: string | undefined, selection: KeySelection, dryRun: boolean): Promise<ModeResult> {
-  const { input, target, details } = ctx;
-  const r = input.component.restore;
-  const signal = input.signal;
-  const selector = new KeySelector(selection, r.classes);
-  const router: KeyRouter = cluster
-    ? { laneOf: (_db, key) => cluster.ownerOf(key), open: (lane) => cluster.pipe(lane, signal), describe: (lane) => cluster.node(lane).display }
-    : { laneOf: (db) => db, open: (db) => openTargetPipe(target, db, signal), describe: (db) => `database ${db} of ${target.display}` };
+  const selector = new KeySelector(selection, ctx.input.component.restore.classes);
   const source: SelectionSource = keys
     ? { open: (s) => keys.open(s), tally: emptyTally(), total: keys.records, close: async () => undefined }
     : await scratchSource(ctx, selector);
+  return selectiveRestore(ctx, source, selector, cluster, targetVersion, dryRun);
+}
+
+/** Writes (or, dry run, looks up) the selection from any source of key records; closes the source when done. */
+export async function selectiveRestore(ctx: ModeContext, source: SelectionSource, selector: KeySelector, cluster: ClusterTarget | null, targetVersion: string | undefined, dryRun: boolean): Promise<ModeResult> {
+  const { input, target, details } = ctx;
+  const r = input.component.restore;
+  const signal = input.signal;
+  const selection = selector.selection;
+  const router: KeyRouter = cluster
+    ? { laneOf: (_db, key) => cluster.ownerOf(key), open: (lane) => cluster.pipe(lane, signal), describe: (lane) => cluster.node(lane).display }
+    : { laneOf: (db) => db, open: (db) => openTargetPipe(target, db, signal), describe: (db) => `database ${db} of ${target.display}` };
   const explain = (err: unknown, doing: string) => explainRestoreError(err, target, doing);
   const drawn = new Reservoir<PayloadSampleEntry>(dryRun ? 0 : ctx.sampleSize);
   let decoder: PayloadDecoder | null = null;
