@@ -2,7 +2,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { displayKeyName } from '../../src/core/tyk/key-selection.js';
+import { displayKeyName, KeySelector } from '../../src/core/tyk/key-selection.js';
+import { countMissing } from '../../src/backends/redis/target/selective-write.js';
+import { RespPipe } from '../../src/backends/redis/protocol/resp-pipe.js';
 import { runCli } from '../helpers/cli.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -202,6 +204,7 @@ restore: { reportDir: ./reports }
     const checks = Object.fromEntries(report.steps.find((s: any) => s.id === 'redis').checks.map((c: any) => [c.name, c]));
     expect(checks['redis-key-counts'].status).toBe('passed');
     expect(checks['redis-key-counts'].detail).toContain(`all ${selectedApi1().length} selected keys`);
+    expect(checks['redis-key-counts'].evidence.keys_from).toBe('the keys the restore wrote or kept');
     expect(checks['redis-sample'].status).toBe('passed');
     expect(checks['redis-ttl'].status).toBe('passed');
 
@@ -325,6 +328,30 @@ restore: { reportDir: ./reports-${name} }
     expect(b.code, b.stderr).toBe(0);
     return { r, seeded, config, orig: await state(r) };
   }
+
+  it('the check after a restore finds selected keys that are missing, from remembered keys or by reading the snapshot again', async () => {
+    const s = await startRedis();
+    servers.push(s);
+    const r = client(s.port);
+    clients.push(r);
+    await r.set('a1', 'x');
+    await r.set('b1', 'y');
+    const payload = (await r.dumpBuffer('a1'))!;
+    const selector = new KeySelector({ patterns: ['a*'], classes: [], orgs: [], apis: [], overwrite: false }, ['other']);
+    const rec = (key: string, expireAt = -1) => ({ db: 0, key: Buffer.from(key), expireAt, payload });
+    // a2 is selected and missing; b2 is missing but not selected; a3 expired before the check.
+    const records = [rec('a1'), rec('a2'), rec('b1'), rec('b2'), rec('a3', Date.now() - 1)];
+    const common = {
+      selector,
+      router: { laneOf: (db: number) => db, open: (db: number) => RespPipe.open({ host: '127.0.0.1', port: s.port, db, connectTimeoutMs: 5000 }), describe: () => 'test' },
+      batchSize: 2,
+      explain: (err: unknown) => err as Error,
+    };
+    const reread = await countMissing({ ...common, records: (async function* () { yield records; })() });
+    expect(reread).toEqual({ checked: 2, missing: 1, missingNames: ['a2'] });
+    const remembered = await countMissing({ ...common, records: { remembered: [rec('a1'), rec('a2')] } });
+    expect(remembered).toEqual({ checked: 2, missing: 1, missingNames: ['a2'] });
+  }, 60_000);
 
   it('key-level snapshot: one organisation deleted and put back with --org; the other org untouched', async () => {
     const { r, seeded, config, orig } = await setup('keys', 'keys');

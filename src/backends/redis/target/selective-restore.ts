@@ -87,8 +87,14 @@ export async function selectiveRestore(ctx: ModeContext, source: SelectionSource
     const dec = decoder;
     const countsCheck = async () => {
       const started = Date.now();
-      const res = await countMissing({ records: source.open(signal), selector, router, batchSize: r.batchSize, explain, signal });
-      const evidence = { selected_live_keys: res.checked, missing: res.missing, ...(res.missing ? { missing_examples: res.missingNames } : {}) };
+      const again = t.remembered === null;
+      const res = await countMissing({ records: again ? source.open(signal) : { remembered: t.remembered! }, selector, router, batchSize: r.batchSize, explain, signal });
+      const evidence = {
+        selected_live_keys: res.checked,
+        missing: res.missing,
+        keys_from: again ? 'the snapshot, read again' : 'the keys the restore wrote or kept',
+        ...(res.missing ? { missing_examples: res.missingNames } : {}),
+      };
       return res.missing === 0
         ? checkResult('redis-key-counts', 'passed', `selective restore: all ${res.checked} selected keys that have not expired are in the target (written ${t.written}, kept ${t.kept}); keys not selected were not touched`, evidence, started)
         : checkResult('redis-key-counts', 'failed', `selective restore: ${res.missing} of ${res.checked} selected keys are not in the target`, evidence, started);

@@ -29,10 +29,22 @@ export interface SelectionTally {
   valuesDecoded: number;
   writtenNames: string[];
   keptNames: string[];
+  /**
+   * The selected keys that were live when written, for the check afterwards (no second read of the
+   * snapshot); null once they would take more than REMEMBERED_KEY_BYTES (the check then reads again).
+   */
+  remembered: Array<{ db: number; key: Buffer; expireAt: number }> | null;
+  rememberedBytes: number;
 }
 
+/** Key bytes a selective restore holds to check its keys afterwards without reading the snapshot again. */
+export const REMEMBERED_KEY_BYTES = 16 * 1024 * 1024;
+
 export function emptyTally(): SelectionTally {
-  return { seen: 0, selected: 0, written: 0, replaced: 0, kept: 0, expired: 0, notSelected: emptyClassCounts(), valuesDecoded: 0, writtenNames: [], keptNames: [] };
+  return {
+    seen: 0, selected: 0, written: 0, replaced: 0, kept: 0, expired: 0, notSelected: emptyClassCounts(), valuesDecoded: 0,
+    writtenNames: [], keptNames: [], remembered: [], rememberedBytes: 0,
+  };
 }
 
 /** Decides one record: the name first; the string value only when the name does not tell (--org/--api on sessions). */
@@ -171,6 +183,11 @@ export async function writeSelected(o: SelectiveWriteOptions): Promise<Selection
           l.enc.command('RESTORE', rec.key, String(ttl), rec.payload, 'REPLACE', ...abs);
         } else l.enc.command('RESTORE', rec.key, String(ttl), rec.payload, ...abs);
         l.recs.push({ rec, cls });
+        if (t.remembered) {
+          t.rememberedBytes += rec.key.length + 64;
+          if (t.rememberedBytes > REMEMBERED_KEY_BYTES) t.remembered = null;
+          else t.remembered.push({ db: rec.db, key: Buffer.from(rec.key), expireAt: rec.expireAt });
+        }
         if (++pending >= o.batchSize) await flush();
       }
     }
@@ -185,7 +202,10 @@ export async function writeSelected(o: SelectiveWriteOptions): Promise<Selection
  * The check after a selective restore: every selected key that has not expired by now is in the target
  * (written, or kept). Reads the selection again from the snapshot and asks EXISTS, pipelined.
  */
-export async function countMissing(o: Pick<SelectiveWriteOptions, 'records' | 'selector' | 'router' | 'batchSize' | 'explain' | 'signal'>): Promise<{ checked: number; missing: number; missingNames: string[] }> {
+export async function countMissing(o: Pick<SelectiveWriteOptions, 'selector' | 'router' | 'batchSize' | 'explain' | 'signal'> & {
+  /** The snapshot's records again, or (remembered) the selected keys as the write saw them: no need to select again. */
+  records: AsyncIterable<KeyRecord[]> | { remembered: Array<{ db: number; key: Buffer; expireAt: number }> };
+}): Promise<{ checked: number; missing: number; missingNames: string[] }> {
   const lanes = new Map<number, { enc: CommandEncoder; keys: Buffer[]; pipe: Promise<RespPipe> | null }>();
   let checked = 0;
   let missing = 0;
@@ -210,13 +230,19 @@ export async function countMissing(o: Pick<SelectiveWriteOptions, 'records' | 's
       });
     }
   };
+  const remembered = 'remembered' in o.records ? o.records.remembered : null;
+  const batches: AsyncIterable<Array<{ db: number; key: Buffer; expireAt: number; payload?: Buffer }>> = remembered
+    ? (async function* () {
+        for (let i = 0; i < remembered.length; i += 1000) yield remembered.slice(i, i + 1000);
+      })()
+    : (o.records as AsyncIterable<KeyRecord[]>);
   try {
-    for await (const records of o.records) {
+    for await (const records of batches) {
       o.signal?.throwIfAborted();
       // A key may expire between the write and this check: only those still live a second from now count.
       const now = Date.now() + 1000;
       for (const rec of records) {
-        if (!isSelected(o.selector, rec, classifyKey(rec.key))) continue;
+        if (!remembered && !isSelected(o.selector, rec as KeyRecord, classifyKey(rec.key))) continue;
         if (rec.expireAt >= 0 && rec.expireAt <= now) continue;
         const lane = o.router.laneOf(rec.db, rec.key);
         let l = lanes.get(lane);
