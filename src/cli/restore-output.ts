@@ -30,7 +30,9 @@ export function printDryRun(s: DryRunSummary, log: (l: string) => void): void {
     log(`  ${i + 1}. ${st.id} (${st.component}): ${what}; verify ${st.verify.join(', ')}`);
   });
   log('Targets:');
-  for (const t of s.targets) log(`  ${t.component}: ${t.target}: ${t.liveData ? `has live data (${t.liveData}); a restore asks before overwriting it` : 'empty'}`);
+  const keeps = (s.selection ?? []).some((p) => (p.selection.filter as { overwrite?: boolean } | undefined)?.overwrite === false);
+  const onLive = keeps ? 'a selective restore writes only the selected keys and keeps those it holds' : 'a restore asks before overwriting it';
+  for (const t of s.targets) log(`  ${t.component}: ${t.target}: ${t.liveData ? `has live data (${t.liveData}); ${onLive}` : 'empty'}`);
   for (const t of s.targets) if (t.warning) log(`  warning: ${t.warning}`);
   for (const p of s.selection ?? []) printSelection(p.component, p.selection, log);
   log(
