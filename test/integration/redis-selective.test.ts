@@ -292,6 +292,24 @@ restore: { reportDir: ./reports, stagingDir: ./staging }
     expect(await r.exists('tykdr:restore:in-progress')).toBe(0);
   }, 120_000);
 
+  it('--no-overwrite alone puts back every key the live Redis lost and replaces none', async () => {
+    const lost = ['orgkey.' + ORG_A, `cert-raw-${ORG_B}bb22`, 'leaderboard'];
+    await r.del(...lost);
+    await r.set('counter', '4242');
+    const pre = await state(r);
+    const res = await runCli(['restore', '--plan', 'redis', '-c', config, '--no-overwrite', '--json']);
+    expect(res.code, res.stderr + res.stdout).toBe(0);
+    const sel = selectionOf(JSON.parse(res.stdout).report);
+    expect(sel.description).toBe('every key of the restored classes; existing keys kept');
+    expect(sel.written).toBe(lost.length);
+    expect([...sel.written_keys].sort()).toEqual([...lost].sort());
+    expect(sel.kept).toBe(sel.selected - lost.length);
+    expect(sel.skipped_per_class).toMatchObject({ quota: 1, ephemeral: 1 });
+    const after = await state(r);
+    expectSame(after, orig, lost, true);
+    expectSame(after, pre, pre.keys());
+  }, 120_000);
+
   it('a bad --class is refused, naming it, and changes nothing', async () => {
     const pre = await state(r);
     const bad = await runCli(['restore', '--plan', 'redis', '-c', config, '--class', 'musts', '--yes']);
