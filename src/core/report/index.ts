@@ -1,6 +1,8 @@
 import type { RestoreReport } from '../restore/types.js';
 
-export { renderHtml, TIMELINE, timelineDomainMs } from './render-html.js';
+export { renderHtml } from './render-html.js';
+export { TIMELINE, timelineX } from './timeline-svg.js';
+export { timelineScale } from './timeline-scale.js';
 export { renderJson } from './render-json.js';
 export { renderMarkdown } from './render-markdown.js';
 

@@ -1,7 +1,8 @@
-import { formatBytes, formatDuration } from '../duration.js';
+import { formatDuration } from '../duration.js';
 import type { CheckResult, ObjectiveResult, RestoreReport, StepResult } from '../restore/types.js';
+import { detailMarkdown, detailTree } from './detail-table.js';
 import { evidenceRows } from './evidence.js';
-import { compactJson, toPlain } from './render-json.js';
+import { textTimeline } from './timeline-text.js';
 
 /*
  * The Markdown report, and the wording both renderers share (titles, verdicts, objective rows, detail
@@ -108,19 +109,6 @@ export function checkSummary(checks: CheckResult[]): string {
 export const DRY_RUN_NOTE =
   'Nothing was restored. The steps show what a real run would do; the timings and objectives are not evidence of recovery.';
 
-/** A detail value for people: byte and millisecond counts (by key name) in units, lists joined, objects as JSON. */
-export function formatDetail(key: string, value: unknown): string {
-  const v = toPlain(value);
-  if (typeof v === 'number') {
-    if (/bytes/i.test(key)) return `${formatBytes(v)} (${v.toLocaleString('en-US')} bytes)`;
-    if (/(Ms|_ms)$/.test(key)) return formatDuration(v);
-    return v.toLocaleString('en-US');
-  }
-  if (typeof v === 'string') return v;
-  if (Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object')) return v.map(String).join(', ');
-  return compactJson(v);
-}
-
 /** Markdown text: no HTML, links, emphasis or table breaks from user data; one line. */
 export function mdText(s: string): string {
   return s
@@ -150,19 +138,7 @@ function table(head: string[], rows: string[][]): string[] {
 }
 
 function evidenceBlock(check: CheckResult): string[] {
-  const json = compactJson(check.evidence);
-  const longest = Math.max(0, ...(json.match(/`+/g) ?? []).map((m) => m.length));
-  const fence = '`'.repeat(Math.max(3, longest + 1));
-  return [
-    `<details><summary>Evidence: ${escapeHtml(check.name)}</summary>`,
-    '',
-    `${fence}json`,
-    json,
-    fence,
-    '',
-    '</details>',
-    '',
-  ];
+  return [`<details><summary>Evidence: ${escapeHtml(check.name)}</summary>`, '', ...detailMarkdown(detailTree(check.evidence), mdText), '</details>', ''];
 }
 
 function stepSection(r: RestoreReport, step: StepResult, n: number): string[] {
@@ -173,16 +149,13 @@ function stepSection(r: RestoreReport, step: StepResult, n: number): string[] {
     '',
   ];
   if (step.reason) out.push(`**${step.status === 'failed' ? 'Failure' : 'Reason'}:** ${mdText(step.reason)}`, '');
-  const details = Object.keys(step.details).sort();
-  if (details.length > 0) {
-    out.push(...details.map((k) => `- **${mdText(k)}:** ${mdText(formatDetail(k, step.details[k]))}`), '');
-  }
+  if (Object.keys(step.details).length > 0) out.push('#### What it did', '', ...detailMarkdown(detailTree(step.details), mdText));
   if (step.checks.length > 0) {
     const rows = step.checks.map((c) => [
       mdText(statusLabel(c.status)), mdCode(c.name, true), mdText(c.detail), formatDuration(c.durationMs),
       formatOffset(sinceIncident(r, c.finishedAt)),
     ]);
-    out.push(...table(['Status', 'Check', 'Detail', 'Took', 'Finished'], rows), '');
+    out.push('#### Checks', '', ...table(['Status', 'Check', 'Detail', 'Took', 'Finished'], rows), '');
     for (const c of step.checks) if (c.evidence !== undefined) out.push(...evidenceBlock(c));
   } else {
     out.push('_No checks._', '');
@@ -241,6 +214,10 @@ export function renderMarkdown(r: RestoreReport): string {
     ),
     '',
     'Started: time from the incident.',
+    '',
+    '## Timeline',
+    '',
+    ...textTimeline(r),
     '',
     '## Step details',
     '',
