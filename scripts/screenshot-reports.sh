@@ -68,14 +68,14 @@ encryption: { recipients: [$RECIPIENT], identityFile: ./identity.txt }
 components:
   redis: { kind: redis, port: $PORT, password: "\${SAMPLE_REDIS_PASSWORD}", restore: { mode: live } }
   config: { kind: files, roots: [$WORK/gw] }
-gateway: { url: "http://127.0.0.1:1" }
+gateway: { url: "http://127.0.0.1:1", timeout: 3s }
 signing: { keyFile: ./signing.pem }
 restore: { reportDir: ./reports }
 $2
 EOF
 }
 config tykdr.yaml ''
-config tight.yaml 'tiers: { critical: { rto: 1s, rpo: 1s }, important: { rto: 1s, rpo: 1s }, standard: { rto: 1s, rpo: 1s }, development: { rto: 1s, rpo: 1s } }'
+config tight.yaml 'tiers: { critical: { rto: 100ms, rpo: 1s }, important: { rto: 100ms, rpo: 1s }, standard: { rto: 100ms, rpo: 1s }, development: { rto: 100ms, rpo: 1s } }'
 export SAMPLE_REDIS_PASSWORD=$PASSWORD
 
 tykdr backup -c tykdr.yaml >/dev/null

@@ -121,11 +121,11 @@ describe('renderMarkdown', () => {
     expect(md).toContain('| 2 | `database-restore` | database | restore-dump | SKIPPED | 0ms | +5m 10s | none |');
     expect(md).toContain('| 4 | `gateway-reload` | gateway | restart | OK | 4m 20s | +6m 40s | 2/2 passed |');
     expect(md).toContain('**Reason:** the snapshot has no database component');
-    expect(md).toContain('- **bytes_written:** 12.3 MiB (12,901,234 bytes)');
-    expect(md).toContain('- **reload_ms:** 4s');
+    expect(md).toContain('| Bytes written | 12.3 MiB (12,901,234 bytes) |');
+    expect(md).toContain('| Reload | 4s |');
     expect(md).toContain('| PASSED | `gateway-key-probe` | 5/5 sampled keys accepted | 2s | +11m |');
-    expect(md).toContain('<details><summary>Evidence: redis-key-counts</summary>\n\n```json\n'
-      + '{"expected":{"apikey":1200,"orgkey":3},"found":{"apikey":1200,"orgkey":3}}\n```\n\n</details>');
+    expect(md).toContain('<details><summary>Evidence: redis-key-counts</summary>\n\n**Expected**\n\n| Field | Value |\n|---|---|\n| Apikey | 1,200 |\n| Orgkey | 3 |');
+    expect(md).not.toContain('{"expected"');
     const warning = md.indexOf('> **Warnings (1):**');
     expect(warning).toBeGreaterThan(0);
     expect(warning).toBeLessThan(md.indexOf('## Objectives'));
@@ -145,10 +145,11 @@ describe('renderMarkdown', () => {
     expect(md).toContain('> - gateway secret mismatch');
     expect(md).toContain('Prod & DR \\<script\\>alert(1)\\</script\\>');
     // Outside code (where text is literal) and the evidence wrappers, no raw tag survives.
-    const prose = md.replace(/```json\n.*\n```/g, '').replace(/`[^`\n]*`/g, '').replace(/<\/?(details|summary)>/g, '');
+    const prose = md.replace(/```text\n[^]*?\n```/g, '').replace(/`[^`\n]*`/g, '').replace(/<\/?(details|summary)>/g, '');
     expect(prose).not.toMatch(/(?<!\\)<[a-z/]/i);
     expect(md).toContain('**Host:** `drill-<b>host</b>`');
-    expect(md).toContain('```json\n{"note":"</pre><script>x()</script>","rejected":["key-1","key-4","key-5"],"sampled":5}\n```');
+    expect(md).toContain('| Note | \\</pre\\>\\<script\\>x()\\</script\\> |');
+    expect(md).toContain('| Rejected | key-1, key-4, key-5 |');
   });
 
   it('says DRY RUN in the title and explains it', () => {
@@ -169,7 +170,7 @@ describe('renderHtml', () => {
     const bars = html.match(/<rect class="bar [a-z]+"[^>]*>/g) ?? [];
     expect(bars.map((b) => /class="bar ([a-z]+)"/.exec(b)?.[1])).toEqual(['ok', 'skipped', 'ok', 'ok']);
     expect(count(html, /<g class="tick passed">/g)).toBe(5);
-    // Domain: max(finished 11m, objective 15m) = 15m; redis-restore runs +3m..+5m10s.
+    // Domain: max(finished 11m, objective 15m) = 15m (the objective is near enough to draw to scale); redis-restore runs +3m..+5m10s.
     const domain = 15 * 60_000;
     expect(attr(bars[0]!, 'x')).toBeCloseTo(xAt(3 * 60_000, domain), 1);
     expect(attr(bars[0]!, 'width')).toBeCloseTo(xAt(310_000, domain) - xAt(180_000, domain), 1);
@@ -178,7 +179,8 @@ describe('renderHtml', () => {
     const achieved = /<line data-role="rto-achieved"[^>]*>/.exec(html)![0];
     expect(attr(achieved, 'x1')).toBeCloseTo(xAt(660_000, domain), 1);
     expect(html).toContain('RTO objective 15m (critical)');
-    expect(html).toContain('RTO achieved 11m: MET');
+    expect(html).toContain('All checks done 11m: RTO MET');
+    expect(html).not.toContain('data-role="axis-break"');
     expect(html).toContain('>incident</text>');
     expect(html).toContain('>14m</text>');
     expect(html).toContain('<th scope="col">Status</th>');
@@ -202,7 +204,7 @@ describe('renderHtml', () => {
     expect(html).not.toMatch(/<script|<b>host/i);
     expect(html).toContain('Prod &#38; DR &#60;script&#62;alert(1)&#60;/script&#62;');
     expect(html).toContain('rejected (403) &#38; the secret differs');
-    expect(html).toContain('&#60;/pre&#62;&#60;script&#62;x()');
+    expect(html).toContain('<th scope="row" data-key="note">Note</th><td>&#60;/pre&#62;&#60;script&#62;x()');
     expect(html).toContain('drill-&#60;b&#62;host&#60;/b&#62;');
   });
 
@@ -229,7 +231,7 @@ describe('renderJson and file names', () => {
     const r = succeeded();
     r.steps[0]!.details = { bytes_written: 123n };
     expect(JSON.parse(renderJson(r)).steps[0].details).toEqual({ bytes_written: '123' });
-    expect(renderMarkdown(r)).toContain('- **bytes_written:** 123');
+    expect(renderMarkdown(r)).toContain('| Bytes written | 123 |');
   });
 
   it('names files <kind>-<id>.<ext> and keeps them inside the report folder', () => {

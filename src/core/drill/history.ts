@@ -58,7 +58,12 @@ export async function listDrills(store: Store, opts: { plan?: string; signal?: A
       // An unreadable report is left out of the history; prune and verify report store problems.
     }
   }
-  reports.sort((a, b) => Date.parse(a.finished_at) - Date.parse(b.finished_at));
+  return drillRecords(reports);
+}
+
+/** Records of drill reports, newest first, each with the RTO trend against the previous drill of its plan. */
+export function drillRecords(input: RestoreReport[]): DrillRecord[] {
+  const reports = input.slice().sort((a, b) => Date.parse(a.finished_at) - Date.parse(b.finished_at));
   const lastRto = new Map<string, number>();
   const out: DrillRecord[] = [];
   for (const r of reports) {

@@ -67,7 +67,8 @@ export function detailTree(value: unknown, key = ''): DetailNode {
 }
 
 function node(v: unknown, key: string): DetailNode {
-  if (key !== '' && isSecretKey(key) && v !== null && v !== REDACTED && isScalar(v)) return { kind: 'text', text: REDACTED };
+  // Only text is redacted by name: a number under "apikey" is a count of Tyk's key class, not a key.
+  if (key !== '' && isSecretKey(key) && typeof v === 'string' && v !== REDACTED) return { kind: 'text', text: REDACTED };
   if (isScalar(v)) return { kind: 'text', text: formatValue(key, v) };
   if (Array.isArray(v)) {
     if (v.length === 0) return { kind: 'text', text: 'none' };
@@ -80,7 +81,7 @@ function node(v: unknown, key: string): DetailNode {
           columns: keys.map((k) => ({ key: k, label: detailLabel(k) })),
           rows: v.map((x) => keys.map((k) => {
             const cell = (x as Record<string, unknown>)[k];
-            return isSecretKey(k) && cell !== undefined && cell !== null ? REDACTED : cell === undefined ? '' : formatValue(k, cell);
+            return isSecretKey(k) && typeof cell === 'string' ? REDACTED : cell === undefined ? '' : formatValue(k, cell);
           })),
         };
       }
@@ -90,7 +91,7 @@ function node(v: unknown, key: string): DetailNode {
   const entries = Object.entries(v as Record<string, unknown>);
   if (entries.length === 0) return { kind: 'text', text: 'none' };
   // A small set of counts (keys per class, per database) reads best as one row with a column each.
-  if (entries.length >= 3 && entries.length <= 8 && entries.every(([k, x]) => typeof x === 'number' && !isSecretKey(k))) {
+  if (entries.length >= 3 && entries.length <= 8 && entries.every(([, x]) => typeof x === 'number')) {
     return { kind: 'grid', columns: entries.map(([k]) => ({ key: k, label: detailLabel(k) })), rows: [entries.map(([k, x]) => formatValue(k, x))] };
   }
   return { kind: 'table', rows: entries.map(([k, x]) => ({ key: k, label: detailLabel(k), value: node(x, k) })) };

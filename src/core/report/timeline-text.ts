@@ -32,6 +32,7 @@ export function textTimeline(r: RestoreReport): string[] {
     lines.push(`${lead(names[i]!, s.status.toUpperCase())}|${cells.join('')}|`);
   });
   const marks = Array<string>(WIDTH).fill(' ');
+  for (const b of scale.breaks) marks[Math.round(b * (WIDTH - 1))] = '≈';
   const legend: string[] = [];
   const objectiveMs = r.rto.objectiveSeconds * 1000;
   const put = (ms: number, ch: string, text: string): void => {
