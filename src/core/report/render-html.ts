@@ -103,7 +103,7 @@ export function renderHtml(r: RestoreReport): string {
       td(esc(checkSummary(s.checks)))])), '<p class="sub">Started: time from the incident.</p></section>');
   body.push('<section aria-labelledby="h-details"><h2 id="h-details">Step details</h2>', ...r.steps.map((s, i) => stepArticle(r, s, i + 1)), '</section>');
   if (r.evidence) {
-    body.push('<section id="evidence" aria-labelledby="h-evidence"><h2 id="h-evidence">Evidence</h2>',
+    body.push('<section id="evidence"><h2>Evidence</h2>',
       table(['Field', 'Value'], evidenceRows(r.evidence).map(([k, v]) => [`<th scope="row">${esc(k)}</th>`, td(`<code>${esc(v)}</code>`)])), '</section>');
   }
   body.push('</main>');
