@@ -7,7 +7,8 @@
 # It starts a throwaway redis-server (with a password, to show it never reaches a report), backs up a small
 # Tyk-like Redis and config tree into a local store, runs drills (one with a 1 s tier so it MISSES its
 # objective), a restore --dry-run, and `tykdr drills --html/--markdown`; then writes, for each HTML page,
-# OUT_DIR/<name>.png (1200 px wide) and OUT_DIR/<name>-phone.png (390 px wide). KEEP_WORK=1 keeps the
+# OUT_DIR/<name>.png (1200 px wide), OUT_DIR/<name>-phone.png (390 px wide) and OUT_DIR/<name>.pdf (printed;
+# `pdftoppm -png` from poppler-utils turns its pages into pictures). KEEP_WORK=1 keeps the
 # temporary folder (config, store, reports) for a closer look. Installs Debian's
 # chromium with apt-get when it is missing (needs root). Everything it starts is stopped on exit.
 set -euo pipefail
@@ -98,5 +99,6 @@ for f in reports/*.html; do
   md=${f%.html}.md; [ -f "$md" ] && cp "$md" "$OUT/$name.md"
   chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --screenshot="$OUT/$name.png" --window-size=1200,2600 "file://$WORK/$f" 2>/dev/null
   chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --screenshot="$OUT/$name-phone.png" --window-size=390,3000 "file://$WORK/$f" 2>/dev/null
+  chromium --headless --no-sandbox --disable-gpu --no-pdf-header-footer --print-to-pdf="$OUT/$name.pdf" "file://$WORK/$f" 2>/dev/null
   echo "$OUT/$name.png"
 done

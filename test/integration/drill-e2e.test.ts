@@ -110,6 +110,19 @@ describe('tykdr drill', () => {
     const text = await runCli(['drills', '-c', configFile]);
     expect(text.stdout).toMatch(/FINISHED\s+PLAN\s+STATUS\s+RTO/);
     expect(text.stdout).toContain('FAILED');
+    // The history report: a bare --markdown goes to the report folder; links reach each drill's own report.
+    const page = path.join(ws.dir, 'pages', 'drills.html');
+    const written = await runCli(['drills', '-c', configFile, '--html', page, '--markdown', '--json']);
+    expect(written.code, written.stderr).toBe(0);
+    expect(JSON.parse(written.stdout).files).toEqual({ html: page, markdown: path.join(ws.dir, 'reports', 'drills.md') });
+    const html = await readFile(page, 'utf8');
+    expect(html).toContain('<span class="badge failed">FAILED</span>');
+    expect(html).toMatch(/<g class="series" data-plan="redis">/);
+    expect(html).toMatch(/<g class="series" data-plan="full">/);
+    const link = /<a href="([^"]+)" title="drill [^"]+"><code>[^<]+<\/code><\/a>/.exec(html)![1]!;
+    expect(link).toMatch(/^\.\.\/reports\/drill-.+\.html$/);
+    await expect(readFile(path.join(path.dirname(page), decodeURIComponent(link)), 'utf8')).resolves.toContain('<h1>DR drill:');
+    expect(await readFile(path.join(ws.dir, 'reports', 'drills.md'), 'utf8')).toContain('| **FAILED** |');
   });
 });
 
@@ -125,6 +138,8 @@ describe('a drill that misses its objectives', () => {
     expect(res.stdout).toMatch(/MISSED RPO redis \d/);
     const html = await readFile(res.stdout.match(/Report: (\S+\.html)/)![1]!, 'utf8');
     expect(html).toContain('Failed: objective missed:');
+    expect(html).toContain('<span class="badge missed">MISSED</span>');
+    expect(html).toMatch(/<line data-role="rto-objective"/);
     const json = JSON.parse(await readFile(res.stdout.match(/Report: (\S+)\.html/)![1]! + '.json', 'utf8'));
     expect(json.status).toBe('failed');
     expect(json.verdict.passed).toBe(false);

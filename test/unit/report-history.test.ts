@@ -121,9 +121,9 @@ describe('the drill history page', () => {
     expect(html).toContain('<span class="badge failed">FAILED</span>');
     expect(html).toContain('<span class="badge notproven">NOT PROVEN</span>');
     expect(html).toContain('missed: RTO 3 s against 1 s (critical)');
-    expect(html).toContain('<a href="drill-20261104T090000Z-full.html"><code>20261104T090000Z-full</code></a>');
+    expect(html).toContain('<a href="drill-20261104T090000Z-full.html" title="drill 20261104T090000Z-full"><code>20261104T090000Z-full</code></a>');
     // No local copy: the store key instead of a link.
-    expect(html).toContain('<code title="in the store: reports/snap-5/drill-20261105T090000Z-redis.html">20261105T090000Z-redis</code>');
+    expect(html).toContain('<span title="drill 20261105T090000Z-redis, report in the store: reports/snap-5/drill-20261105T090000Z-redis.html"><code>20261105T090000Z-redis</code></span>');
     expect(html).toMatch(/<td>full<\/td><td class="n">4<\/td><td class="n">3<\/td><td class="n">75%<\/td>/);
     expect(html).toContain('6 drill(s): 4 succeeded (67%), 3 fully proven, 1 NOT PROVEN, 1 MISSED an objective, 1 FAILED.');
     expect(unbalancedTags(html)).toEqual([]);

@@ -66,10 +66,11 @@ export function renderHistoryHtml(p: HistoryPage): string {
         td(`${esc(secs(s.objectiveSeconds))} (${esc(s.latest.rtoTier)})`, 'n')])),
     '<p class="sub">Pass rate: drills that succeeded (every step worked, every objective met). Fully proven: succeeded with no check skipped.</p></section>');
   body.push('<section aria-labelledby="h-components"><h2 id="h-components">Last success per component</h2>',
-    table(['Component', 'Last proven', 'In drill', 'Latest run', 'Latest result'], componentSummaries(drills).map((c) => [
+    table(['Component', 'Last proven (drill report)', 'Latest run', 'Latest result'], componentSummaries(drills).map((c) => [
       td(esc(c.component)),
-      td(c.lastSuccess ? `${esc(short(c.lastSuccess.finishedAt))}${c.lastSuccessSkipped > 0 ? ` <span class="st notproven">(${c.lastSuccessSkipped} check(s) skipped)</span>` : ''}` : st('failed', 'NEVER PROVEN')),
-      td(c.lastSuccess ? drillLink(p, c.lastSuccess) : '—'),
+      td(c.lastSuccess
+        ? `${drillLink(p, c.lastSuccess, short(c.lastSuccess.finishedAt))}${c.lastSuccessSkipped > 0 ? ` <span class="st notproven">(${c.lastSuccessSkipped} check(s) skipped)</span>` : ''}`
+        : st('failed', 'NEVER PROVEN')),
       td(esc(short(c.lastRun.finishedAt))),
       td(st(c.lastRunResult === 'OK' ? 'ok' : c.lastRunResult === 'FAILED' ? 'failed' : 'notproven', c.lastRunResult)),
     ])),
@@ -87,10 +88,12 @@ export function renderHistoryHtml(p: HistoryPage): string {
   return page(`DR drill history${p.plan ? ` (${p.plan})` : ''}`, body);
 }
 
-function drillLink(p: HistoryPage, d: DrillRecord): string {
+/** A link to the drill's own report, showing its id (or `text`); the store key when no copy is reachable. */
+function drillLink(p: HistoryPage, d: DrillRecord, text?: string): string {
   const href = p.links.get(d.id);
-  if (href) return `<a href="${esc(href)}"><code>${esc(d.id)}</code></a>`;
-  return `<code title="${esc(`in the store: ${d.reportKey}`)}">${esc(d.id)}</code>`;
+  const shown = text === undefined ? `<code>${esc(d.id)}</code>` : esc(text);
+  if (href) return `<a href="${esc(href)}" title="${esc(`drill ${d.id}`)}">${shown}</a>`;
+  return `<span title="${esc(`drill ${d.id}, report in the store: ${d.reportKey}`)}">${shown}</span>`;
 }
 
 export function renderHistoryMarkdown(p: HistoryPage): string {

@@ -22,7 +22,7 @@ h3{font-size:15px;margin:0 0 4px}h4{font-size:14px;margin:10px 0 4px}code,pre{fo
 .banner.failed{border-color:var(--fail);background:#ffebe9}.banner.warn{border-color:var(--warn);background:#fff8c5}.banner.dry{border-color:#0969da;background:#ddf4ff}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:8px 0}dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 table{border-collapse:collapse;width:100%;margin:8px 0}th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
-th{background:var(--soft);font-weight:600}td.n{text-align:right;white-space:nowrap}td{overflow-wrap:anywhere}
+th{background:var(--soft);font-weight:600}td.n{text-align:right;white-space:nowrap}td{overflow-wrap:break-word}table.kv td{overflow-wrap:anywhere}
 table.kv{width:auto;min-width:50%;margin:4px 0}table.kv th{width:1%;white-space:nowrap;font-weight:500;color:var(--muted)}
 table.kv table.kv,table.kv table.grid{margin:0;min-width:0}table.kv table.kv th{background:#fff}
 table.grid{width:auto}ol.items{margin:0;padding-left:20px}
@@ -37,7 +37,7 @@ figure{margin:8px 0}figcaption{color:var(--muted);font-size:13px}
 footer{margin-top:28px;color:var(--muted);font-size:12px;border-top:1px solid var(--line);padding-top:6px}
 @media (max-width:640px){body{padding:0 10px;margin:12px auto;font-size:13px}h1{font-size:21px}dl{grid-template-columns:1fr}dt{margin-top:4px}
 article{padding:8px 10px}th,td{padding:3px 5px}table.kv{min-width:0}td code{white-space:normal;overflow-wrap:anywhere}}
-@media print{body{margin:0;max-width:none;padding:0;font-size:11px}h2,h3{break-after:avoid}tr,svg,figure{break-inside:avoid}
+@media print{body{margin:0;max-width:none;padding:0;font-size:11px}code,pre{font-size:10px}h2,h3{break-after:avoid}tr,svg,figure{break-inside:avoid}
 .scroll{overflow:visible}svg.timeline,svg.chart{min-width:0}
 details::details-content{content-visibility:visible;display:contents}details>*{display:block}details summary{color:var(--muted)}
 *{print-color-adjust:exact;-webkit-print-color-adjust:exact}}

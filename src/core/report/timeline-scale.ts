@@ -35,8 +35,9 @@ export interface TimelineScale {
   at(ms: number): number;
   /** Fractions where the axis is broken. */
   breaks: number[];
-  /** Grid times (ms) inside [from, to]. */
+  /** Grid times (ms) inside [from, to], `step` apart. */
   ticks: number[];
+  step: number;
 }
 
 /** Milliseconds from the incident to an ISO time (0 if unreadable). */
@@ -76,15 +77,18 @@ export function timelineScale(r: RestoreReport): TimelineScale {
   const ticks: number[] = [];
   for (let t = Math.ceil(from / step) * step; t <= to + 1e-6; t += step) ticks.push(t);
   const breaks = [...(leftBreak ? [LAYOUT.leftBreak] : []), ...(objectiveBeyond === null ? [] : [LAYOUT.rightBreak])];
-  return { from, to, leftBreak, objectiveBeyond, at, breaks, ticks };
+  return { from, to, leftBreak, objectiveBeyond, at, breaks, ticks, step };
 }
 
-/** A tick label: "incident", "500ms", "1.5s", "2m 30s". */
-export function tickLabel(ms: number): string {
+/** A tick label: "incident", "500ms", "1.5s", "10m 3.5s", "2m 30s"; `step` (the tick interval) sets the precision. */
+export function tickLabel(ms: number, step = SEC): string {
   if (ms === 0) return 'incident';
   if (ms < SEC) return `${Math.round(ms)}ms`;
-  if (ms < MIN && ms % SEC !== 0) return `${(ms / SEC).toFixed(ms % 100 === 0 ? 1 : 2)}s`;
-  return formatDuration(ms);
+  if (step >= SEC && ms % SEC === 0) return formatDuration(ms);
+  const digits = step % 100 === 0 ? 1 : 2;
+  const minutes = Math.floor(ms / MIN);
+  const seconds = `${((ms - minutes * MIN) / SEC).toFixed(digits)}s`;
+  return minutes > 0 ? `${formatDuration(minutes * MIN)} ${seconds}` : seconds;
 }
 
 /** A precise duration for marker labels: "0.27s" under a minute, formatDuration above. */

@@ -46,7 +46,7 @@ export function timelineSvg(r: RestoreReport): string {
   }
   for (const t of scale.ticks) {
     out.push(`<line x1="${x(t)}" x2="${x(t)}" y1="${top - 4}" y2="${axisY}" class="grid"/>`,
-      `<text x="${x(t)}" y="${axisY + 16}" text-anchor="middle" class="axis">${tickLabel(t)}</text>`);
+      `<text x="${x(t)}" y="${axisY + 16}" text-anchor="middle" class="axis">${tickLabel(t, scale.step)}</text>`);
   }
   const mainStart = x(scale.from);
   const mainEnd = x(scale.to);

@@ -54,8 +54,8 @@ export function textTimeline(r: RestoreReport): string[] {
     const from = align === 'start' ? c : Math.max(0, c - text.length + 1);
     for (let k = 0; k < text.length && from + k < axis.length; k++) axis[from + k] = text[k]!;
   };
-  label(0, scale.leftBreak ? `incident ≈ +${tickLabel(scale.from)}` : tickLabel(scale.from), 'start');
-  label(scale.to, `+${tickLabel(scale.to)}`, 'end');
+  label(0, scale.leftBreak ? `incident ≈ +${tickLabel(scale.from, scale.step)}` : tickLabel(scale.from, scale.step), 'start');
+  label(scale.to, `+${tickLabel(scale.to, scale.step)}`, 'end');
   if (scale.objectiveBeyond !== null) label(scale.objectiveBeyond, formatDuration(scale.objectiveBeyond), 'end');
   lines.push(`${lead('', '')}${axis.join('').trimEnd()}`);
   const fence = '```';
