@@ -36,7 +36,7 @@ svg .grid{stroke:#eaeef2}svg .axisline{stroke:#8c959f}svg .axis,svg .dur{fill:va
 figure{margin:8px 0}figcaption{color:var(--muted);font-size:13px}
 footer{margin-top:28px;color:var(--muted);font-size:12px;border-top:1px solid var(--line);padding-top:6px}
 @media (max-width:640px){body{padding:0 10px;margin:12px auto;font-size:13px}h1{font-size:21px}dl{grid-template-columns:1fr}dt{margin-top:4px}
-article{padding:8px 10px}th,td{padding:3px 5px}table.kv{min-width:0}td code{white-space:normal;overflow-wrap:anywhere}}
+article{padding:8px 10px}th,td{padding:3px 5px}table.kv{min-width:0}}
 @media print{body{margin:0;max-width:none;padding:0;font-size:11px}code,pre{font-size:10px}h2,h3{break-after:avoid}tr,svg,figure{break-inside:avoid}
 .scroll{overflow:visible}svg.timeline,svg.chart{min-width:0}
 details::details-content{content-visibility:visible;display:contents}details>*{display:block}details summary{color:var(--muted)}
