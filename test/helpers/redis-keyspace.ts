@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 
 /**
  * Keyspaces for the server-matrix tests: one with every type and encoding the three servers of the matrix
@@ -184,5 +184,62 @@ export async function keysPerDb(client: Redis): Promise<Map<number, number>> {
     const m = /^db(\d+):keys=(\d+)/.exec(line);
     if (m) out.set(Number(m[1]), Number(m[2]));
   }
+  return out;
+}
+
+export interface KeyState { type: string; value: string; expireAt: number }
+
+/** Every key of every database: type, a type-aware value, and the absolute expiry (ms, -1 none). */
+export async function readKeyspace(port: number): Promise<Map<string, KeyState>> {
+  const out = new Map<string, KeyState>();
+  const hex = (v: unknown): unknown => (Buffer.isBuffer(v) ? v.toString('hex') : Array.isArray(v) ? v.map(hex) : v);
+  const admin = new Redis({ port, lazyConnect: true });
+  await admin.connect();
+  const dbs = [...String(await admin.info('keyspace')).matchAll(/^db(\d+):/gm)].map((m) => Number(m[1]));
+  admin.disconnect();
+  for (const db of dbs) {
+    const r = new Redis({ port, db, lazyConnect: true });
+    await r.connect();
+    for (const key of await r.keysBuffer('*')) {
+      const type = await r.type(key);
+      let value: unknown;
+      if (type === 'string') value = await r.getBuffer(key);
+      else if (type === 'hash') value = ((await r.callBuffer('HGETALL', key)) as Buffer[]).map((b) => b.toString('hex')).sort();
+      else if (type === 'list') value = await r.lrangeBuffer(key, 0, -1);
+      else if (type === 'set') value = ((await r.smembersBuffer(key)) as Buffer[]).map((b) => b.toString('hex')).sort();
+      else if (type === 'zset') {
+        // Scores as numbers: servers spell infinities differently ("inf", "Infinity").
+        const raw = (await r.callBuffer('ZRANGE', key, '0', '-1', 'WITHSCORES')) as Array<Buffer | Buffer[]>;
+        // A flat [member, score, ...] list, or [member, score] pairs, depending on the protocol the server speaks.
+        const pairs = raw.length > 0 && Array.isArray(raw[0]) ? (raw as Buffer[][]) : (raw as Buffer[]).flatMap((m, i, all) => (i % 2 === 0 ? [[m, all[i + 1]!]] : []));
+        const score = (t: string) => (/^-?inf/i.test(t) ? (t.startsWith('-') ? -Infinity : Infinity) : Number(t));
+        value = pairs.map(([m, sc]) => [m!.toString('hex'), String(score(String(sc)))]);
+      } else if (type === 'stream') {
+        // Entries, and per group the fields every version reports (7.0 adds entries-read and lag).
+        const groups = ((await r.call('XINFO', 'GROUPS', key)) as unknown[][]).map((g) => {
+          const f: Record<string, unknown> = {};
+          for (let i = 0; i < g.length; i += 2) f[String(g[i])] = g[i + 1];
+          return [f.name, f.consumers, f.pending, f['last-delivered-id']];
+        });
+        value = [await r.callBuffer('XRANGE', key, '-', '+'), groups];
+      }
+      const pttl = await r.pttl(key);
+      // Compare expiries to the second: PTTL is read at different moments on the two servers.
+      out.set(`${db}/${key.toString('hex')}`, { type, value: JSON.stringify(hex(value)), expireAt: pttl < 0 ? -1 : Math.round((Date.now() + pttl) / 1000) });
+    }
+    r.disconnect();
+  }
+  return out;
+}
+
+export function diffKeyspaces(a: Map<string, KeyState>, b: Map<string, KeyState>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    if (!w) out.push(`missing ${k}`);
+    else if (w.type !== v.type || w.value !== v.value) out.push(`value of ${k} (${v.type})`);
+    else if (Math.abs(w.expireAt - v.expireAt) > 2) out.push(`expiry of ${k}: ${v.expireAt} vs ${w.expireAt}`);
+  }
+  for (const k of b.keys()) if (!a.has(k)) out.push(`extra ${k}`);
   return out;
 }

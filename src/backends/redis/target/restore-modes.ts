@@ -9,6 +9,7 @@ import { copyKeys, type SampledKey } from './live-copy.js';
 import { releaseAtLeast } from '../formats/rdb-versions.js';
 import { swapRdbFile, type RdbSwapOptions } from './rdb-file-swap.js';
 import { Reservoir } from './reservoir.js';
+import type { ServerBinary } from './scratch-binary.js';
 import type { RedisRestoreInput } from './restore-types.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { checkAofTarget, checkDataDir, type SnapshotVersion, type TargetFacts } from './restore-preflight.js';
@@ -31,6 +32,8 @@ export interface ModeContext {
   aof?: StagedAof;
   /** redis-key-counts was asked for and the mode must supply the expectation (format aof: read in a scratch server). */
   wantExpectation: boolean;
+  /** The scratch server's binary, when restore-redis.ts chose one (else restore.redisServer as configured). */
+  scratchBin?: ServerBinary;
 }
 
 /** The target's side of a sample, for modes that compare differently from the RDB/AOF fingerprints (keys). */
@@ -75,7 +78,7 @@ async function withScratch<T>(ctx: ModeContext, fn: (s: ScratchServer) => Promis
     ? { aof: { folder: ctx.aof.folder, dirName: ctx.aof.dirName, appendfilename: ctx.aof.appendfilename } }
     : { rdbFile: input.rdbFile };
   const scratch = await startScratch({
-    bin: r.redisServer,
+    bin: ctx.scratchBin?.path ?? r.redisServer,
     dir: path.join(input.workDir, 'scratch'),
     ...load,
     databases: databasesFor(input),

@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { badInput, TykdrError } from '../../../core/errors.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
-import { maxRdbVersion, minRedisForRdb, readRdbHeaderVersion } from '../formats/rdb-versions.js';
-import { redisServerVersion } from './scratch-server.js';
+import { minRedisForRdb, readRdbHeaderVersion } from '../formats/rdb-versions.js';
+import { chooseScratchBinary, type ServerBinary } from './scratch-binary.js';
 import { explainTargetError, keyspaceOf, readInfo, type RestoreTarget } from '../protocol/target-connection.js';
 import { maxDumpVersion, parseServerInfo, serverName } from '../protocol/server-info.js';
 
@@ -203,23 +203,13 @@ export async function checkAofTarget(
 }
 
 /**
- * Live mode from an RDB or AOF: the scratch redis-server must load the snapshot, and the target must accept
- * its DUMP payloads (a payload carries the scratch's RDB version). Returns the scratch binary's version.
+ * The scratch server's binary (format aof, and the evidence of a file-mode restore): it must load the
+ * snapshot and, in live mode, write DUMP payloads the target RESTOREs. See scratch-binary.ts.
  */
-export async function checkScratchBinary(c: RedisComponent, facts: TargetFacts | null, rdb: { version: number; writtenBy: string }, signal?: AbortSignal): Promise<string> {
+export async function checkScratchBinary(c: RedisComponent, facts: TargetFacts | null, rdb: { version: number; writtenBy: string }, live: boolean, signal?: AbortSignal): Promise<{ binary: ServerBinary; picked: boolean }> {
   const where = `components.${c.name}.restore.redisServer`;
-  const version = await redisServerVersion(c.restore.redisServer, where, signal);
-  const own = maxRdbVersion(version);
-  if (own !== null && rdb.version > own) {
-    throw badInput(`${where} "${c.restore.redisServer}" is Redis ${version}, which cannot load RDB version ${rdb.version} (written by Redis ${rdb.writtenBy})`, `set ${where} to a redis-server ${minRedisForRdb(rdb.version) ?? 'newer'} or newer`);
-  }
-  if (own !== null && facts?.maxRdb != null && own > facts.maxRdb) {
-    throw badInput(
-      `${where} "${c.restore.redisServer}" is Redis ${version}: its DUMP payloads (RDB version ${own}) cannot be RESTOREd by the target, Redis ${facts.version}`,
-      `set ${where} to a redis-server of the target's release (${facts.version.split('.').slice(0, 2).join('.')}) that can still load the snapshot`,
-    );
-  }
-  return version;
+  const target = live && facts ? { maxRdb: facts.maxRdb, name: facts.name ?? `Redis ${facts.version}` } : undefined;
+  return chooseScratchBinary(c.restore.redisServer, where, { snapshotRdb: rdb.version, writtenBy: rdb.writtenBy, target }, signal);
 }
 
 /**

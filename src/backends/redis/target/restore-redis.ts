@@ -25,6 +25,7 @@ import {
 } from './restore-preflight.js';
 import { connectTarget, keyspaceOf, readInfo, RedisPool, resolveRestoreTarget } from '../protocol/target-connection.js';
 import { hostname } from 'node:os';
+import { binaryName, type ServerBinary } from './scratch-binary.js';
 import { clearRestoreMarker, readRestoreMarker, setRestoreMarker, type RestoreMarker } from './restore-marker.js';
 
 
@@ -93,14 +94,20 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
       cluster = await ClusterTarget.discover(target, await pool.db(0));
       targetVersion = await checkCluster(c, cluster, snap, staged.keys!, signal);
     }
-    if (r.mode === 'live' && format === 'aof') await checkScratchBinary(c, facts, snap, signal);
+    // A scratch server: live restores of an AOF (commands, not RDB values), and the evidence of a file-mode restore.
+    let scratchBin: ServerBinary | undefined;
+    if (r.mode === 'live' && format === 'aof') scratchBin = (await pickScratch(c, facts, snap, true, details, warnings, signal)).binary;
+    else if (r.mode !== 'live' && (sampleSize > 0 || (format === 'aof' && wantsCounts))) {
+      // Evidence only: without a fitting binary the restore still runs, and the checks say why (restore-modes.ts).
+      scratchBin = await pickScratch(c, facts, snap, false, details, warnings, signal).then((p) => p.binary, () => undefined);
+    }
 
     let expectation: KeyExpectation | null = null;
     if (wantsCounts && format === 'rdb' && !staged.keys && !input.selection) {
       input.progress?.({ phase: 'inspect' });
       expectation = await buildKeyExpectation(input.rdbFile, signal);
     }
-    const ctx: ModeContext = { input, target, pool, facts, sampleSize, details, warnings, snapshot: snap, aof: staged.aof, wantExpectation: wantsCounts };
+    const ctx: ModeContext = { input, target, pool, facts, sampleSize, details, warnings, snapshot: snap, aof: staged.aof, wantExpectation: wantsCounts, scratchBin };
     const started = Date.now();
     // A live write leaves a marker until every key is in (a killed restore is then plainly partial).
     const marked = input.marker !== undefined && r.mode === 'live' && cluster === null && !input.dryRun;
@@ -132,6 +139,19 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     cluster?.close();
     await mode?.cleanup?.().catch(() => undefined);
   }
+}
+
+/** Chooses the scratch binary and says in the report which one, and why when it is not the configured one. */
+async function pickScratch(c: RedisComponent, facts: TargetFacts | null, snap: SnapshotVersion, live: boolean, details: Record<string, unknown>, warnings: string[], signal?: AbortSignal) {
+  const chosen = await checkScratchBinary(c, facts, snap, live, signal);
+  details.scratch_server = binaryName(chosen.binary);
+  if (chosen.picked) {
+    warnings.push(
+      `components.${c.name}.restore.redisServer "${c.restore.redisServer}" cannot ${live ? `serve this restore (snapshot RDB version ${snap.version}, target ${facts?.name ?? 'unknown'})` : `load this snapshot (RDB version ${snap.version})`}: ` +
+        `the scratch server is ${binaryName(chosen.binary)} (${chosen.binary.path}) instead`,
+    );
+  }
+  return chosen;
 }
 
 interface StagedCheck {
