@@ -184,6 +184,7 @@ describe('backup mode aof', () => {
       expect(r.code, r.stderr + r.stdout).toBe(6);
       expect(r.error).toMatch(NAME[dst]);
       expect(r.error).toMatch(/cannot load RDB version 1[01]/);
+      expect(r.error).toMatch(new RegExp(`written by ${NAME[src].source}`));
       expect(r.error).toContain('Nothing was changed');
       expect(await withClient(t.port, (c) => c.dbsize())).toBe(1);
     }, 120_000);
@@ -237,6 +238,7 @@ describe('backup mode rdb, restored with rdb-file', () => {
       const r = await restore(`rdb-file-old-${src}-${dst}`, src, 'rdb', fileRestore(d, 'rdb-file'));
       expect(r.code, r.stderr + r.stdout).toBe(6);
       expect(r.error).toMatch(new RegExp(`target ${NAME[dst].source} at 127\\.0\\.0\\.1:${d.port} cannot load RDB version 1[01]`));
+      expect(r.error).toMatch(new RegExp(`written by ${NAME[src].source}`));
       expect(r.error).toContain('Nothing was changed');
       expect(await d.pid()).toBe(pid);
       expect((await stat(path.join(d.dir, 'dump.rdb'))).mtimeMs).toBe(before.mtimeMs);

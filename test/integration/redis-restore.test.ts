@@ -212,7 +212,7 @@ describe('live mode', () => {
     const err = await expectRejects(
       restoreRedis({
         component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} } }`),
-        manifest: { ...snap.manifest, source: { ...snap.manifest.source, rdb_version: 99, redis_version: '99.0.0' } },
+        manifest: { ...snap.manifest, source: { ...snap.manifest.source, rdb_version: 99, redis_version: '99.0.0', server: 'Redis 99.0.0' } },
         ...staged,
         checks: ALL_CHECKS,
       }),

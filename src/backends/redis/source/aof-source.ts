@@ -10,6 +10,7 @@ import { RewriteGuard } from './aof-rewrite-guard.js';
 import { connectRedis, explainRedisError, parseInfo, type RedisAddress } from '../protocol/connection.js';
 import { resolveAddress } from '../protocol/sentinel.js';
 import { tarStream } from './tar-stream.js';
+import { parseServerInfo, serverName } from '../protocol/server-info.js';
 
 const ACL = '+ping +info +config|get +config|set';
 
@@ -121,6 +122,8 @@ export class AofSource implements Source {
             address: where,
             resolved_via: addr.via,
             redis_version: info.redis_version,
+            // The product and its own release ("Valkey 8.1.8"; Valkey's redis_version is 7.2.4).
+            server: serverName(parseServerInfo(info)),
             redis_mode: info.redis_mode,
             role: info.role,
             transfer: 'aof-files',

@@ -10,6 +10,7 @@ import { clusterMasters, slotLayout, uncoveredSlots, type ClusterMaster } from '
 import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, parseKeyspace, tlsOptions, type RedisAddress } from '../protocol/connection.js';
 import { KEYS_FORMAT_VERSION, KeysStreamWriter, NO_EXPIRY, payloadRdbVersion } from '../formats/keys-format.js';
 import { resolveAddress } from '../protocol/sentinel.js';
+import { parseServerInfo, serverName } from '../protocol/server-info.js';
 
 export interface KeysProgress {
   /** Keys written to the stream so far. */
@@ -159,6 +160,8 @@ export class KeysSource implements Source {
             address: `${addr.host}:${addr.port}`,
             resolved_via: addr.via,
             redis_version: info.redis_version,
+            // The product and its own release ("Valkey 8.1.8"; Valkey's redis_version is 7.2.4).
+            server: serverName(parseServerInfo(info)),
             redis_mode: info.redis_mode,
             role: info.role,
             transfer: 'keys',

@@ -8,6 +8,7 @@ import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, tlsOption
 import { RdbInspector } from '../formats/rdb-inspector.js';
 import { openRdbStream, type RdbStream } from './replication.js';
 import { resolveAddress } from '../protocol/sentinel.js';
+import { parseServerInfo, serverName } from '../protocol/server-info.js';
 
 /**
  * Redis as an RDB snapshot streamed over the replication protocol, as `redis-cli --rdb` does. The RDB is
@@ -99,6 +100,8 @@ export class RedisSource implements Source {
             address: `${addr.host}:${addr.port}`,
             resolved_via: addr.via,
             redis_version: info.redis_version,
+            // The product and its own release ("Valkey 8.1.8"; Valkey's redis_version is 7.2.4).
+            server: serverName(parseServerInfo(info)),
             redis_mode: info.redis_mode,
             role: info.role,
             transfer: rdb.transfer,

@@ -62,8 +62,15 @@ export type SnapshotFormat = 'rdb' | 'aof' | 'keys';
 export async function snapshotRdb(manifest: ManifestComponent, rdbFile: string, signal?: AbortSignal): Promise<{ version: number; writtenBy: string }> {
   const header = await readRdbHeaderVersion(rdbFile, signal);
   const listed = Number(manifest.source.rdb_version ?? 0);
-  const writtenBy = String(manifest.source.redis_version ?? manifest.source.rdb_redis_ver ?? 'an unknown version');
-  return { version: Math.max(header, Number.isFinite(listed) ? listed : 0), writtenBy };
+  return { version: Math.max(header, Number.isFinite(listed) ? listed : 0), writtenBy: snapshotWriter(manifest) };
+}
+
+/** The server that wrote a snapshot, for messages: "Valkey 8.1.8", "Redis 6.2.14" (older manifests: the redis_version). */
+export function snapshotWriter(manifest: ManifestComponent): string {
+  const s = manifest.source;
+  if (typeof s.server === 'string' && s.server) return s.server;
+  const v = s.redis_version ?? s.rdb_redis_ver;
+  return v === undefined ? 'an unknown server' : `Redis ${String(v)}`;
 }
 
 /** The artifact format of a snapshot component; throws when this tykdr does not know it. */
@@ -129,7 +136,7 @@ export function checkTargetAccepts(c: RedisComponent, target: RestoreTarget, fac
     checkPayloadVersion(c, at, facts, snap);
   } else if (facts.maxRdb !== null && rdb.version > facts.maxRdb) {
     const min = minRedisForRdb(rdb.version);
-    throw new TykdrError('targetError', `${at} cannot load RDB version ${rdb.version} (written by Redis ${rdb.writtenBy}); it loads up to version ${facts.maxRdb}. Nothing was changed`, {
+    throw new TykdrError('targetError', `${at} cannot load RDB version ${rdb.version} (written by ${rdb.writtenBy}); it loads up to version ${facts.maxRdb}. Nothing was changed`, {
       fix: `restore into Redis ${min ?? 'newer than any known release'}${min ? ' or newer' : ''} (upgrade the target, or set ${where}.target to a newer server)`,
     });
   }
@@ -151,7 +158,7 @@ export function checkPayloadVersion(c: RedisComponent, at: string, facts: { maxR
   const min = minRedisForRdb(snap.version);
   throw new TykdrError(
     'targetError',
-    `${at} cannot RESTORE this snapshot: its DUMP payloads are RDB version ${snap.version} (taken from Redis ${snap.writtenBy}), and it loads up to version ${facts.maxRdb}. ` +
+    `${at} cannot RESTORE this snapshot: its DUMP payloads are RDB version ${snap.version} (taken from ${snap.writtenBy}), and it loads up to version ${facts.maxRdb}. ` +
       'A DUMP payload only loads into the same or a newer Redis. Nothing was changed',
     {
       fix: `restore into Redis ${min ?? 'newer than any known release'}${min ? ' or newer' : ''} (upgrade the target, or set components.${c.name}.restore.target to a newer server)`,

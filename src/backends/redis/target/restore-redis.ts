@@ -20,7 +20,7 @@ import { runKeys } from './restore-keys-mode.js';
 import { runSelective } from './selective-restore.js';
 import { runFileMode, runLive, type ModeContext, type ModeResult } from './restore-modes.js';
 import {
-  checkModeFits, checkPayloadVersion, checkRdbFileConfig, checkScratchBinary, checkTargetAccepts, readTargetFacts, snapshotFormat, snapshotRdb,
+  checkModeFits, checkPayloadVersion, checkRdbFileConfig, checkScratchBinary, checkTargetAccepts, readTargetFacts, snapshotFormat, snapshotRdb, snapshotWriter,
   type SnapshotVersion, type TargetFacts,
 } from './restore-preflight.js';
 import { connectTarget, keyspaceOf, readInfo, RedisPool, resolveRestoreTarget } from '../protocol/target-connection.js';
@@ -162,7 +162,7 @@ interface StagedCheck {
 
 /** Checks the staged artifact whole, before any target is contacted; returns what the target must load. */
 async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['format'], restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean): Promise<StagedCheck> {
-  const writtenBy = String(input.manifest.source.redis_version ?? input.manifest.source.rdb_redis_ver ?? 'an unknown version');
+  const writtenBy = snapshotWriter(input.manifest);
   if (format === 'rdb') {
     const snap = { format, ...(await snapshotRdb(input.manifest, input.rdbFile, input.signal)) };
     if (input.component.restore.mode !== 'live') return { snap };
@@ -177,7 +177,7 @@ async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['fo
     return { snap: { format, version: aof.baseRdbVersion ?? 0, writtenBy }, aof };
   }
   const keys = await inspectKeysFile(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
-  return { snap: { format, version: keys.payloadVersion, writtenBy: keys.writtenBy || writtenBy }, keys };
+  return { snap: { format, version: keys.payloadVersion, writtenBy: typeof input.manifest.source.server === 'string' || !keys.writtenBy ? writtenBy : `Redis ${keys.writtenBy}` }, keys };
 }
 
 /** A Redis Cluster target: every master must load the payloads, and a cluster has only database 0. Returns the oldest master's version. */
