@@ -26,7 +26,7 @@ import {
 import { connectTarget, keyspaceOf, readInfo, RedisPool, resolveRestoreTarget } from '../protocol/target-connection.js';
 import { hostname } from 'node:os';
 import { binaryName, type ServerBinary } from './scratch-binary.js';
-import { clearRestoreMarker, readRestoreMarker, setRestoreMarker, type RestoreMarker } from './restore-marker.js';
+import { clearRestoreMarker, readRestoreMarker, RESTORE_MARKER_KEY, setRestoreMarker, type RestoreMarker } from './restore-marker.js';
 
 
 
@@ -110,8 +110,17 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     const ctx: ModeContext = { input, target, pool, facts, sampleSize, details, warnings, snapshot: snap, aof: staged.aof, wantExpectation: wantsCounts, scratchBin };
     const started = Date.now();
     // A live write leaves a marker until every key is in (a killed restore is then plainly partial).
-    const marked = input.marker !== undefined && r.mode === 'live' && cluster === null && !input.dryRun;
-    if (marked) await setRestoreMarker(await pool.db(0), { ...input.marker!, started_at: new Date().toISOString(), host: hostname() });
+    let marked = input.marker !== undefined && r.mode === 'live' && cluster === null && !input.dryRun;
+    if (marked) {
+      try {
+        await setRestoreMarker(await pool.db(0), { ...input.marker!, started_at: new Date().toISOString(), host: hostname() });
+      } catch (err) {
+        // A least-privilege restore user (RESTORE, no SET) still restores; only the marker is missing.
+        if (!/NOPERM/i.test(String((err as Error).message))) throw err;
+        marked = false;
+        warnings.push(`user "${target.conn.username ?? 'default'}" may not SET on ${target.display}: no in-progress marker (${RESTORE_MARKER_KEY}) shows this restore while it writes; grant +set +del to have one`);
+      }
+    }
     mode = input.selection
       ? await runSelective(ctx, staged.keys, cluster, targetVersion, input.selection, input.dryRun === true)
       : staged.keys ? await runKeys(ctx, staged.keys, cluster, targetVersion) : r.mode === 'live' ? await runLive(ctx) : await runFileMode(ctx);
