@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { type DumpEntry, DumpPayloadCutter, buildPayload, cutDumpPayloads } from '../../src/backends/redis/formats/dump-payload.js';
 import { Crc64 } from '../../src/backends/redis/formats/crc64.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { inspectRdbRecords } from '../../src/backends/redis/target/keys-inspect.js';
+import { TykdrError } from '../../src/core/errors.js';
+import { KEY_CLASSES } from '../../src/core/tyk/key-classes.js';
 
 /**
  * The cutter on small RDB files written here byte by byte (rdb.h's format), for what the real servers of
@@ -120,6 +126,23 @@ describe('DumpPayloadCutter on hand-written RDB files', () => {
   it('refuses the pre-release module type 6 (its layout is unknown) as the parser does', () => {
     const file = Buffer.concat([Buffer.from('REDIS0009'), Buffer.from([0xfe, 0, 6]), str('k'), Buffer.from([1, 2, 3])]);
     expect(() => new DumpPayloadCutter().update(file)).toThrow(/pre-release module format/);
+  });
+});
+
+describe('a live restore of an RDB holding a module value (Redis Stack: RedisJSON here)', () => {
+  it('is refused while the staged file is inspected, before any target is contacted: badInput naming the database, the key and the module type', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tykdr-module-rdb-'));
+    try {
+      const file = path.join(dir, 'redis.rdb');
+      await writeFile(file, rdbFile());
+      const err = await inspectRdbRecords(file, { restored: new Set(KEY_CLASSES), sampleSize: 0, expectation: false }).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(TykdrError);
+      expect((err as TykdrError).kind).toBe('badInput');
+      expect((err as TykdrError).message).toMatch(/the snapshot's RDB holds "m" in database 0 that tykdr cannot restore key by key: a module value \(RDB type 7, module type "ReJSON-RL", encoding version 3\)/);
+      expect((err as TykdrError).fix).toContain('restore.mode: rdb-file into a server that has the module');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
