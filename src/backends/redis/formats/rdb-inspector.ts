@@ -28,6 +28,11 @@ export interface RdbInspectorOptions {
   onKey?: KeyListener;
   /** Called with each key record's file offsets (type byte .. end of value); see RecordBoundsListener. */
   onRecordBounds?: RecordBoundsListener;
+  /**
+   * Bytes after the RDB's end (EOF marker and checksum), in order. Without it they are an error; with it
+   * they are the caller's: a Redis 6.2 single-file AOF is an RDB preamble followed by commands.
+   */
+  onTail?: (chunk: Buffer) => void;
 }
 
 const HEADER_LEN = 9;
@@ -50,11 +55,15 @@ export class RdbInspector extends Transform {
   private trailerFill = 0;
   private extra = 0;
   private bytes = 0;
+  /** Bytes handed to onTail. */
+  tailBytes = 0;
+  private readonly onTail?: (chunk: Buffer) => void;
   private result: RdbFacts | null = null;
 
   constructor(opts: RdbInspectorOptions = {}) {
     super();
     this.parser = new RdbParser(opts.onKey, opts.onRecordBounds);
+    this.onTail = opts.onTail;
   }
 
   /** The checked facts; throws if the stream has not finished successfully. */
@@ -123,7 +132,13 @@ export class RdbInspector extends Transform {
       const n = Math.min(want, chunk.length - trailerStart);
       chunk.copy(this.trailer, this.trailerFill, trailerStart, trailerStart + n);
       this.trailerFill += n;
-      this.extra += chunk.length - trailerStart - n;
+      const rest = chunk.length - trailerStart - n;
+      if (rest > 0 && this.onTail && this.trailerFill === (this.version >= 5 ? TRAILER_LEN : 0)) {
+        this.tailBytes += rest;
+        this.onTail(chunk.subarray(trailerStart + n));
+      } else {
+        this.extra += rest;
+      }
     }
   }
 

@@ -27,6 +27,12 @@ export interface AofLayout {
   folder: string;
   manifestFile: string;
   databasesSetting: number | null;
+  /**
+   * Redis before 7.0: one AOF file, dataDir/appendfilename (an RDB preamble, then commands). The archive
+   * then holds it as the base of a synthesized folder (dirName, with a one-line manifest), the layout
+   * Redis 7 itself gives an upgraded single-file AOF, so every server of the multi-part era loads it too.
+   */
+  singleFile?: string;
 }
 
 export interface CapturedFile {
@@ -71,10 +77,10 @@ export interface AofCopyResult {
 }
 
 /** Asks Redis where its AOF folder is (CONFIG GET), unless aof.dataDir / aof.appendDirName say it. */
-export async function locateAof(client: Redis, cfg: RedisComponent, addr: RedisAddress): Promise<AofLayout> {
+export async function locateAof(client: Redis, cfg: RedisComponent, addr: RedisAddress, singleFile = false): Promise<AofLayout> {
   const get = async (name: string) => ((await client.config('GET', name)) as string[])[1];
   const redisDir = (await get('dir')) ?? '';
-  const dirName = cfg.aof?.appendDirName ?? (await get('appenddirname')) ?? 'appendonlydir';
+  const dirName = singleFile ? 'appendonlydir' : (cfg.aof?.appendDirName ?? (await get('appenddirname')) ?? 'appendonlydir');
   const appendfilename = (await get('appendfilename')) ?? 'appendonly.aof';
   const databases = Number(await get('databases'));
   const dataDir = cfg.aof?.dataDir ?? redisDir;
@@ -88,6 +94,7 @@ export async function locateAof(client: Redis, cfg: RedisComponent, addr: RedisA
     folder,
     manifestFile: path.join(folder, `${appendfilename}.manifest`),
     databasesSetting: Number.isFinite(databases) ? databases : null,
+    ...(singleFile ? { folder: dataDir, singleFile: path.join(dataDir, appendfilename) } : {}),
   };
 }
 
@@ -95,6 +102,18 @@ export async function locateAof(client: Redis, cfg: RedisComponent, addr: RedisA
 /** The manifest's bytes and its parsed entries; unreadable folders are refused with the fix. */
 export async function readAofManifest(layout: AofLayout, component: string): Promise<{ text: Buffer; manifest: AofManifest }> {
   let text: Buffer;
+  if (layout.singleFile) {
+    try {
+      await access(layout.singleFile, constants.R_OK);
+    } catch (err) {
+      throw unreadable(err, layout, layout.singleFile, component);
+    }
+    if (!/^[\w.-]+$/.test(layout.appendfilename)) {
+      throw sourceUnreachable(`Redis's appendfilename ${JSON.stringify(layout.appendfilename)} has characters tykdr does not put in an AOF manifest`, 'use an appendfilename of letters, digits, ".", "_" and "-", or mode: rdb');
+    }
+    text = Buffer.from(`file ${layout.appendfilename} seq 1 type b\n`, 'latin1');
+    return { text, manifest: parseAofManifest(text.toString('latin1'), layout.singleFile) };
+  }
   try {
     await access(layout.folder, constants.R_OK | constants.X_OK);
     text = await readFile(layout.manifestFile);
@@ -129,14 +148,14 @@ export async function captureAof(client: Redis, layout: AofLayout, where: string
     const files: CapturedFile[] = [];
     const closeAll = () => Promise.all(files.map((f) => f.fh?.close().catch(() => undefined)));
     try {
-      const mst = await open(layout.manifestFile, 'r').then(async (fh) => {
+      const mst = await open(layout.singleFile ?? layout.manifestFile, 'r').then(async (fh) => {
         try {
           return await fh.stat();
         } finally {
           await fh.close();
         }
       });
-      files.push({ name: path.basename(layout.manifestFile), kind: 'manifest', fh: null, bytes: text, size: text.length, statSize: text.length, mode: mst.mode, uid: mst.uid, gid: mst.gid, mtime: mst.mtime });
+      files.push({ name: `${layout.appendfilename}.manifest`, kind: 'manifest', fh: null, bytes: text, size: text.length, statSize: text.length, mode: mst.mode, uid: mst.uid, gid: mst.gid, mtime: mst.mtime });
       const parts = [...(manifest.base ? [{ e: manifest.base, kind: 'base' as const }] : []), ...manifest.incr.map((e) => ({ e, kind: 'incr' as const }))];
       for (const { e, kind } of parts) {
         const file = path.join(layout.folder, e.name);
@@ -178,11 +197,34 @@ export async function captureAof(client: Redis, layout: AofLayout, where: string
         `set components.${component}.aof.dataDir to the folder that Redis writes (CONFIG GET dir), as this host sees it`,
       );
     }
-    const cutTailBytes = await cutLastIncr(files);
+    const cutTailBytes = layout.singleFile ? await cutSingleFile(files) : await cutLastIncr(files);
     return { at, manifest, files, sizeBefore: a0, sizeAfter: a1, cutTailBytes, keyspace: parseKeyspace(before) };
   }
 }
 
+
+/** A single-file AOF (Redis < 7) is live as a whole: its commands after the RDB preamble are cut at the last safe point. */
+async function cutSingleFile(files: CapturedFile[]): Promise<number> {
+  const f = files.find((x) => x.kind === 'base');
+  if (!f || f.statSize === 0) return 0;
+  f.last = true;
+  const scanner = new AofScanner(f.name);
+  let inspector: RdbInspector | null = null;
+  let first = true;
+  for await (const c of f.fh!.createReadStream({ start: 0, end: f.statSize - 1, autoClose: false, highWaterMark: 1 << 20 })) {
+    const chunk = c as Buffer;
+    if (first) {
+      first = false;
+      if (chunk.subarray(0, 5).toString('latin1') === 'REDIS') inspector = new RdbInspector({ onTail: (t) => scanner.feed(t) });
+    }
+    if (inspector) inspector.update(chunk);
+    else scanner.feed(chunk);
+  }
+  const preamble = inspector ? f.statSize - inspector.tailBytes : 0;
+  f.size = preamble + scanner.safeEnd;
+  f.commands = scanner.commands;
+  return f.statSize - f.size;
+}
 
 /** The live incremental file may end inside a command (or an open MULTI): copy it up to its last safe point. */
 async function cutLastIncr(files: CapturedFile[]): Promise<number> {
@@ -221,17 +263,21 @@ export async function* aofFileContent(
         first = false;
         // A base file is an RDB when it starts with the RDB magic (aof-use-rdb-preamble yes), else commands.
         if (f.kind === 'base' && chunk.subarray(0, 5).toString('latin1') === 'REDIS') {
+          // Commands after the preamble: a single-file AOF (Redis < 7), cut at a safe point already.
+          const tail = new AofScanner(name);
+          scanner = tail;
           inspector = new RdbInspector({
             onKey: (db, key) => {
               (result.baseClasses[db] ??= emptyClassCounts())[classifyKey(key)]++;
             },
+            onTail: (t) => tail.feed(t),
           });
         } else if (!f.last) {
           scanner = new AofScanner(name);
         }
       }
-      inspector?.update(chunk);
-      scanner?.feed(chunk);
+      if (inspector) inspector.update(chunk);
+      else scanner?.feed(chunk);
       yield chunk;
     }
   }
@@ -239,7 +285,8 @@ export async function* aofFileContent(
   if (scanner && !scanner.complete) {
     throw integrityError(`${name} ends inside a command (${scanner.bytes - scanner.safeEnd} bytes after the last complete one), but it is not the live file`, 'run redis-check-aof on the folder');
   }
-  if (f.kind === 'base' && !inspector) result.baseAof = { commands: scanner?.commands ?? 0 };
+  if (f.kind === 'base' && !inspector) result.baseAof = { commands: scanner?.commands ?? f.commands ?? 0 };
+  if (f.kind === 'base' && inspector) result.incrCommands += scanner?.commands ?? 0;
   if (f.kind === 'incr') result.incrCommands += scanner?.commands ?? f.commands ?? 0;
 }
 

@@ -15,7 +15,8 @@ import { parseServerInfo, serverName } from '../protocol/server-info.js';
 const ACL = '+ping +info +config|get +config|set';
 
 /**
- * Redis's multi-part AOF folder (Redis 7+), copied as a tar stream by a tykdr that runs where the folder is
+ * Redis's multi-part AOF folder (Redis 7+), or the single AOF file of Redis before 7.0 (archived as the base of
+ * a synthesized folder: see AofLayout.singleFile), copied as a tar stream by a tykdr that runs where the folder is
  * readable. Automatic rewrites are held off for the copy (RewriteGuard), the files are opened and sized
  * against Redis's own aof_current_size (so a folder of another Redis is refused), the live incremental file
  * is cut at its last complete command, and everything is validated as it streams: the manifest lists every
@@ -37,7 +38,7 @@ export class AofSource implements Source {
     try {
       const info = parseInfo(String(await client.info()));
       this.refuseUnsupported(info, addr);
-      const layout = await locateAof(client, this.cfg, addr);
+      const layout = await locateAof(client, this.cfg, addr, !releaseAtLeast(info.redis_version, 7));
       await readAofManifest(layout, this.cfg.name);
     } catch (err) {
       throw this.explain(err, addr);
@@ -57,7 +58,7 @@ export class AofSource implements Source {
     try {
       info = parseInfo(String(await client.info()));
       this.refuseUnsupported(info, addr);
-      layout = await locateAof(client, this.cfg, addr);
+      layout = await locateAof(client, this.cfg, addr, !releaseAtLeast(info.redis_version, 7));
       await readAofManifest(layout, this.cfg.name);
       const waitMs = parseDuration(this.cfg.aof?.rewriteWait ?? '10m') ?? 600_000;
       guard = await RewriteGuard.engage(client, () => connectRedis(this.cfg, addr), where, waitMs, signal);
@@ -131,6 +132,8 @@ export class AofSource implements Source {
               redis_dir: layout.redisDir,
               data_dir: layout.dataDir,
               appenddirname: layout.dirName,
+              // single-file: Redis < 7's one AOF file, archived as the base of a synthesized folder.
+              layout: layout.singleFile ? 'single-file' : 'multi-part',
               appendfilename: layout.appendfilename,
               base_seq: cap.manifest.base?.seq ?? null,
               incr_seqs: cap.manifest.incr.map((e) => e.seq),
@@ -163,12 +166,6 @@ export class AofSource implements Source {
       throw badInput(`Redis at ${where} runs in cluster mode: its AOF holds only this node's slots`, `back up a Redis Cluster with ${mode}: keys (it scans every master)`);
     }
     if (info.aof_enabled !== '1') throw badInput(`AOF is disabled on ${where}; use mode: rdb`, `set ${mode}: rdb (or enable appendonly on that Redis)`);
-    if (!releaseAtLeast(info.redis_version, 7)) {
-      throw badInput(
-        `Redis ${info.redis_version} at ${where} keeps a single-file AOF; tykdr copies the multi-part AOF folder of Redis 7 and later`,
-        `use ${mode}: rdb for this Redis`,
-      );
-    }
     if (info.aof_last_write_status !== undefined && info.aof_last_write_status !== 'ok') {
       throw sourceUnreachable(`Redis at ${where} is failing to write its AOF (aof_last_write_status:${info.aof_last_write_status}): the files on disk are not whole`, 'fix the Redis host (disk full? permissions?) and check the Redis log');
     }

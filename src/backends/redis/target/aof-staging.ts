@@ -20,6 +20,11 @@ export interface StagedAof {
   baseRdbVersion: number | null;
   commands: number;
   bytes: number;
+  /**
+   * A Redis < 7 single-file AOF, archived as the base of a synthesized folder (the base named as the
+   * appendfilename, no incremental file): what a Redis 6 server loads is that one file.
+   */
+  singleFile: boolean;
 }
 
 const FIX = 'the artifact is damaged or was not written by tykdr mode aof: restore from another snapshot';
@@ -82,12 +87,14 @@ export async function unpackAof(tarFile: string, dest: string, signal?: AbortSig
       const chunk = c as Buffer;
       if (first) {
         first = false;
-        if (name === manifest.base?.name && chunk.subarray(0, 5).toString('latin1') === 'REDIS') inspector = new RdbInspector();
-        else scanner = new AofScanner(`${dirName}/${name}`);
+        scanner = new AofScanner(`${dirName}/${name}`);
+        // An RDB-preamble base; commands may follow it (a single-file AOF of Redis < 7).
+        const tail = scanner;
+        if (name === manifest.base?.name && chunk.subarray(0, 5).toString('latin1') === 'REDIS') inspector = new RdbInspector({ onTail: (t) => tail.feed(t) });
       }
       bytes += chunk.length;
-      inspector?.update(chunk);
-      scanner?.feed(chunk);
+      if (inspector) inspector.update(chunk);
+      else scanner?.feed(chunk);
     }
     if (inspector) {
       try {
@@ -101,5 +108,7 @@ export async function unpackAof(tarFile: string, dest: string, signal?: AbortSig
     }
     commands += scanner?.commands ?? 0;
   }
-  return { folder, dirName, appendfilename: manifestName.slice(0, -'.manifest'.length), manifest, baseRdbVersion, commands, bytes };
+  const appendfilename = manifestName.slice(0, -'.manifest'.length);
+  const singleFile = manifest.incr.length === 0 && manifest.base?.name === appendfilename;
+  return { folder, dirName, appendfilename, manifest, baseRdbVersion, commands, bytes, singleFile };
 }

@@ -1,5 +1,6 @@
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { TykdrError } from '../../../core/errors.js';
+import { badInput, TykdrError } from '../../../core/errors.js';
 import { KEY_CLASSES, type KeyClass } from '../../../core/tyk/key-classes.js';
 import { parseDuration } from '../../../core/duration.js';
 import type { SampleObservation } from './redis-checks.js';
@@ -9,7 +10,7 @@ import { copyKeys, type SampledKey } from './live-copy.js';
 import { releaseAtLeast } from '../formats/rdb-versions.js';
 import { swapRdbFile, type RdbSwapOptions } from './rdb-file-swap.js';
 import { Reservoir } from './reservoir.js';
-import type { ServerBinary } from './scratch-binary.js';
+import { isSingleFileEra, type ServerBinary } from './scratch-binary.js';
 import type { RedisRestoreInput } from './restore-types.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { checkAofTarget, checkDataDir, type SnapshotVersion, type TargetFacts } from './restore-preflight.js';
@@ -74,8 +75,14 @@ async function withScratch<T>(ctx: ModeContext, fn: (s: ScratchServer) => Promis
   const { input } = ctx;
   const r = input.component.restore;
   input.progress?.({ phase: 'scratch-load' });
-  const load: Pick<ScratchOptions, 'rdbFile' | 'aof'> = ctx.aof
-    ? { aof: { folder: ctx.aof.folder, dirName: ctx.aof.dirName, appendfilename: ctx.aof.appendfilename } }
+  const a = ctx.aof;
+  // A Redis < 7 scratch loads one AOF file: the single-file snapshot's base (the chooser never gives it a multi-part folder).
+  const legacy = a !== undefined && ctx.scratchBin !== undefined && isSingleFileEra(ctx.scratchBin);
+  if (legacy && !a.singleFile) {
+    throw badInput(`${ctx.scratchBin!.product} ${ctx.scratchBin!.version} (${ctx.scratchBin!.path}) cannot load a multi-part AOF folder`, `set components.${input.component.name}.restore.redisServer to Redis 7.0 or later, or Valkey`);
+  }
+  const load: Pick<ScratchOptions, 'rdbFile' | 'aof'> = a
+    ? { aof: { folder: a.folder, dirName: a.dirName, appendfilename: a.appendfilename, ...(legacy ? { singleFile: a.manifest.base!.name } : {}) } }
     : { rdbFile: input.rdbFile };
   const scratch = await startScratch({
     bin: ctx.scratchBin?.path ?? r.redisServer,
@@ -189,7 +196,24 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
   const aof = ctx.aof;
   const result = await evidenceFromScratch(ctx);
   let destName = r.dbfilename;
-  if (ctx.facts) {
+  // Redis < 7 keeps one AOF file (no appenddirname): a single-file snapshot's base is placed as that file.
+  const legacyTarget = aof !== undefined && ctx.facts !== null && !releaseAtLeast(ctx.facts.version, 7);
+  if (legacyTarget) {
+    const at = `target ${ctx.facts!.name ?? `Redis ${ctx.facts!.version}`} at ${target.display}`;
+    if (!aof.singleFile) {
+      throw new TykdrError('targetError', `${at} keeps a single-file AOF (Redis before 7.0): it cannot load this snapshot's multi-part AOF folder (written by ${ctx.snapshot.writtenBy}). Nothing was changed`, {
+        fix: `restore into Redis 7.0 or later or Valkey (set ${where}.target), or use ${where}.mode: live`,
+      });
+    }
+    const client = await ctx.pool.db(0);
+    const get = async (name: string) => ((await client.config('GET', name).catch(() => [])) as string[])[1];
+    const dir = await get('dir');
+    const real = async (p: string) => realpath(p).catch(() => p);
+    if (dir && (await real(dir)) !== (await real(r.dataDir!))) {
+      throw badInput(`${where}.dataDir is ${r.dataDir}, but Redis at ${target.display} keeps its data in ${dir} (CONFIG GET dir)`, `set ${where}.dataDir to ${dir}`);
+    }
+    destName = (await get('appendfilename')) || aof.appendfilename;
+  } else if (ctx.facts) {
     const client = await ctx.pool.db(0);
     if (aof) {
       const checked = await checkAofTarget(c, target, client, aof, input.signal);
@@ -205,8 +229,8 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
   ctx.pool.close();
   const loadTimeoutMs = ms(r.loadTimeout, 600_000);
   const swapOpts: RdbSwapOptions = {
-    staged: aof ? aof.folder : input.rdbFile,
-    kind: aof ? 'folder' : 'file',
+    staged: legacyTarget ? path.join(aof!.folder, aof!.manifest.base!.name) : aof ? aof.folder : input.rdbFile,
+    kind: aof && !legacyTarget ? 'folder' : 'file',
     dataDir: r.dataDir!,
     destName,
     stopCommand: r.stopCommand!,
@@ -216,14 +240,14 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
     stopTimeoutMs: loadTimeoutMs,
     loadTimeoutMs,
     probe: (signal) => probeTarget(target, signal),
-    afterLoad: () => checkLoaded(ctx, destName),
+    afterLoad: () => checkLoaded(ctx, destName, legacyTarget),
     signal: input.signal,
     progress: (phase) => input.progress?.({ phase }),
   };
   const swap = await swapRdbFile(swapOpts);
   Object.assign(details, {
     [aof ? 'previous_aof_dir' : 'previous_rdb']: swap.previousFile,
-    ...(aof ? { appenddirname: destName, aof_commands: aof.commands, aof_bytes: aof.bytes } : {}),
+    ...(aof ? { [legacyTarget ? 'appendfilename' : 'appenddirname']: destName, aof_commands: aof.commands, aof_bytes: aof.bytes } : {}),
     placed_by: swap.placedBy,
     stop_ms: swap.stopMs,
     start_ms: swap.startMs,
@@ -232,7 +256,7 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
 }
 
 /** Once the target is up again: it must have loaded what was placed (throwing rolls the swap back). */
-async function checkLoaded(ctx: ModeContext, destName: string): Promise<void> {
+async function checkLoaded(ctx: ModeContext, destName: string, singleFile = false): Promise<void> {
   const { input, target } = ctx;
   const where = `components.${input.component.name}.restore`;
   const client = await connectTarget(target, 0, input.signal);
@@ -251,6 +275,14 @@ async function checkLoaded(ctx: ModeContext, destName: string): Promise<void> {
       }
       const get = async (name: string) => ((await client.config('GET', name).catch(() => [])) as string[])[1];
       const [file, dirName] = [await get('appendfilename'), await get('appenddirname')];
+      if (singleFile) {
+        if (file !== undefined && file !== destName) {
+          throw new TykdrError('targetError', `Redis at ${target.display} started with appendfilename ${file}, so it did not load the restored ${destName}`, {
+            fix: `start Redis with the appendfilename it had before the restore ("${destName}")`,
+          });
+        }
+        return;
+      }
       if ((file !== undefined && file !== ctx.aof.appendfilename) || (dirName !== undefined && dirName !== destName)) {
         throw new TykdrError('targetError', `Redis at ${target.display} started with appendfilename ${file} in ${dirName}, so it did not load the restored ${ctx.aof.appendfilename} in ${destName}`, {
           fix: `start Redis with appendfilename "${ctx.aof.appendfilename}" and appenddirname "${destName}" (its redis.conf)`,

@@ -213,10 +213,10 @@ export async function checkAofTarget(
  * The scratch server's binary (format aof, and the evidence of a file-mode restore): it must load the
  * snapshot and, in live mode, write DUMP payloads the target RESTOREs. See scratch-binary.ts.
  */
-export async function checkScratchBinary(c: RedisComponent, facts: TargetFacts | null, rdb: { version: number; writtenBy: string }, live: boolean, signal?: AbortSignal): Promise<{ binary: ServerBinary; picked: boolean }> {
+export async function checkScratchBinary(c: RedisComponent, facts: TargetFacts | null, rdb: { version: number; writtenBy: string }, live: boolean, multiPart: boolean, signal?: AbortSignal): Promise<{ binary: ServerBinary; picked: boolean }> {
   const where = `components.${c.name}.restore.redisServer`;
   const target = live && facts ? { maxRdb: facts.maxRdb, name: facts.name ?? `Redis ${facts.version}` } : undefined;
-  return chooseScratchBinary(c.restore.redisServer, where, { snapshotRdb: rdb.version, writtenBy: rdb.writtenBy, target }, signal);
+  return chooseScratchBinary(c.restore.redisServer, where, { snapshotRdb: rdb.version, writtenBy: rdb.writtenBy, target, multiPart }, signal);
 }
 
 /**

@@ -96,10 +96,10 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     }
     // A scratch server: live restores of an AOF (commands, not RDB values), and the evidence of a file-mode restore.
     let scratchBin: ServerBinary | undefined;
-    if (r.mode === 'live' && format === 'aof') scratchBin = (await pickScratch(c, facts, snap, true, details, warnings, signal)).binary;
+    if (r.mode === 'live' && format === 'aof') scratchBin = (await pickScratch(c, facts, snap, true, staged.aof, details, warnings, signal)).binary;
     else if (r.mode !== 'live' && (sampleSize > 0 || (format === 'aof' && wantsCounts))) {
       // Evidence only: without a fitting binary the restore still runs, and the checks say why (restore-modes.ts).
-      scratchBin = await pickScratch(c, facts, snap, false, details, warnings, signal).then((p) => p.binary, () => undefined);
+      scratchBin = await pickScratch(c, facts, snap, false, staged.aof, details, warnings, signal).then((p) => p.binary, () => undefined);
     }
 
     let expectation: KeyExpectation | null = null;
@@ -151,8 +151,8 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
 }
 
 /** Chooses the scratch binary and says in the report which one, and why when it is not the configured one. */
-async function pickScratch(c: RedisComponent, facts: TargetFacts | null, snap: SnapshotVersion, live: boolean, details: Record<string, unknown>, warnings: string[], signal?: AbortSignal) {
-  const chosen = await checkScratchBinary(c, facts, snap, live, signal);
+async function pickScratch(c: RedisComponent, facts: TargetFacts | null, snap: SnapshotVersion, live: boolean, aof: StagedAof | undefined, details: Record<string, unknown>, warnings: string[], signal?: AbortSignal) {
+  const chosen = await checkScratchBinary(c, facts, snap, live, aof !== undefined && !aof.singleFile, signal);
   details.scratch_server = binaryName(chosen.binary);
   if (chosen.picked) {
     warnings.push(

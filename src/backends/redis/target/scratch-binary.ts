@@ -76,6 +76,8 @@ export interface ScratchNeeds {
   /** RDB version the scratch server must load (0: a command-only AOF, any server). */
   snapshotRdb: number;
   writtenBy: string;
+  /** A multi-part AOF folder (Redis 7+): a server before Redis 7.0 cannot load it. */
+  multiPart?: boolean;
   /** Newest DUMP version the target RESTOREs (live mode), with its name; absent when the scratch only reads (file modes). */
   target?: { maxRdb: number | null; name: string };
 }
@@ -87,7 +89,9 @@ export interface ScratchNeeds {
  * search that finds none, naming what was found and what is needed.
  */
 export async function chooseScratchBinary(configured: string, setting: string, needs: ScratchNeeds, signal?: AbortSignal): Promise<{ binary: ServerBinary; picked: boolean }> {
-  const fits = (b: ServerBinary) => b.rdbVersion === null || (b.rdbVersion >= needs.snapshotRdb && (needs.target?.maxRdb == null || b.rdbVersion <= needs.target.maxRdb));
+  const fits = (b: ServerBinary) =>
+    (!needs.multiPart || !isSingleFileEra(b)) &&
+    (b.rdbVersion === null || (b.rdbVersion >= needs.snapshotRdb && (needs.target?.maxRdb == null || b.rdbVersion <= needs.target.maxRdb)));
   const explicit = configured !== 'redis-server';
   let own: ServerBinary | null = null;
   try {
@@ -117,8 +121,13 @@ export async function chooseScratchBinary(configured: string, setting: string, n
   );
 }
 
+/** Redis before 7.0: one AOF file, no multi-part folder (appenddirname). */
+export function isSingleFileEra(b: ServerBinary): boolean {
+  return b.product === 'Redis' && Number(b.version.split('.')[0]) < 7;
+}
+
 function needRange(needs: ScratchNeeds): string {
-  const load = needs.snapshotRdb > 0 ? `that loads RDB version ${needs.snapshotRdb} (the snapshot, written by ${needs.writtenBy})` : 'that loads the snapshot';
+  const load = needs.multiPart && needs.snapshotRdb === 0 ? 'of Redis 7.0 or later (or Valkey) that loads the multi-part AOF folder' : needs.snapshotRdb > 0 ? `that loads RDB version ${needs.snapshotRdb} (the snapshot, written by ${needs.writtenBy})` : 'that loads the snapshot';
   if (!needs.target || needs.target.maxRdb === null) return load;
   return `${load} and writes DUMP payloads the target, ${needs.target.name}, RESTOREs (RDB version ${needs.target.maxRdb} or older)`;
 }

@@ -37,7 +37,8 @@ export interface ScratchOptions {
   dir: string;
   /** What to load: an RDB file, an AOF folder (copied in: Redis appends to it), or nothing (an empty server). */
   rdbFile?: string;
-  aof?: { folder: string; dirName: string; appendfilename: string };
+  /** singleFile: the binary is Redis < 7 (one AOF file): the folder's base file is placed as appendfilename instead. */
+  aof?: { folder: string; dirName: string; appendfilename: string; singleFile?: string };
   /** `databases` for the server: at least one more than the highest database index in the snapshot. */
   databases: number;
   loadTimeoutMs: number;
@@ -87,7 +88,14 @@ async function placeRdb(rdbFile: string, dir: string): Promise<string> {
 export async function startScratch(opts: ScratchOptions): Promise<ScratchServer> {
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
   let load: string[];
-  if (opts.aof) {
+  if (opts.aof?.singleFile) {
+    // Redis < 7: one file, no appenddirname. A copy: Redis appends to it.
+    await copyFile(path.join(opts.aof.folder, opts.aof.singleFile), path.join(opts.dir, opts.aof.appendfilename));
+    load = [
+      '--appendonly', 'yes', '--appendfilename', opts.aof.appendfilename,
+      '--auto-aof-rewrite-percentage', '0', '--appendfsync', 'no', '--aof-load-truncated', 'yes', '--dbfilename', 'none.rdb',
+    ];
+  } else if (opts.aof) {
     // A copy, never the staged folder: the scratch server appends to its AOF (expiries become DELs).
     await cp(opts.aof.folder, path.join(opts.dir, opts.aof.dirName), { recursive: true });
     load = [
