@@ -54,9 +54,13 @@ export async function describeBinary(bin: string, setting: string, signal?: Abor
 const TOOLS_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../.tools/bin');
 const SERVER_NAME = /^(redis|valkey)-server(-\d+(\.\d+)*)?$/;
 
+/** Where tykdr looks for a scratch server's binary: PATH, the configured binary's folder, tykdr's tool cache. */
+export function searchDirs(configured: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  return [...(env.PATH ?? '').split(path.delimiter).filter(Boolean), ...(configured.includes('/') ? [path.dirname(configured)] : []), TOOLS_BIN];
+}
+
 /** Every redis-server / valkey-server (plain or with a version suffix) on PATH, beside `configured`, and in tykdr's tool cache. */
-export async function findServerBinaries(configured: string, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
-  const dirs = [...(env.PATH ?? '').split(path.delimiter).filter(Boolean), ...(configured.includes('/') ? [path.dirname(configured)] : []), TOOLS_BIN];
+export async function findServerBinaries(configured: string, dirs = searchDirs(configured)): Promise<string[]> {
   const seen = new Set<string>();
   const out: string[] = [];
   for (const dir of dirs) {
@@ -88,7 +92,13 @@ export interface ScratchNeeds {
  * in tykdr's tool cache. An explicitly configured binary that does not fit is refused (badInput), as is a
  * search that finds none, naming what was found and what is needed.
  */
-export async function chooseScratchBinary(configured: string, setting: string, needs: ScratchNeeds, signal?: AbortSignal): Promise<{ binary: ServerBinary; picked: boolean }> {
+export async function chooseScratchBinary(
+  configured: string,
+  setting: string,
+  needs: ScratchNeeds,
+  signal?: AbortSignal,
+  dirs = searchDirs(configured),
+): Promise<{ binary: ServerBinary; picked: boolean }> {
   const fits = (b: ServerBinary) =>
     (!needs.multiPart || !isSingleFileEra(b)) &&
     (b.rdbVersion === null || (b.rdbVersion >= needs.snapshotRdb && (needs.target?.maxRdb == null || b.rdbVersion <= needs.target.maxRdb)));
@@ -108,7 +118,7 @@ export async function chooseScratchBinary(configured: string, setting: string, n
     );
   }
   const found: ServerBinary[] = [];
-  for (const file of await findServerBinaries(configured)) {
+  for (const file of await findServerBinaries(configured, dirs)) {
     const b = await describeBinary(file, setting, signal).catch((err: Error) => (err.name === 'AbortError' ? Promise.reject(err) : null));
     if (b) found.push(b);
   }
