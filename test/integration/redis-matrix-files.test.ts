@@ -88,7 +88,7 @@ beforeAll(async () => {
     cleanups.push(() => s.stop());
     sources.set(kind, s);
     await withClient(s.port, async (c) => {
-      await fillEveryEncoding(c);
+      await fillEveryEncoding(c, { lean: true });
       // A rewrite (the RDB-preamble base), then more writes after it: the AOF is a base and increments.
       await c.call('BGREWRITEAOF');
       await waitFor(async () => /aof_rewrite_in_progress:0/.test(String(await c.info('persistence'))) && !/aof_rewrite_scheduled:1/.test(String(await c.info('persistence'))), {

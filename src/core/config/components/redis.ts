@@ -25,7 +25,13 @@ const redisRestore = z.strictObject({
     .default(['must', 'should', 'other'])
     .describe('live mode: Tyk key classes to restore. Add "quota" to keep quota usage as of the snapshot.'),
   batchSize: z.number().int().min(1).max(100_000).default(1000).describe('live mode: keys per pipelined batch.'),
-  redisServer: z.string().default('redis-server').describe('live mode: redis-server binary for the scratch server.'),
+  redisServer: z
+    .string()
+    .default('redis-server')
+    .describe(
+      'Binary of the scratch server (live restores of an AOF; the evidence of file-mode restores). With the default, tykdr ' +
+        "picks a fitting redis-server/valkey-server from PATH or its .tools/bin when this one cannot load the snapshot or writes DUMP payloads the target refuses.",
+    ),
   dataDir: z.string().optional().describe("rdb-file and aof-file modes: the target Redis's dir (CONFIG GET dir)."),
   dbfilename: z.string().default('dump.rdb').describe('rdb-file mode: its dbfilename.'),
   appendDirName: z
@@ -76,7 +82,7 @@ export const redisComponentSchema = z.strictObject({
     .enum(['rdb', 'aof', 'keys'])
     .default('rdb')
     .describe(
-      'rdb: stream an RDB snapshot over the replication protocol (needs SYNC). aof: copy the AOF folder (tykdr must run where ' +
+      'rdb: stream an RDB snapshot over the replication protocol (needs SYNC). aof: copy the AOF folder, or Redis 6\'s one AOF file (tykdr must run where ' +
         "Redis's data dir is readable). keys: SCAN + DUMP every key (managed Redis such as ElastiCache or MemoryDB, and Redis Cluster).",
     ),
   aof: aofOptions.optional().describe('mode aof: where the AOF folder is and how long to wait for a rewrite.'),
