@@ -235,6 +235,20 @@ describe('RdbInspector on RDB files written by a real redis-server', () => {
     const err = await inspectError(Buffer.concat([rdb, Buffer.from('xyz')]), 7);
     expect(err.message).toBe('RDB has 3 unexpected bytes after its end (EOF marker and checksum)');
   });
+
+  it('hands bytes after the checksum to onTail, in order and whatever the chunk size (a Redis 6 AOF: RDB preamble, then commands)', () => {
+    const tail = Buffer.from('*1\r\n$4\r\nPING\r\n'.repeat(50));
+    const file = Buffer.concat([rdb, tail]);
+    for (const size of [1, 7, 100, file.length]) {
+      const got: Buffer[] = [];
+      const ins = new RdbInspector({ onTail: (b) => got.push(Buffer.from(b)) });
+      for (let at = 0; at < file.length; at += size) ins.update(file.subarray(at, at + size));
+      const facts = ins.complete();
+      expect(Buffer.concat(got).equals(tail), `chunk size ${size}`).toBe(true);
+      expect(ins.tailBytes).toBe(tail.length);
+      expect(facts.checksum).toBe('ok');
+    }
+  });
 });
 
 describe('RdbInspector on malformed input', () => {
