@@ -1,4 +1,5 @@
 import { openLoggingStore } from './store-log.js';
+import { CoverageTracker } from '../core/pitr/chain.js';
 import type { Store } from '../core/interfaces/store.js';
 import type { Config } from '../core/config/load.js';
 import { EXIT_CODES, exitCodeOf, sourceUnreachable, TykdrError } from '../core/errors.js';
@@ -81,6 +82,8 @@ export class Daemon {
   #timers: NodeJS.Timeout[] = [];
   #health: HealthServer | undefined;
   #stopping = false;
+  #coverage: CoverageTracker | undefined;
+  #streamsBusy = false;
   #started = false;
   #refreshing: Promise<void> | undefined;
 
@@ -160,6 +163,10 @@ export class Daemon {
     const minRpo = Math.min(...this.state.all().map((s) => s.rpoMs));
     this.#every(clamp(minRpo / 10, 1000, 30_000), () => this.checkRpo());
     this.#every(clamp(minRpo / 4, 1000, 60_000), () => void this.#refresh('periodic'));
+    if (Object.values(config.components).some((c) => c.kind === 'redis')) {
+      void this.#refreshStreams();
+      this.#every(clamp(minRpo / 20, 2000, 15_000), () => void this.#refreshStreams());
+    }
     this.#started = true;
   }
 
@@ -356,6 +363,23 @@ export class Daemon {
     this.#refreshing = run;
     await run;
     this.#refreshing = undefined;
+  }
+
+  /** Point-in-time captures (`tykdr stream`): how far each one's stored segments reach, for /hello and /metrics. */
+  async #refreshStreams(): Promise<void> {
+    if (this.#streamsBusy || this.#stopping) return;
+    this.#streamsBusy = true;
+    try {
+      this.#coverage ??= new CoverageTracker(this.#store);
+      for (const c of await this.#coverage.refresh(this.#abortAll.signal)) {
+        const s = this.state.get(c.component);
+        if (s && (!s.streamCoveredAt || c.coveredTo > s.streamCoveredAt)) s.streamCoveredAt = c.coveredTo;
+      }
+    } catch (err) {
+      this.#log.warn('could not read the point-in-time chains', { store: this.#store.location, error: err });
+    } finally {
+      this.#streamsBusy = false;
+    }
   }
 
   #leaderChanged(leader: boolean): void {

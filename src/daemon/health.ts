@@ -24,6 +24,8 @@ export interface ComponentState {
   failuresTotal: number;
   /** Set while a backup of this component runs. */
   runningSince?: Date;
+  /** Redis under point-in-time capture (`tykdr stream`): the time its newest stored segment covers up to. */
+  streamCoveredAt?: Date;
 }
 
 export interface ComponentHealth {
@@ -46,27 +48,31 @@ export interface ComponentHealth {
  * past twice the RPO.
  */
 export function componentHealth(s: ComponentState, now: Date, daemonStartedAt: Date): ComponentHealth {
-  const ref = s.lastSuccessAt ?? daemonStartedAt;
+  // A point-in-time stream that covers a later moment than the newest backup is the recovery point.
+  const streamed = s.streamCoveredAt !== undefined && (s.lastSuccessAt === undefined || s.streamCoveredAt > s.lastSuccessAt);
+  const lastGood = streamed ? s.streamCoveredAt : s.lastSuccessAt;
+  const what = streamed ? 'point-in-time stream covers up to' : 'last successful backup';
+  const ref = lastGood ?? daemonStartedAt;
   const ageMs = Math.max(0, now.getTime() - ref.getTime());
   const startedInTime = s.runningSince !== undefined && s.runningSince.getTime() - ref.getTime() <= s.rpoMs;
   const veryLate = ageMs > 2 * s.rpoMs;
   const late = veryLate || (ageMs > s.rpoMs && !startedInTime);
-  const ageSeconds = s.lastSuccessAt ? Math.floor(ageMs / 1000) : undefined;
+  const ageSeconds = lastGood ? Math.floor(ageMs / 1000) : undefined;
   const rpo = formatDuration(s.rpoMs);
   const age = formatDuration(ageMs);
   const running = s.runningSince ? '; a backup is running' : '';
   if (s.lastOutcome === 'failure') {
     const when = s.lastFailureAt ? ` at ${s.lastFailureAt.toISOString()}` : '';
-    const prior = s.lastSuccessAt ? ` (last success ${age} ago, RPO ${rpo})` : ' (never succeeded)';
+    const prior = lastGood ? ` (${streamed ? 'stream covers up to' : 'last success'} ${age} ago, RPO ${rpo})` : ' (never succeeded)';
     return { status: 'fail', ageSeconds, late, output: `last backup failed${when}: ${s.lastError ?? 'unknown error'}${prior}${running}` };
   }
-  if (!s.lastSuccessAt) {
+  if (!lastGood) {
     if (late) return { status: 'fail', ageSeconds, late, output: `no successful backup since the daemon started ${age} ago (RPO ${rpo})${running}` };
     return { status: 'warn', ageSeconds, late, output: `no backup yet; the daemon started ${age} ago (RPO ${rpo})${running}` };
   }
-  if (veryLate) return { status: 'fail', ageSeconds, late, output: `last successful backup ${age} ago is more than twice the RPO of ${rpo}${running}` };
-  if (late) return { status: 'warn', ageSeconds, late, output: `last successful backup ${age} ago exceeds the RPO of ${rpo}${running}` };
-  return { status: 'pass', ageSeconds, late, output: `last successful backup ${age} ago (RPO ${rpo})${running}` };
+  if (veryLate) return { status: 'fail', ageSeconds, late, output: `${what} ${age} ago is more than twice the RPO of ${rpo}${running}` };
+  if (late) return { status: 'warn', ageSeconds, late, output: `${what} ${age} ago exceeds the RPO of ${rpo}${running}` };
+  return { status: 'pass', ageSeconds, late, output: `${what} ${age} ago (RPO ${rpo})${running}` };
 }
 
 /** Tyk's rule for the top level: pass when every check passes, fail when every check fails, warn otherwise. */

@@ -196,6 +196,7 @@ function defineMetrics(d: HandlerDeps): void {
   m.define('tykdr_backup_rpo_seconds', 'gauge', 'Recovery point objective of the component (from its tier).');
   m.define('tykdr_backup_health', 'gauge', 'Backup health of the component as in /hello: 0 pass, 1 warn, 2 fail.');
   m.define('tykdr_store_latest_snapshot_timestamp_seconds', 'gauge', 'Creation time of the newest complete snapshot in the store (primary, or a copy store by name), unix time.');
+  m.define('tykdr_stream_lag_seconds', 'gauge', 'Point-in-time capture of the component (tykdr stream): seconds since the moment its newest stored segment covers up to.');
   m.define('tykdr_drill_last_rto_seconds', 'gauge', 'RTO measured by the last drill of the plan.');
   m.define('tykdr_drill_last_success', 'gauge', '1 when the last drill of the plan passed, 0 when it failed.');
   m.define('tykdr_drill_last_timestamp_seconds', 'gauge', 'When the last drill of the plan finished (unix time).');
@@ -210,6 +211,7 @@ function defineMetrics(d: HandlerDeps): void {
       if (s.lastSuccessAt) m.set('tykdr_backup_last_success_timestamp_seconds', l, s.lastSuccessAt.getTime() / 1000);
       if (s.lastDurationSeconds !== undefined) m.set('tykdr_backup_last_duration_seconds', l, s.lastDurationSeconds);
       if (s.lastBytes !== undefined) m.set('tykdr_backup_last_bytes', l, s.lastBytes);
+      if (s.streamCoveredAt) m.set('tykdr_stream_lag_seconds', l, Math.max(0, (now.getTime() - s.streamCoveredAt.getTime()) / 1000));
     }
   });
 }

@@ -27,6 +27,20 @@ describe('component health', () => {
     expect(fail.output).toContain('more than twice the RPO of 5m');
   });
 
+  it('a point-in-time stream newer than the last backup is the recovery point; an old one does not hide a late backup', () => {
+    const streamed = state({ lastSuccessAt: at(-3000), lastOutcome: 'success', streamCoveredAt: at(-5) });
+    const h = componentHealth(streamed, at(0), started);
+    expect(h).toMatchObject({ status: 'pass', ageSeconds: 5, late: false });
+    expect(h.output).toBe('point-in-time stream covers up to 5s ago (RPO 5m)');
+    // The capture stopped: its coverage ages like a backup would.
+    const stalled = componentHealth(streamed, at(400), started);
+    expect(stalled).toMatchObject({ status: 'warn', late: true });
+    expect(stalled.output).toContain('point-in-time stream covers up to 6m 45s ago exceeds the RPO of 5m');
+    // A backup newer than the stream's coverage is what counts.
+    const older = componentHealth(state({ lastSuccessAt: at(-10), lastOutcome: 'success', streamCoveredAt: at(-900) }), at(0), started);
+    expect(older.output).toBe('last successful backup 10s ago (RPO 5m)');
+  });
+
   it('fails when the last attempt failed, even within the RPO (which is not an RPO breach)', () => {
     const s = state({ lastSuccessAt: T0, lastOutcome: 'failure', lastFailureAt: at(60), lastError: 'components.redis: Redis at 127.0.0.1:6379 is unreachable (ECONNREFUSED)' });
     const h = componentHealth(s, at(61), started);

@@ -311,3 +311,68 @@ async function readAll(r: Readable): Promise<Buffer> {
   for await (const c of r) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 }
+
+export interface StreamCoverage {
+  component: string;
+  chain: string;
+  seq: number;
+  /** The moment the newest complete segment (or the base) covers up to. */
+  coveredTo: Date;
+}
+
+/**
+ * How far each component's point-in-time capture reaches, cheaply enough to ask every few seconds: one full
+ * listing at first (and every `relistEvery` refreshes, to find chains started after a gap), then only a `stat`
+ * of each tracked chain's next segment records. Never reads the segments themselves.
+ */
+export class CoverageTracker {
+  private readonly tracked = new Map<string, StreamCoverage>();
+  private refreshes = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly relistEvery = 20,
+  ) {}
+
+  async refresh(signal?: AbortSignal): Promise<StreamCoverage[]> {
+    if (this.refreshes++ % this.relistEvery === 0) await this.relist(signal);
+    for (const [component, start] of this.tracked) {
+      let cur = start;
+      for (let n = 0; n < 10_000; n++) {
+        const next = segmentMetaKey(cur.chain, cur.seq + 1);
+        if (!(await this.store.stat(next, { signal }))) break;
+        const rec = segmentSchema.parse(JSON.parse((await readAll(await this.store.get(next, { signal }))).toString('utf8')));
+        cur = { ...cur, seq: rec.seq, coveredTo: new Date(rec.to) };
+      }
+      this.tracked.set(component, cur);
+    }
+    return [...this.tracked.values()];
+  }
+
+  /** The newest chain of each component, from a listing, with its highest complete segment. */
+  private async relist(signal?: AbortSignal): Promise<void> {
+    const byChain = new Map<string, number>();
+    for await (const o of this.store.list(STREAMS_PREFIX, { signal })) {
+      const k = parseStreamKey(o.key);
+      if (!k) continue;
+      const seq = /^seg-(\d{8})\.json$/.exec(k.name);
+      const cur = byChain.get(k.chain) ?? 0;
+      if (k.name === 'chain.json') byChain.set(k.chain, cur);
+      else if (seq) byChain.set(k.chain, Math.max(cur, Number(seq[1])));
+    }
+    // Chain ids sort by time: the newest chain of each component wins.
+    for (const chain of [...byChain.keys()].sort()) {
+      if (!(await this.store.stat(chainKey(chain), { signal }))) continue;
+      const rec = chainSchema.parse(JSON.parse((await readAll(await this.store.get(chainKey(chain), { signal }))).toString('utf8')));
+      const known = this.tracked.get(rec.component);
+      if (known && known.chain > chain) continue;
+      const seq = byChain.get(chain) ?? 0;
+      let coveredTo = new Date(rec.base_at);
+      if (seq > 0) {
+        const seg = segmentSchema.parse(JSON.parse((await readAll(await this.store.get(segmentMetaKey(chain, seq), { signal }))).toString('utf8')));
+        coveredTo = new Date(seg.to);
+      }
+      if (!known || known.chain !== chain || known.seq < seq) this.tracked.set(rec.component, { component: rec.component, chain, seq, coveredTo });
+    }
+  }
+}
