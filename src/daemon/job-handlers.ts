@@ -127,7 +127,13 @@ export class JobHandlers {
     try {
       const records = await this.#d.jobs.drillHistory(signal);
       const seen = new Set<string>();
+      const passed = new Set<string>();
       for (const r of records) {
+        // The newest passing drill per plan: the evidence an audit asks for, even when a later drill failed.
+        if (r.passed && !passed.has(r.plan)) {
+          passed.add(r.plan);
+          this.#d.metrics.set('tykdr_drill_last_pass_timestamp_seconds', { plan: r.plan }, r.finishedAt.getTime() / 1000);
+        }
         if (seen.has(r.plan)) continue;
         seen.add(r.plan);
         this.#d.metrics.set('tykdr_drill_last_success', { plan: r.plan }, r.passed ? 1 : 0);
@@ -148,6 +154,7 @@ export class JobHandlers {
       for (const p of out.plans) {
         metrics.set('tykdr_drill_last_success', { plan: p.plan }, p.passed ? 1 : 0);
         metrics.set('tykdr_drill_last_timestamp_seconds', { plan: p.plan }, finished);
+        if (p.passed) metrics.set('tykdr_drill_last_pass_timestamp_seconds', { plan: p.plan }, finished);
         if (p.rtoSeconds !== null) metrics.set('tykdr_drill_last_rto_seconds', { plan: p.plan }, p.rtoSeconds);
         const message = p.passed
           ? `drill of plan ${p.plan} passed${p.rtoSeconds !== null ? ` (RTO ${p.rtoSeconds}s)` : ''}`
@@ -200,6 +207,7 @@ function defineMetrics(d: HandlerDeps): void {
   m.define('tykdr_drill_last_rto_seconds', 'gauge', 'RTO measured by the last drill of the plan.');
   m.define('tykdr_drill_last_success', 'gauge', '1 when the last drill of the plan passed, 0 when it failed.');
   m.define('tykdr_drill_last_timestamp_seconds', 'gauge', 'When the last drill of the plan finished (unix time).');
+  m.define('tykdr_drill_last_pass_timestamp_seconds', 'gauge', 'When the newest passing drill of the plan finished (unix time): the age of the restore evidence.');
   m.collect(() => {
     const now = d.now();
     for (const s of d.state.all()) {

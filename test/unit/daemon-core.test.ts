@@ -302,6 +302,9 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
     expect(text).toContain('tykdr_drill_last_rto_seconds{plan="redis"} 42.5');
     expect(text).toContain('tykdr_drill_last_success{plan="redis"} 1');
     expect(text).toContain('tykdr_drill_last_success{plan="gateway"} 0');
+    // Evidence age: set for the plan that passed, absent for the one that never did.
+    expect(d.metrics.get('tykdr_drill_last_pass_timestamp_seconds', { plan: 'redis' })).toBe(d.metrics.get('tykdr_drill_last_timestamp_seconds', { plan: 'redis' }));
+    expect(text).not.toContain('tykdr_drill_last_pass_timestamp_seconds{plan="gateway"}');
     expect(text).toContain('tykdr_job_runs_total{job="drill-components",result="failure"} 1');
     expect(rec.events.map((e) => [e.event, e.details.plan])).toEqual([
       ['drill_passed', 'redis'],
@@ -316,6 +319,7 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
         { plan: 'full', passed: false, rtoSeconds: null, finishedAt: new Date('2026-10-01T05:10:00Z') },
         { plan: 'redis', passed: true, rtoSeconds: 31, finishedAt: new Date('2026-11-01T04:02:00Z') },
         { plan: 'redis', passed: false, rtoSeconds: 99, finishedAt: new Date('2026-10-01T04:02:00Z') },
+        { plan: 'full', passed: true, rtoSeconds: 600, finishedAt: new Date('2026-07-01T05:10:00Z') },
       ],
     });
     await d.start();
@@ -325,6 +329,9 @@ describe('daemon core (injected jobs, hand-fired schedule)', () => {
     expect(text).toContain('tykdr_drill_last_success{plan="full"} 0');
     expect(text).not.toContain('tykdr_drill_last_rto_seconds{plan="full"}');
     expect(text).toContain(`tykdr_drill_last_timestamp_seconds{plan="redis"} ${Date.parse('2026-11-01T04:02:00Z') / 1000}`);
+    // The newest *passing* drill: redis's newest passed; full's newest failed, an older one passed.
+    expect(text).toContain(`tykdr_drill_last_pass_timestamp_seconds{plan="redis"} ${Date.parse('2026-11-01T04:02:00Z') / 1000}`);
+    expect(text).toContain(`tykdr_drill_last_pass_timestamp_seconds{plan="full"} ${Date.parse('2026-07-01T05:10:00Z') / 1000}`);
   });
 
   it('starts without drill metrics when the history cannot be read', async () => {
