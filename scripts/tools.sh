@@ -113,13 +113,19 @@ HELM_HASH=h1:T/GcIEXU/gNjJnkITlIZ3e9xqkZjhFTmISuStTZ6+Qg=
 PROMETHEUS_VERSION=v0.316.0 # Prometheus 3.16.0
 PROMETHEUS_HASH=h1:f1GRFerhTMKQma+awCoC9T820ecWeGSdF+xAlMHzZzM=
 if [ "${TYKDR_SKIP_DEPLOY_TOOLS:-}" != 1 ]; then
-  if ! have helm "$HELM_VERSION"; then
+  # As helm's Makefile does: the Kubernetes version it assumes without a cluster (lint, template) is that of
+  # the k8s.io modules it is built with (v0.36: Kubernetes 1.36), not the library's fallback of 1.20.
+  HELM_K8S_MINOR=36
+  helm_ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    helm_ld+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$HELM_K8S_MINOR"
+  done
+  if ! have helm "$HELM_VERSION-k8s1.$HELM_K8S_MINOR"; then
     log "building helm $HELM_VERSION from the Go module proxy (5 to 15 minutes on a cold cache)"
     module_copy helm helm.sh/helm/v3 "$HELM_VERSION" "$HELM_HASH"
-    (cd "$tools/build/helm" && "${goenv[@]}" go build -buildvcs=false -trimpath \
-      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$tools/bin/helm" ./cmd/helm)
+    (cd "$tools/build/helm" && "${goenv[@]}" go build -buildvcs=false -trimpath -ldflags "$helm_ld" -o "$tools/bin/helm" ./cmd/helm)
     rm -rf "$tools/build/helm"
-    keep helm "$HELM_VERSION"
+    keep helm "$HELM_VERSION-k8s1.$HELM_K8S_MINOR"
   fi
   if ! have promtool "$PROMETHEUS_VERSION"; then
     log "building promtool (Prometheus ${PROMETHEUS_VERSION}) from the Go module proxy (10 to 30 minutes on a cold cache)"
