@@ -128,7 +128,7 @@ if [ "${TYKDR_SKIP_DEPLOY_TOOLS:-}" != 1 ]; then
     keep helm "$HELM_VERSION-k8s1.$HELM_K8S_MINOR"
   fi
   if ! have promtool "$PROMETHEUS_VERSION"; then
-    log "building promtool (Prometheus ${PROMETHEUS_VERSION}) from the Go module proxy (10 to 30 minutes on a cold cache)"
+    log "building promtool (Prometheus ${PROMETHEUS_VERSION}) from the Go module proxy (5 to 20 minutes on a cold cache)"
     module_copy prometheus github.com/prometheus/prometheus "$PROMETHEUS_VERSION" "$PROMETHEUS_HASH"
     # remove_all_sd: without the service-discovery plugins (cloud SDKs) promtool does not need to check and test
     # rules; they are most of its build time.

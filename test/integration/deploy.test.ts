@@ -162,9 +162,12 @@ describe('Helm chart deploy/helm/tykdr', () => {
 
   it('daemon mode: two replicas with leader election, probes on the health server, a Service; ServiceMonitor only when asked', async () => {
     const off = await render({});
-    expect(kinds(off)).toEqual(['ConfigMap', 'Deployment', 'Service', 'ServiceAccount']);
+    expect(kinds(off)).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
     const on = await render({ serviceMonitor: { enabled: true, interval: '15s' } });
-    expect(kinds(on)).toEqual(['ConfigMap', 'Deployment', 'Service', 'ServiceAccount', 'ServiceMonitor']);
+    expect(kinds(on)).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount', 'ServiceMonitor']);
+    expect(one(on, 'PodDisruptionBudget').spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: one(on, 'Deployment').spec.selector.matchLabels } });
+    // A single daemon (--no-leader) gets no disruption budget that would block node drains.
+    expect(kinds(await render({ daemon: { replicas: 1, leader: false } }))).toEqual(['ConfigMap', 'Deployment', 'Service', 'ServiceAccount']);
     const dep = one(on, 'Deployment');
     expect(dep.spec.replicas).toBe(2);
     const pod = dep.spec.template.spec;
