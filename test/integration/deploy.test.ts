@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { JOB_KINDS } from '../../src/daemon/jobs.js';
+import { runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { repoRoot, toolsBin } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
@@ -422,6 +423,36 @@ describe('Dockerfile deploy/Dockerfile', () => {
     const tools = await readFile(path.join(repoRoot, 'scripts/tools.sh'), 'utf8');
     expect(tools).toContain(`MONGO_TOOLS_VERSION=${args.MONGO_TOOLS_VERSION}`);
     expect(tools).toContain(`MONGO_TOOLS_HASH=${args.MONGO_TOOLS_HASH}`);
+  });
+});
+
+describe('the commands the chart and the units run', () => {
+  it('are ones the CLI accepts: every argument parses, and the config comes from TYKDR_CONFIG as the chart sets it', async () => {
+    const missing = path.join(scratch, 'no-such-dir', 'tykdr.yaml');
+    const cron = await render({
+      mode: 'cronjobs',
+      schedules: [
+        { name: 'b', schedule: '* * * * *', job: 'backup', components: ['redis', 'config'] },
+        { name: 'p', schedule: '* * * * *', job: 'prune' },
+        { name: 'v', schedule: '* * * * *', job: 'verify', samplePercent: 5 },
+        { name: 'd', schedule: '* * * * *', job: 'drill', plan: 'redis' },
+      ],
+    });
+    const daemon = await render({ daemon: { jobs: ['backup', 'verify'] } });
+    const argv: string[][] = [
+      ...cron.filter((o) => o.kind === 'CronJob').map((o) => o.spec.jobTemplate.spec.template.spec.containers[0].args as string[]),
+      (one(daemon, 'Deployment').spec.template.spec.containers[0].args as string[]).map((a) => (a === '$(POD_NAME)' ? 'tykdr-0' : a)),
+    ];
+    // tykdr@.service: ExecStart with %i and $TYKDR_ONCE_FLAGS expanded as systemd does.
+    const unit = await readFile(path.join(repoRoot, 'deploy/systemd/tykdr@.service'), 'utf8');
+    const exec = /^ExecStart=\/usr\/bin\/tykdr (.+)$/m.exec(unit)![1]!.split(/\s+/);
+    for (const kind of JOB_KINDS) argv.push(exec.map((a) => (a === '%i' ? kind : a === '$TYKDR_ONCE_FLAGS' ? '--no-leader' : a)).filter((a) => a !== '--config' && a !== '/etc/tykdr/tykdr.yaml'));
+    expect(argv).toHaveLength(4 + 1 + JOB_KINDS.length);
+    for (const args of argv) {
+      const r = await runCli(args, { env: { TYKDR_CONFIG: missing } });
+      expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(2);
+      expect(r.stdout + r.stderr, args.join(' ')).toContain(`cannot read config file ${missing}`);
+    }
   });
 });
 
