@@ -411,10 +411,16 @@ describe('Dockerfile deploy/Dockerfile', () => {
     const install = final.filter((i) => i.op === 'RUN').map((i) => i.rest).join(' ');
     for (const pkg of ['redis-server', 'redis-tools', 'postgresql-client-${PG_MAJOR}']) expect(install, pkg).toContain(pkg);
     expect(final.some((i) => i.op === 'COPY' && i.rest.includes('--from=mongo-tools') && i.rest.includes('mongodump') && i.rest.includes('mongorestore'))).toBe(true);
-    // Every COPY from the build context names something the repository has.
-    for (const c of final.concat(instr).filter((i) => i.op === 'COPY' && !i.rest.includes('--from='))) {
+    // Every COPY from the build context names something the repository has, and the context lets it in
+    // (deploy/Dockerfile.dockerignore keeps everything else out: .git, node_modules, .tools).
+    const ignore = (await readFile(`${file}.dockerignore`, 'utf8')).split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(ignore[0]).toBe('*');
+    for (const c of instr.filter((i) => i.op === 'COPY' && !i.rest.includes('--from='))) {
       const sources = c.rest.split(/\s+/).slice(0, -1);
-      for (const s of sources) expect(existsSync(path.join(repoRoot, s)), `COPY ${s}`).toBe(true);
+      for (const s of sources) {
+        expect(existsSync(path.join(repoRoot, s)), `COPY ${s}`).toBe(true);
+        expect(ignore, `COPY ${s} is excluded by the .dockerignore`).toContain(`!${s}`);
+      }
     }
     // No secret baked in: no ENV or ARG that looks like one, no key or .env file copied.
     for (const i of instr.filter((i) => i.op === 'ENV' || i.op === 'ARG')) expect(i.rest, i.rest).not.toMatch(/PASSWORD|SECRET|TOKEN|ACCESS_KEY|AGE-SECRET-KEY/i);
