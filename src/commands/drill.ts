@@ -8,6 +8,9 @@ import type { RandomPick } from '../core/drill/pick.js';
 import { loadPlan } from '../core/plan/plan.js';
 import { reportingBackends } from '../cli/store-events.js';
 import { chooseStore } from '../core/copies/named-stores.js';
+import { parseTimeFlag } from '../cli/time-flag.js';
+import type { RestoreOptions } from '../core/restore/restore.js';
+import { planRedisToTime, restoreRedisToTime } from '../backends/redis/pitr/restore-to-time.js';
 
 export default class Drill extends TykdrCommand<typeof Drill> {
   static override summary = 'Run a DR drill: restore a snapshot into scratch targets, verify it, measure RTO and RPO.';
@@ -21,6 +24,7 @@ ${EXIT_CODES_HELP}`;
     '<%= config.bin %> drill --plan full --ticket AUDIT-2026-Q4',
     '<%= config.bin %> drill --plan full --store offsite    # prove the off-site copy',
     '<%= config.bin %> drill --plan full --pick random --within 30d --seed 42',
+    '<%= config.bin %> drill --plan redis --to-time 1h    # prove the point-in-time chain of an hour ago'
   ];
 
   static override flags = {
@@ -34,6 +38,10 @@ ${EXIT_CODES_HELP}`;
     'no-fallback': Flags.boolean({ summary: 'Use only the store named by --store (or primary): never fall back to a copy.' }),
     pick: Flags.string({ summary: 'How to choose the snapshot: "latest" (default) or "random" (a random complete one within --within).', options: ['latest', 'random'], default: 'latest' }),
     within: Flags.string({ summary: 'With --pick random: how far back to pick from, e.g. 30d.', default: '30d' }),
+    'to-time': Flags.string({
+      summary: 'Point-in-time drill of Redis (plan redis): the base snapshot of a `tykdr stream` chain restored into the scratch Redis, then its feed replayed up to this time (ISO, or a duration ago).',
+      exclusive: ['snapshot', 'pick'],
+    }),
     seed: Flags.integer({ summary: 'With --pick random: seed of the pick (the same seed over the same snapshots picks the same one); default: a random seed, reported.', min: 0 }),
   };
 
@@ -59,13 +67,17 @@ ${EXIT_CODES_HELP}`;
         signal: interrupt.signal,
         note: (l) => this.note(l),
       });
+      const toTime = parseTimeFlag('--to-time', this.flags['to-time']);
+      const pit = toTime ? await planRedisToTime({ config, backends, plan, store: chosen.store, at: toTime, signal: interrupt.signal }) : undefined;
+      if (pit) this.note(`point in time ${pit.summary.asked}: base snapshot ${pit.summary.base_snapshot}, ${pit.summary.segments} segment(s), reaching ${pit.summary.reached}`);
       const { report, saved, failureKind } = await runDrill({
+        ...(toTime && pit ? { restore: (o: RestoreOptions) => restoreRedisToTime({ ...o, at: toTime }) } : {}),
         backends,
         store: chosen.store,
         storeFallback: chosen.skipped,
         config,
         plan,
-        snapshot: this.flags.snapshot,
+        snapshot: pit?.summary.base_snapshot ?? this.flags.snapshot,
         identityFile: this.flags.identity,
         ticket: this.flags.ticket,
         pick,

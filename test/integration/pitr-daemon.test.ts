@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { repoRoot } from '../helpers/paths.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
@@ -86,5 +87,20 @@ describe('the daemon measures RPO from a point-in-time capture', () => {
     stream.child.kill('SIGTERM');
     await Promise.all([daemon.child, stream.child].map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.on('close', r)))));
     expect(stream.child.exitCode, stream.err()).toBe(0);
+  });
+
+  it('drill --to-time proves the chain: the base restored into a scratch Redis, the feed replayed to the moment', async () => {
+    const at = new Date().toISOString();
+    const r = await runCli(['drill', '--config', config, '--plan', 'redis', '--to-time', at, '--json'], { cwd: ws.dir });
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const report = (JSON.parse(r.stdout) as { report: { kind: string; status: string; point_in_time: { asked: string }; steps: Array<{ id: string; status: string; details: { commands: number; target: string } }> } }).report;
+    expect(report.kind).toBe('drill');
+    expect(report.status).toBe('succeeded');
+    expect(report.point_in_time.asked).toBe(at);
+    const replay = report.steps.find((s) => s.id === 'redis-replay')!;
+    expect(replay.status).toBe('ok');
+    expect(replay.details.commands).toBeGreaterThanOrEqual(20);
+    // Into the drill's scratch server, never the production one.
+    expect(replay.details.target).not.toBe(`127.0.0.1:${redis.port}`);
   });
 });

@@ -34,6 +34,11 @@ export interface DrillOptions {
   storeFallback?: RestoreOptions['storeFallback'];
   /** --pick random --within D [--seed N]: an older recovery point instead of the latest (excludes `snapshot`). */
   pick?: RandomPick;
+  /**
+   * Runs the restore into the scratch targets (default runRestore). A point-in-time drill hands in the restore that
+   * replays a chain after its base snapshot (`snapshot` is then the base).
+   */
+  restore?: (o: RestoreOptions) => Promise<RestoreOutcome>;
 }
 
 export interface DrillOutcome extends RestoreOutcome {
@@ -99,7 +104,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
         configured: opts.config.gateway,
       });
     }
-    const outcome = await runRestore({
+    const outcome = await (opts.restore ?? runRestore)({
       config,
       backends: opts.backends,
       plan: opts.plan,
