@@ -26,25 +26,36 @@ export function parseYaml(text: string, file: string): YamlSource {
 }
 
 /**
- * Turns the first zod issue into an error naming file, line, dotted path and the bad value
- * (hidden when the path looks secret).
+ * Turns the first zod issue into an error naming file, line, dotted path and the bad value. A value is
+ * shown only when it is a scalar (never a whole section, which may hold secrets) and `hide` does not claim
+ * its path (secret fields, values read from the environment). An unknown key is named with its own line.
  */
 export function schemaError(
   error: z.ZodError,
   data: unknown,
   file: string,
   lineOf: YamlSource['lineOf'],
-  opts: { secretKeys?: ReadonlySet<string>; fix: string },
+  opts: { secretKeys?: ReadonlySet<string>; hide?: (p: ReadonlyArray<PropertyKey>) => boolean; fix: string },
 ): TykdrError {
   const issue = error.issues[0]!;
   const p = issue.path;
   const dotted = p.length === 0 ? '(top level)' : p.map(String).join('.');
+  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : '';
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => `"${k}"`).join(', ');
+    const at = lineOf([...p, issue.keys[0]!]) || lineOf(p);
+    const where = p.length === 0 ? 'at the top level' : `in ${dotted}`;
+    return badInput(`${file}${at}: unknown key ${keys} ${where}${more}`, `remove or correct ${keys} (see \`tykdr init\` for the keys each section takes)`);
+  }
   let value: unknown = data;
   for (const k of p) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[k] : undefined;
-  const secret = p.some((k) => opts.secretKeys?.has(String(k)));
-  const shown = value === undefined ? '' : secret ? ' (value hidden)' : ` ${JSON.stringify(value)}`;
-  let fix = opts.fix;
-  if (issue.code === 'unrecognized_keys') fix = `remove or correct ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : '';
-  return badInput(`${file}${lineOf(p)}: ${dotted}${shown}: ${issue.message}${more}`, fix);
+  const secret = p.some((k) => opts.secretKeys?.has(String(k))) || (opts.hide?.(p) ?? false);
+  return badInput(`${file}${lineOf(p)}: ${dotted}${shownValue(value, secret)}: ${issue.message}${more}`, opts.fix);
+}
+
+function shownValue(value: unknown, secret: boolean): string {
+  if (value === undefined || (value !== null && typeof value === 'object')) return '';
+  if (secret) return ' (value hidden)';
+  const text = JSON.stringify(value);
+  return ` ${text.length > 80 ? `${text.slice(0, 77)}..."` : text}`;
 }

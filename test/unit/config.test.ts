@@ -56,8 +56,25 @@ describe('config', () => {
 
   it('rejects unknown keys with path, line and fix', () => {
     const e = error(() => parseConfig(base.replace('host: 10.0.0.5', 'host: 10.0.0.5, colour: blue'), '/x.yaml', { REDIS_PW: 'p' }));
-    expect(e.message).toContain('/x.yaml, line 5: components.redis');
+    expect(e.message).toContain('/x.yaml, line 5: unknown key "colour" in components.redis');
     expect(e.fix).toContain('"colour"');
+  });
+
+  it('an unknown key beside a secret names the path and the key, never the section or the secret', () => {
+    const beside = error(() => parseConfig(base.replace('host: 10.0.0.5', 'host: 10.0.0.5, bogus: 1'), '/x.yaml', { REDIS_PW: 'hunter2-secret' }));
+    expect(beside.message).toBe('/x.yaml, line 5: unknown key "bogus" in components.redis');
+    const topLevel = error(() => parseConfig(`${base}bogus: 1\n`, '/x.yaml', { REDIS_PW: 'hunter2-secret' }));
+    expect(topLevel.message).toBe('/x.yaml, line 6: unknown key "bogus" at the top level');
+    for (const e of [beside, topLevel]) {
+      expect(`${e.message} ${e.fix}`).not.toContain('hunter2-secret');
+      expect(e.message).not.toContain('10.0.0.5');
+    }
+  });
+
+  it('never echoes a value read from the environment, whatever its key', () => {
+    const e = error(() => parseConfig(base.replace('host: 10.0.0.5', 'host: 10.0.0.5, port: "${REDIS_PORT}"'), '/x.yaml', { REDIS_PW: 'p', REDIS_PORT: 'hunter2-port' }));
+    expect(e.message).toContain('components.redis.port (value hidden)');
+    expect(e.message).not.toContain('hunter2-port');
   });
 
   it('reports a bad value with its path, line and the value itself', () => {

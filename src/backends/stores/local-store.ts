@@ -1,10 +1,11 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, constants, link, mkdir, open, readdir, rmdir, stat, unlink } from 'node:fs/promises';
+import { access, constants, link, open, readdir, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { storeError } from '../../core/errors.js';
+import { makeDir } from '../../core/util/make-dir.js';
 import { assertSafeKey, type DeleteResult, type ObjectInfo, type PutResult, type Store, type UnfinishedUpload } from '../../core/interfaces/store.js';
 
 const PARTIAL = '.partial-';
@@ -32,12 +33,13 @@ export class LocalStore implements Store {
 
   async check(): Promise<void> {
     try {
-      await mkdir(this.root, { recursive: true });
+      await makeDir(this.root);
       await access(this.root, constants.W_OK | constants.R_OK);
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
       throw storeError(
-        `local store ${this.root} is not a writable folder (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
-        'create the folder or fix its permissions, or point store.path elsewhere',
+        `local store ${this.root} is not a writable folder (${code === undefined ? String(err) : (err as Error).message})`,
+        code === 'ENOSPC' ? `free space on the file system of ${this.root}, or point store.path elsewhere` : 'create the folder or fix its permissions, or point store.path (in tykdr.yaml) at a writable folder',
         err,
       );
     }
@@ -46,8 +48,8 @@ export class LocalStore implements Store {
   async put(key: string, body: Readable, opts: { signal?: AbortSignal } = {}): Promise<PutResult> {
     const final = this.abs(key);
     const partial = `${final}${PARTIAL}${randomBytes(4).toString('hex')}`;
-    await mkdir(path.dirname(final), { recursive: true });
     try {
+      await makeDir(path.dirname(final));
       await pipeline(body, createWriteStream(partial, { flags: 'wx', mode: 0o600 }), { signal: opts.signal });
       const fh = await open(partial, 'r');
       try {
@@ -62,7 +64,14 @@ export class LocalStore implements Store {
         throw storeError(`object ${key} already exists in ${this.root}; objects are never overwritten`, undefined, err);
       }
       if ((err as Error).name === 'AbortError') throw err;
-      if (isFsError(err)) throw storeError(`cannot write ${final}: ${(err as Error).message}`, 'check free space and permissions', err);
+      if (isFsError(err)) {
+        const full = (err as NodeJS.ErrnoException).code === 'ENOSPC';
+        throw storeError(
+          `cannot write ${final}${full ? `: no space left on the file system of the store ${this.root}` : ''}: ${(err as Error).message}`,
+          full ? `free space where ${this.root} lives (df -h ${this.root}), or point store.path elsewhere` : 'check free space and permissions',
+          err,
+        );
+      }
       throw err;
     }
     await unlink(partial);

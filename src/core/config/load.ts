@@ -127,7 +127,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const required = neededFor(purpose, except);
   const where = (p: PropertyKey[]) => `${file}${lineOf(p)}`;
   const unset: UnsetRef[] = [];
-  interpolate(doc.contents, [], env, where, required, unset);
+  const fromEnv = new Set<string>();
+  interpolate(doc.contents, [], env, where, required, unset, fromEnv);
   const data: unknown = doc.toJS() ?? {};
   let parsed = configSchema.safeParse(data);
   // Values emptied by an unset variable in a part the caller does not read may be invalid there: leave them out.
@@ -142,6 +143,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     if (ref) throw unsetError(where, ref.path, ref.name);
     throw schemaError(parsed.error, data, file, lineOf, {
       secretKeys: SECRET_KEYS,
+      // A value read from the environment may be a secret whatever its key: never echo it.
+      hide: (p) => fromEnv.has(p.map(String).join('.')),
       fix: 'see `tykdr init` for a commented example, or schema/tykdr.schema.json',
     });
   }
@@ -205,8 +208,10 @@ function interpolate(
   where: (p: PropertyKey[]) => string,
   required: (p: PropertyKey[]) => boolean,
   unset: UnsetRef[],
+  fromEnv: Set<string>,
 ): void {
   if (isScalar(node) && typeof node.value === 'string') {
+    if (node.value.search(ENV_REF) >= 0) fromEnv.add(p.map(String).join('.'));
     node.value = node.value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
       const v = env[name];
       if (v !== undefined && v !== '') return v;
@@ -218,14 +223,14 @@ function interpolate(
   } else if (isMap(node)) {
     for (const pair of node.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      interpolate(pair.value, [...p, key], env, where, required, unset);
+      interpolate(pair.value, [...p, key], env, where, required, unset, fromEnv);
     }
   } else if (isSeq(node)) {
-    node.items.forEach((item, i) => interpolate(item, [...p, i], env, where, required, unset));
+    node.items.forEach((item, i) => interpolate(item, [...p, i], env, where, required, unset, fromEnv));
   }
 }
 
-const SECRET_KEYS = new Set(['password', 'secretAccessKey', 'sessionToken', 'key', 'uri']);
+const SECRET_KEYS = new Set(['password', 'secretAccessKey', 'sessionToken', 'key', 'uri', 'token', 'headers']);
 
 function resolve(raw: RawConfig, file: string): Config {
   const tiers = {} as Record<TierName, Objective>;

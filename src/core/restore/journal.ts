@@ -1,8 +1,9 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { processAlive } from './work-dirs.js';
 import { describeSelection, type KeySelection } from '../tyk/key-selection.js';
+import { makeDir } from '../util/make-dir.js';
 
 /**
  * The restore journal: one small JSON file per running restore, in `<stagingDir>/tykdr-journal/`, rewritten
@@ -44,7 +45,7 @@ export class Journal {
 
   static async create(stagingDir: string | undefined, entry: Omit<JournalEntry, 'format' | 'pid' | 'host' | 'updated_at' | 'phase' | 'steps'>): Promise<Journal> {
     const dir = journalDir(stagingDir);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makeDir(dir, 0o700);
     const j = new Journal(path.join(dir, `${entry.restore_id}.json`), {
       format: 'tykdr-restore-journal/1',
       pid: process.pid,

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { formatBytes } from '../duration.js';
@@ -11,6 +11,7 @@ import type { Plan } from '../plan/plan.js';
 import { PLAN_COMPONENTS, type PlanComponent } from '../plan/roles.js';
 import { secretMatchesFingerprint } from '../tyk/tyk-conf.js';
 import { destinationOf } from './destination.js';
+import { makeDir } from '../util/make-dir.js';
 
 export type { TargetAssessment };
 
@@ -150,7 +151,7 @@ export async function preflightRestore(o: {
 async function writable(dir: string, setting: string): Promise<void> {
   const probe = path.join(dir, `.tykdr-write-test-${process.pid}`);
   try {
-    await mkdir(dir, { recursive: true });
+    await makeDir(dir);
     await writeFile(probe, '');
     await rm(probe, { force: true });
   } catch (err) {

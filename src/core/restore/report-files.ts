@@ -1,10 +1,11 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Store } from '../interfaces/store.js';
 import { renderHtml, renderJson, renderMarkdown, reportFileNames } from '../report/index.js';
 import { loadSigner } from '../signing/keys.js';
 import type { RestoreReport } from './types.js';
+import { makeDir } from '../util/make-dir.js';
 
 export interface SavedReport {
   /** Local files; `signature` (the JSON's name + ".sig") when signing.keyFile is set. */
@@ -41,7 +42,7 @@ export async function saveReport(
       signatureError = (err as Error).message;
     }
   }
-  await mkdir(dir, { recursive: true });
+  await makeDir(dir);
   const files: SavedReport['files'] = {
     json: path.join(dir, names.json),
     markdown: path.join(dir, names.markdown),

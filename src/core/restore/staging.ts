@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +10,7 @@ import { artifactKey } from '../layout.js';
 import type { Manifest } from '../manifest.js';
 import { createDecompressor, Tap } from '../pipeline.js';
 import type { DecryptionKeys } from './decryption-keys.js';
+import { makeDir } from '../util/make-dir.js';
 
 export interface StagedArtifact {
   component: string;
@@ -35,7 +36,7 @@ export async function stageArtifact(opts: {
   onBytes?: (n: number) => void;
 }): Promise<StagedArtifact> {
   const a = artifactOf(opts.manifest, opts.component);
-  await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+  await makeDir(opts.dir, 0o700);
   const file = path.join(opts.dir, `${opts.component}.${a.format}`);
   try {
     const read = await readArtifact({ ...opts, sink: createWriteStream(file, { flags: 'wx', mode: 0o600 }) });

@@ -1,7 +1,8 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { badInput } from '../errors.js';
+import { makeDir } from '../util/make-dir.js';
 
 /** Prefixes of the private folders restores and drills make under the staging folder. */
 export const WORK_DIR_PREFIXES = ['tykdr-restore-', 'tykdr-drill-'] as const;
@@ -20,7 +21,7 @@ interface Owner {
 export async function makeWorkDir(stagingDir: string | undefined, prefix: (typeof WORK_DIR_PREFIXES)[number] | `${(typeof WORK_DIR_PREFIXES)[number]}${string}`): Promise<string> {
   const base = stagingDir ?? tmpdir();
   try {
-    await mkdir(base, { recursive: true });
+    await makeDir(base);
     const dir = await mkdtemp(path.join(base, prefix));
     const owner: Owner = { pid: process.pid, host: hostname(), started_at: new Date().toISOString() };
     await writeFile(path.join(dir, OWNER), JSON.stringify(owner), { mode: 0o600 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, lstat, mkdir, rename } from 'node:fs/promises';
+import { chmod, lstat, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { list as listTar, extract as extractTar, type ReadEntry } from 'tar';
 import type { FilesComponent } from '../../../core/config/load.js';
@@ -8,6 +8,7 @@ import { badInput, integrityError, TykdrError } from '../../../core/errors.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { destinationOf } from '../../../core/restore/destination.js';
+import { makeDir } from '../../../core/util/make-dir.js';
 
 interface TarEntryInfo {
   /** Entry path as in the tar: absolute path without the leading "/". */
@@ -99,14 +100,14 @@ export async function restoreFiles(opts: {
   const to = opts.to === '/' ? undefined : opts.to;
   try {
     if (to !== undefined) {
-      await mkdir(to, { recursive: true });
+      await makeDir(to);
       await extractTar({ file: opts.tarFile, cwd: to, ...EXTRACT });
     } else {
       // node-tar refuses every entry when cwd is "/", so each root is extracted into itself,
       // with the root's own path components stripped from the entry names.
       for (const root of roots) {
         const prefix = path.relative('/', root);
-        await mkdir(root, { recursive: true });
+        await makeDir(root);
         await extractTar({
           file: opts.tarFile,
           cwd: root,
