@@ -1,6 +1,6 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { loadConfig, type Config, type ConfigPurpose } from '../core/config/load.js';
-import { parseDuration } from '../core/duration.js';
+import { MAX_TIMER_MS, parseDuration } from '../core/duration.js';
 import { EXIT_CODE_TABLE, EXIT_CODES, TykdrError, badInput, exitCodeOf, isAbortError } from '../core/errors.js';
 
 export const EXIT_CODES_HELP = [
@@ -57,7 +57,7 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
     // oclif's own parse errors (unknown flag, missing arg) are bad input too.
     if (!(err instanceof TykdrError) && !isAbortError(err) && err.oclif?.exit !== undefined) {
       if (err.oclif.exit === 0) throw err; // --help / --version exits
-      err = new TykdrError('badInput', err.message.split('\n')[0] ?? err.message, { fix: 'see --help' });
+      err = new TykdrError('badInput', parseErrorMessage(err.message), { fix: 'see --help' });
     }
     const code = exitCodeOf(err);
     const debug = process.argv.includes('--debug');
@@ -78,6 +78,23 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
   }
 }
 
+/**
+ * oclif's parse errors on one line, with their reason: "Parsing --grace \n\tExpected an integer ... -1" and
+ * "The following error occurred:\n  --before=1h cannot also be provided when using --snapshot" lose the
+ * header and the "See more help" footer, keep every reason.
+ */
+export function parseErrorMessage(message: string): string {
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^See more help with/.test(l) && !/^The following errors? occurred:?$/.test(l));
+  if (lines.length === 0) return message.trim();
+  const [first, ...rest] = lines;
+  // "Parsing --grace" + "Expected ...": one sentence naming the flag and the rule.
+  if (/^Parsing --\S+$/.test(first!) && rest.length > 0) return `${first!.replace(/^Parsing /, '')}: ${rest.join('; ')}`;
+  return lines.join('; ');
+}
+
 /** How long a command may take to stop after SIGINT/SIGTERM before it exits anyway. */
 export const DEFAULT_GRACE_MS = 10_000;
 
@@ -87,6 +104,9 @@ export function graceFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   if (raw === undefined || raw === '') return DEFAULT_GRACE_MS;
   const ms = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) * 1000 : parseDuration(raw);
   if (ms === null) throw badInput(`TYKDR_GRACE "${raw}" is not a number of seconds or a duration`, 'write it like 10 or 30s');
+  if (ms > MAX_TIMER_MS / 2) {
+    throw badInput(`TYKDR_GRACE "${raw}" is longer than tykdr can wait (${Math.floor(MAX_TIMER_MS / 2000)} s)`, 'write it like 10 or 30s');
+  }
   return ms;
 }
 

@@ -5,7 +5,14 @@ import { badInput } from '../core/errors.js';
 export function parseTimeFlag(flag: string, value: string | undefined, now: Date = new Date()): Date | undefined {
   if (value === undefined) return undefined;
   const ago = parseDuration(value);
-  if (ago !== null) return new Date(now.getTime() - ago);
+  if (ago !== null) {
+    const t = now.getTime() - ago;
+    // Date holds ±8.64e15 ms; a duration reaching before 1970 is no moment any snapshot was taken at either.
+    if (!Number.isFinite(t) || t < 0) {
+      throw badInput(`${flag} "${value}" reaches back before 1970`, 'give a duration ago such as 20m or 3d, or an ISO time such as 2026-11-21T09:30:00Z');
+    }
+    return new Date(t);
+  }
   const t = Date.parse(value);
   if (Number.isNaN(t)) {
     throw badInput(`${flag} "${value}" is neither a time nor a duration`, `write an ISO time such as 2026-11-21T09:30:00Z, or a duration ago such as 20m`);

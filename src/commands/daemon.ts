@@ -1,5 +1,7 @@
 import { Flags } from '@oclif/core';
 import { EXIT_CODES_HELP, TykdrCommand, graceFromEnv } from '../cli/base-command.js';
+import { MAX_TIMER_MS } from '../core/duration.js';
+import { badInput } from '../core/errors.js';
 import { JOB_KINDS, type JobKind } from '../daemon/jobs.js';
 import { jsonLogger, secretValues } from '../daemon/log.js';
 import { realJobs } from '../daemon/real-jobs.js';
@@ -32,13 +34,21 @@ ${EXIT_CODES_HELP}`;
   };
 
   async run(): Promise<void> {
+    const abortGraceMs = graceFromEnv();
+    // The stop deadline is one timer of --grace + TYKDR_GRACE + 10 s (webhook flush): past Node's limit it would fire at once.
+    const maxGrace = Math.floor((MAX_TIMER_MS - abortGraceMs - 10_000) / 1000);
+    if (this.flags.grace > maxGrace) {
+      throw badInput(
+        `--grace ${this.flags.grace} is longer than the daemon can wait: with TYKDR_GRACE (${abortGraceMs / 1000} s) and the webhook flush (10 s) the stop deadline must stay under ${Math.floor(MAX_TIMER_MS / 1000)} s (about 24.8 days)`,
+        `give --grace at most ${maxGrace} (seconds)`,
+      );
+    }
     const config = await this.loadConfig('all');
     const log = jsonLogger({
       level: this.flags.debug ? 'debug' : 'info',
       secrets: [...secretValues(config), ...config.notifications.webhooks.map((w) => w.url)],
     });
     const graceMs = this.flags.grace * 1000;
-    const abortGraceMs = graceFromEnv();
     const signals = shutdownSignals(log, graceMs, abortGraceMs);
     try {
       process.exitCode = await runDaemon({

@@ -2,6 +2,9 @@ import { badInput } from './errors.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
+/** The longest delay a Node timer takes (2^31 - 1 ms, about 24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /** Parses "90s", "15m", "1h30m", "24h", "7d" into milliseconds. Returns null when the text is not a duration. */
 export function parseDuration(text: string): number | null {
   const trimmed = text.trim();

@@ -5,7 +5,11 @@ import { parseDuration } from '../duration.js';
 
 export const duration = z
   .string()
-  .refine((s) => parseDuration(s) !== null, { message: 'expected a duration such as 90s, 15m, 1h or 7d' });
+  .refine((s) => parseDuration(s) !== null, { message: 'expected a duration such as 90s, 15m, 1h or 7d' })
+  .refine((s) => (parseDuration(s) ?? 0) <= MAX_CONFIG_DURATION_MS, { message: 'longer than 100 years (36500d): a typo?' });
+
+/** No objective, timeout or retention in a config is longer than this. */
+const MAX_CONFIG_DURATION_MS = 36_500 * 86_400_000;
 
 export const TIER_NAMES = ['critical', 'important', 'standard', 'development'] as const;
 export type TierName = (typeof TIER_NAMES)[number];
