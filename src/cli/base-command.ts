@@ -1,7 +1,8 @@
+import { stat } from 'node:fs/promises';
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { loadConfig, type Config, type ConfigPurpose } from '../core/config/load.js';
 import { MAX_TIMER_MS, parseDuration } from '../core/duration.js';
-import { EXIT_CODE_TABLE, EXIT_CODES, TykdrError, badInput, exitCodeOf, isAbortError } from '../core/errors.js';
+import { EXIT_CODE_TABLE, EXIT_CODES, TykdrError, badInput, exitCodeOf, isAbortError, storeError } from '../core/errors.js';
 
 export const EXIT_CODES_HELP = [
   'EXIT CODES',
@@ -43,9 +44,15 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
     this.args = args as typeof this.args;
   }
 
-  /** Loads --config; `purpose` decides which parts must have their \${VARS} set. */
-  protected loadConfig(purpose: ConfigPurpose = 'all'): Promise<Config> {
-    return loadConfig(this.flags.config, { purpose });
+  /**
+   * Loads --config; `purpose` decides which parts must have their \${VARS} set. `reads`: the command reads
+   * snapshots, so a local store folder that does not exist is an error (exit 4, as a missing bucket is),
+   * not an empty list: a mistyped store.path must not read as "no snapshots".
+   */
+  protected async loadConfig(purpose: ConfigPurpose = 'all', opts: { reads?: boolean } = {}): Promise<Config> {
+    const config = await loadConfig(this.flags.config, { purpose });
+    if (opts.reads) await requireStoreFolder(config);
+    return config;
   }
 
   /** Progress and notes go to stderr so stdout stays clean for data and --json. */
@@ -75,6 +82,25 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
     }
     process.exitCode = code;
     return undefined;
+  }
+}
+
+/** For commands that read snapshots: a local store's folder must exist (`tykdr backup` creates it). */
+export async function requireStoreFolder(config: Config): Promise<void> {
+  if (config.store.kind !== 'local') return;
+  const dir = config.store.path;
+  let why: string | undefined;
+  try {
+    if (!(await stat(dir)).isDirectory()) why = 'is not a folder';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    why = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? String(err)})`;
+  }
+  if (why !== undefined) {
+    throw storeError(
+      `local store ${dir} ${why} (store.path in ${config.file})`,
+      'check store.path for a typo (`tykdr backup` creates the folder on its first run)',
+    );
   }
 }
 

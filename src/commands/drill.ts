@@ -46,7 +46,7 @@ ${EXIT_CODES_HELP}`;
   };
 
   async run(): Promise<unknown> {
-    const config = await this.loadConfig();
+    const config = await this.loadConfig('all', { reads: true });
     const plan = await loadPlan(this.flags.plan);
     let pick: RandomPick | undefined;
     if (this.flags.pick === 'random') {

@@ -36,7 +36,7 @@ ${EXIT_CODES_HELP}`;
   }
 
   async run(): Promise<unknown> {
-    const config = await this.loadConfig('store');
+    const config = await this.loadConfig('store', { reads: true });
     const store = openReportingStore(config.store, (l) => this.note(l));
     const reportDir = config.drill.reportDir ?? config.restore.reportDir;
     const page = (file: string | undefined, name: string): string | undefined => (file === undefined ? undefined : file === '' ? path.join(reportDir, name) : file);

@@ -36,7 +36,7 @@ ${EXIT_CODES_HELP}`;
 
   async run(): Promise<unknown> {
     // The retention settings too: one read as its default because its variable is unset could delete more.
-    const config = await this.loadConfig('retention');
+    const config = await this.loadConfig('retention', { reads: this.flags.store === undefined });
     const named = namedStore(config, this.flags.store ?? PRIMARY);
     const store = openReportingStore(named.cfg, (l) => this.note(l));
     const interrupt = interruptSignal();

@@ -82,7 +82,7 @@ ${EXIT_CODES_HELP}`;
   async run(): Promise<unknown> {
     const f = this.flags;
     const backends = reportingBackends((l) => this.note(l));
-    const base = await this.loadConfig();
+    const base = await this.loadConfig('all', { reads: true });
     const resume = f.resume ? await this.killedRestore(base.restore.stagingDir) : undefined;
     const targets = resume?.targets ?? Object.fromEntries((f.target ?? []).map(parseTargetFlag));
     const config = await withOverrides(base, {

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
+import { EXIT_CODES_HELP, TykdrCommand, interruptSignal, requireStoreFolder } from '../cli/base-command.js';
 import { loadConfig } from '../core/config/load.js';
 import { formatBytes } from '../core/duration.js';
 import { badInput, EXIT_CODES } from '../core/errors.js';
@@ -46,6 +46,7 @@ ${EXIT_CODES_HELP}`;
     }
     // Reads the store and what decrypts: the identity file (unless --identity names one) and the passphrase.
     const config = await loadConfig(this.flags.config, { purpose: 'decrypt', except: f.identity ? ['encryption.identityFile'] : [] });
+    await requireStoreFolder(config);
     const interrupt = interruptSignal();
     let result: VerifyResult;
     try {

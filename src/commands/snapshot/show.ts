@@ -25,7 +25,7 @@ ${EXIT_CODES_HELP}`;
   };
 
   async run(): Promise<unknown> {
-    const config = await this.loadConfig('store');
+    const config = await this.loadConfig('store', { reads: this.flags.store === undefined });
     const store = openReportingStore(namedStore(config, this.flags.store ?? PRIMARY).cfg, (l) => this.note(l));
     const m = await resolveSnapshot(store, this.args.id);
     const signature = await checkManifestSignature(store, m, config.signing);
