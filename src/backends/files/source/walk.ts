@@ -1,4 +1,4 @@
-import { access, constants, lstat, readdir, readlink, realpath } from 'node:fs/promises';
+import { access, constants, lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Minimatch } from 'minimatch';
 import { badInput, sourceUnreachable } from '../../../core/errors.js';
@@ -27,19 +27,30 @@ export async function selectFiles(opts: {
   const include = opts.include.map((g) => new Minimatch(g, { dot: true }));
   const exclude = opts.exclude.map((g) => new Minimatch(g, { dot: true }));
   const realRoots: string[] = [];
+  // One rule for roots (README, components.files): a root that cannot be reached (missing, a symlink loop or a
+  // dangling link, no permission) is an unreachable source, exit 3; one that exists but is not a folder (a file,
+  // a link to a folder: it would be archived as a link) is bad config, exit 2.
   for (const root of opts.roots) {
+    let isDir: boolean;
+    let isLink: boolean;
     try {
-      const s = await lstat(root);
-      if (!s.isDirectory()) throw badInput(`components.${opts.component}.roots: ${root} is not a folder`, 'list folders in roots');
-      realRoots.push(await realpath(root));
+      isLink = (await lstat(root)).isSymbolicLink();
+      isDir = (await stat(root)).isDirectory();
     } catch (err) {
-      if ((err as { kind?: string }).kind) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'does not exist' : code === 'ELOOP' ? 'is a symlink loop' : `cannot be read (${code ?? String(err)})`;
       throw sourceUnreachable(
-        `components.${opts.component}.roots: cannot read ${root} (${(err as NodeJS.ErrnoException).code ?? err})`,
-        'check the path exists and tykdr may read it',
+        `components.${opts.component}.roots: ${root} ${why}`,
+        code === 'EACCES' ? 'give tykdr read and execute permission on the folder' : `fix the path in components.${opts.component}.roots: it must be a folder tykdr can read`,
         err,
       );
     }
+    if (isLink && isDir) {
+      const real = await realpath(root);
+      throw badInput(`components.${opts.component}.roots: ${root} is a symlink to ${real}`, `list ${real} in roots instead`);
+    }
+    if (!isDir) throw badInput(`components.${opts.component}.roots: ${root} is not a folder`, 'list folders in roots');
+    realRoots.push(await realpath(root));
   }
   const inside = (p: string) => realRoots.some((r) => p === r || p.startsWith(r + path.sep));
   const sel: FileSelection = { entries: [], files: 0, directories: 0, symlinks: 0, bytes: 0 };
