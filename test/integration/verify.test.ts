@@ -127,12 +127,12 @@ describe('tykdr verify on a local store', () => {
     expect(bad.stderr).toContain('--sample "150" is not a percentage between 0 and 100');
   });
 
-  it('finds a flipped byte: sha256 mismatch, the object was altered; exit 5', async () => {
+  it('finds a flipped byte: the sha256 check failed, the object was altered; exit 5', async () => {
     const undo = await flipByte(objectFile(b.id, 'blobs', b.manifest), 0.5);
     try {
       const res = await verify('local.yaml', b.id);
       expect(res.code).toBe(5);
-      expect(res.stdout).toMatch(new RegExp(`^FAILED\\s+${b.id}\\s+blobs\\.tar\\.zst\\.age: .*sha256 mismatch: .*the object was altered or replaced in the store$`, 'm'));
+      expect(res.stdout).toMatch(new RegExp(`^FAILED\\s+${b.id}\\s+blobs\\.tar\\.zst\\.age: .*sha256 check failed: .*the object was altered or replaced in the store$`, 'm'));
       expect(res.stdout).toMatch(new RegExp(`^ok\\s+${b.id}\\s+config\\.tar\\.zst\\.age`, 'm'));
       expect(res.stdout).toContain('1 of 2 object(s) in 1 snapshot(s) FAILED verification');
       // The other snapshot is untouched.
@@ -148,9 +148,45 @@ describe('tykdr verify on a local store', () => {
       const out = JSON.parse((await verify('local.yaml', b.id, '--json')).stdout);
       const bad = out.objects.find((o: any) => o.component === 'config');
       expect(bad).toMatchObject({ status: 'failed', kind: 'integrityError' });
-      expect(bad.message).toMatch(/sha256 mismatch.*altered/);
+      expect(bad.message).toMatch(/sha256 check failed.*altered/);
     } finally {
       await undo();
+    }
+  });
+
+  it('verify and restore give the same reason for the same flipped byte (in the age header and in the body)', async () => {
+    for (const at of [0.05, 0.5]) {
+      const undo = await flipByte(objectFile(b.id, 'config', b.manifest), at);
+      const to = await mkdtemp(path.join(tmpdir(), 'tykdr-verify-to-'));
+      try {
+        const checked = JSON.parse((await verify('local.yaml', b.id, '--json')).stdout);
+        const reason = checked.objects.find((o: any) => o.component === 'config').message as string;
+        expect(reason).toMatch(new RegExp(`^config\\.tar\\.zst\\.age in snapshot ${b.id}: sha256 check failed: the store holds sha256 [0-9a-f]{64}, the manifest says ${b.manifest.components.config.artifact.sha256} \\(both \\d+ bytes\\)`));
+        const restored = await runCli(['restore', '-c', path.join(ws.dir, 'local.yaml'), '--plan', 'gateway', '--snapshot', b.id, '--to', to, '--yes'], { env: env() });
+        expect(restored.code, restored.stderr).toBe(5);
+        expect(`${restored.stdout}${restored.stderr}`).toContain(reason);
+      } finally {
+        await undo();
+        await rm(to, { recursive: true, force: true });
+      }
+    }
+  });
+
+  it('a size that differs from the manifest with the same bytes is named as the size check, with both values', async () => {
+    const file = path.join(ws.storeDir, 'snapshots', a.id, 'manifest.json');
+    const original = await readFile(file, 'utf8');
+    const m = JSON.parse(original);
+    const size = m.components.config.artifact.stored_bytes as number;
+    m.components.config.artifact.stored_bytes = size + 1;
+    await writeFile(file, JSON.stringify(m, null, 2));
+    try {
+      const out = JSON.parse((await verify('local.yaml', a.id, '--json')).stdout);
+      const bad = out.objects.find((o: any) => o.component === 'config');
+      expect(bad).toMatchObject({ status: 'failed', kind: 'integrityError' });
+      expect(bad.message).toContain(`size check failed: the store holds ${size} bytes, the manifest says ${size + 1} (sha256 ${m.components.config.artifact.sha256} matches)`);
+      expect(bad.message).not.toContain('sha256 check failed');
+    } finally {
+      await writeFile(file, original);
     }
   });
 
@@ -264,7 +300,7 @@ describe('tykdr verify on S3 (MinIO)', () => {
     expect(res.code).toBe(5);
     const out = JSON.parse(res.stdout);
     const byComponent = Object.fromEntries(out.objects.map((o: any) => [o.component, o]));
-    expect(byComponent.blobs.message).toMatch(/sha256 mismatch: .*the object was altered or replaced in the store/);
+    expect(byComponent.blobs.message).toMatch(/sha256 check failed: .*the object was altered or replaced in the store/);
     expect(byComponent.config.message).toBe(`object snapshots/${snap.id}/config.tar.zst.age listed in the manifest is missing from the store (s3://verify/tyk/)`);
   });
 });

@@ -39,7 +39,8 @@ export async function stageArtifact(opts: {
   await makeDir(opts.dir, 0o700);
   const file = path.join(opts.dir, `${opts.component}.${a.format}`);
   try {
-    const read = await readArtifact({ ...opts, sink: createWriteStream(file, { flags: 'wx', mode: 0o600 }) });
+    // The whole object is hashed even when decryption fails early, so a changed byte gets the reason verify gives.
+    const read = await readArtifact({ ...opts, hashWholeObject: true, sink: createWriteStream(file, { flags: 'wx', mode: 0o600 }) });
     return { component: opts.component, file, plaintextBytes: read.plaintextBytes, storedBytes: read.storedBytes };
   } catch (err) {
     await unlink(file).catch(() => undefined);
@@ -61,7 +62,7 @@ export interface ArtifactRead {
  *
  * By default a decryption or decompression failure stops the download at once. With `hashWholeObject`
  * the rest of the object is still read and hashed, so an altered object is reported as altered
- * ("sha256 mismatch") rather than by whatever decryption error the changed byte happened to cause.
+ * ("sha256 check failed") rather than by whatever decryption error the changed byte happened to cause.
  */
 export async function readArtifact(opts: {
   store: Store;
@@ -102,11 +103,20 @@ export async function readArtifact(opts: {
   }
   await decoded;
   const sha = readWhole ? stored.sha256Hex() : undefined;
-  if (sha !== undefined && (sha !== a.sha256 || stored.bytes !== a.stored_bytes)) {
+  if (sha !== undefined && sha !== a.sha256) {
+    const sizes = stored.bytes === a.stored_bytes ? `both ${stored.bytes} bytes` : `${stored.bytes} bytes stored, ${a.stored_bytes} in the manifest`;
     throw integrityError(
-      `${where}: sha256 mismatch: the store holds ${sha.slice(0, 16)}… (${stored.bytes} bytes), the manifest says ` +
-        `${a.sha256.slice(0, 16)}… (${a.stored_bytes} bytes): the object was altered or replaced in the store`,
+      `${where}: sha256 check failed: the store holds sha256 ${sha}, the manifest says ${a.sha256} (${sizes}): ` +
+        'the object was altered or replaced in the store',
       'restore from another snapshot',
+    );
+  }
+  if (sha !== undefined && stored.bytes !== a.stored_bytes) {
+    // Same bytes, another size: the manifest's size was changed (a signed manifest cannot be).
+    throw integrityError(
+      `${where}: size check failed: the store holds ${stored.bytes} bytes, the manifest says ${a.stored_bytes} ` +
+        `(sha256 ${sha} matches): the manifest was altered`,
+      'restore from another snapshot, and sign manifests (signing.keyFile, signing.verifyKeys)',
     );
   }
   if (decodeError !== undefined) throw explainDecodeError(decodeError, where);
