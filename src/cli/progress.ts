@@ -30,8 +30,8 @@ export function backupPrinter(write: (line: string) => void, tty: boolean): Back
       bytes.delete(c);
       const retries = e.artifact.store_retries ?? 0;
       write(
-        `  ${c}: done in ${formatDuration(e.duration_ms)}: ${formatBytes(e.artifact.plaintext_bytes)} -> ` +
-          `${formatBytes(e.artifact.stored_bytes)} stored, sha256 ${e.artifact.sha256.slice(0, 12)}…` +
+        `  ${c}: done in ${formatDuration(e.duration_ms)}: data ${formatBytes(e.artifact.plaintext_bytes)}, ` +
+          `stored ${formatBytes(e.artifact.stored_bytes)}, sha256 ${e.artifact.sha256.slice(0, 12)}…` +
           (retries > 0 ? ` (${retries} store ${retries === 1 ? 'retry' : 'retries'})` : ''),
       );
     },

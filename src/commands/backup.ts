@@ -29,8 +29,14 @@ ${EXIT_CODES_HELP}`;
     const printer = this.jsonEnabled() ? undefined : backupPrinter((l) => this.note(l), process.stderr.isTTY === true);
     try {
       const result = await runBackup({ config, backends: reportingBackends((l) => this.note(l)), components: this.flags.component, signal: interrupt.signal, progress: printer });
-      const total = Object.values(result.manifest.components).reduce((n, c) => n + c.artifact.stored_bytes, 0);
-      this.log(`Snapshot ${result.id} complete: ${Object.keys(result.manifest.components).length} component(s), ${formatBytes(total)} in ${result.location}`);
+      const artifacts = Object.values(result.manifest.components).map((c) => c.artifact);
+      const stored = artifacts.reduce((n, a) => n + a.stored_bytes, 0);
+      const data = artifacts.reduce((n, a) => n + a.plaintext_bytes, 0);
+      // The same two sizes, in the same words, as `tykdr snapshots` (DATA, STORED) and `snapshot show`.
+      this.log(
+        `Snapshot ${result.id} complete: ${artifacts.length} component(s), data ${formatBytes(data)}, ` +
+          `stored ${formatBytes(stored)} (compressed, encrypted) in ${result.location}`,
+      );
       if (result.signedBy) this.note(`Manifest signed by ${result.signedBy}`);
       return { id: result.id, location: result.location, manifest: result.manifest, signed_by: result.signedBy ?? null };
     } finally {

@@ -43,7 +43,11 @@ ${EXIT_CODES_HELP}`;
     } finally {
       await fh.close();
     }
-    this.note(`Wrote ${file}. Next: set encryption.recipients and the components, then run \`tykdr backup\`.`);
+    this.note(
+      this.flags.recipient === undefined
+        ? `Wrote ${file}. Next: set encryption.recipients (\`tykdr key generate\` prints one) and the components, then run \`tykdr backup\`.`
+        : `Wrote ${file} with encryption.recipients set to ${this.flags.recipient}. Next: set the components (Redis address, config roots), then run \`tykdr backup\`.`,
+    );
     return { config: file };
   }
 }

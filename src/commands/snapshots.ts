@@ -8,7 +8,7 @@ import { checkManifestSignature, type ManifestSignatureCheck } from '../core/sig
 
 export default class Snapshots extends TykdrCommand<typeof Snapshots> {
   static override summary = 'List snapshots in the store, newest first.';
-  static override description = `Shows each snapshot's id, age, completeness, components and stored size. A snapshot is complete only when its manifest exists; incomplete ones (interrupted or failed backups) are listed so they can be seen and pruned.
+  static override description = `Shows each snapshot's id, age, completeness, components and sizes: DATA is what was backed up (before compression and encryption), STORED the compressed, encrypted data objects as the backup summary reports them (for an incomplete snapshot, whatever objects it left; --json's stored_bytes also counts the manifest and its signature). A snapshot is complete only when its manifest exists; incomplete ones (interrupted or failed backups) are listed so they can be seen and pruned.
 
 SIGNATURE says whether the manifest is signed (manifest.json.sig). With signing.verifyKeys configured each signature is checked: "verified", "UNSIGNED" or "BAD" (restore, drill and verify refuse the last two); without it, "signed (not checked)" or "unsigned (not checked)".
 
@@ -34,6 +34,8 @@ ${EXIT_CODES_HELP}`;
       components: s.components,
       objects: s.objects,
       stored_bytes: s.storedBytes,
+      data_bytes: s.dataBytes ?? null,
+      artifact_bytes: s.artifactBytes ?? null,
       signed: s.signed,
       signature: signature(s.id),
       ...(s.problem ? { problem: s.problem } : {}),
@@ -42,14 +44,15 @@ ${EXIT_CODES_HELP}`;
       this.log(`No snapshots in ${store.location}.`);
     } else {
       const now = Date.now();
-      const table = [['ID', 'AGE', 'STATUS', 'SIZE', 'COMPONENTS', 'SIGNATURE']];
+      const table = [['ID', 'AGE', 'STATUS', 'DATA', 'STORED', 'COMPONENTS', 'SIGNATURE']];
       const label = { verified: 'verified', unsigned: 'UNSIGNED', bad: 'BAD', 'not-checked': '' } as const;
       for (const s of list) {
         table.push([
           s.id,
           `${formatDuration(now - s.createdAt.getTime())} ago`,
           s.complete ? 'complete' : 'INCOMPLETE',
-          formatBytes(s.storedBytes),
+          s.dataBytes === undefined ? '-' : formatBytes(s.dataBytes),
+          formatBytes(s.artifactBytes ?? s.storedBytes),
           s.components.join(','),
           label[signature(s.id)] || (s.signed ? 'signed (not checked)' : 'unsigned (not checked)'),
         ]);

@@ -11,7 +11,12 @@ export interface SnapshotSummary {
   createdAt: Date;
   components: string[];
   objects: number;
+  /** Every object of the snapshot in the store, the manifest and its signature included (what pruning it frees). */
   storedBytes: number;
+  /** Complete snapshots: the compressed, encrypted data objects (the manifest's stored_bytes), as the backup summary says. */
+  artifactBytes?: number;
+  /** Complete snapshots: the data before compression and encryption (the manifest's plaintext_bytes). */
+  dataBytes?: number;
   manifest?: Manifest;
   /** A manifest signature object (manifest.json.sig) exists; whether it is valid is checked elsewhere (signing/). */
   signed: boolean;
@@ -45,7 +50,16 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
     }
     try {
       const manifest = await readManifest(store, id, signal);
-      out.push({ ...base, complete: true, createdAt: new Date(manifest.created_at), components: Object.keys(manifest.components), manifest });
+      const artifacts = Object.values(manifest.components).map((c) => c.artifact);
+      out.push({
+        ...base,
+        complete: true,
+        createdAt: new Date(manifest.created_at),
+        components: Object.keys(manifest.components),
+        artifactBytes: artifacts.reduce((n, a) => n + a.stored_bytes, 0),
+        dataBytes: artifacts.reduce((n, a) => n + a.plaintext_bytes, 0),
+        manifest,
+      });
     } catch (err) {
       out.push({ ...base, complete: false, createdAt: idTime(id), components: [], problem: (err as Error).message });
     }

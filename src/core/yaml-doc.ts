@@ -15,7 +15,12 @@ export function parseYaml(text: string, file: string): YamlSource {
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const pos = lineCounter.linePos(e.pos[0]);
-    throw badInput(`${file}, line ${pos.line}: YAML syntax error: ${e.message.split('\n')[0]}`, 'fix the YAML syntax');
+    const line = text.split('\n')[pos.line - 1] ?? '';
+    // The classic: `key: { a: \${VAR} }` reads `{` of \${...} as the start of a nested flow mapping.
+    const fix = /\$\{/.test(line)
+      ? 'put ${VAR} references in quotes when they sit inside { } or [ ] (key: "${VAR}"), then check the rest of the line'
+      : 'fix the YAML syntax (indent with spaces; quote values that contain ": ", "#", "{" or "[")';
+    throw badInput(`${file}, line ${pos.line}: YAML syntax error: ${e.message.split('\n')[0]}`, fix);
   }
   const lineOf = (p: ReadonlyArray<PropertyKey>): string => {
     const node = doc.getIn(p.map((k) => (typeof k === 'number' ? k : String(k))), true) as Node | undefined;

@@ -40,19 +40,30 @@ ${EXIT_CODES_HELP}`;
     if (m.tyk) {
       this.log(
         `  tyk       hash_keys=${String(m.tyk.hash_keys)} hash_key_function=${String(m.tyk.hash_key_function)} ` +
-          `secret ${m.tyk.secret_fingerprint ? 'fingerprinted' : 'not set'} (${String(m.tyk.file)})`,
+          `secret ${m.tyk.secret_fingerprint ? 'fingerprinted' : 'not set'} (${absolute(String(m.tyk.file))})`,
       );
     }
     for (const [name, c] of Object.entries(m.components)) {
       const a = c.artifact;
       this.log(`  ${name} (${c.kind}, tier ${c.tier}: RTO ${formatDuration(c.objective.rto_seconds * 1000)}, RPO ${formatDuration(c.objective.rpo_seconds * 1000)})`);
-      this.log(`    object        ${a.name}: ${formatBytes(a.plaintext_bytes)} plaintext, ${formatBytes(a.stored_bytes)} stored (${a.compression}, age)`);
+      this.log(`    object        ${a.name}: data ${formatBytes(a.plaintext_bytes)}, stored ${formatBytes(a.stored_bytes)} (${a.compression}-compressed, age-encrypted)`);
       this.log(`    sha256        ${a.sha256}`);
       this.log(`    consistent    ${c.consistent_at} (took ${formatDuration(c.duration_ms)})`);
       for (const [k, v] of Object.entries(c.source)) {
-        this.log(`    ${k.padEnd(13)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+        this.log(`    ${k.padEnd(13)} ${sourceFact(k, v)}`);
       }
     }
     return m;
   }
+}
+
+/** Tar entries are stored relative to / (as tar does); people read them as the absolute paths they were. */
+function absolute(tarPath: string): string {
+  return tarPath.startsWith('/') ? tarPath : `/${tarPath}`;
+}
+
+/** A source fact for people: Unix times (rdb_ctime) also as a date, objects as JSON. */
+function sourceFact(key: string, v: unknown): string {
+  if (typeof v === 'number' && key.endsWith('_ctime') && Number.isFinite(v) && v > 0) return `${v} (${new Date(v * 1000).toISOString()})`;
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }

@@ -1,4 +1,7 @@
-/** The commented tykdr.yaml that `tykdr init` writes. Keep it valid: a test loads it. */
+/**
+ * The commented tykdr.yaml that `tykdr init` writes. Keep it valid: a test loads it, and loads it again with each
+ * commented example uncommented (test/unit/config-template.test.ts). Prose comments must not start with `word:`.
+ */
 export function configTemplate(opts: { recipient?: string; storePath?: string } = {}): string {
   const recipient = opts.recipient ?? 'age1REPLACE-with-the-output-of-tykdr-key-generate';
   return `# tykdr configuration. Schema: schema/tykdr.schema.json in the tykdr package
@@ -22,7 +25,7 @@ store:
 #   # serverSideEncryption: aws:kms       # or AES256 (SSE-S3)
 #   # kmsKeyId: arn:aws:kms:...
 #   # storageClass: STANDARD_IA
-#   # Credentials: the standard AWS chain (env, profile, instance role), or:
+#   # Credentials come from the standard AWS chain (env, profile, instance role), or set them here:
 #   # accessKeyId: \${AWS_ACCESS_KEY_ID}
 #   # secretAccessKey: \${AWS_SECRET_ACCESS_KEY}
 
@@ -108,7 +111,7 @@ components:
 # gateway:
 #   url: http://127.0.0.1:8080
 #   restartCommand: systemctl restart tyk-gateway
-#   keyProbe: { path: /orders/, key: \${TYK_CANARY_KEY} }
+#   keyProbe: { path: /orders/, key: "\${TYK_CANARY_KEY}" }   # quoted: \${...} inside { } needs quotes
 #   uptimeTests: { checkList: [ { url: "http://orders.internal/health" } ] }
 # dashboard:
 #   url: http://127.0.0.1:3000
