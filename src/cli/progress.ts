@@ -8,6 +8,7 @@ import { formatBytes, formatDuration } from '../core/duration.js';
 export function backupPrinter(write: (line: string) => void, tty: boolean): BackupProgress & { stop(): void } {
   const bytes = new Map<string, number>();
   const startedAt = new Map<string, number>();
+  const waits = new Map<string, NodeJS.Timeout>();
   const timer = setInterval(
     () => {
       for (const [c, n] of bytes) {
@@ -24,10 +25,22 @@ export function backupPrinter(write: (line: string) => void, tty: boolean): Back
       bytes.set(c, 0);
       startedAt.set(c, Date.now());
       write(`  ${c} (${kind}): started`);
+      if (kind === 'redis') {
+        // A diskless SYNC starts only after the server's repl-diskless-sync-delay (default 5 s), which lets other
+        // replicas join the same transfer. tykdr never changes server config; it says why nothing moves yet.
+        const t = setTimeout(() => {
+          if (bytes.get(c) === 0) {
+            write(`  ${c}: waiting for Redis to start the transfer (a diskless sync first waits repl-diskless-sync-delay, 5 s by default, for other replicas; a disk sync first writes the RDB)`);
+          }
+        }, 1500);
+        t.unref();
+        waits.set(c, t);
+      }
     },
     bytes: (c, n) => bytes.set(c, (bytes.get(c) ?? 0) + n),
     componentDone: (c, e) => {
       bytes.delete(c);
+      clearTimeout(waits.get(c));
       const retries = e.artifact.store_retries ?? 0;
       write(
         `  ${c}: done in ${formatDuration(e.duration_ms)}: data ${formatBytes(e.artifact.plaintext_bytes)}, ` +
@@ -35,6 +48,9 @@ export function backupPrinter(write: (line: string) => void, tty: boolean): Back
           (retries > 0 ? ` (${retries} store ${retries === 1 ? 'retry' : 'retries'})` : ''),
       );
     },
-    stop: () => clearInterval(timer),
+    stop: () => {
+      clearInterval(timer);
+      for (const t of waits.values()) clearTimeout(t);
+    },
   };
 }

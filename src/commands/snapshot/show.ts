@@ -64,6 +64,7 @@ function absolute(tarPath: string): string {
 
 /** A source fact for people: Unix times (rdb_ctime) also as a date, objects as JSON. */
 function sourceFact(key: string, v: unknown): string {
-  if (typeof v === 'number' && key.endsWith('_ctime') && Number.isFinite(v) && v > 0) return `${v} (${new Date(v * 1000).toISOString()})`;
+  const seconds = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN;
+  if (key.endsWith('_ctime') && Number.isFinite(seconds) && seconds > 0 && seconds < 1e11) return `${new Date(seconds * 1000).toISOString()} (${String(v)})`;
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
