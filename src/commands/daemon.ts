@@ -8,12 +8,14 @@ import { realJobs } from '../daemon/real-jobs.js';
 import { runDaemon, shutdownSignals } from '../daemon/service.js';
 
 export default class Daemon extends TykdrCommand<typeof Daemon> {
-  static override enableJsonFlag = false;
+  // The daemon always logs one JSON object per line; --json (as every command has) makes an error that stops
+  // it before it runs (bad flags, bad config) a JSON object on stdout too.
+  static override enableJsonFlag = true;
 
   static override summary = 'Run backups, retention, verification and drills on schedule, with health, metrics and webhooks.';
   static override description = `Schedules backups per component (by default at an interval no longer than each tier's RPO; schedule.backups overrides), prune, verify and drills (schedule.*). Several daemons may run: one is elected leader through a lock in Redis (leader.*, by default the first redis component) and runs the jobs; the others take over within leader.ttl if it dies.
 
-Serves GET /hello (backup health per component, Health Check Response Format as Tyk's gateway: 200 pass/warn, 503 fail) and GET /metrics (Prometheus) on health.listen; sends webhooks (notifications.webhooks) on backup_failed, rpo_breached, drill_failed and drill_passed. Logs one JSON object per line on stdout.
+Serves GET /hello (backup health per component, Health Check Response Format as Tyk's gateway: 200 pass/warn, 503 fail) and GET /metrics (Prometheus) on health.listen; sends webhooks (notifications.webhooks) on backup_failed, rpo_breached, drill_failed and drill_passed. Logs one JSON object per line on stdout; with --json an error that stops it before it starts (bad flags or config) is a JSON object there too.
 
 SIGTERM or SIGINT stops scheduling and lets a running job finish for --grace seconds, then aborts it (its partial snapshot is removed; the clean-up gets TYKDR_GRACE seconds, default 10); the lock is released. A second signal aborts running jobs at once, a third exits at once. Whatever hangs, the daemon exits within --grace + TYKDR_GRACE + 10 s (webhook flush) of the first signal. Exit code 0 after a clean stop, 130 when a job had to be aborted. See docs/DAEMON.md.
 

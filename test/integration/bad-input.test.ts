@@ -95,6 +95,7 @@ const rows: Row[] = [
   { name: 'flags: --snapshot latest with --before', args: (c) => ['restore', '-c', c, '--snapshot', 'latest', '--before', '1h'], code: 2, fragment: 'cannot also be provided when using --snapshot' },
   { name: 'flags: daemon --grace -1', args: (c) => ['daemon', '-c', c, '--grace', '-1'], code: 2, fragment: '--grace: Expected an integer greater than or equal to 0 but received: -1' },
   { name: 'flags: daemon --grace beyond the timer limit', args: (c) => ['daemon', '-c', c, '--grace', '99999999'], code: 2, fragment: '--grace 99999999 is longer than the daemon can wait' },
+  { name: 'flags: daemon --json --grace -1 (the error as JSON)', args: (c) => ['daemon', '-c', c, '--json', '--grace', '-1'], code: 2, fragment: '"exit_code": 2' },
   { name: 'flags: TYKDR_GRACE that is not a duration', args: (c) => ['backup', '-c', c], env: { TYKDR_GRACE: 'soon' }, code: 2, fragment: 'TYKDR_GRACE "soon"' },
   { name: 'flags: verify --sample 150', args: (c) => ['verify', '-c', c, '--sample', '150'], code: 2, fragment: '--sample "150" is not a percentage' },
   { name: 'flags: an unknown flag', args: (c) => ['backup', '-c', c, '--frobnicate'], code: 2, fragment: '--frobnicate' },
