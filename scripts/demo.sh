@@ -9,7 +9,7 @@
 #   4. drills             tykdr drill --plan full: the same restore into scratch targets, production untouched
 # and prints where the HTML reports are. Everything lives in .tykdr/demo (ignored; TYKDR_DEMO_DIR moves it);
 # run it again to add snapshots. TYKDR_DEMO_REDIS_PORT / TYKDR_DEMO_PG_PORT pick the ports (16379 / 15432);
-# TYKDR_DEMO_POSTGRES=0 leaves PostgreSQL out.
+# TYKDR_DEMO_PG_DIR the PostgreSQL cluster's folder; TYKDR_DEMO_POSTGRES=0 leaves PostgreSQL out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -35,8 +35,10 @@ pg_port=${TYKDR_DEMO_PG_PORT:-15432}
 pg_bin=/usr/lib/postgresql/15/bin
 use_pg=0
 if [ "${TYKDR_DEMO_POSTGRES:-1}" != 0 ] && [ -x "$pg_bin/initdb" ]; then use_pg=1; fi
-pg_dir="$demo/postgres"
-# PostgreSQL refuses to run as root: as root, its tools run as the `postgres` system user (the package creates it).
+# PostgreSQL refuses to run as root: as root, its tools run as the `postgres` system user (the package creates
+# it), and its cluster lives where that user can reach it (the demo folder may sit under a 0700 home).
+if [ "$(id -u)" -eq 0 ]; then pg_default="/tmp/tykdr-demo-postgres-$pg_port"; else pg_default="$demo/postgres"; fi
+pg_dir=${TYKDR_DEMO_PG_DIR:-$pg_default}
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 stop_all() {
@@ -78,7 +80,7 @@ if [ "$use_pg" = 1 ]; then
   step "Starting a throwaway PostgreSQL 15 on 127.0.0.1:$pg_port with a Dashboard-like tyk_analytics"
   if [ ! -d "$pg_dir/data" ]; then
     mkdir -p "$pg_dir"
-    [ "$(id -u)" -ne 0 ] || chown postgres: "$pg_dir"
+    [ "$(id -u)" -ne 0 ] || { chown postgres: "$pg_dir"; chmod 700 "$pg_dir"; }
     as_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
   fi
   as_pg "$pg_bin/pg_ctl" start -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 -s \

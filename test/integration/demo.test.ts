@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,16 +14,21 @@ import { repoRoot } from '../helpers/paths.js';
  */
 
 let dir: string;
+let pgDir: string;
+let ports: number[] = [];
 let out = '';
 let code: number | null = null;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'tykdr-demo-'));
   const [redisPort, pgPort] = [await freePort(), await freePort()];
+  ports = [redisPort, pgPort];
+  // Beside the temp folder, not in it: as root the cluster runs as `postgres`, which cannot enter a 0700 mkdtemp.
+  pgDir = path.join(tmpdir(), `tykdr-demo-pg-${process.pid}-${pgPort}`);
   await new Promise<void>((resolve, reject) => {
     const child = spawn('bash', [path.join(repoRoot, 'scripts/demo.sh')], {
       cwd: repoRoot,
-      env: { ...process.env, TYKDR_DEMO_DIR: dir, TYKDR_DEMO_REDIS_PORT: String(redisPort), TYKDR_DEMO_PG_PORT: String(pgPort) },
+      env: { ...process.env, TYKDR_DEMO_DIR: dir, TYKDR_DEMO_REDIS_PORT: String(redisPort), TYKDR_DEMO_PG_PORT: String(pgPort), TYKDR_DEMO_PG_DIR: pgDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -36,7 +42,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+  await Promise.all([rm(dir, { recursive: true, force: true }), pgDir && rm(pgDir, { recursive: true, force: true })]);
 });
 
 describe('scripts/demo.sh', () => {
@@ -65,7 +71,18 @@ describe('scripts/demo.sh', () => {
     for (const r of reports) expect(existsSync(r), r).toBe(true);
   });
 
-  it('stops the servers it started', () => {
-    expect(existsSync(path.join(dir, 'postgres', 'data', 'postmaster.pid'))).toBe(false);
+  it('stops the servers it started', async () => {
+    expect(existsSync(path.join(pgDir, 'data'))).toBe(true);
+    expect(existsSync(path.join(pgDir, 'data', 'postmaster.pid'))).toBe(false);
+    for (const port of ports) {
+      const refused = await new Promise<boolean>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port }, () => {
+          s.destroy();
+          resolve(false);
+        });
+        s.on('error', () => resolve(true));
+      });
+      expect(refused, `port ${port} still answers`).toBe(true);
+    }
   });
 });
