@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { fingerprintTree, makeWorkspace, type Workspace } from '../helpers/workspace.js';
+
+const exec = promisify(execFile);
+
+/**
+ * A local store on a full file system: a small tmpfs (the suite runs as root, as scripts/tools.sh needs).
+ * Out of blocks, the write fails; out of inodes, creating the snapshot's folder fails (Node's recursive
+ * mkdir reported that as ENOENT, a "bug" exit 1). Both are store errors (exit 4) naming the store, and
+ * leave no partial object behind.
+ */
+
+let ws: Workspace;
+let tree: string;
+const mounts: string[] = [];
+
+async function tmpfs(options: string): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'tykdr-full-'));
+  await exec('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]);
+  mounts.push(dir);
+  return dir;
+}
+
+beforeAll(async () => {
+  ws = await makeWorkspace();
+  tree = await mkdtemp(path.join(tmpdir(), 'tykdr-full-tree-'));
+  await mkdir(path.join(tree, 'apps'));
+  // Incompressible: 256 KiB of it cannot fit in a 64 KiB file system.
+  const { randomBytes } = await import('node:crypto');
+  await writeFile(path.join(tree, 'apps', 'big.bin'), randomBytes(256 * 1024));
+  await writeFile(path.join(tree, 'tyk.conf'), '{}');
+});
+
+afterAll(async () => {
+  for (const m of mounts) {
+    await exec('umount', [m]).catch(() => undefined);
+    await rm(m, { recursive: true, force: true });
+  }
+  await Promise.all([ws?.cleanup(), tree && rm(tree, { recursive: true, force: true })]);
+});
+
+const config = (store: string) => `store: { kind: local, path: ${store} }
+encryption: { recipients: [${ws.recipient}] }
+components:
+  config: { kind: files, roots: [${tree}] }
+`;
+
+describe('a local store on a full file system', () => {
+  it('out of space: exit 4, naming the store, no partial object left', async () => {
+    const store = path.join(await tmpfs('size=64k'), 'store');
+    const f = await ws.writeConfig('full.yaml', config(store));
+    const res = await runCli(['backup', '-c', f]);
+    expect(res.code, res.stderr).toBe(4);
+    expect(res.stderr).toContain(`no space left on the file system of the store ${store}`);
+    expect(res.stderr).toContain(`Fix: free space where ${store} lives`);
+    expect(res.stderr).not.toContain('This is a bug');
+    expect(Object.keys(await fingerprintTree(store))).toEqual([]);
+  });
+
+  it('out of inodes: exit 4 with ENOSPC (not ENOENT), naming the store', async () => {
+    const mount = await tmpfs('size=1m,nr_inodes=3');
+    const store = path.join(mount, 'store');
+    const f = await ws.writeConfig('inodes.yaml', config(store));
+    const res = await runCli(['backup', '-c', f]);
+    expect(res.code, res.stderr).toBe(4);
+    expect(res.stderr).toContain(`no space left on the file system of the store ${store}: ENOSPC`);
+    expect(res.stderr).not.toContain('ENOENT');
+    expect(res.stderr).not.toContain('This is a bug');
+    const snapshots = await readdir(path.join(store, 'snapshots')).catch(() => []);
+    for (const id of snapshots) expect(await readdir(path.join(store, 'snapshots', id))).toEqual([]);
+  });
+});
