@@ -87,7 +87,7 @@ const rows: Row[] = [
   },
   { name: 'config: an encryption recipient that is not one', config: (g) => g.replace(ws.recipient, 'age1notakey'), args: (c) => ['backup', '-c', c], code: 2, fragment: 'age1notakey' },
   // plans
-  { name: 'plan: an unknown plan name', args: (c) => ['restore', '-c', c, '--plan', 'nosuchplan', '--dry-run'], code: 2, fragment: 'nosuchplan' },
+  { name: 'plan: an unknown plan name', args: (c) => ['restore', '-c', c, '--plan', 'nosuchplan', '--dry-run'], code: 2, fragment: 'there is no built-in plan "nosuchplan"' },
   { name: 'plan: validate a file that does not exist', args: () => ['plan', 'validate', 'no-such-plan.yaml'], code: 2, fragment: 'no-such-plan.yaml' },
   // flags
   { name: 'flags: --before 99999999999d', args: (c) => ['restore', '-c', c, '--before', '99999999999d', '--dry-run'], code: 2, fragment: '--before "99999999999d" reaches back before 1970' },

@@ -34,8 +34,10 @@ export async function loadPlan(nameOrFile: string): Promise<Plan> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const builtin = path.dirname(file) === BUILTIN_PLANS_DIR && !nameOrFile.includes('/');
     throw badInput(
-      `cannot read plan ${file} (${(err as NodeJS.ErrnoException).code ?? err})`,
+      builtin && code === 'ENOENT' ? `there is no built-in plan "${nameOrFile}"` : `cannot read plan ${file} (${code ?? err})`,
       'built-in plans: full, redis, database, dashboard, gateway; or give the path of your own plan file',
       err,
     );
