@@ -145,7 +145,14 @@ describe('tykdr backup to a local folder', () => {
     expect(snaps[0]).toMatchObject({ complete: true, components: ['config'] });
     expect(snaps[1]).toMatchObject({ complete: true, components: ['redis', 'config'] });
     const text = await runCli(['snapshots', '-c', path.join(ws.dir, 'local.yaml')]);
-    expect(text.stdout).toMatch(/ID\s+AGE\s+STATUS\s+SIZE\s+COMPONENTS/);
+    expect(text.stdout).toMatch(/ID\s+AGE\s+STATUS\s+DATA\s+STORED\s+COMPONENTS/);
+    // The sizes the backup summary names: data before compression, stored as compressed and encrypted objects.
+    const artifacts = Object.values(manifest.components).map((c: any) => c.artifact);
+    expect(snaps[1]).toMatchObject({
+      data_bytes: artifacts.reduce((n: number, a: any) => n + a.plaintext_bytes, 0),
+      artifact_bytes: artifacts.reduce((n: number, a: any) => n + a.stored_bytes, 0),
+    });
+    expect(snaps[1].stored_bytes).toBeGreaterThan(snaps[1].artifact_bytes); // the manifest too
     expect(text.stdout).toContain(`${id2}`);
     const show = await runCli(['snapshot', 'show', id, '-c', path.join(ws.dir, 'local.yaml'), '--json']);
     expect(JSON.parse(show.stdout)).toEqual(manifest);

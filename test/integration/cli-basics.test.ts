@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -67,6 +67,14 @@ describe('tykdr init', () => {
     const text = await readFile(file, 'utf8');
     expect(text).toContain('# Where snapshots go.');
     expect(text).toContain(gen.stdout.trim());
+    expect(res.stderr).toContain('with encryption.recipients set to');
+    expect(res.stderr).not.toContain('Next: set encryption.recipients');
+    // Before the first backup the store folder does not exist: said as such (a mistyped path reads the same).
+    const none = await runCli(['snapshots', '-c', file]);
+    expect(none.code, none.stderr).toBe(4);
+    expect(none.stderr).toContain(`local store ${path.join(dir, 'tykdr-backups')} does not exist`);
+    expect(none.stderr).toContain('`tykdr backup` creates the folder on its first run');
+    await mkdir(path.join(dir, 'tykdr-backups'));
     const list = await runCli(['snapshots', '-c', file, '--json']);
     expect(list.code, list.stderr).toBe(0);
     expect(JSON.parse(list.stdout).snapshots).toEqual([]);
