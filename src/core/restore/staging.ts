@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Store } from '../interfaces/store.js';
-import { createDecryptStream } from '../age/index.js';
+import { createDecryptStream, recipientFingerprint } from '../age/index.js';
 import { integrityError, TykdrError } from '../errors.js';
 import { artifactKey } from '../layout.js';
 import type { Manifest } from '../manifest.js';
@@ -85,6 +85,19 @@ export async function readArtifact(opts: {
     decodeError = err;
     if (!opts.hashWholeObject) feed.destroy(err as Error);
   });
+  if (opts.keys.identities.length > 0 && !opts.manifest.encryption.passphrase) {
+    // A wrong key fails here, before any byte is read: so hashing the whole object after a decryption failure
+    // (to tell an altered object from a bad key) never downloads a large object only to say "wrong key".
+    const mine = opts.keys.identities.map((i) => recipientFingerprint(i.recipient));
+    const wanted = opts.manifest.encryption.recipients.map((r) => r.fingerprint);
+    if (wanted.length > 0 && !wanted.some((w) => mine.includes(w))) {
+      throw integrityError(
+        `${where}: no identity matches any recipient of this file: the snapshot was encrypted to ${wanted.join(', ')}, ` +
+          `the identity file holds ${mine.join(', ')}`,
+        'Decrypt with the identity file whose public key was a recipient when the snapshot was written.',
+      );
+    }
+  }
   let readWhole = false;
   try {
     const body = await opts.store.get(artifactKey(opts.manifest.id, a.name), { signal: opts.signal });
