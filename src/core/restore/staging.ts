@@ -85,11 +85,11 @@ export async function readArtifact(opts: {
     decodeError = err;
     if (!opts.hashWholeObject) feed.destroy(err as Error);
   });
-  if (opts.keys.identities.length > 0 && !opts.manifest.encryption.passphrase) {
+  if (opts.keys.identities.length > 0 && opts.manifest.encryption?.passphrase !== true) {
     // A wrong key fails here, before any byte is read: so hashing the whole object after a decryption failure
     // (to tell an altered object from a bad key) never downloads a large object only to say "wrong key".
     const mine = opts.keys.identities.map((i) => recipientFingerprint(i.recipient));
-    const wanted = opts.manifest.encryption.recipients.map((r) => r.fingerprint);
+    const wanted = (opts.manifest.encryption?.recipients ?? []).map((r) => r.fingerprint);
     if (wanted.length > 0 && !wanted.some((w) => mine.includes(w))) {
       throw integrityError(
         `${where}: no identity matches any recipient of this file: the snapshot was encrypted to ${wanted.join(', ')}, ` +
