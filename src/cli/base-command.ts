@@ -51,7 +51,7 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
    */
   protected async loadConfig(purpose: ConfigPurpose = 'all', opts: { reads?: boolean } = {}): Promise<Config> {
     const config = await loadConfig(this.flags.config, { purpose });
-    if (opts.reads) await requireStoreFolder(config);
+    if (opts.reads) await requireStoreFolder(config.store, config.file);
     return config;
   }
 
@@ -86,9 +86,9 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
 }
 
 /** For commands that read snapshots: a local store's folder must exist (`tykdr backup` creates it). */
-export async function requireStoreFolder(config: Config): Promise<void> {
-  if (config.store.kind !== 'local') return;
-  const dir = config.store.path;
+export async function requireStoreFolder(store: Config['store'], configFile: string): Promise<void> {
+  if (store.kind !== 'local') return;
+  const dir = store.path;
   let why: string | undefined;
   try {
     if (!(await stat(dir)).isDirectory()) why = 'is not a folder';
@@ -98,7 +98,7 @@ export async function requireStoreFolder(config: Config): Promise<void> {
   }
   if (why !== undefined) {
     throw storeError(
-      `local store ${dir} ${why} (store.path in ${config.file})`,
+      `local store ${dir} ${why} (store.path in ${configFile})`,
       'check store.path for a typo (`tykdr backup` creates the folder on its first run)',
     );
   }
