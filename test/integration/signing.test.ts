@@ -147,7 +147,7 @@ describe('signed manifests', () => {
     expect(by[snap.otherKey!]).toEqual([true, 'bad']);
     expect(by[snap.tampered!]).toEqual([true, 'bad']);
     const text = await runCli(['snapshots', '-c', cfg.host!]);
-    expect(text.stdout).toMatch(/ID\s+AGE\s+STATUS\s+SIZE\s+COMPONENTS\s+SIGNATURE/);
+    expect(text.stdout).toMatch(/ID\s+AGE\s+STATUS\s+DATA\s+STORED\s+COMPONENTS\s+SIGNATURE/);
     expect(text.stdout).toMatch(new RegExp(`${snap.unsigned}.*UNSIGNED`));
     expect(text.stdout).toMatch(new RegExp(`${snap.otherKey}.*BAD`));
     const open = await runCli(['snapshots', '-c', cfg.open!]);
