@@ -159,6 +159,12 @@ describe('tykdr backup to a local folder', () => {
     const latest = await runCli(['snapshot', 'show', 'latest', '-c', path.join(ws.dir, 'local.yaml')]);
     expect(latest.stdout).toContain(`Snapshot ${id2}`);
     expect(latest.stdout).toContain('config.tar.zst.age');
+    // For people: Unix times as dates, tar paths as the absolute paths they were, the two sizes named.
+    const text1 = await runCli(['snapshot', 'show', id, '-c', path.join(ws.dir, 'local.yaml')]);
+    expect(text1.stdout).toMatch(/^ {4}rdb_ctime {5}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z \(\d+\)$/m);
+    expect(text1.stdout).toMatch(/^ {4}object {8}redis\.rdb\.zst\.age: data [\d.]+ \S+, stored [\d.]+ \S+ \(zstd-compressed, age-encrypted\)$/m);
+    expect(manifest.tyk.file).not.toMatch(/^\//);
+    expect(text1.stdout).toContain(`(/${manifest.tyk.file})`);
   });
 
   it('writes the manifest last', async () => {
