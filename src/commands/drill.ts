@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
+import { EXIT_CODES_HELP, TykdrCommand, interruptSignal, requireStoreFolder } from '../cli/base-command.js';
 import { printReportSummary, restorePrinter } from '../cli/restore-output.js';
 import { runDrill } from '../core/drill/drill.js';
 import { badInput, TykdrError } from '../core/errors.js';
@@ -46,7 +46,9 @@ ${EXIT_CODES_HELP}`;
   };
 
   async run(): Promise<unknown> {
-    const config = await this.loadConfig('all', { reads: true });
+    const config = await this.loadConfig('all');
+    // The store must be there, unless a copy can stand in for it (chooseStore then says which store is used).
+    if (Object.keys(config.copies).length === 0) await requireStoreFolder(config.store, config.file);
     const plan = await loadPlan(this.flags.plan);
     let pick: RandomPick | undefined;
     if (this.flags.pick === 'random') {

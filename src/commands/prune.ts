@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { openReportingStore } from '../cli/store-events.js';
 import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
-import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
+import { EXIT_CODES_HELP, TykdrCommand, requireStoreFolder, interruptSignal } from '../cli/base-command.js';
 import { formatBytes } from '../core/duration.js';
 import { storeError } from '../core/errors.js';
 import { pruneSnapshots, type PruneEntry, type PruneResult, type UnfinishedEntry } from '../core/retention/prune.js';
@@ -36,8 +36,9 @@ ${EXIT_CODES_HELP}`;
 
   async run(): Promise<unknown> {
     // The retention settings too: one read as its default because its variable is unset could delete more.
-    const config = await this.loadConfig('retention', { reads: this.flags.store === undefined });
+    const config = await this.loadConfig('retention');
     const named = namedStore(config, this.flags.store ?? PRIMARY);
+    await requireStoreFolder(named.cfg, config.file);
     const store = openReportingStore(named.cfg, (l) => this.note(l));
     const interrupt = interruptSignal();
     let result: PruneResult;

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import { Flags } from '@oclif/core';
-import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
+import { EXIT_CODES_HELP, TykdrCommand, interruptSignal, requireStoreFolder } from '../cli/base-command.js';
 import { restorePrinter, printDryRun, printReportSummary } from '../cli/restore-output.js';
 import { parseTimeFlag } from '../cli/time-flag.js';
 import { badInput, TykdrError } from '../core/errors.js';
@@ -82,7 +82,9 @@ ${EXIT_CODES_HELP}`;
   async run(): Promise<unknown> {
     const f = this.flags;
     const backends = reportingBackends((l) => this.note(l));
-    const base = await this.loadConfig('all', { reads: true });
+    const base = await this.loadConfig('all');
+    // The store must be there, unless a copy can stand in for it (chooseStore then says which store is used).
+    if (Object.keys(base.copies).length === 0) await requireStoreFolder(base.store, base.file);
     const resume = f.resume ? await this.killedRestore(base.restore.stagingDir) : undefined;
     const targets = resume?.targets ?? Object.fromEntries((f.target ?? []).map(parseTargetFlag));
     const config = await withOverrides(base, {

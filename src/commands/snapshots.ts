@@ -3,7 +3,7 @@ import { openReportingStore } from '../cli/store-events.js';
 import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
 import { listSnapshots } from '../core/catalog.js';
 import { formatBytes, formatDuration } from '../core/duration.js';
-import { EXIT_CODES_HELP, TykdrCommand } from '../cli/base-command.js';
+import { EXIT_CODES_HELP, TykdrCommand, requireStoreFolder } from '../cli/base-command.js';
 import { checkManifestSignature, type ManifestSignatureCheck } from '../core/signing/manifest-signature.js';
 
 export default class Snapshots extends TykdrCommand<typeof Snapshots> {
@@ -21,8 +21,10 @@ ${EXIT_CODES_HELP}`;
   };
 
   async run(): Promise<unknown> {
-    const config = await this.loadConfig('store', { reads: this.flags.store === undefined });
-    const store = openReportingStore(namedStore(config, this.flags.store ?? PRIMARY).cfg, (l) => this.note(l));
+    const config = await this.loadConfig('store');
+    const named = namedStore(config, this.flags.store ?? PRIMARY);
+    await requireStoreFolder(named.cfg, config.file);
+    const store = openReportingStore(named.cfg, (l) => this.note(l));
     const list = await listSnapshots(store);
     const checks = new Map<string, ManifestSignatureCheck>();
     for (const s of list) if (s.manifest) checks.set(s.id, await checkManifestSignature(store, s.manifest, config.signing));

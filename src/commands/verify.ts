@@ -46,7 +46,7 @@ ${EXIT_CODES_HELP}`;
     }
     // Reads the store and what decrypts: the identity file (unless --identity names one) and the passphrase.
     const config = await loadConfig(this.flags.config, { purpose: 'decrypt', except: f.identity ? ['encryption.identityFile'] : [] });
-    await requireStoreFolder(config.store, config.file);
+    await requireStoreFolder(f.store ? namedStore(config, f.store).cfg : config.store, config.file);
     const interrupt = interruptSignal();
     let result: VerifyResult;
     try {

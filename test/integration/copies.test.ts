@@ -180,7 +180,7 @@ describe('tykdr copy', () => {
     const c = await cli(['copy', id, '--to', 'offsite']);
     expect(c.code).toBe(5);
     expect(c.stderr).toContain(path.basename(rdbKey));
-    expect(c.stderr).toContain('sha256 mismatch');
+    expect(c.stderr).toContain('sha256 check failed');
     const after = await folderObjects(offsiteDir());
     expect([...after.keys()].filter((k) => k.includes(id))).toEqual([]);
     expect([...after.keys()].sort()).toEqual([...before.keys()].sort());

@@ -3,7 +3,7 @@ import { namedStore, PRIMARY } from '../../core/copies/named-stores.js';
 import { openReportingStore } from '../../cli/store-events.js';
 import { resolveSnapshot } from '../../core/catalog.js';
 import { formatBytes, formatDuration } from '../../core/duration.js';
-import { EXIT_CODES_HELP, TykdrCommand } from '../../cli/base-command.js';
+import { EXIT_CODES_HELP, TykdrCommand, requireStoreFolder } from '../../cli/base-command.js';
 import { checkManifestSignature } from '../../core/signing/manifest-signature.js';
 
 export default class SnapshotShow extends TykdrCommand<typeof SnapshotShow> {
@@ -25,8 +25,10 @@ ${EXIT_CODES_HELP}`;
   };
 
   async run(): Promise<unknown> {
-    const config = await this.loadConfig('store', { reads: this.flags.store === undefined });
-    const store = openReportingStore(namedStore(config, this.flags.store ?? PRIMARY).cfg, (l) => this.note(l));
+    const config = await this.loadConfig('store');
+    const named = namedStore(config, this.flags.store ?? PRIMARY);
+    await requireStoreFolder(named.cfg, config.file);
+    const store = openReportingStore(named.cfg, (l) => this.note(l));
     const m = await resolveSnapshot(store, this.args.id);
     const signature = await checkManifestSignature(store, m, config.signing);
     this.log(`Snapshot ${m.id} (complete)`);

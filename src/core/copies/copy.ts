@@ -147,7 +147,7 @@ class ExpectBytes extends Transform {
 
   private mismatch(got: string): Error {
     return integrityError(
-      `${this.what}: sha256 mismatch: the store holds ${got}, the manifest says ${this.sha256.slice(0, 16)}… (${this.size} bytes)`,
+      `${this.what}: sha256 check failed: the store holds ${got}, the manifest says ${this.sha256.slice(0, 16)}… (${this.size} bytes)`,
       'the object was altered or replaced; it is not copied (and a copy holding it is not complete): check the source with `tykdr verify`',
     );
   }
