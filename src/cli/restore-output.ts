@@ -35,6 +35,7 @@ export function printDryRun(s: DryRunSummary, log: (l: string) => void): void {
   for (const t of s.targets) log(`  ${t.component}: ${t.target}: ${t.liveData ? `has live data (${t.liveData}); ${onLive}` : 'empty'}`);
   for (const t of s.targets) if (t.warning) log(`  warning: ${t.warning}`);
   for (const p of s.selection ?? []) printSelection(p.component, p.selection, log);
+  for (const k of s.killed_restores) log(`PARTIAL: ${k}`);
   log(
     s.expected
       ? `Expected duration: about ${formatDuration(s.expected.seconds * 1000)} (measured by ${s.expected.from})`

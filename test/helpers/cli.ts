@@ -12,7 +12,13 @@ export interface CliResult {
 /** Runs the built CLI (bin/run.js) as a user would, in its own process. */
 export function runCli(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; onStderr?: (chunk: string, kill: (sig: NodeJS.Signals) => void) => void } = {},
+  opts: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    onStderr?: (chunk: string, kill: (sig: NodeJS.Signals) => void) => void;
+    /** Called once the process was started, with a way to signal it (and its pid). */
+    onSpawn?: (kill: (sig: NodeJS.Signals) => void, pid: number | undefined) => void;
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), ...args], {
@@ -20,6 +26,7 @@ export function runCli(
       env: { ...process.env, NO_COLOR: '1', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    opts.onSpawn?.((sig) => child.kill(sig), child.pid);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

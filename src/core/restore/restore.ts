@@ -82,6 +82,8 @@ export interface DryRunSummary {
   manifest_signature: string;
   /** A selective restore: per Redis component, what would be written, kept and skipped. */
   selection?: SelectionPreview[];
+  /** Restores on this host that were killed (their journal is left): what each may have left partial. */
+  killed_restores: string[];
 }
 
 export interface RestoreOutcome {
@@ -124,6 +126,7 @@ export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> 
     expected: null,
     manifest_signature: signature.detail,
     ...(selection ? { selection } : {}),
+    killed_restores: (await killedRestores(opts.config.restore.stagingDir)).map((k) => `${describeKilled(k)}; \`tykdr restore --resume\` finishes it`),
   };
 }
 

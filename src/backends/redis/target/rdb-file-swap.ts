@@ -34,6 +34,8 @@ export interface RdbSwapResult {
   /** Where the target's previous RDB (or AOF folder) was moved, or null when it had none. */
   previousFile: string | null;
   placedBy: 'rename' | 'copy';
+  /** Redis was not running when the swap began: the stop command was not run. */
+  wasDown: boolean;
   stopMs: number;
   startMs: number;
 }
@@ -66,12 +68,17 @@ export async function swapRdbFile(o: RdbSwapOptions): Promise<RdbSwapResult> {
   const dest = path.join(o.dataDir, o.destName);
   o.progress?.('stop');
   const stopStarted = Date.now();
-  try {
-    await runShell(o.stopCommand, `${o.where}.stopCommand`, o.stopTimeoutMs, o.signal);
-  } catch (err) {
-    // Nothing was changed; if the failed stop left Redis down, bring it back as it was.
-    if ((await o.probe().catch(() => 'up')) === 'down') await runShell(o.startCommand, `${o.where}.startCommand`, o.loadTimeoutMs).catch(() => undefined);
-    throw err;
+  // A Redis that is already down (a disaster, or a restore killed after it stopped Redis) is not stopped
+  // again: stop commands such as `redis-cli shutdown` fail when nothing answers.
+  const wasDown = (await o.probe(o.signal).catch(() => 'up')) === 'down';
+  if (!wasDown) {
+    try {
+      await runShell(o.stopCommand, `${o.where}.stopCommand`, o.stopTimeoutMs, o.signal);
+    } catch (err) {
+      // Nothing was changed; if the failed stop left Redis down, bring it back as it was.
+      if ((await o.probe().catch(() => 'up')) === 'down') await runShell(o.startCommand, `${o.where}.startCommand`, o.loadTimeoutMs).catch(() => undefined);
+      throw err;
+    }
   }
   if ((await waitFor(o, 'down', o.stopTimeoutMs, o.signal)) !== 'down') {
     throw new TykdrError('targetError', `${o.where}.stopCommand finished, but Redis at ${o.display} still answers: its data file was not replaced`, {
@@ -124,7 +131,7 @@ export async function swapRdbFile(o: RdbSwapOptions): Promise<RdbSwapResult> {
       });
     }
     await o.afterLoad?.();
-    return { previousFile, placedBy, stopMs, startMs: Date.now() - startStarted };
+    return { previousFile, placedBy, wasDown, stopMs, startMs: Date.now() - startStarted };
   } catch (err) {
     const note = await rollback(o, dest, previousFile, placed && placedBy === 'rename');
     if (isAbortError(err)) throw err;

@@ -249,6 +249,7 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
     [aof ? 'previous_aof_dir' : 'previous_rdb']: swap.previousFile,
     ...(aof ? { [legacyTarget ? 'appendfilename' : 'appenddirname']: destName, aof_commands: aof.commands, aof_bytes: aof.bytes } : {}),
     placed_by: swap.placedBy,
+    ...(swap.wasDown ? { target_was_down: true } : {}),
     stop_ms: swap.stopMs,
     start_ms: swap.startMs,
   });
