@@ -38,6 +38,11 @@ export function connectTimeoutMs(c: RedisComponent): number {
   return parseDuration(c.connectTimeout) ?? 10_000;
 }
 
+/** components.<name>.stallTimeout: how long a transfer may move no byte before it fails. */
+export function stallTimeoutMs(c: RedisComponent): number {
+  return parseDuration(c.stallTimeout ?? '60s') ?? 60_000;
+}
+
 /** A plain command connection (not the replication one): no retries, no offline queue, fails fast. */
 export async function connectRedis(c: RedisComponent, addr: RedisAddress): Promise<Redis> {
   const opts: RedisOptions = {

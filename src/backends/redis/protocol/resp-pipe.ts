@@ -75,7 +75,20 @@ export interface RespPipeOptions {
   tls?: tls.ConnectionOptions;
   db: number;
   connectTimeoutMs: number;
+  /**
+   * While a batch waits for its replies: fail it (and the connection) when no byte arrives for this long,
+   * with an error whose code is 'ESTALL'. Unset: wait as long as the caller's signal allows.
+   */
+  idleTimeoutMs?: number;
   signal?: AbortSignal;
+}
+
+/** The error a batch fails with when the server sent nothing for `idleTimeoutMs`. */
+export class RespStallError extends Error {
+  readonly code = 'ESTALL';
+  constructor(readonly idleMs: number) {
+    super(`no reply for ${Math.round(idleMs / 100) / 10} s`);
+  }
 }
 
 /**
@@ -92,8 +105,16 @@ export class RespPipe {
   private waiter: { resolve(r: RespReply[]): void; reject(e: Error): void } | null = null;
   private failure: Error | null = null;
 
-  private constructor(private readonly socket: net.Socket) {
-    socket.on('data', (d: Buffer) => this.onData(d));
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly idleMs = 0,
+  ) {
+    socket.on('data', (d: Buffer) => {
+      this.onData(d);
+      this.armIdle();
+    });
     socket.on('error', (err) => this.fail(err));
     socket.on('close', () => this.fail(new Error('Connection is closed')));
   }
@@ -101,7 +122,7 @@ export class RespPipe {
   /** Connects, authenticates and selects the database. Errors carry Redis's own message (WRONGPASS, ...). */
   static async open(o: RespPipeOptions): Promise<RespPipe> {
     const socket = await connectSocket(o);
-    const pipe = new RespPipe(socket);
+    const pipe = new RespPipe(socket, o.idleTimeoutMs);
     const onAbort = () => pipe.close(abortError(o.signal!));
     o.signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('close', () => o.signal?.removeEventListener('abort', onAbort));
@@ -132,7 +153,16 @@ export class RespPipe {
       this.expected = batch.count;
       this.replies = [];
       this.socket.write(batch.data);
+      this.armIdle();
     });
+  }
+
+  /** (Re)starts the idle clock while a batch waits; stops it when none does. */
+  private armIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (this.idleMs <= 0 || this.waiter === null) return;
+    this.idleTimer = setTimeout(() => this.close(new RespStallError(this.idleMs)), this.idleMs);
   }
 
   close(reason?: Error): void {
@@ -141,6 +171,7 @@ export class RespPipe {
   }
 
   private fail(err: Error): void {
+    clearTimeout(this.idleTimer);
     this.failure ??= err;
     const w = this.waiter;
     this.waiter = null;

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { TykdrError } from '../../../core/errors.js';
-import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, tlsOptions, type RedisAddress } from './connection.js';
+import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, stallTimeoutMs, tlsOptions, type RedisAddress } from './connection.js';
 import { resolveAddress } from './sentinel.js';
 import { CommandEncoder, RespPipe } from './resp-pipe.js';
 
@@ -80,6 +80,7 @@ export async function openTargetPipe(target: RestoreTarget, db: number, signal?:
       tls: tlsOptions(target.conn),
       db,
       connectTimeoutMs: connectTimeoutMs(target.conn),
+      idleTimeoutMs: stallTimeoutMs(target.conn),
       signal,
     });
   } catch (err) {
@@ -132,9 +133,22 @@ export function explainTargetError(err: unknown, target: RestoreTarget, doing: s
       fix: `set components.${target.conn.name.replace(/\.restore\.target$/, '')}.restore.redisServer to a redis-server of the same release as the target`, cause: err,
     });
   }
+  if ((err as { code?: string })?.code === 'ESTALL') {
+    const setting = `components.${target.conn.name.replace(/\.restore\.target$/, '')}.stallTimeout`;
+    return new TykdrError('targetError', `${at} stalled while trying to ${doing}: ${msg} (${setting} is ${target.conn.stallTimeout ?? '60s'}); keys written so far stay`, {
+      fix: `check the network path to ${target.display} and that Redis answers (a blocked or overloaded server); on a slow link raise ${setting}; then run the restore again (RESTORE REPLACE makes that safe)`,
+      cause: err,
+    });
+  }
   if (/^OOM/.test(msg)) {
     return new TykdrError('targetError', `${at} ran out of memory (maxmemory) while trying to ${doing}; keys copied so far stay`, {
       fix: 'raise maxmemory on the target (or restore fewer classes), then run the restore again: RESTORE REPLACE makes that safe', cause: err,
+    });
+  }
+  if (doing.startsWith('RESTORE keys') && /ECONNRESET|EPIPE|Connection is closed/i.test(msg)) {
+    return new TykdrError('targetError', `${at}: the connection broke (${/EPIPE/.test(msg) ? 'EPIPE' : /ECONNRESET/.test(msg) ? 'ECONNRESET' : 'closed by the other end'}) while trying to ${doing}; keys written so far stay`, {
+      fix: `check the network path to ${target.display} and the Redis log (client-output-buffer-limit, timeout, a restart); then run the restore again (RESTORE REPLACE makes that safe)`,
+      cause: err,
     });
   }
   if (/ECONNREFUSED|ECONNRESET|Connection is closed|ETIMEDOUT|WRONGPASS|NOAUTH/i.test(msg)) {

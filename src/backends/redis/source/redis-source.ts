@@ -4,7 +4,7 @@ import type { RedisComponent } from '../../../core/config/load.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
 import { badInput } from '../../../core/errors.js';
 import type { Source, SourceArtifact } from '../../../core/interfaces/source.js';
-import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, tlsOptions, type RedisAddress } from '../protocol/connection.js';
+import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, stallTimeoutMs, tlsOptions, type RedisAddress } from '../protocol/connection.js';
 import { RdbInspector } from '../formats/rdb-inspector.js';
 import { openRdbStream, type RdbStream } from './replication.js';
 import { resolveAddress } from '../protocol/sentinel.js';
@@ -73,6 +73,8 @@ export class RedisSource implements Source {
         password: this.cfg.password?.reveal(),
         tls: tlsOptions(this.cfg),
         connectTimeoutMs: connectTimeoutMs(this.cfg),
+        idleTimeoutMs: stallTimeoutMs(this.cfg),
+        idleSetting: `components.${this.cfg.name}.stallTimeout`,
         signal,
       });
     } catch (err) {

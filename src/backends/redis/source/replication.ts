@@ -16,6 +16,8 @@ export interface RdbStreamOptions {
   connectTimeoutMs?: number;
   /** Fail when Redis sends nothing for this long while we wait for or read the RDB. Default 60 s. */
   idleTimeoutMs?: number;
+  /** The setting behind idleTimeoutMs, named in the stall error ("components.redis.stallTimeout"). */
+  idleSetting?: string;
   signal?: AbortSignal;
 }
 
@@ -89,7 +91,7 @@ export async function openRdbStream(opts: RdbStreamOptions): Promise<RdbStream> 
     } else {
       throw sourceUnreachable(`Redis at ${where} answered SYNC with "${header.slice(0, 80)}", not an RDB transfer`, FIX_SYNC);
     }
-    const stream = payloadStream(socket, reader.detach(), { where, declaredLength, mark, idleMs, signal });
+    const stream = payloadStream(socket, reader.detach(), { where, declaredLength, mark, idleMs, idleSetting: opts.idleSetting, signal });
     return { stream, transfer: mark !== null ? 'diskless' : 'disk', declaredLength, startedAt };
   } catch (err) {
     reader.detach();
@@ -197,6 +199,7 @@ export interface PayloadOptions {
   declaredLength: number | null;
   mark: Buffer | null;
   idleMs: number;
+  idleSetting?: string;
   signal: AbortSignal | undefined;
   /**
    * Keep the connection after the RDB (a PSYNC replica: the command feed follows): instead of closing the
@@ -303,7 +306,12 @@ export function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOp
   const onError = (err: Error) =>
     fail(sourceUnreachable(`connection to Redis at ${o.where} failed during the RDB transfer: ${err.message}`, FIX_NETWORK, err));
   const onTimeout = () =>
-    fail(sourceUnreachable(`Redis at ${o.where} sent nothing for ${o.idleMs / 1000} s during the RDB transfer`, FIX_NETWORK));
+    fail(
+      sourceUnreachable(
+        `Redis at ${o.where} stalled: it sent nothing for ${o.idleMs / 1000} s during the RDB transfer${o.idleSetting ? ` (${o.idleSetting})` : ''}`,
+        `${FIX_NETWORK}${o.idleSetting ? `; on a slow link raise ${o.idleSetting}` : ''}`,
+      ),
+    );
   const onAbort = () => fail(abortError(o.signal!));
   function cleanup() {
     socket.off('data', onData);

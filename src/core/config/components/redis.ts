@@ -94,6 +94,11 @@ export const redisComponentSchema = z.strictObject({
   db: z.number().int().min(0).max(15).default(0).describe('Database index Tyk uses (for key checks; the RDB holds all).'),
   tls: tlsOptions.optional(),
   connectTimeout: duration.default('10s'),
+  stallTimeout: duration
+    .default('60s')
+    .describe(
+      'A transfer with this Redis that moves no byte for this long fails: the RDB stream of a backup (exit 3), the writes and reads of a restore (exit 6). Applies to restore.target too.',
+    ),
   sentinel: z
     .strictObject({
       masterName: z.string().min(1).describe('The name the sentinels monitor, e.g. "mymaster".'),
