@@ -38,7 +38,7 @@ let root: string;
 let env: NodeJS.ProcessEnv;
 
 /** tykdr.yaml for the S3 store behind the proxy; small limits keep the faults quick. */
-function s3Config(name: string, opts: { stall?: string; prefix?: string; tree?: string; extraStore?: string } = {}): Promise<string> {
+function s3Config(name: string, opts: { stall?: string; prefix?: string; tree?: string; extraStore?: string; staging?: string } = {}): Promise<string> {
   return ws.writeConfig(
     name,
     `store: { kind: s3, bucket: ${BUCKET}, prefix: "${opts.prefix ?? 'tyk'}", endpoint: "${proxy.endpoint}", forcePathStyle: true, ` +
@@ -47,7 +47,7 @@ encryption: { recipients: [${ws.recipient}], identityFile: ./identity.txt }
 retention: { incompleteGrace: 1s }
 components:
   config: { kind: files, roots: [${opts.tree ?? root}], role: dashboard }
-restore: { reportDir: ./reports }
+restore: { reportDir: ./reports${opts.staging ? `, stagingDir: ${opts.staging}` : ''} }
 `,
   );
 }
@@ -364,6 +364,35 @@ steps:
     expect(res.code, res.stderr).toBe(0);
     expect(res.stderr).toMatch(/store s3:\/\/faults\/restore\/: no progress for 2s on .*, waiting up to 8s \(store\.stallTimeout\)/);
     expect((await restored(to)).equals(await original())).toBe(true);
+  });
+
+  it('SIGTERM while the download hangs and the store then answers nothing: exit 130 within TYKDR_GRACE, no staged plaintext, nothing extracted', async () => {
+    const staging = path.join(ws.dir, 'staging-sigterm');
+    const to = path.join(ws.dir, 'restored-sigterm');
+    // stallTimeout 60s: only the signal and the grace can end this run.
+    const config = await s3Config('r-sigterm.yaml', { prefix: 'restore', stall: '60s', staging });
+    proxy.setMode({ kind: 'stall', ms: Infinity, afterBytes: MID_TRANSFER });
+    const stallsBefore = proxy.stats.stalls;
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', plan, '--snapshot', snapshot, '--to', to, '--yes', '-c', config], {
+      env: { ...process.env, ...env, NO_COLOR: '1', TYKDR_GRACE: '2' },
+      cwd: ws.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cleanups.push(async () => void child.kill('SIGKILL'));
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', () => undefined);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await waitFor('the download to hang', () => proxy.stats.stalls > stallsBefore);
+    proxy.setMode({ kind: 'blackhole' });
+    child.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), GUARD_MS))]);
+    proxy.setMode({ kind: 'pass' });
+    expect(code, `still running ${GUARD_MS} ms after SIGTERM\n${stderr}`).toBe(130);
+    expect(stderr).toContain('SIGTERM received: stopping');
+    // The staged (decrypted) folder went with the abort, before the report upload waited on the dead store.
+    expect((await readdir(staging)).filter((n) => n.startsWith('tykdr-restore-'))).toEqual([]);
+    expect(await readdir(to).catch(() => [])).toEqual([]);
   });
 
   it('verify through a store that stops answering: the object fails as a store error naming the store', async () => {
