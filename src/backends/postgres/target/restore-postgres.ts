@@ -10,6 +10,7 @@ import { readDumpFacts, type DumpFacts } from './dump-facts.js';
 import { planExcludedTables } from './keep-excluded.js';
 import { restoreGlobals } from './restore-globals.js';
 import { runTool } from './run-tool.js';
+import { formatDuration, parseDuration } from '../../../core/duration.js';
 import { connectMaintenance, createDatabase, isMissingDatabase, missingRoles, requireServerAtLeast, rolesNotActable } from './target-database.js';
 
 
@@ -110,12 +111,24 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
     if (keep.listFile) args.push(`--use-list=${keep.listFile}`);
     args.push(`--dbname=${dbnameConninfo(ep.database)}`, input.stagedFile);
     details.jobs = c.restore.jobs;
+    const stallMs = parseDuration(c.stallTimeout ?? '60s') ?? 60_000;
     const run = await runTool(toolPath(c.binDir, 'pg_restore'), args, {
       env: libpqEnv(ep),
       secrets: ep.password ? [ep.password.reveal()] : [],
       signal: input.signal,
+      stall: { ms: stallMs, busy: () => serverWorksForUs(ep, Math.min(stallMs, 10_000)) },
     });
     details.restore_ms = run.durationMs;
+    if (run.stalledMs !== undefined) {
+      throw new TykdrError(
+        'targetError',
+        `components.${c.name}: pg_restore into ${describeEndpoint(ep)} stalled: no progress for ${formatDuration(run.stalledMs)} ` +
+          `(components.${c.name}.stallTimeout is ${c.stallTimeout ?? '60s'}) and the server was not working for it; pg_restore was stopped, the database is partly restored`,
+        {
+          fix: `check the network path to ${ep.host}:${ep.port} and that PostgreSQL answers; on a slow link raise components.${c.name}.stallTimeout; then restore again (it replaces every object of the dump, so it can be repeated)`,
+        },
+      );
+    }
     const errors = run.lines.filter((l) => /^pg_restore: error:/.test(l));
     // pg_restore's own total counts a failed statement of a parallel worker twice: count the statements it printed.
     const failedStatements = errors.filter((l) => /could not execute query/.test(l)).length;
@@ -155,6 +168,39 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
     throw new TykdrError('targetError', `components.${c.name}: restoring into ${describeEndpoint(ep)} failed: ${(err as Error).message}`, { cause: err });
   } finally {
     await db?.end();
+  }
+}
+
+/**
+ * Asked when pg_restore seems stalled: true when the server is running a statement for a tykdr session (not
+ * waiting to read from it), i.e. pg_restore waits on honest work. False when the server cannot be asked
+ * within `timeoutMs` either.
+ */
+async function serverWorksForUs(ep: PgEndpoint, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  let db: PgClient | undefined;
+  let over = false;
+  const ask = (async () => {
+    db = await connectPg(ep);
+    if (over) {
+      db.destroy?.();
+      return false;
+    }
+    const { rows } = await db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'tykdr' AND pid <> pg_backend_pid() AND datname = $1
+         AND state = 'active' AND coalesce(wait_event, '') <> 'ClientRead'`,
+      [ep.database],
+    );
+    return Number(rows[0]?.n ?? 0) > 0;
+  })();
+  ask.catch(() => undefined);
+  try {
+    return await Promise.race([ask, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))]);
+  } finally {
+    clearTimeout(timer);
+    // A connection that hangs would keep the process alive: dropped, not closed politely.
+    over = true;
+    db?.destroy?.();
   }
 }
 

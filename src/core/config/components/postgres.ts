@@ -33,6 +33,11 @@ export const postgresComponentSchema = z.strictObject({
     .default(DEFAULT_PG_EXCLUDES)
     .describe('Table patterns (pg_dump --exclude-table-data syntax) whose data is left out; the schema is kept.'),
   globals: z.boolean().default(false).describe('Also back up roles and tablespaces (pg_dumpall --globals-only, needs a superuser) as a second artifact.'),
+  stallTimeout: duration
+    .default('60s')
+    .describe(
+      'A restore fails (exit 6) when pg_restore moves no byte and prints nothing for this long while the server is not working for it (a long CREATE INDEX is work, a connection that stopped answering is not).',
+    ),
   lockTimeout: duration
     .default('1m')
     .describe('How long the backup waits for its ACCESS SHARE table locks (a running ALTER TABLE or VACUUM FULL holds them off).'),
