@@ -94,7 +94,8 @@ ${EXIT_CODES_HELP}`;
     }, backends);
     const plan = await loadPlan(resume?.plan ?? f.plan);
     const before = parseTimeFlag('--before', f.before);
-    const incidentAt = parseTimeFlag('--incident-at', f['incident-at']);
+    // A resumed restore is the same restore: its RTO and RPO count from the killed run's incident time.
+    const incidentAt = parseTimeFlag('--incident-at', f['incident-at']) ?? (resume?.incident_at ? new Date(resume.incident_at) : undefined);
     const chosen = await chooseStore(config, backends.openStore, {
       preferred: f.store,
       fallback: !f['no-fallback'],

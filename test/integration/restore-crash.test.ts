@@ -1,16 +1,19 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESTORE_MARKER_KEY } from '../../src/backends/redis/target/restore-marker.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
+import { eventually, mulberry32, processesUsing, runAndKill, type KillTrigger } from '../helpers/crash.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 /**
- * kill -9 of `tykdr restore --plan redis` (live mode) at seeded random moments: afterwards the target is
- * untouched, whole, or carries the partial-restore marker; `--resume` makes it equal the snapshot; and no
+ * kill -9 of `tykdr restore --plan redis` (live mode) at seeded random moments, half timed from the step's
+ * first progress line and half from the moment the marker key appears in the target (the first write: the
+ * staged RDB is read whole before it, so points timed from the step start mostly land before any write):
+ * afterwards the target is untouched, whole (DUMP and expiry of every key), or carries the partial-restore marker; `--resume` makes it equal the snapshot; and no
  * process of the killed run (tykdr, scratch redis-server, tools) and, after the next run, no staged
  * plaintext remains.
  */
@@ -19,16 +22,6 @@ const SEED = 20261206;
 const KILLS = 10;
 /** The progress line the Redis step prints when it starts. */
 const MARK = 'restoring redis (redis)';
-
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function values(port: number): Promise<Map<string, string>> {
   const r = new Redis({ port, lazyConnect: true });
@@ -40,8 +33,12 @@ async function values(port: number): Promise<Map<string, string>> {
       const [next, keys] = await r.scan(cursor, 'COUNT', 1000);
       cursor = next;
       if (keys.length === 0) continue;
-      const dumps = await r.pipeline(keys.map((k) => ['dump', k])).exec();
-      keys.forEach((k, i) => out.set(k, (dumps![i]![1] as Buffer | null)?.toString('hex') ?? ''));
+      // DUMP and the absolute expiry (to the second): value, type and TTL as the snapshot holds them.
+      const res = (await r.pipeline(keys.flatMap((k) => [['dump', k], ['pexpiretime', k]])).exec())!;
+      keys.forEach((k, i) => {
+        const at = Number(res[2 * i + 1]![1]);
+        out.set(k, `${(res[2 * i]![1] as Buffer | null)?.toString('hex') ?? ''}/${at < 0 ? at : Math.round(at / 1000)}`);
+      });
     } while (cursor !== '0');
   } finally {
     r.disconnect();
@@ -51,60 +48,21 @@ async function values(port: number): Promise<Map<string, string>> {
 
 const same = (a: Map<string, string>, b: Map<string, string>) => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
 
-/** Processes whose command line names this folder (scratch servers, tools, tykdr itself). */
-async function processesUsing(fragment: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
-    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes(fragment)) out.push(`${pid}: ${cmd.replace(/\0/g, ' ').trim()}`);
-  }
-  return out;
-}
-
-async function eventually(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/**
- * Runs the CLI and SIGKILLs it `afterMs` after `mark` first appears on its stderr; resolves when it is gone,
- * with when the mark appeared.
- */
-async function runAndKill(args: string[], cwd: string, afterMs: number, mark: string): Promise<CliResult & { killed: boolean; markedAt: number | null; endedAt: number }> {
-  let markedAt: number | null = null;
-  let seen = '';
-  let timer: NodeJS.Timeout | undefined;
-  const res = await runCli(args, {
-    cwd,
-    onStderr: (chunk, kill) => {
-      seen += chunk;
-      if (markedAt === null && seen.includes(mark)) {
-        markedAt = Date.now();
-        timer = setTimeout(() => kill('SIGKILL'), afterMs);
-      }
-    },
-  });
-  clearTimeout(timer);
-  return { ...res, killed: res.signal === 'SIGKILL', markedAt, endedAt: Date.now() };
-}
-
 let source: RedisServer;
 let target: RedisServer;
 let ws: Workspace;
 let configFile: string;
 let snapshotValues: Map<string, string>;
 let staging: string;
+/** Polls the target for the marker key (a kill trigger). */
+let probe: Redis;
 
 beforeAll(async () => {
   source = await startRedis();
   target = await startRedis();
   ws = await makeWorkspace();
   staging = path.join(ws.dir, 'staging');
-  await seedTykRedis(source.port, { sessions: 30_000 });
+  await seedTykRedis(source.port, { sessions: 10_000 });
   // Keys that expire within the test would make "whole" a moving target: drop them.
   const r = new Redis({ port: source.port, lazyConnect: true });
   await r.connect();
@@ -126,14 +84,19 @@ components:
       classes: [must, should, quota, ephemeral, analytics, mdcb, other]
       target: { host: 127.0.0.1, port: ${target.port} }
 restore: { stagingDir: ${staging}, reportDir: ./reports }
+# The test runs longer than the default RPO: objectives are not what it checks.
+tiers: { critical: { rto: 1h, rpo: 24h } }
 `,
   );
   const b = await runCli(['backup', '--config', configFile], { cwd: ws.dir });
   expect(b.code, b.stderr).toBe(0);
   snapshotValues = await values(source.port);
+  probe = new Redis({ port: target.port, lazyConnect: true });
+  await probe.connect();
 }, 180_000);
 
 afterAll(async () => {
+  probe?.disconnect();
   await source?.stop();
   await target?.stop();
   await ws?.cleanup();
@@ -156,21 +119,26 @@ async function oldState(): Promise<Map<string, string>> {
 
 describe('kill -9 of a live Redis restore', () => {
   it(`leaves the target untouched, whole or marked partial at ${KILLS} seeded random moments, and --resume finishes it`, async () => {
-    // How long an uninterrupted restore takes here: the kill points are spread over it.
-    // The kills land between the start of the Redis step (its progress line) and the end of the run.
-    await oldState();
-    const full = await runAndKill(['restore', '--plan', 'redis', '--yes', '--config', configFile], ws.dir, 3_600_000, MARK);
-    expect(full.code, full.stderr).toBe(0);
-    expect(full.markedAt, full.stderr).not.toBeNull();
-    const stepMs = full.endedAt - full.markedAt!;
-    expect(same(await values(target.port), snapshotValues)).toBe(true);
+    // How long each trigger's window lasts in an uninterrupted restore: the kill points are spread over it.
+    const markerSeen: KillTrigger = { probe: async () => (await probe.exists(RESTORE_MARKER_KEY)) === 1 };
+    const triggers: KillTrigger[] = [{ mark: MARK }, markerSeen];
+    const windows: number[] = [];
+    for (const t of triggers) {
+      await oldState();
+      const full = await runAndKill(['restore', '--plan', 'redis', '--yes', '--config', configFile], { cwd: ws.dir }, t, 3_600_000);
+      expect(full.code, full.stderr).toBe(0);
+      expect(full.triggeredAt, full.stderr).not.toBeNull();
+      windows.push(full.endedAt - full.triggeredAt!);
+      expect(same(await values(target.port), snapshotValues)).toBe(true);
+    }
 
     const random = mulberry32(SEED);
     const seen = { untouched: 0, whole: 0, partial: 0 };
     for (let i = 0; i < KILLS; i++) {
       const old = await oldState();
-      const at = Math.round(random() * stepMs);
-      const run = await runAndKill(['restore', '--plan', 'redis', '--yes', '--config', configFile], ws.dir, at, MARK);
+      const which = i % 2;
+      const at = Math.round(random() * windows[which]!);
+      const run = await runAndKill(['restore', '--plan', 'redis', '--yes', '--config', configFile], { cwd: ws.dir }, triggers[which]!, at);
       if (!run.killed) {
         expect(run.code, run.stderr).toBe(0); // finished before the kill
       }

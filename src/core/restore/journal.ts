@@ -17,6 +17,8 @@ export interface JournalEntry {
   pid: number;
   host: string;
   started_at: string;
+  /** When the incident began (--incident-at, else the start): a resume measures RTO and RPO from it too. */
+  incident_at?: string;
   updated_at: string;
   /** The plan as given (a name or a file) and the snapshot id: what --resume runs again. */
   plan: string;

@@ -187,6 +187,7 @@ async function startJournal(run: RestoreRun): Promise<Journal> {
   return Journal.create(opts.config.restore.stagingDir, {
     restore_id: run.id,
     started_at: run.startedAt.toISOString(),
+    incident_at: run.incidentAt.toISOString(),
     plan: opts.plan.file,
     snapshot: run.manifest.id,
     ...(opts.filesTo ? { files_to: opts.filesTo } : {}),
