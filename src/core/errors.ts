@@ -36,7 +36,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<{ code: number; kind: ErrorKind; mea
   { code: 6, kind: 'targetError', meaning: 'a restore target is unreachable or refused the restore' },
   { code: 7, kind: 'verifyFailed', meaning: 'a post-restore verification failed' },
   { code: 8, kind: 'objectiveMissed', meaning: 'a restore or drill worked but missed an RTO or RPO objective' },
-  { code: 130, kind: 'interrupted', meaning: 'interrupted by SIGINT or SIGTERM; no manifest was written' },
+  { code: 130, kind: 'interrupted', meaning: 'interrupted by SIGINT or SIGTERM: a backup writes no manifest; a restore removes its staged data and keeps its journal (restore --resume)' },
 ];
 
 export interface TykdrErrorOptions {
