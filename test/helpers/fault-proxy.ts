@@ -21,8 +21,10 @@ export interface FaultProxy {
   /** http://127.0.0.1:PORT, for store.endpoint. */
   endpoint: string;
   setMode(mode: FaultMode): void;
-  /** What happened so far: connections accepted, resets sent, stalls started, connections blackholed. */
-  readonly stats: { connections: number; resets: number; stalls: number; blackholed: number };
+  /** Stalls every connection open now, for good (a host that stops answering); new ones follow the mode. */
+  freeze(): void;
+  /** What happened so far: connections accepted, resets sent, stalls started, connections blackholed, bytes forwarded. */
+  readonly stats: { connections: number; resets: number; stalls: number; blackholed: number; bytes: number };
   close(): Promise<void>;
 }
 
@@ -30,9 +32,10 @@ export interface FaultProxy {
 export async function startFaultProxy(target: { host?: string; port: number }, initial: FaultMode = { kind: 'pass' }): Promise<FaultProxy> {
   let mode = initial;
   let used = 0; // connections the current mode's `times` has been spent on
-  const stats = { connections: 0, resets: 0, stalls: 0, blackholed: 0 };
+  const stats = { connections: 0, resets: 0, stalls: 0, blackholed: 0, bytes: 0 };
   const open = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
+  const freezers = new Set<() => void>();
 
   const server: Server = createServer((client) => {
     stats.connections++;
@@ -55,6 +58,13 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
     let carried = 0;
     let armed = m.kind !== 'pass' && used < (m.times ?? Infinity);
     let stalled = false;
+    const freeze = () => {
+      stalled = true;
+      client.pause();
+      upstream.pause();
+    };
+    freezers.add(freeze);
+    client.on('close', () => freezers.delete(freeze));
     const queued: Array<[Socket, Buffer]> = [];
     const forward = (from: Socket, to: Socket) => {
       from.on('data', (chunk: Buffer) => {
@@ -63,6 +73,7 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
           return;
         }
         carried += chunk.length;
+        stats.bytes += chunk.length;
         if (armed && carried > (m.kind === 'pass' || m.kind === 'blackhole' ? 0 : (m.afterBytes ?? 0))) {
           armed = false;
           // Another connection may have spent the last of `times` since this one was accepted.
@@ -118,6 +129,9 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
     setMode: (m) => {
       mode = m;
       used = 0;
+    },
+    freeze: () => {
+      for (const f of freezers) f();
     },
     stats,
     close: async () => {

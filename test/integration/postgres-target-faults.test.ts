@@ -1,5 +1,9 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { eventually } from '../helpers/crash.js';
+import { repoRoot } from '../helpers/paths.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { seedTykDashboard, startPostgres, tableCounts, TYK_PASSWORD, TYK_USER, type PostgresServer } from '../helpers/postgres.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -89,6 +93,32 @@ describe('a PostgreSQL restore target that stalls or resets', () => {
           `\\(components\\.pg\\.stallTimeout is 2s\\) and the server was not working for it`,
       ),
     );
+  });
+
+  it('a host that stops answering on every connection mid-restore: exit 6 with the stall, and the process ends (its own connections are dropped, not waited on)', async () => {
+    const cfg = await config('freeze.yaml', '2s');
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', 'database', '-c', cfg, '--yes'], {
+      cwd: ws.dir,
+      env: { ...process.env, ...env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const before = proxy.stats.bytes;
+    try {
+      await eventually('pg_restore to be mid-dump', async () => proxy.stats.bytes - before > MID_DUMP, 60_000);
+      proxy.freeze();
+      proxy.setMode({ kind: 'blackhole' });
+      const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), GUARD_MS))]);
+      expect(code, `still running ${GUARD_MS} ms after the host stopped answering\n${out}`).toBe(6);
+    } finally {
+      child.kill('SIGKILL');
+      proxy.setMode({ kind: 'pass' });
+      await dropStaleSessions();
+    }
+    expect(out).toMatch(new RegExp(`pg_restore into PostgreSQL at 127\\.0\\.0\\.1:${proxy.port}, database "${DB}", user "${TYK_USER}" stalled: no progress for`));
   });
 
   it('resets the connection mid-restore: exit 6 with pg_restore\'s words; a rerun on a healthy path restores the snapshot', async () => {

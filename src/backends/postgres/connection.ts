@@ -29,6 +29,12 @@ export interface PgClient {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
+/** How long closing a connection may wait for the server before the socket is dropped. */
+const END_WAIT_MS = 5_000;
+
+function destroy(client: pg.Client): void {
+  (client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
+}
 
 export function sourceEndpoint(c: PostgresComponent): PgEndpoint {
   return {
@@ -138,8 +144,14 @@ export async function connectPg(e: PgEndpoint, database = e.database): Promise<P
       await client.connect();
       return {
         query: async <R,>(sql: string, params?: unknown[]) => ({ rows: (await client.query(sql, params)).rows as R[] }),
-        end: () => client.end().catch(() => undefined),
-        destroy: () => (client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.(),
+        // end() says goodbye and waits for the server; one that stopped answering would keep it (and the
+        // process) waiting forever, so after END_WAIT_MS the connection is dropped instead.
+        end: async () => {
+          const drop = setTimeout(() => destroy(client), END_WAIT_MS);
+          await client.end().catch(() => undefined);
+          clearTimeout(drop);
+        },
+        destroy: () => destroy(client),
       };
     } catch (err) {
       lastErr = err;
