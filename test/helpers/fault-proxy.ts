@@ -53,7 +53,9 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
     upstream.on('close', () => open.delete(upstream));
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+    // A clean close upstream is passed on after what was already written reaches the client (destroy would
+    // drop it: a server that sends its last bytes and closes, as Redis does after an rdb-only SYNC).
+    upstream.on('close', (hadError) => (hadError ? client.destroy() : client.end()));
 
     let carried = 0;
     let armed = m.kind !== 'pass' && used < (m.times ?? Infinity);

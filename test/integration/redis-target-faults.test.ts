@@ -121,6 +121,39 @@ describe('a Redis restore target that stalls or resets', () => {
   });
 });
 
+describe('a Redis restore target that stops answering during the checks', () => {
+  it('every connection frozen once the keys are in: exit 6 naming the target and the stall, not a failed check', async () => {
+    await target.cli('FLUSHALL');
+    toTarget.setMode({ kind: 'pass' });
+    const cfg = await config('freeze.yaml', '2s');
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', 'redis', '--yes', '-c', cfg], {
+      cwd: ws.dir,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const watch = new Redis({ port: target.port, lazyConnect: true });
+    await watch.connect();
+    try {
+      // The marker key goes once every key is written, just before the checks: freeze then.
+      await eventually('the copy to start', async () => (await watch.exists(RESTORE_MARKER_KEY)) === 1, 60_000);
+      while ((await watch.exists(RESTORE_MARKER_KEY)) === 1) await new Promise((r) => setTimeout(r, 5));
+      toTarget.setMode({ kind: 'blackhole' });
+      toTarget.freeze();
+      const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), GUARD_MS))]);
+      expect(code, `still running ${GUARD_MS} ms after the target stopped answering\n${out}`).toBe(6);
+    } finally {
+      watch.disconnect();
+      child.kill('SIGKILL');
+      toTarget.setMode({ kind: 'pass' });
+    }
+    expect(out).toMatch(new RegExp(`Redis at 127\\.0\\.0\\.1:${toTarget.port} stopped answering: a command got no reply within 2s \\(components\\.redis\\.stallTimeout\\)`));
+  });
+});
+
 describe('a Redis source that stalls during a backup', () => {
   it('stops sending mid-RDB: exit 3 naming the source, the stall and stallTimeout; no complete snapshot', async () => {
     toSource.setMode({ kind: 'stall', ms: Infinity, afterBytes: MID_COPY });

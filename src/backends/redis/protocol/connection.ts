@@ -54,6 +54,8 @@ export async function connectRedis(c: RedisComponent, addr: RedisAddress): Promi
     db: c.db,
     lazyConnect: true,
     connectTimeout: connectTimeoutMs(c),
+    // A server that stops answering fails the command ("Command timed out") instead of hanging it.
+    commandTimeout: stallTimeoutMs(c),
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     retryStrategy: () => null,
@@ -88,6 +90,14 @@ export function explainRedisError(err: unknown, c: RedisComponent, addr: RedisAd
   }
   if (/NOAUTH/i.test(msg)) {
     return sourceUnreachable(`${where} requires a password (NOAUTH)`, `set components.${c.name}.password`, err);
+  }
+  if (/^Command timed out/.test(msg)) {
+    const setting = `components.${c.name.replace(/\.restore\.target$/, '')}.stallTimeout`;
+    return sourceUnreachable(
+      `${where} stopped answering: a command got no reply within ${c.stallTimeout ?? '60s'} (${setting})`,
+      `check the network path to ${addr.host}:${addr.port} and that Redis answers (a blocked or overloaded server); on a slow link raise ${setting}`,
+      err,
+    );
   }
   if (/NOPERM/i.test(msg)) {
     return sourceUnreachable(

@@ -151,7 +151,7 @@ export function explainTargetError(err: unknown, target: RestoreTarget, doing: s
       cause: err,
     });
   }
-  if (/ECONNREFUSED|ECONNRESET|Connection is closed|ETIMEDOUT|WRONGPASS|NOAUTH/i.test(msg)) {
+  if (/ECONNREFUSED|ECONNRESET|Connection is closed|ETIMEDOUT|WRONGPASS|NOAUTH|^Command timed out/i.test(msg)) {
     return asTargetError(explainRedisError(err, target.conn, target.address));
   }
   return new TykdrError('targetError', `${at} failed to ${doing}: ${msg}`, { cause: err });

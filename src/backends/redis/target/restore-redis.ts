@@ -23,7 +23,7 @@ import {
   checkModeFits, checkPayloadVersion, checkRdbFileConfig, checkScratchBinary, checkTargetAccepts, readTargetFacts, snapshotFormat, snapshotRdb, snapshotWriter,
   type SnapshotVersion, type TargetFacts,
 } from './restore-preflight.js';
-import { connectTarget, keyspaceOf, readInfo, RedisPool, resolveRestoreTarget } from '../protocol/target-connection.js';
+import { connectTarget, explainTargetError, keyspaceOf, readInfo, RedisPool, resolveRestoreTarget, type RestoreTarget } from '../protocol/target-connection.js';
 import { hostname } from 'node:os';
 import { binaryName, type ServerBinary } from './scratch-binary.js';
 import { clearRestoreMarker, readRestoreMarker, RESTORE_MARKER_KEY, setRestoreMarker, type RestoreMarker } from './restore-marker.js';
@@ -134,7 +134,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     const afterKs = keyspaceOf(after);
     details.target_keys_after = [...afterKs.values()].reduce((a, b) => a + b, 0);
     const checks = await runChecks(wanted, {
-      input, pool, cluster, restored, expectation, mode, facts,
+      input, target, pool, cluster, restored, expectation, mode, facts,
       targetDbs: [...afterKs.keys()],
       masterOffset: Number(after.master_repl_offset ?? 0),
       pexpiretime: releaseAtLeast(after.redis_version ?? targetVersion, 7),
@@ -216,6 +216,7 @@ async function clusterInfo(cluster: ClusterTarget, signal?: AbortSignal): Promis
 
 interface CheckContext {
   input: RedisRestoreInput;
+  target: RestoreTarget;
   pool: RedisPool;
   cluster: ClusterTarget | null;
   restored: ReadonlySet<KeyClass>;
@@ -246,6 +247,8 @@ async function runChecks(names: RedisCheckName[], x: CheckContext): Promise<Chec
       out.push(await runCheck(name));
     } catch (err) {
       if (isAbortError(err)) throw err;
+      // A target that stopped answering is not a failed verification: the restore fails as a target error.
+      if (/^Command timed out/.test((err as Error).message)) throw explainTargetError(err, x.target, `run the check ${name}`);
       out.push(checkResult(name, 'failed', `could not run: ${(err as Error).message.split('\n')[0]}`, undefined, started));
     }
   }
