@@ -157,12 +157,25 @@ export class RespPipe {
     });
   }
 
-  /** (Re)starts the idle clock while a batch waits; stops it when none does. */
+  /**
+   * (Re)starts the idle clock while a batch waits; stops it when none does. Bytes still leaving count as
+   * progress too (a large batch on a slow link is sent for longer than the limit before any reply).
+   */
   private armIdle(): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     if (this.idleMs <= 0 || this.waiter === null) return;
-    this.idleTimer = setTimeout(() => this.close(new RespStallError(this.idleMs)), this.idleMs);
+    const sent = this.sentBytes();
+    this.idleTimer = setTimeout(() => {
+      if (this.sentBytes() !== sent) this.armIdle();
+      else this.close(new RespStallError(this.idleMs));
+    }, this.idleMs);
+  }
+
+  /** Bytes the kernel has taken (bytesWritten counts what is still queued in Node and libuv too). */
+  private sentBytes(): number {
+    const queued = (this.socket as unknown as { _handle?: { writeQueueSize?: number } })._handle?.writeQueueSize ?? 0;
+    return this.socket.bytesWritten - this.socket.writableLength - queued;
   }
 
   close(reason?: Error): void {
