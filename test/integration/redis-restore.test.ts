@@ -460,6 +460,12 @@ describe('rdb-file mode', () => {
     expect(await sha256(path.join(d.dir, 'dump.rdb'))).toBe(await sha256(snap.rdbFile));
     expect(await contents(d.port, [0, 3])).toEqual(sourceData);
     expect(out.details).toMatchObject({ mode: 'rdb-file', placed_by: 'rename' });
+    // The evidence (expected counts, sample) comes from the staged RDB read while the target loads it: no scratch server.
+    expect(out.details.evidence_from).toBe('staged RDB');
+    expect(out.details.scratch_redis_version).toBeUndefined();
+    expect(checks['redis-sample']!.evidence).toMatchObject({ mismatched: 0, not_decoded: 0 });
+    expect((checks['redis-sample']!.evidence as { matched: number }).matched).toBeGreaterThan(20);
+    expect(await readdir(staged.workDir).catch(() => [])).not.toContain('scratch');
   });
 
   it('refuses a target with AOF enabled and leaves it untouched', async () => {

@@ -96,6 +96,20 @@ export class Crc64 {
     return hex32(this.hi) + hex32(this.lo);
   }
 
+  /** Writes the CRC as 8 bytes little-endian at out[offset] (as a DUMP payload's or RDB file's trailer). */
+  writeLE(out: Uint8Array, offset: number): void {
+    const lo = this.lo;
+    const hi = this.hi;
+    out[offset] = lo & 0xff;
+    out[offset + 1] = (lo >>> 8) & 0xff;
+    out[offset + 2] = (lo >>> 16) & 0xff;
+    out[offset + 3] = lo >>> 24;
+    out[offset + 4] = hi & 0xff;
+    out[offset + 5] = (hi >>> 8) & 0xff;
+    out[offset + 6] = (hi >>> 16) & 0xff;
+    out[offset + 7] = hi >>> 24;
+  }
+
   /** True when the 8 bytes (little-endian, as at the end of an RDB file) hold this CRC. */
   equalsLE(trailer8: Uint8Array): boolean {
     if (trailer8.length !== 8) return false;

@@ -1,5 +1,6 @@
 import { integrityError } from '../../../core/errors.js';
 import { Crc64 } from './crc64.js';
+import type { KeyRecord } from './keys-reader.js';
 import { lzfDecompress } from './lzf.js';
 import { RDB_TYPE } from './rdb-constants.js';
 import { type RdbFacts, RdbInspector } from './rdb-inspector.js';
@@ -64,7 +65,11 @@ export class DumpPayloadCutter {
   private out: DumpEntry[] = [];
   private key: { db: number; type: number; expireAtMs: number | null } | null = null;
 
-  constructor() {
+  /**
+   * `lazyPayloads`: an entry's payload is built (copied, CRC-64 computed) only when read; until then the entry
+   * holds a view of the chunk it came from. For a pass that reads keys and expiries and keeps few payloads.
+   */
+  constructor(private readonly opts: { lazyPayloads?: boolean } = {}) {
     this.inspector = new RdbInspector({
       onKey: (db, _key, type, expireAtMs) => {
         // The key itself is decoded from the record's bytes (the inspector cuts keys longer than 64 KiB).
@@ -118,6 +123,8 @@ export class DumpPayloadCutter {
     const type = bytes[0]!;
     if (type === RDB_TYPE.MODULE_2) {
       this.out.push({ kind: 'unsupported', db: meta.db, key, type, expireAtMs: meta.expireAtMs, reason: describeModule(bytes, next) });
+    } else if (this.opts.lazyPayloads) {
+      this.out.push(new LazyPayloadEntry(meta.db, key, type, bytes.subarray(next), this.version, meta.expireAtMs));
     } else {
       this.out.push({ kind: 'payload', db: meta.db, key, type, payload: buildPayload(type, bytes.subarray(next), this.version), expireAtMs: meta.expireAtMs });
     }
@@ -153,6 +160,32 @@ export class DumpPayloadCutter {
 }
 
 /**
+ * A payload entry whose payload is built on first read (see DumpPayloadCutter's lazyPayloads). It is also a
+ * KeyRecord (expireAt -1 for none), so a reader can pass it on without building anything.
+ */
+export class LazyPayloadEntry implements DumpPayloadEntry, KeyRecord {
+  readonly kind = 'payload';
+  private built: Buffer | null = null;
+
+  constructor(
+    readonly db: number,
+    readonly key: Buffer,
+    readonly type: number,
+    private readonly value: Buffer,
+    private readonly version: number,
+    readonly expireAtMs: number | null,
+  ) {}
+
+  get payload(): Buffer {
+    return (this.built ??= buildPayload(this.type, this.value, this.version));
+  }
+
+  get expireAt(): number {
+    return this.expireAtMs ?? -1;
+  }
+}
+
+/**
  * Pull API: the entries of an RDB byte stream (a file read stream, or openRdbStream's stream), in file order.
  * Throws (an integrityError) when the stream is not a complete, undamaged RDB file, at the latest after the
  * last entry.
@@ -175,7 +208,7 @@ export function buildPayload(type: number, value: Uint8Array, rdbVersion: number
   out.writeUInt16LE(rdbVersion, n);
   const crc = new Crc64();
   crc.update(out.subarray(0, n + 2));
-  Buffer.from(crc.digestHex(), 'hex').reverse().copy(out, n + 2);
+  crc.writeLE(out, n + 2);
   return out;
 }
 

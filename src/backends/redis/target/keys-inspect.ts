@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { readKeysStream, type KeyRecord, type KeysHeader, type KeysTrailer } from '../formats/keys-reader.js';
 import { redisTypeOf } from '../formats/rdb-constants.js';
 import { rdbKeyRecords } from '../formats/rdb-records.js';
@@ -51,6 +52,9 @@ export function payloadType(payload: Buffer): string {
 
 type InspectOptions = { restored: ReadonlySet<KeyClass>; sampleSize: number; expectation: boolean; signal?: AbortSignal };
 
+/** For inspectRdbRecords: a handle opened before (read from its start), payloads built only for the sample. */
+type RdbInspectOptions = InspectOptions & { handle?: FileHandle; inspectOnly?: boolean };
+
 /**
  * Reads the staged keys stream once, whole, before any target is touched: the reader checks structure,
  * record count and SHA-256 (a cut or damaged stream throws integrityError here). On the way it counts
@@ -75,10 +79,13 @@ export async function inspectKeysFile(file: string, o: InspectOptions): Promise<
 
 /**
  * The same inspection of a staged RDB, its keys cut into RESTORE payloads (rdb-records.ts): the RDB's
- * structure and CRC-64 are checked whole here, before any target is touched, and a module value is refused.
+ * structure and CRC-64 are checked whole here, before any target is touched, and a module value is refused
+ * (unless `inspectOnly`: see rdbKeyRecords). An RDB holds each key of a database once, so keys are not
+ * tracked for duplicates.
  */
-export async function inspectRdbRecords(file: string, o: InspectOptions): Promise<KeysInspection> {
-  const { trailer: facts, ...rest } = await inspectRecords(rdbKeyRecords(file, o.signal), o);
+export async function inspectRdbRecords(file: string, o: RdbInspectOptions): Promise<KeysInspection> {
+  const records = rdbKeyRecords(o.handle ?? file, o.signal, { inspectOnly: o.inspectOnly, name: file });
+  const { trailer: facts, ...rest } = await inspectRecords(records, { ...o, uniqueKeys: true });
   return {
     ...rest,
     open: (signal) => rdbKeyRecords(file, signal),
@@ -89,7 +96,7 @@ export async function inspectRdbRecords(file: string, o: InspectOptions): Promis
   };
 }
 
-async function inspectRecords<T>(it: AsyncGenerator<KeyRecord[], T, undefined>, o: InspectOptions): Promise<Omit<KeysInspection, 'open' | 'header' | 'trailer' | 'writtenBy' | 'payloadVersion'> & { trailer: T }> {
+async function inspectRecords<T>(it: AsyncGenerator<KeyRecord[], T, undefined>, o: InspectOptions & { uniqueKeys?: boolean }): Promise<Omit<KeysInspection, 'open' | 'header' | 'trailer' | 'writtenBy' | 'payloadVersion'> & { trailer: T }> {
   const perClass = emptyClassCounts();
   const dbs = new Set<number>();
   const exp = o.expectation ? new KeyExpectation(Date.now()) : null;
@@ -112,7 +119,9 @@ async function inspectRecords<T>(it: AsyncGenerator<KeyRecord[], T, undefined>, 
       perClass[cls]++;
       dbs.add(rec.db);
       const expiresAtMs = rec.expireAt < 0 ? null : rec.expireAt;
-      if (exp) {
+      if (exp && o.uniqueKeys) {
+        exp.add(rec.db, cls, expiresAtMs);
+      } else if (exp) {
         let set = seen.get(rec.db);
         if (!set) seen.set(rec.db, (set = new KeySet()));
         if (set.add(rec.key)) exp.add(rec.db, cls, expiresAtMs);
@@ -139,6 +148,7 @@ async function inspectRecords<T>(it: AsyncGenerator<KeyRecord[], T, undefined>, 
     perClass,
     duplicates,
     expectation: exp,
-    sample: o.sampleSize > 0 ? { requested: o.sampleSize, population: drawn.offered, entries: drawn.items, expiredBeforeRead: 0 } : null,
+    // An empty payload is a module value seen by an inspectOnly pass (not cut): drawn, but not comparable.
+    sample: o.sampleSize > 0 ? { requested: o.sampleSize, population: drawn.offered, entries: drawn.items.filter((e) => e.bytes > 0), expiredBeforeRead: 0 } : null,
   };
 }

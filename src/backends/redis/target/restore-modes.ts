@@ -15,6 +15,8 @@ import type { RedisRestoreInput } from './restore-types.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { checkAofTarget, checkDataDir, type SnapshotVersion, type TargetFacts } from './restore-preflight.js';
 import { startScratch, type ScratchOptions, type ScratchServer } from './scratch-server.js';
+import type { KeysInspection } from './keys-inspect.js';
+import { dumpWithExpiry, observePayloadSample, PayloadDecoder } from './keys-sample.js';
 import { drawByScan, fingerprintSample, type SnapshotSample } from './snapshot-sample.js';
 import { connectTarget, explainTargetError, keyspaceOf, openTargetPipe, probeTarget, readInfo, type RedisPool, type RestoreTarget } from '../protocol/target-connection.js';
 
@@ -35,6 +37,11 @@ export interface ModeContext {
   wantExpectation: boolean;
   /** The scratch server's binary, when restore-redis.ts chose one (else restore.redisServer as configured). */
   scratchBin?: ServerBinary;
+  /**
+   * rdb-file mode: the staged RDB's own reading (expectation and payload sample), started before the swap and
+   * running while the target stops and loads; replaces the scratch server.
+   */
+  rdbEvidence?: Promise<KeysInspection>;
 }
 
 /** The target's side of a sample, for modes that compare differently from the RDB/AOF fingerprints (keys). */
@@ -194,7 +201,7 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
   const r = c.restore;
   const where = `components.${c.name}.restore`;
   const aof = ctx.aof;
-  const result = await evidenceFromScratch(ctx);
+  const early = ctx.rdbEvidence ? null : await evidenceFromScratch(ctx);
   let destName = r.dbfilename;
   // Redis < 7 keeps one AOF file (no appenddirname): a single-file snapshot's base is placed as that file.
   const legacyTarget = aof !== undefined && ctx.facts !== null && !releaseAtLeast(ctx.facts.version, 7);
@@ -245,6 +252,7 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
     progress: (phase) => input.progress?.({ phase }),
   };
   const swap = await swapRdbFile(swapOpts);
+  const result = early ?? (await evidenceFromStaged(ctx, ctx.rdbEvidence!));
   Object.assign(details, {
     [aof ? 'previous_aof_dir' : 'previous_rdb']: swap.previousFile,
     ...(aof ? { [legacyTarget ? 'appendfilename' : 'appenddirname']: destName, aof_commands: aof.commands, aof_bytes: aof.bytes } : {}),
@@ -254,6 +262,45 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
     start_ms: swap.startMs,
   });
   return result;
+}
+
+/**
+ * rdb-file mode's evidence from the staged RDB itself (read while the target loaded it): the expectation for
+ * redis-key-counts, and a sample of cut DUMP payloads compared with DUMP on the target afterwards (equal bytes
+ * are equal values; different bytes are decoded in a small empty scratch server, as for keys mode). A failed
+ * read only costs the evidence (Redis checked the file's CRC-64 as it loaded it): the checks then say why.
+ */
+async function evidenceFromStaged(ctx: ModeContext, evidence: Promise<KeysInspection>): Promise<ModeResult> {
+  const { input } = ctx;
+  let keys: KeysInspection;
+  try {
+    keys = await evidence;
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') throw err;
+    const why = `the staged RDB could not be read for the evidence (${(err as Error).message.split('\n')[0]})`;
+    ctx.warnings.push(`${why}: redis-sample is skipped and redis-key-counts compares with the key counts Redis reported at backup time`);
+    return { sample: null, sampleSkipped: why, expectationSkipped: why };
+  }
+  ctx.details.evidence_from = 'staged RDB';
+  if (!keys.sample || ctx.sampleSize === 0) return { sample: null, expectation: keys.expectation };
+  const sample = keys.sample;
+  const signal = input.signal;
+  const decoder = new PayloadDecoder(input.component.restore.redisServer, input.workDir, `components.${input.component.name}.restore`, signal);
+  let pexpiretime: Promise<boolean> | null = null;
+  const hasPexpiretime = async () => releaseAtLeast((await readInfo(await ctx.pool.db(0), 'server')).redis_version, 7);
+  return {
+    sample: null,
+    expectation: keys.expectation,
+    sampler: {
+      summary: sample,
+      observe: async () => {
+        const pt = await (pexpiretime ??= hasPexpiretime());
+        return observePayloadSample(sample.entries, async (db, key) => dumpWithExpiry(await ctx.pool.db(db), key, pt), decoder, signal);
+      },
+      notDecodedWhy: () => decoder.unavailable ?? undefined,
+    },
+    cleanup: () => decoder.close(),
+  };
 }
 
 /** Once the target is up again: it must have loaded what was placed (throwing rolls the swap back). */

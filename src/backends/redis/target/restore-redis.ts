@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { RedisRestoreInput, RedisRestoreOutcome } from './restore-types.js';
 import type { RedisComponent } from '../../../core/config/load.js';
@@ -75,6 +76,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   const pool = new RedisPool((db) => connectTarget(target, db, signal));
   let cluster: ClusterTarget | null = null;
   let mode: ModeResult | null = null;
+  let evidence: { result: Promise<KeysInspection>; stop(): void } | null = null;
   try {
     let facts: TargetFacts | null = null;
     try {
@@ -94,20 +96,25 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
       cluster = await ClusterTarget.discover(target, await pool.db(0));
       targetVersion = await checkCluster(c, cluster, snap, staged.keys!, signal);
     }
-    // A scratch server: live restores of an AOF (commands, not RDB values), and the evidence of a file-mode restore.
+    // A scratch server: restores of an AOF (commands, not RDB values): the live copy, or a file-mode restore's evidence.
     let scratchBin: ServerBinary | undefined;
     if (r.mode === 'live' && format === 'aof') scratchBin = (await pickScratch(c, facts, snap, true, staged.aof, details, warnings, signal)).binary;
-    else if (r.mode !== 'live' && (sampleSize > 0 || (format === 'aof' && wantsCounts))) {
+    else if (r.mode !== 'live' && format === 'aof' && (sampleSize > 0 || wantsCounts)) {
       // Evidence only: without a fitting binary the restore still runs, and the checks say why (restore-modes.ts).
       scratchBin = await pickScratch(c, facts, snap, false, staged.aof, details, warnings, signal).then((p) => p.binary, () => undefined);
     }
 
     let expectation: KeyExpectation | null = null;
-    if (wantsCounts && format === 'rdb' && !staged.keys && !input.selection) {
+    // rdb-file: the staged RDB is read for the evidence while the target stops and loads it (restore-modes.ts).
+    if (r.mode !== 'live' && format === 'rdb' && !input.selection && (wantsCounts || sampleSize > 0)) evidence = await readRdbEvidence(input, restored, sampleSize, wantsCounts);
+    if (wantsCounts && format === 'rdb' && !staged.keys && !input.selection && !evidence) {
       input.progress?.({ phase: 'inspect' });
       expectation = await buildKeyExpectation(input.rdbFile, signal);
     }
-    const ctx: ModeContext = { input, target, pool, facts, sampleSize, details, warnings, snapshot: snap, aof: staged.aof, wantExpectation: wantsCounts, scratchBin };
+    const ctx: ModeContext = {
+      input, target, pool, facts, sampleSize, details, warnings, snapshot: snap, aof: staged.aof, wantExpectation: wantsCounts, scratchBin,
+      ...(evidence ? { rdbEvidence: evidence.result } : {}),
+    };
     const started = Date.now();
     // A live write leaves a marker until every key is in (a killed restore is then plainly partial).
     let marked = input.marker !== undefined && r.mode === 'live' && cluster === null && !input.dryRun;
@@ -144,6 +151,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     if (isAbortError(err) || err instanceof TykdrError) throw err;
     throw new TykdrError('targetError', `restoring components.${c.name} into ${target.display} failed: ${(err as Error).message}`, { cause: err });
   } finally {
+    evidence?.stop();
     pool.close();
     cluster?.close();
     await mode?.cleanup?.().catch(() => undefined);
@@ -161,6 +169,23 @@ async function pickScratch(c: RedisComponent, facts: TargetFacts | null, snap: S
     );
   }
   return chosen;
+}
+
+/**
+ * Starts reading the staged RDB for an rdb-file restore's evidence (expectation, payload sample); the file is
+ * opened before this returns, so it reads on after the swap renames it. stop() ends an unfinished read.
+ */
+async function readRdbEvidence(input: RedisRestoreInput, restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean): Promise<{ result: Promise<KeysInspection>; stop(): void }> {
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(input.signal?.reason);
+  input.signal?.addEventListener('abort', onAbort, { once: true });
+  const handle = await open(input.rdbFile, 'r');
+  const result = inspectRdbRecords(input.rdbFile, { handle, inspectOnly: true, restored, sampleSize, expectation: wantsCounts, signal: ac.signal }).finally(() => {
+    input.signal?.removeEventListener('abort', onAbort);
+    return handle.close().catch(() => undefined);
+  });
+  result.catch(() => undefined);
+  return { result, stop: () => ac.abort() };
 }
 
 interface StagedCheck {
