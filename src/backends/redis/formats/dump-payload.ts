@@ -68,9 +68,11 @@ export class DumpPayloadCutter {
   /**
    * `lazyPayloads`: an entry's payload is built (copied, CRC-64 computed) only when read; until then the entry
    * holds a view of the chunk it came from. For a pass that reads keys and expiries and keeps few payloads.
+   * `checksum: false`: the file's CRC-64 is not computed (see RdbInspectorOptions.checksum).
    */
-  constructor(private readonly opts: { lazyPayloads?: boolean } = {}) {
+  constructor(private readonly opts: { lazyPayloads?: boolean; checksum?: boolean } = {}) {
     this.inspector = new RdbInspector({
+      checksum: opts.checksum,
       onKey: (db, _key, type, expireAtMs) => {
         // The key itself is decoded from the record's bytes (the inspector cuts keys longer than 64 KiB).
         this.key = { db, type, expireAtMs };

@@ -14,8 +14,11 @@ export interface RdbFacts {
   /** By database index. resize* are the RESIZEDB hints the writer recorded, when present. */
   databases: Record<string, { keys: number; expires: number; resizeKeys?: number; resizeExpires?: number }>;
   totalKeys: number;
-  /** 'disabled': the file carries a zero checksum (`rdbchecksum no`) or predates checksums (version < 5). */
-  checksum: 'ok' | 'disabled';
+  /**
+   * 'disabled': the file carries a zero checksum (`rdbchecksum no`) or predates checksums (version < 5);
+   * 'not-computed': the inspector was told not to (a second read of a file whose checksum was checked).
+   */
+  checksum: 'ok' | 'disabled' | 'not-computed';
   bytes: number;
 }
 
@@ -33,6 +36,11 @@ export interface RdbInspectorOptions {
    * they are the caller's: a Redis 6.2 single-file AOF is an RDB preamble followed by commands.
    */
   onTail?: (chunk: Buffer) => void;
+  /**
+   * False: the CRC-64 is not computed (structure, EOF marker and trailer length are still checked). Only for
+   * a second read of a private file whose checksum an earlier read checked.
+   */
+  checksum?: boolean;
 }
 
 const HEADER_LEN = 9;
@@ -59,9 +67,11 @@ export class RdbInspector extends Transform {
   tailBytes = 0;
   private readonly onTail?: (chunk: Buffer) => void;
   private result: RdbFacts | null = null;
+  private readonly computeCrc: boolean;
 
   constructor(opts: RdbInspectorOptions = {}) {
     super();
+    this.computeCrc = opts.checksum !== false;
     this.parser = new RdbParser(opts.onKey, opts.onRecordBounds);
     this.onTail = opts.onTail;
   }
@@ -116,7 +126,7 @@ export class RdbInspector extends Transform {
       this.headerFill += start;
       this.checkHeader();
       if (this.headerFill < HEADER_LEN) {
-        this.crc.update(chunk);
+        if (this.computeCrc) this.crc.update(chunk);
         return;
       }
     }
@@ -125,7 +135,7 @@ export class RdbInspector extends Transform {
     if (!this.parser.done) {
       const eof = this.parser.feed(chunk, start, offset);
       trailerStart = eof >= 0 ? eof : chunk.length;
-      this.crc.update(trailerStart === chunk.length ? chunk : chunk.subarray(0, trailerStart));
+      if (this.computeCrc) this.crc.update(trailerStart === chunk.length ? chunk : chunk.subarray(0, trailerStart));
     }
     if (trailerStart < chunk.length) {
       const want = this.version >= 5 ? TRAILER_LEN - this.trailerFill : 0;
@@ -178,7 +188,9 @@ export class RdbInspector extends Transform {
         throw integrityError(`RDB ends after ${this.bytes} bytes, inside the 8-byte checksum after the EOF marker: the dump was cut short`, cutShort);
       }
       const zero = this.trailer.every((b) => b === 0);
-      if (!zero) {
+      if (!zero && !this.computeCrc) {
+        checksum = 'not-computed';
+      } else if (!zero) {
         if (!this.crc.equalsLE(this.trailer)) {
           throw integrityError(
             `RDB checksum mismatch: computed ${this.crc.digestHex()}, file says ${hexLE64(this.trailer)}`,

@@ -20,13 +20,15 @@ const EMPTY = Buffer.alloc(0);
  * the file is renamed opens it first. `inspectOnly`: for a pass that counts keys and keeps few values (a
  * file-level restore's evidence): payloads are built only when read, and a module value is not refused
  * (the target loads the file itself) but yielded with an empty payload, which no real payload is.
+ * `lazyPayloads` alone: payloads built only when read, module values refused. `reread`: a second read of a
+ * private file an earlier read checked whole: its CRC-64 is not computed again (payloads still get theirs).
  */
 export async function* rdbKeyRecords(
   file: string | FileHandle,
   signal?: AbortSignal,
-  opts: { inspectOnly?: boolean; name?: string } = {},
+  opts: { inspectOnly?: boolean; lazyPayloads?: boolean; reread?: boolean; name?: string } = {},
 ): AsyncGenerator<KeyRecord[], RdbFacts, undefined> {
-  const cutter = new DumpPayloadCutter({ lazyPayloads: opts.inspectOnly });
+  const cutter = new DumpPayloadCutter({ lazyPayloads: opts.inspectOnly || opts.lazyPayloads, checksum: !opts.reread });
   const stream = typeof file === 'string' ? createReadStream(file, { highWaterMark: 1 << 20, signal }) : file.createReadStream({ start: 0, highWaterMark: 1 << 20, signal });
   for await (const chunk of stream) {
     const batch: KeyRecord[] = [];

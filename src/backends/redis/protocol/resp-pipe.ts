@@ -54,6 +54,31 @@ export class CommandEncoder {
     this.count++;
   }
 
+  /**
+   * Appends `RESTORE key ttl payload REPLACE [ABSTTL]` without building strings: the bulk copy's hot path.
+   * `ttl` is a whole number of ms (0: no expiry).
+   */
+  restore(key: Uint8Array, ttl: number, payload: Uint8Array, absTtl: boolean): void {
+    const head = absTtl ? RESTORE_ABS_HEAD : RESTORE_HEAD;
+    this.ensure(head.length + key.length + payload.length + 96);
+    const b = this.buf;
+    let p = this.len;
+    p += head.copy(b, p);
+    p = writeBulk(b, p, key);
+    const digits = String(ttl);
+    b[p++] = 0x24;
+    p = writeUint(b, p, digits.length);
+    b[p++] = 13;
+    b[p++] = 10;
+    p += b.write(digits, p, 'latin1');
+    b[p++] = 13;
+    b[p++] = 10;
+    p = writeBulk(b, p, payload);
+    p += (absTtl ? REPLACE_ABSTTL : REPLACE).copy(b, p);
+    this.len = p;
+    this.count++;
+  }
+
   /** The encoded batch (a copy) and its command count; the encoder is empty afterwards. */
   take(): { data: Buffer; count: number } {
     const out = { data: Buffer.from(this.buf.subarray(0, this.len)), count: this.count };
@@ -62,6 +87,33 @@ export class CommandEncoder {
     if (this.buf.length > 4 * 1024 * 1024) this.buf = Buffer.allocUnsafe(64 * 1024);
     return out;
   }
+}
+
+const RESTORE_HEAD = Buffer.from('*5\r\n$7\r\nRESTORE\r\n', 'latin1');
+const RESTORE_ABS_HEAD = Buffer.from('*6\r\n$7\r\nRESTORE\r\n', 'latin1');
+const REPLACE = Buffer.from('$7\r\nREPLACE\r\n', 'latin1');
+const REPLACE_ABSTTL = Buffer.from('$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n', 'latin1');
+
+/** Writes n (a non-negative integer) in decimal at b[p]; returns the position after it. */
+function writeUint(b: Buffer, p: number, n: number): number {
+  if (n < 10) {
+    b[p] = 0x30 + n;
+    return p + 1;
+  }
+  return p + b.write(String(n), p, 'latin1');
+}
+
+/** Writes `$len\r\nbytes\r\n` at b[p] (room checked by the caller); returns the position after it. */
+function writeBulk(b: Buffer, p: number, data: Uint8Array): number {
+  b[p++] = 0x24;
+  p = writeUint(b, p, data.length);
+  b[p++] = 13;
+  b[p++] = 10;
+  b.set(data, p);
+  p += data.length;
+  b[p++] = 13;
+  b[p++] = 10;
+  return p;
 }
 
 const INCOMPLETE = Symbol('incomplete');
@@ -92,17 +144,17 @@ export class RespStallError extends Error {
 }
 
 /**
- * One connection that runs one batch at a time. Contract: exec() must not be called again before its
- * previous call settled; a connection failure rejects the pending batch and every later call.
+ * One connection that runs batches in order. Contract: exec() may be called again before its previous call
+ * settled (the batches are pipelined; each resolves with its own replies, in call order); a connection
+ * failure rejects every pending batch and every later call.
  */
 export class RespPipe {
   private chunks: Buffer[] = [];
   private buffered = 0;
   /** Bytes the next reply needs before it is worth parsing again (a bulk string's length). */
   private want = 0;
-  private replies: RespReply[] = [];
-  private expected = 0;
-  private waiter: { resolve(r: RespReply[]): void; reject(e: Error): void } | null = null;
+  /** Batches sent and not yet answered whole, oldest first; replies go to the first. */
+  private readonly waiters: Array<{ expected: number; replies: RespReply[]; resolve(r: RespReply[]): void; reject(e: Error): void }> = [];
   private failure: Error | null = null;
 
   private idleTimer: NodeJS.Timeout | undefined;
@@ -149,9 +201,7 @@ export class RespPipe {
     if (this.failure) return Promise.reject(this.failure);
     if (batch.count === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-      this.expected = batch.count;
-      this.replies = [];
+      this.waiters.push({ expected: batch.count, replies: [], resolve, reject });
       this.socket.write(batch.data);
       this.armIdle();
     });
@@ -164,7 +214,7 @@ export class RespPipe {
   private armIdle(): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    if (this.idleMs <= 0 || this.waiter === null) return;
+    if (this.idleMs <= 0 || this.waiters.length === 0) return;
     const sent = this.sentBytes();
     this.idleTimer = setTimeout(() => {
       if (this.sentBytes() !== sent) this.armIdle();
@@ -186,9 +236,7 @@ export class RespPipe {
   private fail(err: Error): void {
     clearTimeout(this.idleTimer);
     this.failure ??= err;
-    const w = this.waiter;
-    this.waiter = null;
-    w?.reject(this.failure);
+    for (const w of this.waiters.splice(0)) w.reject(this.failure);
   }
 
   private onData(d: Buffer): void {
@@ -208,13 +256,15 @@ export class RespPipe {
       if (r === INCOMPLETE) break;
       pos = r.end;
       this.want = 0;
-      this.replies.push(r.value);
-      if (this.replies.length === this.expected) {
-        const w = this.waiter;
-        this.waiter = null;
-        const out = this.replies;
-        this.replies = [];
-        w?.resolve(out);
+      const w = this.waiters[0];
+      if (!w) {
+        this.close(new Error('a reply arrived with no command waiting for it'));
+        return;
+      }
+      w.replies.push(r.value);
+      if (w.replies.length === w.expected) {
+        this.waiters.shift();
+        w.resolve(w.replies);
       }
     }
     buf = pos === buf.length ? Buffer.alloc(0) : buf.subarray(pos);
@@ -234,11 +284,15 @@ function bulkNeed(buf: Buffer): number | null {
 
 type Parsed = { value: RespReply; end: number } | typeof INCOMPLETE;
 
+/** The reply +OK (RESTORE's, by the thousand): one shared Buffer, not one per reply. */
+const OK = Buffer.from('OK', 'latin1');
+
 function parse(buf: Buffer, pos: number): Parsed {
+  const type = buf[pos];
+  if (type === 0x2b && buf[pos + 1] === 0x4f && buf[pos + 2] === 0x4b && buf[pos + 3] === 13 && buf[pos + 4] === 10) return { value: OK, end: pos + 5 };
   const nl = buf.indexOf(10, pos);
   if (nl < 0) return INCOMPLETE;
-  const type = buf[pos];
-  const line = buf.toString('latin1', pos + 1, nl - 1);
+  const line = type === 0x2b || type === 0x2d ? '' : buf.toString('latin1', pos + 1, nl - 1);
   switch (type) {
     case 0x2b: // +
       return { value: buf.subarray(pos + 1, nl - 1), end: nl + 1 };

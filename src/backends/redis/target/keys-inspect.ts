@@ -84,11 +84,13 @@ export async function inspectKeysFile(file: string, o: InspectOptions): Promise<
  * tracked for duplicates.
  */
 export async function inspectRdbRecords(file: string, o: RdbInspectOptions): Promise<KeysInspection> {
-  const records = rdbKeyRecords(o.handle ?? file, o.signal, { inspectOnly: o.inspectOnly, name: file });
+  // Payloads are built only for the sample here: the restore cuts them again as it writes.
+  const records = rdbKeyRecords(o.handle ?? file, o.signal, { inspectOnly: o.inspectOnly, lazyPayloads: true, name: file });
   const { trailer: facts, ...rest } = await inspectRecords(records, { ...o, uniqueKeys: true });
   return {
     ...rest,
-    open: (signal) => rdbKeyRecords(file, signal),
+    // The staged file is private and was just checked whole (CRC-64 included): the second read skips the file's CRC.
+    open: (signal) => rdbKeyRecords(file, signal, { reread: true }),
     header: null,
     trailer: null,
     writtenBy: facts.aux['redis-ver'] ?? '',

@@ -38,6 +38,9 @@ export interface KeysWriteResult {
   keysPerSecond: number;
 }
 
+/** Batches in flight per restore (each lane's connection pipelines them; see RespPipe.exec). */
+const PIPELINE_DEPTH = 3;
+
 interface Lane {
   enc: CommandEncoder;
   pipe: Promise<RespPipe> | null;
@@ -45,8 +48,8 @@ interface Lane {
 
 /**
  * Streams the staged records into the target: `RESTORE key ttl payload REPLACE ABSTTL` per record of a
- * restored class, pipelined per lane. One batch is in flight while the next is read and encoded, so memory
- * is two batches. Expired records are skipped (RESTORE REPLACE with a past ABSTTL would delete the target's
+ * restored class, pipelined per lane. Up to PIPELINE_DEPTH batches are in flight while the next is read and
+ * encoded, so memory is PIPELINE_DEPTH + 1 batches. Expired records are skipped (RESTORE REPLACE with a past ABSTTL would delete the target's
  * key). Keys restored before a failure stay restored; running it again is safe.
  */
 export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
@@ -57,14 +60,16 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
   let seen = 0;
   let pending = 0;
   const lanes = new Map<number, Lane>();
-  let inFlight: Promise<void> = Promise.resolve();
+  // Batches sent and not yet answered, oldest first: up to PIPELINE_DEPTH, so the target always has the next
+  // batch queued while node cuts and encodes the one after.
+  const inFlight: Array<Promise<void>> = [];
 
   const flush = async () => {
     const batches: Array<{ lane: number; l: Lane; batch: { data: Buffer; count: number } }> = [];
     for (const [lane, l] of lanes) if (l.enc.count > 0) batches.push({ lane, l, batch: l.enc.take() });
     const done = seen;
     pending = 0;
-    await inFlight;
+    while (inFlight.length >= PIPELINE_DEPTH) await inFlight.shift();
     const w = Promise.all(
       batches.map(async ({ lane, l, batch }) => {
         let pipe: RespPipe;
@@ -83,7 +88,7 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
       }),
     ).then(() => o.progress?.({ phase: 'restore', keys: done, totalKeys: o.totalRecords }));
     w.catch(() => undefined);
-    inFlight = w;
+    inFlight.push(w);
   };
 
   try {
@@ -105,14 +110,13 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
         let l = lanes.get(lane);
         if (!l) lanes.set(lane, (l = { enc: new CommandEncoder(), pipe: null }));
         const ttl = rec.expireAt < 0 ? 0 : o.absTtl ? rec.expireAt : Math.max(1, rec.expireAt - now);
-        if (o.absTtl) l.enc.command('RESTORE', rec.key, String(ttl), rec.payload, 'REPLACE', 'ABSTTL');
-        else l.enc.command('RESTORE', rec.key, String(ttl), rec.payload, 'REPLACE');
+        l.enc.restore(rec.key, ttl, rec.payload, o.absTtl);
         restored[cls]++;
         if (++pending >= o.batchSize) await flush();
       }
     }
     await flush();
-    await inFlight;
+    while (inFlight.length > 0) await inFlight.shift();
   } finally {
     for (const l of lanes.values()) l.pipe?.then((p) => p.close(), () => undefined);
   }
