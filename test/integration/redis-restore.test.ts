@@ -20,7 +20,8 @@ import { TykdrError } from '../../src/core/errors.js';
 import type { ManifestComponent } from '../../src/core/manifest.js';
 import type { CheckResult } from '../../src/core/restore/types.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../src/core/tyk/key-classes.js';
-import { checkSample, checkTtl, observeSample } from '../../src/backends/redis/target/redis-checks.js';
+import { checkKeyCounts, checkSample, checkTtl, observeSample } from '../../src/backends/redis/target/redis-checks.js';
+import { KeyExpectation } from '../../src/backends/redis/target/key-expectation.js';
 import { freePort } from '../helpers/net.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { makeTlsFiles } from '../helpers/tls.js';
@@ -274,6 +275,36 @@ describe('live mode', () => {
     expect(JSON.stringify(ttl)).not.toContain('orgkey');
   });
 
+  it('redis-key-counts by DBSIZE (rdb-file): passes on the snapshot\'s count, fails on a key more or less, never naming a key', async () => {
+    const target = await server();
+    const t = client(target.port);
+    const now = Date.now();
+    const exp = new KeyExpectation(now);
+    for (let i = 0; i < 5; i++) {
+      await t.set(`apikey-dbsize-${i}`, 'v');
+      exp.add(0, classifyKey(Buffer.from(`apikey-dbsize-${i}`)), null);
+    }
+    await t.set('apikey-dbsize-expiring', 'v', 'PX', 3_600_000);
+    exp.add(0, 'must', now + 3_600_000);
+    exp.add(0, 'must', now - 1000); // expired before the file was read: not expected on the target
+    const pool = new RedisPool((db) => Promise.resolve(client(target.port, db)));
+    cleanups.push(async () => pool.close());
+    const opts = { db: (n: number) => pool.db(n), targetDbs: [0], expectation: exp, restored: new Set<KeyClass>(['must', 'should', 'other']), exact: true, skewMs: 5000, countBy: 'dbsize' as const };
+    const ok = await checkKeyCounts(opts);
+    expect(ok.status, ok.detail).toBe('passed');
+    expect(ok.evidence).toMatchObject({ comparison: 'exact', counted_by: 'dbsize', expected_total: 6, actual_total: 6 });
+    await t.set('apikey-dbsize-extra', 'v');
+    const more = await checkKeyCounts(opts);
+    expect(more.status).toBe('failed');
+    expect(more.detail).toContain('db 0: expected 6 keys (DBSIZE), found 7');
+    await t.del('apikey-dbsize-extra', 'apikey-dbsize-0');
+    const less = await checkKeyCounts(opts);
+    expect(less.status).toBe('failed');
+    expect(less.detail).toContain('found 5');
+    expect(JSON.stringify([ok, more, less])).not.toContain('apikey-');
+    t.disconnect();
+  });
+
   it('waits for the replica of a Sentinel-managed master to catch up (redis-replicas)', async () => {
     const master = await server();
     const replica = await server({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
@@ -462,6 +493,7 @@ describe('rdb-file mode', () => {
     expect(out.details).toMatchObject({ mode: 'rdb-file', placed_by: 'rename' });
     // The evidence (expected counts, sample) comes from the staged RDB read while the target loads it: no scratch server.
     expect(out.details.evidence_from).toBe('staged RDB');
+    expect(checks['redis-key-counts']!.evidence).toMatchObject({ counted_by: 'dbsize', expected_total: sourceData.size, actual_total: sourceData.size });
     expect(out.details.scratch_redis_version).toBeUndefined();
     expect(checks['redis-sample']!.evidence).toMatchObject({ mismatched: 0, not_decoded: 0 });
     expect((checks['redis-sample']!.evidence as { matched: number }).matched).toBeGreaterThan(20);

@@ -63,6 +63,8 @@ export interface ModeResult {
   expectation?: KeyExpectation | null;
   /** Why there is no expectation although one was wanted (redis-key-counts then compares with the manifest's INFO counts). */
   expectationSkipped?: string;
+  /** rdb-file: the target loaded the very file the expectation was read from (redis-key-counts may count with DBSIZE). */
+  loadedFile?: boolean;
   /** Runs after the checks (e.g. stops a scratch server the sampler uses). */
   cleanup?: () => Promise<void>;
   /** A selective restore's redis-key-counts (the selected keys are in the target), instead of whole-keyspace counts. */
@@ -282,7 +284,7 @@ async function evidenceFromStaged(ctx: ModeContext, evidence: Promise<KeysInspec
     return { sample: null, sampleSkipped: why, expectationSkipped: why };
   }
   ctx.details.evidence_from = 'staged RDB';
-  if (!keys.sample || ctx.sampleSize === 0) return { sample: null, expectation: keys.expectation };
+  if (!keys.sample || ctx.sampleSize === 0) return { sample: null, expectation: keys.expectation, loadedFile: true };
   const sample = keys.sample;
   const signal = input.signal;
   const decoder = new PayloadDecoder(input.component.restore.redisServer, input.workDir, `components.${input.component.name}.restore`, signal);
@@ -291,6 +293,7 @@ async function evidenceFromStaged(ctx: ModeContext, evidence: Promise<KeysInspec
   return {
     sample: null,
     expectation: keys.expectation,
+    loadedFile: true,
     sampler: {
       summary: sample,
       observe: async () => {

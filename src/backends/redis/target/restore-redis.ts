@@ -295,6 +295,8 @@ async function runChecks(names: RedisCheckName[], x: CheckContext): Promise<Chec
         return checkKeyCounts({
           db, targetDbs: x.targetDbs, expectation: x.expectation, restored: x.restored, exact: r.mode !== 'live',
           skewMs: tolerance, manifestKeyClasses: x.input.manifest.source.key_classes, signal,
+          // rdb-file: the target loaded the file the expectation was read from (its CRC-64 checked by Redis as it loaded it).
+          ...(x.mode.loadedFile ? { countBy: 'dbsize' as const } : {}),
           ...(cluster ? { scan: clusterScan(cluster) } : {}),
         });
       case 'redis-sample':
