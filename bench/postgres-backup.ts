@@ -275,11 +275,12 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '1' },
       jobs: { type: 'string', default: '1' },
       'quiet-wait': { type: 'string', default: '120' },
+      'summary-json': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npx tsx bench/postgres-backup.ts [--scale 70] [--runs 1] [--jobs 1] [--quiet-wait 120]\n');
+    process.stdout.write('usage: npx tsx bench/postgres-backup.ts [--scale 70] [--runs 1] [--jobs 1] [--quiet-wait 120] [--summary-json FILE]\n');
     return;
   }
   const scale = Number(values.scale);
@@ -436,6 +437,22 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
     return [op, String(mine.length), median(base.map((r) => r.seconds)).toFixed(2), median(mine.map((r) => r.seconds)).toFixed(2), `${ratio.toFixed(2)}x`,
       fmtMB(Math.max(...mine.map((r) => r.peakKb)) * 1024), Math.max(...rows.filter((r) => r.op === op).map((r) => r.otherCpu)).toFixed(2)];
   });
+  if (values['summary-json']) {
+    // For bench/issue-table.ts: CPU = the command's processes plus the cluster's (pg_dump/pg_restore's server side).
+    const all = (r: Row) => r.commandCpu + r.serverCpu;
+    const summary = (['backup', 'restore'] as const).map((op) => {
+      const mine = rows.filter((r) => r.op === op && r.contender === 'tykdr');
+      const base = rows.filter((r) => r.op === op && r.contender === 'baseline');
+      const pair = (r: Row) => base.find((b) => b.run === r.run)!;
+      return {
+        op, scale, runs: mine.length, baselineS: median(base.map((r) => r.seconds)), tykdrS: median(mine.map((r) => r.seconds)),
+        ratio: median(mine.map((r) => r.seconds / pair(r).seconds)), baselineCpu: median(base.map(all)), tykdrCpu: median(mine.map(all)),
+        cpuRatio: median(mine.map((r) => all(r) / all(pair(r)))), tykdrPeakMB: (Math.max(...mine.map((r) => r.peakKb)) * 1024) / MB,
+        otherCpu: Math.max(...rows.filter((r) => r.op === op).map((r) => r.otherCpu)),
+      };
+    });
+    await writeFile(values['summary-json'], JSON.stringify(summary, null, 1));
+  }
   out.push(`Summary${runs > 1 ? ` (medians of ${runs} runs; ratio = median of per-run ratios; RSS = highest run)` : ''}:`);
   out.push(table(sumHeader, sumBody));
   out.push('');

@@ -416,6 +416,7 @@ async function main(): Promise<void> {
       'quiet-wait': { type: 'string', default: '180' },
       'node-args': { type: 'string', default: '' },
       label: { type: 'string' },
+      'summary-json': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -423,7 +424,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--max-runs 3] [--no-local]\n' +
         '    [--part-size MiB] [--profile] [--profile-dir DIR] [--tykdr-root DIR] [--label TEXT] [--node-args="..."]\n' +
-        '    [--quiet-wait 180]\n',
+        '    [--quiet-wait 180] [--summary-json FILE]\n',
     );
     return;
   }
@@ -583,6 +584,28 @@ async function main(): Promise<void> {
         verdict(ratio <= TARGET_RATIO), rss < TARGET_RSS_MB ? 'PASS' : 'MISS',
       ]);
     }
+  }
+  if (values['summary-json']) {
+    // For bench/issue-table.ts: per size and tykdr contender, medians over the runs used (see the summary below).
+    const summary = sizes.flatMap((keys) =>
+      contenders.filter((x) => x !== 'baseline').map((c) => {
+        const mine = rows.filter((r) => r.keys === keys && r.contender === c);
+        const pairs = mine.map((r) => [rows.find((b) => b.keys === keys && b.run === r.run && b.contender === 'baseline')!, r] as const);
+        const cleanPairs = pairs.filter(([b, r]) => clean(b) && clean(r));
+        const used = cleanPairs.length > 0 ? cleanPairs : pairs;
+        return {
+          keys, contender: c, runs: pairs.length, undisturbed: cleanPairs.length,
+          baselineS: median(used.map(([b]) => b.seconds)), tykdrS: median(used.map(([, r]) => r.seconds)),
+          ratio: median(used.map(([b, r]) => r.seconds / b.seconds)),
+          baselineCpu: median(used.map(([b]) => b.clientCpu)), tykdrCpu: median(used.map(([, r]) => r.clientCpu)),
+          cpuRatio: median(used.map(([b, r]) => r.clientCpu / b.clientCpu)),
+          baselinePeakMB: Math.max(...used.map(([b]) => (b.peakKb * 1024) / MB)), tykdrPeakMB: Math.max(...mine.map((r) => (r.peakKb * 1024) / MB)),
+          startupS: median(mine.filter((r) => r.phases).map((r) => r.phases!.startup)),
+          otherCpu: Math.max(...used.flatMap(([b, r]) => [b.otherCpu, r.otherCpu])),
+        };
+      }),
+    );
+    await writeFile(values['summary-json'], JSON.stringify(summary, null, 1));
   }
   out.push(
     `Summary: tykdr to MinIO as the issue specifies${values['no-local'] ? '' : ', then "(local)" rows to a local folder'}. Times are medians over ` +

@@ -72,13 +72,14 @@ async function main(): Promise<void> {
       'quiet-wait': { type: 'string', default: '180' },
       contenders: { type: 'string', default: CONTENDERS.join(',') },
       'tykdr-root': { type: 'string' },
+      'summary-json': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: npx tsx bench/redis-restore.ts [--keys 1000000] [--runs 1] [--max-runs 3R] [--level 3] [--quiet-wait 180]\n' +
-        `    [--contenders ${CONTENDERS.join(',')}] [--tykdr-root DIR]\n`,
+        `    [--contenders ${CONTENDERS.join(',')}] [--tykdr-root DIR] [--summary-json FILE]\n`,
     );
     return;
   }
@@ -373,6 +374,26 @@ async function main(): Promise<void> {
       fmtMB(Math.max(...rows.filter((x) => x.contender === 'tykdr-live').map((x) => x.peakKb * 1024))),
       `copy phase ${fmtInt(kps)} keys/s (>= ${fmtInt(TARGET_KEYS_PER_S)}: ${verdict(kps >= TARGET_KEYS_PER_S, p.note.startsWith('0 of'))}); whole command ${fmtInt(whole)} keys/s`,
     ]);
+  }
+  if (values['summary-json']) {
+    // For bench/issue-table.ts: medians over the runs used, CPU of the command plus the restored redis-server.
+    const summary = contenders.filter((c) => c !== 'baseline').map((c) => {
+      const p = pairsOf(c);
+      const all = (x: Row) => x.commandCpu + x.targetCpu;
+      return {
+        contender: c, keys: N, runs: rows.filter((x) => x.contender === c).length, undisturbed: p.note.startsWith('0 of') ? 0 : p.used.length,
+        baselineS: median(p.used.map(([b]) => b.seconds)), tykdrS: median(p.used.map(([, x]) => x.seconds)),
+        ratio: median(p.used.map(([b, x]) => x.seconds / b.seconds)),
+        baselineCpu: median(p.used.map(([b]) => all(b))), tykdrCpu: median(p.used.map(([, x]) => all(x))),
+        cpuRatio: median(p.used.map(([b, x]) => all(x) / all(b))),
+        tykdrPeakMB: Math.max(...rows.filter((x) => x.contender === c).map((x) => (x.peakKb * 1024) / 1e6)),
+        baselinePeakMB: Math.max(...p.used.map(([b]) => (b.peakKb * 1024) / 1e6)),
+        copyKeysPerS: c === 'tykdr-live' ? median(p.used.map(([, x]) => (x.copied! * 1000) / x.copyMs!)) : undefined,
+        wholeKeysPerS: c === 'tykdr-live' ? median(p.used.map(([, x]) => x.keys / x.seconds)) : undefined,
+        otherCpu: Math.max(...p.used.flatMap(([b, x]) => [b.otherCpu, x.otherCpu])),
+      };
+    });
+    await writeFile(values['summary-json'], JSON.stringify(summary, null, 1));
   }
   out.push(table(['contender', 'runs used', 'seconds', 'ratio', 'w/o checks', 'w/o any verification', 'node peak RSS MB', 'targets / notes'], sum));
   out.push('"w/o checks" subtracts the report\'s check durations (redis-key-counts, redis-sample, redis-ttl, ...) from tykdr\'s wall time;');

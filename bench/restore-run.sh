@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-npx tsc -p tsconfig.json
+npm run build --silent
 bash scripts/tools.sh
 rc=0
 npx tsx bench/redis-restore.ts "$@" || rc=$?

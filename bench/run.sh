@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Builds tykdr, makes sure redis-server, redis-cli, zstd, age and MinIO are there (scripts/tools.sh), then runs
-# the backup benchmark at 100,000 and 1,000,000 keys. Extra arguments go to the benchmark, e.g.:
-#   bash bench/run.sh --runs 3
-#   bash bench/run.sh --sizes 100000 --profile
-# Figures go to stdout, progress to stderr. It prints PASS/MISS against the targets and always exits 0
-# unless the benchmark itself could not run.
-# The other benchmarks (bench/README.md): bench/restore-run.sh (Redis restore and key-level backup),
-# bench/postgres-run.sh (PostgreSQL), npx tsx bench/redis-keys-throughput.ts (Redis source modes against raw tools),
-# npx tsx bench/crc64.ts (CRC-64 throughput).
+# Builds tykdr (and its command manifest), makes sure redis-server, redis-cli, zstd, age and MinIO are there
+# (scripts/tools.sh), then prints issue 10's table (bench/issue-table.ts): the Redis restore (rdb-file, live), the
+# Redis backup (MinIO, folder), CPU, start-up, and with BENCH_PG=1 PostgreSQL, raw tools and tykdr side by side in one
+# run, with PASS/MISS against the issue's targets. Scale and rounds come from the environment:
+#   bash bench/run.sh                                   # 1,000,000 keys, one round per benchmark
+#   BENCH_KEYS=200000 bash bench/run.sh                 # smaller, for a busy machine
+#   BENCH_KEYS=200000 BENCH_RUNS=3 BENCH_QUIET_WAIT=0 bash bench/run.sh
+#   BENCH_PG=1 BENCH_PG_SCALE=10 bash bench/run.sh      # also PostgreSQL (needs PostgreSQL 15: bench/postgres-run.sh)
+# The table goes to stdout, progress to stderr, each benchmark's full output to bench/out/. Always exits 0 unless a
+# benchmark itself could not run. The benchmarks one by one (bench/README.md): bench/redis-backup.ts,
+# bench/redis-restore.ts (bench/restore-run.sh), bench/redis-keys.ts, bench/postgres-run.sh,
+# npx tsx bench/redis-keys-throughput.ts, npx tsx bench/crc64.ts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-npx tsc -p tsconfig.json
+npm run build --silent
 bash scripts/tools.sh
-exec npx tsx bench/redis-backup.ts --sizes 100000,1000000 "$@"
+BENCH_COMMAND="${BENCH_KEYS:+BENCH_KEYS=$BENCH_KEYS }bash bench/run.sh" exec npx tsx bench/issue-table.ts "$@"
