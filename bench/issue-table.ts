@@ -12,7 +12,8 @@
  *
  * Environment: BENCH_KEYS (default 1000000), BENCH_RUNS (rounds per benchmark, default 1), BENCH_QUIET_WAIT (seconds
  * each benchmark may wait for a quiet machine before a timed run, default 180; 0 disables), BENCH_PG (1: run the
- * PostgreSQL benchmark too), BENCH_PG_SCALE (default 70).
+ * PostgreSQL benchmark too), BENCH_PG_SCALE (default 70), BENCH_TYKDR_ROOT (time another built checkout, e.g. a
+ * commit unpacked with git archive and built, against the same raw tools: see README.md).
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
@@ -28,6 +29,7 @@ const QUIET = Number(env('BENCH_QUIET_WAIT', '180'));
 const PG = env('BENCH_PG', '0') === '1';
 const PG_SCALE = Number(env('BENCH_PG_SCALE', '70'));
 const OUT = path.join(repoRoot, 'bench/out');
+const TYKDR_ROOT = process.env.BENCH_TYKDR_ROOT ? path.resolve(process.env.BENCH_TYKDR_ROOT) : repoRoot;
 
 interface Figures {
   baselineS: number;
@@ -90,16 +92,17 @@ async function main(): Promise<void> {
   await mkdir(OUT, { recursive: true });
   const loadBefore = loadavg();
   const started = new Date();
-  const common = ['--runs', String(RUNS), '--max-runs', String(RUNS), '--quiet-wait', String(QUIET)];
+  const common = ['--runs', String(RUNS), '--max-runs', String(RUNS), '--quiet-wait', String(QUIET), '--tykdr-root', TYKDR_ROOT];
 
   // Start-up first, while nothing of ours runs: --version and its CPU, 5 times (medians).
   const versions: Array<{ s: number; cpu: number; mb: number }> = [];
-  for (let i = 0; i < 5; i++) versions.push(await timed(process.execPath, ['bin/run.js', '--version']));
+  for (let i = 0; i < 5; i++) versions.push(await timed(process.execPath, [path.join(TYKDR_ROOT, 'bin/run.js'), '--version']));
   const bare: Array<{ s: number; cpu: number; mb: number }> = [];
   for (let i = 0; i < 5; i++) bare.push(await timed(process.execPath, ['-e', '0']));
 
   await bench('restore', 'redis-restore.ts', ['--keys', String(KEYS), ...common, '--contenders', 'baseline,tykdr-rdb-file,tykdr-live', '--summary-json', path.join(OUT, 'restore.json')]);
   await bench('backup', 'redis-backup.ts', ['--sizes', String(KEYS), ...common, '--summary-json', path.join(OUT, 'backup.json')]);
+  // postgres-backup.ts has no --tykdr-root: it always times this checkout.
   if (PG) await bench('postgres', 'postgres-backup.ts', ['--scale', String(PG_SCALE), '--runs', String(RUNS), '--quiet-wait', String(QUIET), '--summary-json', path.join(OUT, 'postgres.json')]);
   const loadAfter = loadavg();
 
@@ -157,7 +160,7 @@ async function main(): Promise<void> {
   out.push('tykdr against the raw tools: issue 10 ("RTO at the physical limit")');
   out.push(...machineLines());
   out.push(`command: ${process.env.BENCH_COMMAND ?? 'npx tsx bench/issue-table.ts'} with BENCH_KEYS=${KEYS} BENCH_RUNS=${RUNS} BENCH_QUIET_WAIT=${QUIET}${PG ? ` BENCH_PG=1 BENCH_PG_SCALE=${PG_SCALE}` : ''}`);
-  out.push(`tykdr: ${describeCheckout(repoRoot)}`);
+  out.push(`tykdr: ${describeCheckout(TYKDR_ROOT)}`);
   out.push(`started ${started.toISOString()}; load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter}`);
   out.push(`keys: ${int(KEYS)} Tyk-like apikey-* sessions; rounds per benchmark: ${RUNS}; details in bench/out/*.txt`);
   out.push('');
