@@ -18,8 +18,9 @@ const EMPTY = Buffer.alloc(0);
  *
  * `file` may be an open handle (read from its start, closed at the end): a caller that must read on while
  * the file is renamed opens it first. `inspectOnly`: for a pass that counts keys and keeps few values (a
- * file-level restore's evidence): payloads are built only when read, and a module value is not refused
- * (the target loads the file itself) but yielded with an empty payload, which no real payload is.
+ * file-level restore's evidence): payloads are built only when read, the file's CRC-64 is left to the Redis
+ * that loads it, and a module value is not refused (the target loads the file itself) but yielded with an
+ * empty payload, which no real payload is.
  * `lazyPayloads` alone: payloads built only when read, module values refused. `reread`: a second read of a
  * private file an earlier read checked whole: its CRC-64 is not computed again (payloads still get theirs).
  */
@@ -28,7 +29,9 @@ export async function* rdbKeyRecords(
   signal?: AbortSignal,
   opts: { inspectOnly?: boolean; lazyPayloads?: boolean; reread?: boolean; name?: string } = {},
 ): AsyncGenerator<KeyRecord[], RdbFacts, undefined> {
-  const cutter = new DumpPayloadCutter({ lazyPayloads: opts.inspectOnly || opts.lazyPayloads, checksum: !opts.reread });
+  // inspectOnly: the target loads this file itself and Redis checks its CRC-64 as it loads it (and staging checked the
+  // stored bytes' SHA-256): computing it here too would only compete with that load for a CPU.
+  const cutter = new DumpPayloadCutter({ lazyPayloads: opts.inspectOnly || opts.lazyPayloads, checksum: !opts.reread && !opts.inspectOnly });
   const stream = typeof file === 'string' ? createReadStream(file, { highWaterMark: 1 << 20, signal }) : file.createReadStream({ start: 0, highWaterMark: 1 << 20, signal });
   for await (const chunk of stream) {
     const batch: KeyRecord[] = [];
