@@ -10,7 +10,7 @@ import { parseTargetFlag, withOverrides } from '../core/restore/overrides.js';
 import { lastMeasuredDuration, saveReport } from '../core/restore/report-files.js';
 import { planRestore, runRestore } from '../core/restore/restore.js';
 import { reportingBackends } from '../cli/store-events.js';
-import { planRedisToTime, restoreRedisToTime } from '../backends/redis/pitr/restore-to-time.js';
+import { planRedisToTime, previewRedisToTime, restoreRedisToTime } from '../backends/redis/pitr/restore-to-time.js';
 import { chooseStore } from '../core/copies/named-stores.js';
 import { checkSelection, type KeySelection } from '../core/tyk/key-selection.js';
 import type { KeyClass } from '../core/tyk/key-classes.js';
@@ -21,7 +21,7 @@ export default class Restore extends TykdrCommand<typeof Restore> {
 
 RTO is measured from --incident-at (or the restore start) to the last passed verification; RPO per component is the incident time minus the snapshot's consistent point. Both are compared with the components' tiers.
 
-SELECTIVE REDIS RESTORE (plan redis): --key PATTERN (Redis glob), --class CLASS (must, should, quota, ephemeral, analytics, mdcb, other), --org ORG_ID (sessions' org_id, orgkey.<org>, cert-raw-<org>..., cert-<org>-index) and --api API_ID (sessions' access_rights, oauth-data.<api>.*) pick keys from the snapshot; each flag repeats (any of its values), different flags must all match. Only the selected keys are written, into the running Redis; no other key is touched (no FLUSH, no file swap). Existing keys are kept and listed unless --overwrite (--no-overwrite is the default of a selective restore, and alone restores every missing key). --dry-run stages the snapshot (needs the identity) and lists what would be written, kept and skipped. See docs/RESTORE.md "Selective restore".
+SELECTIVE REDIS RESTORE (plan redis): --key PATTERN (Redis glob), --class CLASS (must, should, quota, ephemeral, analytics, mdcb, other), --org ORG_ID (sessions' org_id, orgkey.<org>, cert-raw-<org>..., cert-<org>-index) and --api API_ID (sessions' access_rights, oauth-data.<api>.*) pick keys from the snapshot; each flag repeats (any of its values), different flags must all match. Only the selected keys are written, into the running Redis; no other key is touched (no FLUSH, no file swap). Existing keys are kept and listed unless --overwrite (--no-overwrite is the default of a selective restore, and alone restores every missing key). --dry-run stages the snapshot (needs the identity) and lists what would be written, kept and skipped. With --to-time the keys come back as they were at that time (base and feed put together in a scratch redis-server; the target never receives the feed). See docs/RESTORE.md "Selective restore".
 
 ${EXIT_CODES_HELP}`;
 
@@ -39,6 +39,7 @@ ${EXIT_CODES_HELP}`;
     '<%= config.bin %> restore --plan redis --key "oauth-data.*.oauth-clientid.my-client" --overwrite --yes',
     '<%= config.bin %> restore --plan redis --org 5e9d9544a1dcd60001d0ed20 --class must --json',
     '<%= config.bin %> restore --plan redis --no-overwrite             # every key the live Redis lost, nothing replaced',
+    '<%= config.bin %> restore --plan redis --to-time 2026-11-21T09:01:59Z --api 5f3c8a    # that API\'s keys as they were then',
   ];
 
   static override flags = {
@@ -103,12 +104,6 @@ ${EXIT_CODES_HELP}`;
       note: (l) => this.note(l),
     });
     const selection = this.selection(resume);
-    if (selection && f['to-time']) {
-      throw badInput(
-        '--to-time does not go with --key, --class, --org, --api or --no-overwrite yet: the replayed feed is not filtered',
-        'restore the point in time into a scratch Redis (--target redis=HOST:PORT), then copy the keys you need from it with a selective restore of a snapshot taken there, or with DUMP/RESTORE',
-      );
-    }
     const common = {
       config,
       backends,
@@ -127,6 +122,14 @@ ${EXIT_CODES_HELP}`;
       selection,
     };
     const toTime = parseTimeFlag('--to-time', f['to-time']);
+    if (toTime && f['dry-run'] && selection) {
+      const { summary, preview } = await previewRedisToTime({ ...common, at: toTime, progress: { note: (l) => this.note(l) } });
+      if (!this.jsonEnabled()) {
+        this.log(`Selective point-in-time restore of ${summary.component} to ${summary.asked}: base snapshot ${summary.base_snapshot} and ${summary.segments} segment(s) of chain ${summary.chain}, reaching ${summary.reached}${summary.short_by ? ` (short: ${summary.short_by})` : ''}`);
+        printDryRun(preview, (l) => this.log(l));
+      }
+      return { dry_run: true, point_in_time: summary, ...preview };
+    }
     if (toTime && f['dry-run']) {
       const { summary } = await planRedisToTime({ ...common, at: toTime });
       if (!this.jsonEnabled()) {

@@ -5,6 +5,16 @@ import type { PlanComponent } from '../plan/roles.js';
 import type { CheckResult } from '../restore/types.js';
 import type { KeySelection } from '../tyk/key-selection.js';
 
+/** One staged, checked segment of a point-in-time feed (core/pitr/chain.ts), cut at `bytes`. */
+export interface FeedSegment {
+  /** The staged plaintext (RESP, as the master sent it). */
+  file: string;
+  /** Replay this many bytes of it (a point in time inside the segment), else all of it. */
+  bytes: number;
+  /** [bytes from the segment start, unix ms] marks, ascending: when each part arrived (for relative expiries). */
+  marks: Array<[number, number]>;
+}
+
 /** What a restore would overwrite in one target, for the dry run and the confirmation. */
 export interface TargetAssessment {
   component: string;
@@ -37,6 +47,11 @@ export interface TargetRestoreInput<C extends Component = Component> {
   selection?: KeySelection;
   /** With a selection: decide what would be written and kept, write nothing, run no check (restore --dry-run). */
   dryRun?: boolean;
+  /**
+   * With a selection (Redis, restore --to-time): the staged replication feed to apply to the snapshot before
+   * the keys are selected, so that the selection sees, and writes, the keys as they were at the point in time.
+   */
+  feed?: FeedSegment[];
   signal: AbortSignal;
   note(line: string): void;
 }

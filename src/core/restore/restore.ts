@@ -24,6 +24,7 @@ import { runStep, StepFailure } from './steps.js';
 import type { DrillGatewayStarter, RestoreReport, StepResult } from './types.js';
 import { checkSelectionPlan, previewSelection, type SelectionPreview } from './selection.js';
 import type { KeySelection } from '../tyk/key-selection.js';
+import type { FeedSegment } from '../interfaces/target.js';
 
 export interface RestoreProgress {
   note?(line: string): void;
@@ -69,6 +70,8 @@ export interface RestoreOptions {
   drillGateway?: DrillGatewayStarter;
   /** --key/--class/--org/--api/--no-overwrite: a selective Redis restore (plan redis only); see selection.ts. */
   selection?: KeySelection;
+  /** restore --to-time with a selection: the staged feed applied to this Redis component's snapshot before selecting. */
+  feed?: { component: string; segments: FeedSegment[] };
 }
 
 export interface DryRunSummary {
@@ -110,7 +113,7 @@ export async function planRestore(opts: RestoreOptions): Promise<DryRunSummary> 
   if (opts.selection) checkSelectionPlan(opts.selection, opts.plan, members);
   const names = PLAN_COMPONENTS.flatMap((r) => members.byRole[r]);
   const selection = opts.selection
-    ? await previewSelection({ config: opts.config, store, manifest, members, selection: opts.selection, identityFile: opts.identityFile, signal: opts.signal, note: opts.progress?.note })
+    ? await previewSelection({ config: opts.config, store, manifest, members, selection: opts.selection, feed: opts.feed, identityFile: opts.identityFile, signal: opts.signal, note: opts.progress?.note })
     : undefined;
   return {
     snapshot: { id: manifest.id, created_at: manifest.created_at, location: store.location },
@@ -334,6 +337,7 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
         serviceCheck: opts.backends.serviceCheck,
         filesTo: opts.filesTo,
         selection: opts.selection,
+        feed: opts.feed,
         drill: opts.kind === 'drill',
         drillGateway: opts.kind === 'drill' ? opts.drillGateway : undefined,
         signal,

@@ -6,6 +6,7 @@ import type { Manifest } from '../manifest.js';
 import type { Plan } from '../plan/plan.js';
 import { PLAN_COMPONENTS } from '../plan/roles.js';
 import type { Store } from '../interfaces/store.js';
+import type { FeedSegment } from '../interfaces/target.js';
 import { describeSelection, type KeySelection } from '../tyk/key-selection.js';
 import { resolveDecryptionKeys } from './decryption-keys.js';
 import type { PlanMembers } from './preflight.js';
@@ -47,6 +48,7 @@ export async function previewSelection(o: {
   manifest: Manifest;
   members: PlanMembers;
   selection: KeySelection;
+  feed?: { component: string; segments: FeedSegment[] };
   identityFile?: string;
   signal?: AbortSignal;
   note?: (line: string) => void;
@@ -70,6 +72,7 @@ export async function previewSelection(o: {
         restoreId: 'dry-run',
         snapshotId: o.manifest.id,
         selection: o.selection,
+        ...(o.feed?.component === name ? { feed: o.feed.segments } : {}),
         dryRun: true,
         signal,
         note: o.note ?? (() => undefined),

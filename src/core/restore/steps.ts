@@ -3,7 +3,7 @@ import { CHECK_REGISTRY, isCheckName, type CheckName } from '../checks/registry.
 import type { Config } from '../config/load.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { TykdrError, type ErrorKind } from '../errors.js';
-import type { ServiceCheck } from '../interfaces/target.js';
+import type { FeedSegment, ServiceCheck } from '../interfaces/target.js';
 import type { Manifest } from '../manifest.js';
 import type { PlanStep } from '../plan/schema.js';
 import { runCommand } from '../util/run-command.js';
@@ -26,6 +26,8 @@ export interface StepContext {
   filesTo?: string;
   /** restore --key/--class/--org/--api: a selective Redis restore. */
   selection?: KeySelection;
+  /** restore --to-time with a selection: the feed applied to this component's snapshot before selecting. */
+  feed?: { component: string; segments: FeedSegment[] };
   /** A drill restores into scratch targets: production services are never restarted or probed. */
   drill: boolean;
   /** A drill with drill.gateway.binary: the gateway step starts this gateway and checks it. */
@@ -79,6 +81,7 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
           snapshotId: ctx.snapshotId,
           filesTo: ctx.filesTo,
           selection: ctx.selection,
+          ...(ctx.feed?.component === name ? { feed: ctx.feed.segments } : {}),
           signal: ctx.signal,
           note: ctx.note,
         });

@@ -7,7 +7,9 @@ import type { Store } from '../../../core/interfaces/store.js';
 import { listChains, planToTime, stageSegment, type PointInTimePlan } from '../../../core/pitr/chain.js';
 import { resolveDecryptionKeys } from '../../../core/restore/decryption-keys.js';
 import { missedObjectives } from '../../../core/restore/objectives.js';
-import { runRestore, type RestoreOptions, type RestoreOutcome } from '../../../core/restore/restore.js';
+import { planRestore, runRestore, type DryRunSummary, type RestoreOptions, type RestoreOutcome } from '../../../core/restore/restore.js';
+import type { FeedSegment } from '../../../core/interfaces/target.js';
+import type { Manifest } from '../../../core/manifest.js';
 import type { StepResult } from '../../../core/restore/types.js';
 import { makeWorkDir } from '../../../core/restore/work-dirs.js';
 import { connectTarget, openTargetPipe, resolveRestoreTarget } from '../protocol/target-connection.js';
@@ -59,11 +61,49 @@ export async function planRedisToTime(opts: RestoreOptions & { at: Date }): Prom
   );
 }
 
+/** Downloads, checks and decrypts the segments a point in time needs into `work`; the last one is cut at the point. */
+async function stageFeed(opts: RestoreOptions, store: Store, plan: PointInTimePlan, work: string, note: (l: string) => void): Promise<{ base: Manifest; staged: FeedSegment[] }> {
+  const base = await readManifest(store, plan.chain.record.base_snapshot, opts.signal);
+  const keys = await resolveDecryptionKeys(opts.config, base, opts.identityFile);
+  const staged: FeedSegment[] = [];
+  for (const [i, seg] of plan.segments.entries()) {
+    const file = path.join(work, seg.name.replace(/\.age$/, '').replace(/\.(zst|gz)$/, ''));
+    await stageSegment({ store, seg, keys, file, signal: opts.signal });
+    const last = i === plan.segments.length - 1;
+    staged.push({ file, bytes: last ? plan.lastBytes : seg.plaintext_bytes, marks: seg.marks });
+  }
+  note(`${staged.length} segment(s) checked and staged`);
+  return { base, staged };
+}
+
+/**
+ * The dry run of a selective point-in-time restore: the segments and the base are staged (this needs the
+ * identity), put together in a scratch server, and the selection read from it; the target is only asked
+ * EXISTS. Nothing is written.
+ */
+export async function previewRedisToTime(opts: RestoreOptions & { at: Date }): Promise<{ summary: PointInTimeSummary; preview: DryRunSummary }> {
+  const store: Store = opts.store ?? opts.backends.openStore(opts.config.store);
+  const { component, plan, summary } = await planRedisToTime({ ...opts, store });
+  const note = (l: string) => opts.progress?.note?.(l);
+  const work = await makeWorkDir(opts.config.restore.stagingDir, 'tykdr-restore-pitr-');
+  try {
+    const { base, staged } = await stageFeed(opts, store, plan, work, note);
+    const preview = await planRestore({ ...opts, store, snapshot: base.id, before: undefined, feed: { component: component.name, segments: staged } });
+    return { summary, preview };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
 /**
  * Point-in-time restore of a Redis component: every segment needed is downloaded, checked against its record
  * and decrypted first; then the chain's base snapshot is restored with the plan (and its checks); then the feed
  * is replayed into the same target up to the point. While it replays the target holds the restore marker. The
  * report gains a replay step and `point_in_time`, and the component's RPO is measured from the point reached.
+ *
+ * With a selection (--key/--class/--org/--api/--[no-]overwrite) the target never sees the feed: the base and
+ * the feed are put together in a scratch server (selective-restore.ts), and only the selected keys, as they
+ * were at the point, are written; other keys keep their current values.
  */
 export async function restoreRedisToTime(opts: RestoreOptions & { at: Date }): Promise<RestoreOutcome & { pointInTime: PointInTimeSummary }> {
   const store: Store = opts.store ?? opts.backends.openStore(opts.config.store);
@@ -71,25 +111,24 @@ export async function restoreRedisToTime(opts: RestoreOptions & { at: Date }): P
   const note = (l: string) => opts.progress?.note?.(l);
   note(`point in time ${summary.asked}: chain ${summary.chain} (base ${summary.base_snapshot}), ${summary.segments} segment(s), reaching ${summary.reached}`);
   if (plan.shortBy) note(`warning: ${plan.shortBy}`);
-  const base = await readManifest(store, plan.chain.record.base_snapshot, opts.signal);
-  const keys = await resolveDecryptionKeys(opts.config, base, opts.identityFile);
   const work = await makeWorkDir(opts.config.restore.stagingDir, 'tykdr-restore-pitr-');
   try {
-    const staged = [];
-    for (const [i, seg] of plan.segments.entries()) {
-      const file = path.join(work, seg.name.replace(/\.age$/, '').replace(/\.(zst|gz)$/, ''));
-      await stageSegment({ store, seg, keys, file, signal: opts.signal });
-      const last = i === plan.segments.length - 1;
-      staged.push({ file, bytes: last ? plan.lastBytes : seg.plaintext_bytes, marks: seg.marks });
+    const { base, staged } = await stageFeed(opts, store, plan, work, note);
+
+    if (opts.selection) {
+      const outcome = await runRestore({ ...opts, store, snapshot: base.id, before: undefined, feed: { component: component.name, segments: staged } });
+      if (outcome.report.status !== 'succeeded' && outcome.report.steps.some((s) => s.status === 'failed')) {
+        (outcome.report as typeof outcome.report & { point_in_time: PointInTimeSummary }).point_in_time = summary;
+        return { ...outcome, pointInTime: summary };
+      }
+      return { ...finishReport(outcome, component, plan, summary, undefined), pointInTime: summary };
     }
-    note(`${staged.length} segment(s) checked and staged`);
 
     const outcome = await runRestore({ ...opts, store, snapshot: base.id, before: undefined });
     const report = outcome.report;
     if (report.status !== 'succeeded' && report.steps.some((s) => s.status === 'failed')) {
       return { ...outcome, pointInTime: summary };
     }
-
     const started = new Date();
     const step: StepResult = {
       id: 'redis-replay',
@@ -147,30 +186,41 @@ export async function restoreRedisToTime(opts: RestoreOptions & { at: Date }): P
     const finished = new Date();
     step.finishedAt = finished.toISOString();
     step.durationMs = finished.getTime() - started.getTime();
-    report.steps.push(step);
-    report.finished_at = finished.toISOString();
-    (report as typeof report & { point_in_time: PointInTimeSummary }).point_in_time = summary;
-    if (plan.shortBy) report.warnings.push(`point in time: ${plan.shortBy}; reached ${summary.reached} instead of ${summary.asked}`);
-
-    // RPO is measured from the point reached; RTO now ends with the replay's check.
-    const incident = new Date(report.incident_at).getTime();
-    const rpo = report.rpo[component.name];
-    if (rpo) {
-      const achieved = Math.max(0, (incident - plan.reachedAt.getTime()) / 1000);
-      report.rpo[component.name] = { ...rpo, consistent_at: summary.reached, achievedSeconds: achieved, met: achieved <= rpo.objectiveSeconds };
-    }
-    if (step.status === 'ok') {
-      const achieved = (finished.getTime() - incident) / 1000;
-      report.rto = { ...report.rto, achievedSeconds: achieved, met: achieved <= report.rto.objectiveSeconds, last_verified_at: step.finishedAt };
-    }
-    const stepsOk = report.steps.every((s) => s.status !== 'failed');
-    const missed = missedObjectives(report.rto, report.rpo, stepsOk);
-    if (stepsOk && missed.length > 0) failureKind ??= 'objectiveMissed';
-    if (stepsOk && missed.length === 0 && outcome.failureKind === 'objectiveMissed') failureKind = undefined;
-    report.status = stepsOk && missed.length === 0 ? 'succeeded' : 'failed';
-    report.verdict = { ...report.verdict, missed, passed: failureKind === undefined };
-    return { report, failureKind, pointInTime: summary };
+    return { ...finishReport({ report, failureKind }, component, plan, summary, step), pointInTime: summary };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The report of a point-in-time restore: the replay step (when the target replayed the feed), the point
+ * reached, RPO measured from it, RTO ending with the replay's check, and the verdict again.
+ */
+function finishReport(outcome: RestoreOutcome, component: RedisComponent, plan: PointInTimePlan, summary: PointInTimeSummary, step: StepResult | undefined): RestoreOutcome {
+  const { report } = outcome;
+  let failureKind = outcome.failureKind;
+  const finished = new Date();
+  if (step) report.steps.push(step);
+  report.finished_at = finished.toISOString();
+  (report as typeof report & { point_in_time: PointInTimeSummary }).point_in_time = summary;
+  if (plan.shortBy) report.warnings.push(`point in time: ${plan.shortBy}; reached ${summary.reached} instead of ${summary.asked}`);
+
+  // RPO is measured from the point reached; RTO now ends with the replay's check.
+  const incident = new Date(report.incident_at).getTime();
+  const rpo = report.rpo[component.name];
+  if (rpo) {
+    const achieved = Math.max(0, (incident - plan.reachedAt.getTime()) / 1000);
+    report.rpo[component.name] = { ...rpo, consistent_at: summary.reached, achievedSeconds: achieved, met: achieved <= rpo.objectiveSeconds };
+  }
+  if (step?.status === 'ok') {
+    const achieved = (finished.getTime() - incident) / 1000;
+    report.rto = { ...report.rto, achievedSeconds: achieved, met: achieved <= report.rto.objectiveSeconds, last_verified_at: step.finishedAt };
+  }
+  const stepsOk = report.steps.every((s) => s.status !== 'failed');
+  const missed = missedObjectives(report.rto, report.rpo, stepsOk);
+  if (stepsOk && missed.length > 0) failureKind ??= 'objectiveMissed';
+  if (stepsOk && missed.length === 0 && outcome.failureKind === 'objectiveMissed') failureKind = undefined;
+  report.status = stepsOk && missed.length === 0 ? 'succeeded' : 'failed';
+  report.verdict = { ...report.verdict, missed, passed: failureKind === undefined };
+  return { report, failureKind };
 }

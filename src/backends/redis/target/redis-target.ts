@@ -51,6 +51,7 @@ export const redisTarget: Target<RedisComponent> = {
         component,
         selection: i.selection,
         dryRun: i.dryRun,
+        feed: i.feed,
         manifest: i.entry,
         rdbFile: i.stagedFile,
         workDir: i.workDir,

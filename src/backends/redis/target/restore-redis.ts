@@ -56,6 +56,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   const wanted = input.checks.filter((n): n is RedisCheckName => (REDIS_CHECKS as readonly string[]).includes(n));
   const warnings: string[] = [];
   const details: Record<string, unknown> = { mode: r.mode, format, warnings };
+  if (input.feed && !input.selection) throw new Error(`components.${c.name}: a replication feed is applied here only for a selective restore`);
   if (input.selection && r.mode !== 'live') throw new Error(`components.${c.name}: a selective restore writes keys into the running target (restore.mode live), not ${r.mode}`);
   if (r.mode !== 'live') checkRdbFileConfig(c);
 
@@ -98,7 +99,9 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     }
     // A scratch server: restores of an AOF (commands, not RDB values): the live copy, or a file-mode restore's evidence.
     let scratchBin: ServerBinary | undefined;
-    if (r.mode === 'live' && format === 'aof') scratchBin = (await pickScratch(c, facts, snap, true, staged.aof, details, warnings, signal)).binary;
+    // A selective point in time: the snapshot and the feed are put together in a scratch server, then selected from.
+    if (input.feed) scratchBin = (await pickScratch(c, facts, snap, true, staged.aof, details, warnings, signal)).binary;
+    else if (r.mode === 'live' && format === 'aof') scratchBin = (await pickScratch(c, facts, snap, true, staged.aof, details, warnings, signal)).binary;
     else if (r.mode !== 'live' && format === 'aof' && (sampleSize > 0 || wantsCounts)) {
       // Evidence only: without a fitting binary the restore still runs, and the checks say why (restore-modes.ts).
       scratchBin = await pickScratch(c, facts, snap, false, staged.aof, details, warnings, signal).then((p) => p.binary, () => undefined);

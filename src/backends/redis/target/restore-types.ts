@@ -1,5 +1,6 @@
 /** The input and outcome of a redis restore, shared by the restore modes (kept apart so they import no restore module). */
 import type { RedisComponent } from '../../../core/config/load.js';
+import type { FeedSegment } from '../../../core/interfaces/target.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import type { KeySelection } from '../../../core/tyk/key-selection.js';
@@ -25,6 +26,11 @@ export interface RedisRestoreInput {
   selection?: KeySelection;
   /** With a selection: decide and look up (EXISTS) only; nothing is written and no check runs. */
   dryRun?: boolean;
+  /**
+   * With a selection (restore --to-time): the staged replication feed. The snapshot is loaded into a scratch
+   * server and the feed replayed there first, so the selection decides on, and writes, the keys as at that time.
+   */
+  feed?: FeedSegment[];
 }
 
 export interface RedisRestoreOutcome {

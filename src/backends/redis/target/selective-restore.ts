@@ -13,6 +13,10 @@ import { explainRestoreError } from './restore-keys-mode.js';
 import { databasesFor, type ModeContext, type ModeResult } from './restore-modes.js';
 import { Reservoir } from './reservoir.js';
 import { startScratch, type ScratchServer } from './scratch-server.js';
+import { isSingleFileEra } from './scratch-binary.js';
+import { replaySegments } from '../pitr/replay.js';
+import { TykdrError } from '../../../core/errors.js';
+import type { FeedSegment } from '../../../core/interfaces/target.js';
 import { countMissing, emptyTally, writeSelected, type SelectionTally } from './selective-write.js';
 import { CommandEncoder, RespError, type RespPipe, type RespReply } from '../protocol/resp-pipe.js';
 import { keyspaceOf, openTargetPipe, readInfo } from '../protocol/target-connection.js';
@@ -37,12 +41,15 @@ export interface SelectionSource {
  * touched. An RDB or keys snapshot is read from the staged file (no scratch server); an AOF snapshot is
  * loaded in a scratch server and read with SCAN (names filtered first), DUMP and PEXPIRETIME.
  *
- * Hook for other sources (point in time): anything that yields KeyRecord batches can be a SelectionSource,
- * handed to selectiveRestore.
+ * A point in time (input.feed, restore --to-time): the snapshot (an RDB, or an AOF) is loaded into a scratch
+ * server and the staged feed replayed into it up to the point (replay.ts: SELECT, MULTI/EXEC, RENAME and
+ * every other command as Redis ran it, expiries made absolute); the keys are then selected from the scratch
+ * server, so the selection sees each key's value at that time (a session's org_id and access_rights), keys
+ * the feed created, renamed or deleted included. Costs a scratch server holding the keyspace at that time.
  */
 export async function runSelective(ctx: ModeContext, keys: KeysInspection | undefined, cluster: ClusterTarget | null, targetVersion: string | undefined, selection: KeySelection, dryRun: boolean): Promise<ModeResult> {
   const selector = new KeySelector(selection, ctx.input.component.restore.classes);
-  const source: SelectionSource = keys
+  const source: SelectionSource = keys && !ctx.input.feed
     ? { open: (s) => keys.open(s), tally: emptyTally(), total: keys.records, close: async () => undefined }
     : await scratchSource(ctx, selector);
   return selectiveRestore(ctx, source, selector, cluster, targetVersion, dryRun);
@@ -150,18 +157,25 @@ function selectionDetails(s: KeySelection, classes: KeyClass[], t: SelectionTall
 async function scratchSource(ctx: ModeContext, selector: KeySelector): Promise<SelectionSource> {
   const { input } = ctx;
   const r = input.component.restore;
-  if (!ctx.aof) throw new Error('selective restore: neither key records nor an AOF folder were staged');
+  const feed = input.feed;
+  if (!ctx.aof && !(feed && ctx.snapshot.format === 'rdb')) {
+    throw new Error(feed ? `a point in time is replayed onto an RDB or AOF base, not a ${ctx.snapshot.format} snapshot` : 'selective restore: neither key records nor an AOF folder were staged');
+  }
   input.progress?.({ phase: 'scratch-load' });
+  const legacy = ctx.aof?.singleFile && ctx.scratchBin && isSingleFileEra(ctx.scratchBin) ? ctx.aof.manifest.base!.name : undefined;
   const scratch: ScratchServer = await startScratch({
-    bin: r.redisServer,
+    bin: ctx.scratchBin?.path ?? r.redisServer,
     dir: path.join(input.workDir, 'scratch'),
-    aof: { folder: ctx.aof.folder, dirName: ctx.aof.dirName, appendfilename: ctx.aof.appendfilename },
+    ...(ctx.aof
+      ? { aof: { folder: ctx.aof.folder, dirName: ctx.aof.dirName, appendfilename: ctx.aof.appendfilename, ...(legacy ? { singleFile: legacy } : {}) } }
+      : { rdbFile: input.rdbFile }),
     databases: databasesFor(input),
     loadTimeoutMs: parseDuration(r.loadTimeout) ?? 600_000,
     where: `components.${input.component.name}.restore`,
     signal: input.signal,
   });
   try {
+    if (feed) await replayIntoScratch(ctx, scratch, feed);
     const ks = keyspaceOf(await readInfo(await scratch.pool.db(0), 'keyspace'));
     const dbs = [...ks.keys()].sort((a, b) => a - b);
     const pexpiretime = releaseAtLeast(scratch.version, 7);
@@ -182,6 +196,34 @@ async function scratchSource(ctx: ModeContext, selector: KeySelector): Promise<S
   } catch (err) {
     await scratch.stop();
     throw err;
+  }
+}
+
+/** The point-in-time feed replayed into the scratch server; any refused command fails the restore (nothing was written yet). */
+async function replayIntoScratch(ctx: ModeContext, scratch: ScratchServer, feed: FeedSegment[]): Promise<void> {
+  const { input, details } = ctx;
+  input.progress?.({ phase: 'replay' });
+  const started = Date.now();
+  const pipe = await scratch.openPipe(0, input.signal);
+  let r;
+  try {
+    r = await replaySegments(pipe, feed, { signal: input.signal });
+  } finally {
+    pipe.close();
+  }
+  details.feed_replay = {
+    into: 'scratch server',
+    segments: feed.length,
+    commands: r.commands,
+    skipped: r.skipped,
+    expiries_made_absolute: r.expiriesMadeAbsolute,
+    errors: r.errors,
+    replay_ms: Date.now() - started,
+  };
+  if (r.errors > 0) {
+    throw new TykdrError('targetError', `${r.errors} of ${r.commands} replayed feed command(s) were refused by the scratch server (${r.firstErrors.join('; ')}); nothing was written to the target`, {
+      fix: 'check that components.' + input.component.name + '.restore.redisServer is as new as the streamed server (or leave it at the default to have tykdr pick one)',
+    });
   }
 }
 
