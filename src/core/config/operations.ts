@@ -72,7 +72,7 @@ export const leaderSchema = z
 
 export const drillSchema = z
   .strictObject({
-    redisServer: z.string().default('redis-server').describe('Binary for the scratch Redis a drill restores into.'),
+    redisServer: z.string().default('redis-server').describe('Binary for the scratch Redis a drill restores into; the default is replaced by a fitting server on PATH or in the tool cache when it cannot load the snapshot (docs/RESTORE.md, Drills).'),
     reportDir: z.string().optional().describe('Default: restore.reportDir.'),
     gateway: z
       .strictObject({

@@ -79,10 +79,10 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
     const components: Record<string, Component> = { ...opts.config.components };
     // One scratch target per configured component (a PostgreSQL component's dump and globals share one).
     const seen = new Set<string>();
-    for (const { component, target } of members.resolved.values()) {
+    for (const [name, { component, target }] of members.resolved) {
       if (seen.has(component.name)) continue;
       seen.add(component.name);
-      const s = await target.scratch({ component, config: opts.config, dir: scratchDir, signal: opts.signal });
+      const s = await target.scratch({ component, config: opts.config, dir: scratchDir, entry: manifest.components[name], signal: opts.signal });
       scratch.push(s);
       components[component.name] = s.component;
     }
@@ -122,6 +122,9 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
     });
     const reportDir = opts.config.drill.reportDir ?? opts.config.restore.reportDir;
     if (picked) outcome.report.snapshot.picked = picked;
+    const described = scratch.filter((s) => s.description !== undefined);
+    if (described.length > 0) outcome.report.scratch_targets = Object.fromEntries(described.map((s) => [s.component.name, s.description!]));
+    outcome.report.warnings.push(...scratch.flatMap((s) => s.warnings ?? []));
     if (gatewayStep) {
       for (const problem of (await gateway?.stop()) ?? []) opts.progress?.note?.(`warning: ${problem}`);
       const proof = gatewayProof(outcome.report, gw?.binary, gateway?.spawned ?? false);

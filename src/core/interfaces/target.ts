@@ -67,6 +67,10 @@ export interface TargetRestoreOutcome {
 export interface ScratchTarget<C extends Component = Component> {
   /** The component's config pointed at the scratch target. */
   component: C;
+  /** What was started, for the drill report ("Valkey 8.1.8 (/opt/valkey/bin/valkey-server)"), when it says more than the kind. */
+  description?: string;
+  /** Things the drill report should warn about (a binary other than the configured one, and why). */
+  warnings?: string[];
   stop(): Promise<string[]>;
 }
 
@@ -92,7 +96,8 @@ export interface Target<C extends Component = Component> {
   roleOf(component: C): PlanComponent | null;
   assess(input: { name: string; component: C; entry: ManifestComponent; filesTo?: string; signal?: AbortSignal }): Promise<TargetAssessment[]>;
   restore(input: TargetRestoreInput<C>): Promise<TargetRestoreOutcome>;
-  scratch(input: { component: C; config: Config; dir: string; signal?: AbortSignal }): Promise<ScratchTarget<C>>;
+  /** `entry`: the snapshot's component the drill restores into it, so the scratch target can fit it (a server version). */
+  scratch(input: { component: C; config: Config; dir: string; entry?: ManifestComponent; signal?: AbortSignal }): Promise<ScratchTarget<C>>;
   /** A copy of the component restoring to another address (`--target NAME=HOST:PORT`); absent when the kind has none. */
   retarget?(component: C, address: { host: string; port: number }): C;
 }

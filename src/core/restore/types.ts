@@ -84,6 +84,8 @@ export interface RestoreReport {
   verdict: { passed: boolean; missed: string[]; not_proven: string[] };
   /** Drills: whether a Tyk Gateway was started and proved it serves the restored keys (drill.gateway.binary). */
   gateway?: GatewayProof;
+  /** Drills: the scratch targets started, per component, when they say more than the kind (the scratch Redis's server). */
+  scratch_targets?: Record<string, string>;
   /** What ties the run to its snapshot, plan, operator and ticket (reports before tykdr 0.2 lack it). */
   evidence?: Evidence;
 }

@@ -3,6 +3,9 @@ import type { Target } from '../../../core/interfaces/target.js';
 import { REDIS_CHECKS } from './redis-checks.js';
 import { inspectRedisTarget, restoreModeStartsTarget, restoreRedis } from './restore-redis.js';
 import { startScratchRedis } from './scratch-redis.js';
+import { binaryName, chooseScratchBinary, type ServerBinary } from './scratch-binary.js';
+import { snapshotWriter } from './restore-preflight.js';
+import type { ManifestComponent } from '../../../core/manifest.js';
 import { TykdrError } from '../../../core/errors.js';
 import { connectTarget, readInfo, resolveRestoreTarget } from '../protocol/target-connection.js';
 
@@ -71,9 +74,12 @@ export const redisTarget: Target<RedisComponent> = {
     return restoreThroughFailovers(i.component, once, i.note, i.signal);
   },
 
-  async scratch({ component: c, config, dir, signal }) {
-    const s = await startScratchRedis(config.drill.redisServer, dir, signal);
+  async scratch({ component: c, config, dir, entry, signal }) {
+    const { binary, warnings } = await drillServer(config.drill.redisServer, entry, signal);
+    const s = await startScratchRedis(binary?.path ?? config.drill.redisServer, dir, signal);
     return {
+      ...(binary ? { description: `${binaryName(binary)} (${binary.path})` } : {}),
+      warnings,
       component: { ...c, sentinel: undefined, restore: { ...c.restore, mode: 'live', target: { host: '127.0.0.1', port: s.port, password: s.password } } },
       stop: async () => {
         await s.stop();
@@ -138,4 +144,23 @@ async function masterIdentity(c: RedisComponent, signal: AbortSignal): Promise<{
   } finally {
     client.disconnect();
   }
+}
+
+/**
+ * The drill's scratch Redis is the restore's target, so it must take the snapshot's values: a server whose
+ * RDB version is at least the snapshot's (rdb_version of an RDB or AOF base, payload_rdb_version of a keys
+ * snapshot). drill.redisServer is used when it fits; when it is the default ("redis-server") and does not,
+ * the closest fitting server on PATH or in tykdr's tool cache is (scratch-binary.ts), with a warning; an
+ * explicitly configured one that does not fit is refused before anything starts. Without a snapshot entry
+ * (or an RDB version) the configured binary is used as it is.
+ */
+async function drillServer(configured: string, entry: ManifestComponent | undefined, signal?: AbortSignal): Promise<{ binary: ServerBinary | null; warnings: string[] }> {
+  const src = entry?.source ?? {};
+  const rdb = Number(entry?.artifact.format === 'keys' ? src.payload_rdb_version : src.rdb_version);
+  if (!entry || !Number.isFinite(rdb) || rdb <= 0) return { binary: null, warnings: [] };
+  const chosen = await chooseScratchBinary(configured, 'drill.redisServer', { snapshotRdb: rdb, writtenBy: snapshotWriter(entry) }, signal);
+  const warnings = chosen.picked
+    ? [`drill.redisServer "${configured}" cannot take this snapshot (RDB version ${rdb}, written by ${snapshotWriter(entry)}): the drill's scratch Redis is ${binaryName(chosen.binary)} (${chosen.binary.path}) instead`]
+    : [];
+  return { binary: chosen.binary, warnings };
 }
