@@ -121,7 +121,13 @@ ${EXIT_CODES_HELP}`;
       ticket: f.ticket,
       selection,
     };
-    const toTime = parseTimeFlag('--to-time', f['to-time']);
+    if (resume?.to_time && !selection) {
+      throw badInput(
+        `the killed restore ${resume.restore_id} was a point-in-time restore to ${resume.to_time}: replaying the feed again over a partly replayed keyspace would apply some commands twice`,
+        `run it again from the start: tykdr restore --plan redis --to-time ${resume.to_time} --yes (it restores the base whole, then replays)`,
+      );
+    }
+    const toTime = resume?.to_time ? new Date(resume.to_time) : parseTimeFlag('--to-time', f['to-time']);
     if (toTime && f['dry-run'] && selection) {
       const { summary, preview } = await previewRedisToTime({ ...common, at: toTime, progress: { note: (l) => this.note(l) } });
       if (!this.jsonEnabled()) {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -217,6 +218,47 @@ components:
     for (const k of keysOfApi(atT, 'apiA')) want.set(k, atT.get(k)!);
     expectKeyspace(await keyspace(server.port), want);
   });
+
+  it('a killed selective point-in-time restore keeps its time in the journal; --resume brings API A back as at T', async () => {
+    const crash = await ws.writeConfig('crash.yaml', `${await readFile(config, 'utf8')}restore: { stagingDir: ./staging }\n`);
+    for (const k of [...deleted, changedAfterT]) {
+      await w.select(Number(k.slice(0, k.indexOf('/'))));
+      await w.del(k.slice(k.indexOf('/') + 1));
+    }
+    await w.select(0);
+    const pre = await keyspace(server.port);
+    const killed = await runCli(['restore', '--config', crash, '--plan', 'redis', '--to-time', at.toISOString(), '--api', 'apiA', '--yes'], {
+      onStderr: (chunk, kill) => {
+        if (chunk.includes('redis: restore redis')) kill('SIGKILL');
+      },
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    const dir = path.join(ws.dir, 'staging', 'tykdr-journal');
+    const journal = JSON.parse(await readFile(path.join(dir, (await readdir(dir)).find((j) => j.endsWith('.json'))!), 'utf8')) as { to_time: string; selection: { apis: string[] } };
+    expect(journal.to_time).toBe(at.toISOString());
+    expect(journal.selection.apis).toEqual(['apiA']);
+
+    const resumed = await runCli(['restore', '--config', crash, '--resume', '--json']);
+    expect(resumed.code, resumed.stderr + resumed.stdout).toBe(0);
+    expect((JSON.parse(resumed.stdout) as { report: { point_in_time: { asked: string } } }).report.point_in_time.asked).toBe(at.toISOString());
+    const want = new Map(pre);
+    for (const k of keysOfApi(atT, 'apiA')) want.set(k, atT.get(k)!);
+    expectKeyspace(await keyspace(server.port), want);
+  }, 120_000);
+
+  it('a killed whole point-in-time restore is not resumed (the feed would be replayed twice): exit 2 with the command to run again', async () => {
+    const crash = path.join(ws.dir, 'crash.yaml');
+    const killed = await runCli(['restore', '--config', crash, '--plan', 'redis', '--to-time', at.toISOString(), '--yes'], {
+      onStderr: (chunk, kill) => {
+        if (chunk.includes('redis: restore redis')) kill('SIGKILL');
+      },
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    const resumed = await runCli(['restore', '--config', crash, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(2);
+    expect(resumed.stderr).toContain(`point-in-time restore to ${at.toISOString()}`);
+    expect(resumed.stderr).toContain(`--to-time ${at.toISOString()}`);
+  }, 120_000);
 
   it('--org B at T selects by the values at T: the session moved to API A stays in org B', async () => {
     const r = await runCli(['restore', '--config', config, '--plan', 'redis', '--to-time', at.toISOString(), '--org', ORG_B, '--dry-run', '--json']);

@@ -28,6 +28,8 @@ export interface JournalEntry {
   targets?: Record<string, { host: string; port: number }>;
   /** A selective restore's filter: --resume restores the same keys (and never the whole keyspace). */
   selection?: KeySelection;
+  /** restore --to-time: the time asked (the snapshot is the chain's base); --resume restores to the same time. */
+  to_time?: string;
   /** Where each member goes, for people ("redis 10.0.0.5:6379"). */
   target_descriptions: string[];
   phase: 'staging' | 'restoring';
@@ -112,7 +114,7 @@ export function describeKilled(e: JournalEntry): string {
   const done = Object.entries(e.steps).filter(([, s]) => s === 'ok').map(([id]) => id);
   const where = e.phase === 'staging' ? 'while staging (no target was touched)' : started.length ? `during step ${started.join(', ')}` : 'between steps';
   return (
-    `restore ${e.restore_id} of snapshot ${e.snapshot} (plan ${e.plan}${e.selection ? `, selective: ${describeSelection(e.selection)}` : ''}, started ${e.started_at}) was killed ${where}` +
+    `restore ${e.restore_id} of snapshot ${e.snapshot} (plan ${e.plan}${e.to_time ? `, to time ${e.to_time}` : ''}${e.selection ? `, selective: ${describeSelection(e.selection)}` : ''}, started ${e.started_at}) was killed ${where}` +
     `${done.length ? `; steps done: ${done.join(', ')}` : ''}${e.phase === 'restoring' ? `; targets may be partial: ${e.target_descriptions.join('; ')}` : ''}`
   );
 }

@@ -72,6 +72,8 @@ export interface RestoreOptions {
   selection?: KeySelection;
   /** restore --to-time with a selection: the staged feed applied to this Redis component's snapshot before selecting. */
   feed?: { component: string; segments: FeedSegment[] };
+  /** restore --to-time: the time asked, recorded in the journal (the snapshot is the chain's base). */
+  toTime?: Date;
 }
 
 export interface DryRunSummary {
@@ -196,6 +198,7 @@ async function startJournal(run: RestoreRun): Promise<Journal> {
     ...(opts.filesTo ? { files_to: opts.filesTo } : {}),
     ...(opts.targetOverrides && Object.keys(opts.targetOverrides).length ? { targets: opts.targetOverrides } : {}),
     ...(opts.selection ? { selection: opts.selection } : {}),
+    ...(opts.toTime ? { to_time: opts.toTime.toISOString() } : {}),
     target_descriptions: run.targets.map((t) => t.target),
   });
 }

@@ -116,7 +116,7 @@ export async function restoreRedisToTime(opts: RestoreOptions & { at: Date }): P
     const { base, staged } = await stageFeed(opts, store, plan, work, note);
 
     if (opts.selection) {
-      const outcome = await runRestore({ ...opts, store, snapshot: base.id, before: undefined, feed: { component: component.name, segments: staged } });
+      const outcome = await runRestore({ ...opts, store, snapshot: base.id, before: undefined, toTime: opts.at, feed: { component: component.name, segments: staged } });
       if (outcome.report.status !== 'succeeded' && outcome.report.steps.some((s) => s.status === 'failed')) {
         (outcome.report as typeof outcome.report & { point_in_time: PointInTimeSummary }).point_in_time = summary;
         return { ...outcome, pointInTime: summary };
@@ -124,7 +124,7 @@ export async function restoreRedisToTime(opts: RestoreOptions & { at: Date }): P
       return { ...finishReport(outcome, component, plan, summary, undefined), pointInTime: summary };
     }
 
-    const outcome = await runRestore({ ...opts, store, snapshot: base.id, before: undefined });
+    const outcome = await runRestore({ ...opts, store, snapshot: base.id, before: undefined, toTime: opts.at });
     const report = outcome.report;
     if (report.status !== 'succeeded' && report.steps.some((s) => s.status === 'failed')) {
       return { ...outcome, pointInTime: summary };
