@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/paths.js';
-import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { startRedis, type RedisServer, type ServerKind } from '../helpers/redis-server.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 /**
@@ -22,21 +22,22 @@ const DBS = [0, 2];
 
 interface KeyState {
   dump: string;
-  /** PEXPIRETIME: absolute ms, or -1. */
+  /** Absolute expiry in ms, or -1. */
   expireAt: number;
   /** The string value, for sessions (to tell which API a session belongs to). */
   value?: string;
 }
 
-/** Every key of databases 0 and 2 ("db/name"), tykdr's marker left out. */
-async function keyspace(port: number): Promise<Map<string, KeyState>> {
+/** Every key of databases 0 and 2 ("db/name"), tykdr's marker left out. Redis 6.2 has no PEXPIRETIME: now + PTTL. */
+async function keyspaceOf(port: number, exact = true): Promise<Map<string, KeyState>> {
   const out = new Map<string, KeyState>();
   for (const db of DBS) {
     const r = new Redis({ port, db });
     try {
       for (const k of (await r.keys('*')).filter((k) => !k.startsWith('tykdr:')).sort()) {
         const dump = (await r.dumpBuffer(k))!;
-        const expireAt = Number(await r.call('PEXPIRETIME', k));
+        const pttl = exact ? 0 : Number(await r.pttl(k));
+        const expireAt = exact ? Number(await r.call('PEXPIRETIME', k)) : pttl < 0 ? pttl : Date.now() + pttl;
         const type = await r.type(k);
         out.set(`${db}/${k}`, { dump: createHash('sha256').update(dump).digest('hex'), expireAt, ...(type === 'string' ? { value: (await r.get(k))! } : {}) });
       }
@@ -86,8 +87,9 @@ function startStream(config: string): { child: ChildProcess; stderr: () => strin
   return { child, stderr: () => err, started, exited };
 }
 
-describe('selective point-in-time restore (--to-time with --api)', () => {
+describe.each<ServerKind>(['redis-7.0', 'redis-6.2'])('selective point-in-time restore (--to-time with --api) on %s', (kind) => {
   let server: RedisServer;
+  const keyspace = (port: number) => keyspaceOf(port, kind !== 'redis-6.2');
   let ws: Workspace;
   let config: string;
   let w: Redis;
@@ -100,7 +102,7 @@ describe('selective point-in-time restore (--to-time with --api)', () => {
   const changedAfterT = '0/apikey-a-0';
 
   beforeAll(async () => {
-    [server, ws] = await Promise.all([startRedis({ args: ['--repl-diskless-sync-delay', '0'] }), makeWorkspace()]);
+    [server, ws] = await Promise.all([startRedis({ server: kind, args: ['--repl-diskless-sync-delay', '0'] }), makeWorkspace()]);
     config = await ws.writeConfig(
       'tykdr.yaml',
       `store: { kind: local, path: ./store }
@@ -196,12 +198,14 @@ components:
   it('brings back API A as at T and leaves every other key as it is now (--no-overwrite keeps the changed A session)', async () => {
     const r = await runCli(['restore', '--config', config, '--plan', 'redis', '--to-time', at.toISOString(), '--api', 'apiA', '--yes', '--json']);
     expect(r.code, r.stderr + r.stdout).toBe(0);
-    const out = JSON.parse(r.stdout) as { report: { status: string; point_in_time: { reached: string }; steps: Array<{ id: string; details: Record<string, { selection: { written: number; kept: number }; feed_replay: { commands: number; errors: number } }> }> } };
+    const out = JSON.parse(r.stdout) as { report: { status: string; point_in_time: { reached: string }; steps: Array<{ id: string; details: Record<string, { selection: { written: number; kept: number }; feed_replay: { commands: number; errors: number }; scratch_server: string }> }> } };
     expect(out.report.status).toBe('succeeded');
     expect(new Date(out.report.point_in_time.reached).getTime()).toBeLessThanOrEqual(at.getTime());
     expect(at.getTime() - new Date(out.report.point_in_time.reached).getTime()).toBeLessThan(1500);
     const d = out.report.steps.find((st) => st.id === 'redis')!.details.redis!;
     expect(d.feed_replay.errors).toBe(0);
+    // The scratch server writes DUMP payloads the target takes: Redis 6.2 for a 6.2 target, not Debian's 7.0.
+    expect(d.scratch_server).toMatch(kind === 'redis-6.2' ? /^Redis 6\.2\./ : /^Redis 7\.0\./);
     expect(d.feed_replay.commands).toBeGreaterThan(0);
     expect(d.selection.kept).toBe(1);
     const want = new Map(afterError);
