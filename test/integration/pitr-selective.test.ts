@@ -192,6 +192,11 @@ components:
     expect(sel.would_write).toBe(atTApiA.length - 1);
     expect(sel.kept_keys).toEqual(['apikey-****']);
     expect(new Date(out.point_in_time.reached).getTime()).toBeLessThanOrEqual(at.getTime());
+    const text = await runCli(['restore', '--config', config, '--plan', 'redis', '--to-time', at.toISOString(), '--api', 'apiA', '--dry-run']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/Selective point-in-time restore of redis to \S+: base snapshot \S+ and \d+ segment\(s\)/);
+    expect(text.stdout).toContain(`would write ${atTApiA.length - 1}`);
+    expect(text.stdout).toContain('kept 1');
     expectKeyspace(await keyspace(server.port), afterError);
   });
 
