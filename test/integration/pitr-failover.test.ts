@@ -1,11 +1,9 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { repoRoot } from '../helpers/paths.js';
 import { startRedis, startSentinel, type RedisServer } from '../helpers/redis-server.js';
+import { startStream } from '../helpers/stream.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 /**
@@ -96,12 +94,10 @@ describe('point-in-time capture across a Sentinel failover', () => {
       c.disconnect();
     };
     await writeTo(first, 'seed');
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'stream', '--config', config, '--segment', '1s'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const stream = startStream(config);
+    const { child, exited } = stream;
     try {
-      await until('the chain starts', async () => /chain \S+ started/.test(err));
+      await until('the chain starts', async () => /chain \S+ started/.test(stream.stderr()));
       await writeTo(first, 'before');
       await sleep(1500);
       const c = new Redis({ port: sentinels[0]!.port, lazyConnect: true });
@@ -110,13 +106,14 @@ describe('point-in-time capture across a Sentinel failover', () => {
       c.disconnect();
       await until('a new master', async () => (await masterPort()) !== first);
       const second = await masterPort();
-      await until('the capture continues on the new master (or reports a gap)', async () => /continued after a failover|GAP:/.test(err), 90_000).catch((e: Error) => {
-        throw new Error(`${e.message}; tykdr stream said:\n${err}`);
+      await until('the capture continues on the new master (or reports a gap)', async () => /continued after a failover|GAP:/.test(stream.stderr()), 90_000).catch((e: Error) => {
+        throw new Error(`${e.message}; tykdr stream said:\n${stream.stderr()}`);
       });
       await writeTo(second, 'after');
       await sleep(2500);
       child.kill('SIGTERM');
-      expect(await exited, err).toBe(0);
+      expect(await exited, stream.stderr()).toBe(0);
+      const err = stream.stderr();
 
       // What happened is said plainly.
       const continued = /continued after a failover on 127\.0\.0\.1:(\d+)/.exec(err);

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/paths.js';
 import { startRedis, type RedisServer, type ServerKind } from '../helpers/redis-server.js';
+import { startStream } from '../helpers/stream.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 /**
@@ -41,20 +41,6 @@ function expectSameKeyspace(got: Map<string, KeyState>, want: Map<string, KeySta
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function startStream(config: string): { child: ChildProcess; stderr: () => string; started: Promise<void>; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'stream', '--config', config, '--segment', '1s'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  let resolveStarted!: () => void;
-  const started = new Promise<void>((r) => (resolveStarted = r));
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-    if (/chain \S+ started/.test(err)) resolveStarted();
-  });
-  child.stdout!.resume();
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  return { child, stderr: () => err, started, exited };
-}
 
 describe.each<ServerKind>(['redis-7.0', 'redis-6.2'])('point-in-time restore from %s', (server) => {
   let source: RedisServer;

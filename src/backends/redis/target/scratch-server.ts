@@ -1,17 +1,14 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { watchChild } from '../../../core/util/watchdog.js';
 import { randomBytes } from 'node:crypto';
 import { copyFile, cp, link, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { badInput, TykdrError } from '../../../core/errors.js';
 import { parseInfo } from '../protocol/connection.js';
 import { RespPipe } from '../protocol/resp-pipe.js';
 import { RedisPool } from '../protocol/target-connection.js';
 import { freePort } from '../../../core/net.js';
-
-const execFileP = promisify(execFile);
 
 /**
  * A private, throwaway redis-server that loads a staged RDB so its keys can be read one by one. It listens
@@ -46,25 +43,6 @@ export interface ScratchOptions {
   where: string;
   signal?: AbortSignal;
 }
-
-/** The version of a redis-server binary ("7.0.15"), from `redis-server --version`. `setting` names it in errors. */
-export async function redisServerVersion(bin: string, setting: string, signal?: AbortSignal): Promise<string> {
-  try {
-    const { stdout } = await execFileP(bin, ['--version'], { signal, timeout: 10_000 });
-    const m = /v=(\d+\.\d+\.\d+)/.exec(stdout);
-    if (!m) throw new Error(`unexpected output: ${stdout.trim().slice(0, 120)}`);
-    return m[1]!;
-  } catch (err) {
-    if ((err as Error).name === 'AbortError') throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw badInput(
-      `${setting} "${bin}" cannot be run (${code === 'ENOENT' ? 'not found' : (err as Error).message.split('\n')[0]})`,
-      `install redis-server (apt-get install redis-server) or set ${setting} to its path`,
-      err,
-    );
-  }
-}
-
 
 /** Puts the RDB inside `dir` (a hard link when possible: no copy, and the staged file stays where it was). */
 async function placeRdb(rdbFile: string, dir: string): Promise<string> {
