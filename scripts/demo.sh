@@ -10,12 +10,16 @@
 # and prints where the HTML reports are. Everything lives in .tykdr/demo (ignored; TYKDR_DEMO_DIR moves it);
 # run it again to add snapshots. TYKDR_DEMO_REDIS_PORT / TYKDR_DEMO_PG_PORT pick the ports (16379 / 15432);
 # TYKDR_DEMO_PG_DIR the PostgreSQL cluster's folder; TYKDR_DEMO_POSTGRES=0 leaves PostgreSQL out.
+# TYKDR_DEMO_SKIP_SETUP=1 skips the dependencies, build and tools steps (the test suite has done them, and
+# rebuilding dist/ while other tests run the CLI would break those runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-bash scripts/deps.sh
-npx tsc -p tsconfig.json
-bash scripts/tools.sh
+if [ "${TYKDR_DEMO_SKIP_SETUP:-0}" != 1 ]; then
+  bash scripts/deps.sh
+  npx tsc -p tsconfig.json
+  bash scripts/tools.sh
+fi
 demo=${TYKDR_DEMO_DIR:-"$root/.tykdr/demo"}
 mkdir -p "$demo"
 demo=$(cd "$demo" && pwd)

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -8,7 +9,17 @@ import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const exec = promisify(execFile);
-const manifest = path.join(repoRoot, 'oclif.manifest.json');
+
+/** Runs bin/run.js of another install root, as runCli does for the checkout. */
+async function runIn(root: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await exec(process.execPath, [path.join(root, 'bin/run.js'), ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1' } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
 
 describe('start-up', () => {
   it('--version prints what oclif prints, without loading oclif', async () => {
@@ -23,6 +34,16 @@ describe('start-up', () => {
   });
 
   it('a command manifest older than dist/commands is not used: it is replaced by a fresh one', async () => {
+    // In a copy of the install (bin/ and package.json copied, dist/ and node_modules/ linked): a stale manifest in
+    // the checkout itself would break the CLI runs of tests running at the same time.
+    const root = await mkdtemp(path.join(tmpdir(), 'tykdr-startup-'));
+    await mkdir(path.join(root, 'bin'));
+    for (const f of ['run.js', 'manifest.js']) await copyFile(path.join(repoRoot, 'bin', f), path.join(root, 'bin', f));
+    await copyFile(path.join(repoRoot, 'package.json'), path.join(root, 'package.json'));
+    await symlink(path.join(repoRoot, 'dist'), path.join(root, 'dist'));
+    await symlink(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
+    const manifest = path.join(root, 'oclif.manifest.json');
+    const runCli = (args: string[]) => runIn(root, args);
     // A stale manifest that lists no commands: were it used, every command would be "not found".
     await writeFile(manifest, JSON.stringify({ version: JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')).version, commands: {} }));
     await utimes(manifest, new Date(0), new Date(0));
@@ -37,5 +58,6 @@ describe('start-up', () => {
     const again = await runCli(['restore', '--help']);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('--plan');
+    await rm(root, { recursive: true, force: true });
   });
 });

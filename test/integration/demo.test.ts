@@ -28,7 +28,8 @@ beforeAll(async () => {
   await new Promise<void>((resolve, reject) => {
     const child = spawn('bash', [path.join(repoRoot, 'scripts/demo.sh')], {
       cwd: repoRoot,
-      env: { ...process.env, TYKDR_DEMO_DIR: dir, TYKDR_DEMO_REDIS_PORT: String(redisPort), TYKDR_DEMO_PG_PORT: String(pgPort), TYKDR_DEMO_PG_DIR: pgDir },
+      // The suite's global set-up built everything; rebuilding dist/ now would break the CLI runs of other tests.
+      env: { ...process.env, TYKDR_DEMO_SKIP_SETUP: '1', TYKDR_DEMO_DIR: dir, TYKDR_DEMO_REDIS_PORT: String(redisPort), TYKDR_DEMO_PG_PORT: String(pgPort), TYKDR_DEMO_PG_DIR: pgDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
