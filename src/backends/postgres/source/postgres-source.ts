@@ -5,6 +5,7 @@ import type { Source, SourceArtifact, SourceFacts } from '../../../core/interfac
 import { countRows, listIndexes, listTables, matchTables, referencedRoles, serverVersion, tableKey, type TableRef } from '../catalog.js';
 import { connectPg, describeEndpoint, explainPgError, libpqEnv, qualified, sourceEndpoint, type PgClient, type PgEndpoint } from '../connection.js';
 import { compileTablePattern, exactTablePattern } from '../table-patterns.js';
+import { ArchiveRowCounter } from '../archive-rows.js';
 import { lastLines, spawnToolStream, type ToolExit } from './tool-stream.js';
 import { requireToolForServer, toolPath, toolVersion, type PgVersion } from '../versions.js';
 
@@ -24,8 +25,10 @@ interface SnapshotView {
  *
  * Consistency: tykdr opens a REPEATABLE READ, READ ONLY transaction, takes ACCESS SHARE locks on every user table
  * (so no TRUNCATE or DDL can slip in), exports its snapshot with pg_export_snapshot() and hands it to pg_dump
- * (--snapshot). While pg_dump streams, the same transaction counts every dumped table's rows exactly: counts and
- * dump describe the same instant, which is `consistent_at`. The transaction stays open until both are done.
+ * (--snapshot). Every dumped table's rows are counted exactly from the archive as it streams (its COPY data: one
+ * newline per row, see ../archive-rows.ts), so counts and dump describe the same instant, `consistent_at`, without a
+ * second scan of the tables; a table the counter cannot follow is counted with count(*) in the same transaction,
+ * which stays open (locks held) until the counts are done.
  *
  * Analytics tables matching `excludeTables` keep their schema (the Dashboard expects them) but not their data
  * (--exclude-table-data, with the exact names tykdr resolved in the snapshot). pg_dump's own compression is off
@@ -70,6 +73,14 @@ export class PostgresSource implements Source {
       const excluded = snap.tables.filter((t) => snap.excluded.has(tableKey(t)));
       const lockMs = parseDuration(c.lockTimeout) ?? 60_000;
       const warnings: string[] = [];
+      // Rows are counted from the dump itself as it streams (../archive-rows.ts): the same snapshot, no second scan.
+      const counter = new ArchiveRowCounter();
+      let dumped!: () => void;
+      let stopped!: (err: Error) => void;
+      const whole = new Promise<void>((resolve, reject) => {
+        dumped = resolve;
+        stopped = reject;
+      });
       const stream = spawnToolStream({
         command: toolPath(c.binDir, 'pg_dump'),
         args: [
@@ -79,12 +90,25 @@ export class PostgresSource implements Source {
         env: libpqEnv(this.ep),
         secrets: c.password ? [c.password.reveal()] : [],
         signal,
-        judge: (exit) => this.judgeDump(exit, warnings),
+        inspect: (chunk) => counter.push(chunk),
+        judge: (exit) => {
+          const err = this.judgeDump(exit, warnings);
+          if (!err) dumped();
+          return err;
+        },
       });
-      // Counted in the exported snapshot while pg_dump streams it; a failed count fails the artifact.
+      // Once pg_dump's output was judged whole: the counts it holds; a table the counter could not follow (or an
+      // archive it does not understand) is counted with count(*) in the snapshot, whose transaction is still open.
       const rows = (async () => {
+        await whole;
+        const fromDump = counter.finish();
         const out: Record<string, number> = {};
         for (const t of counted) {
+          const n = fromDump?.get(tableKey(t));
+          if (n !== undefined) {
+            out[tableKey(t)] = n;
+            continue;
+          }
           if (released) throw new Error('the backup was stopped');
           out[tableKey(t)] = await countRows(db, t);
         }
@@ -95,10 +119,14 @@ export class PostgresSource implements Source {
       rows.catch((err: unknown) => stream.destroy(err as Error));
       // The session (and its snapshot) ends when pg_dump is done and every table is counted; at once when the
       // stream failed, was aborted or was destroyed by the pipeline. finish() needs only the counts.
-      const closed = new Promise<void>((resolve) => stream.once('close', resolve));
-      stream.once('close', () => {
-        if (!stream.readableEnded) void release();
-      });
+      // One 'close' listener (the pipeline adds its own; more would trip Node's listener warning).
+      const closed = new Promise<void>((resolve) =>
+        stream.once('close', () => {
+          stopped(new Error('the backup was stopped'));
+          if (!stream.readableEnded) void release();
+          resolve();
+        }),
+      );
       void Promise.allSettled([rows, closed]).then(release);
       return {
         stream,
@@ -106,6 +134,7 @@ export class PostgresSource implements Source {
         consistentAt: snap.takenAt,
         finish: async (): Promise<SourceFacts> => {
           const counts = await rows;
+          const offsets = counter.dataOffsets();
           const total = Object.values(counts).reduce((a, b) => a + b, 0);
           const partitioned = snap.tables.filter((t) => t.kind === 'p' && !snap.excluded.has(tableKey(t))).map(tableKey);
           return {
@@ -119,12 +148,15 @@ export class PostgresSource implements Source {
               database_bytes: Number(size.rows[0]?.n ?? 0),
               encoding: size.rows[0]?.enc,
               dump_format: 'custom',
-              consistency: 'pg_dump --snapshot of a REPEATABLE READ transaction that also counted the rows (table locks held)',
+              consistency: 'pg_dump --snapshot of a REPEATABLE READ transaction (table locks held); rows counted from the dump\'s data',
               exclude_patterns: c.excludeTables,
               tables: counts,
               total_rows: total,
               excluded_tables: excluded.map(tableKey),
               ...(partitioned.length ? { partitioned_tables: partitioned } : {}),
+              // Where each data block starts in the archive: a restore writes them into the staged copy (see
+              // writeDataOffsets) so pg_restore --jobs can seek.
+              ...(offsets ? { data_offsets: offsets } : {}),
               indexes: snap.indexes,
               roles: snap.roles,
               ...(warnings.length ? { warnings } : {}),

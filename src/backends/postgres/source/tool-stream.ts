@@ -80,7 +80,8 @@ export function spawnToolStream(opts: ToolStreamOptions): Transform {
       bytes += chunk.length;
       opts.inspect?.(chunk);
       if (head.length < 16) head = Buffer.concat([head, chunk.subarray(0, 16 - head.length)]);
-      tail = tail.length + chunk.length <= 256 ? Buffer.concat([tail, chunk]) : Buffer.concat([tail, chunk]).subarray(-256);
+      // Only the chunk's last 256 bytes are copied: the tail, not the stream.
+      tail = Buffer.concat([tail, chunk.length > 256 ? chunk.subarray(-256) : chunk]).subarray(-256);
       done(null, chunk);
     },
     flush(done: TransformCallback) {
