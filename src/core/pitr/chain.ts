@@ -132,8 +132,9 @@ export class SegmentWriter {
       this.marks.push([this.bytes, ms]);
       this.lastMarkMs = ms;
     } else if (this.marks.length > 0) {
-      // Same 10 ms window: move the window's mark forward (the bytes had all arrived by then).
-      this.marks[this.marks.length - 1]![0] = this.bytes;
+      // Same 10 ms window: move the window's mark forward to these bytes and their arrival time (a mark's
+      // time must never be earlier than its last byte's arrival, or a restore to that time would include it).
+      this.marks[this.marks.length - 1] = [this.bytes, ms];
     }
     return this.body.write(bytes);
   }
