@@ -101,7 +101,9 @@ export function absoluteExpiry(name: string, c: FeedCommand, ms: number): Buffer
     }
     case 'SET':
     case 'GETEX': {
-      const i = a.findIndex((x, k) => k >= 2 && /^(EX|PX)$/i.test(x.toString('latin1')));
+      // Options start after the key (GETEX) or after the key and the value (SET, whose value may be "EX").
+      const first = name === 'SET' ? 3 : 2;
+      const i = a.findIndex((x, k) => k >= first && /^(EX|PX)$/i.test(x.toString('latin1')));
       if (i < 0) return a;
       const v = num(a[i + 1]);
       if (!Number.isFinite(v)) return a;
