@@ -183,10 +183,15 @@ function pump(
       }
       if (!seg.write(cmds.raw, cmds.length, now)) {
         socket.pause();
-        const current = seg;
-        current.body.once('drain', () => {
+        // Resume when the store caught up with this segment: 'drain', or, when the segment was closed before
+        // it drained (a rotation right after this write), 'finish' (an ended stream never emits 'drain'),
+        // or 'close' when its upload failed (reported when it is closed).
+        const body = seg.body;
+        const resume = () => {
+          body.off('drain', resume).off('finish', resume).off('close', resume);
           if (!ended) socket.resume();
-        });
+        };
+        body.on('drain', resume).on('finish', resume).on('close', resume);
       }
       if (getack) ack();
       if (seg.size >= o.segmentBytes || now - seg.openedAt >= o.segmentMs) rotate(now);
