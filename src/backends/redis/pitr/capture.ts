@@ -235,7 +235,9 @@ function pump(
     o.signal.addEventListener('abort', onAbort, { once: true });
     if (o.signal.aborted) onAbort();
     if (feed.leftover.length > 0) onData(feed.leftover);
-    socket.resume();
+    // The socket may have closed while the base was being stored: 'close' has been emitted already.
+    if (socket.destroyed) onClose();
+    else socket.resume();
   }).then((end) => {
     if (end.error && !(end.error instanceof TykdrError)) {
       return { ...end, error: storeError(`point-in-time capture stopped: a segment could not be stored: ${end.error.message}`, 'check the store; the next start takes a new base') };

@@ -1,0 +1,64 @@
+import { pipeline } from 'node:stream/promises';
+import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { captureRedis } from '../../src/backends/redis/pitr/capture.js';
+import { LocalStore } from '../../src/backends/stores/local-store.js';
+import { generateIdentity } from '../../src/core/age/index.js';
+import { ChainWriter, type SegmentRecord } from '../../src/core/pitr/chain.js';
+import { useCleanups } from '../helpers/cleanups.js';
+import { redisComponent } from '../helpers/redis-cluster.js';
+import { startRedis } from '../helpers/redis-server.js';
+
+const { cleanups, tempDir } = useCleanups();
+
+describe('point-in-time capture faults', () => {
+  it('reconnects when the master dropped the feed while the base snapshot was still being stored', async () => {
+    const server = await startRedis();
+    cleanups.push(() => server.stop());
+    const store = new LocalStore(await tempDir('tykdr-pitr-faults-'));
+    const writer = new Redis({ port: server.port });
+    cleanups.push(async () => writer.disconnect());
+    await writer.set('before', '1');
+    const ac = new AbortController();
+    const segments: SegmentRecord[] = [];
+    const connected: string[] = [];
+    const capture = captureRedis({
+      cfg: redisComponent(`host: 127.0.0.1\nport: ${server.port}`),
+      backup: async (source, signal) => {
+        const a = await source.open(signal);
+        await pipeline(a.stream, async function* (s) {
+          for await (const _ of s) {
+            // drained
+          }
+        });
+        await a.finish();
+        // The RDB has been read; while the base is still being stored the master drops this replica
+        // (repl-timeout, its output buffer limit, a network fault).
+        await writer.client('KILL', 'TYPE', 'replica');
+        await new Promise((r) => setTimeout(r, 300));
+        return { id: 'base1', consistentAt: a.consistentAt.toISOString() };
+      },
+      startChain: (record) => ChainWriter.start(record, { store, compression: { algorithm: 'zstd', level: 1 }, keys: { recipients: [generateIdentity().recipient] } }),
+      segmentMs: 500,
+      segmentBytes: 1 << 20,
+      signal: ac.signal,
+      events: {
+        connected: (e) => connected.push(e.kind),
+        segment: (rec) => segments.push(rec),
+      },
+    });
+    while (connected.length === 0) await new Promise((r) => setTimeout(r, 100));
+    await writer.set('after', '2');
+    const target = Number(/master_repl_offset:(\d+)/.exec(await writer.info('replication'))![1]);
+
+    const giveUp = setTimeout(() => ac.abort(), 20_000);
+    while (!ac.signal.aborted && !segments.some((s) => s.end_offset >= target)) await new Promise((r) => setTimeout(r, 200));
+    clearTimeout(giveUp);
+    const stoppedEarly = ac.signal.aborted;
+    ac.abort();
+    await capture;
+    expect(stoppedEarly, `the capture never read the feed again (connections: ${connected.join(', ')})`).toBe(false);
+    expect(connected).toEqual(['full', 'continue']);
+    expect(Math.max(...segments.map((s) => s.end_offset))).toBeGreaterThanOrEqual(target);
+  }, 60_000);
+});
