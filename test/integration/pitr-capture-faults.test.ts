@@ -61,4 +61,44 @@ describe('point-in-time capture faults', () => {
     expect(connected).toEqual(['full', 'continue']);
     expect(Math.max(...segments.map((s) => s.end_offset))).toBeGreaterThanOrEqual(target);
   }, 60_000);
+  it('closes the replica connection when it is stopped while the base is being stored (after its RDB was read)', async () => {
+    const server = await startRedis();
+    cleanups.push(() => server.stop());
+    const store = new LocalStore(await tempDir('tykdr-pitr-faults-'));
+    const writer = new Redis({ port: server.port });
+    cleanups.push(async () => writer.disconnect());
+    const ac = new AbortController();
+    let rdbRead = false;
+    const capture = captureRedis({
+      cfg: redisComponent(`host: 127.0.0.1\nport: ${server.port}`),
+      backup: async (source, signal) => {
+        const a = await source.open(signal);
+        await pipeline(a.stream, async function* (s) {
+          for await (const _ of s) {
+            // drained
+          }
+        });
+        rdbRead = true;
+        // Still storing the base (a slow upload) when SIGTERM comes.
+        await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+        throw new Error('unreachable');
+      },
+      startChain: (record) => ChainWriter.start(record, { store, compression: { algorithm: 'zstd', level: 1 }, keys: { recipients: [generateIdentity().recipient] } }),
+      segmentMs: 500,
+      segmentBytes: 1 << 20,
+      signal: ac.signal,
+    });
+    while (!rdbRead) await new Promise((r) => setTimeout(r, 50));
+    expect(await writer.info('replication')).toMatch(/connected_slaves:1/);
+    ac.abort();
+    await capture;
+    // The master sees the replica go (within a few seconds; a connection left open would stay listed).
+    let info = '';
+    for (let i = 0; i < 50; i++) {
+      info = await writer.info('replication');
+      if (/connected_slaves:0/.test(info)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(info).toMatch(/connected_slaves:0/);
+  }, 60_000);
 });

@@ -59,6 +59,8 @@ export async function captureRedis(o: CaptureOptions): Promise<CaptureResult> {
   while (!o.signal.aborted) {
     let feed: ReplicaFeed;
     let addr: RedisAddress;
+    /** A full resync's feed: handed over when its RDB has been read; closed here when the base fails. */
+    let fullFeed: Promise<ReplicaFeed> | undefined;
     try {
       addr = await resolveAddress(o.cfg, o.signal);
       const common = {
@@ -79,6 +81,7 @@ export async function captureRedis(o: CaptureOptions): Promise<CaptureResult> {
       } else {
         o.events?.connected?.({ address: `${addr.host}:${addr.port}`, kind: 'full', replid: start.replid, offset: start.offset, failover: false });
         const previous = chain ? { chain: chain.record.chain, last_offset: offset, last_at: lastAt, reason: `the master could not continue replication id ${replid} at offset ${offset + 1}` } : undefined;
+        fullFeed = start.feed;
         const facts = { replication: { replid: start.replid, offset: start.offset } };
         const base = await o.backup(new RedisSource(o.cfg, { addr, rdb: start.rdb, facts }), o.signal);
         o.events?.base?.({ snapshot: base.id, offset: start.offset });
@@ -99,6 +102,8 @@ export async function captureRedis(o: CaptureOptions): Promise<CaptureResult> {
       }
       backoff = 1000;
     } catch (err) {
+      // The RDB was read but the base failed (or was stopped): the feed's socket is ours to close.
+      void fullFeed?.then((f) => f.socket.destroy());
       if (o.signal.aborted || isAbortError(err)) break;
       const e = explainRedisError(err, o.cfg, { host: o.cfg.host, port: o.cfg.port, via: 'config' });
       if (!chain) throw e; // nothing captured yet: a bad address or password is the operator's to fix now
