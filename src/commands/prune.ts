@@ -8,7 +8,7 @@ import { pruneSnapshots, type PruneEntry, type PruneResult, type UnfinishedEntry
 
 export default class Prune extends TykdrCommand<typeof Prune> {
   static override summary = 'Remove snapshots the retention policy no longer keeps (a dry run unless --confirm).';
-  static override description = `Applies the retention section of tykdr.yaml, restic-style: keepLast, then the newest snapshot in each of the last N hours, days, ISO weeks, months and years (UTC) that have one, and keepWithin. Only complete snapshots count, ordered by manifest time. Always kept: the newest complete snapshot of each component, and the newest snapshot that passed a drill. Incomplete snapshots are removed once older than incompleteGrace.
+  static override description = `Applies the retention section of tykdr.yaml, restic-style: keepLast, then the newest snapshot in each of the last N hours, days, ISO weeks, months and years (UTC) that have one, and keepWithin. Only complete snapshots count, ordered by manifest time. Always kept: the newest complete snapshot of each component, the newest snapshot that passed a drill, and the base snapshot of every point-in-time chain (streams/; chains themselves are not pruned). Incomplete snapshots are removed once older than incompleteGrace.
 
 Without --confirm nothing is deleted: prune lists what would go and why (--verbose also lists what stays and why). With --confirm, each snapshot's manifest is deleted first (so an interrupted prune leaves an incomplete snapshot, never a complete-looking one with holes), then its objects and its stored reports.
 

@@ -2,7 +2,7 @@ import { describeLock, type ObjectInfo, type ObjectLock, type Store, type Unfini
 import { listSnapshots, type SnapshotSummary } from '../catalog.js';
 import { requireDuration } from '../duration.js';
 import { isAbortError, TykdrError } from '../errors.js';
-import { manifestKey, snapshotPrefix } from '../layout.js';
+import { manifestKey, parseStreamKey, snapshotPrefix, STREAMS_PREFIX } from '../layout.js';
 import { reportKey } from '../restore/report-files.js';
 import { drillPassedIds } from './drills.js';
 import { evidenceCutoff, partitionReports, sweepOrphanReports, type EvidencePolicy, type ReportSweep } from './evidence.js';
@@ -135,6 +135,16 @@ export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
   const snapshots = await listSnapshots(store, signal);
   const drillPassed = await drillPassedIds(store, { among: new Set(snapshots.filter((s) => s.complete).map((s) => s.id)), signal });
   const decisions = new Map(planRetention(snapshots, opts.policy, { now, drillPassed }).map((d) => [d.id, d]));
+  // A point-in-time chain (streams/<id>/) replays onto its base snapshot (the same id): without it, no time
+  // inside the chain can be restored. Chains have no retention of their own yet, so their bases stay.
+  for (const id of await chainBases(store, signal)) {
+    const d = decisions.get(id);
+    if (d && snapshots.some((x) => x.id === id && x.complete)) {
+      if (!d.keep) d.reasons = [];
+      d.keep = true;
+      d.reasons.push(`base of point-in-time chain ${STREAMS_PREFIX}${id}/`);
+    }
+  }
   const cutoff = evidenceCutoff(now, opts.evidence);
 
   const entries: PruneEntry[] = [];
@@ -284,4 +294,14 @@ async function removeSnapshot(store: Store, s: SnapshotSummary, cutoff: Date, si
 function count(r: Removal, o: ObjectInfo): void {
   r.objects++;
   r.bytes += o.size;
+}
+
+/** Ids of the snapshots that are the base of a point-in-time chain (a streams/<id>/chain.json exists). */
+async function chainBases(store: Store, signal?: AbortSignal): Promise<Set<string>> {
+  const out = new Set<string>();
+  for await (const o of store.list(STREAMS_PREFIX, { signal })) {
+    const k = parseStreamKey(o.key);
+    if (k?.name === 'chain.json') out.add(k.chain);
+  }
+  return out;
 }
