@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { TykdrError } from '../../../core/errors.js';
 import { CommandSplitter, type FeedCommand } from '../formats/command-feed.js';
-import { CommandEncoder, RespError, type RespPipe } from '../protocol/resp-pipe.js';
+import { CommandEncoder, RespError, type RespPipe, type RespReply } from '../protocol/resp-pipe.js';
 
 /** Not data: the master's keepalives and replica protocol, which a normal server refuses or does not need. */
 const SKIP = new Set(['PING', 'REPLCONF']);
@@ -38,12 +38,16 @@ export async function replaySegments(pipe: RespPipe, segments: ReplaySegment[], 
   const flush = async () => {
     if (enc.count === 0) return;
     const replies = await pipe.exec(enc.take());
-    for (const rep of replies) {
+    const count = (rep: RespReply) => {
       if (rep instanceof RespError) {
         r.errors += 1;
         if (r.firstErrors.length < 5) r.firstErrors.push(rep.message.slice(0, 160));
+      } else if (Array.isArray(rep)) {
+        // EXEC answers with its commands' replies: one refused inside a transaction is an error too.
+        for (const inner of rep) count(inner);
       }
-    }
+    };
+    for (const rep of replies) count(rep);
     opts.onProgress?.(r.commands);
   };
   for (const seg of segments) {
