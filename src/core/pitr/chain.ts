@@ -352,14 +352,21 @@ export class CoverageTracker {
 
   /** The newest chain of each component, from a listing, with its highest complete segment. */
   private async relist(signal?: AbortSignal): Promise<void> {
-    const byChain = new Map<string, number>();
+    const seqs = new Map<string, Set<number>>();
     for await (const o of this.store.list(STREAMS_PREFIX, { signal })) {
       const k = parseStreamKey(o.key);
       if (!k) continue;
       const seq = /^seg-(\d{8})\.json$/.exec(k.name);
-      const cur = byChain.get(k.chain) ?? 0;
-      if (k.name === 'chain.json') byChain.set(k.chain, cur);
-      else if (seq) byChain.set(k.chain, Math.max(cur, Number(seq[1])));
+      const set = seqs.get(k.chain) ?? new Set<number>();
+      if (seq) set.add(Number(seq[1]));
+      if (k.name === 'chain.json' || seq) seqs.set(k.chain, set);
+    }
+    // The highest segment reached without a hole (as listChains): a stranded later one covers nothing.
+    const byChain = new Map<string, number>();
+    for (const [chain, set] of seqs) {
+      let n = 0;
+      while (set.has(n + 1)) n += 1;
+      byChain.set(chain, n);
     }
     // Chain ids sort by time: the newest chain of each component wins.
     for (const chain of [...byChain.keys()].sort()) {
