@@ -15,19 +15,34 @@ export class CommandSplitter {
   private buf: Buffer = Buffer.alloc(0);
   /** Feed offset of buf[0]. */
   private base = 0;
+  /** Chunks received after buf that cannot complete its command yet (joined once `need` bytes are there). */
+  private parts: Buffer[] = [];
+  private partsBytes = 0;
+  /** Bytes buf (with parts) must hold before its unfinished command can complete: a large value arriving in
+   * many chunks is joined once, not once per chunk. */
+  private need = 0;
 
   /** The commands `chunk` completed, and their bytes (one contiguous slice, exactly as received). */
   push(chunk: Buffer): FeedCommand[] & { raw?: Buffer } {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     const out: FeedCommand[] & { raw?: Buffer } = [];
+    if (this.buf.length > 0 && this.buf.length + this.partsBytes + chunk.length < this.need) {
+      this.parts.push(chunk);
+      this.partsBytes += chunk.length;
+      return out;
+    }
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, ...this.parts, chunk]);
+    this.parts = [];
+    this.partsBytes = 0;
     let pos = 0;
+    const hint = { need: 0 };
     for (;;) {
-      const parsed = parseCommand(this.buf, pos);
+      const parsed = parseCommand(this.buf, pos, hint);
       if (parsed === null) break;
       out.push({ args: parsed.args, end: this.base + parsed.next });
       pos = parsed.next;
     }
     this.base += pos;
+    this.need = hint.need - pos;
     out.raw = this.buf.subarray(0, pos);
     // Keep only the unfinished tail; copy it so the chunk it came from can be released.
     this.buf = pos === this.buf.length ? Buffer.alloc(0) : Buffer.from(this.buf.subarray(pos));
@@ -36,12 +51,15 @@ export class CommandSplitter {
 
   /** Bytes held for a command not yet complete. */
   get pending(): number {
-    return this.buf.length;
+    return this.buf.length + this.partsBytes;
   }
 }
 
-/** One command at `pos`, or null when the buffer ends inside it. Throws on bytes that are not RESP. */
-export function parseCommand(buf: Buffer, pos: number): { args: Buffer[]; next: number } | null {
+/**
+ * One command at `pos`, or null when the buffer ends inside it (then `hint.need`, when given, is a buffer
+ * length the command needs at least). Throws on bytes that are not RESP.
+ */
+export function parseCommand(buf: Buffer, pos: number, hint?: { need: number }): { args: Buffer[]; next: number } | null {
   if (pos >= buf.length) return null;
   const c = buf[pos];
   if (c === 0x0a || c === 0x0d) return { args: [], next: pos + 1 };
@@ -65,7 +83,10 @@ export function parseCommand(buf: Buffer, pos: number): { args: Buffer[]; next: 
     if (len === null) return null;
     const size = Number(len.text);
     if (!Number.isInteger(size) || size < 0) throw new Error(`bad RESP bulk length "${len.text.slice(0, 20)}"`);
-    if (len.next + size + 2 > buf.length) return null;
+    if (len.next + size + 2 > buf.length) {
+      if (hint) hint.need = len.next + size + 2;
+      return null;
+    }
     args.push(buf.subarray(len.next, len.next + size));
     p = len.next + size + 2;
   }
