@@ -6,6 +6,7 @@ import { LocalStore } from '../../src/backends/stores/local-store.js';
 import { generateIdentity } from '../../src/core/age/index.js';
 import { ChainWriter, type SegmentRecord } from '../../src/core/pitr/chain.js';
 import { useCleanups } from '../helpers/cleanups.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { redisComponent } from '../helpers/redis-cluster.js';
 import { startRedis } from '../helpers/redis-server.js';
 
@@ -100,5 +101,46 @@ describe('point-in-time capture faults', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(info).toMatch(/connected_slaves:0/);
+  }, 60_000);
+  it('counts a master that stopped sending (a frozen network path) as lost after the idle timeout, although its own ACKs still go out', async () => {
+    const server = await startRedis();
+    cleanups.push(() => server.stop());
+    const proxy = await startFaultProxy({ port: server.port });
+    cleanups.push(() => proxy.close());
+    const store = new LocalStore(await tempDir('tykdr-pitr-faults-'));
+    const ac = new AbortController();
+    const connected: string[] = [];
+    const disconnected: string[] = [];
+    const capture = captureRedis({
+      cfg: redisComponent(`host: 127.0.0.1\nport: ${proxy.port}`),
+      backup: async (source, signal) => {
+        const a = await source.open(signal);
+        await pipeline(a.stream, async function* (s) {
+          for await (const _ of s) {
+            // drained
+          }
+        });
+        await a.finish();
+        return { id: 'base1', consistentAt: a.consistentAt.toISOString() };
+      },
+      startChain: (record) => ChainWriter.start(record, { store, compression: { algorithm: 'zstd', level: 1 }, keys: { recipients: [generateIdentity().recipient] } }),
+      segmentMs: 500,
+      segmentBytes: 1 << 20,
+      idleTimeoutMs: 2000,
+      signal: ac.signal,
+      events: {
+        connected: (e) => connected.push(e.kind),
+        disconnected: (e) => disconnected.push(e.reason),
+      },
+    });
+    while (connected.length === 0) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 500));
+    proxy.freeze();
+    const giveUp = setTimeout(() => ac.abort(), 15_000);
+    while (!ac.signal.aborted && disconnected.length === 0) await new Promise((r) => setTimeout(r, 200));
+    clearTimeout(giveUp);
+    ac.abort();
+    await capture;
+    expect(disconnected[0], 'the capture never noticed that nothing arrived').toMatch(/no byte from the master for 2 s/);
   }, 60_000);
 });

@@ -155,6 +155,11 @@ function pump(
   let closing: Promise<void> = Promise.resolve();
   let storeFailure: Error | undefined;
   let ended = false;
+  // Idle means nothing read while reading: the socket's own timeout also counts the ACKs this side writes
+  // every second, so a master that went silent (a dead path, no FIN) would never time out.
+  const idleMs = o.idleTimeoutMs ?? 60_000;
+  let lastReadMs = Date.now();
+  let waitingForStore = false;
 
   return new Promise<PumpEnd>((resolve) => {
     const ack = () => {
@@ -173,6 +178,7 @@ function pump(
     };
     const onData = (chunk: Buffer) => {
       const now = Date.now();
+      lastReadMs = now;
       let cmds;
       try {
         cmds = splitter.push(chunk);
@@ -188,12 +194,15 @@ function pump(
       }
       if (!seg.write(cmds.raw, cmds.length, now)) {
         socket.pause();
+        waitingForStore = true;
         // Resume when the store caught up with this segment: 'drain', or, when the segment was closed before
         // it drained (a rotation right after this write), 'finish' (an ended stream never emits 'drain'),
         // or 'close' when its upload failed (reported when it is closed).
         const body = seg.body;
         const resume = () => {
           body.off('drain', resume).off('finish', resume).off('close', resume);
+          waitingForStore = false;
+          lastReadMs = Date.now();
           if (!ended) socket.resume();
         };
         body.on('drain', resume).on('finish', resume).on('close', resume);
@@ -204,6 +213,10 @@ function pump(
     // Segments close on time within a fifth of their length; offsets are acknowledged every second.
     const tick = setInterval(() => {
       const now = Date.now();
+      if (!waitingForStore && now - lastReadMs >= idleMs) {
+        onTimeout();
+        return;
+      }
       const age = now - seg.openedAt;
       if ((seg.size > 0 && age >= o.segmentMs) || age >= HEARTBEAT_MS) rotate(now);
     }, Math.max(50, Math.min(1000, Math.floor(o.segmentMs / 5))));
