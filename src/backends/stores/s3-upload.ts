@@ -65,16 +65,11 @@ export async function uploadObject(o: UploadOptions): Promise<void> {
     }
   };
 
-  let chunks: Buffer[] = [];
-  let buffered = 0;
-  const take = (size: number): Buffer => {
-    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
-    const part = all.subarray(0, size);
-    const rest = all.subarray(size);
-    chunks = rest.length > 0 ? [Buffer.from(rest)] : [];
-    buffered = rest.length;
-    return part;
-  };
+  // Parts are filled in place in buffers of partSize that are reused once their UploadPart settled (after
+  // any retries): at most concurrency in flight plus one filling, and each byte is copied once.
+  const free: Buffer[] = [];
+  let cur: Buffer | null = null;
+  let fill = 0;
 
   let uploadId: string | undefined;
   let partNumber = 0;
@@ -82,7 +77,8 @@ export async function uploadObject(o: UploadOptions): Promise<void> {
   const inflight = new Set<Promise<void>>();
   let partError: { err: unknown } | undefined;
 
-  const sendPart = async (data: Buffer) => {
+  const sendPart = async (part: Buffer, size: number) => {
+    const data = size === part.length ? part : part.subarray(0, size);
     if (uploadId === undefined) {
       const created = await o.client.send(new CreateMultipartUploadCommand({ ...o.params, ChecksumAlgorithm: 'CRC32' }), opts);
       if (!created.UploadId) throw new Error('CreateMultipartUpload answered without an upload id');
@@ -103,7 +99,10 @@ export async function uploadObject(o: UploadOptions): Promise<void> {
         partError ??= { err };
         stop.abort(err); // the other parts, and the read of the body, stop at once
       })
-      .finally(() => inflight.delete(p));
+      .finally(() => {
+        inflight.delete(p);
+        free.push(part);
+      });
     inflight.add(p);
   };
 
@@ -112,17 +111,28 @@ export async function uploadObject(o: UploadOptions): Promise<void> {
       const r = await nextChunk();
       if (r.done) break;
       const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-      chunks.push(chunk);
-      buffered += chunk.length;
-      while (buffered >= o.partSize) await sendPart(take(o.partSize));
+      let at = 0;
+      while (at < chunk.length) {
+        cur ??= free.pop() ?? Buffer.allocUnsafeSlow(o.partSize);
+        const n = chunk.copy(cur, fill, at);
+        fill += n;
+        at += n;
+        if (fill === o.partSize) {
+          const part = cur;
+          cur = null;
+          fill = 0;
+          await sendPart(part, o.partSize);
+        }
+      }
       if (partError) throw partError.err;
     }
     if (uploadId === undefined && partNumber === 0) {
       // The whole body fits in one part: a plain PutObject.
-      await o.client.send(new PutObjectCommand({ ...o.params, Body: take(buffered), ChecksumAlgorithm: 'CRC32' }), opts);
+      const Body = cur === null ? Buffer.alloc(0) : cur.subarray(0, fill);
+      await o.client.send(new PutObjectCommand({ ...o.params, Body, ChecksumAlgorithm: 'CRC32' }), opts);
       return;
     }
-    if (buffered > 0) await sendPart(take(buffered));
+    if (cur !== null && fill > 0) await sendPart(cur, fill);
     await Promise.all(inflight);
     if (partError) throw partError.err;
     done.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
