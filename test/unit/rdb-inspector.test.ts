@@ -19,11 +19,12 @@ interface SeenKey {
 }
 
 /** Runs `data` through an inspector in chunks of `size` bytes. */
-async function inspect(data: Buffer, size: number): Promise<{ facts: RdbFacts; out: Buffer; keys: SeenKey[] }> {
+async function inspect(data: Buffer, size: number, borrowKeys = false): Promise<{ facts: RdbFacts; out: Buffer; keys: SeenKey[] }> {
   const chunks: Buffer[] = [];
   for (let o = 0; o < data.length; o += size) chunks.push(data.subarray(o, o + size));
   const keys: SeenKey[] = [];
   const ins = new RdbInspector({
+    borrowKeys,
     onKey: (db, key, type, expiresAtMs, truncated) => keys.push({ db, key: key.toString('latin1'), type, expiresAtMs, truncated }),
   });
   const out: Buffer[] = [];
@@ -177,6 +178,16 @@ describe('RdbInspector on RDB files written by a real redis-server', () => {
       expect(r.out.equals(rdb), `chunk ${size}`).toBe(true);
       expect(r.facts).toEqual(whole.facts);
       expect(r.keys).toEqual(whole.keys);
+    }
+  });
+
+  it('reports the same keys with borrowKeys (views into the chunk) as with copies, whatever the chunk size', async () => {
+    const copies = await inspect(rdb, 65536);
+    for (const size of [65536, 4096, 17, 1]) {
+      const r = await inspect(rdb, size, true);
+      expect(r.out.equals(rdb), `chunk ${size}`).toBe(true);
+      expect(r.facts).toEqual(copies.facts);
+      expect(r.keys).toEqual(copies.keys);
     }
   });
 

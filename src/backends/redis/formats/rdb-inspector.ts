@@ -24,11 +24,16 @@ export interface RdbFacts {
 
 export interface RdbInspectorOptions {
   /**
-   * Called for every key, in file order. `key` is a copy the listener may keep; a key longer than
+   * Called for every key, in file order. `key` is a copy the listener may keep (a view with borrowKeys); a key longer than
    * CAPTURE_LIMIT (64 KiB) is cut to that length and `truncated` is true. `type` is the RDB value type
    * (see rdb-constants.ts); expiresAtMs is absolute Unix milliseconds. A throw fails the stream.
    */
   onKey?: KeyListener;
+  /**
+   * True: onKey's `key` is a view into the stream's chunk where the key lies whole in it, valid only during the
+   * call (no copy per key); for listeners that only read the key (count it, classify it) and keep nothing.
+   */
+  borrowKeys?: boolean;
   /** Called with each key record's file offsets (type byte .. end of value); see RecordBoundsListener. */
   onRecordBounds?: RecordBoundsListener;
   /**
@@ -72,7 +77,7 @@ export class RdbInspector extends Transform {
   constructor(opts: RdbInspectorOptions = {}) {
     super();
     this.computeCrc = opts.checksum !== false;
-    this.parser = new RdbParser(opts.onKey, opts.onRecordBounds);
+    this.parser = new RdbParser(opts.onKey, opts.onRecordBounds, opts.borrowKeys === true);
     this.onTail = opts.onTail;
   }
 

@@ -65,8 +65,11 @@ export class RdbParser extends RdbReader {
   constructor(
     private readonly onKey?: KeyListener,
     private readonly onRecordBounds?: RecordBoundsListener,
+    /** True: onKey's `key` may be a view into the chunk, valid only during the call (see RdbInspectorOptions.borrowKeys). */
+    borrowKeys = false,
   ) {
     super();
+    this.borrowStrings = borrowKeys;
   }
 
   /**

@@ -27,6 +27,12 @@ export abstract class RdbReader {
   protected sULen = 0;
   protected sInt = 0;
 
+  /**
+   * True: a string that lies whole in the chunk (and is not LZF-compressed) reaches onString as a view into
+   * the chunk, valid only during the call, instead of a copy.
+   */
+  protected borrowStrings = false;
+
   // A captured string cut by a chunk boundary.
   protected capBuf: Buffer | null = null;
   private capFill = 0;
@@ -124,6 +130,10 @@ export abstract class RdbReader {
     const ulen = this.sKind === STR_LZF ? this.sULen : -1;
     const want = Math.min(total, ulen >= 0 ? LZF_CAPTURE_LIMIT : CAPTURE_LIMIT);
     if (end - p >= want) {
+      if (this.borrowStrings && ulen < 0) {
+        this.captured(kind, buf.subarray(p, p + want), ulen, total, p);
+        return p + total;
+      }
       const copy = Buffer.allocUnsafe(want);
       buf.copy(copy, 0, p, p + want);
       this.captured(kind, copy, ulen, total, p);

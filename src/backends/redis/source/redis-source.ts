@@ -82,6 +82,8 @@ export class RedisSource implements Source {
     }
     const classes: Record<string, Record<KeyClass, number>> = {};
     const inspector = new RdbInspector({
+      // The listener only classifies the key: no copy of each key.
+      borrowKeys: true,
       onKey: (db, key) => {
         const counts = (classes[db] ??= emptyClassCounts());
         counts[classifyKey(key)]++;
