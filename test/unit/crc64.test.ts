@@ -32,6 +32,16 @@ describe('Crc64', () => {
     }
   });
 
+  it('matches the reference at every alignment of the input (from 512 bytes it reads 4-byte words once aligned)', () => {
+    const data = randomBytes(1200);
+    for (let off = 0; off < 8; off++) {
+      for (const n of [0, 1, 15, 16, 17, 100, 511, 512, 513, 514, 515, 527, 528, 529, 1000, 1027]) {
+        const view = new Uint8Array(data.buffer, data.byteOffset + off, n);
+        expect(crcOf(view).digestHex(), `offset ${off}, ${n} bytes`).toBe(reference(view).toString(16).padStart(16, '0'));
+      }
+    }
+  });
+
   it('gives the same result incrementally, whatever the split', () => {
     const data = randomBytes(100_003);
     const whole = crcOf(data).digestHex();

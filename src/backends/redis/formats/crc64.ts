@@ -4,13 +4,18 @@
  * every byte before it, written little-endian; 0 means the writer had `rdbchecksum no`.
  *
  * The 64-bit state is kept as two int32 halves and the tables as Int32Array (no BigInt, no heap numbers),
- * processed 16 bytes per step (slicing-by-16): ~1.5 GB/s on one core of the project machine.
+ * processed 16 bytes per step (slicing-by-16), read as four 32-bit words once the input is 4-byte aligned: about
+ * 1.35 GB/s on one core of the project machine, against 0.95 GB/s reading the same steps byte by byte (same run).
  */
 
 /** The Jones polynomial, bit-reversed (for the reflected algorithm), as two 32-bit halves. */
 const POLY_HI = 0x95ac9329;
 const POLY_LO = 0xac4bc9b5 | 0;
 const SLICES = 16;
+/** Words are read as Int32Array (platform byte order); the word loop is for little-endian platforms only. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+/** Inputs shorter than this are read byte by byte (a 40-byte input: 300 MB/s that way, 205 MB/s through a word view). */
+const WORDS_FROM = 512;
 
 /**
  * HI[k*256 + i] / LO[k*256 + i]: high / low half of the CRC of byte i followed by k zero bytes.
@@ -47,6 +52,56 @@ export class Crc64 {
   private lo = 0;
 
   update(buf: Uint8Array): void {
+    if (buf.length < WORDS_FROM || !LITTLE_ENDIAN) {
+      this.updateBytes(buf);
+      return;
+    }
+    const H = HI;
+    const L = LO;
+    let hi = this.hi;
+    let lo = this.lo;
+    let i = 0;
+    const n = buf.length;
+    // Bytes up to a 4-byte boundary one at a time, then 16 bytes per step read as four little-endian words.
+    const lead = (4 - (buf.byteOffset & 3)) & 3;
+    for (; i < lead; i++) {
+      const x = (lo ^ buf[i]!) & 0xff;
+      lo = ((lo >>> 8) | (hi << 24)) ^ L[x]!;
+      hi = (hi >>> 8) ^ H[x]!;
+    }
+    const words = (n - i) >>> 4;
+    if (words > 0) {
+      const w = new Int32Array(buf.buffer, buf.byteOffset + i, words * 4);
+      const m = w.length;
+      for (let j = 0; j < m; j += 4) {
+        const a = lo ^ w[j]!;
+        const b = hi ^ w[j + 1]!;
+        const c = w[j + 2]!;
+        const d = w[j + 3]!;
+        hi =
+          H[3840 + (a & 0xff)]! ^ H[3584 + ((a >>> 8) & 0xff)]! ^ H[3328 + ((a >>> 16) & 0xff)]! ^ H[3072 + (a >>> 24)]! ^
+          H[2816 + (b & 0xff)]! ^ H[2560 + ((b >>> 8) & 0xff)]! ^ H[2304 + ((b >>> 16) & 0xff)]! ^ H[2048 + (b >>> 24)]! ^
+          H[1792 + (c & 0xff)]! ^ H[1536 + ((c >>> 8) & 0xff)]! ^ H[1280 + ((c >>> 16) & 0xff)]! ^ H[1024 + (c >>> 24)]! ^
+          H[768 + (d & 0xff)]! ^ H[512 + ((d >>> 8) & 0xff)]! ^ H[256 + ((d >>> 16) & 0xff)]! ^ H[d >>> 24]!;
+        lo =
+          L[3840 + (a & 0xff)]! ^ L[3584 + ((a >>> 8) & 0xff)]! ^ L[3328 + ((a >>> 16) & 0xff)]! ^ L[3072 + (a >>> 24)]! ^
+          L[2816 + (b & 0xff)]! ^ L[2560 + ((b >>> 8) & 0xff)]! ^ L[2304 + ((b >>> 16) & 0xff)]! ^ L[2048 + (b >>> 24)]! ^
+          L[1792 + (c & 0xff)]! ^ L[1536 + ((c >>> 8) & 0xff)]! ^ L[1280 + ((c >>> 16) & 0xff)]! ^ L[1024 + (c >>> 24)]! ^
+          L[768 + (d & 0xff)]! ^ L[512 + ((d >>> 8) & 0xff)]! ^ L[256 + ((d >>> 16) & 0xff)]! ^ L[d >>> 24]!;
+      }
+      i += words * 16;
+    }
+    for (; i < n; i++) {
+      const x = (lo ^ buf[i]!) & 0xff;
+      lo = ((lo >>> 8) | (hi << 24)) ^ L[x]!;
+      hi = (hi >>> 8) ^ H[x]!;
+    }
+    this.hi = hi;
+    this.lo = lo;
+  }
+
+  /** Slicing-by-16 reading bytes: for short inputs, where making a word view costs more than it saves. */
+  private updateBytes(buf: Uint8Array): void {
     const H = HI;
     const L = LO;
     let hi = this.hi;
