@@ -87,14 +87,17 @@ export function realJobs(config: Config, log: Logger): Jobs {
       const copied: string[] = [];
       const failures: Array<{ store: string; error: string }> = [];
       if (targets.length === 0) return { ok: true, message: 'no copy store with auto: nothing to copy', copied };
-      const { copySnapshots } = await loadCopy();
+      const { copySnapshots, missingSnapshots } = await loadCopy();
       const from = backends.openStore(config.store);
       for (const t of targets) {
         signal.throwIfAborted();
         try {
-          const [r] = await copySnapshots({ from, to: backends.openStore(t.cfg), ids: [snapshotId], check: true, signal });
+          const to = backends.openStore(t.cfg);
+          // Earlier snapshots whose copy failed (the copy store was down) are caught up with the new one.
+          const behind = (await missingSnapshots(from, to, signal)).filter((id) => id !== snapshotId);
+          const results = await copySnapshots({ from, to, ids: [...behind, snapshotId], check: true, signal });
           copied.push(t.name);
-          log.info('snapshot copied', { snapshot: snapshotId, store: t.name, bytes_copied: r!.bytesCopied, duration_ms: r!.durationMs, checked_objects: r!.checked?.objects });
+          for (const r of results) log.info('snapshot copied', { snapshot: r.id, store: t.name, bytes_copied: r.bytesCopied, duration_ms: r.durationMs, checked_objects: r.checked?.objects, ...(r.id === snapshotId ? {} : { caught_up: true }) });
         } catch (err) {
           if (signal.aborted) throw err;
           failures.push({ store: t.name, error: errorMessage(err) });

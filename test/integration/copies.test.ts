@@ -24,6 +24,8 @@ let config: string;
 let filesRoot: string;
 
 const offsiteDir = () => path.join(ws.dir, 'offsite');
+/** A snapshot whose copy to offsite failed (its object was altered at the time): the daemon catches it up. */
+let notCopied = '';
 
 async function s3Objects(bucket: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
@@ -170,6 +172,7 @@ describe('tykdr copy', () => {
     const b = await cli(['backup', '--json', '--component', 'redis']);
     expect(b.code, b.stderr).toBe(0);
     const id = (JSON.parse(b.stdout) as { id: string }).id;
+    notCopied = id;
     const objects = await s3Objects('primary');
     const rdbKey = [...objects.keys()].find((k) => k.startsWith(`snapshots/${id}/redis.`))!;
     const bytes = Buffer.from(objects.get(rdbKey)!);
@@ -207,6 +210,9 @@ describe('the daemon copies every new snapshot', () => {
     const id = /"snapshot":"([^"]+)"/.exec(copied!)![1]!;
     expect(existsSync(path.join(offsiteDir(), 'snapshots', id, 'manifest.json'))).toBe(true);
     expect((await s3Objects('region2')).size).toBe(before);
+    // The snapshot whose copy failed earlier is caught up in the same run.
+    expect(d.stdout + d.stderr).toMatch(new RegExp(`"snapshot copied".*"snapshot":"${notCopied}".*"caught_up":true`));
+    expect(existsSync(path.join(offsiteDir(), 'snapshots', notCopied, 'manifest.json'))).toBe(true);
   });
 });
 

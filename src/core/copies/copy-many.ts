@@ -1,4 +1,5 @@
 import type { Store } from '../interfaces/store.js';
+import { MANIFEST_NAME, parseKey, SNAPSHOTS_PREFIX } from '../layout.js';
 import { formatBytes } from '../duration.js';
 import { checkStoredSnapshot, copySnapshot, type CopyResult } from './copy.js';
 
@@ -48,4 +49,21 @@ export async function copySnapshots(opts: {
     out.push(r);
   }
   return out;
+}
+
+/**
+ * Complete snapshots of `from` that `to` does not hold complete (oldest first, at most `limit`, the newest of
+ * them): from the two stores' key listings only, no manifest read.
+ */
+export async function missingSnapshots(from: Store, to: Store, signal?: AbortSignal, limit = 20): Promise<string[]> {
+  const complete = async (s: Store) => {
+    const ids = new Set<string>();
+    for await (const o of s.list(SNAPSHOTS_PREFIX, { signal })) {
+      const k = parseKey(o.key);
+      if (k?.name === MANIFEST_NAME) ids.add(k.id);
+    }
+    return ids;
+  };
+  const [have, there] = await Promise.all([complete(from), complete(to)]);
+  return [...have].filter((id) => !there.has(id)).sort().slice(-limit);
 }

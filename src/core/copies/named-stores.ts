@@ -1,5 +1,5 @@
 import type { Config, CopyStore, Store as StoreConfig } from '../config/load.js';
-import { listSnapshots } from '../catalog.js';
+import { isSnapshotId, MANIFEST_NAME, manifestKey, parseKey, SNAPSHOTS_PREFIX } from '../layout.js';
 import { badInput, TykdrError } from '../errors.js';
 import type { Store } from '../interfaces/store.js';
 import { oneLine } from '../util/text.js';
@@ -67,6 +67,8 @@ export async function chooseStore(
   const others = opts.fallback === false ? [] : namedStores(config).filter((s) => s.name !== first.name);
   if (others.length === 0) return { name: first.name, store: openStore(first.cfg), skipped: [] };
   const wanted = opts.snapshot !== undefined && opts.snapshot !== 'latest' ? opts.snapshot : undefined;
+  // Not an id at all: the caller's own read says so, naming the value.
+  if (wanted !== undefined && !isSnapshotId(wanted)) return { name: first.name, store: openStore(first.cfg), skipped: [] };
   const limitMs = opts.probeTimeoutMs ?? 30_000;
   const skipped: ChosenStore['skipped'] = [];
   let unreachable = false;
@@ -76,9 +78,7 @@ export async function chooseStore(
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     let reason: string;
     try {
-      const complete = (await listSnapshots(store, signal)).filter((s) => s.complete);
-      const ok = wanted === undefined ? complete.length > 0 : complete.some((s) => s.id === wanted);
-      if (ok) {
+      if (await holdsSnapshot(store, wanted, signal)) {
         if (skipped.length > 0) opts.note?.(`using store "${c.name}" (${store.location}) instead`);
         return { name: c.name, store, skipped };
       }
@@ -94,4 +94,16 @@ export async function chooseStore(
   throw new TykdrError(unreachable ? 'storeError' : 'badInput', `no store will do: ${skipped.map((s) => `"${s.name}" (${s.location}): ${s.reason}`).join('; ')}`, {
     fix: unreachable ? 'check the endpoints and credentials of the store and its copies' : 'list the snapshots with `tykdr snapshots --store NAME`',
   });
+}
+
+/**
+ * Whether a store holds the snapshot (a manifest for `wanted`), or any complete snapshot: one stat, or a listing
+ * that stops at the first manifest. Cheap on purpose: the probe must not read every manifest of a large store.
+ */
+async function holdsSnapshot(store: Store, wanted: string | undefined, signal: AbortSignal): Promise<boolean> {
+  if (wanted !== undefined) return (await store.stat(manifestKey(wanted), { signal })) !== null;
+  for await (const o of store.list(SNAPSHOTS_PREFIX, { signal })) {
+    if (parseKey(o.key)?.name === MANIFEST_NAME) return true;
+  }
+  return false;
 }
