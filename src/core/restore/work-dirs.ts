@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { badInput } from '../errors.js';
@@ -7,6 +7,8 @@ import { makeDir } from '../util/make-dir.js';
 /** Prefixes of the private folders restores and drills make under the staging folder. */
 export const WORK_DIR_PREFIXES = ['tykdr-restore-', 'tykdr-drill-'] as const;
 const OWNER = '.tykdr-owner.json';
+/** A work folder being made (before its owner file is in): holds no data. */
+const NEW_PREFIX = '.tykdr-new-';
 
 interface Owner {
   pid: number;
@@ -22,9 +24,13 @@ export async function makeWorkDir(stagingDir: string | undefined, prefix: (typeo
   const base = stagingDir ?? tmpdir();
   try {
     await makeDir(base);
-    const dir = await mkdtemp(path.join(base, prefix));
+    // Made under a name no sweep mistakes for a work folder, marked, then renamed: a work folder always has its
+    // owner file (a run killed in between leaves an empty, ownerless NEW_PREFIX folder the next sweep removes).
+    const fresh = await mkdtemp(path.join(base, NEW_PREFIX));
     const owner: Owner = { pid: process.pid, host: hostname(), started_at: new Date().toISOString() };
-    await writeFile(path.join(dir, OWNER), JSON.stringify(owner), { mode: 0o600 });
+    await writeFile(path.join(fresh, OWNER), JSON.stringify(owner), { mode: 0o600 });
+    const dir = path.join(base, `${prefix}${path.basename(fresh).slice(NEW_PREFIX.length)}`);
+    await rename(fresh, dir);
     return dir;
   } catch (err) {
     throw badInput(
@@ -56,6 +62,15 @@ export async function sweepStaleWorkDirs(stagingDir: string | undefined): Promis
   const names = await readdir(base).catch(() => [] as string[]);
   const removed: string[] = [];
   for (const name of names) {
+    if (name.startsWith(NEW_PREFIX)) {
+      // A folder whose making was cut short holds no data: removed once its maker is gone (or after a minute).
+      const dir = path.join(base, name);
+      const maker = await readFile(path.join(dir, OWNER), 'utf8').then((t) => JSON.parse(t) as Owner, () => null);
+      const st = await stat(dir).catch(() => null);
+      const gone = maker ? maker.host === hostname() && maker.pid !== process.pid && !processAlive(maker.pid) : st !== null && Date.now() - st.mtimeMs > 60_000;
+      if (gone) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      continue;
+    }
     if (!WORK_DIR_PREFIXES.some((p) => name.startsWith(p))) continue;
     const dir = path.join(base, name);
     let owner: Owner | null = null;
