@@ -195,7 +195,9 @@ steps:
 async function expectNothingLeft(what: string): Promise<void> {
   await eventually(`no process using ${staging}`, async () => (await processesUsing(staging)).length === 0);
   const left = (await readdir(staging).catch(() => [] as string[])).filter((n) => n.startsWith('tykdr-restore-'));
-  expect(left, `staged folders left after ${what}`).toEqual([]);
+  const owners = await Promise.all(left.map((n) => readFile(path.join(staging, n, '.tykdr-owner.json'), 'utf8').catch((e: Error) => `no owner file (${e.message})`)));
+  const inside = await Promise.all(left.map((n) => readdir(path.join(staging, n)).catch(() => [] as string[])));
+  expect(left, `staged folders left after ${what}: ${left.map((n, i) => `${n} owner ${owners[i]} holding [${inside[i]!.join(', ')}]`).join('; ')}`).toEqual([]);
 }
 
 const journals = async () => (await readdir(path.join(staging, 'tykdr-journal')).catch(() => [] as string[])).filter((j) => j.endsWith('.json'));

@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Store } from '../interfaces/store.js';
@@ -18,7 +17,7 @@ import { resolveDecryptionKeys } from './decryption-keys.js';
 import { measureRpo, measureRto, missedObjectives } from './objectives.js';
 import { assessTargets, planMembers, preflightRestore, secretWarnings, type PlanMembers, type TargetAssessment } from './preflight.js';
 import { stageArtifact, type StagedArtifact } from './staging.js';
-import { makeWorkDir, sweepStaleWorkDirs } from './work-dirs.js';
+import { makeWorkDir, removeWorkDir, sweepStaleWorkDirs } from './work-dirs.js';
 import { describeKilled, forgetRestore, Journal, killedRestores, type JournalEntry } from './journal.js';
 import { runStep, StepFailure } from './steps.js';
 import type { DrillGatewayStarter, RestoreReport, StepResult } from './types.js';
@@ -176,7 +175,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreOutcome> 
       await runSteps(run, staged, workDir);
     }
   } finally {
-    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    await removeWorkDir(workDir).catch((err: Error) => run.note(`warning: could not remove the staging folder ${workDir}: ${err.message}; it may hold decrypted snapshot data: remove it by hand`));
   }
   // An interrupted restore keeps its journal: `--resume` finishes it. Otherwise the report tells the rest.
   if (run.failureKind !== 'interrupted') {

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { rm } from 'node:fs/promises';
 import type { Config } from '../config/load.js';
 import { badInput, TykdrError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
@@ -11,7 +10,7 @@ import { describeSelection, type KeySelection } from '../tyk/key-selection.js';
 import { resolveDecryptionKeys } from './decryption-keys.js';
 import type { PlanMembers } from './preflight.js';
 import { stageArtifact } from './staging.js';
-import { makeWorkDir } from './work-dirs.js';
+import { makeWorkDir, removeWorkDir } from './work-dirs.js';
 
 /** What a selective restore would do to one Redis component (restore --dry-run with a selection). */
 export interface SelectionPreview {
@@ -82,7 +81,7 @@ export async function previewSelection(o: {
       out.push({ component: name, selection });
     }
   } finally {
-    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    await removeWorkDir(workDir).catch(() => undefined);
   }
   return out;
 }

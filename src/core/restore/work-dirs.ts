@@ -68,7 +68,7 @@ export async function sweepStaleWorkDirs(stagingDir: string | undefined): Promis
       const maker = await readFile(path.join(dir, OWNER), 'utf8').then((t) => JSON.parse(t) as Owner, () => null);
       const st = await stat(dir).catch(() => null);
       const gone = maker ? maker.host === hostname() && maker.pid !== process.pid && !processAlive(maker.pid) : st !== null && Date.now() - st.mtimeMs > 60_000;
-      if (gone) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      if (gone) await removeWorkDir(dir).catch(() => undefined);
       continue;
     }
     if (!WORK_DIR_PREFIXES.some((p) => name.startsWith(p))) continue;
@@ -81,8 +81,21 @@ export async function sweepStaleWorkDirs(stagingDir: string | undefined): Promis
       if (!st?.isDirectory() || Date.now() - st.mtimeMs < 3_600_000) continue;
     }
     if (owner && (owner.host !== hostname() || owner.pid === process.pid || processAlive(owner.pid))) continue;
-    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-    removed.push(`removed ${dir}, left by a killed tykdr run${owner ? ` (pid ${owner.pid}, started ${owner.started_at})` : ''}: it may have held decrypted snapshot data`);
+    const who = `left by a killed tykdr run${owner ? ` (pid ${owner.pid}, started ${owner.started_at})` : ''}`;
+    try {
+      await removeWorkDir(dir);
+      removed.push(`removed ${dir}, ${who}: it may have held decrypted snapshot data`);
+    } catch (err) {
+      removed.push(`warning: could not remove ${dir}, ${who}: ${(err as Error).message}; it may hold decrypted snapshot data: remove it by hand`);
+    }
   }
   return removed;
+}
+
+/**
+ * Removes a work folder and everything in it. Retried: a child process still finishing a write into it (a
+ * tool being stopped) makes a single recursive removal fail with ENOTEMPTY or EBUSY.
+ */
+export async function removeWorkDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
