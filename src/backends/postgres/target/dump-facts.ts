@@ -15,8 +15,6 @@ const dumpFacts = z.object({
   partitioned_tables: z.array(z.string()).default([]),
   indexes: z.record(z.string(), z.array(z.string())).default({}),
   roles: z.array(z.string()).default([]),
-  /** Dump id -> where its data block starts in the archive (absent in older snapshots). */
-  data_offsets: z.record(z.string(), z.number().int().nonnegative()).optional(),
 });
 
 /** What a restore relies on in a `postgres-globals` entry's `source` (written by PostgresGlobalsSource). */

@@ -7,7 +7,6 @@ import { checkDatabaseCounts, checkDatabaseIndexes } from './postgres-checks.js'
 import { connectPg, dbnameConninfo, describeEndpoint, explainPgError, libpqEnv, targetEndpoint, type PgClient, type PgEndpoint } from '../connection.js';
 import { majorLabel, majorOf, toolPath, toolVersion, versionNum } from '../versions.js';
 import { readDumpFacts, type DumpFacts } from './dump-facts.js';
-import { writeDataOffsets } from '../archive-rows.js';
 import { planExcludedTables } from './keep-excluded.js';
 import { restoreGlobals } from './restore-globals.js';
 import { runTool } from './run-tool.js';
@@ -89,10 +88,6 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
       if (probe !== db) await probe.end();
     }
     db ??= await connectPg(ep);
-
-    // The archive was streamed, so its table of contents has no data offsets: the backup recorded them, and with
-    // them written in, pg_restore's parallel workers seek to their table instead of each reading the whole file.
-    if (facts.data_offsets) details.data_offsets_written = await writeDataOffsets(input.stagedFile, facts.data_offsets).catch(() => 0);
 
     // Excluded tables the target has keep their rows: pg_restore gets a list without them (see keep-excluded.ts).
     const keep = await planExcludedTables({
