@@ -10,7 +10,7 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 const manifestFile = path.join(root, 'oclif.manifest.json');
 
 /** Newest modification time of the compiled commands (0 when dist/commands is missing). */
-function newestCommand(dir = path.join(root, 'dist', 'commands')) {
+export function newestCommand(dir = path.join(root, 'dist', 'commands')) {
   let newest = 0;
   let entries;
   try {
@@ -26,15 +26,28 @@ function newestCommand(dir = path.join(root, 'dist', 'commands')) {
   return newest;
 }
 
-/** True when oclif.manifest.json exists and is not older than dist/commands; a stale one is removed. */
-export function manifestIsFresh() {
-  let at;
+/** Modification time of a file, or -1 when it is missing. */
+function mtime(file) {
   try {
-    at = statSync(manifestFile).mtimeMs;
+    return statSync(file).mtimeMs;
   } catch {
-    return false;
+    return -1;
   }
-  if (at >= newestCommand()) return true;
+}
+
+/**
+ * True when dist/bundle/ (bin/bundle.js) was made from the current dist/: tsc rewrites every file it emits,
+ * so a bundle older than dist/commands is stale. `newest` is newestCommand(), computed once by the caller.
+ */
+export function bundleIsFresh(newest = newestCommand()) {
+  return newest > 0 && mtime(path.join(root, 'dist', 'bundle', 'STAMP')) >= newest;
+}
+
+/** True when oclif.manifest.json exists and is not older than dist/commands; a stale one is removed. */
+export function manifestIsFresh(newest = newestCommand()) {
+  const at = mtime(manifestFile);
+  if (at < 0) return false;
+  if (at >= newest) return true;
   try {
     unlinkSync(manifestFile);
   } catch {
@@ -43,10 +56,22 @@ export function manifestIsFresh() {
   return false;
 }
 
-/** Writes the manifest of a loaded oclif Config (atomically; a read-only install is left without one). */
+/**
+ * Points the loaded manifest's commands at one layout: dist/commands (tsc's files) or dist/bundle/commands. oclif
+ * imports a command from the manifest's relativePath, so the same manifest serves both layouts this way.
+ */
+export function useCommandsDir(config, dir) {
+  for (const cmd of Object.values(config.rootPlugin.manifest?.commands ?? {})) {
+    const at = cmd.relativePath?.indexOf('commands') ?? -1;
+    if (at >= 0) cmd.relativePath = [...dir.split('/'), ...cmd.relativePath.slice(at + 1)];
+  }
+}
+
+/** Writes the manifest of a loaded oclif Config (atomically; a read-only install is left without one), for dist/commands. */
 export function writeManifest(config) {
   const tmp = `${manifestFile}.${process.pid}.tmp`;
   try {
+    useCommandsDir(config, 'dist/commands');
     writeFileSync(tmp, JSON.stringify(config.rootPlugin.manifest));
     renameSync(tmp, manifestFile);
   } catch {

@@ -3,20 +3,26 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { manifestIsFresh, root, writeManifest } from './manifest.js';
+import { bundleIsFresh, manifestIsFresh, newestCommand, root, useCommandsDir, writeManifest } from './manifest.js';
 
 const argv = process.argv.slice(2);
+const pjson = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 if (argv.length === 1 && argv[0] === '--version') {
   // What oclif prints for --version, without loading oclif (start-up is part of every restore's RTO).
-  const pjson = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
   process.stdout.write(`${pjson.oclif?.bin ?? pjson.name}/${pjson.version} ${process.platform}-${process.arch} node-${process.version}\n`);
 } else {
-  const fresh = manifestIsFresh();
-  const { Config, run, flush, handle } = await import('@oclif/core');
+  const newest = newestCommand();
+  const fresh = manifestIsFresh(newest);
+  // The bundle (npm run build: bin/bundle.js) when it was made from this dist/, else dist/'s own modules.
+  const bundled = process.env.TYKDR_NO_BUNDLE !== '1' && bundleIsFresh(newest);
+  const commands = bundled ? 'dist/bundle/commands' : 'dist/commands';
+  pjson.oclif.commands = `./${commands}`;
+  const { Config, run, flush, handle } = bundled ? await import('../dist/bundle/cli/oclif-entry.js') : await import('@oclif/core');
   // As oclif's execute(): run, flush, and errors through oclif's handler (exit codes).
   try {
-    const config = await Config.load(root);
+    const config = await Config.load({ root, pjson });
     if (!fresh) writeManifest(config);
+    useCommandsDir(config, commands);
     await run(argv, config);
     await flush();
   } catch (err) {

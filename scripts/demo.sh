@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 if [ "${TYKDR_DEMO_SKIP_SETUP:-0}" != 1 ]; then
   bash scripts/deps.sh
-  npx tsc -p tsconfig.json
+  npm run build --silent
   bash scripts/tools.sh
 fi
 demo=${TYKDR_DEMO_DIR:-"$root/.tykdr/demo"}

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-npx tsc -p tsconfig.json
+npm run build --silent
 bash scripts/tools.sh
 exec npx vitest run "$@"

@@ -12,6 +12,6 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export default function setup(): void {
   execFileSync('bash', [path.join(root, 'scripts/tools.sh')], { stdio: 'inherit' });
   if (!existsSync(path.join(root, 'dist/commands'))) {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
   }
 }

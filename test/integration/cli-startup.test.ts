@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { cp, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -59,5 +59,54 @@ describe('start-up', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('--plan');
     await rm(root, { recursive: true, force: true });
+  });
+
+  it('the bundle (bin/bundle.js) runs every command, and is used only while it is newer than dist/commands', async () => {
+    // A copy of the install with its own dist/ (the checkout's bundle may be missing or stale: only `npm run build`
+    // makes one), bundled here by the build's own script.
+    const root = await mkdtemp(path.join(tmpdir(), 'tykdr-bundle-'));
+    try {
+      await mkdir(path.join(root, 'bin'));
+      for (const f of ['run.js', 'manifest.js', 'bundle.js']) await copyFile(path.join(repoRoot, 'bin', f), path.join(root, 'bin', f));
+      await copyFile(path.join(repoRoot, 'package.json'), path.join(root, 'package.json'));
+      await cp(path.join(repoRoot, 'dist'), path.join(root, 'dist'), { recursive: true, filter: (src) => !src.includes(`${path.sep}bundle`) });
+      await symlink(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
+      await symlink(path.join(repoRoot, 'plans'), path.join(root, 'plans'));
+      await exec(process.execPath, [path.join(root, 'bin/bundle.js')], { cwd: root });
+
+      // Every bundled command module loads (a library that breaks when bundled fails here, not in a user's restore).
+      const commands: string[] = [];
+      const walk = async (dir: string): Promise<void> => {
+        for (const e of await readdir(dir, { withFileTypes: true })) {
+          if (e.isDirectory()) await walk(path.join(dir, e.name));
+          else if (e.name.endsWith('.js')) commands.push(path.join(dir, e.name));
+        }
+      };
+      await walk(path.join(root, 'dist/bundle/commands'));
+      expect(commands.length).toBeGreaterThanOrEqual(15);
+      const probe = `const fs = ${JSON.stringify(commands.map((c) => pathToFileURL(c).href))};
+        for (const f of fs) { const m = await import(f); if (typeof m.default?.prototype?.run !== 'function') throw new Error(f + ': no command'); }
+        console.log('loaded ' + fs.length);`;
+      const loaded = await exec(process.execPath, ['--input-type=module', '-e', probe], { cwd: root });
+      expect(loaded.stdout.trim()).toBe(`loaded ${commands.length}`);
+
+      // A real command through the bundle (its built-in plans found from the bundle's own place), then proof of which code ran: a bundled command replaced by a marker.
+      const real = await runIn(root, ['plan', 'show', 'full', '--json']);
+      expect(real.code, real.stderr).toBe(0);
+      expect(JSON.parse(real.stdout)).toHaveProperty('steps');
+      const marked = path.join(root, 'dist/bundle/commands/snapshots.js');
+      await writeFile(marked, `import { Command } from '@oclif/core';\nexport default class M extends Command { async run() { this.log('from the bundle'); } }\n`);
+      expect((await runIn(root, ['snapshots'])).stdout).toBe('from the bundle\n');
+      // tsc rewrites every file it emits: a bundle older than dist/commands is stale, and dist/ runs instead.
+      const old = new Date(Date.now() - 3600_000);
+      await utimes(path.join(root, 'dist/bundle/STAMP'), old, old);
+      const fallback = await runIn(root, ['snapshots', '--help']);
+      expect(fallback.code, fallback.stderr).toBe(0);
+      expect(fallback.stdout).toContain('--config');
+      const ranDist = await runIn(root, ['snapshots']);
+      expect(ranDist.stdout).not.toContain('from the bundle');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { badInput } from '../errors.js';
+import { PACKAGE_ROOT } from '../util/package-root.js';
 import { parseDuration } from '../duration.js';
 import { parseYaml, schemaError } from '../yaml-doc.js';
 import { checksOfRole } from '../checks/registry.js';
 import { planSchema, type PlanData, type PlanStep } from './schema.js';
 
 /** Plans shipped with tykdr (plans/*.yaml next to package.json). */
-export const BUILTIN_PLANS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../plans');
+export const BUILTIN_PLANS_DIR = path.join(PACKAGE_ROOT, 'plans');
 
 export interface Plan extends PlanData {
   file: string;

@@ -2,9 +2,9 @@ import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { badInput } from '../../../core/errors.js';
+import { PACKAGE_ROOT } from '../../../core/util/package-root.js';
 import { minRedisForRdb } from '../formats/rdb-versions.js';
 import { maxDumpVersion } from '../protocol/server-info.js';
 
@@ -51,7 +51,7 @@ export async function describeBinary(bin: string, setting: string, signal?: Abor
 }
 
 /** tykdr's own tool cache (scripts/tools.sh installs the server matrix there): <install root>/.tools/bin. */
-const TOOLS_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../.tools/bin');
+const TOOLS_BIN = path.join(PACKAGE_ROOT, '.tools', 'bin');
 const SERVER_NAME = /^(redis|valkey)-server(-\d+(\.\d+)*)?$/;
 
 /** Where tykdr looks for a scratch server's binary: PATH, the configured binary's folder, tykdr's tool cache. */
