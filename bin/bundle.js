@@ -21,6 +21,22 @@ function jsFiles(dir, acc = []) {
   return acc;
 }
 
+/**
+ * zod re-exports every locale it ships (z.locales: 290 KB of the 570 KB zod adds to every command) from
+ * v4/locales/index.js, which no tree-shaking can drop from a namespace. tykdr's messages are English (zod's
+ * default, which zod sets from locales/en.js itself): the index is bundled with English only.
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+      contents: "export { default as en } from './en.js';\n",
+      resolveDir: path.dirname(args.path),
+      loader: 'js',
+    }));
+  },
+};
+
 const { build } = await import('esbuild');
 rmSync(tmp, { recursive: true, force: true });
 await build({
@@ -41,6 +57,7 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
   // CommonJS libraries inside an ES module bundle still call require() for node's built-ins.
+  plugins: [zodEnglishOnly],
   banner: { js: "import { createRequire as __tykdrRequire } from 'node:module'; const require = __tykdrRequire(import.meta.url);" },
 });
 // The stamp is written last (bin/run.js trusts a bundle only with one newer than dist/commands), then the new
