@@ -1,7 +1,6 @@
 import type { Component } from '../core/config/load.js';
 import type { Source } from '../core/interfaces/source.js';
 import type { Target } from '../core/interfaces/target.js';
-import { FilesSource } from './files/source/files-source.js';
 import { redisSources } from './redis/source/sources.js';
 
 type Of<K extends Component['kind']> = Extract<Component, { kind: K }>;
@@ -17,12 +16,12 @@ interface Kind<K extends Component['kind']> {
  * Component kinds plug in here, keyed by kind; each kind's code lives in its own folder
  * (src/backends/<kind>/source, .../target) and its config section in src/core/config/components/.
  * A component yields one or more sources (one artifact each): e.g. PostgreSQL with `globals: true` also
- * yields "<name>-globals". Database sources and every target are imported on first use: their drivers
- * (pg, mongodb) cost start-up time that a Redis-only backup should not pay.
+ * yields "<name>-globals". Sources other than Redis's and every target are imported on first use: their
+ * libraries (pg, mongodb, tar) cost start-up time that a Redis-only backup should not pay.
  */
 const kinds: { [K in Component['kind']]: Kind<K> } = {
   redis: { sources: redisSources, target: async () => (await import('./redis/target/redis-target.js')).redisTarget },
-  files: { sources: (cfg) => [new FilesSource(cfg)], target: async () => (await import('./files/target/files-target.js')).filesTarget },
+  files: { sources: async (cfg) => [new (await import('./files/source/files-source.js')).FilesSource(cfg)], target: async () => (await import('./files/target/files-target.js')).filesTarget },
   postgres: {
     sources: async (cfg) => (await import('./postgres/source/sources.js')).postgresSources(cfg),
     target: async () => (await import('./postgres/target/postgres-target.js')).postgresTarget,

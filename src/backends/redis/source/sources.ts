@@ -1,22 +1,20 @@
 import type { RedisComponent } from '../../../core/config/load.js';
 import type { Source } from '../../../core/interfaces/source.js';
-import { AofSource } from './aof-source.js';
-import { KeysSource } from './keys-source.js';
-import { RedisSource } from './redis-source.js';
 
 /**
- * The Redis source for a component's mode:
+ * The Redis source for a component's mode, its module imported on first use (the AOF source brings tar,
+ * the key-level source the cluster code: start-up that an RDB backup should not pay):
  *   rdb   an RDB streamed over the replication protocol (SYNC), as `redis-cli --rdb` does
  *   aof   the multi-part AOF folder, copied where Redis's data dir is readable
  *   keys  SCAN + DUMP, for managed Redis (no SYNC, no CONFIG) and Redis Cluster
  */
-export function redisSources(cfg: RedisComponent): Source[] {
+export async function redisSources(cfg: RedisComponent): Promise<Source[]> {
   switch (cfg.mode) {
     case 'aof':
-      return [new AofSource(cfg)];
+      return [new (await import('./aof-source.js')).AofSource(cfg)];
     case 'keys':
-      return [new KeysSource(cfg)];
+      return [new (await import('./keys-source.js')).KeysSource(cfg)];
     default:
-      return [new RedisSource(cfg)];
+      return [new (await import('./redis-source.js')).RedisSource(cfg)];
   }
 }
