@@ -8,7 +8,7 @@
  * version, median, table, runMain); they keep their own measured() and waitQuiet(), which differ on purpose.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import os from 'node:os';
@@ -213,10 +213,28 @@ export function describeCheckout(root: string): string {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     }).trim();
-    return `${root} at commit ${commit}${dirty ? ', with uncommitted changes in src/ (dist/ is whatever was last built)' : ''}`;
+    return `${root} at commit ${commit}${dirty ? ', with uncommitted changes in src/ (dist/ is whatever was last built)' : ''}; ${cliLayout(root)}`;
   } catch {
-    return `${root} (not a git checkout)`;
+    return `${root} (not a git checkout); ${cliLayout(root)}`;
   }
+}
+
+/** Which code bin/run.js runs there: the bundle (npm run build) while it is newer than dist/commands, else dist/'s modules. */
+export function cliLayout(root: string): string {
+  const newest = (dir: string): number => {
+    let n = 0;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      n = Math.max(n, e.isDirectory() ? newest(p) : e.name.endsWith('.js') ? statSync(p).mtimeMs : 0);
+    }
+    return n;
+  };
+  const stamp = path.join(root, 'dist/bundle/STAMP');
+  if (process.env.TYKDR_NO_BUNDLE === '1') return 'CLI from dist/ modules (TYKDR_NO_BUNDLE=1)';
+  if (!existsSync(stamp)) return 'CLI from dist/ modules (no bundle: npm run build makes one)';
+  return statSync(stamp).mtimeMs >= newest(path.join(root, 'dist/commands'))
+    ? 'CLI bundled (dist/bundle)'
+    : 'CLI from dist/ modules (the bundle is older than dist/: npm run build)';
 }
 
 /**

@@ -12,7 +12,7 @@
  * polled from /proc every 50 ms as bench/redis-backup.ts does; "tykdr peak RSS" is its node process.
  *
  * Everything (the cluster, temp folders) is started here and removed on exit, failure or Ctrl-C.
- * Needs: dist/ (npx tsc -p tsconfig.json), /usr/lib/postgresql/15/bin (initdb, pg_ctl, pgbench, pg_dump, pg_restore),
+ * Needs: dist/ (npm run build), /usr/lib/postgresql/15/bin (initdb, pg_ctl, pgbench, pg_dump, pg_restore),
  * age, age-keygen. Run as root, the cluster runs as the `postgres` system user. bench/postgres-run.sh does all of that.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -291,7 +291,7 @@ async function main(): Promise<void> {
   try {
     statSync(path.join(repoRoot, 'dist/commands/backup.js'));
   } catch {
-    throw new Error('dist/ is missing: run npx tsc -p tsconfig.json');
+    throw new Error('dist/ is missing: run npm run build');
   }
 
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';

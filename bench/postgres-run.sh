@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-npx tsc -p tsconfig.json
+npm run build --silent
 PG_BIN="${TYKDR_PG_BIN:-/usr/lib/postgresql/15/bin}"
 if [ ! -x "$PG_BIN/pgbench" ] || ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -19,7 +19,7 @@
  * processes used during each run.
  *
  * Everything (redis-server, MinIO, temp folders) is started here and removed on exit, failure or Ctrl-C.
- * Needs: `npx tsc -p tsconfig.json` (dist/), and redis-server, redis-cli, zstd, age, age-keygen and
+ * Needs: `npm run build` (dist/), and redis-server, redis-cli, zstd, age, age-keygen and
  * .tools/bin/minio (bash scripts/tools.sh). bench/run.sh does all of that.
  */
 import { spawn } from 'node:child_process';
@@ -442,7 +442,7 @@ async function main(): Promise<void> {
   if (partSize !== null && (!Number.isInteger(partSize) || partSize < 5)) throw new Error(`bad --part-size ${values['part-size']}: an integer >= 5 (MiB)`);
   if (values['profile-dir'] !== undefined) values.profile = true;
   const tykdrRoot = path.resolve(values['tykdr-root'] ?? repoRoot);
-  if (!existsSync(path.join(tykdrRoot, 'dist/commands/backup.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npx tsc -p tsconfig.json`);
+  if (!existsSync(path.join(tykdrRoot, 'dist/commands/backup.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npm run build`);
 
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
   const machine = [

@@ -17,7 +17,7 @@
  *   npx tsx bench/redis-keys-throughput.ts [--keys 200000] [--runs 1] [--level 3] [--quiet-wait 180] [--tykdr-root DIR]
  *
  * Everything (redis-servers, temp folders) is started here and removed on exit, failure or Ctrl-C.
- * Needs dist/ (npx tsc -p tsconfig.json), redis-server, redis-cli, zstd, age, age-keygen, tar.
+ * Needs dist/ (npm run build), redis-server, redis-cli, zstd, age, age-keygen, tar.
  * (It was a timing printed by an integration test, test/integration/redis-keys-throughput.test.ts, until the
  * suite stopped timing things.)
  */
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(N) || N < 1 || !Number.isInteger(runs) || runs < 1) throw new Error(`bad --keys/--runs: ${values.keys} / ${values.runs}`);
   if (!Number.isInteger(level) || level < 1 || level > 19) throw new Error(`bad --level ${values.level}: 1..19`);
   const tykdrRoot = path.resolve(values['tykdr-root'] ?? repoRoot);
-  if (!existsSync(path.join(tykdrRoot, 'dist/commands/backup.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npx tsc -p tsconfig.json`);
+  if (!existsSync(path.join(tykdrRoot, 'dist/commands/backup.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npm run build`);
   const node = `'${process.execPath}' '${tykdrRoot}/bin/run.js'`;
   const machine = machineLines();
   for (const l of machine) log(l);

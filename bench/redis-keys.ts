@@ -9,7 +9,7 @@
  *   npx tsx bench/redis-keys.ts [--keys 1000000] [--runs 3] [--max-runs 3R] [--level 3] [--quiet-wait 180] [--tykdr-root DIR]
  *
  * Everything (redis-server, temp folders) is started here and removed on exit, failure or Ctrl-C.
- * Needs dist/ (npx tsc -p tsconfig.json), redis-server, redis-cli, zstd, age, age-keygen; bench/restore-run.sh does it all.
+ * Needs dist/ (npm run build), redis-server, redis-cli, zstd, age, age-keygen; bench/restore-run.sh does it all.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   }
   if (!Number.isInteger(level) || level < 1 || level > 19) throw new Error(`bad --level ${values.level}: 1..19`);
   const tykdrRoot = path.resolve(values['tykdr-root'] ?? repoRoot);
-  if (!existsSync(path.join(tykdrRoot, 'dist/commands/backup.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npx tsc -p tsconfig.json`);
+  if (!existsSync(path.join(tykdrRoot, 'dist/commands/backup.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npm run build`);
   const node = `'${process.execPath}' '${tykdrRoot}/bin/run.js'`;
   const machine = machineLines();
   for (const l of machine) log(l);

@@ -17,7 +17,7 @@
  *       [--contenders baseline,tykdr-rdb-file,tykdr-rdb-min,tykdr-live] [--tykdr-root DIR]
  *
  * Everything (redis-servers, temp folders) is started here and removed on exit, failure or Ctrl-C.
- * Needs dist/ (npx tsc -p tsconfig.json), redis-server, redis-cli, zstd, age, age-keygen (bash scripts/tools.sh);
+ * Needs dist/ (npm run build), redis-server, redis-cli, zstd, age, age-keygen (bash scripts/tools.sh);
  * bench/restore-run.sh does all of that.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   }
   if (!Number.isInteger(level) || level < 1 || level > 19) throw new Error(`bad --level ${values.level}: 1..19`);
   const tykdrRoot = path.resolve(values['tykdr-root'] ?? repoRoot);
-  if (!existsSync(path.join(tykdrRoot, 'dist/commands/restore.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npx tsc -p tsconfig.json`);
+  if (!existsSync(path.join(tykdrRoot, 'dist/commands/restore.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npm run build`);
   const node = `'${process.execPath}' '${tykdrRoot}/bin/run.js'`;
   const machine = machineLines();
   for (const l of machine) log(l);
