@@ -5,6 +5,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AofSource } from '../../src/backends/redis/source/aof-source.js';
 import { KeysSource } from '../../src/backends/redis/source/keys-source.js';
+import { keySlot } from '../../src/backends/redis/protocol/cluster.js';
 import { RedisSource } from '../../src/backends/redis/source/redis-source.js';
 import { restoreRedis } from '../../src/backends/redis/target/restore-redis.js';
 import { TykdrError } from '../../src/core/errors.js';
@@ -147,6 +148,53 @@ describe('Redis Cluster, mode keys', () => {
     expect(rdb?.fix).toContain('mode: keys');
     const aof = await new AofSource(redisComponent(`port: ${port}\nmode: aof`)).check().then(() => null, (e: unknown) => e as TykdrError);
     expect(aof?.message).toMatch(/runs in cluster mode: its AOF holds only this node's slots/);
+  });
+
+  it('the masters are scanned at once; one whose connection is reset fails the backup by name, and the others stop', async () => {
+    // Its own cluster with more keys and small pages: a reset of one master's connections mid-scan.
+    const own = await startRedisCluster(3);
+    const c = new Cluster(own.nodes.map((n) => ({ host: n.host, port: n.port })), { lazyConnect: true });
+    try {
+      await c.connect();
+      await Promise.all(Array.from({ length: 9000 }, (_, i) => c.set(`apikey-${i.toString(16).padStart(32, '0')}`, `{"i":${i}}`)));
+      const victim = own.nodes[2]!;
+      const seen = new Set<string>();
+      let reset: Promise<string> | undefined;
+      const source = new KeysSource(redisComponent(`port: ${own.nodes[0]!.port}\nmode: keys\nkeys: { batchSize: 20 }`), {
+        onProgress: (e) => {
+          if (!reset && e.keys >= 600) reset = victim.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+        },
+      });
+      const artifact = await source.open();
+      // Records of every master arrive before any master is done: the scans run side by side.
+      let bytes = 0;
+      const err = await (async () => {
+        for await (const chunk of artifact.stream as AsyncIterable<Buffer>) {
+          bytes += chunk.length;
+          for (const m of chunk.toString('latin1').matchAll(/apikey-([0-9a-f]{32})/g)) seen.add(m[1]!);
+        }
+      })().then(() => null, (e: unknown) => e as Error);
+      await reset;
+      expect(err, 'the backup went through a reset master').toBeInstanceOf(TykdrError);
+      expect(err!.message).toContain(`${victim.host}:${victim.port}`);
+      expect(bytes).toBeGreaterThan(0);
+      // Every master had keys in the stream before the failure ended it.
+      const owners = new Set<number>();
+      for (const hex of seen) {
+        const slot = keySlot(Buffer.from(`apikey-${hex}`));
+        owners.add(slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2); // the nodes' slot ranges, in creation order
+      }
+      expect(owners.size).toBe(3);
+      // The other masters' scans stopped and closed their connections (only redis-cli's own is left).
+      c.disconnect();
+      for (const n of own.nodes.slice(0, 2)) {
+        const clients = (await n.cli('CLIENT', 'LIST', 'TYPE', 'normal')).split('\n').filter(Boolean);
+        expect(clients, clients.join('\n')).toHaveLength(1);
+      }
+    } finally {
+      c.disconnect();
+      await own.stop();
+    }
   });
 
   it('tykdr backup and restore of a cluster through the CLI', async () => {

@@ -27,6 +27,8 @@ export interface KeysSourceOptions {
 }
 
 const ACL_NEEDED = '+@connection +info +scan +dump +pttl +pexpiretime, +select for databases other than 0, +cluster|nodes on a cluster, and read access to the keys (~* or %R~*)';
+/** Encoded bytes waiting for the consumer above which the scanning tasks wait (a page of 1,000 sessions is about 1 MB). */
+const PENDING_LIMIT = 4 << 20;
 const KEYS_DEFAULTS: RedisKeysOptions = { classes: ['must', 'should', 'quota', 'other'], databases: 'all', batchSize: 1000 };
 
 interface Node extends RedisAddress {
@@ -52,7 +54,8 @@ interface Tally {
  *
  * Not a point-in-time snapshot: each key is read when the scan reaches it. consistentAt is the scan's start,
  * so every key is at least that new; a key written or deleted during the scan may or may not be included.
- * Memory: one SCAN page of DUMP payloads in flight and one encoded page waiting for the consumer.
+ * Memory: per master, one SCAN page of DUMP payloads in flight; up to PENDING_LIMIT encoded bytes (plus a page
+ * per master) waiting for the consumer. The masters of a cluster are scanned in parallel.
  */
 export class KeysSource implements Source {
   readonly kind = 'redis';
@@ -120,20 +123,81 @@ export class KeysSource implements Source {
         }
       }
       const totalAtStart = total(keyspaceAtStart);
-      for (const node of nodes) {
+      // Every master is scanned at the same time (its databases one after another): each is its own Redis
+      // process, so a cluster's backup takes about as long as its biggest master, not the sum of them. The
+      // tasks append whole records to the one writer; this generator hands the bytes on as they come, and a
+      // task waits while more than PENDING_LIMIT bytes are still waiting for the consumer (bounded memory).
+      const ac = new AbortController();
+      const onAbort = () => ac.abort(signal?.reason);
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let wake: (() => void) | null = null;
+      const drained: Array<() => void> = [];
+      const nudge = () => {
+        const w = wake;
+        wake = null;
+        w?.();
+      };
+      const room = async (): Promise<void> => {
+        nudge();
+        while (writer.pendingBytes > PENDING_LIMIT && !ac.signal.aborted) await new Promise<void>((r) => drained.push(r));
+        ac.signal.throwIfAborted();
+      };
+      const scanNode = async (node: Node) => {
         const nodeInfo = infos.get(node)!;
         const pexpiretime = releaseAtLeast(nodeInfo.redis_version, 7);
         if (!pexpiretime) expirySource = 'pttl';
         const keyspace = parseKeyspace(nodeInfo);
         const dbs = self.keys.databases === 'all' ? [...keyspace.keys()] : self.keys.databases;
         for (const db of dbs) {
-          const pipe = await self.openPipe(node, db, signal);
+          const pipe = await self.openPipe(node, db, ac.signal);
           try {
-            yield* self.scanDb(pipe, node, db, pexpiretime, writer, t, totalAtStart, signal);
+            await self.scanDb(pipe, node, db, pexpiretime, writer, t, totalAtStart, room, ac.signal);
+          } catch (err) {
+            // A connection reset or closed mid-scan names the master and database it happened on.
+            if (ac.signal.aborted || (err as Error)?.name === 'AbortError') throw err;
+            throw self.explain(err, node, db);
           } finally {
             pipe.close();
           }
         }
+      };
+      let failure: { err: unknown } | undefined;
+      let running = nodes.length;
+      const tasks = nodes.map((node) =>
+        scanNode(node)
+          .catch((err: unknown) => {
+            // The first failure wins; the aborts it causes in the other tasks are not reported.
+            failure ??= { err };
+            ac.abort(err);
+          })
+          .finally(() => {
+            running--;
+            nudge();
+          }),
+      );
+      const release = () => {
+        for (const r of drained.splice(0)) r();
+      };
+      try {
+        for (;;) {
+          if (failure) throw failure.err;
+          if (writer.headerWritten && writer.pendingBytes > 0) {
+            const chunk = writer.take();
+            release();
+            yield chunk;
+            continue;
+          }
+          if (running === 0) break;
+          await new Promise<void>((r) => (wake = r));
+        }
+        if (failure) throw (failure as { err: unknown }).err;
+      } finally {
+        // The consumer may stop early (an error downstream, an abort): stop the tasks and wait for them.
+        ac.abort(new DOMException('the keys stream was closed', 'AbortError'));
+        release();
+        signal?.removeEventListener('abort', onAbort);
+        await Promise.all(tasks);
       }
       if (cluster) await self.checkLayout(addr, layoutBefore);
       if (!writer.headerWritten) writer.header(maxRdbVersion(info.redis_version ?? '') ?? 0);
@@ -243,9 +307,10 @@ export class KeysSource implements Source {
   /**
    * One database of one server: SCAN pages, each followed by DUMP + expiry for its keys of the taken
    * classes, in one round trip together with the next SCAN. While Redis answers page n+1, page n's
-   * records are handed to the consumer.
+   * records wait for the consumer in the writer; `room()` lets the consumer know, and waits while too
+   * many bytes are waiting.
    */
-  private async *scanDb(
+  private async scanDb(
     pipe: RespPipe,
     node: Node,
     db: number,
@@ -253,8 +318,9 @@ export class KeysSource implements Source {
     writer: KeysStreamWriter,
     t: Tally,
     totalKeys: number,
+    room: () => Promise<void>,
     signal?: AbortSignal,
-  ): AsyncGenerator<Buffer> {
+  ): Promise<void> {
     const taken = new Set<KeyClass>(this.keys.classes);
     const count = String(this.keys.batchSize);
     const where = `${node.host}:${node.port}`;
@@ -283,8 +349,8 @@ export class KeysSource implements Source {
       }
       if (!last) enc.command('SCAN', cursor, 'COUNT', count);
       const request = pipe.exec(enc.take());
-      request.catch(() => undefined); // awaited below; this keeps an abort during the yield from going unhandled
-      if (writer.pendingBytes > 0) yield writer.take();
+      request.catch(() => undefined); // awaited below; this keeps an abort during the wait from going unhandled
+      await room();
       const replies = await request;
       const now = Date.now();
       let d = t.perDb.get(db);
@@ -324,7 +390,7 @@ export class KeysSource implements Source {
       if (last) break;
       page = this.scanPage(replies[replies.length - 1], node);
     }
-    if (writer.pendingBytes > 0 && writer.headerWritten) yield writer.take();
+    await room();
   }
 
   private scanPage(r: RespReply | undefined, node: Node): [Buffer, Buffer[]] {
