@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { badInput, sourceUnreachable, TykdrError } from '../../../core/errors.js';
 import { parseDuration } from '../../../core/duration.js';
@@ -60,6 +60,8 @@ export async function connectRedis(c: RedisComponent, addr: RedisAddress): Promi
     enableOfflineQueue: false,
     retryStrategy: () => null,
   };
+  // ioredis is imported on first use: an RDB backup streams over its own socket and never needs it.
+  const { Redis } = await import('ioredis');
   const client = new Redis(opts);
   // ioredis rejects connect() with "Connection is closed"; the cause (ECONNREFUSED, WRONGPASS) is an event.
   let cause: unknown;

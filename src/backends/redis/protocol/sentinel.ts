@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { sourceUnreachable } from '../../../core/errors.js';
 import { connectTimeoutMs, tlsOptions, type RedisAddress } from './connection.js';
@@ -13,6 +12,7 @@ export async function resolveAddress(c: RedisComponent, signal?: AbortSignal): P
   const s = c.sentinel;
   if (!s) return { host: c.host, port: c.port, via: 'config' };
   const failures: string[] = [];
+  const { Redis } = await import('ioredis');
   for (const node of s.sentinels) {
     signal?.throwIfAborted();
     const client = new Redis({
