@@ -315,7 +315,8 @@ restore: { reportDir: ./reports }
       const file = path.join(ws.dir, 'keys.yaml');
       const r = await runCli(['restore', '--plan', 'redis', '-c', file, '--yes']);
       expect(r.code, r.stdout + r.stderr).toBe(5);
-      expect(r.stdout + r.stderr).toMatch(/keys stream ends after 3000 bytes, inside record #\d+: it was cut short/);
+      // The cut falls inside a record, or (when SCAN's order puts a record boundary at byte 3000) between two.
+      expect(r.stdout + r.stderr).toMatch(/keys stream ends after 3000 bytes, (inside record #\d+|after record #\d+, before its trailer): it was cut short/);
       expect(await src.cli('DBSIZE')).toBe('1');
     } finally {
       await writeFile(obj, savedObj);
