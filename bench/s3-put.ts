@@ -1,0 +1,180 @@
+/**
+ * Store upload benchmark: the CPU that `store.put` of one object costs tykdr, S3 (a local MinIO) against a
+ * local folder, without Redis, zstd or age in the way. Each run is a fresh node process that loads tykdr's
+ * store registry from dist/, makes the body (random bytes, as age's output is, in 65,552-byte chunks, as age
+ * writes them), then measures:
+ *   load = importing the store module (the AWS SDK for S3) and the store's check (HeadBucket);
+ *   put  = store.put of the body (S3: HeadObject, the upload, HeadObject), as a backup does it;
+ * each as CPU-seconds of the main thread and of the process's other threads (/proc/self/task), and MinIO's
+ * CPU during the put. Prints figures; asserts nothing.
+ *
+ *   npx tsx bench/s3-put.ts [--mb 42.5] [--runs 5] [--part-size MiB] [--concurrency N] [--tykdr-root DIR] [--object-lock]
+ *       [--node-args="--cpu-prof --cpu-prof-dir=DIR"]
+ *
+ * Defaults: the config schema's partSizeMiB (8) and uploadConcurrency (2).
+ * Needs dist/ (npx tsc -p tsconfig.json) and .tools/bin/minio (bash scripts/tools.sh).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  CLK_TCK, describeCheckout, fmtMB, freePort, installCleanup, log, machineLines, median, repoRoot, run, runMain, sleep, table, tempDir, track,
+} from './lib.js';
+
+installCleanup();
+
+const MINIO = path.join(repoRoot, '.tools/bin/minio');
+const KEY = 'tykdr-bench';
+const SECRET = 'tykdr-bench-secret-0123456789';
+
+interface Minio {
+  endpoint: string;
+  pid: number;
+}
+
+async function startMinio(): Promise<Minio> {
+  if (!existsSync(MINIO)) throw new Error(`MinIO is not built at ${MINIO}: run bash scripts/tools.sh`);
+  const dir = await tempDir('minio');
+  const port = await freePort();
+  const child = track(
+    spawn(MINIO, ['server', path.join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet'], {
+      env: { ...process.env, MINIO_ROOT_USER: KEY, MINIO_ROOT_PASSWORD: SECRET, MINIO_BROWSER: 'off', MINIO_CI_CD: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const endpoint = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`MinIO exited ${child.exitCode}: ${stderr}`);
+    if ((await fetch(`${endpoint}/minio/health/live`).then((r) => r.status).catch(() => 0)) === 200) break;
+    if (Date.now() > deadline) throw new Error(`MinIO did not become ready on ${endpoint}: ${stderr}`);
+    await sleep(200);
+  }
+  return { endpoint, pid: child.pid! };
+}
+
+/** The child: plain ESM run by node itself (no tsx in the measured process). Prints one JSON line. */
+const CHILD = String.raw`
+import { readdirSync, readFileSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
+import { Readable } from 'node:stream';
+const [root, cfgJson, mbText, minioPid, clk] = process.argv.slice(1);
+const cfg = JSON.parse(cfgJson);
+// The loaded config holds the secret as a Secret (reveal()).
+if (cfg.secretAccessKey) { const s = cfg.secretAccessKey; cfg.secretAccessKey = { reveal: () => s }; }
+function threads() {
+  const out = new Map();
+  for (const tid of readdirSync('/proc/self/task')) {
+    const s = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    out.set(tid, (Number(f[11]) + Number(f[12])) / Number(clk));
+  }
+  return out;
+}
+function split(a, b) {
+  let main = 0, other = 0;
+  for (const [tid, v] of b) { const d = v - (a.get(tid) ?? 0); if (tid === String(process.pid)) main += d; else other += d; }
+  return { main, other };
+}
+function minioCpu() {
+  const s = readFileSync('/proc/' + minioPid + '/stat', 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / Number(clk);
+}
+const CHUNK = 65552;
+const bytes = Math.round(Number(mbText) * 1e6);
+const data = randomFillSync(Buffer.allocUnsafeSlow(bytes));
+const t0 = threads();
+const { openStore } = await import(root + '/dist/backends/stores/registry.js');
+const store = openStore(cfg, {});
+await store.check();
+const t1 = threads();
+const m0 = minioCpu();
+const w0 = performance.now();
+const body = Readable.from((function* () { for (let i = 0; i < bytes; i += CHUNK) yield data.subarray(i, Math.min(bytes, i + CHUNK)); })(), { objectMode: false });
+const r = await store.put('bench/' + process.pid + '.bin', body);
+const w1 = performance.now();
+const t2 = threads();
+const m1 = minioCpu();
+if (r.bytes !== bytes) throw new Error('stored ' + r.bytes + ' bytes, sent ' + bytes);
+process.stdout.write(JSON.stringify({ load: split(t0, t1), put: split(t1, t2), minio: m1 - m0, seconds: (w1 - w0) / 1000, rssMB: process.memoryUsage().rss / 1e6 }) + '\n');
+process.exit(0);
+`;
+
+interface Result {
+  load: { main: number; other: number };
+  put: { main: number; other: number };
+  minio: number;
+  seconds: number;
+  rssMB: number;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      mb: { type: 'string', default: '42.5' },
+      runs: { type: 'string', default: '5' },
+      'part-size': { type: 'string' },
+      concurrency: { type: 'string' },
+      'tykdr-root': { type: 'string' },
+      'object-lock': { type: 'boolean', default: false },
+      'node-args': { type: 'string', default: '' },
+    },
+  });
+  const root = path.resolve(values['tykdr-root'] ?? repoRoot);
+  if (!existsSync(path.join(root, 'dist/backends/stores/registry.js'))) throw new Error(`${root}/dist is missing: run npx tsc -p tsconfig.json`);
+  const runs = Number(values.runs);
+  for (const l of machineLines()) log(l);
+  const minio = await startMinio();
+  // The bucket (with Object Lock when asked) through the SDK of this checkout.
+  const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
+  const admin = new S3Client({ endpoint: minio.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET } });
+  await admin.send(new CreateBucketCommand({ Bucket: 'bench', ObjectLockEnabledForBucket: values['object-lock'] }));
+  admin.destroy();
+  const folder = await tempDir('store');
+  const s3 = {
+    kind: 's3', bucket: 'bench', prefix: '', region: 'us-east-1', endpoint: minio.endpoint, forcePathStyle: true,
+    accessKeyId: KEY, secretAccessKey: SECRET,
+    partSizeMiB: Number(values['part-size'] ?? 8), uploadConcurrency: Number(values.concurrency ?? 2),
+    ...(values['object-lock'] ? { objectLock: { mode: 'GOVERNANCE', days: 1 } } : {}),
+  };
+  const local = { kind: 'local', path: folder };
+  const results: Record<string, Result[]> = { local: [], s3: [] };
+  for (let r = 1; r <= runs; r++) {
+    for (const [name, cfg] of [['local', local], ['s3', s3]] as const) {
+      const cfgJson = JSON.stringify(cfg);
+      const res = await run(process.execPath, [...values['node-args']!.split(/\s+/).filter(Boolean), '--input-type=module', '-e', CHILD, root, cfgJson, values.mb!, String(minio.pid), String(CLK_TCK)], {
+        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      });
+      if (res.code !== 0) throw new Error(`${name} run ${r} failed: ${res.stderr}`);
+      const out = JSON.parse(res.stdout.trim().split('\n').pop()!) as Result;
+      results[name]!.push(out);
+      log(`run ${r} ${name}: load ${(out.load.main + out.load.other).toFixed(2)} CPU-s, put main ${out.put.main.toFixed(2)} + other ${out.put.other.toFixed(2)} CPU-s, minio ${out.minio.toFixed(2)}, ${out.seconds.toFixed(2)} s`);
+    }
+  }
+  const f = (x: number) => x.toFixed(2);
+  const rows = Object.entries(results).map(([name, rs]) => [
+    name,
+    f(median(rs.map((x) => x.load.main + x.load.other))),
+    f(median(rs.map((x) => x.put.main))),
+    f(median(rs.map((x) => x.put.other))),
+    f(median(rs.map((x) => x.put.main + x.put.other))),
+    f(median(rs.map((x) => x.load.main + x.load.other + x.put.main + x.put.other))),
+    f(median(rs.map((x) => x.minio))),
+    f(median(rs.map((x) => x.seconds))),
+  ]);
+  const out = [
+    `store put benchmark: one ${values.mb} MB object (random, 65,552-byte chunks), ${runs} runs, medians`,
+    ...machineLines(),
+    `command: npx tsx bench/s3-put.ts ${process.argv.slice(2).join(' ')}`,
+    `tykdr: ${describeCheckout(root)}; S3 partSizeMiB ${s3.partSizeMiB}, uploadConcurrency ${s3.uploadConcurrency}${values['object-lock'] ? ', Object Lock' : ''}; body ${fmtMB(Math.round(Number(values.mb) * 1e6))} MB`,
+    '',
+    table(['store', 'load+check CPU-s', 'put main CPU-s', 'put other threads', 'put CPU-s', 'total CPU-s', 'minio CPU-s', 'put s'], rows),
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+await runMain(main);
