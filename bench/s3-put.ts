@@ -8,9 +8,11 @@
  * each as CPU-seconds of the main thread and of the process's other threads (/proc/self/task), and MinIO's
  * CPU during the put. Prints figures; asserts nothing.
  *
- *   npx tsx bench/s3-put.ts [--mb 42.5] [--runs 5] [--part-size MiB] [--concurrency N] [--tykdr-root DIR] [--object-lock]
- *       [--node-args="--cpu-prof --cpu-prof-dir=DIR"]
+ *   npx tsx bench/s3-put.ts [--mb 42.5] [--runs 5] [--part-size MiB] [--concurrency N] [--tykdr-root DIR] [--compare DIR]
+ *       [--object-lock] [--node-args="--cpu-prof --cpu-prof-dir=DIR"]
  *
+ * --compare DIR adds an S3 row for another built checkout (e.g. main, `git archive` into DIR and built),
+ * run in turn with this one in every round, so a change is measured against its baseline on the same load.
  * Defaults: the config schema's partSizeMiB (8) and uploadConcurrency (2).
  * Needs dist/ (npx tsc -p tsconfig.json) and .tools/bin/minio (bash scripts/tools.sh).
  */
@@ -120,12 +122,16 @@ async function main(): Promise<void> {
       'part-size': { type: 'string' },
       concurrency: { type: 'string' },
       'tykdr-root': { type: 'string' },
+      compare: { type: 'string' },
       'object-lock': { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
     },
   });
   const root = path.resolve(values['tykdr-root'] ?? repoRoot);
-  if (!existsSync(path.join(root, 'dist/backends/stores/registry.js'))) throw new Error(`${root}/dist is missing: run npx tsc -p tsconfig.json`);
+  const other = values.compare === undefined ? undefined : path.resolve(values.compare);
+  for (const r of [root, other]) {
+    if (r !== undefined && !existsSync(path.join(r, 'dist/backends/stores/registry.js'))) throw new Error(`${r}/dist is missing: run npx tsc -p tsconfig.json`);
+  }
   const runs = Number(values.runs);
   for (const l of machineLines()) log(l);
   const minio = await startMinio();
@@ -142,11 +148,14 @@ async function main(): Promise<void> {
     ...(values['object-lock'] ? { objectLock: { mode: 'GOVERNANCE', days: 1 } } : {}),
   };
   const local = { kind: 'local', path: folder };
-  const results: Record<string, Result[]> = { local: [], s3: [] };
+  const contenders: Array<[string, object, string]> = [['local', local, root], ['s3', s3, root]];
+  if (other !== undefined) contenders.push(['s3 (compare)', s3, other]);
+  const results: Record<string, Result[]> = Object.fromEntries(contenders.map(([name]) => [name, []]));
   for (let r = 1; r <= runs; r++) {
-    for (const [name, cfg] of [['local', local], ['s3', s3]] as const) {
+    // Every other round in reverse order, so neither side always runs first.
+    for (const [name, cfg, dir] of r % 2 === 1 ? contenders : [...contenders].reverse()) {
       const cfgJson = JSON.stringify(cfg);
-      const res = await run(process.execPath, [...values['node-args']!.split(/\s+/).filter(Boolean), '--input-type=module', '-e', CHILD, root, cfgJson, values.mb!, String(minio.pid), String(CLK_TCK)], {
+      const res = await run(process.execPath, [...values['node-args']!.split(/\s+/).filter(Boolean), '--input-type=module', '-e', CHILD, dir, cfgJson, values.mb!, String(minio.pid), String(CLK_TCK)], {
         env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
       });
       if (res.code !== 0) throw new Error(`${name} run ${r} failed: ${res.stderr}`);
@@ -170,7 +179,7 @@ async function main(): Promise<void> {
     `store put benchmark: one ${values.mb} MB object (random, 65,552-byte chunks), ${runs} runs, medians`,
     ...machineLines(),
     `command: npx tsx bench/s3-put.ts ${process.argv.slice(2).join(' ')}`,
-    `tykdr: ${describeCheckout(root)}; S3 partSizeMiB ${s3.partSizeMiB}, uploadConcurrency ${s3.uploadConcurrency}${values['object-lock'] ? ', Object Lock' : ''}; body ${fmtMB(Math.round(Number(values.mb) * 1e6))} MB`,
+    `tykdr: ${describeCheckout(root)}${other === undefined ? '' : `; compare: ${describeCheckout(other)}`}; S3 partSizeMiB ${s3.partSizeMiB}, uploadConcurrency ${s3.uploadConcurrency}${values['object-lock'] ? ', Object Lock' : ''}; body ${fmtMB(Math.round(Number(values.mb) * 1e6))} MB`,
     '',
     table(['store', 'load+check CPU-s', 'put main CPU-s', 'put other threads', 'put CPU-s', 'total CPU-s', 'minio CPU-s', 'put s'], rows),
   ];

@@ -1,20 +1,4 @@
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  GetObjectLockConfigurationCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListPartsCommand,
-  ListObjectsV2Command,
-  ListObjectVersionsCommand,
-  S3Client,
-  S3ServiceException,
-  type GetObjectCommandOutput,
-  type HeadObjectCommandOutput,
-  type PutObjectCommandInput,
-} from '@aws-sdk/client-s3';
+import type { GetObjectCommandOutput, HeadObjectCommandOutput, PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { parseDuration, formatDuration } from '../../core/duration.js';
 import { storeError, TykdrError } from '../../core/errors.js';
@@ -32,8 +16,24 @@ import {
 } from '../../core/interfaces/store.js';
 import { abortError as abortErrorOf, sleep } from '../../core/util/abort.js';
 import { s3Location, s3Prefix } from './s3-location.js';
+import { sdk } from './s3-sdk.js';
 import { backoffDelay, currentTransfer, describeFailure, isTransientNetworkError, Transfer, TransferRetryStrategy, watchHandler } from './s3-transfer.js';
 import { BodyFailed, uploadObject, type UploadFailure } from './s3-upload.js';
+
+const {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  GetObjectLockConfigurationCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListPartsCommand,
+  ListObjectsV2Command,
+  ListObjectVersionsCommand,
+  S3Client: S3ClientClass,
+  S3ServiceException,
+} = sdk;
 
 const DAY_MS = 86_400_000;
 /** Longest wait for aborting an unfinished multipart upload after a failure, so a dead store cannot hold the exit. */
@@ -84,7 +84,7 @@ export class S3Store implements Store {
     };
     this.client =
       client ??
-      new S3Client({
+      new S3ClientClass({
         region: cfg.region,
         endpoint: cfg.endpoint,
         forcePathStyle: cfg.forcePathStyle,

@@ -1,13 +1,8 @@
-import {
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  PutObjectCommand,
-  UploadPartCommand,
-  type CompletedPart,
-  type PutObjectCommandInput,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import type { CompletedPart, PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
+import { sdk } from './s3-sdk.js';
+
+const { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } = sdk;
 
 /** The body failed (its source died, an integrity check in the pipeline threw): its own error, not the store's. */
 export class BodyFailed extends Error {
