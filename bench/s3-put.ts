@@ -1,27 +1,31 @@
 /**
  * Store upload benchmark: the CPU that `store.put` of one object costs tykdr, S3 (a local MinIO) against a
  * local folder, without Redis, zstd or age in the way. Each run is a fresh node process that loads tykdr's
- * store registry from dist/, makes the body (random bytes, as age's output is, in 65,552-byte chunks, as age
- * writes them), then measures:
+ * store registry from dist/, makes the body (random bytes, as age's output is, in chunks of 65,536 and 16 bytes,
+ * as age writes them), then measures:
  *   load = importing the store module (the AWS SDK for S3) and the store's check (HeadBucket);
  *   put  = store.put of the body (S3: HeadObject, the upload, HeadObject), as a backup does it;
  * each as CPU-seconds of the main thread and of the process's other threads (/proc/self/task), and MinIO's
  * CPU during the put. Prints figures; asserts nothing.
  *
  *   npx tsx bench/s3-put.ts [--mb 42.5] [--runs 5] [--part-size MiB] [--concurrency N] [--tykdr-root DIR] [--compare DIR]
- *       [--object-lock] [--node-args="--cpu-prof --cpu-prof-dir=DIR"]
+ *       [--object-lock] [--tls] [--node-args="--cpu-prof --cpu-prof-dir=DIR"]
  *
- * --compare DIR adds an S3 row for another built checkout (e.g. main, `git archive` into DIR and built),
+ * --tls runs MinIO over https (a throwaway CA, trusted by the measured process through NODE_EXTRA_CA_CERTS).
+ * --compare DIR (repeatable) adds an S3 row for another built checkout (e.g. main, `git archive` into DIR and built),
  * run in turn with this one in every round, so a change is measured against its baseline on the same load.
  * Defaults: the config schema's partSizeMiB (8) and uploadConcurrency (2).
  * Needs dist/ (npx tsc -p tsconfig.json) and .tools/bin/minio (bash scripts/tools.sh).
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  CLK_TCK, describeCheckout, fmtMB, freePort, installCleanup, log, machineLines, median, repoRoot, run, runMain, sleep, table, tempDir, track,
+  CLK_TCK, describeCheckout, fmtMB, freePort, installCleanup, log, machineLines, median, must, repoRoot, run, runMain, sleep, table, tempDir, track,
 } from './lib.js';
 
 installCleanup();
@@ -35,27 +39,52 @@ interface Minio {
   pid: number;
 }
 
-async function startMinio(): Promise<Minio> {
+/** MinIO on 127.0.0.1; with `tls`, over https with a throwaway CA (its certificate: `ca`). */
+async function startMinio(tls: boolean): Promise<Minio & { ca?: string }> {
   if (!existsSync(MINIO)) throw new Error(`MinIO is not built at ${MINIO}: run bash scripts/tools.sh`);
   const dir = await tempDir('minio');
   const port = await freePort();
+  const certs = path.join(dir, 'certs');
+  if (tls) await makeCerts(certs);
   const child = track(
-    spawn(MINIO, ['server', path.join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet'], {
+    spawn(MINIO, ['server', path.join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet', ...(tls ? ['--certs-dir', certs] : [])], {
       env: { ...process.env, MINIO_ROOT_USER: KEY, MINIO_ROOT_PASSWORD: SECRET, MINIO_BROWSER: 'off', MINIO_CI_CD: '1' },
       stdio: ['ignore', 'ignore', 'pipe'],
     }),
   );
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const ca = tls ? readFileSync(path.join(certs, 'CAs', 'ca.pem'), 'utf8') : undefined;
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`MinIO exited ${child.exitCode}: ${stderr}`);
-    if ((await fetch(`${endpoint}/minio/health/live`).then((r) => r.status).catch(() => 0)) === 200) break;
+    if ((await healthStatus(`${endpoint}/minio/health/live`, ca)) === 200) break;
     if (Date.now() > deadline) throw new Error(`MinIO did not become ready on ${endpoint}: ${stderr}`);
     await sleep(200);
   }
-  return { endpoint, pid: child.pid! };
+  return { endpoint, pid: child.pid!, ...(tls ? { ca: path.join(certs, 'CAs', 'ca.pem') } : {}) };
+}
+
+function healthStatus(url: string, ca: string | undefined): Promise<number> {
+  return new Promise((resolve) => {
+    const req = (url.startsWith('https') ? https : http).get(url, { ca, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+/** A CA and a certificate for 127.0.0.1 where MinIO's --certs-dir wants them (public.crt, private.key, CAs/). */
+async function makeCerts(dir: string): Promise<void> {
+  await mkdir(path.join(dir, 'CAs'), { recursive: true });
+  const f = (n: string) => path.join(dir, n);
+  await must('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=tykdr bench CA', '-keyout', f('ca.key'), '-out', f('CAs/ca.pem')]);
+  await must('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', f('private.key'), '-out', f('server.csr')]);
+  await writeFile(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+  await must('openssl', ['x509', '-req', '-in', f('server.csr'), '-CA', f('CAs/ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('public.crt')]);
 }
 
 /** The child: plain ESM run by node itself (no tsx in the measured process). Prints one JSON line. */
@@ -86,7 +115,8 @@ function minioCpu() {
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / Number(clk);
 }
-const CHUNK = 65552;
+// As age writes them: each 64 KiB of ciphertext, then its 16-byte tag, as separate chunks.
+const CHUNK = 65536;
 const bytes = Math.round(Number(mbText) * 1e6);
 const data = randomFillSync(Buffer.allocUnsafeSlow(bytes));
 const t0 = threads();
@@ -96,7 +126,12 @@ await store.check();
 const t1 = threads();
 const m0 = minioCpu();
 const w0 = performance.now();
-const body = Readable.from((function* () { for (let i = 0; i < bytes; i += CHUNK) yield data.subarray(i, Math.min(bytes, i + CHUNK)); })(), { objectMode: false });
+const body = Readable.from((function* () {
+  for (let i = 0; i < bytes; i += CHUNK + 16) {
+    yield data.subarray(i, Math.min(bytes, i + CHUNK));
+    if (i + CHUNK < bytes) yield data.subarray(i + CHUNK, Math.min(bytes, i + CHUNK + 16));
+  }
+})(), { objectMode: true });
 const r = await store.put('bench/' + process.pid + '.bin', body);
 const w1 = performance.now();
 const t2 = threads();
@@ -122,22 +157,26 @@ async function main(): Promise<void> {
       'part-size': { type: 'string' },
       concurrency: { type: 'string' },
       'tykdr-root': { type: 'string' },
-      compare: { type: 'string' },
+      compare: { type: 'string', multiple: true },
       'object-lock': { type: 'boolean', default: false },
+      tls: { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
     },
   });
   const root = path.resolve(values['tykdr-root'] ?? repoRoot);
-  const other = values.compare === undefined ? undefined : path.resolve(values.compare);
-  for (const r of [root, other]) {
-    if (r !== undefined && !existsSync(path.join(r, 'dist/backends/stores/registry.js'))) throw new Error(`${r}/dist is missing: run npx tsc -p tsconfig.json`);
+  const others = (values.compare ?? []).map((d) => path.resolve(d));
+  for (const r of [root, ...others]) {
+    if (!existsSync(path.join(r, 'dist/backends/stores/registry.js'))) throw new Error(`${r}/dist is missing: run npx tsc -p tsconfig.json`);
   }
   const runs = Number(values.runs);
   for (const l of machineLines()) log(l);
-  const minio = await startMinio();
+  const minio = await startMinio(values.tls!);
   // The bucket (with Object Lock when asked) through the SDK of this checkout.
   const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
-  const admin = new S3Client({ endpoint: minio.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET } });
+  const admin = new S3Client({
+    endpoint: minio.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: KEY, secretAccessKey: SECRET },
+    ...(minio.ca ? { requestHandler: { httpsAgent: new https.Agent({ ca: readFileSync(minio.ca) }) } } : {}),
+  });
   await admin.send(new CreateBucketCommand({ Bucket: 'bench', ObjectLockEnabledForBucket: values['object-lock'] }));
   admin.destroy();
   const folder = await tempDir('store');
@@ -149,14 +188,14 @@ async function main(): Promise<void> {
   };
   const local = { kind: 'local', path: folder };
   const contenders: Array<[string, object, string]> = [['local', local, root], ['s3', s3, root]];
-  if (other !== undefined) contenders.push(['s3 (compare)', s3, other]);
+  others.forEach((dir, i) => contenders.push([`s3 (compare${others.length > 1 ? ` ${i + 1}` : ''})`, s3, dir]));
   const results: Record<string, Result[]> = Object.fromEntries(contenders.map(([name]) => [name, []]));
   for (let r = 1; r <= runs; r++) {
     // Every other round in reverse order, so neither side always runs first.
     for (const [name, cfg, dir] of r % 2 === 1 ? contenders : [...contenders].reverse()) {
       const cfgJson = JSON.stringify(cfg);
       const res = await run(process.execPath, [...values['node-args']!.split(/\s+/).filter(Boolean), '--input-type=module', '-e', CHILD, dir, cfgJson, values.mb!, String(minio.pid), String(CLK_TCK)], {
-        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...(minio.ca ? { NODE_EXTRA_CA_CERTS: minio.ca } : {}) },
       });
       if (res.code !== 0) throw new Error(`${name} run ${r} failed: ${res.stderr}`);
       const out = JSON.parse(res.stdout.trim().split('\n').pop()!) as Result;
@@ -176,10 +215,10 @@ async function main(): Promise<void> {
     f(median(rs.map((x) => x.seconds))),
   ]);
   const out = [
-    `store put benchmark: one ${values.mb} MB object (random, 65,552-byte chunks), ${runs} runs, medians`,
+    `store put benchmark: one ${values.mb} MB object (random, chunks of 65,536 and 16 bytes), ${runs} runs, medians`,
     ...machineLines(),
     `command: npx tsx bench/s3-put.ts ${process.argv.slice(2).join(' ')}`,
-    `tykdr: ${describeCheckout(root)}${other === undefined ? '' : `; compare: ${describeCheckout(other)}`}; S3 partSizeMiB ${s3.partSizeMiB}, uploadConcurrency ${s3.uploadConcurrency}${values['object-lock'] ? ', Object Lock' : ''}; body ${fmtMB(Math.round(Number(values.mb) * 1e6))} MB`,
+    `tykdr: ${describeCheckout(root)}${others.map((d, i) => `; compare${others.length > 1 ? ` ${i + 1}` : ''}: ${describeCheckout(d)}`).join('')}; S3 partSizeMiB ${s3.partSizeMiB}, uploadConcurrency ${s3.uploadConcurrency}${values['object-lock'] ? ', Object Lock' : ''}; MinIO over ${values.tls ? 'https' : 'http'}; body ${fmtMB(Math.round(Number(values.mb) * 1e6))} MB`,
     '',
     table(['store', 'load+check CPU-s', 'put main CPU-s', 'put other threads', 'put CPU-s', 'total CPU-s', 'minio CPU-s', 'put s'], rows),
   ];
