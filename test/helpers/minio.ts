@@ -1,30 +1,49 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from './net.js';
 import { toolsBin } from './paths.js';
+import { makeTlsFiles } from './tls.js';
 
 export interface Minio {
   endpoint: string;
   accessKeyId: string;
   secretAccessKey: string;
   client: S3Client;
+  /** With `tls`: the CA that signed MinIO's certificate (PEM file), for clients to trust. */
+  ca?: string;
   createBucket(name: string, opts?: { objectLock?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** Starts a real MinIO (built by scripts/tools.sh into .tools/bin) on a free port in a temp dir. */
-export async function startMinio(): Promise<Minio> {
+/**
+ * Starts a real MinIO (built by scripts/tools.sh into .tools/bin) on a free port in a temp dir; with `tls`,
+ * over https with a throwaway CA (`ca`), which `client` trusts.
+ */
+export async function startMinio(opts: { tls?: boolean } = {}): Promise<Minio> {
   const bin = path.join(toolsBin, 'minio');
   if (!existsSync(bin)) throw new Error(`MinIO is not built at ${bin}: run bash scripts/tools.sh`);
   const dir = await mkdtemp(path.join(tmpdir(), 'tykdr-minio-'));
   const port = await freePort();
+  const certs = path.join(dir, 'certs');
+  let ca: string | undefined;
+  if (opts.tls) {
+    const tls = await makeTlsFiles();
+    await mkdir(certs, { recursive: true });
+    await copyFile(tls.cert, path.join(certs, 'public.crt'));
+    await copyFile(tls.key, path.join(certs, 'private.key'));
+    ca = path.join(dir, 'ca.pem');
+    await copyFile(tls.ca, ca);
+    await rm(tls.dir, { recursive: true, force: true });
+  }
+  const agent = ca ? new https.Agent({ ca: await readFile(ca) }) : undefined;
   const accessKeyId = 'tykdr-test';
   const secretAccessKey = 'tykdr-test-secret-key-0123456789';
-  const proc: ChildProcess = spawn(bin, ['server', path.join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet'], {
+  const proc: ChildProcess = spawn(bin, ['server', path.join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet', ...(ca ? ['--certs-dir', certs] : [])], {
     env: {
       ...process.env,
       MINIO_ROOT_USER: accessKeyId,
@@ -38,28 +57,30 @@ export async function startMinio(): Promise<Minio> {
   });
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${ca ? 'https' : 'http'}://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`MinIO exited (${proc.exitCode}): ${stderr}`);
-    try {
-      const res = await fetch(`${endpoint}/minio/health/live`);
-      if (res.status === 200) break;
-    } catch {
-      // not up yet
-    }
+    if ((await healthStatus(`${endpoint}/minio/health/live`, agent)) === 200) break;
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
       throw new Error(`MinIO did not become ready on ${endpoint}: ${stderr}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
+  const client = new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId, secretAccessKey },
+    ...(agent ? { requestHandler: { httpsAgent: agent } } : {}),
+  });
   return {
     endpoint,
     accessKeyId,
     secretAccessKey,
     client,
+    ...(ca ? { ca } : {}),
     createBucket: async (name, opts = {}) => {
       await client.send(new CreateBucketCommand({ Bucket: name, ObjectLockEnabledForBucket: opts.objectLock }));
     },
@@ -74,4 +95,17 @@ export async function startMinio(): Promise<Minio> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The status of a GET (0 when it failed), over https trusting `agent`'s CA when given. */
+async function healthStatus(url: string, agent: https.Agent | undefined): Promise<number> {
+  if (!agent) return fetch(url).then((r) => r.status, () => 0);
+  return new Promise((resolve) => {
+    const req = https.get(url, { agent, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
 }

@@ -18,7 +18,7 @@ import { abortError as abortErrorOf, sleep } from '../../core/util/abort.js';
 import { s3Location, s3Prefix } from './s3-location.js';
 import { sdk } from './s3-sdk.js';
 import { backoffDelay, currentTransfer, describeFailure, isTransientNetworkError, Transfer, TransferRetryStrategy, watchHandler } from './s3-transfer.js';
-import { BodyFailed, uploadObject, type UploadFailure } from './s3-upload.js';
+import { BodyFailed, unsignedPayloadOverTls, uploadObject, type UploadFailure } from './s3-upload.js';
 
 const {
   AbortMultipartUploadCommand,
@@ -105,6 +105,7 @@ export class S3Store implements Store {
     // Wrap the handler the SDK built from those options, so the Transfer of each request sees its bytes.
     const config = this.client.config as unknown as { requestHandler: Parameters<typeof watchHandler>[0] };
     config.requestHandler = watchHandler(config.requestHandler);
+    unsignedPayloadOverTls(this.client);
   }
 
   /** "s3://bucket/prefix/ (endpoint http://host:port)", without any credentials in the endpoint. */

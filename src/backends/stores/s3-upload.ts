@@ -145,3 +145,27 @@ export async function uploadObject(o: UploadOptions): Promise<void> {
     throw first;
   }
 }
+
+/** Commands whose body is the object's data (everything else sends a few hundred bytes at most). */
+const DATA_COMMANDS = new Set(['PutObjectCommand', 'UploadPartCommand']);
+
+/**
+ * Over https, object data goes out with SigV4's UNSIGNED-PAYLOAD instead of a SHA-256 of every byte in the
+ * signature: TLS already protects the bytes in transit, and every part and PutObject still carries its
+ * CRC32 checksum (x-amz-checksum-crc32), which the store checks before it accepts the bytes (and which S3
+ * Object Lock requires). Saves hashing each uploaded byte once more (SHA-256 runs at about 1.2-1.9 GB/s on
+ * the project machine, on the main thread). Over plain http the payload stays signed: there the signature's
+ * hash is what keeps a tampering middlebox from changing the data together with its checksum.
+ */
+export function unsignedPayloadOverTls(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const req = args.request as { protocol?: string; headers?: Record<string, string> };
+      if (req.protocol === 'https:' && req.headers && DATA_COMMANDS.has(context.commandName ?? '')) {
+        req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'tykdrUnsignedPayloadOverTls', override: true },
+  );
+}
