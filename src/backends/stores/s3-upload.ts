@@ -45,19 +45,28 @@ export async function uploadObject(o: UploadOptions): Promise<void> {
   const { Bucket, Key } = o.params;
 
   const it = o.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const aborted = new Promise<never>((_, reject) => {
-    const fail = () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    if (signal.aborted) fail();
-    else signal.addEventListener('abort', fail, { once: true });
-  });
-  aborted.catch(() => undefined);
-  const nextChunk = async (): Promise<IteratorResult<Buffer>> => {
-    try {
-      return await Promise.race([it.next(), aborted]);
-    } catch (err) {
-      if (signal.aborted) throw err;
-      throw new BodyFailed(err);
-    }
+  const abortReason = () => (signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+  // The read in progress is woken by an abort through one listener for the whole upload: a Promise.race
+  // against a long-lived "aborted" promise would leave a reaction on it for every chunk (about 300 bytes
+  // each, ~10 MB per GB in age's 64 KiB chunks) until the upload ends.
+  let waiting: ((err: Error) => void) | null = null;
+  const onAbort = () => waiting?.(abortReason());
+  signal.addEventListener('abort', onAbort, { once: true });
+  const nextChunk = (): Promise<IteratorResult<Buffer>> => {
+    if (signal.aborted) return Promise.reject(abortReason());
+    return new Promise((resolve, reject) => {
+      waiting = reject;
+      it.next().then(
+        (r) => {
+          waiting = null;
+          resolve(r);
+        },
+        (err: unknown) => {
+          waiting = null;
+          reject(signal.aborted ? err : new BodyFailed(err));
+        },
+      );
+    });
   };
 
   // Parts are filled in place in buffers of partSize that are reused once their UploadPart settled (after
@@ -143,6 +152,8 @@ export async function uploadObject(o: UploadOptions): Promise<void> {
       throw Object.assign(first instanceof Error ? first : new Error(String(first)), { leftUploadId: uploadId } satisfies UploadFailure);
     }
     throw first;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 
