@@ -200,7 +200,7 @@ async function main(): Promise<void> {
       if (res.code !== 0) throw new Error(`${name} run ${r} failed: ${res.stderr}`);
       const out = JSON.parse(res.stdout.trim().split('\n').pop()!) as Result;
       results[name]!.push(out);
-      log(`run ${r} ${name}: load ${(out.load.main + out.load.other).toFixed(2)} CPU-s, put main ${out.put.main.toFixed(2)} + other ${out.put.other.toFixed(2)} CPU-s, minio ${out.minio.toFixed(2)}, ${out.seconds.toFixed(2)} s`);
+      log(`run ${r} ${name}: load ${(out.load.main + out.load.other).toFixed(2)} CPU-s, put main ${out.put.main.toFixed(2)} + other ${out.put.other.toFixed(2)} CPU-s, minio ${out.minio.toFixed(2)}, ${out.seconds.toFixed(2)} s, RSS at the end ${out.rssMB.toFixed(0)} MB (the body itself is held in memory)`);
     }
   }
   const f = (x: number) => x.toFixed(2);
