@@ -46,9 +46,10 @@ export async function uploadObject(o: UploadOptions): Promise<void> {
 
   const it = o.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const abortReason = () => (signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-  // The read in progress is woken by an abort through one listener for the whole upload: a Promise.race
-  // against a long-lived "aborted" promise would leave a reaction on it for every chunk (about 300 bytes
-  // each, ~10 MB per GB in age's 64 KiB chunks) until the upload ends.
+  // The read in progress is woken by an abort through one listener for the whole upload. A Promise.race per
+  // chunk against one long-lived "aborted" promise would leave a reaction on it per chunk, and through that
+  // reaction the race's promise and its chunk: every chunk read would stay in memory until the upload ended
+  // (test/unit/s3-upload-memory.test.ts).
   let waiting: ((err: Error) => void) | null = null;
   const onAbort = () => waiting?.(abortReason());
   signal.addEventListener('abort', onAbort, { once: true });
