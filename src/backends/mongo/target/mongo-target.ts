@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { MongoClient } from 'mongodb';
 import type { MongoComponent } from '../../../core/config/load.js';
 import type { Target } from '../../../core/interfaces/target.js';
 import { checksBy } from '../../../core/checks/registry.js';
@@ -36,7 +37,6 @@ export const mongoTarget: Target<MongoComponent> = {
     return {
       component,
       stop: async () => {
-        const { MongoClient } = await import('mongodb');
         const client = new MongoClient((c.restore.uri ?? c.uri).reveal(), { serverSelectionTimeoutMS: 10_000 });
         try {
           await client.connect();

@@ -61,7 +61,7 @@ export async function connectRedis(c: RedisComponent, addr: RedisAddress): Promi
     retryStrategy: () => null,
   };
   // ioredis is imported on first use: an RDB backup streams over its own socket and never needs it.
-  const { Redis } = await import('ioredis');
+  const { Redis } = await import('./ioredis-client.js');
   const client = new Redis(opts);
   // ioredis rejects connect() with "Connection is closed"; the cause (ECONNREFUSED, WRONGPASS) is an event.
   let cause: unknown;

@@ -12,7 +12,7 @@ export async function resolveAddress(c: RedisComponent, signal?: AbortSignal): P
   const s = c.sentinel;
   if (!s) return { host: c.host, port: c.port, via: 'config' };
   const failures: string[] = [];
-  const { Redis } = await import('ioredis');
+  const { Redis } = await import('./ioredis-client.js');
   for (const node of s.sentinels) {
     signal?.throwIfAborted();
     const client = new Redis({
