@@ -4,6 +4,12 @@ import { type DumpEntry, type DumpPayloadEntry, DumpPayloadCutter, cutDumpPayloa
 import { dumpPayloadVersion, maxDumpVersion, parseServerInfo } from '../../src/backends/redis/protocol/server-info.js';
 import { openRdbStream } from '../../src/backends/redis/source/replication.js';
 import { readFingerprint } from '../../src/backends/redis/target/value-fingerprint.js';
+import { inspectRdbEvidence, inspectRdbRecords } from '../../src/backends/redis/target/keys-inspect.js';
+import { KEY_CLASSES } from '../../src/core/tyk/key-classes.js';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { useCleanups } from '../helpers/cleanups.js';
 import { fillEveryEncoding, fillRandom, keysPerDb, prng } from '../helpers/redis-keyspace.js';
 import { SERVER_KINDS, type RedisServer, type ServerKind, startRedis } from '../helpers/redis-server.js';
@@ -291,6 +297,35 @@ describe.each(SERVER_KINDS)('DUMP payloads cut from the RDB of %s', (kind) => {
       sameEntries(cut.entries, again.entries);
       const biggest = Math.max(...payloads(cut.entries).map((e) => e.payload.length + e.key.length + 16));
       expect(again.maxHeld).toBeLessThanOrEqual(biggest + again.maxChunk + 4096);
+    }
+  });
+
+  it('rdb-file evidence (inspectRdbEvidence): the counts of a full inspection, and sampled payloads equal to the cutter\'s at any chunk size', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tykdr-evidence-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'dump.rdb');
+    await writeFile(file, cut.raw);
+    const restored = new Set(KEY_CLASSES);
+    const full = await inspectRdbRecords(file, { inspectOnly: true, restored, sampleSize: 0, expectation: true });
+    const byId = new Map(payloads(cut.entries).map((e) => [id(e.db, e.key), e]));
+    const live = payloads(cut.entries).filter((e) => e.expireAtMs === null || e.expireAtMs > Date.now() + 60_000).length;
+    for (const [chunkBytes, sampleSize] of [[97, 10_000], [4096, 7], [65_536, 10_000], [1 << 20, 3]] as const) {
+      const ev = await inspectRdbEvidence(file, { restored, sampleSize, expectation: true, chunkBytes });
+      expect(ev.records).toBe(full.records);
+      expect(ev.perClass).toEqual(full.perClass);
+      expect(ev.dbs).toEqual(full.dbs);
+      for (const db of full.dbs) for (const cls of KEY_CLASSES) expect(ev.expectation!.inFile(db, cls)).toBe(full.expectation!.inFile(db, cls));
+      // Every live key is offered; a sample as large as the keyspace holds each one, whole, even across chunks.
+      expect(ev.sample!.population).toBeGreaterThanOrEqual(live);
+      expect(ev.sample!.entries).toHaveLength(Math.min(sampleSize, ev.sample!.population));
+      for (const e of ev.sample!.entries) {
+        const want = byId.get(id(e.db, e.key));
+        expect(want, `sampled key ${e.key.toString('hex').slice(0, 40)} (chunks of ${chunkBytes})`).toBeDefined();
+        expect(e.sha256).toBe(createHash('sha256').update(want!.payload).digest('hex'));
+        expect(e.bytes).toBe(want!.payload.length);
+        if (e.payload) expect(e.payload.equals(want!.payload)).toBe(true);
+        expect(e.expiresAtMs).toBe(want!.expireAtMs);
+      }
     }
   });
 

@@ -214,6 +214,17 @@ export function buildPayload(type: number, value: Uint8Array, rdbVersion: number
   return out;
 }
 
+/**
+ * One key record's bytes (its type byte, key and value, as RdbInspector's onRecordBounds delimits them; `at` is
+ * the file offset of bytes[0]): its key (a copy) and its DUMP payload for `rdbVersion`, or null for a module value
+ * (RDB type 7), which is not cut.
+ */
+export function cutKeyRecord(bytes: Buffer, at: number, rdbVersion: number): { key: Buffer; type: number; payload: Buffer | null } {
+  const { key, next } = decodeString(bytes, 1, at);
+  const type = bytes[0]!;
+  return { key, type, payload: type === RDB_TYPE.MODULE_2 ? null : buildPayload(type, bytes.subarray(next), rdbVersion) };
+}
+
 /** An RDB string at buf[p] (raw, integer or LZF): its bytes and the offset after it. `at`: file offset of buf[0]. */
 function decodeString(buf: Buffer, p: number, at: number): { key: Buffer; next: number } {
   const bad = (what: string) => integrityError(`RDB is corrupt: ${what} at byte ${at + p}`, 'take a new snapshot');

@@ -23,6 +23,21 @@ export class Reservoir<T> {
     if (j < this.size) this.items[j] = make();
   }
 
+  /**
+   * offerLazy() in two steps, for an item that is complete only later: counts one offer and returns the slot
+   * to put() it in, or -1 when it is not kept. put() must come before the next claim().
+   */
+  claim(): number {
+    this.seen++;
+    if (this.items.length < this.size) return this.items.length;
+    const j = Math.floor(Math.random() * this.seen);
+    return j < this.size ? j : -1;
+  }
+
+  put(slot: number, item: T): void {
+    this.items[slot] = item;
+  }
+
   /** Items offered so far: the population the sample was drawn from. */
   get offered(): number {
     return this.seen;

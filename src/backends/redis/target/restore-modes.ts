@@ -15,7 +15,7 @@ import type { RedisRestoreInput } from './restore-types.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { checkAofTarget, checkDataDir, type SnapshotVersion, type TargetFacts } from './restore-preflight.js';
 import { startScratch, type ScratchOptions, type ScratchServer } from './scratch-server.js';
-import type { KeysInspection } from './keys-inspect.js';
+import type { RdbEvidence } from './keys-inspect.js';
 import { dumpWithExpiry, observePayloadSample, PayloadDecoder } from './keys-sample.js';
 import { drawByScan, fingerprintSample, type SnapshotSample } from './snapshot-sample.js';
 import { connectTarget, explainTargetError, keyspaceOf, openTargetPipe, probeTarget, readInfo, type RedisPool, type RestoreTarget } from '../protocol/target-connection.js';
@@ -41,7 +41,7 @@ export interface ModeContext {
    * rdb-file mode: the staged RDB's own reading (expectation and payload sample), started before the swap and
    * running while the target stops and loads; replaces the scratch server.
    */
-  rdbEvidence?: Promise<KeysInspection>;
+  rdbEvidence?: Promise<RdbEvidence>;
 }
 
 /** The target's side of a sample, for modes that compare differently from the RDB/AOF fingerprints (keys). */
@@ -272,9 +272,9 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
  * are equal values; different bytes are decoded in a small empty scratch server, as for keys mode). A failed
  * read only costs the evidence (Redis checked the file's CRC-64 as it loaded it): the checks then say why.
  */
-async function evidenceFromStaged(ctx: ModeContext, evidence: Promise<KeysInspection>): Promise<ModeResult> {
+async function evidenceFromStaged(ctx: ModeContext, evidence: Promise<RdbEvidence>): Promise<ModeResult> {
   const { input } = ctx;
-  let keys: KeysInspection;
+  let keys: RdbEvidence;
   try {
     keys = await evidence;
   } catch (err) {

@@ -15,7 +15,7 @@ import { checkResult } from '../../../core/checks/result.js';
 import { unpackAof, type StagedAof } from './aof-staging.js';
 import { ClusterTarget } from './cluster-target.js';
 import { buildKeyExpectation, type KeyExpectation } from './key-expectation.js';
-import { inspectKeysFile, inspectRdbRecords, type KeysInspection } from './keys-inspect.js';
+import { inspectKeysFile, inspectRdbEvidence, inspectRdbRecords, type KeysInspection, type RdbEvidence } from './keys-inspect.js';
 import { maxRdbVersion, releaseAtLeast } from '../formats/rdb-versions.js';
 import { runKeys } from './restore-keys-mode.js';
 import { runSelective } from './selective-restore.js';
@@ -77,7 +77,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   const pool = new RedisPool((db) => connectTarget(target, db, signal));
   let cluster: ClusterTarget | null = null;
   let mode: ModeResult | null = null;
-  let evidence: { result: Promise<KeysInspection>; stop(): void } | null = null;
+  let evidence: { result: Promise<RdbEvidence>; stop(): void } | null = null;
   try {
     let facts: TargetFacts | null = null;
     try {
@@ -178,12 +178,12 @@ async function pickScratch(c: RedisComponent, facts: TargetFacts | null, snap: S
  * Starts reading the staged RDB for an rdb-file restore's evidence (expectation, payload sample); the file is
  * opened before this returns, so it reads on after the swap renames it. stop() ends an unfinished read.
  */
-async function readRdbEvidence(input: RedisRestoreInput, restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean): Promise<{ result: Promise<KeysInspection>; stop(): void }> {
+async function readRdbEvidence(input: RedisRestoreInput, restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean): Promise<{ result: Promise<RdbEvidence>; stop(): void }> {
   const ac = new AbortController();
   const onAbort = () => ac.abort(input.signal?.reason);
   input.signal?.addEventListener('abort', onAbort, { once: true });
   const handle = await open(input.rdbFile, 'r');
-  const result = inspectRdbRecords(input.rdbFile, { handle, inspectOnly: true, restored, sampleSize, expectation: wantsCounts, signal: ac.signal }).finally(() => {
+  const result = inspectRdbEvidence(handle, { name: input.rdbFile, restored, sampleSize, expectation: wantsCounts, signal: ac.signal }).finally(() => {
     input.signal?.removeEventListener('abort', onAbort);
     return handle.close().catch(() => undefined);
   });
