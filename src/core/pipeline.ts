@@ -8,6 +8,7 @@ import { integrityError } from './errors.js';
 import { createEncryptStream } from './age/index.js';
 import type { CompressionConfig } from './config/schema.js';
 import type { Secret } from './secret.js';
+import { WorkerDecompressStream } from './zstd-worker.js';
 
 /** Counts bytes (and optionally hashes them) as they pass, without changing them. */
 export class Tap extends Transform {
@@ -41,8 +42,14 @@ export function createCompressor(cfg: CompressionConfig): Transform {
   return new CompressStream({ compressionLevel: cfg.level, nbWorkers: 1 });
 }
 
-export function createDecompressor(algorithm: CompressionConfig['algorithm']): Transform {
-  return algorithm === 'gzip' ? createGunzip() : new DecompressStream();
+/**
+ * `worker`: zstd on its own thread (WorkerDecompressStream), for large artifacts; starting the thread costs a
+ * few tens of ms, so small objects (PITR segments) decompress on the calling thread. gzip always runs in
+ * libuv's thread pool.
+ */
+export function createDecompressor(algorithm: CompressionConfig['algorithm'], opts: { worker?: boolean } = {}): Transform {
+  if (algorithm === 'gzip') return createGunzip();
+  return opts.worker ? new WorkerDecompressStream() : new DecompressStream();
 }
 
 export interface EncryptionKeys {

@@ -12,6 +12,9 @@ import { createDecompressor, Tap } from '../pipeline.js';
 import type { DecryptionKeys } from './decryption-keys.js';
 import { makeDir } from '../util/make-dir.js';
 
+/** Stored size from which zstd decompresses on a worker thread (its start-up would cost more on smaller objects). */
+const WORKER_MIN_BYTES = 4 << 20;
+
 export interface StagedArtifact {
   component: string;
   /** The plaintext (RDB file, tar) on local disk, mode 0600. */
@@ -81,7 +84,7 @@ export async function readArtifact(opts: {
   const decrypt = createDecryptStream({ identities: opts.keys.identities, passphrase: opts.keys.passphrase?.reveal() });
   let decodeError: unknown;
   const feed = new Feed(decrypt, () => decodeError !== undefined || decrypt.destroyed);
-  const decoded = pipeline(decrypt, createDecompressor(a.compression), plain, opts.sink, { signal: opts.signal }).catch((err: unknown) => {
+  const decoded = pipeline(decrypt, createDecompressor(a.compression, { worker: a.stored_bytes >= WORKER_MIN_BYTES }), plain, opts.sink, { signal: opts.signal }).catch((err: unknown) => {
     decodeError = err;
     if (!opts.hashWholeObject) feed.destroy(err as Error);
   });

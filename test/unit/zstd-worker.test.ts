@@ -1,0 +1,159 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compress } from 'zstd-napi';
+import { LocalStore } from '../../src/backends/stores/local-store.js';
+import { generateIdentity, parseIdentity } from '../../src/core/age/keys.js';
+import { TykdrError } from '../../src/core/errors.js';
+import { artifactKey } from '../../src/core/layout.js';
+import type { Manifest } from '../../src/core/manifest.js';
+import { writeArtifact } from '../../src/core/pipeline.js';
+import { stageArtifact } from '../../src/core/restore/staging.js';
+import { WorkerDecompressStream } from '../../src/core/zstd-worker.js';
+
+/** Compressible but not trivial (about 3:2): one 4 KiB block in three random, the others text, like an RDB of sessions. */
+function sample(bytes: number, seed: number): Buffer {
+  const out = Buffer.alloc(bytes);
+  for (let at = 0, i = seed; at < bytes; at += 4096, i++) {
+    const end = Math.min(bytes, at + 4096);
+    if (i % 3 === 0) randomBytes(end - at).copy(out, at);
+    else out.fill(`{"session":${i % 97},"org":"tyk"}`, at, end);
+  }
+  return out;
+}
+
+/** Feeds `input` in chunks of varied sizes (1 byte to ~300 KiB). */
+function chunked(input: Buffer): Readable {
+  const parts: Buffer[] = [];
+  let s = 7;
+  for (let at = 0; at < input.length; ) {
+    s = (s * 69069 + 1) >>> 0;
+    const n = s % 5 === 0 ? 1 : 1 + (s % 300_000);
+    parts.push(input.subarray(at, at + n));
+    at += n;
+  }
+  return Readable.from(parts);
+}
+
+async function collect(src: Readable, slowMs = 0): Promise<{ out: Buffer; maxChunk: number }> {
+  const chunks: Buffer[] = [];
+  let maxChunk = 0;
+  const sink = new Writable({
+    write(c: Buffer, _e, done) {
+      chunks.push(c);
+      maxChunk = Math.max(maxChunk, c.length);
+      if (slowMs > 0) setTimeout(done, slowMs);
+      else done();
+    },
+  });
+  await pipeline(src, new WorkerDecompressStream(), sink);
+  return { out: Buffer.concat(chunks), maxChunk };
+}
+
+describe('WorkerDecompressStream (zstd on a worker thread)', () => {
+  it('decompresses what zstd compressed, in any input chunking, across several frames, in chunks of at most 1 MiB', async () => {
+    const a = sample(9_000_000, 1);
+    const b = sample(3_000_000, 2);
+    const frames = Buffer.concat([compress(a, { compressionLevel: 3 }), compress(b, { compressionLevel: 1 })]);
+    const { out, maxChunk } = await collect(chunked(frames));
+    expect(out.length).toBe(a.length + b.length);
+    expect(createHash('sha256').update(out).digest('hex')).toBe(createHash('sha256').update(Buffer.concat([a, b])).digest('hex'));
+    expect(maxChunk).toBeLessThanOrEqual(1 << 20);
+  });
+
+  it('holds input back while the consumer is slow (bounded memory)', async () => {
+    const plain = sample(16_000_000, 3);
+    const z = compress(plain, { compressionLevel: 3 });
+    const d = new WorkerDecompressStream();
+    let pushed = 0;
+    let consumed = 0;
+    let ahead = 0;
+    const push = d.push.bind(d);
+    d.push = (c: Buffer | null) => {
+      pushed += c?.length ?? 0;
+      ahead = Math.max(ahead, pushed - consumed);
+      return push(c);
+    };
+    const sink = new Writable({
+      highWaterMark: 1 << 20,
+      write(c: Buffer, _e, done) {
+        consumed += c.length;
+        setTimeout(done, 5);
+      },
+    });
+    await pipeline(Readable.from([z]), d, sink);
+    expect(consumed).toBe(plain.length);
+    // Far less than the 16 MB: two inputs of 256 KiB in flight, one output buffer, the high-water marks.
+    expect(ahead).toBeLessThan(6_000_000);
+  });
+
+  it('fails on bytes that are not zstd, and on a stream cut inside a frame', async () => {
+    const notZstd = await collect(Readable.from([Buffer.from('this is not a zstd frame at all')])).catch((e: Error) => e);
+    expect(notZstd).toBeInstanceOf(Error);
+    expect((notZstd as Error).message).toMatch(/frame descriptor|unknown|magic|prefix/i);
+    const z = compress(sample(2_000_000, 4));
+    const cut = await collect(Readable.from([z.subarray(0, z.length - 100)])).catch((e: Error) => e);
+    expect(cut).toBeInstanceOf(Error);
+    expect((cut as Error).message).toBe('Stream ended in middle of compressed data frame');
+  });
+
+  it('a stream destroyed midway ends its worker (the test process does not hang)', async () => {
+    const z = compress(sample(8_000_000, 5));
+    const d = new WorkerDecompressStream();
+    const done = new Promise<void>((resolve) => d.on('close', () => resolve()));
+    d.write(z.subarray(0, 1_000_000));
+    d.destroy();
+    await done;
+    expect(d.destroyed).toBe(true);
+  });
+});
+
+describe('staging a large artifact (zstd on the worker thread)', () => {
+  let dir: string;
+  let store: LocalStore;
+  const id = generateIdentity();
+  const keys = { identities: [parseIdentity(id.identity)] };
+  const plain = sample(16_000_000, 6);
+  let manifest: Manifest;
+  const key = artifactKey('20260101T000000Z-bbbbbb', 'redis.rdb.zst.age');
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'tykdr-zstd-worker-'));
+    store = new LocalStore(path.join(dir, 'store'));
+    const w = await writeArtifact({ source: Readable.from([plain]), store, key, compression: { algorithm: 'zstd', level: 1 }, keys: { recipients: [id.recipient] } });
+    expect(w.storedBytes).toBeGreaterThan(4 << 20); // over the worker threshold
+    manifest = {
+      id: '20260101T000000Z-bbbbbb',
+      components: {
+        redis: { artifact: { name: 'redis.rdb.zst.age', format: 'rdb', compression: 'zstd', encryption: 'age', sha256: w.sha256, stored_bytes: w.storedBytes, plaintext_bytes: w.plaintextBytes } },
+      },
+    } as unknown as Manifest;
+  });
+
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('stages the plaintext byte for byte', async () => {
+    const staged = await stageArtifact({ store, manifest, component: 'redis', dir: path.join(dir, 'ok'), keys });
+    expect(staged.plaintextBytes).toBe(plain.length);
+    expect((await readFile(staged.file)).equals(plain)).toBe(true);
+  });
+
+  it('an altered object fails its SHA-256 check and leaves no staged file', async () => {
+    const file = path.join(dir, 'store', ...key.split('/'));
+    const bytes = await readFile(file);
+    bytes[bytes.length >> 1]! ^= 0x40;
+    await writeFile(file, bytes);
+    const staging = path.join(dir, 'bad');
+    const err = await stageArtifact({ store, manifest, component: 'redis', dir: staging, keys }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TykdrError);
+    expect((err as TykdrError).kind).toBe('integrityError');
+    expect((err as Error).message).toMatch(/sha256 check failed/);
+    expect(await readdir(staging)).toEqual([]);
+  });
+});
