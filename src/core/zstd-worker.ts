@@ -28,7 +28,7 @@ parentPort.on('message', (m) => {
   const done = [];
   try {
     if (m.input) {
-      let src = Buffer.from(m.input);
+      let src = Buffer.from(m.input, 0, m.len);
       for (;;) {
         const [ret, produced, consumed] = dctx.decompressStream(out.subarray(fill), src);
         fill += produced;
@@ -51,15 +51,13 @@ parentPort.on('message', (m) => {
     return;
   }
   const lens = done.map((b) => b.byteLength);
-  if (m.end) {
-    if (fill > 0) {
-      done.push(out.buffer);
-      lens.push(fill);
-    }
-    parentPort.postMessage({ out: done, lens, end: true, inFrame }, done);
-    return;
+  if (m.end && fill > 0) {
+    done.push(out.buffer);
+    lens.push(fill);
   }
-  parentPort.postMessage({ out: done, lens }, done);
+  // The input's buffer goes back too, for the next input: the worker keeps no garbage its GC may not see soon.
+  const transfer = m.input ? done.concat([m.input]) : done;
+  parentPort.postMessage({ out: done, lens, back: m.input, end: m.end, inFrame }, transfer);
 });
 `;
 
@@ -74,6 +72,8 @@ parentPort.on('message', (m) => {
 export class WorkerDecompressStream extends Transform {
   private readonly worker: Worker;
   private pending: Buffer = Buffer.allocUnsafeSlow(IN_BYTES);
+  /** Input buffers the worker handed back, for reuse. */
+  private readonly spare: ArrayBuffer[] = [];
   private pendingFill = 0;
   private inFlight = 0;
   /** The chunk being written, from restOff on, and its write callback. */
@@ -118,10 +118,13 @@ export class WorkerDecompressStream extends Transform {
   }
 
   private send(end: boolean): void {
-    const input = this.pendingFill > 0 ? (this.pending.buffer as ArrayBuffer).slice(this.pending.byteOffset, this.pending.byteOffset + this.pendingFill) : null;
+    // The pending buffer itself is transferred (allocUnsafeSlow: it owns its whole ArrayBuffer); the worker hands it back.
+    const len = this.pendingFill;
+    const input = len > 0 ? (this.pending.buffer as ArrayBuffer) : null;
+    if (input) this.pending = Buffer.from(this.spare.pop() ?? new ArrayBuffer(IN_BYTES));
     this.pendingFill = 0;
     this.inFlight++;
-    this.worker.postMessage({ input, end }, input ? [input] : []);
+    this.worker.postMessage({ input, len, end }, input ? [input] : []);
   }
 
   /** The worker has room and downstream wants more (`wanted`: _read asked): the next input may go. */
@@ -159,6 +162,7 @@ export class WorkerDecompressStream extends Transform {
       return;
     }
     this.inFlight--;
+    if (m.back && this.spare.length <= MAX_IN_FLIGHT) this.spare.push(m.back);
     for (let i = 0; i < m.out!.length; i++) this.push(Buffer.from(m.out![i]!, 0, m.lens![i]));
     if (m.end) {
       const cb = this.flushed!;
@@ -179,6 +183,7 @@ export class WorkerDecompressStream extends Transform {
 interface WorkerReply {
   out?: ArrayBuffer[];
   lens?: number[];
+  back?: ArrayBuffer | null;
   end?: boolean;
   inFrame?: boolean;
   error?: { message: string; name?: string };
