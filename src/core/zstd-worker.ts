@@ -86,12 +86,16 @@ export class WorkerDecompressStream extends Transform {
   constructor() {
     super({ readableHighWaterMark: OUT_BYTES });
     const binding = createRequire(import.meta.url).resolve('zstd-napi/binding');
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { binding, outBytes: OUT_BYTES } });
+    // execArgv []: the source is CommonJS whatever flags started the process (--input-type=module, loaders, --cpu-prof).
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { binding, outBytes: OUT_BYTES } });
     this.worker.on('message', (m: WorkerReply) => this.onReply(m));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => {
       if (!this.destroyed && this.flushed === null && !this.writableFinished) this.fail(new Error(`zstd worker exited (code ${code}) before the stream ended`));
     });
+    // Referenced only while it holds work this stream waits for: an abandoned stream never keeps the process alive.
+    // (After the listeners: adding a 'message' listener references the worker's port again.)
+    this.worker.unref();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -123,7 +127,7 @@ export class WorkerDecompressStream extends Transform {
     const input = len > 0 ? (this.pending.buffer as ArrayBuffer) : null;
     if (input) this.pending = Buffer.from(this.spare.pop() ?? new ArrayBuffer(IN_BYTES));
     this.pendingFill = 0;
-    this.inFlight++;
+    if (this.inFlight++ === 0) this.worker.ref();
     this.worker.postMessage({ input, len, end }, input ? [input] : []);
   }
 
@@ -161,7 +165,7 @@ export class WorkerDecompressStream extends Transform {
       this.fail(err);
       return;
     }
-    this.inFlight--;
+    if (--this.inFlight === 0) this.worker.unref();
     if (m.back && this.spare.length <= MAX_IN_FLIGHT) this.spare.push(m.back);
     for (let i = 0; i < m.out!.length; i++) this.push(Buffer.from(m.out![i]!, 0, m.lens![i]));
     if (m.end) {

@@ -2,7 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compress } from 'zstd-napi';
@@ -109,6 +111,23 @@ describe('WorkerDecompressStream (zstd on a worker thread)', () => {
     d.destroy();
     await done;
     expect(d.destroyed).toBe(true);
+  });
+  it('a stream left idle (never ended, never destroyed) does not keep the process alive; one at work does', async () => {
+    const mod = fileURLToPath(new URL('../../src/core/zstd-worker.ts', import.meta.url));
+    // The second stream's pipeline waits on nothing but the worker: the process must stay until it is done.
+    const script =
+      `import { WorkerDecompressStream } from ${JSON.stringify(mod)}; import { compress } from 'zstd-napi'; import { pipeline } from 'node:stream/promises'; ` +
+      `import { Readable, Writable } from 'node:stream'; new WorkerDecompressStream(); console.log('made'); let n = 0; ` +
+      `const z = compress(Buffer.alloc(30_000_000, 7)); ` +
+      `pipeline(Readable.from([z]), new WorkerDecompressStream(), new Writable({ write(c, _e, done) { n += c.length; done(); } })).then(() => console.log(n));`;
+    const out = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+      const child = execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 60_000 }, (err, stdout) => {
+        if (err && err.killed) reject(new Error('the process did not exit: the idle worker kept it alive'));
+        else resolve({ code: child.exitCode, stdout });
+      });
+    });
+    expect(out.stdout.trim().split('\n')).toEqual(['made', '30000000']);
+    expect(out.code).toBe(0);
   });
 });
 

@@ -79,15 +79,7 @@ export async function readArtifact(opts: {
 }): Promise<ArtifactRead> {
   const a = artifactOf(opts.manifest, opts.component);
   const where = `${a.name} in snapshot ${opts.manifest.id}`;
-  const stored = new Tap({ sha256: true, onBytes: opts.onBytes });
-  const plain = new Tap();
-  const decrypt = createDecryptStream({ identities: opts.keys.identities, passphrase: opts.keys.passphrase?.reveal() });
-  let decodeError: unknown;
-  const feed = new Feed(decrypt, () => decodeError !== undefined || decrypt.destroyed);
-  const decoded = pipeline(decrypt, createDecompressor(a.compression, { worker: a.stored_bytes >= WORKER_MIN_BYTES }), plain, opts.sink, { signal: opts.signal }).catch((err: unknown) => {
-    decodeError = err;
-    if (!opts.hashWholeObject) feed.destroy(err as Error);
-  });
+  // Before any stream is made: a refusal here leaves nothing running (the zstd worker would keep the process alive).
   if (opts.keys.identities.length > 0 && opts.manifest.encryption?.passphrase !== true) {
     // A wrong key fails here, before any byte is read: so hashing the whole object after a decryption failure
     // (to tell an altered object from a bad key) never downloads a large object only to say "wrong key".
@@ -101,6 +93,15 @@ export async function readArtifact(opts: {
       );
     }
   }
+  const stored = new Tap({ sha256: true, onBytes: opts.onBytes });
+  const plain = new Tap();
+  const decrypt = createDecryptStream({ identities: opts.keys.identities, passphrase: opts.keys.passphrase?.reveal() });
+  let decodeError: unknown;
+  const feed = new Feed(decrypt, () => decodeError !== undefined || decrypt.destroyed);
+  const decoded = pipeline(decrypt, createDecompressor(a.compression, { worker: a.stored_bytes >= WORKER_MIN_BYTES }), plain, opts.sink, { signal: opts.signal }).catch((err: unknown) => {
+    decodeError = err;
+    if (!opts.hashWholeObject) feed.destroy(err as Error);
+  });
   let readWhole = false;
   try {
     const body = await opts.store.get(artifactKey(opts.manifest.id, a.name), { signal: opts.signal });
