@@ -49,7 +49,14 @@ export function createCompressor(cfg: CompressionConfig): Transform {
  */
 export function createDecompressor(algorithm: CompressionConfig['algorithm'], opts: { worker?: boolean } = {}): Transform {
   if (algorithm === 'gzip') return createGunzip();
-  return opts.worker ? new WorkerDecompressStream() : new DecompressStream();
+  if (opts.worker) {
+    try {
+      return new WorkerDecompressStream();
+    } catch {
+      // No thread could be made (e.g. the binding is not resolvable from a bundled build): the same work, on this thread.
+    }
+  }
+  return new DecompressStream();
 }
 
 export interface EncryptionKeys {
