@@ -82,6 +82,8 @@ export class WorkerDecompressStream extends Transform {
   private waiting: TransformCallback | null = null;
   private flushed: TransformCallback | null = null;
   private failed = false;
+  /** The worker answered the end: everything was decompressed. */
+  private ended = false;
 
   constructor() {
     super({ readableHighWaterMark: OUT_BYTES });
@@ -91,7 +93,7 @@ export class WorkerDecompressStream extends Transform {
     this.worker.on('message', (m: WorkerReply) => this.onReply(m));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => {
-      if (!this.destroyed && this.flushed === null && !this.writableFinished) this.fail(new Error(`zstd worker exited (code ${code}) before the stream ended`));
+      if (!this.destroyed && !this.ended) this.fail(new Error(`zstd worker exited (code ${code}) before the stream ended`));
     });
     // Referenced only while it holds work this stream waits for: an abandoned stream never keeps the process alive.
     // (After the listeners: adding a 'message' listener references the worker's port again.)
@@ -169,6 +171,7 @@ export class WorkerDecompressStream extends Transform {
     if (m.back && this.spare.length <= MAX_IN_FLIGHT) this.spare.push(m.back);
     for (let i = 0; i < m.out!.length; i++) this.push(Buffer.from(m.out![i]!, 0, m.lens![i]));
     if (m.end) {
+      this.ended = true;
       const cb = this.flushed!;
       if (m.inFrame) cb(new Error('Stream ended in middle of compressed data frame'));
       else cb();

@@ -112,6 +112,24 @@ describe('WorkerDecompressStream (zstd on a worker thread)', () => {
     await done;
     expect(d.destroyed).toBe(true);
   });
+  it('a worker that dies mid-stream fails the stream (no hang)', async () => {
+    const z = compress(sample(8_000_000, 8));
+    const d = new WorkerDecompressStream();
+    const sink = new Writable({ write: (_c, _e, done) => done() });
+    const run = pipeline(Readable.from([z.subarray(0, 1_000_000), z.subarray(1_000_000)]), d, sink);
+    void (d as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await expect(run).rejects.toThrow(/zstd worker exited/);
+    // Dying once the end was asked for, before it answered:
+    const e = new WorkerDecompressStream();
+    const inner = e as unknown as { worker: { terminate(): Promise<number> }; flushed: unknown };
+    e._flush = (done) => {
+      inner.flushed = done;
+      void inner.worker.terminate();
+    };
+    const hung = new Promise((_r, reject) => setTimeout(() => reject(new Error('hung')), 20_000).unref());
+    await expect(Promise.race([pipeline(Readable.from([z.subarray(0, 100_000)]), e, new Writable({ write: (_c, _e2, done) => done() })), hung])).rejects.toThrow(/zstd worker exited/);
+  });
+
   it('a stream left idle (never ended, never destroyed) does not keep the process alive; one at work does', async () => {
     const mod = fileURLToPath(new URL('../../src/core/zstd-worker.ts', import.meta.url));
     // The second stream's pipeline waits on nothing but the worker: the process must stay until it is done.
