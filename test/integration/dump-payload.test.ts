@@ -4,7 +4,7 @@ import { type DumpEntry, type DumpPayloadEntry, DumpPayloadCutter, cutDumpPayloa
 import { dumpPayloadVersion, maxDumpVersion, parseServerInfo } from '../../src/backends/redis/protocol/server-info.js';
 import { openRdbStream } from '../../src/backends/redis/source/replication.js';
 import { readFingerprint } from '../../src/backends/redis/target/value-fingerprint.js';
-import { inspectRdbEvidence, inspectRdbRecords } from '../../src/backends/redis/target/keys-inspect.js';
+import { inspectRdbEvidence, inspectRdbForLive, inspectRdbRecords } from '../../src/backends/redis/target/keys-inspect.js';
 import { KEY_CLASSES } from '../../src/core/tyk/key-classes.js';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -327,6 +327,28 @@ describe.each(SERVER_KINDS)('DUMP payloads cut from the RDB of %s', (kind) => {
         expect(e.expiresAtMs).toBe(want!.expireAtMs);
       }
     }
+  });
+
+  it('a live restore\'s look before writing (inspectRdbForLive): the thorough inspection\'s figures, CRC-64 checked, and the records read again whole', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tykdr-live-inspect-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'dump.rdb');
+    await writeFile(file, cut.raw);
+    const restored = new Set(KEY_CLASSES);
+    const full = await inspectRdbRecords(file, { restored, sampleSize: 0, expectation: true });
+    const lean = await inspectRdbForLive(file, { restored, sampleSize: 5, expectation: true });
+    expect([lean.records, lean.dbs, lean.perClass, lean.duplicates, lean.payloadVersion, lean.writtenBy]).toEqual([full.records, full.dbs, full.perClass, full.duplicates, full.payloadVersion, full.writtenBy]);
+    for (const db of full.dbs) for (const cls of KEY_CLASSES) expect(lean.expectation!.inFile(db, cls)).toBe(full.expectation!.inFile(db, cls));
+    expect(lean.sample!.entries.length).toBe(Math.min(5, lean.sample!.population));
+    // The write pass reads every record again, with its payload.
+    let again = 0;
+    for await (const batch of lean.open()) again += batch.length;
+    expect(again).toBe(full.records);
+    // A flipped byte in the file's last value is caught by the CRC-64 (no server loads this file to check it).
+    const bad = Buffer.from(cut.raw);
+    bad[bad.length - 12] ^= 0x01;
+    await writeFile(file, bad);
+    await expect(inspectRdbForLive(file, { restored, sampleSize: 0, expectation: false })).rejects.toThrow(/checksum|CRC/i);
   });
 
   it.each(newerOrSame(kind))('RESTOREs (ABSTTL) into a fresh %s: same DUMP on the same server, same values and expiries on a newer one', async (targetKind) => {

@@ -3,7 +3,7 @@ import { integrityError } from '../../../core/errors.js';
 import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { readKeysStream, type KeyRecord, type KeysHeader, type KeysTrailer } from '../formats/keys-reader.js';
-import { redisTypeOf } from '../formats/rdb-constants.js';
+import { RDB_TYPE, redisTypeOf } from '../formats/rdb-constants.js';
 import { cutKeyRecord } from '../formats/dump-payload.js';
 import { RdbInspector } from '../formats/rdb-inspector.js';
 import { rdbKeyRecords } from '../formats/rdb-records.js';
@@ -102,7 +102,13 @@ export async function inspectRdbRecords(file: string, o: RdbInspectOptions): Pro
 }
 
 /** What a file-level restore needs from its staged RDB: the expectation for redis-key-counts and the payload sample. */
-export type RdbEvidence = Pick<KeysInspection, 'records' | 'perClass' | 'dbs' | 'expectation' | 'sample'>;
+export type RdbEvidence = Pick<KeysInspection, 'records' | 'perClass' | 'dbs' | 'expectation' | 'sample'> & {
+  /** The RDB's version and the Redis that wrote it (its redis-ver AUX field, '' when absent). */
+  rdbVersion: number;
+  writtenBy: string;
+  /** Keys holding module values (RDB type 7): a live restore cannot RESTORE them. */
+  moduleValues: number;
+};
 
 const EVIDENCE_CHUNK = 1 << 20;
 
@@ -120,13 +126,14 @@ function isApiKey(k: Buffer): boolean {
  * proved the stored bytes' SHA-256). A module value drawn for the sample is dropped from it (not comparable).
  * Memory: the sample, one chunk, the open key record when it is drawn (a key record not drawn is not held).
  */
-export async function inspectRdbEvidence(file: string | FileHandle, o: InspectOptions & { name?: string; chunkBytes?: number }): Promise<RdbEvidence> {
+export async function inspectRdbEvidence(file: string | FileHandle, o: InspectOptions & { name?: string; chunkBytes?: number; checksum?: boolean }): Promise<RdbEvidence> {
   const chunkBytes = o.chunkBytes ?? EVIDENCE_CHUNK;
   const perClass = emptyClassCounts();
   const exp = o.expectation ? new KeyExpectation(Date.now()) : null;
   const drawn = new Reservoir<PayloadSampleEntry | null>(o.sampleSize);
   const sampling = o.sampleSize > 0;
   let records = 0;
+  let moduleValues = 0;
   let now = Date.now();
   // File bytes [heldFrom, offset) in chunks: from the end of the last key record on, except inside a record not drawn.
   let held: Buffer[] = [];
@@ -158,10 +165,11 @@ export async function inspectRdbEvidence(file: string | FileHandle, o: InspectOp
     });
   };
   const inspector = new RdbInspector({
-    checksum: false,
+    checksum: o.checksum === true,
     borrowKeys: true,
-    onKey: (db, key, _type, expiresAtMs) => {
+    onKey: (db, key, type, expiresAtMs) => {
       records++;
+      if (type === RDB_TYPE.MODULE_2) moduleValues++;
       const cls = isApiKey(key) ? 'must' : classifyKey(key);
       perClass[cls]++;
       exp?.add(db, cls, expiresAtMs);
@@ -208,6 +216,35 @@ export async function inspectRdbEvidence(file: string | FileHandle, o: InspectOp
     dbs: Object.keys(facts.databases).map(Number).sort((a, b) => a - b),
     expectation: exp,
     sample: sampling ? { requested: o.sampleSize, population: drawn.offered, entries, expiredBeforeRead: 0 } : null,
+    rdbVersion: facts.rdbVersion,
+    writtenBy: facts.aux['redis-ver'] ?? '',
+    moduleValues,
+  };
+}
+
+/**
+ * A live restore's look at the staged RDB before its first write, in the lean read of inspectRdbEvidence (CRC-64
+ * included: no server loads this file, so nothing else checks it): the counts, the expectation and the sample.
+ * A file holding a module value is read again the thorough way, which refuses it naming the key's database and
+ * module type. The restore then cuts every record a second time as it writes (open()).
+ */
+export async function inspectRdbForLive(file: string, o: InspectOptions): Promise<KeysInspection> {
+  const ev = await inspectRdbEvidence(file, { ...o, name: file, checksum: true });
+  if (ev.moduleValues > 0) return inspectRdbRecords(file, o);
+  return {
+    records: ev.records,
+    perClass: ev.perClass,
+    dbs: ev.dbs,
+    expectation: ev.expectation,
+    sample: ev.sample,
+    // An RDB holds each key of a database once.
+    duplicates: 0,
+    // The file was just checked whole (CRC-64 included): the second read skips the CRC.
+    open: (signal) => rdbKeyRecords(file, signal, { reread: true }),
+    header: null,
+    trailer: null,
+    writtenBy: ev.writtenBy,
+    payloadVersion: ev.rdbVersion,
   };
 }
 

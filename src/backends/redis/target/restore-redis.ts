@@ -15,7 +15,7 @@ import { checkResult } from '../../../core/checks/result.js';
 import { unpackAof, type StagedAof } from './aof-staging.js';
 import { ClusterTarget } from './cluster-target.js';
 import { buildKeyExpectation, type KeyExpectation } from './key-expectation.js';
-import { inspectKeysFile, inspectRdbEvidence, inspectRdbRecords, type KeysInspection, type RdbEvidence } from './keys-inspect.js';
+import { inspectKeysFile, inspectRdbEvidence, inspectRdbForLive, type KeysInspection, type RdbEvidence } from './keys-inspect.js';
 import { maxRdbVersion, releaseAtLeast } from '../formats/rdb-versions.js';
 import { runKeys } from './restore-keys-mode.js';
 import { runSelective } from './selective-restore.js';
@@ -205,7 +205,7 @@ async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['fo
     if (input.component.restore.mode !== 'live') return { snap };
     // Live: every key's value is cut from the RDB as a RESTORE payload (no scratch server); read whole here first.
     input.progress?.({ phase: 'inspect' });
-    const keys = await inspectRdbRecords(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
+    const keys = await inspectRdbForLive(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
     return { snap, keys };
   }
   input.progress?.({ phase: 'inspect' });
