@@ -232,11 +232,14 @@ describe('openRdbStream protocol edge cases (scripted server)', () => {
 
   it('strips a diskless end mark that arrives split across packets', async () => {
     const mark = Buffer.from('a'.repeat(20) + 'b'.repeat(20));
-    const after = Buffer.from('*1\r\n$4\r\nPING\r\n'.repeat(5)); // what a pre-6.2 master would send next
+    // What a pre-6.2 master sends next: only once the replica acknowledged the RDB (REPLCONF ACK), so never in
+    // the mark's packet; this side sends no ACK and ignores it.
+    const after = Buffer.from('*1\r\n$4\r\nPING\r\n'.repeat(5));
     const splits: Buffer[][] = [
       [payload.subarray(0, 60_000), Buffer.concat([payload.subarray(60_000), mark.subarray(0, 15)]), mark.subarray(15, 22), mark.subarray(22)],
-      [Buffer.concat([payload, mark.subarray(0, 10)]), Buffer.concat([mark.subarray(10), after])],
-      [payload.subarray(0, 99_990), Buffer.concat([payload.subarray(99_990), mark, after])],
+      [Buffer.concat([payload, mark.subarray(0, 10)]), mark.subarray(10), after],
+      [payload.subarray(0, 99_990), Buffer.concat([payload.subarray(99_990), mark]), after],
+      [payload.subarray(0, 99_999), Buffer.concat([payload.subarray(99_999), mark.subarray(0, 1)]), mark.subarray(1, 2), mark.subarray(2, 39), mark.subarray(39), after],
     ];
     for (const pieces of splits) {
       const { rdb, data } = await run((s) => {
@@ -246,6 +249,17 @@ describe('openRdbStream protocol edge cases (scripted server)', () => {
       expect(rdb.transfer).toBe('diskless');
       expect(data.equals(payload)).toBe(true);
     }
+  });
+
+  it('passes on the mark\'s bytes inside a diskless payload (not at the end of what arrived) as payload', async () => {
+    const mark = Buffer.from('c'.repeat(40));
+    const withMark = Buffer.concat([payload.subarray(0, 50_000), mark, payload.subarray(50_000)]);
+    const { data } = await run((s) => {
+      s.write(`$EOF:${mark.toString()}\r\n`);
+      setTimeout(() => s.write(withMark.subarray(0, 50_010)), 20);
+      setTimeout(() => s.write(Buffer.concat([withMark.subarray(50_010), mark])), 40);
+    });
+    expect(data.equals(withMark)).toBe(true);
   });
 
   it('fails (does not end) when the connection closes before the announced length', async () => {

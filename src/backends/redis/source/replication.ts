@@ -33,6 +33,7 @@ export interface RdbStream {
 }
 
 const EOF_MARK_LEN = 40;
+const EMPTY = Buffer.alloc(0);
 const FIX_NETWORK = 'check redis.host and redis.port, that Redis is running, and that this machine can reach it (firewall, security group)';
 const FIX_SYNC =
   'managed Redis services (ElastiCache, MemoryDB, Azure Cache) refuse SYNC: back up with the key-level mode (redis.mode: keys); ' +
@@ -211,7 +212,7 @@ export interface PayloadOptions {
 /** The RDB payload as a Readable fed by the socket, with `leftover` (bytes read past the header) first. */
 export function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOptions): Readable {
   let remaining = o.declaredLength ?? 0;
-  let tail: Buffer = Buffer.alloc(0); // diskless: the last bytes, which may be (part of) the mark
+  let held: Buffer | null = null; // diskless: the bytes received last, not yet delivered (they may end with the mark)
   let received = 0;
   let finished = false;
   let handedOver = false;
@@ -238,7 +239,7 @@ export function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOp
       socket.pause();
     }
   };
-  const complete = (rest: Buffer = Buffer.alloc(0)) => {
+  const complete = (rest: Buffer = EMPTY) => {
     finished = true;
     cleanup();
     if (o.onEnd) {
@@ -271,32 +272,26 @@ export function payloadStream(socket: net.Socket, leftover: Buffer, o: PayloadOp
       }
       return;
     }
-    // Diskless: the payload ends with the 40-byte mark. Hold back the last 40 bytes until more arrive; look
-    // for the mark across the boundary (tail + start of chunk), then inside the chunk, without copying it.
+    // Diskless: the payload ends with the 40-byte mark, and the mark ends what the server sends until this side
+    // acknowledges (Redis waits for REPLCONF ACK before it streams anything else; with rdb-only it closes).
+    // So, as a Redis replica does, only the last 40 bytes received are compared with the mark, never the
+    // whole chunk. The newest chunk is held back whole (not copied) until the next one proves it was not the end.
     const mk = o.mark;
-    const head = Buffer.concat([tail, chunk.subarray(0, EOF_MARK_LEN - 1)]);
-    let at = tail.length > 0 ? head.indexOf(mk) : -1;
-    if (at >= 0) {
-      deliver(head.subarray(0, at));
-      complete(chunk.subarray(at + EOF_MARK_LEN - tail.length));
-      return;
-    }
-    at = chunk.indexOf(mk);
-    if (at >= 0) {
-      deliver(tail);
-      deliver(chunk.subarray(0, at));
-      complete(chunk.subarray(at + EOF_MARK_LEN));
-      return;
-    }
     if (chunk.length >= EOF_MARK_LEN) {
-      deliver(tail);
-      deliver(chunk.subarray(0, chunk.length - EOF_MARK_LEN));
-      tail = Buffer.from(chunk.subarray(chunk.length - EOF_MARK_LEN));
+      if (held !== null) deliver(held);
+      held = chunk;
     } else {
-      const all = Buffer.concat([tail, chunk]);
-      const keep = Math.min(all.length, EOF_MARK_LEN);
-      deliver(all.subarray(0, all.length - keep));
-      tail = all.subarray(all.length - keep);
+      // A short chunk: keep only as much before it as a mark across the boundary needs.
+      const prev = held ?? EMPTY;
+      const keep = Math.min(prev.length, EOF_MARK_LEN);
+      deliver(prev.subarray(0, prev.length - keep));
+      held = Buffer.concat([prev.subarray(prev.length - keep), chunk]);
+    }
+    const n = held.length;
+    if (n >= EOF_MARK_LEN && held[n - 1] === mk[EOF_MARK_LEN - 1] && mk.equals(held.subarray(n - EOF_MARK_LEN))) {
+      deliver(held.subarray(0, n - EOF_MARK_LEN));
+      held = null;
+      complete();
     }
   };
   const onClose = () => {
