@@ -47,6 +47,33 @@ describe('Tyk key classes', () => {
   });
 });
 
+describe('Tyk key classes on raw bytes', () => {
+  it('give the rules\' verdict on the key\'s latin1 text (its first 512 bytes) for every prefix and ending', () => {
+    const heads = [
+      'apikey-', 'orgkey.', 'oauth-data.', 'oauth-data.x.oauth-authorize.', 'oauth-data.a.oauth-clientid.', 'oauth-data.a.oauth-refresh.',
+      'cert-raw-', 'cert-', 'cert-o-index', 'tyk-admin-api-', 'coprocess-data:', 'quota-', 'analytics-tyk-system-analytics',
+      'rpc:node-definition-backup:', 'rpc:node-', 'rate-limit-', 'cache-', 'host-checker:', 'livenesscheck-', 'webhook.cache.',
+      'redis-lock-', 'gateway-lock', 'tyk-host-checker', 'tyk-uptime', 'apikey', 'quota', 'tyk-', 'x', '', '\u00ff', 'Apikey-',
+    ];
+    const tails = ['', 'abc', '-lock', ':lock', '-lockx', 'lock', 'cooldown', 'x-cooldown-y', '-index', '-index-migrated', '.oauth-authorize.t', '\u0000\u00ff'];
+    let checked = 0;
+    for (const h of heads) {
+      for (const t of tails) {
+        for (const pad of [0, 1, 600]) {
+          // pad 600 puts the tail past byte 512, where the rules no longer see it.
+          const key = Buffer.from(h + 'z'.repeat(pad) + t, 'latin1');
+          expect([h, pad, t, classifyKey(key)]).toEqual([h, pad, t, classifyKey(key.toString('latin1', 0, Math.min(key.length, 512)))]);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBe(31 * 12 * 3);
+    expect(classifyKey(Buffer.from('apikey-abc'))).toBe('must');
+    expect(classifyKey(Buffer.from('x'.repeat(507) + '-lock'))).toBe('ephemeral');
+    expect(classifyKey(Buffer.from('x'.repeat(508) + '-lock'))).toBe('other');
+  });
+});
+
 describe('tyk.conf facts', () => {
   it('records hash settings and a salted fingerprint, never the secret', () => {
     const f = tykConfFacts('opt/tyk/tyk.conf', JSON.stringify({ secret: 's3cr3t', hash_keys: true, hash_key_function: 'murmur64' }));
