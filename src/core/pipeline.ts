@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { CompressStream, DecompressStream } from 'zstd-napi';
+import { DecompressStream } from 'zstd-napi';
 import type { PutResult, Store } from './interfaces/store.js';
 import { integrityError } from './errors.js';
 import { createEncryptStream } from './age/index.js';
 import type { CompressionConfig } from './config/schema.js';
 import type { Secret } from './secret.js';
 import { WorkerDecompressStream } from './zstd-worker.js';
+import { ZstdCompressStream } from './zstd-compress.js';
 
 /** Counts bytes (and optionally hashes them) as they pass, without changing them. */
 export class Tap extends Transform {
@@ -39,7 +40,7 @@ export class Tap extends Transform {
 export function createCompressor(cfg: CompressionConfig): Transform {
   if (cfg.algorithm === 'gzip') return createGzip({ level: Math.min(cfg.level, 9) });
   // One zstd worker thread moves compression off the event loop, so it overlaps encryption and I/O.
-  return new CompressStream({ compressionLevel: cfg.level, nbWorkers: 1 });
+  return new ZstdCompressStream({ level: cfg.level, nbWorkers: 1 });
 }
 
 /**
