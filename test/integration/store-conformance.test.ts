@@ -79,6 +79,20 @@ function conformance(name: string, make: () => Promise<StoreFixture>) {
       expect(await store.stat('snapshots/a/obj.bin')).toBeNull();
     });
 
+    it('stores a body of many small and large chunks byte for byte (several MiB: a local put writes in batches)', async () => {
+      const data = randomBytes(3 * 1024 * 1024 + 12_345);
+      const chunks: Buffer[] = [];
+      for (let o = 0, i = 0; o < data.length; i++) {
+        const n = i % 2 === 0 ? 65_536 : 16; // as age writes: a sealed chunk, then its tag
+        chunks.push(data.subarray(o, o + n));
+        o += n;
+      }
+      const put = await store.put('snapshots/m/many.bin', Readable.from(chunks));
+      expect(put.bytes).toBe(data.length);
+      expect((await readAll(await store.get('snapshots/m/many.bin'))).equals(data)).toBe(true);
+      await store.delete('snapshots/m/many.bin');
+    });
+
     it('stores an empty object', async () => {
       await store.put('snapshots/e/empty', Readable.from([]));
       expect((await store.stat('snapshots/e/empty'))?.size).toBe(0);
