@@ -18,10 +18,12 @@ export class ZstdCompressStream extends Transform {
   private out = Buffer.allocUnsafe(OUT_SIZE);
   private fill = 0;
 
-  constructor(opts: { level: number; nbWorkers: number }) {
+  /** jobSize: bytes per worker job (zstd's default at level 1 is 2 MiB; its input and output buffers scale with it). */
+  constructor(opts: { level: number; nbWorkers: number; jobSize?: number }) {
     super();
     this.cctx.setParameter(binding.CParameter.compressionLevel, opts.level);
     if (opts.nbWorkers > 0) this.cctx.setParameter(binding.CParameter.nbWorkers, opts.nbWorkers);
+    if (opts.nbWorkers > 0 && opts.jobSize !== undefined) this.cctx.setParameter(binding.CParameter.jobSize, opts.jobSize);
   }
 
   private compress(input: Buffer, end: binding.EndDirective): void {
