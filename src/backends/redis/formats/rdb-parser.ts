@@ -3,7 +3,7 @@ import {
   OPCODE, OP_AUX_KEY, OP_AUX_VAL, OP_DBL, OP_FIX, OP_KEY, OP_LEN, OP_LOOP, OP_MODULE, OP_STR, RDB_TYPE,
   SLOT_INFO_LAYOUT, VALUE_LAYOUTS,
 } from './rdb-constants.js';
-import { NEED, RdbReader, STR_INT } from './rdb-reader.js';
+import { CAPTURE_LIMIT, NEED, RdbReader, STR_INT, STR_RAW } from './rdb-reader.js';
 
 export { CAPTURE_LIMIT } from './rdb-reader.js';
 
@@ -245,11 +245,33 @@ export class RdbParser extends RdbReader {
         if (this.onRecordBounds !== undefined) this.recordStart = this.base + p;
         this.keyExpire = this.pendingExpire;
         this.pendingExpire = null;
+        if (op === RDB_TYPE.STRING && this.onRecordBounds === undefined) {
+          const next = this.wholeStringRecord(buf, p + 1, end);
+          if (next >= 0) return next;
+        }
         this.push(layout, 0, layout.length, 1);
         this.push(KEY_LAYOUT, 0, 1, 1);
         return p + 1;
       }
     }
+  }
+
+  /**
+   * A string key-value record read in one go (most of a Tyk keyspace): when the key (raw, not LZF, at most
+   * CAPTURE_LIMIT bytes) and the value's header lie whole in the buffer, the key is reported and the position after
+   * the value returned (it may pass `end`: the value is skipped by count). Otherwise -1 and nothing changed: the
+   * record goes through the layout frames as any other, which handle every cut.
+   */
+  private wholeStringRecord(buf: Buffer, p: number, end: number): number {
+    if (!this.strHeader(buf, p, end) || this.sKind !== STR_RAW) return -1;
+    const keyStart = this.np;
+    const keyEnd = keyStart + this.sLen;
+    if (this.sLen > CAPTURE_LIMIT || keyEnd > end || !this.strHeader(buf, keyEnd, end)) return -1;
+    // (sKind as read by the second strHeader: TypeScript still narrows it to the first one's STR_RAW.)
+    const next = this.np + ((this.sKind as number) === STR_INT ? 0 : this.sLen);
+    const key = this.borrowStrings ? buf.subarray(keyStart, keyEnd) : Buffer.from(buf.subarray(keyStart, keyEnd));
+    this.onString(OP_KEY, key, false);
+    return next;
   }
 
   private enter(layout: Layout, p: number): number {
