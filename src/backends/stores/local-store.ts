@@ -236,7 +236,10 @@ async function writeAll(fh: FileHandle, batch: Buffer[], size: number): Promise<
   if (bytesWritten === size) return;
   // A short write (rare on a regular file): the rest, in order.
   const rest = Buffer.concat(batch).subarray(bytesWritten);
-  for (let off = 0; off < rest.length; off += bytesWritten) ({ bytesWritten } = await fh.write(rest, off));
+  for (let off = 0; off < rest.length; off += bytesWritten) {
+    ({ bytesWritten } = await fh.write(rest, off));
+    if (bytesWritten === 0) throw Object.assign(new Error('the file system accepted no bytes'), { code: 'EIO' });
+  }
 }
 
 function isFsError(err: unknown): boolean {
