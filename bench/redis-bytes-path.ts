@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fillRedis, installCleanup, log, median, must, repoRoot, runMain, startRedis, table, tempDir } from './lib.js';
+import { fillRedis, installCleanup, log, median, must, repoRoot, runMain, startRedis, table, tempDir, track } from './lib.js';
 
 installCleanup();
 
@@ -61,7 +61,7 @@ interface Row { cpu: number; main: number; busiest: number; rest: number; wall: 
 
 function runChild(script: string, args: string[]): Promise<Row> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = track(spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
