@@ -64,8 +64,8 @@ function runChild(script: string, args: string[]): Promise<Row> {
     const child = track(spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     child.once('close', (code) => (code === 0 ? resolve(JSON.parse(out) as Row) : reject(new Error(`child exited ${code}: ${err.trim()}`))));
   });
 }
