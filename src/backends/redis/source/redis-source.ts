@@ -4,7 +4,8 @@ import type { RedisComponent } from '../../../core/config/load.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
 import { badInput } from '../../../core/errors.js';
 import type { Source, SourceArtifact } from '../../../core/interfaces/source.js';
-import { connectRedis, connectTimeoutMs, explainRedisError, parseInfo, stallTimeoutMs, tlsOptions, type RedisAddress } from '../protocol/connection.js';
+import { connectTimeoutMs, explainRedisError, parseInfo, stallTimeoutMs, tlsOptions, type RedisAddress } from '../protocol/connection.js';
+import { CommandEncoder, RespError, RespPipe, RespStallError } from '../protocol/resp-pipe.js';
 import { RdbInspector } from '../formats/rdb-inspector.js';
 import { openRdbStream, type RdbStream } from './replication.js';
 import { resolveAddress } from '../protocol/sentinel.js';
@@ -32,13 +33,39 @@ export class RedisSource implements Source {
 
   async check(signal?: AbortSignal): Promise<void> {
     const addr = await resolveAddress(this.cfg, signal);
-    const client = await connectRedis(this.cfg, addr);
+    this.refuseCluster(await this.info(addr, 'cluster', signal), addr);
+  }
+
+  /**
+   * INFO over a plain RESP connection (AUTH, SELECT and PING first, as ioredis would): an RDB backup needs
+   * nothing else from a client library, and loading ioredis cost it ~0.05 s of start-up before SYNC.
+   */
+  private async info(addr: RedisAddress, section: string | undefined, signal?: AbortSignal): Promise<Record<string, string>> {
+    let pipe: RespPipe | undefined;
     try {
-      this.refuseCluster(parseInfo(String(await client.info('cluster'))), addr);
+      pipe = await RespPipe.open({
+        host: addr.host,
+        port: addr.port,
+        username: this.cfg.username,
+        password: this.cfg.password?.reveal(),
+        tls: tlsOptions(this.cfg),
+        db: this.cfg.db ?? 0,
+        connectTimeoutMs: connectTimeoutMs(this.cfg),
+        idleTimeoutMs: stallTimeoutMs(this.cfg),
+        signal,
+      });
+      const enc = new CommandEncoder();
+      if (section === undefined) enc.command('INFO');
+      else enc.command('INFO', section);
+      const [reply] = await pipe.exec(enc.take());
+      if (reply instanceof RespError) throw new Error(reply.message);
+      return parseInfo(Buffer.isBuffer(reply) ? reply.toString('utf8') : String(reply));
     } catch (err) {
-      throw explainRedisError(err, this.cfg, addr);
+      if ((err as Error)?.name === 'AbortError') throw err;
+      // Worded as a client's command timeout: explainRedisError names the stallTimeout setting for it.
+      throw explainRedisError(err instanceof RespStallError ? new Error('Command timed out', { cause: err }) : err, this.cfg, addr);
     } finally {
-      client.disconnect();
+      pipe?.close();
     }
   }
 
@@ -54,16 +81,8 @@ export class RedisSource implements Source {
 
   async open(signal?: AbortSignal): Promise<SourceArtifact> {
     const addr = this.via?.addr ?? (await resolveAddress(this.cfg, signal));
-    const client = await connectRedis(this.cfg, addr);
-    let info: Record<string, string>;
-    try {
-      info = parseInfo(String(await client.info()));
-      this.refuseCluster(info, addr);
-    } catch (err) {
-      throw explainRedisError(err, this.cfg, addr);
-    } finally {
-      client.disconnect();
-    }
+    const info = await this.info(addr, undefined, signal);
+    this.refuseCluster(info, addr);
     let rdb: RdbStream;
     try {
       rdb = this.via?.rdb ?? await openRdbStream({
