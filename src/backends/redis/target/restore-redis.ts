@@ -126,7 +126,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
         await setRestoreMarker(await pool.db(0), { ...input.marker!, started_at: new Date().toISOString(), host: hostname() });
       } catch (err) {
         // A least-privilege restore user (RESTORE, no SET) still restores; only the marker is missing.
-        if (!/NOPERM/i.test(String((err as Error).message))) throw err;
+        if (!/NOPERM/i.test(String((err as Error).message))) throw explainTargetError(err, target, `set the in-progress marker ${RESTORE_MARKER_KEY}`);
         marked = false;
         warnings.push(`user "${target.conn.username ?? 'default'}" may not SET on ${target.display}: no in-progress marker (${RESTORE_MARKER_KEY}) shows this restore while it writes; grant +set +del to have one`);
       }
@@ -134,7 +134,10 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     mode = input.selection
       ? await runSelective(ctx, staged.keys, cluster, targetVersion, input.selection, input.dryRun === true)
       : staged.keys ? await runKeys(ctx, staged.keys, cluster, targetVersion) : r.mode === 'live' ? await runLive(ctx) : await runFileMode(ctx);
-    if (marked) await clearRestoreMarker(await pool.db(0));
+    // The marker's DEL may be the first command to meet a target that stopped answering: its error names the stall.
+    if (marked) await clearRestoreMarker(await pool.db(0)).catch((err: unknown) => {
+      throw explainTargetError(err, target, `delete the in-progress marker ${RESTORE_MARKER_KEY}`);
+    });
     details.restore_ms = Date.now() - started;
     expectation ??= mode.expectation ?? null;
     if (input.dryRun) return { details, checks: [] };
