@@ -23,8 +23,19 @@ export interface FaultProxy {
   setMode(mode: FaultMode): void;
   /** Stalls every connection open now, for good (a host that stops answering); new ones follow the mode. */
   freeze(): void;
-  /** What happened so far: connections accepted, resets sent, stalls started, connections blackholed, bytes forwarded. */
-  readonly stats: { connections: number; resets: number; stalls: number; blackholed: number; bytes: number };
+  /**
+   * Freezes every open connection (as freeze()) the moment the bytes forwarded from now on pass `bytes`, in the
+   * same data event, and blackholes new connections from then on: a host that stops answering mid-transfer,
+   * without the race of a test polling the byte count while a short transfer finishes.
+   */
+  freezeAfter(bytes: number): void;
+  /**
+   * The same, the moment `test` first returns true for a chunk about to be forwarded (`fromClient`: the
+   * direction); that chunk is held. `undefined` disarms it.
+   */
+  freezeWhen(test: ((chunk: Buffer, fromClient: boolean) => boolean) | undefined): void;
+  /** What happened so far: connections accepted, resets sent, stalls started, connections blackholed, bytes forwarded, freezeAfter thresholds reached. */
+  readonly stats: { connections: number; resets: number; stalls: number; blackholed: number; bytes: number; freezes: number };
   close(): Promise<void>;
 }
 
@@ -32,10 +43,20 @@ export interface FaultProxy {
 export async function startFaultProxy(target: { host?: string; port: number }, initial: FaultMode = { kind: 'pass' }): Promise<FaultProxy> {
   let mode = initial;
   let used = 0; // connections the current mode's `times` has been spent on
-  const stats = { connections: 0, resets: 0, stalls: 0, blackholed: 0, bytes: 0 };
+  const stats = { connections: 0, resets: 0, stalls: 0, blackholed: 0, bytes: 0, freezes: 0 };
   const open = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const freezers = new Set<() => void>();
+  let freezeAt = Infinity; // stats.bytes past which every connection freezes (freezeAfter)
+  let freezeTest: ((chunk: Buffer, fromClient: boolean) => boolean) | undefined;
+  const freezeAll = () => {
+    freezeAt = Infinity;
+    freezeTest = undefined;
+    stats.freezes++;
+    mode = { kind: 'blackhole' };
+    used = 0;
+    for (const f of freezers) f();
+  };
 
   const server: Server = createServer((client) => {
     stats.connections++;
@@ -76,6 +97,11 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
         }
         carried += chunk.length;
         stats.bytes += chunk.length;
+        if (stats.bytes > freezeAt || (freezeTest !== undefined && freezeTest(chunk, from === client))) {
+          freezeAll();
+          queued.push([to, chunk]);
+          return;
+        }
         if (armed && carried > (m.kind === 'pass' || m.kind === 'blackhole' ? 0 : (m.afterBytes ?? 0))) {
           armed = false;
           // Another connection may have spent the last of `times` since this one was accepted.
@@ -134,6 +160,12 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
     },
     freeze: () => {
       for (const f of freezers) f();
+    },
+    freezeAfter: (bytes) => {
+      freezeAt = stats.bytes + bytes;
+    },
+    freezeWhen: (test) => {
+      freezeTest = test;
     },
     stats,
     close: async () => {

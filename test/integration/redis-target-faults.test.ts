@@ -135,18 +135,24 @@ describe('a Redis restore target that stops answering during the checks', () => 
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const watch = new Redis({ port: target.port, lazyConnect: true });
-    await watch.connect();
+    // The marker key goes once every key is written, just before the checks: the proxy freezes every connection
+    // on the first command sent after the marker's DEL, in the same data event (a test polling the target could
+    // see short checks finish before its freeze went out).
+    const marker = Buffer.from(RESTORE_MARKER_KEY);
+    let delSent = false;
+    const freezesBefore = toTarget.stats.freezes;
+    toTarget.freezeWhen((chunk, fromClient) => {
+      if (!fromClient) return false;
+      if (delSent) return true;
+      if (chunk.includes(marker) && /\bDEL\b/i.test(chunk.toString('latin1'))) delSent = true;
+      return false;
+    });
     try {
-      // The marker key goes once every key is written, just before the checks: freeze then.
-      await eventually('the copy to start', async () => (await watch.exists(RESTORE_MARKER_KEY)) === 1, 60_000);
-      while ((await watch.exists(RESTORE_MARKER_KEY)) === 1) await new Promise((r) => setTimeout(r, 5));
-      toTarget.setMode({ kind: 'blackhole' });
-      toTarget.freeze();
       const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), GUARD_MS))]);
+      expect(toTarget.stats.freezes, `the proxy never saw the marker's DEL and a command after it\n${out}`).toBe(freezesBefore + 1);
       expect(code, `still running ${GUARD_MS} ms after the target stopped answering\n${out}`).toBe(6);
     } finally {
-      watch.disconnect();
+      toTarget.freezeWhen(undefined);
       child.kill('SIGKILL');
       toTarget.setMode({ kind: 'pass' });
     }
