@@ -2,6 +2,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -489,6 +490,120 @@ async function daemon(args = ''): Promise<{ port: number; dir: string; start: st
 }
 
 const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
+
+describe('live mode, load by replication (restore.load)', () => {
+  const ALL_CLASSES = '[must, should, quota, ephemeral, analytics, mdcb, other]';
+  let src: RedisServer;
+  let snap: Awaited<ReturnType<typeof snapshot>>;
+  let alive: Map<string, { value: string; expireAt: number }>;
+
+  beforeAll(async () => {
+    src = await server();
+    await seedTykRedis(src.port, { sessions: 200 });
+    await seedTykRedis(src.port, { sessions: 5, db: 3 });
+    const r = client(src.port);
+    await r.set('coprocess-data:big', randomBytes(2 * 1024 * 1024), 'EX', 7200);
+    // Expires after the snapshot, before the restore: a replica loads it anyway, and Redis evicts it once asked.
+    await r.set('apikey-expires-soon', 'v', 'PX', 1500);
+    snap = await snapshot(src);
+    await r.del('apikey-expires-soon');
+    alive = await contents(src.port, [0, 3]);
+    await new Promise((res) => setTimeout(res, 1600));
+  });
+
+  const configs = async (port: number) => {
+    const t = client(port);
+    const get = async (name: string) => ((await t.config('GET', name)) as string[])[1];
+    const out = { role: (await t.info('replication')).match(/role:(\w+)/)![1], masterauth: await get('masterauth'), diskless: await get('repl-diskless-load') };
+    t.disconnect();
+    return out;
+  };
+
+  it('an empty target loads the staged RDB as a replica of tykdr, is a master again, its settings as before; every check passes and every key equals the source', async () => {
+    const target = await server();
+    await target.cli('CONFIG', 'SET', 'masterauth', 'orig-auth-1');
+    const staged = await stagedCopy(snap);
+    const out = await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, load: replication, classes: ${ALL_CLASSES} }`),
+      manifest: snap.manifest,
+      ...staged,
+      checks: ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl'],
+    });
+    for (const c of out.checks) expect(c.status, `${c.name}: ${c.detail}`).toBe('passed');
+    expect(out.details).toMatchObject({ load: 'replication', diskless_load: true, keys_restored: alive.size + 1 });
+    expect(await contents(target.port, [0, 3])).toEqual(alive);
+    expect(await configs(target.port)).toEqual({ role: 'master', masterauth: 'orig-auth-1', diskless: 'disabled' });
+    // tykdr's listener is closed.
+    const [host, port] = String(out.details.replication_address).split(':');
+    const refused = await new Promise<boolean>((res) => {
+      const sock = createConnection({ host, port: Number(port) });
+      sock.on('connect', () => (sock.destroy(), res(false)));
+      sock.on('error', () => res(true));
+    });
+    expect(refused).toBe(true);
+    expect(JSON.stringify(out)).not.toContain('orig-auth-1');
+  });
+
+  it('load replication into a target that holds a key: a targetError naming why, and nothing changed', async () => {
+    const target = await server();
+    await target.cli('SET', 'other-key', 'kept');
+    const staged = await stagedCopy(snap);
+    const err = await expectRejects(
+      restoreRedis({
+        component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, load: replication, classes: ${ALL_CLASSES} }`),
+        manifest: snap.manifest,
+        ...staged,
+        checks: ['redis-key-counts'],
+      }),
+    );
+    expect(err.kind).toBe('targetError');
+    expect(err.message).toMatch(/restore\.load is replication, but the target at 127\.0\.0\.1:\d+ cannot load the snapshot that way: the target holds 1 key\(s\).*Nothing was changed/);
+    expect(err.fix).toContain('restore.load to auto');
+    expect(await target.cli('DBSIZE')).toBe('1');
+    expect((await configs(target.port)).role).toBe('master');
+  });
+
+  it('load auto: RESTORE per key, with a warning saying why, when the snapshot holds classes not restored or the user may not run CONFIG', async () => {
+    const target = await server({ aclUsers: ['restorer on >restore-pass-2 ~* +@connection +info +select +restore +@read +set +del'] });
+    const staged = await stagedCopy(snap);
+    const classes = await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, load: auto }`),
+      manifest: snap.manifest,
+      ...staged,
+      checks: ['redis-key-counts'],
+    });
+    expect(classes.checks[0]!.status, classes.checks[0]!.detail).toBe('passed');
+    expect(classes.details.load).toBeUndefined();
+    expect(classes.details.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/restore\.load is auto: keys were written with RESTORE, because the snapshot holds keys of classes not restored \(.*ephemeral/)]));
+    await target.cli('FLUSHALL');
+    const acl = await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port}, username: restorer, password: restore-pass-2 }, load: auto, classes: ${ALL_CLASSES} }`),
+      manifest: snap.manifest,
+      ...(await stagedCopy(snap)),
+      checks: ['redis-key-counts'],
+    });
+    expect(acl.checks[0]!.status, acl.checks[0]!.detail).toBe('passed');
+    expect(acl.details.load).toBeUndefined();
+    expect(acl.details.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/restore\.load is auto: keys were written with RESTORE, because user "restorer" may not read the target's replication settings \(CONFIG GET\)/)]));
+    expect(JSON.stringify(acl)).not.toContain('restore-pass-2');
+  });
+
+  it('load replication where tykdr cannot listen: a targetError naming the address, and the target untouched', async () => {
+    const target = await server();
+    await target.cli('CONFIG', 'SET', 'masterauth', 'orig-auth-3');
+    const err = await expectRejects(
+      restoreRedis({
+        component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, load: replication, replicationAddress: '192.0.2.1:7', classes: ${ALL_CLASSES} }`),
+        manifest: snap.manifest,
+        ...(await stagedCopy(snap)),
+        checks: ['redis-key-counts'],
+      }),
+    );
+    expect(err.message).toMatch(/tykdr cannot listen on 192\.0\.2\.1:7 for the target \(EADDRNOTAVAIL.*Nothing was changed/);
+    expect(await configs(target.port)).toEqual({ role: 'master', masterauth: 'orig-auth-3', diskless: 'disabled' });
+    expect(await target.cli('DBSIZE')).toBe('0');
+  });
+});
 
 describe('rdb-file mode', () => {
   let src: RedisServer;

@@ -67,6 +67,17 @@ export async function runKeys(ctx: ModeContext, keys: KeysInspection, cluster: C
     batch_size: r.batchSize,
     ...(cluster ? { cluster_masters: cluster.masters.map((m, i) => ({ address: cluster.node(i).display, slots: m.slots.map(([a, b]) => `${a}-${b}`).join(',') })) } : {}),
   });
+  return keysEvidence(ctx, keys, cluster, targetVersion);
+}
+
+/**
+ * What the checks compare with after the staged records are in the target (by RESTORE, or loaded whole by
+ * replication): the inspection's expectation, and its payload sample against DUMP on the target.
+ */
+export function keysEvidence(ctx: ModeContext, keys: KeysInspection, cluster: ClusterTarget | null, targetVersion: string | undefined): ModeResult {
+  const { input } = ctx;
+  const r = input.component.restore;
+  const signal = input.signal;
   if (!keys.sample || ctx.sampleSize === 0) return { sample: null, expectation: keys.expectation };
   const sample = keys.sample;
   const pexpiretime = targetVersion === undefined || releaseAtLeast(targetVersion, 7);

@@ -65,6 +65,8 @@ export interface ModeResult {
   expectationSkipped?: string;
   /** rdb-file: the target loaded the very file the expectation was read from (redis-key-counts may count with DBSIZE). */
   loadedFile?: boolean;
+  /** restore.load replication: the target loaded the staged RDB whole as a replica (expired keys too, until Redis evicts them). */
+  loadedByReplication?: boolean;
   /** Runs after the checks (e.g. stops a scratch server the sampler uses). */
   cleanup?: () => Promise<void>;
   /** A selective restore's redis-key-counts (the selected keys are in the target), instead of whole-keyspace counts. */

@@ -23,6 +23,8 @@ export interface TargetFacts {
   keys: number;
   /** The master it replicates from, when it is a replica. */
   masterOf?: string;
+  /** A replica whose link to its master is down. */
+  masterLinkDown?: boolean;
 }
 
 export async function readTargetFacts(target: RestoreTarget, client: Redis, signal?: AbortSignal): Promise<TargetFacts> {
@@ -45,6 +47,7 @@ export async function readTargetFacts(target: RestoreTarget, client: Redis, sign
     replicas: Number(info.connected_slaves ?? 0),
     keys: [...keyspaceOf(info).values()].reduce((a, b) => a + b, 0),
     masterOf: info.master_host ? `${info.master_host}:${info.master_port}` : undefined,
+    masterLinkDown: info.master_link_status === 'down',
   };
 }
 
@@ -123,8 +126,12 @@ export function checkTargetAccepts(c: RedisComponent, target: RestoreTarget, fac
   const at = `target ${facts.name ?? `Redis ${facts.version}`} at ${target.display}`;
   const rdb = snap;
   if (facts.role !== 'master') {
-    throw new TykdrError('targetError', `${at} is a ${facts.role === 'slave' ? 'replica' : facts.role}${facts.masterOf ? ` of ${facts.masterOf}` : ''}: a restore must go to the master`, {
-      fix: `point ${where}.target at the master${c.sentinel ? '' : ' (or configure components.' + c.name + '.sentinel to find it)'}`,
+    // A killed restore with restore.load replication leaves its target a replica of tykdr's closed listener.
+    const orphan = facts.masterLinkDown
+      ? `; its link to that master is down: if a killed tykdr restore (restore.load replication) left it so, that was tykdr's listener, and REPLICAOF NO ONE on ${target.display} makes it a master again`
+      : '';
+    throw new TykdrError('targetError', `${at} is a ${facts.role === 'slave' ? 'replica' : facts.role}${facts.masterOf ? ` of ${facts.masterOf}` : ''}: a restore must go to the master${orphan}`, {
+      fix: `point ${where}.target at the master${c.sentinel ? '' : ' (or configure components.' + c.name + '.sentinel to find it)'}${orphan ? ', or run REPLICAOF NO ONE on it if it is the one a killed restore left' : ''}`,
     });
   }
   if (facts.cluster && snap.format !== 'keys') {

@@ -19,6 +19,7 @@ import { inspectKeysFile, inspectRdbEvidence, inspectRdbForLive, type KeysInspec
 import { maxRdbVersion, releaseAtLeast } from '../formats/rdb-versions.js';
 import { runKeys } from './restore-keys-mode.js';
 import { runSelective } from './selective-restore.js';
+import { ReplicationNotUsed, replicationMisfit, runReplicationLoad } from './replication-load.js';
 import { runFileMode, runLive, type ModeContext, type ModeResult } from './restore-modes.js';
 import {
   checkModeFits, checkPayloadVersion, checkRdbFileConfig, checkScratchBinary, checkTargetAccepts, readTargetFacts, snapshotFormat, snapshotRdb, snapshotWriter,
@@ -119,9 +120,21 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
       ...(evidence ? { rdbEvidence: evidence.result } : {}),
     };
     const started = Date.now();
-    // A live write leaves a marker until every key is in (a killed restore is then plainly partial).
-    let marked = input.marker !== undefined && r.mode === 'live' && cluster === null && !input.dryRun;
-    if (marked) {
+    // restore.load: an RDB snapshot into a target that holds no key may be loaded by the target itself, as a replica.
+    const loadBy = r.mode === 'live' && format === 'rdb' && staged.keys && !input.selection && !input.feed && !input.dryRun ? r.load : 'restore';
+    let replication = false;
+    if (loadBy !== 'restore') {
+      const misfit = replicationMisfit(ctx, staged.keys!, cluster);
+      if (misfit === null) replication = true;
+      else if (loadBy === 'replication') throw replicationRefused(c, target, misfit);
+      else warnings.push(`components.${c.name}.restore.load is auto: keys were written with RESTORE, because ${misfit}`);
+    }
+    // A live write leaves a marker until every key is in (a killed restore is then plainly partial). A load by
+    // replication has none: the full sync would drop it, and the target's role shows an unfinished load.
+    let marked = false;
+    const mark = async () => {
+      marked = input.marker !== undefined && r.mode === 'live' && cluster === null && !input.dryRun;
+      if (!marked) return;
       try {
         await setRestoreMarker(await pool.db(0), { ...input.marker!, started_at: new Date().toISOString(), host: hostname() });
       } catch (err) {
@@ -130,10 +143,22 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
         marked = false;
         warnings.push(`user "${target.conn.username ?? 'default'}" may not SET on ${target.display}: no in-progress marker (${RESTORE_MARKER_KEY}) shows this restore while it writes; grant +set +del to have one`);
       }
+    };
+    if (replication) {
+      try {
+        mode = await runReplicationLoad(ctx, staged.keys!, targetVersion);
+      } catch (err) {
+        if (!(err instanceof ReplicationNotUsed)) throw err;
+        if (loadBy === 'replication') throw replicationRefused(c, target, err.message);
+        warnings.push(`components.${c.name}.restore.load is auto: keys were written with RESTORE, because ${err.message}`);
+      }
     }
-    mode = input.selection
-      ? await runSelective(ctx, staged.keys, cluster, targetVersion, input.selection, input.dryRun === true)
-      : staged.keys ? await runKeys(ctx, staged.keys, cluster, targetVersion) : r.mode === 'live' ? await runLive(ctx) : await runFileMode(ctx);
+    if (!mode) {
+      await mark();
+      mode = input.selection
+        ? await runSelective(ctx, staged.keys, cluster, targetVersion, input.selection, input.dryRun === true)
+        : staged.keys ? await runKeys(ctx, staged.keys, cluster, targetVersion) : r.mode === 'live' ? await runLive(ctx) : await runFileMode(ctx);
+    }
     // The marker's DEL may be the first command to meet a target that stopped answering: its error names the stall.
     if (marked) await clearRestoreMarker(await pool.db(0)).catch((err: unknown) => {
       throw explainTargetError(err, target, `delete the in-progress marker ${RESTORE_MARKER_KEY}`);
@@ -162,6 +187,13 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     cluster?.close();
     await mode?.cleanup?.().catch(() => undefined);
   }
+}
+
+/** restore.load replication was asked for and does not fit: nothing on the target changed. */
+function replicationRefused(c: RedisComponent, target: RestoreTarget, why: string): TykdrError {
+  return new TykdrError('targetError', `components.${c.name}.restore.load is replication, but the target at ${target.display} cannot load the snapshot that way: ${why}. Nothing was changed`, {
+    fix: `set components.${c.name}.restore.load to auto (RESTORE per key where replication does not fit) or restore`,
+  });
 }
 
 /** Chooses the scratch binary and says in the report which one, and why when it is not the configured one. */
@@ -311,7 +343,10 @@ async function runChecks(names: RedisCheckName[], x: CheckContext): Promise<Chec
           // the count without a SCAN of the whole keyspace (1M keys: 2.6 s). Anything else (a writer that added or
           // removed keys meanwhile) is counted per class by SCAN, which says what differs.
           if (r.mode === 'live' && !cluster && x.facts?.keys === 0) {
-            const quick = await checkKeyCounts({ ...counts, exact: true, countBy: 'dbsize', dbsizeBecause: 'the target held no key before the restore, and every key of the restored classes was written with RESTORE' });
+            const because = x.mode.loadedByReplication
+              ? 'the target held no key before the restore and loaded the staged RDB whole by replication'
+              : 'the target held no key before the restore, and every key of the restored classes was written with RESTORE';
+            const quick = await checkKeyCounts({ ...counts, exact: true, countBy: 'dbsize', dbsizeBecause: because });
             if (quick.status === 'passed') return quick;
           }
           return checkKeyCounts(counts);

@@ -25,6 +25,22 @@ const redisRestore = z.strictObject({
     .default(['must', 'should', 'other'])
     .describe('live mode: Tyk key classes to restore. Add "quota" to keep quota usage as of the snapshot.'),
   batchSize: z.number().int().min(1).max(100_000).default(1000).describe('live mode: keys per pipelined batch.'),
+  load: z
+    .enum(['restore', 'replication', 'auto'])
+    .default('restore')
+    .describe(
+      'live mode, snapshots of mode rdb: how the keys get in. restore: one RESTORE per key. replication: the target, which must hold no key, ' +
+        'loads the staged RDB as a replica of tykdr (REPLICAOF), at its own RDB load speed, then is made a master again (REPLICAOF NO ONE); ' +
+        'it must reach tykdr at replicationAddress. auto: replication where it applies, else restore.',
+    ),
+  replicationAddress: z
+    .string()
+    .regex(/^[^\s:]+(:\d{1,5})?$/, 'host or host:port')
+    .optional()
+    .describe(
+      "load replication: the address the target connects to (host, or host:port to listen on a fixed port). Default: this host's address " +
+        'on its connection to the target, on a free port.',
+    ),
   redisServer: z
     .string()
     .default('redis-server')

@@ -1,0 +1,218 @@
+import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import type { Redis } from 'ioredis';
+import { parseDuration } from '../../../core/duration.js';
+import { TykdrError } from '../../../core/errors.js';
+import { sleep } from '../../../core/util/abort.js';
+import type { ClusterTarget } from './cluster-target.js';
+import type { KeysInspection } from './keys-inspect.js';
+import { ReplicaFeed } from './replica-feed.js';
+import { keysEvidence } from './restore-keys-mode.js';
+import type { ModeContext, ModeResult } from './restore-modes.js';
+import { explainTargetError, keyspaceOf, readInfo } from '../protocol/target-connection.js';
+import { stallTimeoutMs } from '../protocol/connection.js';
+
+/**
+ * restore.load replication: a live restore of an RDB snapshot into a target that holds no key, loaded by the
+ * target itself as a replica of tykdr. tykdr listens (replica-feed.ts), sets a one-time masterauth, sends
+ * REPLICAOF to the target, serves it the staged RDB (already proven intact by staging, and read whole by the
+ * inspection) as a full sync, waits until it has loaded it, and makes it a master again (REPLICAOF NO ONE).
+ * The target loads at its own RDB load speed instead of one RESTORE per key.
+ *
+ * Whatever happens, the target ends a master with its settings as before (masterauth, repl-diskless-load),
+ * holding no key or every key of the file, and the error says which; only a kill -9 of tykdr mid-load leaves
+ * it a replica of an address that no longer answers (the next restore refuses it, naming that address).
+ */
+
+/** Refused before anything on the target changed: `auto` falls back to RESTORE per key. */
+export class ReplicationNotUsed extends Error {}
+
+/** How long the target may take to connect to tykdr's listener after REPLICAOF. */
+const CONNECT_MS = 10_000;
+const POLL_MS = 100;
+/** How long putting the target back waits for a load it cannot stop (LOADING). */
+const UNDO_MS = 8_000;
+
+/** Why a load by replication does not fit this restore; null when it does. */
+export function replicationMisfit(ctx: ModeContext, keys: KeysInspection, cluster: ClusterTarget | null): string | null {
+  const { facts, target, input } = ctx;
+  const r = input.component.restore;
+  if (cluster) return 'the target is a Redis Cluster';
+  if (!facts) return 'the target did not answer before the restore';
+  if (facts.keys > 0) return `the target holds ${facts.keys} key(s): a full sync would replace them all, and a live restore keeps the keys the snapshot lacks`;
+  if (target.address.via === 'sentinel' || input.component.sentinel) return 'Sentinel watches the target: it would see its master turn into a replica';
+  if (target.conn.tls) return 'the target is reached over TLS: the replication link from it to tykdr would carry the keys in clear';
+  const skipped = Object.entries(keys.perClass).filter(([cls, n]) => n > 0 && !r.classes.includes(cls as never)).map(([cls]) => cls);
+  if (skipped.length > 0) return `the snapshot holds keys of classes not restored (${skipped.join(', ')}; restore.classes), and a full sync loads every key`;
+  return null;
+}
+
+/**
+ * Loads the staged RDB into the target by replication (see above). Throws ReplicationNotUsed when the target
+ * refuses before it changed (no permission for CONFIG or REPLICAOF, TLS replication, the listener cannot
+ * start) or never connected to the listener (then it is a master again, unchanged).
+ */
+export async function runReplicationLoad(ctx: ModeContext, keys: KeysInspection, targetVersion: string | undefined): Promise<ModeResult> {
+  const { input, target, details } = ctx;
+  const r = input.component.restore;
+  const signal = input.signal;
+  const client = await ctx.pool.db(0);
+  const at = `components.${input.component.name}.restore.target: Redis at ${target.display}`;
+  const refused = (err: unknown) => /NOPERM|unknown command|unknown subcommand|ERR.*(disabled|not allowed)/i.test(String((err as Error)?.message));
+
+  const get = async (name: string): Promise<string | null> => {
+    const res = (await client.config('GET', name)) as string[];
+    return res.length >= 2 ? res[1]! : null;
+  };
+  let before: { tls: string | null; diskless: string | null; masterauth: string | null };
+  try {
+    before = { tls: await get('tls-replication'), diskless: await get('repl-diskless-load'), masterauth: await get('masterauth') };
+  } catch (err) {
+    if (refused(err)) throw new ReplicationNotUsed(`user "${target.conn.username ?? 'default'}" may not read the target's replication settings (CONFIG GET)`);
+    throw explainTargetError(err, target, 'read its replication settings (CONFIG GET)');
+  }
+  if (before.tls === 'yes') throw new ReplicationNotUsed('the target replicates over TLS (tls-replication yes), which tykdr does not serve');
+
+  const host = listenHost(r.replicationAddress, client);
+  const port = Number(r.replicationAddress?.split(':')[1] ?? 0);
+  const size = (await stat(input.rdbFile)).size;
+  const password = randomBytes(24).toString('hex');
+  let feed: ReplicaFeed;
+  try {
+    feed = await ReplicaFeed.listen({ file: input.rdbFile, size, host, port, password });
+  } catch (err) {
+    throw new ReplicationNotUsed(`tykdr cannot listen on ${host}:${port} for the target (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; restore.replicationAddress)`);
+  }
+  const address = `${feed.address.host}:${feed.address.port}`;
+  const changed: Array<[string, string]> = [];
+  let replicating = false;
+  let promoted = false;
+  const started = Date.now();
+  // Puts the target back as it was: a master, its settings restored. Each step on its own, so one failing does not skip the rest.
+  const undo = async (): Promise<string[]> => {
+    const failed: string[] = [];
+    await feed.close();
+    if (replicating && !promoted) {
+      // A target in the middle of loading answers LOADING until the load ends: a load from the socket ends as the
+      // listener closes; one from a fully received file runs to its end first. Bounded: a signal's grace is short.
+      const until = Date.now() + UNDO_MS;
+      for (;;) {
+        const err = await client.call('REPLICAOF', 'NO', 'ONE').then(() => null, (e: unknown) => e as Error);
+        if (err === null) {
+          promoted = true;
+          break;
+        }
+        if (!/^LOADING/.test(err.message) || Date.now() > until) {
+          failed.push(`REPLICAOF NO ONE (${err.message.split('\n')[0]})`);
+          break;
+        }
+        await sleep(50);
+      }
+    }
+    for (const [name, value] of changed.splice(0).reverse()) await client.config('SET', name, value).catch(() => failed.push(`CONFIG SET ${name}`));
+    return failed;
+  };
+  try {
+    try {
+      await client.config('SET', 'masterauth', password);
+      changed.push(['masterauth', before.masterauth ?? '']);
+      // Loading from the socket into the empty database overlaps the transfer with the load; refused, the target writes the file first.
+      if (before.diskless === 'disabled') {
+        await client.config('SET', 'repl-diskless-load', 'on-empty-db').then(() => changed.push(['repl-diskless-load', 'disabled']), () => undefined);
+      }
+      await client.call('REPLICAOF', feed.address.host, String(feed.address.port));
+      replicating = true;
+    } catch (err) {
+      await undo();
+      if (refused(err)) throw new ReplicationNotUsed(`user "${target.conn.username ?? 'default'}" may not change the target's replication (${String((err as Error).message).split('\n')[0]})`);
+      throw explainTargetError(err, target, 'make it a replica of tykdr (CONFIG SET, REPLICAOF)');
+    }
+    if (!(await feed.waitForReplica(CONNECT_MS, signal))) {
+      signal?.throwIfAborted();
+      const failed = await undo();
+      if (failed.length > 0) throw new TykdrError('targetError', `${at} did not connect to tykdr at ${address}, and putting it back failed (${failed.join(', ')})`, { fix: `run REPLICAOF NO ONE on ${target.display}` });
+      throw new ReplicationNotUsed(`the target did not connect to tykdr at ${address} within ${CONNECT_MS / 1000} s (set restore.replicationAddress to an address it reaches)`);
+    }
+    details.load = 'replication';
+    details.replication_address = address;
+    details.diskless_load = before.diskless !== 'disabled' || changed.some(([n]) => n === 'repl-diskless-load');
+    await waitLoaded(ctx, client, feed, keys.records, size, started, at);
+    await client.call('REPLICAOF', 'NO', 'ONE');
+    promoted = true;
+    const failed = await undo();
+    if (failed.length > 0) ctx.warnings.push(`${at}: the restore could not put back its settings (${failed.join(', ')}): check masterauth and repl-diskless-load`);
+  } catch (err) {
+    if (!replicating || promoted) throw err;
+    const failed = await undo().catch(() => ['all']);
+    const keysNow = failed.length > 0 ? null : await readInfo(client, 'keyspace').then((i) => [...keyspaceOf(i).values()].reduce((a, b) => a + b, 0), () => null);
+    const state = failed.length > 0
+      ? `; it may still be a replica of ${address}, which is closed: run REPLICAOF NO ONE on it (${failed.join(', ')} failed)`
+      : `; it is a master again and holds ${keysNow ?? 'an unknown number of'} key(s) (${keysNow === 0 ? 'none of the snapshot' : 'the load may have finished'})`;
+    if (err instanceof TykdrError) throw new TykdrError(err.kind, `${err.message}${state}`, { ...(err.fix ? { fix: err.fix } : {}), cause: err });
+    if (err instanceof Error && err.name === 'AbortError') throw err;
+    throw explainTargetError(new Error(`${(err as Error).message}${state}`), target, 'load the snapshot by replication');
+  }
+  const loadMs = Date.now() - started;
+  const info = await readInfo(client, 'keyspace').catch(() => ({}) as Record<string, string>);
+  const loaded = [...keyspaceOf(info).values()].reduce((a, b) => a + b, 0);
+  Object.assign(details, {
+    classes: [...r.classes],
+    databases: keys.dbs,
+    snapshot_keys: keys.records,
+    keys_restored: loaded,
+    rdb_bytes: size,
+    load_ms: loadMs,
+    keys_per_second: loadMs > 0 ? Math.round((loaded / loadMs) * 1000) : null,
+  });
+  return { ...keysEvidence(ctx, keys, null, targetVersion), loadedByReplication: true };
+}
+
+/** The address the target is told to connect to: the configured one, else this host's end of the connection to it. */
+function listenHost(configured: string | undefined, client: Redis): string {
+  if (configured) return configured.split(':')[0]!;
+  const local = (client as unknown as { stream?: Socket }).stream?.localAddress ?? '127.0.0.1';
+  return local.replace(/^::ffff:/, '');
+}
+
+/** Until the target has loaded the file and its link is up; a stall (nothing moved for stallTimeout) or loadTimeout fails it. */
+async function waitLoaded(ctx: ModeContext, client: Redis, feed: ReplicaFeed, records: number, size: number, started: number, at: string): Promise<void> {
+  const { input, target } = ctx;
+  const r = input.component.restore;
+  const stallMs = stallTimeoutMs(target.conn);
+  const loadMs = parseDuration(r.loadTimeout) ?? 600_000;
+  let last = '';
+  let moved = Date.now();
+  for (;;) {
+    input.signal?.throwIfAborted();
+    let info: Record<string, string>;
+    try {
+      info = { ...(await readInfo(client, 'replication')), ...(await readInfo(client, 'persistence')) };
+    } catch (err) {
+      throw explainTargetError(err, target, 'report its replication state (INFO)');
+    }
+    if (info.master_link_status === 'up' && info.loading !== '1' && info.master_sync_in_progress !== '1') return;
+    if (feed.dropped && info.master_sync_in_progress !== '1' && info.loading !== '1') {
+      throw new TykdrError('targetError', `${at} did not load the snapshot by replication: ${feed.dropped}`, {
+        fix: "see the target's log (room in its dir for the transferred RDB, maxmemory, a module the RDB needs), or set restore.load: restore",
+      });
+    }
+    const loadedBytes = Number(info.loading_loaded_bytes ?? 0);
+    const fraction = info.loading === '1' ? loadedBytes / Math.max(1, Number(info.loading_total_bytes ?? size)) : 0;
+    input.progress?.({ phase: 'load', keys: Math.round(fraction * records), totalKeys: records });
+    const mark = `${feed.sent}/${info.master_sync_read_bytes ?? ''}/${loadedBytes}/${info.loading}/${info.master_link_status}`;
+    const now = Date.now();
+    if (mark !== last) {
+      last = mark;
+      moved = now;
+    } else if (now - moved > stallMs) {
+      throw new TykdrError('targetError', `${at} stalled while loading the snapshot by replication: nothing moved for ${Math.round((now - moved) / 1000)} s (components.${input.component.name}.stallTimeout is ${target.conn.stallTimeout ?? '60s'})`, {
+        fix: "see the target's log, or set restore.load: restore",
+      });
+    }
+    if (now - started > loadMs) {
+      throw new TykdrError('targetError', `${at} did not finish loading the snapshot by replication within ${r.loadTimeout} (restore.loadTimeout)`, { fix: 'raise restore.loadTimeout' });
+    }
+    await sleep(POLL_MS, input.signal);
+  }
+}

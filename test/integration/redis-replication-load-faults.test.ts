@@ -1,0 +1,133 @@
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { eventually } from '../helpers/crash.js';
+import { repoRoot } from '../helpers/paths.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+
+/**
+ * restore.load replication under signals: SIGTERM while the target is a replica of tykdr ends the restore
+ * (exit 130) with the target a master again, its masterauth and repl-diskless-load as before, holding no key
+ * or every key; kill -9 leaves it a replica of tykdr's closed listener, which the next restore refuses with a
+ * message naming the address and REPLICAOF NO ONE; after that, a restore brings the snapshot back whole.
+ */
+const KEYS = 150_000;
+
+let source: RedisServer;
+let target: RedisServer;
+let ws: Workspace;
+let cfg: string;
+let staging: string;
+let probe: Redis;
+
+async function state(): Promise<{ role: string; link: string | undefined; masterauth: string; diskless: string; keys: number }> {
+  const info = String(await probe.info('replication'));
+  const get = async (name: string) => ((await probe.config('GET', name)) as string[])[1]!;
+  return {
+    role: info.match(/role:(\w+)/)![1]!,
+    link: info.match(/master_link_status:(\w+)/)?.[1],
+    masterauth: await get('masterauth'),
+    diskless: await get('repl-diskless-load'),
+    keys: Number(await probe.dbsize()),
+  };
+}
+
+/** Starts `restore --plan redis`; resolves with the child once the target has become a replica (tykdr sent REPLICAOF). */
+async function restoreUntilReplica(): Promise<{ exited: Promise<number | null>; kill: (sig: NodeJS.Signals) => void; output: () => string }> {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', 'redis', '--yes', '-c', cfg], {
+    cwd: ws.dir,
+    env: { ...process.env, NO_COLOR: '1', TYKDR_GRACE: '5' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  await eventually('the target to become a replica of tykdr', async () => gone || /role:slave/.test(String(await probe.info('replication'))), 60_000, 2);
+  expect(gone, out).toBe(false);
+  return { exited, kill: (sig) => child.kill(sig), output: () => out };
+}
+
+beforeAll(async () => {
+  [source, target, ws] = await Promise.all([startRedis(), startRedis(), makeWorkspace()]);
+  staging = path.join(ws.dir, 'staging');
+  const r = new Redis({ port: source.port, lazyConnect: true });
+  await r.connect();
+  for (let i = 0; i < KEYS; i += 10_000) {
+    const p = r.pipeline();
+    for (let j = i; j < i + 10_000; j++) p.set(`apikey-${j.toString(16).padStart(32, '0')}`, `{"org_id":"org1","alias":"user-${j}","rate":1000,"per":60}`, 'EX', 86_400);
+    await p.exec();
+  }
+  r.disconnect();
+  cfg = await ws.writeConfig(
+    'tykdr.yaml',
+    `store: { kind: local, path: ./store }
+encryption: { recipients: [${ws.recipient}], identityFile: ./identity.txt }
+components:
+  redis:
+    kind: redis
+    port: ${source.port}
+    restore:
+      mode: live
+      load: replication
+      target: { host: 127.0.0.1, port: ${target.port} }
+restore: { stagingDir: ${staging}, reportDir: ./reports }
+tiers: { critical: { rto: 1h, rpo: 24h } }
+`,
+  );
+  const b = await runCli(['backup', '-c', cfg], { cwd: ws.dir });
+  expect(b.code, b.stderr).toBe(0);
+  probe = new Redis({ port: target.port, lazyConnect: true });
+  await probe.connect();
+}, 180_000);
+
+afterAll(async () => {
+  probe?.disconnect();
+  await Promise.all([source?.stop(), target?.stop(), ws?.cleanup()]);
+});
+
+describe('restore.load replication under signals', () => {
+  it('SIGTERM while the target is a replica of tykdr: exit 130, the target a master again with its settings, no key or every key; a rerun restores', async () => {
+    await probe.flushall();
+    await probe.config('SET', 'masterauth', 'orig-auth-sig');
+    const run = await restoreUntilReplica();
+    run.kill('SIGTERM');
+    const code = await run.exited;
+    expect(code, run.output()).toBe(130);
+    const after = await state();
+    expect(after, run.output()).toMatchObject({ role: 'master', masterauth: 'orig-auth-sig', diskless: 'disabled' });
+    expect([0, KEYS], run.output()).toContain(after.keys);
+    expect(run.output()).not.toContain('orig-auth-sig');
+    // No staged plaintext is left.
+    expect((await readdir(staging)).filter((n) => n.startsWith('tykdr-restore-'))).toEqual([]);
+    await probe.flushall();
+    const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(Number(await probe.dbsize())).toBe(KEYS);
+    expect((await state()).masterauth).toBe('orig-auth-sig');
+  }, 180_000);
+
+  it('kill -9 while the target is a replica of tykdr: the next restore refuses it, naming the closed address and REPLICAOF NO ONE; after that a restore brings it back', async () => {
+    await probe.flushall();
+    const run = await restoreUntilReplica();
+    run.kill('SIGKILL');
+    await run.exited;
+    await eventually('the target to see its link to the killed tykdr down', async () => (await state()).link === 'down', 30_000);
+    const refused = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
+    expect(refused.code, refused.stdout + refused.stderr).toBe(6);
+    expect(refused.stderr).toMatch(/is a replica of 127\.0\.0\.1:\d+: a restore must go to the master; its link to that master is down: if a killed tykdr restore \(restore\.load replication\) left it so/);
+    expect(refused.stderr).toContain('REPLICAOF NO ONE');
+    expect((await state()).role).toBe('slave');
+    await probe.call('REPLICAOF', 'NO', 'ONE');
+    await probe.flushall();
+    const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(await state()).toMatchObject({ role: 'master', keys: KEYS });
+  }, 180_000);
+});
