@@ -9,12 +9,14 @@
  *   tykdr-live      restore.mode live into an empty running redis-server (values cut from the staged RDB and RESTOREd; before
  *                   this change a scratch server loaded the RDB and keys were copied with DUMP/RESTORE), keys
  *                   copied with pipelined DUMP/RESTORE; keys per second from the report's copy phase
+ *   tykdr-live-repl restore.mode live with restore.load replication into an empty running redis-server: the target loads
+ *                   the staged RDB as a replica of tykdr, then is made a master again; keys per second from the load phase
  *
  * Prints figures and PASS/MISS against the issue's targets (rdb-file within 1.15x of the baseline; live mode at
  * least 50,000 keys/s); asserts nothing (exit 0 unless the benchmark itself could not run).
  *
  *   npx tsx bench/redis-restore.ts [--keys 1000000] [--runs 1] [--max-runs 3R] [--level 3] [--quiet-wait 180]
- *       [--contenders baseline,tykdr-rdb-file,tykdr-rdb-min,tykdr-live] [--tykdr-root DIR]
+ *       [--contenders baseline,tykdr-rdb-file,tykdr-rdb-min,tykdr-live,tykdr-live-repl] [--tykdr-root DIR]
  *
  * Everything (redis-servers, temp folders) is started here and removed on exit, failure or Ctrl-C.
  * Needs dist/ (npm run build), redis-server, redis-cli, zstd, age, age-keygen (bash scripts/tools.sh);
@@ -36,7 +38,8 @@ installCleanup();
 const TARGET_RATIO = 1.15;
 const TARGET_KEYS_PER_S = 50_000;
 const DISTURBED_CPU_S = 0.5;
-const CONTENDERS = ['baseline', 'tykdr-rdb-file', 'tykdr-rdb-min', 'tykdr-live'] as const;
+const CONTENDERS = ['baseline', 'tykdr-rdb-file', 'tykdr-rdb-min', 'tykdr-live', 'tykdr-live-repl'] as const;
+const isLive = (c: string) => c === 'tykdr-live' || c === 'tykdr-live-repl';
 type Contender = (typeof CONTENDERS)[number];
 
 interface Row {
@@ -124,6 +127,8 @@ async function main(): Promise<void> {
   const stopCommand = `redis-cli -p ${filePort} shutdown nosave`;
   trackPidFile(path.join(fileDir, 'redis.pid'));
   const live = contenders.includes('tykdr-live') ? await startRedis() : null;
+  const liveRepl = contenders.includes('tykdr-live-repl') ? await startRedis() : null;
+  const liveServer = (c: Contender) => (c === 'tykdr-live' ? live : c === 'tykdr-live-repl' ? liveRepl : null);
   if (contenders.some((c) => c.startsWith('tykdr-rdb'))) {
     await must('bash', ['-c', startCommand]);
     await waitUp(filePort, 30_000);
@@ -141,10 +146,12 @@ async function main(): Promise<void> {
     'tykdr-rdb-file': path.join(work, 'rdb-file.yaml'),
     'tykdr-rdb-min': path.join(work, 'rdb-min.yaml'),
     'tykdr-live': path.join(work, 'live.yaml'),
+    'tykdr-live-repl': path.join(work, 'live-repl.yaml'),
   };
   await writeFile(configs['tykdr-rdb-file'], common(fileRestore()));
   await writeFile(configs['tykdr-rdb-min'], common(fileRestore('      sample: 0\n')));
   await writeFile(configs['tykdr-live'], common(`      mode: live\n      target: { host: 127.0.0.1, port: ${live?.port ?? 1} }\n`));
+  await writeFile(configs['tykdr-live-repl'], common(`      mode: live\n      load: replication\n      target: { host: 127.0.0.1, port: ${liveRepl?.port ?? 1} }\n`));
   const minPlan = path.join(work, 'plan-redis-min.yaml');
   await writeFile(
     minPlan,
@@ -229,10 +236,11 @@ async function main(): Promise<void> {
   }
 
   async function runTykdr(c: Exclude<Contender, 'baseline'>, runNo: number): Promise<Row> {
-    const targetPort = c === 'tykdr-live' ? live!.port : filePort;
+    const liveTarget = liveServer(c);
+    const targetPort = liveTarget ? liveTarget.port : filePort;
     if ((await dbsize(targetPort)) !== 0) throw new Error(`${c}: the target is not empty before the run`);
     const plan = c === 'tykdr-rdb-min' ? minPlan : 'redis';
-    const livePidBefore = live ? cpuSeconds(live.pid).self : 0;
+    const livePidBefore = liveTarget ? cpuSeconds(liveTarget.pid).self : 0;
     const other = otherCpuStart();
     const m = await measured(`${node} restore --plan '${plan}' --snapshot ${backup.id} --yes --json -c '${configs[c]}'`, { timesFile });
     let out: { report: any } | null = null;
@@ -246,9 +254,9 @@ async function main(): Promise<void> {
       throw new Error(`${c} exited ${m.code}${failed ? ` (${failed})` : ''}:\n${(m.stderr || m.stdout).trim().slice(-3000)}`);
     }
     let targetPid: number;
-    if (c === 'tykdr-live') targetPid = live!.pid;
+    if (liveTarget) targetPid = liveTarget.pid;
     else targetPid = Number(readFileSync(path.join(fileDir, 'redis.pid'), 'utf8').trim());
-    const targetCpu = c === 'tykdr-live' ? cpuSeconds(targetPid).self - livePidBefore : cpuSeconds(targetPid).self;
+    const targetCpu = liveTarget ? cpuSeconds(targetPid).self - livePidBefore : cpuSeconds(targetPid).self;
     const targetKb = vmHwmKb(targetPid) ?? 0;
     await sleep(1000);
     const o = other();
@@ -256,7 +264,7 @@ async function main(): Promise<void> {
     if (keys !== N) throw new Error(`${c}: target DBSIZE ${keys} after the restore, expected ${N}`);
     // Untimed reset for the next run: empty the target, drop the previous dump.rdb tykdr kept aside.
     await redisCall(targetPort, ['FLUSHALL'], 120_000);
-    if (c !== 'tykdr-live') for (const f of readdirSync(fileDir)) if (f.includes('.tykdr-')) await rm(path.join(fileDir, f), { force: true });
+    if (!isLive(c)) for (const f of readdirSync(fileDir)) if (f.includes('.tykdr-')) await rm(path.join(fileDir, f), { force: true });
     await rm(path.join(work, 'reports'), { recursive: true, force: true });
     await rm(path.join(store, 'reports'), { recursive: true, force: true });
 
@@ -273,9 +281,11 @@ async function main(): Promise<void> {
       'step before mode': (step.durationMs - d.restore_ms - checksMs) / 1000,
       mode: d.restore_ms / 1000,
     };
-    if (c === 'tykdr-live') {
-      parts['  scratch load + sample'] = (d.restore_ms - d.copy_ms) / 1000;
-      parts['  copy'] = d.copy_ms / 1000;
+    if (c === 'tykdr-live-repl') {
+      parts['  load by replication'] = d.load_ms / 1000;
+      parts['  promote + sample'] = (d.restore_ms - d.load_ms) / 1000;
+    } else if (c === 'tykdr-live') {
+      parts['  copy'] = (d.write_ms ?? d.copy_ms) / 1000;
     } else {
       parts['  scratch for sample + swap'] = (d.restore_ms - d.stop_ms - d.start_ms) / 1000;
       parts['  stop'] = d.stop_ms / 1000;
@@ -295,6 +305,7 @@ async function main(): Promise<void> {
         (d.placed_by ? `; dump.rdb placed by ${d.placed_by}` : '') + (warnings.length ? `; warnings: ${warnings.join(' | ')}` : ''),
       // Keys written and the write phase: keys_restored/write_ms since live restores RESTORE cut payloads; keys_copied/copy_ms before (scratch server).
       ...(c === 'tykdr-live' ? { copied: d.keys_restored ?? d.keys_copied, copyMs: d.write_ms ?? d.copy_ms } : {}),
+      ...(c === 'tykdr-live-repl' ? { copied: d.keys_restored, copyMs: d.load_ms } : {}),
     };
   }
 
@@ -317,6 +328,7 @@ async function main(): Promise<void> {
   out.push(`                (stopCommand: ${stopCommand}; startCommand: redis-server ... --daemonize yes), checks: plan redis (ping, key counts, sample, ttl, replicas)`);
   out.push(`tykdr-rdb-min:  the same with a plan whose only check is redis-ping and restore.sample: 0 (the least verification tykdr allows)`);
   out.push(`tykdr-live:     node bin/run.js restore --plan redis --yes --json; restore.mode live into a running empty redis-server (DUMP/RESTORE, batchSize 1000)`);
+  out.push(`tykdr-live-repl: the same with restore.load replication: the target loads the staged RDB as a replica of tykdr, then REPLICAOF NO ONE`);
   out.push('All: staging folder and data folders on the same disk; the object is read from a local store (page cache warm after the backup).');
   out.push('');
 
@@ -365,14 +377,15 @@ async function main(): Promise<void> {
         `w/o any verification: ${verdict(noVerify <= TARGET_RATIO, disturbed)}`,
     ]);
   }
-  if (contenders.includes('tykdr-live')) {
-    const p = pairsOf('tykdr-live');
+  for (const c of ['tykdr-live', 'tykdr-live-repl'] as const) {
+    if (!contenders.includes(c)) continue;
+    const p = pairsOf(c);
     const kps = median(p.used.map(([, x]) => (x.copied! * 1000) / x.copyMs!));
     const whole = median(p.used.map(([, x]) => x.keys / x.seconds));
     sum.push([
-      'tykdr-live', p.note, median(p.used.map(([, x]) => x.seconds)).toFixed(2), `${median(p.used.map(([b, x]) => x.seconds / b.seconds)).toFixed(2)}x`, '', '',
-      fmtMB(Math.max(...rows.filter((x) => x.contender === 'tykdr-live').map((x) => x.peakKb * 1024))),
-      `copy phase ${fmtInt(kps)} keys/s (>= ${fmtInt(TARGET_KEYS_PER_S)}: ${verdict(kps >= TARGET_KEYS_PER_S, p.note.startsWith('0 of'))}); whole command ${fmtInt(whole)} keys/s`,
+      c, p.note, median(p.used.map(([, x]) => x.seconds)).toFixed(2), `${median(p.used.map(([b, x]) => x.seconds / b.seconds)).toFixed(2)}x`, '', '',
+      fmtMB(Math.max(...rows.filter((x) => x.contender === c).map((x) => x.peakKb * 1024))),
+      `${c === 'tykdr-live' ? 'copy' : 'load'} phase ${fmtInt(kps)} keys/s (>= ${fmtInt(TARGET_KEYS_PER_S)}: ${verdict(kps >= TARGET_KEYS_PER_S, p.note.startsWith('0 of'))}); whole command ${fmtInt(whole)} keys/s`,
     ]);
   }
   if (values['summary-json']) {
@@ -388,8 +401,8 @@ async function main(): Promise<void> {
         cpuRatio: median(p.used.map(([b, x]) => all(x) / all(b))),
         tykdrPeakMB: Math.max(...rows.filter((x) => x.contender === c).map((x) => (x.peakKb * 1024) / 1e6)),
         baselinePeakMB: Math.max(...p.used.map(([b]) => (b.peakKb * 1024) / 1e6)),
-        copyKeysPerS: c === 'tykdr-live' ? median(p.used.map(([, x]) => (x.copied! * 1000) / x.copyMs!)) : undefined,
-        wholeKeysPerS: c === 'tykdr-live' ? median(p.used.map(([, x]) => x.keys / x.seconds)) : undefined,
+        copyKeysPerS: isLive(c) ? median(p.used.map(([, x]) => (x.copied! * 1000) / x.copyMs!)) : undefined,
+        wholeKeysPerS: isLive(c) ? median(p.used.map(([, x]) => x.keys / x.seconds)) : undefined,
         otherCpu: Math.max(...p.used.flatMap(([b, x]) => [b.otherCpu, x.otherCpu])),
       };
     });
@@ -412,7 +425,7 @@ async function main(): Promise<void> {
       .map(([k, v], i, all) => (k.startsWith('  ') ? `${i > 0 && !all[i - 1]![0].startsWith('  ') ? '[' : ''}${k.trim()} ${v.toFixed(2)}${all[i + 1]?.[0].startsWith('  ') ? '' : ']'}` : `${k} ${v.toFixed(2)}`))
       .join(', ');
     out.push(`  run ${x.run}, ${x.contender} (${x.seconds.toFixed(2)} s): ${parts}${x.contender === 'baseline' ? '' : `; checks: ${x.checks}`}`);
-    if (x.copied !== undefined) out.push(`    copied ${fmtInt(x.copied)} keys in ${(x.copyMs! / 1000).toFixed(2)} s = ${fmtInt((x.copied * 1000) / x.copyMs!)} keys/s`);
+    if (x.copied !== undefined) out.push(`    ${x.contender === 'tykdr-live-repl' ? 'loaded' : 'copied'} ${fmtInt(x.copied)} keys in ${(x.copyMs! / 1000).toFixed(2)} s = ${fmtInt((x.copied * 1000) / x.copyMs!)} keys/s`);
   }
   out.push('');
   out.push('Peak RSS by process (MB; the target redis-server\'s is its VmHWM once loaded):');

@@ -6,10 +6,8 @@ import { parseDuration } from '../../../core/duration.js';
 import { TykdrError } from '../../../core/errors.js';
 import { sleep } from '../../../core/util/abort.js';
 import type { ClusterTarget } from './cluster-target.js';
-import type { KeysInspection } from './keys-inspect.js';
 import { ReplicaFeed } from './replica-feed.js';
-import { keysEvidence } from './restore-keys-mode.js';
-import type { ModeContext, ModeResult } from './restore-modes.js';
+import { evidenceFromStaged, type ModeContext, type ModeResult } from './restore-modes.js';
 import { explainTargetError, keyspaceOf, readInfo } from '../protocol/target-connection.js';
 import { stallTimeoutMs } from '../protocol/connection.js';
 
@@ -34,17 +32,14 @@ const POLL_MS = 100;
 /** How long putting the target back waits for a load it cannot stop (LOADING). */
 const UNDO_MS = 8_000;
 
-/** Why a load by replication does not fit this restore; null when it does. */
-export function replicationMisfit(ctx: ModeContext, keys: KeysInspection, cluster: ClusterTarget | null): string | null {
+/** Why a load by replication does not fit this target; null when it does (the snapshot's classes: restore-redis.ts). */
+export function replicationMisfit(ctx: Pick<ModeContext, 'input' | 'facts' | 'target'>, cluster: ClusterTarget | null): string | null {
   const { facts, target, input } = ctx;
-  const r = input.component.restore;
   if (cluster) return 'the target is a Redis Cluster';
   if (!facts) return 'the target did not answer before the restore';
   if (facts.keys > 0) return `the target holds ${facts.keys} key(s): a full sync would replace them all, and a live restore keeps the keys the snapshot lacks`;
   if (target.address.via === 'sentinel' || input.component.sentinel) return 'Sentinel watches the target: it would see its master turn into a replica';
   if (target.conn.tls) return 'the target is reached over TLS: the replication link from it to tykdr would carry the keys in clear';
-  const skipped = Object.entries(keys.perClass).filter(([cls, n]) => n > 0 && !r.classes.includes(cls as never)).map(([cls]) => cls);
-  if (skipped.length > 0) return `the snapshot holds keys of classes not restored (${skipped.join(', ')}; restore.classes), and a full sync loads every key`;
   return null;
 }
 
@@ -53,7 +48,7 @@ export function replicationMisfit(ctx: ModeContext, keys: KeysInspection, cluste
  * refuses before it changed (no permission for CONFIG or REPLICAOF, TLS replication, the listener cannot
  * start) or never connected to the listener (then it is a master again, unchanged).
  */
-export async function runReplicationLoad(ctx: ModeContext, keys: KeysInspection, targetVersion: string | undefined): Promise<ModeResult> {
+export async function runReplicationLoad(ctx: ModeContext): Promise<ModeResult> {
   const { input, target, details } = ctx;
   const r = input.component.restore;
   const signal = input.signal;
@@ -137,7 +132,7 @@ export async function runReplicationLoad(ctx: ModeContext, keys: KeysInspection,
     details.load = 'replication';
     details.replication_address = address;
     details.diskless_load = before.diskless !== 'disabled' || changed.some(([n]) => n === 'repl-diskless-load');
-    await waitLoaded(ctx, client, feed, keys.records, size, started, at);
+    await waitLoaded(ctx, client, feed, Number(input.manifest.source.total_keys ?? 0), size, started, at);
     await client.call('REPLICAOF', 'NO', 'ONE');
     promoted = true;
     const failed = await undo();
@@ -158,14 +153,16 @@ export async function runReplicationLoad(ctx: ModeContext, keys: KeysInspection,
   const loaded = [...keyspaceOf(info).values()].reduce((a, b) => a + b, 0);
   Object.assign(details, {
     classes: [...r.classes],
-    databases: keys.dbs,
-    snapshot_keys: keys.records,
+    databases: [...keyspaceOf(info).keys()],
+    snapshot_keys: input.manifest.source.total_keys,
     keys_restored: loaded,
     rdb_bytes: size,
     load_ms: loadMs,
     keys_per_second: loadMs > 0 ? Math.round((loaded / loadMs) * 1000) : null,
   });
-  return { ...keysEvidence(ctx, keys, null, targetVersion), loadedByReplication: true };
+  // The evidence (expected counts, payload sample) was read from the staged RDB while the target loaded it.
+  const evidence = ctx.rdbEvidence ? await evidenceFromStaged(ctx, ctx.rdbEvidence) : { sample: null };
+  return { ...evidence, loadedFile: false, loadedByReplication: true };
 }
 
 /** The address the target is told to connect to: the configured one, else this host's end of the connection to it. */

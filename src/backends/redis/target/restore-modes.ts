@@ -274,7 +274,7 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
  * are equal values; different bytes are decoded in a small empty scratch server, as for keys mode). A failed
  * read only costs the evidence (Redis checked the file's CRC-64 as it loaded it): the checks then say why.
  */
-async function evidenceFromStaged(ctx: ModeContext, evidence: Promise<RdbEvidence>): Promise<ModeResult> {
+export async function evidenceFromStaged(ctx: ModeContext, evidence: Promise<RdbEvidence>): Promise<ModeResult> {
   const { input } = ctx;
   let keys: RdbEvidence;
   try {

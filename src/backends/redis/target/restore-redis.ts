@@ -65,8 +65,13 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   const restored = new Set<KeyClass>(r.mode === 'live' ? r.classes : KEY_CLASSES);
   const wantsCounts = wanted.includes('redis-key-counts');
   const sampleSize = wanted.includes('redis-sample') || wanted.includes('redis-ttl') ? r.sample : 0;
+  // restore.load replication/auto: where the snapshot's classes allow it, the live inspection waits until the target is
+  // known (a load by replication reads the staged RDB for its evidence while the target loads it, as rdb-file does).
+  const loadBy = r.mode === 'live' && format === 'rdb' && !input.selection && !input.feed && !input.dryRun ? r.load : 'restore';
+  const classesMisfit = loadBy === 'restore' ? null : replicationClassesMisfit(c, input.manifest);
+  const defer = loadBy !== 'restore' && classesMisfit === null;
   // A selective restore draws its own sample (of the keys it wrote) and checks its own counts.
-  const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection);
+  const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection, defer);
   const snap = staged.snap;
   const target = await resolveRestoreTarget(c, signal);
   Object.assign(details, {
@@ -109,8 +114,21 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     }
 
     let expectation: KeyExpectation | null = null;
-    // rdb-file: the staged RDB is read for the evidence while the target stops and loads it (restore-modes.ts).
-    if (r.mode !== 'live' && format === 'rdb' && !input.selection && (wantsCounts || sampleSize > 0)) evidence = await readRdbEvidence(input, restored, sampleSize, wantsCounts);
+    // restore.load: an RDB snapshot into a target that holds no key may be loaded by the target itself, as a replica.
+    let replication = false;
+    if (loadBy !== 'restore') {
+      const misfit = classesMisfit ?? replicationMisfit({ input, facts, target }, cluster);
+      if (misfit === null) replication = true;
+      else if (loadBy === 'replication') throw replicationRefused(c, target, misfit);
+      else warnings.push(`components.${c.name}.restore.load is auto: keys were written with RESTORE, because ${misfit}`);
+    }
+    const inspectLive = async () => {
+      input.progress?.({ phase: 'inspect' });
+      staged.keys = await inspectRdbForLive(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
+    };
+    if (defer && !replication) await inspectLive();
+    // rdb-file, and a load by replication: the staged RDB is read for the evidence while the target loads it (restore-modes.ts).
+    if ((r.mode !== 'live' || replication) && format === 'rdb' && !input.selection && (wantsCounts || sampleSize > 0)) evidence = await readRdbEvidence(input, restored, sampleSize, wantsCounts);
     if (wantsCounts && format === 'rdb' && !staged.keys && !input.selection && !evidence) {
       input.progress?.({ phase: 'inspect' });
       expectation = await buildKeyExpectation(input.rdbFile, signal);
@@ -120,15 +138,6 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
       ...(evidence ? { rdbEvidence: evidence.result } : {}),
     };
     const started = Date.now();
-    // restore.load: an RDB snapshot into a target that holds no key may be loaded by the target itself, as a replica.
-    const loadBy = r.mode === 'live' && format === 'rdb' && staged.keys && !input.selection && !input.feed && !input.dryRun ? r.load : 'restore';
-    let replication = false;
-    if (loadBy !== 'restore') {
-      const misfit = replicationMisfit(ctx, staged.keys!, cluster);
-      if (misfit === null) replication = true;
-      else if (loadBy === 'replication') throw replicationRefused(c, target, misfit);
-      else warnings.push(`components.${c.name}.restore.load is auto: keys were written with RESTORE, because ${misfit}`);
-    }
     // A live write leaves a marker until every key is in (a killed restore is then plainly partial). A load by
     // replication has none: the full sync would drop it, and the target's role shows an unfinished load.
     let marked = false;
@@ -146,11 +155,16 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     };
     if (replication) {
       try {
-        mode = await runReplicationLoad(ctx, staged.keys!, targetVersion);
+        mode = await runReplicationLoad(ctx);
       } catch (err) {
         if (!(err instanceof ReplicationNotUsed)) throw err;
         if (loadBy === 'replication') throw replicationRefused(c, target, err.message);
         warnings.push(`components.${c.name}.restore.load is auto: keys were written with RESTORE, because ${err.message}`);
+        // Nothing changed on the target: the keys go in with RESTORE, from the full live inspection.
+        evidence?.stop();
+        evidence = null;
+        delete ctx.rdbEvidence;
+        await inspectLive();
       }
     }
     if (!mode) {
@@ -187,6 +201,20 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     cluster?.close();
     await mode?.cleanup?.().catch(() => undefined);
   }
+}
+
+/** The snapshot's key classes (the manifest's, counted at backup) that restore.classes leaves out: a full sync would load them. */
+function replicationClassesMisfit(c: RedisComponent, manifest: ManifestComponent): string | null {
+  const counts = new Map<string, number>();
+  const add = (cls: string, n: unknown) => counts.set(cls, (counts.get(cls) ?? 0) + (typeof n === 'number' ? n : 0));
+  const classes = manifest.source.key_classes as Record<string, unknown> | undefined;
+  if (!classes || typeof classes !== 'object') return 'the manifest does not say which key classes the snapshot holds';
+  for (const [k, v] of Object.entries(classes)) {
+    if (v !== null && typeof v === 'object') for (const [cls, n] of Object.entries(v)) add(cls, n);
+    else add(k, v);
+  }
+  const skipped = [...counts].filter(([cls, n]) => n > 0 && !c.restore.classes.includes(cls as KeyClass)).map(([cls]) => cls);
+  return skipped.length > 0 ? `the snapshot holds keys of classes not restored (${skipped.join(', ')}; restore.classes), and a full sync loads every key` : null;
 }
 
 /** restore.load replication was asked for and does not fit: nothing on the target changed. */
@@ -232,12 +260,15 @@ interface StagedCheck {
   keys?: KeysInspection;
 }
 
-/** Checks the staged artifact whole, before any target is contacted; returns what the target must load. */
-async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['format'], restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean): Promise<StagedCheck> {
+/**
+ * Checks the staged artifact whole, before any target is contacted; returns what the target must load. `defer`:
+ * a live RDB restore that may load by replication reads the RDB once the target is known (restore-redis.ts).
+ */
+async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['format'], restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean, defer = false): Promise<StagedCheck> {
   const writtenBy = snapshotWriter(input.manifest);
   if (format === 'rdb') {
     const snap = { format, ...(await snapshotRdb(input.manifest, input.rdbFile, input.signal)) };
-    if (input.component.restore.mode !== 'live') return { snap };
+    if (input.component.restore.mode !== 'live' || defer) return { snap };
     // Live: every key's value is cut from the RDB as a RESTORE payload (no scratch server); read whole here first.
     input.progress?.({ phase: 'inspect' });
     const keys = await inspectRdbForLive(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
