@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   const bare: Array<{ s: number; cpu: number; mb: number }> = [];
   for (let i = 0; i < 5; i++) bare.push(await timed(process.execPath, ['-e', '0']));
 
-  await bench('restore', 'redis-restore.ts', ['--keys', String(KEYS), ...common, '--contenders', 'baseline,tykdr-rdb-file,tykdr-live', '--summary-json', path.join(OUT, 'restore.json')]);
+  await bench('restore', 'redis-restore.ts', ['--keys', String(KEYS), ...common, '--contenders', 'baseline,tykdr-rdb-file,tykdr-live,tykdr-live-repl', '--summary-json', path.join(OUT, 'restore.json')]);
   await bench('backup', 'redis-backup.ts', ['--sizes', String(KEYS), ...common, '--summary-json', path.join(OUT, 'backup.json')]);
   // postgres-backup.ts has no --tykdr-root: it always times this checkout.
   if (PG) await bench('postgres', 'postgres-backup.ts', ['--scale', String(PG_SCALE), '--runs', String(RUNS), '--quiet-wait', String(QUIET), '--summary-json', path.join(OUT, 'postgres.json')]);
@@ -111,6 +111,7 @@ async function main(): Promise<void> {
   const pg = PG ? (JSON.parse(readFileSync(path.join(OUT, 'postgres.json'), 'utf8')) as Array<Figures & { op: string }>) : null;
   const rf = restore.find((r) => r.contender === 'tykdr-rdb-file')!;
   const live = restore.find((r) => r.contender === 'tykdr-live')!;
+  const repl = restore.find((r) => r.contender === 'tykdr-live-repl')!;
   const s3 = backup.find((r) => r.contender === 'tykdr-s3')!;
   const local = backup.find((r) => r.contender === 'tykdr-local')!;
 
@@ -123,6 +124,12 @@ async function main(): Promise<void> {
     'Redis restore, live mode (plan redis)', '-', `${int(live.copyKeysPerS!)} keys/s copy, ${int(live.wholeKeysPerS!)} keys/s whole (${s2(live.tykdrS)})`, x2(live.ratio),
     `${x2(live.cpuRatio)} (${(live.tykdrCpu * 1e6 / KEYS).toFixed(1)} CPU-µs per key)`, mb(live.tykdrPeakMB), '>= 300k/s copy, >= 200k/s whole',
     verdict(live.copyKeysPerS! >= 300_000 && live.wholeKeysPerS! >= 200_000, live),
+  ]);
+  rows.push([
+    'Redis restore, live mode, restore.load replication (empty target)', `as rdb-file: ${s2(repl.baselineS)}`,
+    `${int(repl.copyKeysPerS!)} keys/s load, ${int(repl.wholeKeysPerS!)} keys/s whole (${s2(repl.tykdrS)})`, x2(repl.ratio),
+    `${x2(repl.cpuRatio)} (${(repl.tykdrCpu * 1e6 / KEYS).toFixed(1)} CPU-µs per key)`, mb(repl.tykdrPeakMB), '>= 300k/s load, >= 200k/s whole',
+    verdict(repl.copyKeysPerS! >= 300_000 && repl.wholeKeysPerS! >= 200_000, repl),
   ]);
   rows.push([
     'Redis backup to S3 (MinIO)', `redis-cli --rdb - | zstd -1 | age: ${s2(s3.baselineS)}`, s2(s3.tykdrS), x2(s3.ratio),
