@@ -116,8 +116,18 @@ async function startOnce(opts: ScratchOptions, conf: string, load: string[], pas
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-  const spawnErr = new Promise<never>((_, reject) => child.once('error', reject));
-  spawnErr.catch(() => undefined);
+  // A spawn error (ENOENT) ends the wait below at its next 50 ms tick; one listener, not one per tick.
+  let spawnError: Error | null = null;
+  let wake: (() => void) | null = null;
+  child.once('error', (err) => {
+    spawnError = err;
+    wake?.();
+  });
+  const tick = () =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(() => ((wake = null), resolve()), 50);
+      wake = () => (clearTimeout(t), (wake = null), resolve());
+    });
   const kill = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
@@ -167,7 +177,8 @@ async function startOnce(opts: ScratchOptions, conf: string, load: string[], pas
           fix: `raise ${opts.where}.loadTimeout (a large RDB can take minutes to load)`,
         });
       }
-      await Promise.race([new Promise((r) => setTimeout(r, 50)), spawnErr]);
+      await tick();
+      if (spawnError) throw spawnError;
     }
   } catch (err) {
     await stop();
