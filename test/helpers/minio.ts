@@ -5,6 +5,8 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Store as S3StoreConfig } from '../../src/core/config/load.js';
+import { Secret } from '../../src/core/secret.js';
 import { freePort } from './net.js';
 import { toolsBin } from './paths.js';
 import { makeTlsFiles } from './tls.js';
@@ -108,4 +110,21 @@ async function healthStatus(url: string, agent: https.Agent | undefined): Promis
     req.on('error', () => resolve(0));
     req.on('timeout', () => req.destroy());
   });
+}
+
+/** An S3 store config for `bucket` on this MinIO, with the small parts tests use (5 MiB, 2 at once); `over` wins. */
+export function minioStoreConfig(minio: Minio, bucket: string, prefix: string, over: Partial<S3StoreConfig> = {}): S3StoreConfig {
+  return {
+    kind: 's3',
+    bucket,
+    prefix,
+    region: 'us-east-1',
+    endpoint: minio.endpoint,
+    forcePathStyle: true,
+    accessKeyId: minio.accessKeyId,
+    secretAccessKey: new Secret(minio.secretAccessKey),
+    partSizeMiB: 5,
+    uploadConcurrency: 2,
+    ...over,
+  } as S3StoreConfig;
 }

@@ -17,9 +17,8 @@ import { listSnapshots } from '../../src/core/catalog.js';
 import type { S3Store as S3StoreConfig } from '../../src/core/config/load.js';
 import { TykdrError } from '../../src/core/errors.js';
 import { newSnapshotId } from '../../src/core/layout.js';
-import { Secret } from '../../src/core/secret.js';
 import { runCli } from '../helpers/cli.js';
-import { startMinio, type Minio } from '../helpers/minio.js';
+import { minioStoreConfig, startMinio, type Minio } from '../helpers/minio.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const DAY = 86_400_000;
@@ -30,20 +29,7 @@ let tree: string;
 const env = () => ({ TEST_S3_KEY: minio.accessKeyId, TEST_S3_SECRET: minio.secretAccessKey });
 
 function store(bucket: string, over: Partial<S3StoreConfig> = {}): S3Store {
-  return new S3Store({
-    kind: 's3',
-    bucket,
-    prefix: '',
-    region: 'us-east-1',
-    endpoint: minio.endpoint,
-    forcePathStyle: true,
-    accessKeyId: minio.accessKeyId,
-    secretAccessKey: new Secret(minio.secretAccessKey),
-    partSizeMiB: 5,
-    uploadConcurrency: 2,
-    objectLock: { mode: 'GOVERNANCE', days: 1 },
-    ...over,
-  });
+  return new S3Store(minioStoreConfig(minio, bucket, '', { objectLock: { mode: 'GOVERNANCE', days: 1 }, ...over }));
 }
 
 async function versions(bucket: string, prefix: string) {

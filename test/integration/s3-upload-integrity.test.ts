@@ -5,8 +5,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../src/backends/stores/s3-store.js';
-import { Secret } from '../../src/core/secret.js';
-import { startMinio, type Minio } from '../helpers/minio.js';
+import { minioStoreConfig, startMinio, type Minio } from '../helpers/minio.js';
 
 /**
  * What the S3 store sends with object data, and what the store keeps: every PutObject and UploadPart
@@ -56,26 +55,7 @@ function recordingStore(
     credentials: { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey },
     ...(minio.ca ? { requestHandler: { httpsAgent: new https.Agent({ ca: readFileSync(minio.ca) }) } } : {}),
   });
-  const store = new S3Store(
-    {
-      kind: 's3',
-      bucket,
-      prefix: 'p',
-      region: 'us-east-1',
-      endpoint: minio.endpoint,
-      forcePathStyle: true,
-      accessKeyId: minio.accessKeyId,
-      secretAccessKey: new Secret(minio.secretAccessKey),
-      partSizeMiB: 5,
-      uploadConcurrency: 2,
-      connectTimeout: '10s',
-      stallTimeout: '60s',
-      maxAttempts: 5,
-      ...over,
-    },
-    {},
-    client,
-  );
+  const store = new S3Store(minioStoreConfig(minio, bucket, 'p', { connectTimeout: '10s', stallTimeout: '60s', maxAttempts: 5, ...over }), {}, client);
   const sent: Sent[] = [];
   client.middlewareStack.add(
     (next, context) => async (args) => {

@@ -10,7 +10,7 @@ import { S3Store } from '../../src/backends/stores/s3-store.js';
 import type { Store, UnfinishedUpload } from '../../src/core/interfaces/store.js';
 import { Secret } from '../../src/core/secret.js';
 import { TykdrError } from '../../src/core/errors.js';
-import { startMinio, type Minio } from '../helpers/minio.js';
+import { minioStoreConfig, startMinio, type Minio } from '../helpers/minio.js';
 
 async function readAll(s: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -195,19 +195,7 @@ conformance('local', async () => {
   };
 });
 const s3 = (over: Partial<ConstructorParameters<typeof S3Store>[0]> = {}) =>
-  new S3Store({
-    kind: 's3',
-    bucket: 'conformance',
-    prefix: 'tenant-a',
-    region: 'us-east-1',
-    endpoint: minio.endpoint,
-    forcePathStyle: true,
-    accessKeyId: minio.accessKeyId,
-    secretAccessKey: new Secret(minio.secretAccessKey),
-    partSizeMiB: 5,
-    uploadConcurrency: 2,
-    ...over,
-  });
+  new S3Store(minioStoreConfig(minio, 'conformance', 'tenant-a', over));
 
 /** What a killed multipart upload leaves: an upload with a part, never completed or aborted. */
 async function leaveMultipart(Key: string): Promise<void> {
