@@ -544,6 +544,22 @@ describe('live mode, load by replication (restore.load)', () => {
     expect(JSON.stringify(out)).not.toContain('orig-auth-1');
   });
 
+  it('a target with a replica of its own: the replica follows it through the load, and redis-replicas passes', async () => {
+    const target = await server();
+    const follower = await server({ args: ['--replicaof', '127.0.0.1', String(target.port)] });
+    await waitFor(async () => /master_link_status:up/.test(await follower.cli('INFO', 'replication')), { timeoutMs: 30_000, what: 'the replica to be in sync' });
+    const out = await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, load: replication, classes: ${ALL_CLASSES} }`),
+      manifest: snap.manifest,
+      ...(await stagedCopy(snap)),
+      checks: ['redis-key-counts', 'redis-replicas'],
+    });
+    for (const c of out.checks) expect(c.status, `${c.name}: ${c.detail}`).toBe('passed');
+    expect(out.details.load).toBe('replication');
+    expect((await configs(target.port)).role).toBe('master');
+    expect(await contents(follower.port, [0, 3])).toEqual(alive);
+  });
+
   it('load replication into a target that holds a key: a targetError naming why, and nothing changed', async () => {
     const target = await server();
     await target.cli('SET', 'other-key', 'kept');
