@@ -40,7 +40,7 @@ async function start(kind: ServerKind): Promise<RedisServer> {
 
 describe.each(SERVER_KINDS.flatMap((src) => MODES.map((mode) => [src, mode] as const)))('a %s snapshot taken in %s mode', (src, mode) => {
   let source: RedisServer;
-  let config: (target: RedisServer) => Promise<string>;
+  let config: (target: RedisServer, load?: string) => Promise<string>;
   let expected: Map<string, KeyState>;
 
   beforeAll(async () => {
@@ -50,7 +50,7 @@ describe.each(SERVER_KINDS.flatMap((src) => MODES.map((mode) => [src, mode] as c
     await fillEveryEncoding(c);
     c.disconnect();
     const name = `${src}-${mode}`.replace(/\./g, '');
-    config = (target) =>
+    config = (target, load = 'restore') =>
       ws.writeConfig(
         `${name}.yaml`,
         `store: { kind: local, path: ./store-${name} }
@@ -62,6 +62,7 @@ components:
     mode: ${mode}
 ${mode === 'keys' ? '    keys: { classes: [must, should, quota, ephemeral, analytics, mdcb, other] }\n' : ''}    restore:
       mode: live
+      load: ${load}
       classes: [must, should, quota, ephemeral, analytics, mdcb, other]
       target: { host: 127.0.0.1, port: ${target.port} }
 restore: { stagingDir: ./staging-${name}, reportDir: ./reports-${name} }
@@ -83,6 +84,19 @@ restore: { stagingDir: ./staging-${name}, reportDir: ./reports-${name} }
     expect(diff(expected, await keyspace(target.port))).toEqual([]);
     await target.stop();
   }, 120_000);
+
+  if (mode === 'rdb') {
+    it.each(TARGETS[src])('loads by replication into %s (restore.load replication): every key, value and expiry equal; a master again', async (dst) => {
+      const target = await start(dst);
+      const r = await runCli(['restore', '--plan', 'redis', '--yes', '--json', '--config', await config(target, 'replication')], { cwd: ws.dir });
+      expect(r.code, r.stderr).toBe(0);
+      const step = JSON.parse(r.stdout).report.steps.find((s: { id: string }) => s.id === 'redis');
+      expect(step.details.redis.load).toBe('replication');
+      expect(diff(expected, await keyspace(target.port))).toEqual([]);
+      expect(await target.cli('INFO', 'replication')).toMatch(/role:master/);
+      await target.stop();
+    }, 120_000);
+  }
 
   const older = SERVER_KINDS.filter((k) => !TARGETS[src].includes(k));
   if (older.length > 0) {
