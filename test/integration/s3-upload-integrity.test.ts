@@ -5,6 +5,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../src/backends/stores/s3-store.js';
+import { partSizeOf, uploadObject } from '../../src/backends/stores/s3-upload.js';
 import { minioStoreConfig, startMinio, type Minio } from '../helpers/minio.js';
 
 /**
@@ -47,7 +48,7 @@ function recordingStore(
   bucket: string,
   over: Partial<ConstructorParameters<typeof S3Store>[0]> = {},
   opts: { corruptParts?: boolean } = {},
-): { store: S3Store; sent: Sent[] } {
+): { store: S3Store; sent: Sent[]; client: S3Client } {
   const client = new S3Client({
     endpoint: minio.endpoint,
     region: 'us-east-1',
@@ -78,7 +79,7 @@ function recordingStore(
     // After signing: what goes on the wire.
     { step: 'finalizeRequest', name: 'testRecorder', priority: 'low' },
   );
-  return { store, sent };
+  return { store, sent, client };
 }
 
 /** `data` in chunks of uneven sizes, as a pipeline hands them over. */
@@ -146,6 +147,23 @@ for (const tls of [false, true]) {
       expect((await readAll(await store.get('multi.bin'))).equals(data)).toBe(true);
     });
 
+    it('parts grow: the part size doubles every partsPerSize parts (here 2), each part checksummed, the data reads back', async () => {
+      const { store, sent, client } = recordingStore(minio, 'sums');
+      const data = randomBytes(2 * PART + 2 * 2 * PART + 3 * 1024 * 1024);
+      await uploadObject({
+        client, params: { Bucket: 'sums', Key: 'p/grow.bin' }, body: unevenBody(data), partSize: PART, partsPerSize: 2, concurrency: 2,
+        signal: new AbortController().signal, abandon: async () => true,
+      });
+      const parts = sent.filter((x) => x.command === 'UploadPartCommand');
+      const sizes = [PART, PART, 2 * PART, 2 * PART, 3 * 1024 * 1024];
+      expect(parts).toHaveLength(sizes.length);
+      const expected: Buffer[] = [];
+      for (let i = 0, at = 0; i < sizes.length; at += sizes[i]!, i++) expected.push(data.subarray(at, at + sizes[i]!));
+      parts.forEach((x, i) => expect(x.bodyCrc, `part ${i + 1}`).toBe(b64(crc32(expected[i]!))));
+      expect(await storedChecksum(minio, 'sums', 'grow.bin')).toBe(compositeCrc(expected));
+      expect((await readAll(await store.get('grow.bin'))).equals(data)).toBe(true);
+    });
+
     it('a single PutObject: the CRC32 of the whole body, kept by the bucket as is', async () => {
       const { store, sent } = recordingStore(minio, 'sums');
       const data = randomBytes(777_777);
@@ -184,6 +202,14 @@ for (const tls of [false, true]) {
 }
 
 describe('CRC-32 reference of this test', () => {
+  it('part sizes: 1,000 parts of the first size, then doubling, never above S3\'s 5 GiB; 10,000 parts hold 5.3 TB at 5 MiB', () => {
+    expect([1, 1000, 1001, 2000, 2001].map((n) => partSizeOf(n, PART))).toEqual([PART, PART, 2 * PART, 2 * PART, 4 * PART]);
+    expect(partSizeOf(10_000, 512 * 1024 * 1024)).toBe(5 * 1024 ** 3);
+    let total = 0;
+    for (let n = 1; n <= 10_000; n++) total += partSizeOf(n, PART);
+    expect(total).toBe(5 * 1024 * 1024 * 1000 * 1023); // 5.36 TB (4.9 TiB), near S3's 5 TiB object limit
+  });
+
   it('has the check value of CRC-32/ISO-HDLC', () => {
     expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
   });

@@ -16,7 +16,10 @@ export interface UploadOptions {
   /** Bucket, Key (with the store prefix), content type, SSE, storage class, Object Lock. */
   params: Omit<PutObjectCommandInput, 'Body'> & { Bucket: string; Key: string };
   body: Readable;
+  /** The first parts' size; it doubles every PARTS_PER_SIZE parts (see partSizeOf). */
   partSize: number;
+  /** Tests only: parts per size instead of PARTS_PER_SIZE. */
+  partsPerSize?: number;
   concurrency: number;
   /** Aborts everything (the caller's signal or a stall); every request carries it. */
   signal: AbortSignal;
@@ -28,6 +31,20 @@ export interface UploadOptions {
 export interface UploadFailure {
   /** Set when a multipart upload was started and could not be aborted. */
   leftUploadId?: string;
+}
+
+/** Parts of one size before the size doubles: small objects keep small buffers, and no object runs out of S3's 10,000 parts. */
+export const PARTS_PER_SIZE = 1000;
+/** S3's largest part. */
+const MAX_PART = 5 * 1024 ** 3;
+
+/**
+ * The size of part `n` (1-based): `first` for parts 1 to 1,000, twice that for 1,001 to 2,000, and so on (S3
+ * allows parts of different sizes). With 5 MiB first parts, 1,000 parts hold 5 GB, and 10,000 parts 5.36 TB (near
+ * S3's 5 TiB object limit); memory grows only for objects that need it.
+ */
+export function partSizeOf(n: number, first: number, perSize = PARTS_PER_SIZE): number {
+  return Math.min(MAX_PART, first * 2 ** Math.floor((n - 1) / perSize));
 }
 
 /**
@@ -70,11 +87,12 @@ export async function uploadObject(o: UploadOptions): Promise<void> {
     });
   };
 
-  // Parts are filled in place in buffers of partSize that are reused once their UploadPart settled (after
+  // Parts are filled in place in buffers of the part's size that are reused once their UploadPart settled (after
   // any retries): at most concurrency in flight plus one filling, and each byte is copied once.
   const free: Buffer[] = [];
   let cur: Buffer | null = null;
   let fill = 0;
+  let filling = 1; // the number of the part being filled
 
   let uploadId: string | undefined;
   let partNumber = 0;
@@ -118,15 +136,21 @@ export async function uploadObject(o: UploadOptions): Promise<void> {
       const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
       let at = 0;
       while (at < chunk.length) {
-        cur ??= free.pop() ?? Buffer.allocUnsafeSlow(o.partSize);
+        if (cur === null) {
+          const size = partSizeOf(filling, o.partSize, o.partsPerSize);
+          // Buffers of an earlier, smaller size are dropped once the size has doubled.
+          if (free.some((b) => b.length !== size)) free.splice(0, free.length, ...free.filter((b) => b.length === size));
+          cur = free.pop() ?? Buffer.allocUnsafeSlow(size);
+        }
         const n = chunk.copy(cur, fill, at);
         fill += n;
         at += n;
-        if (fill === o.partSize) {
+        if (fill === cur.length) {
           const part = cur;
           cur = null;
           fill = 0;
-          await sendPart(part, o.partSize);
+          filling++;
+          await sendPart(part, part.length);
         }
       }
       if (partError) throw partError.err;

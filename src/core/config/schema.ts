@@ -37,8 +37,11 @@ const s3Store = z.strictObject({
     .int()
     .min(5)
     .max(512)
-    .default(8)
-    .describe('Multipart part size (objects up to 10,000 parts: 80 GB at 8 MiB). Memory is about (uploadConcurrency + 1) parts.'),
+    .default(5)
+    .describe(
+      'Size of the first 1,000 parts of a multipart upload; it doubles every 1,000 parts (10,000 parts of 5 MiB and up hold 5.3 TB). ' +
+        'Memory is about (uploadConcurrency + 1) parts.',
+    ),
   uploadConcurrency: z.number().int().min(1).max(16).default(2).describe('Parts uploaded at once; more is faster on high-latency links and costs a part of memory each.'),
   objectLock: objectLockSchema.optional(),
   connectTimeout: duration.default('10s').describe('Longest wait for a connection (TCP and TLS) to the endpoint; a timed-out attempt is retried.'),
