@@ -50,6 +50,17 @@ ${drill}
     expect(report.steps.find((s) => s.id === 'redis')!.details.redis!.target_server).toMatch(/Valkey 8\.1\.8/);
   });
 
+  it('with restore.load replication, the scratch server loads the snapshot as a replica of tykdr, and the drill passes', async () => {
+    const file = await ws.writeConfig('tykdr-repl.yaml', config('').replace(`redis: { kind: redis, port: ${source.port} }`, `redis: { kind: redis, port: ${source.port}, restore: { load: replication } }`));
+    const res = await runCli(['drill', '--plan', 'redis', '-c', file, '--json']);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    const report = JSON.parse(res.stdout).report as { status: string; steps: Array<{ id: string; checks: Array<{ status: string }>; details: Record<string, { load?: string; keys_restored?: number }> }> };
+    expect(report.status).toBe('succeeded');
+    const step = report.steps.find((s) => s.id === 'redis')!;
+    expect(step.details.redis).toMatchObject({ load: 'replication', keys_restored: 52 });
+    expect(step.checks.every((c) => c.status !== 'failed')).toBe(true);
+  });
+
   it('an explicitly configured server that cannot take the snapshot is refused before the drill starts (exit 2)', async () => {
     const debian = execFileSync('sh', ['-c', 'command -v redis-server']).toString().trim();
     const file = await ws.writeConfig('tykdr.yaml', config(`drill: { redisServer: ${debian} }`));
