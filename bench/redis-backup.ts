@@ -10,7 +10,7 @@
  * --keys N is short for --sizes N. --runs R: R rounds per size (each contender once, the order reversed
  * every other round) undisturbed by other processes; disturbed rounds are repeated, up to --max-runs rounds
  * in all (default 3R). --no-local skips the extra tykdr-to-local-folder row. --part-size sets the S3 store's
- * partSizeMiB (default: tykdr's, 16). --profile adds one untimed tykdr run at the largest size under
+ * partSizeMiB (default: tykdr's, 8). --profile adds one untimed tykdr run at the largest size under
  * `node --cpu-prof` and prints where its main thread spent its time (--profile-dir keeps the .cpuprofile;
  * bench/cpuprofile-top.ts summarizes one). --tykdr-root runs another built checkout's bin/run.js (to compare
  * a change against the baseline in the same way; --label annotates the report). --node-args passes flags to
@@ -535,7 +535,7 @@ async function main(): Promise<void> {
   out.push(`baseline:   bash -c 'redis-cli --rdb - | zstd -1 -q | age -r KEY > file'   (writes a local file)`);
   out.push(
     `tykdr-s3:   node bin/run.js backup --json, store kind s3 = MinIO on 127.0.0.1 (same host), zstd level 1, one age recipient, ` +
-      `partSizeMiB ${partSize ?? '16 (default)'}`,
+      `partSizeMiB ${partSize ?? '8 (default)'}`,
   );
   if (!values['no-local']) out.push('tykdr-local: the same, store kind local (a folder on the same disk as the baseline file): the apples-to-apples figure');
   out.push('Note: the issue compares tykdr uploading to MinIO over loopback with a baseline that writes a local file; MinIO');

@@ -37,9 +37,9 @@ const s3Store = z.strictObject({
     .int()
     .min(5)
     .max(512)
-    .default(5)
+    .default(8)
     .describe(
-      'Size of the first 1,000 parts of a multipart upload; it doubles every 1,000 parts (10,000 parts of 5 MiB and up hold 5.3 TB). ' +
+      'Size of the first 1,000 parts of a multipart upload; it doubles every 1,000 parts (10,000 parts of 8 MiB and up hold 8.6 TB). ' +
         'Memory is about (uploadConcurrency + 1) parts.',
     ),
   uploadConcurrency: z.number().int().min(1).max(16).default(2).describe('Parts uploaded at once; more is faster on high-latency links and costs a part of memory each.'),
