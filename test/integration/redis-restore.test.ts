@@ -359,12 +359,17 @@ describe('live mode', () => {
     }
     const staged = await stagedCopy(snap);
     const out = await restoreRedis({
-      component: component(`sentinel: { masterName: tykmaster, sentinels: [{ host: 127.0.0.1, port: ${sentinelPort} }] }\nrestore: { replicaCatchUpTimeout: 30s }`),
+      // load auto: a master found through Sentinel is never made a replica (Sentinel would see it turn): RESTORE per key.
+      component: component(
+        `sentinel: { masterName: tykmaster, sentinels: [{ host: 127.0.0.1, port: ${sentinelPort} }] }\nrestore: { replicaCatchUpTimeout: 30s, load: auto, classes: [must, should, quota, ephemeral, analytics, mdcb, other] }`,
+      ),
       manifest: snap.manifest,
       ...staged,
       checks: ['redis-ping', 'redis-replicas'],
     });
     expect(out.details).toMatchObject({ target: `127.0.0.1:${master.port}`, resolved_via: 'sentinel master tykmaster', replicas_before: 1 });
+    expect(out.details.load).toBeUndefined();
+    expect(out.details.warnings).toEqual(expect.arrayContaining([expect.stringContaining('restore.load is auto: keys were written with RESTORE, because Sentinel watches the target')]));
     const rep = byName(out.checks)['redis-replicas']!;
     expect(rep.status, rep.detail).toBe('passed');
     expect((rep.evidence as { replicas: unknown[] }).replicas).toHaveLength(1);

@@ -33,12 +33,13 @@ const POLL_MS = 100;
 const UNDO_MS = 8_000;
 
 /** Why a load by replication does not fit this target; null when it does (the snapshot's classes: restore-redis.ts). */
-export function replicationMisfit(ctx: Pick<ModeContext, 'input' | 'facts' | 'target'>, cluster: ClusterTarget | null): string | null {
-  const { facts, target, input } = ctx;
+export function replicationMisfit(ctx: Pick<ModeContext, 'facts' | 'target'>, cluster: ClusterTarget | null): string | null {
+  const { facts, target } = ctx;
   if (cluster) return 'the target is a Redis Cluster';
   if (!facts) return 'the target did not answer before the restore';
   if (facts.keys > 0) return `the target holds ${facts.keys} key(s): a full sync would replace them all, and a live restore keeps the keys the snapshot lacks`;
-  if (target.address.via === 'sentinel' || input.component.sentinel) return 'Sentinel watches the target: it would see its master turn into a replica';
+  // Resolved through Sentinel (a target given by address in restore.target is not): it would see its master turn into a replica.
+  if (target.address.via !== 'config') return 'Sentinel watches the target: it would see its master turn into a replica';
   if (target.conn.tls) return 'the target is reached over TLS: the replication link from it to tykdr would carry the keys in clear';
   return null;
 }

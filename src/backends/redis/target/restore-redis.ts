@@ -117,7 +117,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     // restore.load: an RDB snapshot into a target that holds no key may be loaded by the target itself, as a replica.
     let replication = false;
     if (loadBy !== 'restore') {
-      const misfit = classesMisfit ?? replicationMisfit({ input, facts, target }, cluster);
+      const misfit = classesMisfit ?? replicationMisfit({ facts, target }, cluster);
       if (misfit === null) replication = true;
       else if (loadBy === 'replication') throw replicationRefused(c, target, misfit);
       else warnings.push(`components.${c.name}.restore.load is auto: keys were written with RESTORE, because ${misfit}`);
