@@ -26,7 +26,7 @@ export const redisTarget: Target<RedisComponent> = {
       return [
         {
           component: name,
-          target: `redis ${t.address} (${t.serverName}, ${c.restore.mode})`,
+          target: `redis ${t.address} (${t.serverName}, ${c.restore.mode}${c.restore.mode === 'live' && c.restore.load !== 'restore' ? `, load ${c.restore.load}` : ''})`,
           liveData: t.keys > 0 ? `${t.keys} keys${partial ? `, ${partial}` : ''}` : null,
           ...(partial ? { warning: `${name}: redis ${t.address} is ${partial}` } : {}),
         },
