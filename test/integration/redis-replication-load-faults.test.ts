@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { eventually } from '../helpers/crash.js';
+import { eventually, mulberry32, runAndKill } from '../helpers/crash.js';
 import { repoRoot } from '../helpers/paths.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -130,4 +130,37 @@ describe('restore.load replication under signals', () => {
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(await state()).toMatchObject({ role: 'master', keys: KEYS });
   }, 180_000);
+
+  it('kill -9 at 6 seeded moments: the target is an empty master, a whole one, or a replica the next restore refuses; never a master with part of the keys', async () => {
+    const MARK = 'restoring redis (redis)';
+    await probe.flushall();
+    const full = await runAndKill(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir }, { mark: MARK }, 3_600_000);
+    expect(full.code, full.stderr).toBe(0);
+    const window = full.endedAt - full.triggeredAt!;
+    const random = mulberry32(20261207);
+    const seen = { empty: 0, whole: 0, replica: 0 };
+    for (let i = 0; i < 6; i++) {
+      await probe.flushall();
+      const at = Math.round(random() * window);
+      const run = await runAndKill(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir }, { mark: MARK }, at);
+      if (!run.killed) expect(run.code, run.stderr).toBe(0);
+      await new Promise((r) => setTimeout(r, 300)); // a replica notices its master is gone
+      const now = await state();
+      if (now.role === 'master') {
+        expect([0, KEYS], `kill at ${at} ms left a master with ${now.keys} keys`).toContain(now.keys);
+        seen[now.keys === 0 ? 'empty' : 'whole']++;
+      } else {
+        seen.replica++;
+        const refused = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
+        expect(refused.code, refused.stdout + refused.stderr).toBe(6);
+        expect(refused.stderr).toContain('REPLICAOF NO ONE');
+        await probe.call('REPLICAOF', 'NO', 'ONE');
+      }
+      await probe.flushall();
+      const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
+      expect(again.code, `after a kill at ${at} ms: ${again.stdout}${again.stderr}`).toBe(0);
+      expect(await state()).toMatchObject({ role: 'master', keys: KEYS });
+    }
+    console.log(`kill -9 of a load by replication over 6 seeded points: ${JSON.stringify(seen)}`);
+  }, 300_000);
 });
