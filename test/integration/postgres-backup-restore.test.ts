@@ -125,6 +125,9 @@ describe('tykdr restore --plan database', () => {
     expect(evidence.filter((t) => t.status === 'excluded').map((t) => t.table).sort()).toEqual(ANALYTICS);
     const d = step.details.pg;
     expect(d).toMatchObject({ database: 'tyk_restored', database_created: true, owners: 'kept', pg_restore_errors: 0, jobs: 2 });
+    // Parallel jobs seek: staged as the plaintext archive pg_restore opens.
+    expect(d.pg_restore_input).toBe('file');
+    expect(report.steps.find((s: any) => s.id === 'stage').checks[0].evidence).toMatchObject({ plaintext_bytes: manifest.components.pg.artifact.plaintext_bytes });
 
     const counts = await tableCounts(pg, 'tyk_restored');
     for (const t of ANALYTICS) expect(counts[t], t).toBe(0);
@@ -180,6 +183,12 @@ describe('tykdr restore --plan database', () => {
     expect(counts.status).toBe('failed');
     expect(counts.detail).toContain('public.tyk_policies has 36 rows, snapshot 40');
     expect(counts.evidence.tables.find((t: any) => t.table === 'public.tyk_policies')).toMatchObject({ expected: 40, actual: 36, status: 'differs' });
+    // One job (the default): staged decrypted but still compressed, decompressed into pg_restore's stdin.
+    expect(report.steps.find((s: any) => s.id === 'database').details.pg.pg_restore_input).toMatch(/^stdin \(the staged zstd archive/);
+    const staged = report.steps.find((s: any) => s.id === 'stage').checks[0];
+    expect(staged.status).toBe('passed');
+    expect(staged.evidence).toMatchObject({ staged_compression: 'zstd', stored_bytes: manifest.components.pg.artifact.stored_bytes });
+    expect(staged.evidence.staged_compressed_bytes).toBeLessThan(manifest.components.pg.artifact.plaintext_bytes);
   });
 });
 

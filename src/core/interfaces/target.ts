@@ -34,6 +34,12 @@ export interface TargetRestoreInput<C extends Component = Component> {
   entry: ManifestComponent;
   /** The staged plaintext, already proven intact (SHA-256 and every age chunk). */
   stagedFile: string;
+  /**
+   * Set when the target asked for it (`Target.stagesCompressed`): `stagedFile` holds the decrypted artifact still
+   * compressed with this algorithm (proven intact all the same); the target decompresses it while it loads and
+   * checks the plaintext size against `entry.artifact.plaintext_bytes`.
+   */
+  stagedCompression?: 'zstd' | 'gzip';
   /** A private scratch folder on the staging filesystem; the engine removes it. */
   workDir: string;
   /** The checks the plan step lists; a target runs those it offers and ignores the rest. */
@@ -96,6 +102,11 @@ export interface Target<C extends Component = Component> {
   roleOf(component: C): PlanComponent | null;
   assess(input: { name: string; component: C; entry: ManifestComponent; filesTo?: string; signal?: AbortSignal }): Promise<TargetAssessment[]>;
   restore(input: TargetRestoreInput<C>): Promise<TargetRestoreOutcome>;
+  /**
+   * True when this target wants `entry` staged decrypted but still compressed (see `stagedCompression`): it streams
+   * the decompression into its load instead of waiting for a plaintext file. Absent: staged as plaintext.
+   */
+  stagesCompressed?(entry: ManifestComponent, component: C): boolean;
   /** `entry`: the snapshot's component the drill restores into it, so the scratch target can fit it (a server version). */
   scratch(input: { component: C; config: Config; dir: string; entry?: ManifestComponent; signal?: AbortSignal }): Promise<ScratchTarget<C>>;
   /** A copy of the component restoring to another address (`--target NAME=HOST:PORT`); absent when the kind has none. */

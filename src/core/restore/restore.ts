@@ -271,13 +271,18 @@ async function stageAll(run: RestoreRun, workDir: string): Promise<Map<string, S
     for (const n of names) {
       run.note(`staging ${n}: ${manifest.components[n]!.artifact.name}`);
       const t0 = Date.now();
-      const s = await stageArtifact({ store: run.store, manifest, component: n, dir: path.join(workDir, 'staged'), keys: run.keys, signal: opts.signal });
+      // A target that decompresses while it loads gets the artifact decrypted but still compressed (proven intact the same way).
+      const member = run.members.resolved.get(n);
+      const keepCompressed = member?.target.stagesCompressed?.(manifest.components[n]!, member.component) === true;
+      const s = await stageArtifact({ store: run.store, manifest, component: n, dir: path.join(workDir, 'staged'), keys: run.keys, signal: opts.signal, keepCompressed });
       staged.set(n, s);
       stageChecks.push({
         name: 'artifact-integrity',
         status: 'passed',
         detail: `${manifest.components[n]!.artifact.name}: SHA-256 matches the manifest and every age chunk authenticated`,
-        evidence: { component: n, stored_bytes: s.storedBytes, plaintext_bytes: s.plaintextBytes },
+        evidence: s.compression
+          ? { component: n, stored_bytes: s.storedBytes, staged_compressed_bytes: s.plaintextBytes, staged_compression: s.compression }
+          : { component: n, stored_bytes: s.storedBytes, plaintext_bytes: s.plaintextBytes },
         finishedAt: new Date().toISOString(),
         durationMs: Date.now() - t0,
       });

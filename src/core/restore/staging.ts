@@ -17,10 +17,13 @@ const WORKER_MIN_BYTES = 4 << 20;
 
 export interface StagedArtifact {
   component: string;
-  /** The plaintext (RDB file, tar) on local disk, mode 0600. */
+  /** The plaintext (RDB file, tar) on local disk, mode 0600; still compressed when `compression` is set. */
   file: string;
+  /** Bytes of `file`: the plaintext, or with `compression` the decrypted, still compressed artifact. */
   plaintextBytes: number;
   storedBytes: number;
+  /** Set when staged with `keepCompressed`: the algorithm `file` is still compressed with. */
+  compression?: 'zstd' | 'gzip';
 }
 
 /**
@@ -37,14 +40,20 @@ export async function stageArtifact(opts: {
   keys: DecryptionKeys;
   signal?: AbortSignal;
   onBytes?: (n: number) => void;
+  /**
+   * Stage the decrypted artifact without decompressing it (the target decompresses while it loads): proven intact
+   * all the same (SHA-256 of the stored bytes, every age chunk authenticated); the plaintext size is the target's to check.
+   */
+  keepCompressed?: boolean;
 }): Promise<StagedArtifact> {
   const a = artifactOf(opts.manifest, opts.component);
   await makeDir(opts.dir, 0o700);
-  const file = path.join(opts.dir, `${opts.component}.${a.format}`);
+  const compressed = opts.keepCompressed === true;
+  const file = path.join(opts.dir, `${opts.component}.${a.format}${compressed ? `.${a.compression}` : ''}`);
   try {
     // The whole object is hashed even when decryption fails early, so a changed byte gets the reason verify gives.
-    const read = await readArtifact({ ...opts, hashWholeObject: true, sink: createWriteStream(file, { flags: 'wx', mode: 0o600 }) });
-    return { component: opts.component, file, plaintextBytes: read.plaintextBytes, storedBytes: read.storedBytes };
+    const read = await readArtifact({ ...opts, hashWholeObject: true, decompress: !compressed, sink: createWriteStream(file, { flags: 'wx', mode: 0o600 }) });
+    return { component: opts.component, file, plaintextBytes: read.plaintextBytes, storedBytes: read.storedBytes, ...(compressed ? { compression: a.compression } : {}) };
   } catch (err) {
     await unlink(file).catch(() => undefined);
     throw err;
@@ -74,6 +83,8 @@ export async function readArtifact(opts: {
   keys: DecryptionKeys;
   sink: Writable;
   hashWholeObject?: boolean;
+  /** false: the sink gets the decrypted bytes still compressed (plaintextBytes then counts those; no size check). */
+  decompress?: boolean;
   signal?: AbortSignal;
   onBytes?: (n: number) => void;
 }): Promise<ArtifactRead> {
@@ -98,7 +109,12 @@ export async function readArtifact(opts: {
   const decrypt = createDecryptStream({ identities: opts.keys.identities, passphrase: opts.keys.passphrase?.reveal() });
   let decodeError: unknown;
   const feed = new Feed(decrypt, () => decodeError !== undefined || decrypt.destroyed);
-  const decoded = pipeline(decrypt, createDecompressor(a.compression, { worker: a.stored_bytes >= WORKER_MIN_BYTES }), plain, opts.sink, { signal: opts.signal }).catch((err: unknown) => {
+  const decompress = opts.decompress !== false;
+  const decoded = (
+    decompress
+      ? pipeline(decrypt, createDecompressor(a.compression, { worker: a.stored_bytes >= WORKER_MIN_BYTES }), plain, opts.sink, { signal: opts.signal })
+      : pipeline(decrypt, plain, opts.sink, { signal: opts.signal })
+  ).catch((err: unknown) => {
     decodeError = err;
     if (!opts.hashWholeObject) feed.destroy(err as Error);
   });
@@ -137,7 +153,7 @@ export async function readArtifact(opts: {
     );
   }
   if (decodeError !== undefined) throw explainDecodeError(decodeError, where);
-  if (plain.bytes !== a.plaintext_bytes) {
+  if (decompress && plain.bytes !== a.plaintext_bytes) {
     throw integrityError(
       `${where}: decrypted to ${plain.bytes} plaintext bytes, the manifest says ${a.plaintext_bytes}`,
       'the snapshot cannot be trusted; restore from another snapshot',

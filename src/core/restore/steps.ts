@@ -75,6 +75,7 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
           component,
           entry: ctx.manifest.components[name]!,
           stagedFile: ctx.staged.get(name)!.file,
+          ...(ctx.staged.get(name)!.compression ? { stagedCompression: ctx.staged.get(name)!.compression } : {}),
           workDir: path.join(ctx.workDir, name),
           checks: step.verify,
           restoreId: ctx.restoreId,

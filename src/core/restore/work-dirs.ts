@@ -97,5 +97,10 @@ export async function sweepStaleWorkDirs(stagingDir: string | undefined): Promis
  * tool being stopped) makes a single recursive removal fail with ENOTEMPTY or EBUSY.
  */
 export async function removeWorkDir(dir: string): Promise<void> {
+  // The owner file goes last: a run killed while removing its folder leaves one the next sweep knows as a dead
+  // run's (a recursive rm may take the owner file first, and an ownerless folder is kept for an hour).
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (name !== OWNER) await rm(path.join(dir, name), { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  }
   await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }

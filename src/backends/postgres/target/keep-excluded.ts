@@ -140,7 +140,8 @@ export async function planExcludedTables(o: {
   /** "schema.table" keys from the manifest's `excluded_tables`. */
   excluded: string[];
   pgRestore: string;
-  stagedFile: string;
+  /** The archive as a plaintext file (made on first call when it was staged compressed). */
+  archiveFile: () => Promise<string>;
   workDir: string;
   component: string;
   signal?: AbortSignal;
@@ -157,7 +158,7 @@ export async function planExcludedTables(o: {
 
   await mkdir(o.workDir, { recursive: true });
   const listing = path.join(o.workDir, 'pg_restore.toc');
-  const run = await runTool(o.pgRestore, ['--list', '--verbose', `--file=${listing}`, o.stagedFile], { env: process.env, secrets: [], signal: o.signal });
+  const run = await runTool(o.pgRestore, ['--list', '--verbose', `--file=${listing}`, await o.archiveFile()], { env: process.env, secrets: [], signal: o.signal });
   if (run.code !== 0) {
     throw new TykdrError('targetError', `components.${o.component}: pg_restore --list could not read the archive: ${run.lines.slice(-3).join(' | ') || `exit ${run.code}`}`, {
       fix: 'check that the pg_restore in binDir matches the snapshot (pg_restore --version)',

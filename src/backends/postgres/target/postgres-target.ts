@@ -29,8 +29,19 @@ export const postgresTarget: Target<PostgresComponent> = {
 
   async restore(i) {
     i.note(`  restoring ${i.name} (${i.entry.kind})`);
-    return restorePostgres({ component: i.component, manifest: i.entry, stagedFile: i.stagedFile, workDir: i.workDir, checks: [...i.checks], signal: i.signal });
+    return restorePostgres({
+      component: i.component,
+      manifest: i.entry,
+      stagedFile: i.stagedFile,
+      ...(i.stagedCompression ? { stagedCompression: i.stagedCompression } : {}),
+      workDir: i.workDir,
+      checks: [...i.checks],
+      signal: i.signal,
+    });
   },
+
+  /** A dump restored with one job is decompressed as pg_restore reads it (no plaintext file written first). */
+  stagesCompressed: (entry, component) => entry.kind === 'postgres' && component.restore.jobs <= 1,
 
   /** A throwaway database ("tykdr_drill_<random>") on the configured server, dropped by stop(). */
   async scratch({ component: c }) {

@@ -1,6 +1,11 @@
 import type { PostgresComponent } from '../../../core/config/load.js';
 import type { PostgresRestoreInput, PostgresRestoreOutcome } from './restore-types.js';
-import { isAbortError, TykdrError } from '../../../core/errors.js';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { integrityError, isAbortError, TykdrError } from '../../../core/errors.js';
+import { createDecompressor, Tap } from '../../../core/pipeline.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { checkDatabaseCounts, checkDatabaseIndexes } from './postgres-checks.js';
@@ -89,12 +94,16 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
     }
     db ??= await connectPg(ep);
 
+    // The archive as a plaintext file: the staged file, or (staged still compressed) inflated on first need.
+    let plainFile: string | null = input.stagedCompression ? null : input.stagedFile;
+    const archiveFile = async () => (plainFile ??= await inflateStaged(input, c.name, input.stagedCompression!));
+
     // Excluded tables the target has keep their rows: pg_restore gets a list without them (see keep-excluded.ts).
     const keep = await planExcludedTables({
       db,
       excluded: facts.excluded_tables,
       pgRestore: toolPath(c.binDir, 'pg_restore'),
-      stagedFile: input.stagedFile,
+      archiveFile,
       workDir: input.workDir,
       component: c.name,
       signal: input.signal,
@@ -109,16 +118,30 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
     const args = ['--clean', '--if-exists', `--jobs=${c.restore.jobs}`, '--no-password'];
     if (details.owners !== 'kept') args.push('--no-owner', '--no-privileges');
     if (keep.listFile) args.push(`--use-list=${keep.listFile}`);
-    args.push(`--dbname=${dbnameConninfo(ep.database)}`, input.stagedFile);
+    args.push(`--dbname=${dbnameConninfo(ep.database)}`);
+    // One job reads the archive in order: a pipe does, so it is decompressed as pg_restore reads it (no plaintext
+    // file to write first). Parallel jobs seek, so they get the file.
+    if (plainFile === null && c.restore.jobs > 1) await archiveFile();
+    const streamed = plainFile === null ? streamStaged(input) : null;
+    if (plainFile !== null) args.push(plainFile);
     details.jobs = c.restore.jobs;
+    details.pg_restore_input = streamed ? `stdin (the staged ${input.stagedCompression} archive decompressed as read)` : 'file';
     const stallMs = parseDuration(c.stallTimeout ?? '60s') ?? 60_000;
     const run = await runTool(toolPath(c.binDir, 'pg_restore'), args, {
       env: libpqEnv(ep),
       secrets: ep.password ? [ep.password.reveal()] : [],
       signal: input.signal,
       stall: { ms: stallMs, busy: () => serverWorksForUs(ep, Math.min(stallMs, 10_000)) },
+      ...(streamed ? { stdin: streamed.stream } : {}),
     });
     details.restore_ms = run.durationMs;
+    if (run.inputError) {
+      throw integrityError(
+        `components.${c.name}: decompressing the staged archive failed while pg_restore read it (${run.inputError.message}); pg_restore was stopped, the database is partly restored`,
+        'restore again (it replaces every object of the dump); if it fails the same way, restore from another snapshot',
+        run.inputError,
+      );
+    }
     if (run.stalledMs !== undefined) {
       throw new TykdrError(
         'targetError',
@@ -153,6 +176,13 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
         },
       );
     }
+    // A streamed archive is checked whole once read: its plaintext size is the manifest's (zstd checked its frame too).
+    if (streamed && streamed.bytes() !== input.manifest.artifact.plaintext_bytes) {
+      throw integrityError(
+        `components.${c.name}: the staged archive decompressed to ${streamed.bytes()} bytes, the manifest says ${input.manifest.artifact.plaintext_bytes}; the database was restored from it`,
+        'restore from another snapshot',
+      );
+    }
     details.tables = Object.keys(facts.tables).length;
     details.rows_in_snapshot = Object.values(facts.tables).reduce((a, b) => a + b, 0);
     details.excluded_tables = facts.excluded_tables;
@@ -169,6 +199,40 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
   } finally {
     await db?.end();
   }
+}
+
+/** Stored size from which zstd decompresses on a worker thread (as staging does). */
+const WORKER_MIN_BYTES = 4 << 20;
+
+/**
+ * The staged (still compressed) archive decompressed as a stream, for pg_restore's stdin; `bytes()` counts what came
+ * out. Its errors (a corrupt frame) reach the reader through the returned stream.
+ */
+function streamStaged(input: PostgresRestoreInput): { stream: Tap; bytes: () => number } {
+  const counted = new Tap();
+  const worker = input.manifest.artifact.stored_bytes >= WORKER_MIN_BYTES;
+  pipeline(createReadStream(input.stagedFile), createDecompressor(input.stagedCompression!, { worker }), counted).catch(() => undefined);
+  return { stream: counted, bytes: () => counted.bytes };
+}
+
+/** Decompresses the staged archive into a plaintext file in the work folder (mode 0600) and checks its size. */
+async function inflateStaged(input: PostgresRestoreInput, component: string, algorithm: 'zstd' | 'gzip'): Promise<string> {
+  await mkdir(input.workDir, { recursive: true, mode: 0o700 });
+  const file = path.join(input.workDir, 'archive.pgdump');
+  const counted = new Tap();
+  const worker = input.manifest.artifact.stored_bytes >= WORKER_MIN_BYTES;
+  try {
+    await pipeline(createReadStream(input.stagedFile), createDecompressor(algorithm, { worker }), counted, createWriteStream(file, { flags: 'wx', mode: 0o600 }), {
+      ...(input.signal ? { signal: input.signal } : {}),
+    });
+  } catch (err) {
+    if (isAbortError(err)) throw err;
+    throw integrityError(`components.${component}: decompressing the staged archive failed: ${(err as Error).message}`, 'restore from another snapshot', err);
+  }
+  if (counted.bytes !== input.manifest.artifact.plaintext_bytes) {
+    throw integrityError(`components.${component}: the staged archive decompressed to ${counted.bytes} bytes, the manifest says ${input.manifest.artifact.plaintext_bytes}`, 'restore from another snapshot');
+  }
+  return file;
 }
 
 /**

@@ -9,6 +9,11 @@ export interface PostgresRestoreInput {
   manifest: ManifestComponent;
   /** The staged plaintext (already SHA-256 verified and decrypted): the archive pg_restore reads (seekable, so --jobs works). */
   stagedFile: string;
+  /**
+   * Set when `stagedFile` holds the archive decrypted but still compressed with this algorithm (proven intact all
+   * the same): one job reads it decompressed through a pipe; --jobs and the excluded-tables listing get a plaintext copy.
+   */
+  stagedCompression?: 'zstd' | 'gzip';
   /** Scratch folder; the caller removes it afterwards. */
   workDir: string;
   /** Checks to run after the restore (names that are not database checks are ignored). */

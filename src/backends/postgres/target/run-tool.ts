@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { abortError } from '../../../core/util/abort.js';
 import { scrub } from '../../../core/util/text.js';
 import { watchChild } from '../../../core/util/watchdog.js';
@@ -15,6 +17,11 @@ export interface ToolRun {
   durationMs: number;
   /** Set when the tool was stopped because it made no progress for `stall.ms`: how long it had been idle. */
   stalledMs?: number;
+  /**
+   * With `stdin`: why the input stream failed (a decompression error), if it did. After a clean exit (code 0) the
+   * input was read to its end (what the tool left unread is drained), so its byte counters saw every byte.
+   */
+  inputError?: Error;
 }
 
 /**
@@ -35,17 +42,47 @@ const KILL_GRACE_MS = 2000;
  * Runs pg_restore or psql without a shell (stdout discarded, stderr read line by line) and resolves when it exits.
  * A non-zero exit resolves too: the caller judges it from the lines. Rejects when the binary cannot be started,
  * and with an AbortError when `signal` aborts (after SIGTERM, then SIGKILL, ended the tool).
+ *
+ * `stdin`: a stream piped into the tool's standard input with its backpressure. After a clean exit it resolves only
+ * once the stream ended (bytes the tool did not read are drained, not sent); after any other end (a non-zero exit,
+ * a signal, a stall stop, an abort) the stream is destroyed at once. A stream that fails stops the tool
+ * (SIGTERM, then SIGKILL) and is reported as `inputError`.
  */
-export function runTool(command: string, args: string[], opts: { env: NodeJS.ProcessEnv; secrets: string[]; signal?: AbortSignal; stall?: StallWatch }): Promise<ToolRun> {
+export function runTool(
+  command: string,
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; secrets: string[]; signal?: AbortSignal; stall?: StallWatch; stdin?: Readable },
+): Promise<ToolRun> {
   const { signal } = opts;
-  if (signal?.aborted) return Promise.reject(abortError(signal));
+  if (signal?.aborted) {
+    opts.stdin?.destroy();
+    return Promise.reject(abortError(signal));
+  }
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: opts.env });
+    const child = spawn(command, args, { stdio: [opts.stdin ? 'pipe' : 'ignore', 'ignore', 'pipe'], env: opts.env });
     watchChild(child);
+    let inputError: Error | undefined;
+    let fed: Promise<void> = Promise.resolve();
+    // Set when this side destroys the input (the tool ended or was stopped): the error that follows is not the input's.
+    let dropped = false;
+    const dropInput = () => {
+      dropped = true;
+      opts.stdin?.destroy();
+    };
+    let childInput: ChildInput | undefined;
+    if (opts.stdin && child.stdin) {
+      childInput = new ChildInput(child.stdin);
+      fed = pipeline(opts.stdin, childInput).catch((err: unknown) => {
+        if (!dropped) inputError ??= err as Error;
+        // The tool must not take a cut input for a whole one: stopped before its stdin is closed.
+        if (child.exitCode === null && child.signalCode === null) stop();
+        child.stdin?.destroy();
+      });
+    }
     const lines: string[] = [];
     let lineCount = 0;
-    createInterface({ input: child.stderr }).on('line', (l) => {
+    createInterface({ input: child.stderr! }).on('line', (l) => {
       lineCount++;
       if (lines.length < MAX_LINES) lines.push(scrub(l, opts.secrets));
     });
@@ -57,6 +94,7 @@ export function runTool(command: string, args: string[], opts: { env: NodeJS.Pro
     const onAbort = () => {
       aborted = true;
       stop();
+      dropInput();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     let stalledMs: number | undefined;
@@ -67,15 +105,83 @@ export function runTool(command: string, args: string[], opts: { env: NodeJS.Pro
     child.once('error', (err) => {
       signal?.removeEventListener('abort', onAbort);
       clearInterval(watch);
-      reject(err);
+      dropInput();
+      void fed.then(() => reject(err));
     });
     child.once('close', (code, sig) => {
-      signal?.removeEventListener('abort', onAbort);
       clearInterval(watch);
-      if (aborted && signal) return reject(abortError(signal));
-      resolve({ code, signal: sig, lines, lineCount, durationMs: Date.now() - started, ...(stalledMs !== undefined ? { stalledMs } : {}) });
+      // Only a clean exit waits for the rest of the input (to count it); otherwise it is of no use.
+      if (code !== 0 || sig || aborted || stalledMs !== undefined) dropInput();
+      else childInput?.drainRest();
+      void fed.then(() => {
+        signal?.removeEventListener('abort', onAbort);
+        if (aborted && signal) return reject(abortError(signal));
+        resolve({
+          code,
+          signal: sig,
+          lines,
+          lineCount,
+          durationMs: Date.now() - started,
+          ...(stalledMs !== undefined ? { stalledMs } : {}),
+          ...(inputError ? { inputError } : {}),
+        });
+      });
     });
   });
+}
+
+/**
+ * Writes into a child's stdin with its backpressure. Once the child closed its end (it exited, or stopped reading:
+ * EPIPE), writing waits for runTool's verdict: `drainRest()` after a clean exit accepts and drops the rest, so the
+ * stream upstream runs to its end (and its counters see every byte); otherwise runTool destroys the stream.
+ */
+class ChildInput extends Writable {
+  private gone = false;
+  private draining = false;
+
+  constructor(private readonly stdin: Writable) {
+    super();
+    const off = () => {
+      this.gone = true;
+      this.emit('child-gone');
+    };
+    stdin.on('error', off);
+    stdin.once('close', off);
+  }
+
+  drainRest(): void {
+    this.draining = true;
+    this.emit('drain-rest');
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (this.gone) return this.afterChild(done);
+    if (this.stdin.write(chunk)) return done();
+    const settle = () => {
+      this.stdin.off('drain', settle);
+      this.off('child-gone', settle);
+      if (this.gone) this.afterChild(done);
+      else done();
+    };
+    this.stdin.on('drain', settle);
+    this.on('child-gone', settle);
+  }
+
+  /** The child is gone: the next chunk is dropped once runTool said the exit was clean (never, when it destroys this). */
+  private afterChild(done: () => void): void {
+    if (this.draining) done();
+    else this.once('drain-rest', () => done());
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    if (!this.gone) this.stdin.end();
+    done();
+  }
+
+  // Destroyed (the input failed or was dropped): the child's stdin is closed by runTool, after it stopped the child.
+  override _destroy(err: Error | null, done: (error?: Error | null) => void): void {
+    done(err);
+  }
 }
 
 /** Polls the tool's progress; calls `stalled` once when it made none for `w.ms` and `w.busy()` said no. */
