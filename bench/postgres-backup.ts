@@ -5,8 +5,8 @@
  *
  *   npx tsx bench/postgres-backup.ts [--scale 70] [--runs 1] [--jobs 1] [--quiet-wait 120]
  *
- * --jobs is tykdr's restore.jobs (pg_restore --jobs, default 1 as in tykdr; tykdr writes the data offsets into its staged
- * archive, so workers seek; the baseline reads a pipe, so it cannot run parallel jobs).
+ * --jobs is tykdr's restore.jobs (pg_restore --jobs, default 1 as in tykdr: pg_restore then reads the archive through a
+ * pipe as tykdr decompresses it, as the baseline does; more jobs read a staged plaintext file, without data offsets).
  * Every restore goes into a fresh database (tykdr creates its own; the baseline's is created untimed), which is
  * checked (pgbench_accounts rows) and dropped afterwards. Peak RSS is the VmHWM of each process of the command,
  * polled from /proc every 50 ms as bench/redis-backup.ts does; "tykdr peak RSS" is its node process.
@@ -415,8 +415,16 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
   out.push(`backup baseline:  pg_dump -Fc -d bench | age -r KEY > file`);
   out.push(`backup tykdr:     node bin/run.js backup (store kind local on the same disk; pg_dump -Fc -Z0 | rows counted from the stream | zstd 3 | age | SHA-256)`);
   out.push(`restore baseline: age -d -i KEY file | pg_restore -d fresh_db   (database created untimed; a pipe allows no --jobs)`);
-  out.push(`restore tykdr:    node bin/run.js restore --plan database (stage: verify + decrypt + decompress to a file, data offsets written in; create the database;`);
-  out.push(`                  pg_restore --clean --if-exists --jobs ${jobs}; checks database-counts and database-indexes)`);
+  out.push(
+    jobs === 1
+      ? `restore tykdr:    node bin/run.js restore --plan database (stage: SHA-256 + decrypt (age MAC) to a still compressed file; create the database;`
+      : `restore tykdr:    node bin/run.js restore --plan database (stage: SHA-256 + decrypt (age MAC) + decompress to a file; create the database;`,
+  );
+  out.push(
+    jobs === 1
+      ? `                  zstd -d of it | pg_restore --clean --if-exists --jobs 1; checks database-counts and database-indexes)`
+      : `                  pg_restore --clean --if-exists --jobs ${jobs} of the file; checks database-counts and database-indexes)`,
+  );
   out.push('');
   const header = ['op', 'run', 'contender', 'seconds', 'vs baseline', 'peak RSS MB', 'CPU-s command', 'CPU-s server', 'CPU-s other', 'detail'];
   const body = rows.map((r) => {
