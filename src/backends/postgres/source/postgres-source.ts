@@ -7,6 +7,7 @@ import { connectPg, describeEndpoint, explainPgError, libpqEnv, qualified, sourc
 import { compileTablePattern, exactTablePattern } from '../table-patterns.js';
 import { ArchiveRowCounter } from '../archive-rows.js';
 import { lastLines, spawnToolStream, type ToolExit } from './tool-stream.js';
+import { bigStdout } from './stdout-buffer.js';
 import { requireToolForServer, toolPath, toolVersion, type PgVersion } from '../versions.js';
 
 /** What the backup's transaction saw, at the snapshot pg_dump dumps. */
@@ -63,6 +64,9 @@ export class PostgresSource implements Source {
       released = true;
       await db.end();
     };
+    const env = libpqEnv(this.ep);
+    // Probed while the snapshot is taken (it never rejects).
+    const spawnWith = bigStdout(toolPath(c.binDir, 'pg_dump'), env);
     try {
       const { server, dump } = await this.versions(db, signal);
       const size = await db.query<{ n: string; enc: string }>(
@@ -81,13 +85,15 @@ export class PostgresSource implements Source {
         dumped = resolve;
         stopped = reject;
       });
+      // pg_dump's stdout gets a 1 MiB buffer where stdbuf works (stdout-buffer.ts): 64 KiB reads instead of ~8 KB ones.
+      const dumpTool = (await spawnWith)([
+        '--format=custom', '--compress=0', '--no-password', `--snapshot=${snap.id}`, `--lock-wait-timeout=${lockMs}`,
+        ...excluded.map((t) => `--exclude-table-data=${exactTablePattern(t.schema, t.name)}`),
+      ]);
       const stream = spawnToolStream({
-        command: toolPath(c.binDir, 'pg_dump'),
-        args: [
-          '--format=custom', '--compress=0', '--no-password', `--snapshot=${snap.id}`, `--lock-wait-timeout=${lockMs}`,
-          ...excluded.map((t) => `--exclude-table-data=${exactTablePattern(t.schema, t.name)}`),
-        ],
-        env: libpqEnv(this.ep),
+        command: dumpTool.command,
+        args: dumpTool.args,
+        env,
         secrets: c.password ? [c.password.reveal()] : [],
         signal,
         inspect: (chunk) => counter.push(chunk),
