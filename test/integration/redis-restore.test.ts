@@ -565,6 +565,61 @@ describe('live mode, load by replication (restore.load)', () => {
     expect(await contents(follower.port, [0, 3])).toEqual(alive);
   });
 
+  /** The staged RDB as restore.load replication stages it: decrypted but still zstd-compressed. */
+  async function compressedCopy(): Promise<{ rdbFile: string; workDir: string; stagedCompression: 'zstd' }> {
+    const plain = await stagedCopy(snap);
+    await execFileP('zstd', ['-q', '-1', plain.rdbFile, '-o', `${plain.rdbFile}.zst`]);
+    return { rdbFile: `${plain.rdbFile}.zst`, workDir: plain.workDir, stagedCompression: 'zstd' };
+  }
+
+  it('staged still compressed: decompressed into the target as it loads, read for the evidence on the way; every check passes', async () => {
+    const target = await server();
+    const out = await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, load: replication, classes: ${ALL_CLASSES} }`),
+      manifest: snap.manifest,
+      ...(await compressedCopy()),
+      checks: ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl'],
+    });
+    for (const c of out.checks) expect(c.status, `${c.name}: ${c.detail}`).toBe('passed');
+    expect(out.details).toMatchObject({ load: 'replication', evidence_from: 'staged RDB' });
+    expect(await contents(target.port, [0, 3])).toEqual(alive);
+  });
+
+  it('staged still compressed but not the size the manifest lists: an integrityError saying what the target, a master again, holds', async () => {
+    const target = await server();
+    const manifest = { ...snap.manifest, artifact: { ...snap.manifest.artifact, plaintext_bytes: snap.manifest.artifact.plaintext_bytes + 1 } };
+    const err = await expectRejects(
+      restoreRedis({
+        component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, load: replication, classes: ${ALL_CLASSES} }`),
+        manifest,
+        ...(await compressedCopy()),
+        checks: ['redis-key-counts'],
+      }),
+    );
+    expect(err.kind).toBe('integrityError');
+    // The RDB itself is whole (one byte short of what was announced): the target may have loaded it before the link closed.
+    const m = /could not be sent whole by replication: the staged RDB holds \d+ bytes, the manifest lists \d+; it is a master again and holds (\d+) key\(s\)/.exec(err.message);
+    expect(m, err.message).not.toBeNull();
+    expect(await configs(target.port)).toMatchObject({ role: 'master', diskless: 'disabled' });
+    const dbsizes = Number(await target.cli('-n', '0', 'DBSIZE')) + Number(await target.cli('-n', '3', 'DBSIZE'));
+    expect(dbsizes).toBe(Number(m![1]));
+  });
+
+  it('staged still compressed for a path that reads a file (RESTORE per key): inflated first, size checked', async () => {
+    const target = await server();
+    const out = await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, classes: ${ALL_CLASSES} }`),
+      manifest: snap.manifest,
+      ...(await compressedCopy()),
+      checks: ['redis-key-counts', 'redis-sample'],
+    });
+    for (const c of out.checks) expect(c.status, `${c.name}: ${c.detail}`).toBe('passed');
+    expect(out.details.load).toBeUndefined();
+    const bad = { ...snap.manifest, artifact: { ...snap.manifest.artifact, plaintext_bytes: 7 } };
+    const err = await expectRejects(restoreRedis({ component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} } }`), manifest: bad, ...(await compressedCopy()), checks: [] }));
+    expect(err.message).toMatch(/the staged RDB decompressed to \d+ bytes, the manifest says 7/);
+  });
+
   it('load replication into a target that holds a key: a targetError naming why, and nothing changed', async () => {
     const target = await server();
     await target.cli('SET', 'other-key', 'kept');

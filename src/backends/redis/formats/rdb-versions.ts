@@ -1,5 +1,7 @@
+import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { integrityError } from '../../../core/errors.js';
+import { createDecompressor } from '../../../core/pipeline.js';
 
 /**
  * Which RDB format versions a Redis release can load. Redis refuses an RDB file (and a DUMP payload) whose
@@ -50,17 +52,40 @@ export function minRedisForRdb(rdbVersion: number): string | null {
 }
 
 /** The version number in an RDB file's 9-byte header ("REDIS0010" → 10). Throws integrityError when it is not one. */
-export async function readRdbHeaderVersion(file: string, signal?: AbortSignal): Promise<number> {
+export async function readRdbHeaderVersion(file: string, signal?: AbortSignal, compression?: 'zstd' | 'gzip'): Promise<number> {
   signal?.throwIfAborted();
+  if (compression) return headerVersion(file, await compressedHead(file, compression));
   const fh = await open(file, 'r');
   try {
     const buf = Buffer.alloc(9);
     const { bytesRead } = await fh.read(buf, 0, 9, 0);
-    const text = buf.toString('latin1', 0, bytesRead);
-    const m = /^REDIS(\d{4})$/.exec(text);
-    if (!m) throw integrityError(`${file} is not an RDB file (its header is not "REDIS" and a 4-digit version)`);
-    return Number(m[1]);
+    return headerVersion(file, buf.toString('latin1', 0, bytesRead));
   } finally {
     await fh.close();
   }
+}
+
+/** The first 9 bytes of a compressed file, decompressed (the rest is not read). */
+async function compressedHead(file: string, compression: 'zstd' | 'gzip'): Promise<string> {
+  const src = createReadStream(file, { highWaterMark: 64 * 1024 });
+  const plain = src.pipe(createDecompressor(compression));
+  const got: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const c of plain) {
+      got.push(c as Buffer);
+      n += (c as Buffer).length;
+      if (n >= 9) break;
+    }
+  } finally {
+    src.destroy();
+    plain.destroy();
+  }
+  return Buffer.concat(got).toString('latin1', 0, Math.min(n, 9));
+}
+
+function headerVersion(file: string, text: string): number {
+  const m = /^REDIS(\d{4})$/.exec(text);
+  if (!m) throw integrityError(`${file} is not an RDB file (its header is not "REDIS" and a 4-digit version)`);
+  return Number(m[1]);
 }

@@ -126,7 +126,10 @@ function isApiKey(k: Buffer): boolean {
  * proved the stored bytes' SHA-256). A module value drawn for the sample is dropped from it (not comparable).
  * Memory: the sample, one chunk, the open key record when it is drawn (a key record not drawn is not held).
  */
-export async function inspectRdbEvidence(file: string | FileHandle, o: InspectOptions & { name?: string; chunkBytes?: number; checksum?: boolean }): Promise<RdbEvidence> {
+export async function inspectRdbEvidence(
+  file: string | FileHandle | AsyncIterable<Buffer>,
+  o: InspectOptions & { name?: string; chunkBytes?: number; checksum?: boolean },
+): Promise<RdbEvidence> {
   const chunkBytes = o.chunkBytes ?? EVIDENCE_CHUNK;
   const perClass = emptyClassCounts();
   const exp = o.expectation ? new KeyExpectation(Date.now()) : null;
@@ -188,7 +191,13 @@ export async function inspectRdbEvidence(file: string | FileHandle, o: InspectOp
       while (held.length > 1 && heldFrom + held[0]!.length <= end) heldFrom += held.shift()!.length;
     },
   });
-  const stream = typeof file === 'string' ? createReadStream(file, { highWaterMark: chunkBytes, signal: o.signal }) : file.createReadStream({ start: 0, highWaterMark: chunkBytes, signal: o.signal });
+  // A path, an open file, or the plaintext as it streams past (a load by replication decompressing into the target).
+  const stream: AsyncIterable<unknown> =
+    typeof file === 'string'
+      ? createReadStream(file, { highWaterMark: chunkBytes, signal: o.signal })
+      : 'createReadStream' in file
+        ? file.createReadStream({ start: 0, highWaterMark: chunkBytes, signal: o.signal })
+        : file;
   for await (const c of stream) {
     const chunk = c as Buffer;
     o.signal?.throwIfAborted();

@@ -44,6 +44,9 @@ export const redisTarget: Target<RedisComponent> = {
     }
   },
 
+  /** restore.load replication: the RDB is decompressed into the target as it loads (no plaintext file written first). */
+  stagesCompressed: (entry, c) => entry.kind === 'redis' && entry.artifact.format === 'rdb' && c.restore.mode === 'live' && c.restore.load === 'replication',
+
   async restore(i) {
     i.note(`  restoring ${i.name} (redis)`);
     let shown = 0;
@@ -57,6 +60,7 @@ export const redisTarget: Target<RedisComponent> = {
         feed: i.feed,
         manifest: i.entry,
         rdbFile: i.stagedFile,
+        ...(i.stagedCompression ? { stagedCompression: i.stagedCompression } : {}),
         workDir: i.workDir,
         checks: [...i.checks],
         signal: i.signal,

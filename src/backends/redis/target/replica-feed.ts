@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 
 /**
  * The master's side of Redis replication, just enough for one full sync of a file: a TCP listener a target
@@ -14,8 +14,8 @@ import { createServer, type Server, type Socket } from 'node:net';
  * dropped the link retries): after that a replica is disconnected. Never logs the AUTH arguments.
  */
 export interface ReplicaFeedOptions {
-  /** The staged RDB, and its size in bytes. */
-  file: string;
+  /** The RDB's bytes from the start (read from the staged file, or decompressed from it as they are sent), and how many there are. */
+  open(): Readable;
   size: number;
   host: string;
   /** 0: a free port. */
@@ -33,6 +33,8 @@ export class ReplicaFeed {
   replica: string | null = null;
   /** Why the last sync's link ended before it was closed by us, if it did. */
   dropped: string | null = null;
+  /** The RDB could not be sent whole (read error, or not the size the manifest lists): the load must fail. */
+  failed = false;
   private readonly sockets = new Set<Socket>();
   private connectedWaiters: Array<() => void> = [];
   private closing = false;
@@ -92,7 +94,7 @@ export class ReplicaFeed {
     let authed = false;
     s.on('close', () => {
       this.sockets.delete(s);
-      if (syncing && !this.closing) this.dropped = `the target closed the replication link after ${this.sent} of ${this.o.size} bytes`;
+      if (syncing && !this.closing) this.dropped ??= `the target closed the replication link after ${this.sent} of ${this.o.size} bytes`;
     });
     s.on('data', (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
@@ -133,18 +135,29 @@ export class ReplicaFeed {
   }
 
   private sendFile(s: Socket): void {
-    const rs = createReadStream(this.o.file, { highWaterMark: 1 << 20 });
-    rs.on('data', (c) => {
+    const rs = this.o.open();
+    const fail = (why: string) => {
+      this.dropped = why;
+      this.failed = true;
+      s.destroy();
+    };
+    rs.on('data', (c: Buffer) => {
+      if (this.sent + c.length > this.o.size) {
+        fail(`the staged RDB holds more than the ${this.o.size} bytes the manifest lists`);
+        rs.destroy();
+        return;
+      }
       this.sent += c.length;
       if (!s.write(c)) {
         rs.pause();
         s.once('drain', () => rs.resume());
       }
     });
-    rs.on('error', (err) => {
-      this.dropped = `reading the staged RDB failed: ${err.message}`;
-      s.destroy();
+    // Fewer bytes than announced would leave the replica waiting for the rest: the link is closed instead.
+    rs.on('end', () => {
+      if (this.sent !== this.o.size) fail(`the staged RDB holds ${this.sent} bytes, the manifest lists ${this.o.size}`);
     });
+    rs.on('error', (err) => fail(`reading the staged RDB failed: ${err.message}`));
     s.on('close', () => rs.destroy());
   }
 }

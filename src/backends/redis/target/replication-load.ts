@@ -1,9 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { parseDuration } from '../../../core/duration.js';
-import { TykdrError } from '../../../core/errors.js';
+import { integrityError, TykdrError } from '../../../core/errors.js';
+import { createDecompressor } from '../../../core/pipeline.js';
+import type { KeyClass } from '../../../core/tyk/key-classes.js';
+import { inspectRdbEvidence, type RdbEvidence } from './keys-inspect.js';
 import { sleep } from '../../../core/util/abort.js';
 import type { ClusterTarget } from './cluster-target.js';
 import { ReplicaFeed } from './replica-feed.js';
@@ -49,7 +54,7 @@ export function replicationMisfit(ctx: Pick<ModeContext, 'facts' | 'target'>, cl
  * refuses before it changed (no permission for CONFIG or REPLICAOF, TLS replication, the listener cannot
  * start) or never connected to the listener (then it is a master again, unchanged).
  */
-export async function runReplicationLoad(ctx: ModeContext): Promise<ModeResult> {
+export async function runReplicationLoad(ctx: ModeContext, evidenceWanted: EvidenceWanted | null): Promise<ModeResult> {
   const { input, target, details } = ctx;
   const r = input.component.restore;
   const signal = input.signal;
@@ -72,11 +77,31 @@ export async function runReplicationLoad(ctx: ModeContext): Promise<ModeResult> 
 
   const host = listenHost(r.replicationAddress, client);
   const port = Number(r.replicationAddress?.split(':')[1] ?? 0);
-  const size = (await stat(input.rdbFile)).size;
+  // Staged still compressed: decompressed as it is sent, and read for the evidence on the way (one decompression).
+  const compressed = input.stagedCompression;
+  const size = compressed ? Number(input.manifest.artifact.plaintext_bytes) : (await stat(input.rdbFile)).size;
+  let teed: Promise<RdbEvidence> | null = null;
+  const open = (): Readable => {
+    const file = createReadStream(input.rdbFile, { highWaterMark: 1 << 20 });
+    if (!compressed) return file;
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream> = [file, createDecompressor(compressed, { worker: true })];
+    if (evidenceWanted) {
+      const side = new PassThrough({ highWaterMark: 4 << 20 });
+      teed = inspectRdbEvidence(side, { ...evidenceWanted, name: input.rdbFile, signal });
+      // A failed evidence read only costs the evidence (evidenceFromStaged says so): the load goes on.
+      teed.catch(() => side.resume());
+      stages.push(tee(side));
+    }
+    pipeline([...stages, out] as never, (err: NodeJS.ErrnoException | null) => {
+      if (err) out.destroy(err);
+    });
+    return out;
+  };
   const password = randomBytes(24).toString('hex');
   let feed: ReplicaFeed;
   try {
-    feed = await ReplicaFeed.listen({ file: input.rdbFile, size, host, port, password });
+    feed = await ReplicaFeed.listen({ open, size, host, port, password });
   } catch (err) {
     throw new ReplicationNotUsed(`tykdr cannot listen on ${host}:${port} for the target (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; restore.replicationAddress)`);
   }
@@ -162,8 +187,35 @@ export async function runReplicationLoad(ctx: ModeContext): Promise<ModeResult> 
     keys_per_second: loadMs > 0 ? Math.round((loaded / loadMs) * 1000) : null,
   });
   // The evidence (expected counts, payload sample) was read from the staged RDB while the target loaded it.
-  const evidence = ctx.rdbEvidence ? await evidenceFromStaged(ctx, ctx.rdbEvidence) : { sample: null };
+  const read = ctx.rdbEvidence ?? teed;
+  const evidence = read ? await evidenceFromStaged(ctx, read) : { sample: null };
   return { ...evidence, loadedFile: false, loadedByReplication: true };
+}
+
+/** What the evidence read looks for (as readRdbEvidence in restore-redis.ts). */
+export interface EvidenceWanted {
+  restored: Set<KeyClass>;
+  sampleSize: number;
+  expectation: boolean;
+}
+
+/** Passes every chunk on, and writes it to `side` too, waiting for it to drain (a side that was destroyed is skipped). */
+function tee(side: PassThrough): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (side.destroyed || side.write(chunk)) cb(null, chunk);
+      else side.once('drain', () => cb(null, chunk));
+    },
+    flush(cb) {
+      side.end();
+      cb();
+    },
+    // Destroyed after a clean end too (the pipeline is done): the side then keeps what it has not read yet.
+    destroy(err, cb) {
+      if (err) side.destroy(err);
+      cb(err);
+    },
+  });
 }
 
 /** The address the target is told to connect to: the configured one, else this host's end of the connection to it. */
@@ -190,6 +242,9 @@ async function waitLoaded(ctx: ModeContext, client: Redis, feed: ReplicaFeed, re
       throw explainTargetError(err, target, 'report its replication state (INFO)');
     }
     if (info.master_link_status === 'up' && info.loading !== '1' && info.master_sync_in_progress !== '1') return;
+    if (feed.failed) {
+      throw integrityError(`${at}: the snapshot could not be sent whole by replication: ${feed.dropped}`, 'stage the snapshot again; if it persists the snapshot is damaged');
+    }
     if (feed.dropped && info.master_sync_in_progress !== '1' && info.loading !== '1') {
       throw new TykdrError('targetError', `${at} did not load the snapshot by replication: ${feed.dropped}`, {
         fix: "see the target's log (room in its dir for the transferred RDB, maxmemory, a module the RDB needs), or set restore.load: restore",

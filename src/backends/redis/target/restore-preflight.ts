@@ -62,8 +62,8 @@ export interface SnapshotVersion {
 export type SnapshotFormat = 'rdb' | 'aof' | 'keys';
 
 /** The snapshot's RDB version (the larger of the manifest's and the staged file's header) and the Redis that wrote it. */
-export async function snapshotRdb(manifest: ManifestComponent, rdbFile: string, signal?: AbortSignal): Promise<{ version: number; writtenBy: string }> {
-  const header = await readRdbHeaderVersion(rdbFile, signal);
+export async function snapshotRdb(manifest: ManifestComponent, rdbFile: string, signal?: AbortSignal, compression?: 'zstd' | 'gzip'): Promise<{ version: number; writtenBy: string }> {
+  const header = await readRdbHeaderVersion(rdbFile, signal, compression);
   const listed = Number(manifest.source.rdb_version ?? 0);
   return { version: Math.max(header, Number.isFinite(listed) ? listed : 0), writtenBy: snapshotWriter(manifest) };
 }

@@ -1,9 +1,12 @@
-import { open } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import type { RedisRestoreInput, RedisRestoreOutcome } from './restore-types.js';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { parseDuration } from '../../../core/duration.js';
-import { isAbortError, TykdrError } from '../../../core/errors.js';
+import { integrityError, isAbortError, TykdrError } from '../../../core/errors.js';
+import { createDecompressor } from '../../../core/pipeline.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { KEY_CLASSES, type KeyClass } from '../../../core/tyk/key-classes.js';
@@ -70,6 +73,9 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   const loadBy = r.mode === 'live' && format === 'rdb' && !input.selection && !input.feed && !input.dryRun ? r.load : 'restore';
   const classesMisfit = loadBy === 'restore' ? null : replicationClassesMisfit(c, input.manifest);
   const defer = loadBy !== 'restore' && classesMisfit === null;
+  // Staged still compressed (restore.load replication): only the load by replication streams it; any other path
+  // (a selective or dry run, a point in time) reads a plaintext file, inflated here first. A refusal needs neither.
+  if (input.stagedCompression && loadBy !== 'replication') input = await inflateStaged(input);
   // A selective restore draws its own sample (of the keys it wrote) and checks its own counts.
   const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection, defer);
   const snap = staged.snap;
@@ -128,8 +134,10 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     };
     if (defer && !replication) await inspectLive();
     // rdb-file, and a load by replication: the staged RDB is read for the evidence while the target loads it (restore-modes.ts).
-    if ((r.mode !== 'live' || replication) && format === 'rdb' && !input.selection && (wantsCounts || sampleSize > 0)) evidence = await readRdbEvidence(input, restored, sampleSize, wantsCounts);
-    if (wantsCounts && format === 'rdb' && !staged.keys && !input.selection && !evidence) {
+    const evidenceWanted = format === 'rdb' && !input.selection && (wantsCounts || sampleSize > 0) ? { restored, sampleSize, expectation: wantsCounts } : null;
+    // (Staged still compressed, the load by replication reads it for the evidence as it decompresses it.)
+    if ((r.mode !== 'live' || replication) && evidenceWanted && !input.stagedCompression) evidence = await readRdbEvidence(input, restored, sampleSize, wantsCounts);
+    if (wantsCounts && format === 'rdb' && !staged.keys && !input.selection && !evidence && !replication) {
       input.progress?.({ phase: 'inspect' });
       expectation = await buildKeyExpectation(input.rdbFile, signal);
     }
@@ -155,7 +163,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     };
     if (replication) {
       try {
-        mode = await runReplicationLoad(ctx);
+        mode = await runReplicationLoad(ctx, evidenceWanted);
       } catch (err) {
         if (!(err instanceof ReplicationNotUsed)) throw err;
         if (loadBy === 'replication') throw replicationRefused(c, target, err.message);
@@ -201,6 +209,29 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     cluster?.close();
     await mode?.cleanup?.().catch(() => undefined);
   }
+}
+
+/** A staged RDB kept compressed, inflated into the work folder for a path that reads a plaintext file; its size checked against the manifest. */
+async function inflateStaged(input: RedisRestoreInput): Promise<RedisRestoreInput> {
+  await mkdir(input.workDir, { recursive: true, mode: 0o700 });
+  const file = path.join(input.workDir, 'staged.rdb');
+  let bytes = 0;
+  await pipeline(
+    createReadStream(input.rdbFile),
+    createDecompressor(input.stagedCompression!, { worker: true }),
+    async function* (src: AsyncIterable<Buffer>) {
+      for await (const c of src) {
+        bytes += c.length;
+        yield c;
+      }
+    },
+    createWriteStream(file, { mode: 0o600 }),
+    { signal: input.signal },
+  );
+  const want = Number(input.manifest.artifact.plaintext_bytes);
+  if (bytes !== want) throw integrityError(`the staged RDB decompressed to ${bytes} bytes, the manifest says ${want}`, 'the snapshot cannot be trusted; restore from another snapshot');
+  const { stagedCompression: _, ...rest } = input;
+  return { ...rest, rdbFile: file };
 }
 
 /** The snapshot's key classes (the manifest's, counted at backup) that restore.classes leaves out: a full sync would load them. */
@@ -267,7 +298,7 @@ interface StagedCheck {
 async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['format'], restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean, defer = false): Promise<StagedCheck> {
   const writtenBy = snapshotWriter(input.manifest);
   if (format === 'rdb') {
-    const snap = { format, ...(await snapshotRdb(input.manifest, input.rdbFile, input.signal)) };
+    const snap = { format, ...(await snapshotRdb(input.manifest, input.rdbFile, input.signal, input.stagedCompression)) };
     if (input.component.restore.mode !== 'live' || defer) return { snap };
     // Live: every key's value is cut from the RDB as a RESTORE payload (no scratch server); read whole here first.
     input.progress?.({ phase: 'inspect' });

@@ -14,6 +14,12 @@ export interface RedisRestoreInput {
    * AOF folder's tar, or a keys stream. File modes move the RDB (or the unpacked AOF folder) into the target's data dir.
    */
   rdbFile: string;
+  /**
+   * Set when staged decrypted but still compressed (restore.load replication: redis-target.ts stagesCompressed):
+   * `rdbFile` holds the RDB compressed with this algorithm, proven intact all the same. A load by replication
+   * decompresses it into the target as it loads; every other path inflates it to a plaintext file first.
+   */
+  stagedCompression?: 'zstd' | 'gzip';
   /** Scratch folder on the same filesystem as rdbFile; the caller removes it afterwards. */
   workDir: string;
   /** Checks to run after the restore (names that are not Redis checks are ignored). */
