@@ -3,7 +3,8 @@
 // modules (oclif, zod, yaml, ioredis) resolved and read one by one. Start-up is part of every restore's RTO.
 // `npm run build` runs it after tsc; bin/run.js uses the bundle only while it is newer than every file of
 // dist/ it was made from (a later `tsc` makes it stale, and the plain dist/ modules run instead).
-import { readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,6 +61,41 @@ await build({
   plugins: [zodEnglishOnly],
   banner: { js: "import { createRequire as __tykdrRequire } from 'node:module'; const require = __tykdrRequire(import.meta.url);" },
 });
+// The same code again as one CommonJS file (cli.cjs) for bin/code-cache.js, which compiles it with vm.Script and a V8
+// code cache: node 20 has no compile cache for ES modules, and compiling the chunks was ~60 ms of every command's
+// start-up. Commands are entries of `commands`, each required (run) only when oclif asks for it.
+const commandIds = jsFiles(path.join(dist, 'commands')).map((f) => path.relative(path.join(dist, 'commands'), f).slice(0, -3).split(path.sep));
+await build({
+  stdin: {
+    contents: [
+      "export { Config, run, flush, handle } from './cli/oclif-entry.js';",
+      'export const commands = {',
+      ...commandIds.map((id) => `  ${JSON.stringify(id.join(':'))}: () => require(${JSON.stringify(`./commands/${id.join('/')}.js`)}),`),
+      '};',
+    ].join('\n'),
+    resolveDir: dist,
+    sourcefile: 'cli-entry.js',
+    loader: 'js',
+  },
+  outfile: path.join(tmp, 'cli.cjs'),
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  external: ['zstd-napi'],
+  minifySyntax: true,
+  minifyWhitespace: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+  plugins: [zodEnglishOnly],
+  // import.meta.url (the install root is found from it) as the ES module's would be: this file's URL.
+  define: { 'import.meta.url': '__tykdrImportMetaUrl' },
+  banner: { js: "var __tykdrImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
+// A literal import() of a node built-in (the MongoDB driver's import("os")) becomes a require: in vm.Script an import()
+// goes through an experimental loader option that prints a warning when used.
+const cjs = path.join(tmp, 'cli.cjs');
+writeFileSync(cjs, readFileSync(cjs, 'utf8').replace(/\bimport\("((?:node:)?[a-z_/]+)"\)/g, (m, id) => (isBuiltin(id) ? `Promise.resolve().then(() => require("${id}"))` : m)));
 // The stamp is written last (bin/run.js trusts a bundle only with one newer than dist/commands), then the new
 // bundle replaces the old one in a rename, so a CLI starting meanwhile sees one whole bundle or none.
 writeFileSync(path.join(tmp, 'STAMP'), `${new Date().toISOString()}\n`);

@@ -3,6 +3,7 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { loadCachedBundle, useBundledCommands } from './code-cache.js';
 import { bundleIsFresh, manifestIsFresh, newestCommand, root, useCommandsDir, writeManifest } from './manifest.js';
 
 const argv = process.argv.slice(2);
@@ -17,12 +18,16 @@ if (argv.length === 1 && argv[0] === '--version') {
   const bundled = process.env.TYKDR_NO_BUNDLE !== '1' && bundleIsFresh(newest);
   const commands = bundled ? 'dist/bundle/commands' : 'dist/commands';
   pjson.oclif.commands = `./${commands}`;
-  const { Config, run, flush, handle } = bundled ? await import('../dist/bundle/cli/oclif-entry.js') : await import('@oclif/core');
+  // With a fresh manifest, the bundle's CommonJS twin through a V8 code cache (bin/code-cache.js) when a cache folder
+  // can be used; else its ES modules.
+  const cached = bundled && fresh ? loadCachedBundle(root, argv[0]) : undefined;
+  const { Config, run, flush, handle } = cached ?? (bundled ? await import('../dist/bundle/cli/oclif-entry.js') : await import('@oclif/core'));
   // As oclif's execute(): run, flush, and errors through oclif's handler (exit codes).
   try {
     const config = await Config.load({ root, pjson });
     if (!fresh) writeManifest(config);
-    useCommandsDir(config, commands);
+    if (cached) useBundledCommands(config);
+    else useCommandsDir(config, commands);
     await run(argv, config);
     await flush();
   } catch (err) {

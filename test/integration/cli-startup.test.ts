@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cp, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, cp, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -11,9 +11,9 @@ import { repoRoot } from '../helpers/paths.js';
 const exec = promisify(execFile);
 
 /** Runs bin/run.js of another install root, as runCli does for the checkout. */
-async function runIn(root: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function runIn(root: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await exec(process.execPath, [path.join(root, 'bin/run.js'), ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1' } });
+    const r = await exec(process.execPath, [path.join(root, 'bin/run.js'), ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', ...env } });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -38,7 +38,7 @@ describe('start-up', () => {
     // the checkout itself would break the CLI runs of tests running at the same time.
     const root = await mkdtemp(path.join(tmpdir(), 'tykdr-startup-'));
     await mkdir(path.join(root, 'bin'));
-    for (const f of ['run.js', 'manifest.js']) await copyFile(path.join(repoRoot, 'bin', f), path.join(root, 'bin', f));
+    for (const f of ['run.js', 'manifest.js', 'code-cache.js']) await copyFile(path.join(repoRoot, 'bin', f), path.join(root, 'bin', f));
     await copyFile(path.join(repoRoot, 'package.json'), path.join(root, 'package.json'));
     await symlink(path.join(repoRoot, 'dist'), path.join(root, 'dist'));
     await symlink(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
@@ -67,7 +67,7 @@ describe('start-up', () => {
     const root = await mkdtemp(path.join(tmpdir(), 'tykdr-bundle-'));
     try {
       await mkdir(path.join(root, 'bin'));
-      for (const f of ['run.js', 'manifest.js', 'bundle.js']) await copyFile(path.join(repoRoot, 'bin', f), path.join(root, 'bin', f));
+      for (const f of ['run.js', 'manifest.js', 'bundle.js', 'code-cache.js']) await copyFile(path.join(repoRoot, 'bin', f), path.join(root, 'bin', f));
       await copyFile(path.join(repoRoot, 'package.json'), path.join(root, 'package.json'));
       await cp(path.join(repoRoot, 'dist'), path.join(root, 'dist'), { recursive: true, filter: (src) => !src.includes(`${path.sep}bundle`) });
       await symlink(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
@@ -91,12 +91,49 @@ describe('start-up', () => {
       expect(loaded.stdout.trim()).toBe(`loaded ${commands.length}`);
 
       // A real command through the bundle (its built-in plans found from the bundle's own place), then proof of which code ran: a bundled command replaced by a marker.
-      const real = await runIn(root, ['plan', 'show', 'full', '--json']);
+      // TYKDR_CODE_CACHE=0: the ES module bundle (the CommonJS one with its code cache is tested below).
+      const esm = { TYKDR_CODE_CACHE: '0' };
+      const real = await runIn(root, ['plan', 'show', 'full', '--json'], esm);
       expect(real.code, real.stderr).toBe(0);
       expect(JSON.parse(real.stdout)).toHaveProperty('steps');
       const marked = path.join(root, 'dist/bundle/commands/snapshots.js');
       await writeFile(marked, `import { Command } from '@oclif/core';\nexport default class M extends Command { async run() { this.log('from the bundle'); } }\n`);
-      expect((await runIn(root, ['snapshots'])).stdout).toBe('from the bundle\n');
+      expect((await runIn(root, ['snapshots'], esm)).stdout).toBe('from the bundle\n');
+
+      // The CommonJS bundle through the V8 code cache (bin/code-cache.js): the first run writes the user's cache, the
+      // next one uses it, and the same output comes from both.
+      const cache = path.join(root, 'cache');
+      const withCache = { TYKDR_CACHE_DIR: cache };
+      const first = await runIn(root, ['plan', 'show', 'full', '--json'], withCache);
+      expect(first.code, first.stderr).toBe(0);
+      expect(JSON.parse(first.stdout)).toEqual(JSON.parse(real.stdout));
+      const files = await readdir(cache);
+      expect(files).toEqual([expect.stringMatching(/^v8-plan-[0-9a-f]{40}\.bin$/)]);
+      expect((await stat(cache)).mode & 0o777).toBe(0o700);
+      expect((await stat(path.join(cache, files[0]!))).mode & 0o777).toBe(0o600);
+      const second = await runIn(root, ['plan', 'show', 'full', '--json'], withCache);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stdout).toBe(first.stdout);
+      expect(second.stderr).toBe('');
+      // Never stale code: the bundle's text changed at the same length (V8 alone would take the old bytecode).
+      const missing = ['snapshots', '-c', path.join(root, 'missing.yaml')];
+      expect((await runIn(root, missing, withCache)).stderr).toContain('cannot read config file');
+      expect((await readdir(cache)).some((f) => f.startsWith('v8-snapshots-'))).toBe(true);
+      const cjs = path.join(root, 'dist/bundle/cli.cjs');
+      const text = await readFile(cjs, 'utf8');
+      await writeFile(cjs, text.replace('cannot read config file', 'CANNOT READ CONFIG FILE'));
+      expect((await runIn(root, missing, withCache)).stderr).toContain('CANNOT READ CONFIG FILE');
+      expect((await readdir(cache)).filter((f) => f.startsWith('v8-snapshots-'))).toHaveLength(1);
+      // A cache folder that cannot be made, or that others may write to, is not used: the command still runs.
+      const notADir = await runIn(root, ['plan', 'show', 'full', '--json'], { TYKDR_CACHE_DIR: path.join(root, 'package.json', 'x') });
+      expect(notADir.code, notADir.stderr).toBe(0);
+      expect(notADir.stdout).toBe(first.stdout);
+      const shared = path.join(root, 'shared');
+      await mkdir(shared);
+      await chmod(shared, 0o777);
+      const open = await runIn(root, ['plan', 'show', 'full', '--json'], { TYKDR_CACHE_DIR: shared });
+      expect(open.code, open.stderr).toBe(0);
+      expect(await readdir(shared)).toEqual([]);
       // tsc rewrites every file it emits: a bundle older than dist/commands is stale, and dist/ runs instead.
       const old = new Date(Date.now() - 3600_000);
       await utimes(path.join(root, 'dist/bundle/STAMP'), old, old);

@@ -1,0 +1,116 @@
+// Runs dist/bundle/cli.cjs (bin/bundle.js) through vm.Script with a V8 code cache kept in a per-user folder. Node 20
+// compiles every ES module from source on every start (it has no module.enableCompileCache); with the cache a command
+// starts from the bytecode of the functions the same command ran the last time. Start-up is part of every restore's RTO.
+//
+// Safety: a cache file's name holds a SHA-256 of the node version, the architecture and the bundle's whole text, so a
+// rebuilt or edited bundle never meets bytecode made from another text (V8 itself checks only the text's length); V8
+// rejects a cache made by another V8 or with other flags, and the bundle then runs from its source. The folder must be
+// the user's own and writable by no one else (bytecode there is code that runs); a missing, foreign or unwritable
+// folder only means no cache: the caller runs the ES module bundle instead, and nothing fails.
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import vm from 'node:vm';
+
+/** The per-user cache folder: TYKDR_CACHE_DIR, else $XDG_CACHE_HOME/tykdr, else ~/.cache/tykdr. */
+export function cacheDir(env = process.env) {
+  if (env.TYKDR_CACHE_DIR) return path.resolve(env.TYKDR_CACHE_DIR);
+  const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(homedir(), '.cache');
+  return path.join(base, 'tykdr');
+}
+
+/** The folder when it is (made) a directory of this user's that no one else may write to; else undefined. */
+function usableDir(dir) {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = lstatSync(dir);
+    const uid = process.getuid?.();
+    if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) return undefined;
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Loads the CommonJS bundle with the code cache and returns its exports ({ Config, run, flush, handle, commands }), or
+ * undefined when the cache cannot be used here (TYKDR_CODE_CACHE=0, no usable folder, node without the vm loader option
+ * the bundle's few dynamic import()s need). `name` picks the cache file (the command's first word): each command keeps
+ * the bytecode of its own path. A cache made from a run is written at exit, when none or a rejected one was read.
+ */
+export function loadCachedBundle(root, name) {
+  const importLoader = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+  if (process.env.TYKDR_CODE_CACHE === '0' || importLoader === undefined) return undefined;
+  const dir = usableDir(cacheDir());
+  if (!dir) return undefined;
+  const file = path.join(root, 'dist', 'bundle', 'cli.cjs');
+  let src;
+  try {
+    src = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const key = createHash('sha256').update(`${process.version}\0${process.arch}\0`).update(src).digest('hex').slice(0, 40);
+  const slug = /^[a-z][a-z0-9-]{0,40}$/.test(name ?? '') ? name : 'other';
+  const cacheFile = path.join(dir, `v8-${slug}-${key}.bin`);
+  let cachedData;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    // none yet
+  }
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${src}\n})`, {
+    filename: file,
+    cachedData,
+    importModuleDynamically: importLoader,
+  });
+  if (!cachedData || script.cachedDataRejected) process.once('exit', () => writeCache(script, dir, slug, cacheFile));
+
+  // oclif loads a command with require(<root>/dist/bundle/commands/<id>.cjs) (see useBundledCommands): answered here
+  // from the bundle's own `commands`; every other require is node's.
+  const commandsDir = path.join(root, 'dist', 'bundle', 'commands') + path.sep;
+  const nodeRequire = createRequire(file);
+  const mod = { exports: {} };
+  const bundleRequire = (id) => {
+    if (typeof id === 'string' && id.startsWith(commandsDir) && id.endsWith('.cjs')) {
+      const load = mod.exports.commands?.[id.slice(commandsDir.length, -4).split(path.sep).join(':')];
+      if (load) return load();
+    }
+    return nodeRequire(id);
+  };
+  Object.assign(bundleRequire, { resolve: nodeRequire.resolve, cache: nodeRequire.cache, main: nodeRequire.main });
+  script.runInThisContext()(mod.exports, bundleRequire, mod, file, path.dirname(file));
+  return mod.exports;
+}
+
+/** Points the manifest's commands at the names loadCachedBundle answers (oclif then requires them). */
+export function useBundledCommands(config) {
+  for (const cmd of Object.values(config.rootPlugin.manifest?.commands ?? {})) {
+    const at = cmd.relativePath?.indexOf('commands') ?? -1;
+    if (at < 0) continue;
+    const rest = cmd.relativePath.slice(at + 1);
+    rest[rest.length - 1] = rest[rest.length - 1].replace(/\.js$/, '.cjs');
+    cmd.relativePath = ['dist', 'bundle', 'commands', ...rest];
+    cmd.isESM = false;
+  }
+}
+
+/** Writes the bytecode this run compiled (atomically; any failure is ignored) and drops the command's older caches. */
+function writeCache(script, dir, slug, cacheFile) {
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
+    renameSync(tmp, cacheFile);
+    for (const f of readdirSync(dir)) {
+      if (f.startsWith(`v8-${slug}-`) && f.endsWith('.bin') && path.join(dir, f) !== cacheFile) unlinkSync(path.join(dir, f));
+    }
+  } catch {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // nothing was written
+    }
+  }
+}
