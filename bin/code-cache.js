@@ -7,6 +7,7 @@
 // rejects a cache made by another V8 or with other flags, and the bundle then runs from its source. The folder must be
 // the user's own and writable by no one else (bytecode there is code that runs); a missing, foreign or unwritable
 // folder only means no cache: the caller runs the ES module bundle instead, and nothing fails.
+import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -46,13 +47,16 @@ export function loadCachedBundle(root, name) {
   const dir = usableDir(cacheDir());
   if (!dir) return undefined;
   const file = path.join(root, 'dist', 'bundle', 'cli.cjs');
-  let src;
+  let bytes;
   try {
-    src = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch {
     return undefined;
   }
-  const key = createHash('sha256').update(`${process.version}\0${process.arch}\0`).update(src).digest('hex').slice(0, 40);
+  const key = createHash('sha256').update(`${process.version}\0${process.arch}\0`).update(bytes).digest('hex').slice(0, 40);
+  // bin/bundle.js writes ASCII only: Latin-1 is then the same text, without decoding UTF-8.
+  const src = isAscii(bytes) ? bytes.latin1Slice(0, bytes.length) : bytes.toString('utf8');
+  bytes = undefined;
   const slug = /^[a-z][a-z0-9-]{0,40}$/.test(name ?? '') ? name : 'other';
   const cacheFile = path.join(dir, `v8-${slug}-${key}.bin`);
   let cachedData;
