@@ -3,7 +3,6 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadCachedBundle, useBundledCommands } from './code-cache.js';
 import { bundleIsFresh, manifestIsFresh, newestCommand, root, useCommandsDir, writeManifest } from './manifest.js';
 
 const argv = process.argv.slice(2);
@@ -20,13 +19,14 @@ if (argv.length === 1 && argv[0] === '--version') {
   pjson.oclif.commands = `./${commands}`;
   // With a fresh manifest, the bundle's CommonJS twin through a V8 code cache (bin/code-cache.js) when a cache folder
   // can be used; else its ES modules.
-  const cached = bundled && fresh ? loadCachedBundle(root, argv[0]) : undefined;
+  const codeCache = bundled && fresh ? await import('./code-cache.js') : undefined;
+  const cached = codeCache?.loadCachedBundle(root, argv[0]);
   const { Config, run, flush, handle } = cached ?? (bundled ? await import('../dist/bundle/cli/oclif-entry.js') : await import('@oclif/core'));
   // As oclif's execute(): run, flush, and errors through oclif's handler (exit codes).
   try {
     const config = await Config.load({ root, pjson });
     if (!fresh) writeManifest(config);
-    if (cached) useBundledCommands(config);
+    if (cached) codeCache.useBundledCommands(config);
     else useCommandsDir(config, commands);
     await run(argv, config);
     await flush();
