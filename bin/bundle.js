@@ -38,6 +38,22 @@ const zodEnglishOnly = {
   },
 };
 
+/**
+ * In cli.cjs only: the AWS SDK's S3 client bundled too (src/backends/stores/s3-sdk.ts loads it with a createRequire
+ * esbuild leaves to node, which then reads its few hundred files one by one on every S3 command, outside the code cache).
+ * The module stays lazy: only the S3 store imports it.
+ */
+const s3SdkBundled = {
+  name: 's3-sdk-bundled',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]backends[\\/]stores[\\/]s3-sdk\.js$/ }, (args) => ({
+      contents: "export const sdk = require('@aws-sdk/client-s3');\n",
+      resolveDir: path.dirname(args.path),
+      loader: 'js',
+    }));
+  },
+};
+
 const { build } = await import('esbuild');
 rmSync(tmp, { recursive: true, force: true });
 await build({
@@ -87,7 +103,7 @@ await build({
   minifyWhitespace: true,
   legalComments: 'none',
   logLevel: 'warning',
-  plugins: [zodEnglishOnly],
+  plugins: [zodEnglishOnly, s3SdkBundled],
   // import.meta.url (the install root is found from it) as the ES module's would be: this file's URL.
   define: { 'import.meta.url': '__tykdrImportMetaUrl' },
   banner: { js: "var __tykdrImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },

@@ -55,7 +55,7 @@ export function loadCachedBundle(root, name) {
   }
   const key = createHash('sha256').update(`${process.version}\0${process.arch}\0`).update(bytes).digest('hex').slice(0, 40);
   // bin/bundle.js writes ASCII only: Latin-1 is then the same text, without decoding UTF-8.
-  const src = isAscii(bytes) ? bytes.latin1Slice(0, bytes.length) : bytes.toString('utf8');
+  const src = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   bytes = undefined;
   const slug = /^[a-z][a-z0-9-]{0,40}$/.test(name ?? '') ? name : 'other';
   const cacheFile = path.join(dir, `v8-${slug}-${key}.bin`);
