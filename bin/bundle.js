@@ -39,20 +39,29 @@ const zodEnglishOnly = {
 };
 
 /**
- * In cli.cjs only: the AWS SDK's S3 client bundled too (src/backends/stores/s3-sdk.ts loads it with a createRequire
- * esbuild leaves to node, which then reads its few hundred files one by one on every S3 command, outside the code cache).
- * The module stays lazy: only the S3 store imports it.
+ * In cli.cjs only: src/backends/stores/s3-sdk.ts loads the AWS SDK's S3 client with a createRequire esbuild leaves to
+ * node, which then reads its few hundred files one by one on every S3 command. There it requires
+ * dist/bundle/s3-sdk.cjs (the client bundled alone, below), which bin/code-cache.js runs with a code cache of its own.
  */
 const s3SdkBundled = {
   name: 's3-sdk-bundled',
   setup(b) {
-    b.onLoad({ filter: /[\\/]backends[\\/]stores[\\/]s3-sdk\.js$/ }, (args) => ({
-      contents: "export const sdk = require('@aws-sdk/client-s3');\n",
-      resolveDir: path.dirname(args.path),
+    b.onLoad({ filter: /[\\/]backends[\\/]stores[\\/]s3-sdk\.js$/ }, () => ({
+      contents: "export const sdk = require(require('node:path').join(__dirname, 's3-sdk.cjs'));\n",
       loader: 'js',
     }));
   },
 };
+
+/** cli.cjs and s3-sdk.cjs: built-in import()s made requires, and ASCII only (see below). */
+function postProcess(file) {
+  writeFileSync(
+    file,
+    readFileSync(file, 'utf8')
+      .replace(/\bimport\("((?:node:)?[a-z_/]+)"\)/g, (m, id) => (isBuiltin(id) ? `Promise.resolve().then(() => require("${id}"))` : m))
+      .replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+  );
+}
 
 const { build } = await import('esbuild');
 rmSync(tmp, { recursive: true, force: true });
@@ -109,16 +118,23 @@ await build({
   banner: { js: "var __tykdrImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
 // A literal import() of a node built-in (the MongoDB driver's import("os")) becomes a require: in vm.Script an import()
-// goes through an experimental loader option that prints a warning when used.
-const cjs = path.join(tmp, 'cli.cjs');
-// And the file is kept ASCII (esbuild leaves a few characters in regular expressions as they are): bin/code-cache.js
-// then reads it as Latin-1, several times faster than decoding UTF-8 into a two-byte string.
-writeFileSync(
-  cjs,
-  readFileSync(cjs, 'utf8')
-    .replace(/\bimport\("((?:node:)?[a-z_/]+)"\)/g, (m, id) => (isBuiltin(id) ? `Promise.resolve().then(() => require("${id}"))` : m))
-    .replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
-);
+// goes through an experimental loader option that prints a warning when used. And the files are kept ASCII (esbuild
+// leaves a few characters in regular expressions as they are): bin/code-cache.js then reads them as Latin-1, several
+// times faster than decoding UTF-8 into a two-byte string.
+postProcess(path.join(tmp, 'cli.cjs'));
+await build({
+  stdin: { contents: "module.exports = require('@aws-sdk/client-s3');\n", resolveDir: root, sourcefile: 's3-sdk-entry.js', loader: 'js' },
+  outfile: path.join(tmp, 's3-sdk.cjs'),
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  minifySyntax: true,
+  minifyWhitespace: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+postProcess(path.join(tmp, 's3-sdk.cjs'));
 // The stamp is written last (bin/run.js trusts a bundle only with one newer than dist/commands), then the new
 // bundle replaces the old one in a rename, so a CLI starting meanwhile sees one whole bundle or none.
 writeFileSync(path.join(tmp, 'STAMP'), `${new Date().toISOString()}\n`);

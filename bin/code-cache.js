@@ -39,7 +39,7 @@ function usableDir(dir) {
  * Loads the CommonJS bundle with the code cache and returns its exports ({ Config, run, flush, handle, commands }), or
  * undefined when the cache cannot be used here (TYKDR_CODE_CACHE=0, no usable folder, node without the vm loader option
  * the bundle's few dynamic import()s need). `name` picks the cache file (the command's first word): each command keeps
- * the bytecode of its own path. A cache made from a run is written at exit, when none or a rejected one was read.
+ * the bytecode of its own path. A cache made from a run is written at exit (see the two files below).
  */
 export function loadCachedBundle(root, name) {
   const importLoader = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
@@ -47,6 +47,48 @@ export function loadCachedBundle(root, name) {
   const dir = usableDir(cacheDir());
   if (!dir) return undefined;
   const file = path.join(root, 'dist', 'bundle', 'cli.cjs');
+  const slug = /^[a-z][a-z0-9-]{0,40}$/.test(name ?? '') ? name : 'other';
+  const script = compileCached(file, dir, slug);
+  if (!script) return undefined;
+
+  // oclif loads a command with require(<root>/dist/bundle/commands/<id>.cjs) (see useBundledCommands): answered here
+  // from the bundle's own `commands`; every other require is node's.
+  const commandsDir = path.join(root, 'dist', 'bundle', 'commands') + path.sep;
+  const nodeRequire = createRequire(file);
+  const mod = { exports: {} };
+  // dist/bundle/s3-sdk.cjs (the AWS SDK's S3 client, bin/bundle.js) is required only by the S3 store: it has a cache of
+  // its own, so the commands that never use S3 do not carry it.
+  const s3Sdk = path.join(root, 'dist', 'bundle', 's3-sdk.cjs');
+  let s3SdkExports;
+  const bundleRequire = (id) => {
+    if (typeof id === 'string' && id.startsWith(commandsDir) && id.endsWith('.cjs')) {
+      const load = mod.exports.commands?.[id.slice(commandsDir.length, -4).split(path.sep).join(':')];
+      if (load) return load();
+    }
+    if (id === s3Sdk) {
+      if (!s3SdkExports) {
+        const sdk = compileCached(s3Sdk, dir, `${slug}-s3-sdk`);
+        const sdkModule = { exports: {} };
+        if (sdk) sdk.runInThisContext()(sdkModule.exports, nodeRequire, sdkModule, s3Sdk, path.dirname(s3Sdk));
+        s3SdkExports = sdk ? sdkModule.exports : nodeRequire(s3Sdk);
+      }
+      return s3SdkExports;
+    }
+    return nodeRequire(id);
+  };
+  Object.assign(bundleRequire, { resolve: nodeRequire.resolve, cache: nodeRequire.cache, main: nodeRequire.main });
+  script.runInThisContext()(mod.exports, bundleRequire, mod, file, path.dirname(file));
+  return mod.exports;
+}
+
+/**
+ * A vm.Script of a CommonJS file (wrapped as node wraps one) with its code cache from `dir`, or undefined when the
+ * file cannot be read. The cache is written at exit: two files a `slug`, the bytecode of a run that exited 0 (.bin)
+ * and of one that failed (.failed.bin: an early error compiles only part of the command's path). A failed run's cache
+ * is used until a run exits 0 and replaces it.
+ */
+function compileCached(file, dir, slug) {
+  const importLoader = vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER;
   let bytes;
   try {
     bytes = readFileSync(file);
@@ -57,36 +99,30 @@ export function loadCachedBundle(root, name) {
   // bin/bundle.js writes ASCII only: Latin-1 is then the same text, without decoding UTF-8.
   const src = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   bytes = undefined;
-  const slug = /^[a-z][a-z0-9-]{0,40}$/.test(name ?? '') ? name : 'other';
-  const cacheFile = path.join(dir, `v8-${slug}-${key}.bin`);
+  const okFile = path.join(dir, `v8-${slug}-${key}.bin`);
+  const failedFile = path.join(dir, `v8-${slug}-${key}.failed.bin`);
   let cachedData;
-  try {
-    cachedData = readFileSync(cacheFile);
-  } catch {
-    // none yet
+  let from;
+  for (const f of [okFile, failedFile]) {
+    try {
+      cachedData = readFileSync(f);
+      from = f;
+      break;
+    } catch {
+      // none yet
+    }
   }
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${src}\n})`, {
     filename: file,
     cachedData,
     importModuleDynamically: importLoader,
   });
-  if (!cachedData || script.cachedDataRejected) process.once('exit', () => writeCache(script, dir, slug, cacheFile));
-
-  // oclif loads a command with require(<root>/dist/bundle/commands/<id>.cjs) (see useBundledCommands): answered here
-  // from the bundle's own `commands`; every other require is node's.
-  const commandsDir = path.join(root, 'dist', 'bundle', 'commands') + path.sep;
-  const nodeRequire = createRequire(file);
-  const mod = { exports: {} };
-  const bundleRequire = (id) => {
-    if (typeof id === 'string' && id.startsWith(commandsDir) && id.endsWith('.cjs')) {
-      const load = mod.exports.commands?.[id.slice(commandsDir.length, -4).split(path.sep).join(':')];
-      if (load) return load();
-    }
-    return nodeRequire(id);
-  };
-  Object.assign(bundleRequire, { resolve: nodeRequire.resolve, cache: nodeRequire.cache, main: nodeRequire.main });
-  script.runInThisContext()(mod.exports, bundleRequire, mod, file, path.dirname(file));
-  return mod.exports;
+  const usable = cachedData !== undefined && !script.cachedDataRejected;
+  process.once('exit', (code) => {
+    if (code === 0 && !(usable && from === okFile)) writeCache(script, dir, slug, okFile);
+    else if (code !== 0 && !usable) writeCache(script, dir, slug, failedFile);
+  });
+  return script;
 }
 
 /** Points the manifest's commands at the names loadCachedBundle answers (oclif then requires them). */
@@ -108,7 +144,9 @@ function writeCache(script, dir, slug, cacheFile) {
     writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
     renameSync(tmp, cacheFile);
     for (const f of readdirSync(dir)) {
-      if (f.startsWith(`v8-${slug}-`) && f.endsWith('.bin') && path.join(dir, f) !== cacheFile) unlinkSync(path.join(dir, f));
+      if (/^[0-9a-f]{40}(\.failed)?\.bin$/.test(f.slice(`v8-${slug}-`.length)) && f.startsWith(`v8-${slug}-`) && path.join(dir, f) !== cacheFile) {
+        unlinkSync(path.join(dir, f));
+      }
     }
   } catch {
     try {

@@ -123,7 +123,11 @@ describe('start-up', () => {
       const text = await readFile(cjs, 'utf8');
       await writeFile(cjs, text.replace('cannot read config file', 'CANNOT READ CONFIG FILE'));
       expect((await runIn(root, missing, withCache)).stderr).toContain('CANNOT READ CONFIG FILE');
-      expect((await readdir(cache)).filter((f) => f.startsWith('v8-snapshots-'))).toHaveLength(1);
+      const snapshotsCaches = async () => (await readdir(cache)).filter((f) => f.startsWith('v8-snapshots-'));
+      expect(await snapshotsCaches()).toEqual([expect.stringMatching(/\.failed\.bin$/)]);
+      // A failed run's cache (part of the path compiled) is replaced by the first run that exits 0.
+      expect((await runIn(root, ['snapshots', '--help'], withCache)).code).toBe(0);
+      expect(await snapshotsCaches()).toEqual([expect.stringMatching(/^v8-snapshots-[0-9a-f]{40}\.bin$/)]);
       // A cache folder that cannot be made, or that others may write to, is not used: the command still runs.
       const notADir = await runIn(root, ['plan', 'show', 'full', '--json'], { TYKDR_CACHE_DIR: path.join(root, 'package.json', 'x') });
       expect(notADir.code, notADir.stderr).toBe(0);
