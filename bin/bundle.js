@@ -65,23 +65,26 @@ function postProcess(file) {
 
 const { build } = await import('esbuild');
 rmSync(tmp, { recursive: true, force: true });
-await build({
-  entryPoints: [...jsFiles(path.join(dist, 'commands')), path.join(dist, 'cli', 'oclif-entry.js')],
-  outdir: tmp,
-  outbase: dist,
-  entryNames: '[dir]/[name]',
+// What every bundle shares: node 20, minified syntax and whitespace (smaller files parse faster; identifiers are kept, so
+// stack traces still name tykdr's functions), native addons left in node_modules.
+const common = {
   bundle: true,
-  splitting: true,
-  format: 'esm',
   platform: 'node',
   target: 'node20',
-  // Native addons stay in node_modules; everything else is bundled.
   external: ['zstd-napi'],
-  // Smaller files parse faster; identifiers are kept, so stack traces still name tykdr's functions.
   minifySyntax: true,
   minifyWhitespace: true,
   legalComments: 'none',
   logLevel: 'warning',
+};
+await build({
+  ...common,
+  entryPoints: [...jsFiles(path.join(dist, 'commands')), path.join(dist, 'cli', 'oclif-entry.js')],
+  outdir: tmp,
+  outbase: dist,
+  entryNames: '[dir]/[name]',
+  splitting: true,
+  format: 'esm',
   // CommonJS libraries inside an ES module bundle still call require() for node's built-ins.
   plugins: [zodEnglishOnly],
   banner: { js: "import { createRequire as __tykdrRequire } from 'node:module'; const require = __tykdrRequire(import.meta.url);" },
@@ -91,6 +94,7 @@ await build({
 // start-up. Commands are entries of `commands`, each required (run) only when oclif asks for it.
 const commandIds = jsFiles(path.join(dist, 'commands')).map((f) => path.relative(path.join(dist, 'commands'), f).slice(0, -3).split(path.sep));
 await build({
+  ...common,
   stdin: {
     contents: [
       "export { Config, run, flush, handle } from './cli/oclif-entry.js';",
@@ -103,15 +107,7 @@ await build({
     loader: 'js',
   },
   outfile: path.join(tmp, 'cli.cjs'),
-  bundle: true,
   format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  external: ['zstd-napi'],
-  minifySyntax: true,
-  minifyWhitespace: true,
-  legalComments: 'none',
-  logLevel: 'warning',
   plugins: [zodEnglishOnly, s3SdkBundled],
   // import.meta.url (the install root is found from it) as the ES module's would be: this file's URL.
   define: { 'import.meta.url': '__tykdrImportMetaUrl' },
@@ -123,16 +119,10 @@ await build({
 // times faster than decoding UTF-8 into a two-byte string.
 postProcess(path.join(tmp, 'cli.cjs'));
 await build({
+  ...common,
   stdin: { contents: "module.exports = require('@aws-sdk/client-s3');\n", resolveDir: root, sourcefile: 's3-sdk-entry.js', loader: 'js' },
   outfile: path.join(tmp, 's3-sdk.cjs'),
-  bundle: true,
   format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  minifySyntax: true,
-  minifyWhitespace: true,
-  legalComments: 'none',
-  logLevel: 'warning',
 });
 postProcess(path.join(tmp, 's3-sdk.cjs'));
 // The stamp is written last (bin/run.js trusts a bundle only with one newer than dist/commands), then the new
