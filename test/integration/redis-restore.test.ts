@@ -617,7 +617,7 @@ describe('live mode, load by replication (restore.load)', () => {
     expect(out.details.load).toBeUndefined();
     const bad = { ...snap.manifest, artifact: { ...snap.manifest.artifact, plaintext_bytes: 7 } };
     const err = await expectRejects(restoreRedis({ component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} } }`), manifest: bad, ...(await compressedCopy()), checks: [] }));
-    expect(err.message).toMatch(/the staged RDB decompressed to \d+ bytes, the manifest says 7/);
+    expect(err.message).toMatch(/components\.redis: the staged artifact decompressed to \d+ bytes, the manifest says 7/);
   });
 
   it('load replication into a target that holds a key: a targetError naming why, and nothing changed', async () => {

@@ -1,11 +1,11 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Store } from '../interfaces/store.js';
 import { createDecryptStream, recipientFingerprint } from '../age/index.js';
-import { integrityError, TykdrError } from '../errors.js';
+import { integrityError, isAbortError, TykdrError } from '../errors.js';
 import { artifactKey } from '../layout.js';
 import type { Manifest } from '../manifest.js';
 import { createDecompressor, Tap } from '../pipeline.js';
@@ -208,5 +208,45 @@ class Feed extends Writable {
   override _final(done: (err?: Error | null) => void): void {
     if (!this.failed()) this.target.end();
     done();
+  }
+}
+
+/** What a target needs to read an artifact staged still compressed (`keepCompressed`). */
+export interface CompressedStaged {
+  file: string;
+  algorithm: 'zstd' | 'gzip';
+  /** The manifest's stored and plaintext sizes: the first picks the worker thread, the second is checked. */
+  storedBytes: number;
+  plaintextBytes: number;
+}
+
+/**
+ * A staged artifact kept compressed, decompressed as a stream for a target that loads as it reads; `bytes()` counts
+ * what came out (the reader checks it against `plaintextBytes` once it has read all). Errors (a corrupt frame) reach
+ * the reader through the returned stream.
+ */
+export function streamStaged(s: CompressedStaged): { stream: Tap; bytes: () => number } {
+  const counted = new Tap();
+  pipeline(createReadStream(s.file), createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES }), counted).catch(() => undefined);
+  return { stream: counted, bytes: () => counted.bytes };
+}
+
+/**
+ * Decompresses a staged artifact kept compressed into the plaintext file `dest` (mode 0600, replaced if there), for a
+ * path that reads a file; its size is checked against the manifest. `where` names it in errors ("components.pg").
+ */
+export async function inflateStaged(s: CompressedStaged, dest: string, where: string, signal?: AbortSignal): Promise<void> {
+  await makeDir(path.dirname(dest), 0o700);
+  const counted = new Tap();
+  try {
+    await pipeline(createReadStream(s.file), createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES }), counted, createWriteStream(dest, { mode: 0o600 }), {
+      ...(signal ? { signal } : {}),
+    });
+  } catch (err) {
+    if (isAbortError(err)) throw err;
+    throw integrityError(`${where}: decompressing the staged artifact failed: ${(err as Error).message}`, 'restore from another snapshot', err);
+  }
+  if (counted.bytes !== s.plaintextBytes) {
+    throw integrityError(`${where}: the staged artifact decompressed to ${counted.bytes} bytes, the manifest says ${s.plaintextBytes}`, 'restore from another snapshot');
   }
 }

@@ -1,13 +1,10 @@
 import type { PostgresComponent } from '../../../core/config/load.js';
 import type { PostgresRestoreInput, PostgresRestoreOutcome } from './restore-types.js';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { integrityError, isAbortError, TykdrError } from '../../../core/errors.js';
-import { createDecompressor, Tap } from '../../../core/pipeline.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
+import { inflateStaged, streamStaged, type CompressedStaged } from '../../../core/restore/staging.js';
 import { checkDatabaseCounts, checkDatabaseIndexes } from './postgres-checks.js';
 import { connectPg, dbnameConninfo, describeEndpoint, explainPgError, libpqEnv, targetEndpoint, type PgClient, type PgEndpoint } from '../connection.js';
 import { majorLabel, majorOf, toolPath, toolVersion, versionNum } from '../versions.js';
@@ -96,7 +93,7 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
 
     // The archive as a plaintext file: the staged file, or (staged still compressed) inflated on first need.
     let plainFile: string | null = input.stagedCompression ? null : input.stagedFile;
-    const archiveFile = async () => (plainFile ??= await inflateStaged(input, c.name, input.stagedCompression!));
+    const archiveFile = async () => (plainFile ??= await inflateArchive(input, c.name));
 
     // Excluded tables the target has keep their rows: pg_restore gets a list without them (see keep-excluded.ts).
     const keep = await planExcludedTables({
@@ -122,7 +119,7 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
     // One job reads the archive in order: a pipe does, so it is decompressed as pg_restore reads it (no plaintext
     // file to write first). Parallel jobs seek, so they get the file.
     if (plainFile === null && c.restore.jobs > 1) await archiveFile();
-    const streamed = plainFile === null ? streamStaged(input) : null;
+    const streamed = plainFile === null ? streamStaged(compressedStaged(input)) : null;
     if (plainFile !== null) args.push(plainFile);
     details.jobs = c.restore.jobs;
     details.pg_restore_input = streamed ? `stdin (the staged ${input.stagedCompression} archive decompressed as read)` : 'file';
@@ -202,37 +199,17 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
 }
 
 /** Stored size from which zstd decompresses on a worker thread (as staging does). */
-const WORKER_MIN_BYTES = 4 << 20;
-
-/**
- * The staged (still compressed) archive decompressed as a stream, for pg_restore's stdin; `bytes()` counts what came
- * out. Its errors (a corrupt frame) reach the reader through the returned stream.
- */
-function streamStaged(input: PostgresRestoreInput): { stream: Tap; bytes: () => number } {
-  const counted = new Tap();
-  const worker = input.manifest.artifact.stored_bytes >= WORKER_MIN_BYTES;
-  pipeline(createReadStream(input.stagedFile), createDecompressor(input.stagedCompression!, { worker }), counted).catch(() => undefined);
-  return { stream: counted, bytes: () => counted.bytes };
+/** The staged archive decompressed into the work folder, for the paths that read a file. */
+async function inflateArchive(input: PostgresRestoreInput, component: string): Promise<string> {
+  const file = path.join(input.workDir, 'archive.pgdump');
+  await inflateStaged(compressedStaged(input), file, `components.${component}`, input.signal);
+  return file;
 }
 
-/** Decompresses the staged archive into a plaintext file in the work folder (mode 0600) and checks its size. */
-async function inflateStaged(input: PostgresRestoreInput, component: string, algorithm: 'zstd' | 'gzip'): Promise<string> {
-  await mkdir(input.workDir, { recursive: true, mode: 0o700 });
-  const file = path.join(input.workDir, 'archive.pgdump');
-  const counted = new Tap();
-  const worker = input.manifest.artifact.stored_bytes >= WORKER_MIN_BYTES;
-  try {
-    await pipeline(createReadStream(input.stagedFile), createDecompressor(algorithm, { worker }), counted, createWriteStream(file, { flags: 'wx', mode: 0o600 }), {
-      ...(input.signal ? { signal: input.signal } : {}),
-    });
-  } catch (err) {
-    if (isAbortError(err)) throw err;
-    throw integrityError(`components.${component}: decompressing the staged archive failed: ${(err as Error).message}`, 'restore from another snapshot', err);
-  }
-  if (counted.bytes !== input.manifest.artifact.plaintext_bytes) {
-    throw integrityError(`components.${component}: the staged archive decompressed to ${counted.bytes} bytes, the manifest says ${input.manifest.artifact.plaintext_bytes}`, 'restore from another snapshot');
-  }
-  return file;
+/** The staged archive as streamStaged and inflateStaged (core/restore/staging.ts) read it. */
+function compressedStaged(input: PostgresRestoreInput): CompressedStaged {
+  const a = input.manifest.artifact;
+  return { file: input.stagedFile, algorithm: input.stagedCompression!, storedBytes: a.stored_bytes, plaintextBytes: a.plaintext_bytes };
 }
 
 /**

@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
+import type { RedisRestoreInput } from './restore-types.js';
 import type { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { parseDuration } from '../../../core/duration.js';
 import { integrityError, TykdrError } from '../../../core/errors.js';
-import { createDecompressor } from '../../../core/pipeline.js';
+import { streamStaged, type CompressedStaged } from '../../../core/restore/staging.js';
 import type { KeyClass } from '../../../core/tyk/key-classes.js';
 import { inspectRdbEvidence, type RdbEvidence } from './keys-inspect.js';
 import { sleep } from '../../../core/util/abort.js';
@@ -82,21 +83,14 @@ export async function runReplicationLoad(ctx: ModeContext, evidenceWanted: Evide
   const size = compressed ? Number(input.manifest.artifact.plaintext_bytes) : (await stat(input.rdbFile)).size;
   let teed: Promise<RdbEvidence> | null = null;
   const open = (): Readable => {
-    const file = createReadStream(input.rdbFile, { highWaterMark: 1 << 20 });
-    if (!compressed) return file;
-    const out = new PassThrough({ highWaterMark: 1 << 20 });
-    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream> = [file, createDecompressor(compressed, { worker: true })];
-    if (evidenceWanted) {
-      const side = new PassThrough({ highWaterMark: 4 << 20 });
-      teed = inspectRdbEvidence(side, { ...evidenceWanted, name: input.rdbFile, signal });
-      // A failed evidence read only costs the evidence (evidenceFromStaged says so): the load goes on.
-      teed.catch(() => side.resume());
-      stages.push(tee(side));
-    }
-    pipeline([...stages, out] as never, (err: NodeJS.ErrnoException | null) => {
-      if (err) out.destroy(err);
-    });
-    return out;
+    if (!compressed) return createReadStream(input.rdbFile, { highWaterMark: 1 << 20 });
+    const plain = streamStaged(compressedRdb(input)).stream;
+    if (!evidenceWanted) return plain;
+    const side = new PassThrough({ highWaterMark: 4 << 20 });
+    teed = inspectRdbEvidence(side, { ...evidenceWanted, name: input.rdbFile, signal });
+    // A failed evidence read only costs the evidence (evidenceFromStaged says so): the load goes on.
+    teed.catch(() => side.resume());
+    return pipeline(plain, tee(side), () => undefined);
   };
   const password = randomBytes(24).toString('hex');
   let feed: ReplicaFeed;
@@ -190,6 +184,12 @@ export async function runReplicationLoad(ctx: ModeContext, evidenceWanted: Evide
   const read = ctx.rdbEvidence ?? teed;
   const evidence = read ? await evidenceFromStaged(ctx, read) : { sample: null };
   return { ...evidence, loadedFile: false, loadedByReplication: true };
+}
+
+/** The staged RDB kept compressed, as core/restore/staging.ts reads it. */
+export function compressedRdb(input: RedisRestoreInput): CompressedStaged {
+  const a = input.manifest.artifact;
+  return { file: input.rdbFile, algorithm: input.stagedCompression!, storedBytes: a.stored_bytes, plaintextBytes: a.plaintext_bytes };
 }
 
 /** What the evidence read looks for (as readRdbEvidence in restore-redis.ts). */

@@ -1,12 +1,10 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { RedisRestoreInput, RedisRestoreOutcome } from './restore-types.js';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { parseDuration } from '../../../core/duration.js';
-import { integrityError, isAbortError, TykdrError } from '../../../core/errors.js';
-import { createDecompressor } from '../../../core/pipeline.js';
+import { isAbortError, TykdrError } from '../../../core/errors.js';
+import { inflateStaged } from '../../../core/restore/staging.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { KEY_CLASSES, type KeyClass } from '../../../core/tyk/key-classes.js';
@@ -22,7 +20,7 @@ import { inspectKeysFile, inspectRdbEvidence, inspectRdbForLive, type KeysInspec
 import { maxRdbVersion, releaseAtLeast } from '../formats/rdb-versions.js';
 import { runKeys } from './restore-keys-mode.js';
 import { runSelective } from './selective-restore.js';
-import { ReplicationNotUsed, replicationMisfit, runReplicationLoad } from './replication-load.js';
+import { compressedRdb, ReplicationNotUsed, replicationMisfit, runReplicationLoad } from './replication-load.js';
 import { runFileMode, runLive, type ModeContext, type ModeResult } from './restore-modes.js';
 import {
   checkModeFits, checkPayloadVersion, checkRdbFileConfig, checkScratchBinary, checkTargetAccepts, readTargetFacts, snapshotFormat, snapshotRdb, snapshotWriter,
@@ -75,7 +73,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   const defer = loadBy !== 'restore' && classesMisfit === null;
   // Staged still compressed (restore.load replication): only the load by replication streams it; any other path
   // (a selective or dry run, a point in time) reads a plaintext file, inflated here first. A refusal needs neither.
-  if (input.stagedCompression && loadBy !== 'replication') input = await inflateStaged(input);
+  if (input.stagedCompression && loadBy !== 'replication') input = await inflateRdb(input);
   // A selective restore draws its own sample (of the keys it wrote) and checks its own counts.
   const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection, defer);
   const snap = staged.snap;
@@ -211,25 +209,10 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   }
 }
 
-/** A staged RDB kept compressed, inflated into the work folder for a path that reads a plaintext file; its size checked against the manifest. */
-async function inflateStaged(input: RedisRestoreInput): Promise<RedisRestoreInput> {
-  await mkdir(input.workDir, { recursive: true, mode: 0o700 });
+/** A staged RDB kept compressed, inflated into the work folder for a path that reads a plaintext file (size checked). */
+async function inflateRdb(input: RedisRestoreInput): Promise<RedisRestoreInput> {
   const file = path.join(input.workDir, 'staged.rdb');
-  let bytes = 0;
-  await pipeline(
-    createReadStream(input.rdbFile),
-    createDecompressor(input.stagedCompression!, { worker: true }),
-    async function* (src: AsyncIterable<Buffer>) {
-      for await (const c of src) {
-        bytes += c.length;
-        yield c;
-      }
-    },
-    createWriteStream(file, { mode: 0o600 }),
-    { signal: input.signal },
-  );
-  const want = Number(input.manifest.artifact.plaintext_bytes);
-  if (bytes !== want) throw integrityError(`the staged RDB decompressed to ${bytes} bytes, the manifest says ${want}`, 'the snapshot cannot be trusted; restore from another snapshot');
+  await inflateStaged(compressedRdb(input), file, `components.${input.component.name}`, input.signal);
   const { stagedCompression: _, ...rest } = input;
   return { ...rest, rdbFile: file };
 }
