@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,8 +37,8 @@ async function state(): Promise<{ role: string; link: string | undefined; master
 }
 
 /** Starts `restore --plan redis`; resolves with the child once the target has become a replica (tykdr sent REPLICAOF). */
-async function restoreUntilReplica(): Promise<{ exited: Promise<number | null>; kill: (sig: NodeJS.Signals) => void; output: () => string }> {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', 'redis', '--yes', '-c', cfg], {
+async function restoreUntilReplica(config = cfg): Promise<{ exited: Promise<number | null>; kill: (sig: NodeJS.Signals) => void; output: () => string }> {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', 'redis', '--yes', '-c', config], {
     cwd: ws.dir,
     env: { ...process.env, NO_COLOR: '1', TYKDR_GRACE: '5' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -125,6 +125,28 @@ describe('restore.load replication under signals', () => {
     expect(refused.stderr).toContain('REPLICAOF NO ONE');
     expect((await state()).role).toBe('slave');
     await probe.call('REPLICAOF', 'NO', 'ONE');
+    await probe.flushall();
+    const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(await state()).toMatchObject({ role: 'master', keys: KEYS });
+  }, 180_000);
+
+  it('a target that stops answering mid-load (SIGSTOP): exit 6 naming the stall and stallTimeout, and what to run; after SIGCONT a restore succeeds', async () => {
+    await probe.flushall();
+    const stalling = await ws.writeConfig('stall.yaml', (await readFile(cfg, 'utf8')).replace('    port: ', '    stallTimeout: 2s\n    port: '));
+    const pid = Number(/process_id:(\d+)/.exec(String(await probe.info('server')))![1]);
+    const run = await restoreUntilReplica(stalling);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const code = await Promise.race([run.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 90_000))]);
+      expect(code, run.output()).toBe(6);
+      expect(run.output()).toMatch(/Redis at 127\.0\.0\.1:\d+ (stalled|stopped answering)[^\n]*stallTimeout/);
+      expect(run.output()).toContain('REPLICAOF NO ONE');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      run.kill('SIGKILL');
+    }
+    if ((await state()).role !== 'master') await probe.call('REPLICAOF', 'NO', 'ONE');
     await probe.flushall();
     const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
     expect(again.code, again.stdout + again.stderr).toBe(0);
