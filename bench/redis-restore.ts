@@ -282,8 +282,8 @@ async function main(): Promise<void> {
       mode: d.restore_ms / 1000,
     };
     if (c === 'tykdr-live-repl') {
-      parts['  load by replication'] = d.load_ms / 1000;
-      parts['  promote + sample'] = (d.restore_ms - d.load_ms) / 1000;
+      parts['  load by replication'] = d.replication_load_ms / 1000;
+      parts['  promote + sample'] = (d.restore_ms - d.replication_load_ms) / 1000;
     } else if (c === 'tykdr-live') {
       parts['  copy'] = (d.write_ms ?? d.copy_ms) / 1000;
     } else {
@@ -305,7 +305,7 @@ async function main(): Promise<void> {
         (d.placed_by ? `; dump.rdb placed by ${d.placed_by}` : '') + (warnings.length ? `; warnings: ${warnings.join(' | ')}` : ''),
       // Keys written and the write phase: keys_restored/write_ms since live restores RESTORE cut payloads; keys_copied/copy_ms before (scratch server).
       ...(c === 'tykdr-live' ? { copied: d.keys_restored ?? d.keys_copied, copyMs: d.write_ms ?? d.copy_ms } : {}),
-      ...(c === 'tykdr-live-repl' ? { copied: d.keys_restored, copyMs: d.load_ms } : {}),
+      ...(c === 'tykdr-live-repl' ? { copied: d.keys_restored, copyMs: d.replication_load_ms } : {}),
     };
   }
 

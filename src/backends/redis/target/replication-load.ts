@@ -177,7 +177,7 @@ export async function runReplicationLoad(ctx: ModeContext, evidenceWanted: Evide
     snapshot_keys: input.manifest.source.total_keys,
     keys_restored: loaded,
     rdb_bytes: size,
-    load_ms: loadMs,
+    replication_load_ms: loadMs,
     keys_per_second: loadMs > 0 ? Math.round((loaded / loadMs) * 1000) : null,
   });
   // The evidence (expected counts, payload sample) was read from the staged RDB while the target loaded it.
