@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { eventually, mulberry32, runAndKill } from '../helpers/crash.js';
 import { repoRoot } from '../helpers/paths.js';
@@ -34,6 +34,17 @@ async function state(): Promise<{ role: string; link: string | undefined; master
     diskless: await get('repl-diskless-load'),
     keys: Number(await probe.dbsize()),
   };
+}
+
+/**
+ * Waits until the target is done with what a stopped or killed tykdr left it doing: a load from the data still
+ * buffered in its socket (it answers LOADING to DBSIZE and FLUSHALL until then) and a link that is still up.
+ */
+async function settled(): Promise<void> {
+  await eventually('the target to finish loading and see its link to tykdr down', async () => {
+    const info = String(await probe.info());
+    return /loading:0/.test(info) && !/master_link_status:up/.test(info);
+  }, 60_000);
 }
 
 /** Starts `restore --plan redis`; resolves with the child once the target has become a replica (tykdr sent REPLICAOF). */
@@ -93,6 +104,13 @@ afterAll(async () => {
 });
 
 describe('restore.load replication under signals', () => {
+  // Each test starts from an empty master, whatever the one before left behind (a failed test must not fail the next).
+  beforeEach(async () => {
+    await settled();
+    if (/role:slave/.test(String(await probe.info('replication')))) await probe.call('REPLICAOF', 'NO', 'ONE');
+    await probe.flushall();
+  });
+
   it('SIGTERM while the target is a replica of tykdr: exit 130, the target a master again with its settings, no key or every key; a rerun restores', async () => {
     await probe.flushall();
     await probe.config('SET', 'masterauth', 'orig-auth-sig');
@@ -146,6 +164,8 @@ describe('restore.load replication under signals', () => {
       process.kill(pid, 'SIGCONT');
       run.kill('SIGKILL');
     }
+    // Woken, the target reads what is still in its socket (LOADING until then), then sees the link closed.
+    await settled();
     if ((await state()).role !== 'master') await probe.call('REPLICAOF', 'NO', 'ONE');
     await probe.flushall();
     const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
@@ -166,7 +186,7 @@ describe('restore.load replication under signals', () => {
       const at = Math.round(random() * window);
       const run = await runAndKill(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir }, { mark: MARK }, at);
       if (!run.killed) expect(run.code, run.stderr).toBe(0);
-      await new Promise((r) => setTimeout(r, 300)); // a replica notices its master is gone
+      await settled(); // a replica loads what was already sent, and notices its master is gone
       const now = await state();
       if (now.role === 'master') {
         expect([0, KEYS], `kill at ${at} ms left a master with ${now.keys} keys`).toContain(now.keys);
