@@ -34,7 +34,8 @@ export class ReplicationNotUsed extends Error {}
 
 /** How long the target may take to connect to tykdr's listener after REPLICAOF. */
 const CONNECT_MS = 10_000;
-const POLL_MS = 100;
+/** INFO polls while the target loads: the end of the load is seen within this (as rdb-file-swap.ts polls its start). */
+const POLL_MS = 25;
 /** How long putting the target back waits for a load it cannot stop (LOADING). */
 const UNDO_MS = 8_000;
 
