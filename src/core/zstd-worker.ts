@@ -2,12 +2,16 @@ import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 
-/** Compressed bytes gathered before one message to the worker (fewer, larger hand-overs). */
-const IN_BYTES = 256 * 1024;
+/**
+ * Compressed bytes gathered before one message to the worker (fewer, larger hand-overs). 1 MiB and 3 in flight
+ * rather than 256 KiB and 2: staging a 690 MB RDB (181 MB stored) took a median 0.90x the time, 10 of 10 runs
+ * faster in pairs; 1 MiB alone gave 0.96x (the worker waited less often for the main thread's next message).
+ */
+const IN_BYTES = 1 << 20;
 /** Decompressed bytes per chunk the worker hands back (and the stream pushes). */
 const OUT_BYTES = 1 << 20;
-/** Messages the worker may have queued: it decompresses one while the main thread prepares the next. */
-const MAX_IN_FLIGHT = 2;
+/** Messages the worker may have queued: it decompresses one while the main thread prepares the next ones. */
+const MAX_IN_FLIGHT = 3;
 
 /*
  * The worker: a zstd DCtx from zstd-napi's binding, fed whole messages. Output is gathered into OUT_BYTES
