@@ -664,6 +664,34 @@ describe('live mode, load by replication (restore.load)', () => {
     expect(JSON.stringify(acl)).not.toContain('restore-pass-2');
   });
 
+  it('a target with maxmemory set: load replication is refused before anything changed (a replica loads past the limit); auto writes with RESTORE and says why', async () => {
+    const target = await server();
+    await target.cli('CONFIG', 'SET', 'maxmemory', '500mb');
+    await target.cli('CONFIG', 'SET', 'masterauth', 'orig-auth-4');
+    const err = await expectRejects(
+      restoreRedis({
+        component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, load: replication, classes: ${ALL_CLASSES} }`),
+        manifest: snap.manifest,
+        ...(await stagedCopy(snap)),
+        checks: ['redis-key-counts'],
+      }),
+    );
+    expect(err.kind).toBe('targetError');
+    expect(err.message).toMatch(/cannot load the snapshot that way: the target has maxmemory 524288000 bytes: as a replica it would load past it.*CONFIG SET maxmemory 0.*Nothing was changed/);
+    expect(await configs(target.port)).toEqual({ role: 'master', masterauth: 'orig-auth-4', diskless: 'disabled' });
+    expect(await target.cli('DBSIZE')).toBe('0');
+    const auto = await restoreRedis({
+      component: component(`port: ${src.port}\nrestore: { target: { port: ${target.port} }, load: auto, classes: ${ALL_CLASSES} }`),
+      manifest: snap.manifest,
+      ...(await stagedCopy(snap)),
+      checks: ['redis-key-counts'],
+    });
+    expect(auto.checks[0]!.status, auto.checks[0]!.detail).toBe('passed');
+    expect(auto.details.load).toBeUndefined();
+    expect(auto.details.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/restore\.load is auto: keys were written with RESTORE, because the target has maxmemory 524288000 bytes/)]));
+    expect((await configs(target.port)).role).toBe('master');
+  });
+
   it('load replication where tykdr cannot listen: a targetError naming the address, and the target untouched', async () => {
     const target = await server();
     await target.cli('CONFIG', 'SET', 'masterauth', 'orig-auth-3');

@@ -68,14 +68,19 @@ export async function runReplicationLoad(ctx: ModeContext, evidenceWanted: Evide
     const res = (await client.config('GET', name)) as string[];
     return res.length >= 2 ? res[1]! : null;
   };
-  let before: { tls: string | null; diskless: string | null; masterauth: string | null };
+  let before: { tls: string | null; diskless: string | null; masterauth: string | null; maxmemory: string | null };
   try {
-    before = { tls: await get('tls-replication'), diskless: await get('repl-diskless-load'), masterauth: await get('masterauth') };
+    before = { tls: await get('tls-replication'), diskless: await get('repl-diskless-load'), masterauth: await get('masterauth'), maxmemory: await get('maxmemory') };
   } catch (err) {
     if (refused(err)) throw new ReplicationNotUsed(`user "${target.conn.username ?? 'default'}" may not read the target's replication settings (CONFIG GET)`);
     throw explainTargetError(err, target, 'read its replication settings (CONFIG GET)');
   }
   if (before.tls === 'yes') throw new ReplicationNotUsed('the target replicates over TLS (tls-replication yes), which tykdr does not serve');
+  // A replica loads past maxmemory (it leaves eviction to its master); a master again, it would then evict keys or
+  // refuse writes, depending on maxmemory-policy, after a restore that looked whole. RESTORE meets the limit key by key.
+  if (Number(before.maxmemory ?? 0) > 0) {
+    throw new ReplicationNotUsed(`the target has maxmemory ${before.maxmemory} bytes: as a replica it would load past it, and as a master again evict keys or refuse writes (CONFIG SET maxmemory 0 for the restore lifts this)`);
+  }
 
   const host = listenHost(r.replicationAddress, client);
   const port = Number(r.replicationAddress?.split(':')[1] ?? 0);

@@ -29,7 +29,7 @@ const redisRestore = z.strictObject({
     .enum(['restore', 'replication', 'auto'])
     .default('restore')
     .describe(
-      'live mode, snapshots of mode rdb: how the keys get in. restore: one RESTORE per key. replication: the target, which must hold no key, ' +
+      'live mode, snapshots of mode rdb: how the keys get in. restore: one RESTORE per key. replication: the target, which must hold no key and have no maxmemory, ' +
         'loads the staged RDB as a replica of tykdr (REPLICAOF), at its own RDB load speed, then is made a master again (REPLICAOF NO ONE); ' +
         'it must reach tykdr at replicationAddress. auto: replication where it applies, else restore.',
     ),
