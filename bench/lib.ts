@@ -9,7 +9,9 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
 import { connect, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -588,4 +590,62 @@ export function otherCpuStart(): () => { busy: number; bench: number } {
     const c = process.cpuUsage(c0);
     return { busy: machineBusySeconds() - b0, bench: (c.user + c.system) / 1e6 };
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// MinIO (bench/redis-backup.ts, bench/s3-put.ts)
+
+export const MINIO = path.join(repoRoot, '.tools/bin/minio');
+export const MINIO_KEY = 'tykdr-bench';
+export const MINIO_SECRET = 'tykdr-bench-secret-0123456789';
+
+/**
+ * MinIO on 127.0.0.1, in a temp folder (credentials MINIO_KEY / MINIO_SECRET); with `tls`, over https with a
+ * throwaway CA whose certificate is `ca` (a process trusts it through NODE_EXTRA_CA_CERTS). Stopped at cleanup.
+ */
+export async function startMinioServer(tls: boolean): Promise<{ endpoint: string; pid: number; ca?: string }> {
+  if (!existsSync(MINIO)) throw new Error(`MinIO is not built at ${MINIO}: run bash scripts/tools.sh`);
+  const dir = await tempDir('minio');
+  const port = await freePort();
+  const certs = path.join(dir, 'certs');
+  if (tls) await makeCerts(certs);
+  const child = track(
+    spawn(MINIO, ['server', path.join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet', ...(tls ? ['--certs-dir', certs] : [])], {
+      env: { ...process.env, MINIO_ROOT_USER: MINIO_KEY, MINIO_ROOT_PASSWORD: MINIO_SECRET, MINIO_BROWSER: 'off', MINIO_CI_CD: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const ca = tls ? readFileSync(path.join(certs, 'CAs', 'ca.pem'), 'utf8') : undefined;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`MinIO exited ${child.exitCode}: ${stderr}`);
+    if ((await healthStatus(`${endpoint}/minio/health/live`, ca)) === 200) break;
+    if (Date.now() > deadline) throw new Error(`MinIO did not become ready on ${endpoint}: ${stderr}`);
+    await sleep(200);
+  }
+  return { endpoint, pid: child.pid!, ...(tls ? { ca: path.join(certs, 'CAs', 'ca.pem') } : {}) };
+}
+
+function healthStatus(url: string, ca: string | undefined): Promise<number> {
+  return new Promise((resolve) => {
+    const req = (url.startsWith('https') ? https : http).get(url, { ca, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+/** A CA and a certificate for 127.0.0.1 where MinIO's --certs-dir wants them (public.crt, private.key, CAs/). */
+async function makeCerts(dir: string): Promise<void> {
+  await mkdir(path.join(dir, 'CAs'), { recursive: true });
+  const f = (n: string) => path.join(dir, n);
+  await must('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=tykdr bench CA', '-keyout', f('ca.key'), '-out', f('CAs/ca.pem')]);
+  await must('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', f('private.key'), '-out', f('server.csr')]);
+  await writeFile(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+  await must('openssl', ['x509', '-req', '-in', f('server.csr'), '-CA', f('CAs/ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('public.crt')]);
 }

@@ -3,13 +3,15 @@
  * against `redis-cli --rdb - | zstd -1 | age -r KEY > file`, in the same run on the same server.
  * Prints figures; asserts nothing (the exit code is 0 unless the benchmark itself could not run).
  *
- *   npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--max-runs 3] [--no-local]
+ *   npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--max-runs 3] [--no-local] [--tls]
  *       [--part-size MiB] [--profile] [--profile-dir DIR] [--tykdr-root DIR] [--label TEXT] [--node-args="..."]
  *       [--quiet-wait 180]
  *
  * --keys N is short for --sizes N. --runs R: R rounds per size (each contender once, the order reversed
  * every other round) undisturbed by other processes; disturbed rounds are repeated, up to --max-runs rounds
- * in all (default 3R). --no-local skips the extra tykdr-to-local-folder row. --part-size sets the S3 store's
+ * in all (default 3R). --no-local skips the extra tykdr-to-local-folder row. --tls runs MinIO over https (a
+ * throwaway CA, trusted by tykdr through NODE_EXTRA_CA_CERTS), as S3 itself is reached: tykdr then sends object data
+ * with SigV4's UNSIGNED-PAYLOAD (no SHA-256 of every byte) and the bytes are encrypted by TLS instead. --part-size sets the S3 store's
  * partSizeMiB (default: tykdr's, 8). --profile adds one untimed tykdr run at the largest size under
  * `node --cpu-prof` and prints where its main thread spent its time (--profile-dir keeps the .cpuprofile;
  * bench/cpuprofile-top.ts summarizes one). --tykdr-root runs another built checkout's bin/run.js (to compare
@@ -26,6 +28,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -33,15 +36,14 @@ import { parseArgs } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { summarizeProfile } from './cpuprofile-top.js';
 import {
-  CLK_TCK, childPids, cpuSeconds, describeCheckout, fillRedis, fmtMB, freePort, installCleanup, log, machineBusySeconds, MB, median,
-  POLL_MS, repoRoot, run, type RunResult, runMain, sleep, table, tempDir, track, version, vmHwmKb,
+  CLK_TCK, childPids, cpuSeconds, describeCheckout, fillRedis, fmtMB, freePort, installCleanup, log, machineBusySeconds, MB, median, MINIO,
+  MINIO_KEY, MINIO_SECRET, POLL_MS, repoRoot, run, type RunResult, runMain, sleep, startMinioServer, table, tempDir, track, version, vmHwmKb,
 } from './lib.js';
 
 // As bin/run.js does: the AWS SDK otherwise warns on load that its 2027 releases need Node 22.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const { CreateBucketCommand, GetObjectCommand, S3Client: S3 } = await import('@aws-sdk/client-s3');
 
-const MINIO = path.join(repoRoot, '.tools/bin/minio');
 const TARGET_RATIO = 1.1;
 const TARGET_RSS_MB = 200;
 /** A row during which other processes used more CPU than this (seconds) is left out of the summary's times. */
@@ -107,33 +109,19 @@ interface Minio {
   accessKeyId: string;
   secretAccessKey: string;
   client: S3Client;
+  /** Over https: the CA file tykdr is told to trust (NODE_EXTRA_CA_CERTS). */
+  ca?: string;
 }
 
-async function startMinio(bucket: string): Promise<Minio> {
-  if (!existsSync(MINIO)) throw new Error(`MinIO is not built at ${MINIO}: run bash scripts/tools.sh`);
-  const dir = await tempDir('minio');
-  const port = await freePort();
-  const accessKeyId = 'tykdr-bench';
-  const secretAccessKey = 'tykdr-bench-secret-0123456789';
-  const child = track(
-    spawn(MINIO, ['server', path.join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet'], {
-      env: { ...process.env, MINIO_ROOT_USER: accessKeyId, MINIO_ROOT_PASSWORD: secretAccessKey, MINIO_BROWSER: 'off', MINIO_CI_CD: '1' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    }),
-  );
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const endpoint = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`MinIO exited ${child.exitCode}: ${stderr}`);
-    if ((await fetch(`${endpoint}/minio/health/live`).then((r) => r.status).catch(() => 0)) === 200) break;
-    if (Date.now() > deadline) throw new Error(`MinIO did not become ready on ${endpoint}: ${stderr}`);
-    await sleep(200);
-  }
-  const client = new S3({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
+/** MinIO (bench/lib.ts), its bucket made; with `tls` over https, the bench's own client trusting its CA. */
+async function startMinio(bucket: string, tls: boolean): Promise<Minio> {
+  const m = await startMinioServer(tls);
+  const client = new S3({
+    endpoint: m.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: MINIO_KEY, secretAccessKey: MINIO_SECRET },
+    ...(m.ca ? { requestHandler: { httpsAgent: new https.Agent({ ca: readFileSync(m.ca) }) } } : {}),
+  });
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  return { endpoint, pid: child.pid!, accessKeyId, secretAccessKey, client };
+  return { endpoint: m.endpoint, pid: m.pid, accessKeyId: MINIO_KEY, secretAccessKey: MINIO_SECRET, client, ...(m.ca ? { ca: m.ca } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -409,6 +397,7 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '1' },
       'max-runs': { type: 'string' },
       'no-local': { type: 'boolean', default: false },
+      tls: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'profile-dir': { type: 'string' },
       'part-size': { type: 'string' },
@@ -422,7 +411,7 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     process.stdout.write(
-      'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--max-runs 3] [--no-local]\n' +
+      'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--max-runs 3] [--no-local] [--tls]\n' +
         '    [--part-size MiB] [--profile] [--profile-dir DIR] [--tykdr-root DIR] [--label TEXT] [--node-args="..."]\n' +
         '    [--quiet-wait 180] [--summary-json FILE]\n',
     );
@@ -455,7 +444,7 @@ async function main(): Promise<void> {
 
   const work = await tempDir('work');
   log('starting redis-server and MinIO');
-  const [redis, minio] = await Promise.all([startRedis(), startMinio('tyk-backups')]);
+  const [redis, minio] = await Promise.all([startRedis(), startMinio('tyk-backups', values.tls!)]);
   const identity = path.join(work, 'identity.txt');
   await must('age-keygen', ['-o', identity]);
   const recipient = await must('age-keygen', ['-y', identity]);
@@ -468,7 +457,7 @@ async function main(): Promise<void> {
     `store:\n  kind: s3\n  bucket: tyk-backups\n  endpoint: ${minio.endpoint}\n  forcePathStyle: true\n  accessKeyId: \${BENCH_S3_KEY}\n  secretAccessKey: \${BENCH_S3_SECRET}\n${partSize === null ? '' : `  partSizeMiB: ${partSize}\n`}${common}`,
   );
   await writeFile(localConfig, `store:\n  kind: local\n  path: ${localStore}\n${common}`);
-  const env = { ...process.env, BENCH_S3_KEY: minio.accessKeyId, BENCH_S3_SECRET: minio.secretAccessKey };
+  const env = { ...process.env, BENCH_S3_KEY: minio.accessKeyId, BENCH_S3_SECRET: minio.secretAccessKey, ...(minio.ca ? { NODE_EXTRA_CA_CERTS: minio.ca } : {}) };
   const setup: Setup = { work, redis, minio, identity, recipient, s3Config, localConfig, localStore, env, tykdrRoot };
 
   const contenders: Row['contender'][] = values['no-local'] ? ['baseline', 'tykdr-s3'] : ['baseline', 'tykdr-s3', 'tykdr-local'];
@@ -534,7 +523,7 @@ async function main(): Promise<void> {
   out.push('');
   out.push(`baseline:   bash -c 'redis-cli --rdb - | zstd -1 -q | age -r KEY > file'   (writes a local file)`);
   out.push(
-    `tykdr-s3:   node bin/run.js backup --json, store kind s3 = MinIO on 127.0.0.1 (same host), zstd level 1, one age recipient, ` +
+    `tykdr-s3:   node bin/run.js backup --json, store kind s3 = MinIO on 127.0.0.1 (same host) over ${values.tls ? 'https' : 'http'}, zstd level 1, one age recipient, ` +
       `partSizeMiB ${partSize ?? '8 (default)'}`,
   );
   if (!values['no-local']) out.push('tykdr-local: the same, store kind local (a folder on the same disk as the baseline file): the apples-to-apples figure');

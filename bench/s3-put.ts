@@ -17,75 +17,18 @@
  * Defaults: the config schema's partSizeMiB (8) and uploadConcurrency (2).
  * Needs dist/ (npx tsc -p tsconfig.json) and .tools/bin/minio (bash scripts/tools.sh).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  CLK_TCK, describeCheckout, fmtMB, freePort, installCleanup, log, machineLines, median, must, repoRoot, run, runMain, sleep, table, tempDir, track,
+  CLK_TCK, describeCheckout, fmtMB, installCleanup, log, machineLines, median, MINIO_KEY, MINIO_SECRET, repoRoot, run, runMain, startMinioServer, table, tempDir,
 } from './lib.js';
 
 installCleanup();
 
-const MINIO = path.join(repoRoot, '.tools/bin/minio');
-const KEY = 'tykdr-bench';
-const SECRET = 'tykdr-bench-secret-0123456789';
-
-interface Minio {
-  endpoint: string;
-  pid: number;
-}
-
-/** MinIO on 127.0.0.1; with `tls`, over https with a throwaway CA (its certificate: `ca`). */
-async function startMinio(tls: boolean): Promise<Minio & { ca?: string }> {
-  if (!existsSync(MINIO)) throw new Error(`MinIO is not built at ${MINIO}: run bash scripts/tools.sh`);
-  const dir = await tempDir('minio');
-  const port = await freePort();
-  const certs = path.join(dir, 'certs');
-  if (tls) await makeCerts(certs);
-  const child = track(
-    spawn(MINIO, ['server', path.join(dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet', ...(tls ? ['--certs-dir', certs] : [])], {
-      env: { ...process.env, MINIO_ROOT_USER: KEY, MINIO_ROOT_PASSWORD: SECRET, MINIO_BROWSER: 'off', MINIO_CI_CD: '1' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    }),
-  );
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
-  const ca = tls ? readFileSync(path.join(certs, 'CAs', 'ca.pem'), 'utf8') : undefined;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`MinIO exited ${child.exitCode}: ${stderr}`);
-    if ((await healthStatus(`${endpoint}/minio/health/live`, ca)) === 200) break;
-    if (Date.now() > deadline) throw new Error(`MinIO did not become ready on ${endpoint}: ${stderr}`);
-    await sleep(200);
-  }
-  return { endpoint, pid: child.pid!, ...(tls ? { ca: path.join(certs, 'CAs', 'ca.pem') } : {}) };
-}
-
-function healthStatus(url: string, ca: string | undefined): Promise<number> {
-  return new Promise((resolve) => {
-    const req = (url.startsWith('https') ? https : http).get(url, { ca, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy());
-  });
-}
-
-/** A CA and a certificate for 127.0.0.1 where MinIO's --certs-dir wants them (public.crt, private.key, CAs/). */
-async function makeCerts(dir: string): Promise<void> {
-  await mkdir(path.join(dir, 'CAs'), { recursive: true });
-  const f = (n: string) => path.join(dir, n);
-  await must('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=tykdr bench CA', '-keyout', f('ca.key'), '-out', f('CAs/ca.pem')]);
-  await must('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', f('private.key'), '-out', f('server.csr')]);
-  await writeFile(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-  await must('openssl', ['x509', '-req', '-in', f('server.csr'), '-CA', f('CAs/ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('public.crt')]);
-}
+const KEY = MINIO_KEY;
+const SECRET = MINIO_SECRET;
 
 /** The child: plain ESM run by node itself (no tsx in the measured process). Prints one JSON line. */
 const CHILD = String.raw`
@@ -170,7 +113,7 @@ async function main(): Promise<void> {
   }
   const runs = Number(values.runs);
   for (const l of machineLines()) log(l);
-  const minio = await startMinio(values.tls!);
+  const minio = await startMinioServer(values.tls!);
   // The bucket (with Object Lock when asked) through the SDK of this checkout.
   const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
   const admin = new S3Client({
