@@ -10,67 +10,101 @@ import { Worker } from 'node:worker_threads';
 const IN_BYTES = 1 << 20;
 /** Decompressed bytes per chunk the worker hands back (and the stream pushes). */
 const OUT_BYTES = 1 << 20;
+/**
+ * Chunks of OUT_BYTES one reply may carry. An input that decompresses to more (a PostgreSQL dump compresses about
+ * 90:1, zeros far more) is answered in parts, the next one only when the stream asks for it: memory stays bounded
+ * by these numbers whatever the compression ratio.
+ */
+const OUT_PER_REPLY = 4;
 /** Messages the worker may have queued: it decompresses one while the main thread prepares the next ones. */
 const MAX_IN_FLIGHT = 3;
 
 /*
- * The worker: a zstd DCtx from zstd-napi's binding, fed whole messages. Output is gathered into OUT_BYTES
- * buffers, which are transferred (not copied) back with the acknowledgement of the input that filled them;
- * 'end' returns the rest and whether the stream stopped inside a frame. After a failure it ignores input.
+ * The worker: a zstd DCtx from zstd-napi's binding, fed inputs in order. Output is gathered into OUT_BYTES
+ * buffers, transferred (not copied) back. An input is answered once it is all decompressed (its buffer goes back
+ * with the answer); when OUT_PER_REPLY buffers fill first, the worker answers with them as a part ("partial") and
+ * waits for { more } before it goes on. An input with end answers with the rest and whether the stream stopped
+ * inside a frame. After a failure it ignores everything.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const binding = require(workerData.binding);
 const dctx = new binding.DCtx();
 const OUT = workerData.outBytes;
+const PER_REPLY = workerData.outPerReply;
+const EMPTY = Buffer.alloc(0);
 let out = Buffer.allocUnsafeSlow(OUT);
 let fill = 0;
-let inFrame = false;
 let failed = false;
+/** The last input ended inside a frame (zstd asked for more input). */
+let inFrame = false;
+/** Inputs not yet answered whole, in order: { input, src (what is left of it), end }. */
+const queue = [];
+/** The first input was answered in part: nothing more until { more }. */
+let paused = false;
 parentPort.on('message', (m) => {
   if (failed) return;
-  const done = [];
-  try {
-    if (m.input) {
-      let src = Buffer.from(m.input, 0, m.len);
-      for (;;) {
-        const [ret, produced, consumed] = dctx.decompressStream(out.subarray(fill), src);
+  if (m.more) paused = false;
+  else queue.push({ input: m.input, src: m.input ? Buffer.from(m.input, 0, m.len) : EMPTY, end: m.end });
+  work();
+});
+function work() {
+  while (!paused && !failed && queue.length > 0) {
+    const h = queue[0];
+    const done = [];
+    // An empty input (the end, with nothing left to send) is not given to zstd: after a whole frame it would ask for
+    // the next frame's header and look like a stream cut inside one.
+    let finished = !h.started && h.src.length === 0;
+    h.started = true;
+    try {
+      while (!finished) {
+        const [ret, produced, consumed] = dctx.decompressStream(out.subarray(fill), h.src);
         fill += produced;
-        src = src.subarray(consumed);
-        if (fill === out.length) {
+        h.src = h.src.subarray(consumed);
+        inFrame = ret !== 0;
+        const full = fill === out.length;
+        if (full) {
           done.push(out.buffer);
           out = Buffer.allocUnsafeSlow(OUT);
           fill = 0;
-          continue;
         }
-        if (src.length === 0) {
-          inFrame = ret !== 0;
-          break;
-        }
+        // Done with this input once it is all taken and zstd holds no more output for it: the frame ended (ret 0:
+        // decoded and flushed; calling again would ask for the next frame), or the output had room left.
+        if (h.src.length === 0 && (ret === 0 || !full)) finished = true;
+        else if (full && done.length >= PER_REPLY) break;
       }
+    } catch (err) {
+      failed = true;
+      parentPort.postMessage({ error: { message: String(err && err.message || err), name: err && err.name } });
+      return;
     }
-  } catch (err) {
-    failed = true;
-    parentPort.postMessage({ error: { message: String(err && err.message || err), name: err && err.name } });
-    return;
+    const lens = done.map((b) => b.byteLength);
+    if (!finished) {
+      paused = true;
+      parentPort.postMessage({ out: done, lens, partial: true }, done);
+      return;
+    }
+    queue.shift();
+    if (h.end && fill > 0) {
+      done.push(out.buffer);
+      lens.push(fill);
+      out = Buffer.allocUnsafeSlow(OUT);
+      fill = 0;
+    }
+    // The input's buffer goes back too, for the next input: the worker keeps no garbage its GC may not see soon.
+    const transfer = h.input ? done.concat([h.input]) : done;
+    parentPort.postMessage({ out: done, lens, back: h.input, end: h.end, inFrame }, transfer);
   }
-  const lens = done.map((b) => b.byteLength);
-  if (m.end && fill > 0) {
-    done.push(out.buffer);
-    lens.push(fill);
-  }
-  // The input's buffer goes back too, for the next input: the worker keeps no garbage its GC may not see soon.
-  const transfer = m.input ? done.concat([m.input]) : done;
-  parentPort.postMessage({ out: done, lens, back: m.input, end: m.end, inFrame }, transfer);
-});
+}
 `;
 
 /**
  * zstd decompression on a worker thread, as a Transform: the main thread only hands compressed bytes over
  * and pushes what comes back, so decryption, hashing and file writes overlap the decompression instead of
  * waiting for it (zstd-napi's DecompressStream decompresses synchronously on the calling thread).
- * Memory: at most MAX_IN_FLIGHT inputs of IN_BYTES and their output, one OUT_BYTES buffer, and the
- * readable side's high-water mark (downstream backpressure holds further input back). The same failures as
+ * Memory: at most MAX_IN_FLIGHT inputs of IN_BYTES, the OUT_PER_REPLY buffers of one reply, and the readable
+ * side's high-water mark: downstream backpressure holds further input back, and the next part of an input that
+ * decompresses to more than one reply is asked for only when downstream wants it. The same failures as
  * DecompressStream: the worker's decompression error, or "Stream ended in middle of compressed data frame".
  */
 export class WorkerDecompressStream extends Transform {
@@ -88,12 +122,14 @@ export class WorkerDecompressStream extends Transform {
   private failed = false;
   /** The worker answered the end: everything was decompressed. */
   private ended = false;
+  /** The worker answered an input in part and waits for { more }. */
+  private workerWaits = false;
 
   constructor() {
     super({ readableHighWaterMark: OUT_BYTES });
     const binding = createRequire(import.meta.url).resolve('zstd-napi/binding');
     // execArgv []: the source is CommonJS whatever flags started the process (--input-type=module, loaders, --cpu-prof).
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { binding, outBytes: OUT_BYTES } });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { binding, outBytes: OUT_BYTES, outPerReply: OUT_PER_REPLY } });
     this.worker.on('message', (m: WorkerReply) => this.onReply(m));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => {
@@ -118,6 +154,7 @@ export class WorkerDecompressStream extends Transform {
 
   override _read(size: number): void {
     // Readable calls _read before it takes the buffered bytes out: the consumer wants more, whatever readableLength says.
+    if (this.workerWaits) this.askMore();
     this.pump(true);
     super._read(size);
   }
@@ -133,8 +170,23 @@ export class WorkerDecompressStream extends Transform {
     const input = len > 0 ? (this.pending.buffer as ArrayBuffer) : null;
     if (input) this.pending = Buffer.from(this.spare.pop() ?? new ArrayBuffer(IN_BYTES));
     this.pendingFill = 0;
-    if (this.inFlight++ === 0) this.worker.ref();
+    this.inFlight++;
+    this.updateRef();
     this.worker.postMessage({ input, len, end }, input ? [input] : []);
+  }
+
+  /** The worker goes on with the input it answered in part. */
+  private askMore(): void {
+    if (this.failed || this.destroyed) return;
+    this.workerWaits = false;
+    this.updateRef();
+    this.worker.postMessage({ more: true });
+  }
+
+  /** Referenced only while an answer will come without the stream asking (not while the worker waits for { more }). */
+  private updateRef(): void {
+    if (this.inFlight > 0 && !this.workerWaits) this.worker.ref();
+    else this.worker.unref();
   }
 
   /** The worker has room and downstream wants more (`wanted`: _read asked): the next input may go. */
@@ -171,9 +223,17 @@ export class WorkerDecompressStream extends Transform {
       this.fail(err);
       return;
     }
-    if (--this.inFlight === 0) this.worker.unref();
-    if (m.back && this.spare.length <= MAX_IN_FLIGHT) this.spare.push(m.back);
     for (let i = 0; i < m.out!.length; i++) this.push(Buffer.from(m.out![i]!, 0, m.lens![i]));
+    if (m.partial) {
+      // The rest of that input when downstream wants it: now, or from _read.
+      this.workerWaits = true;
+      if (this.readableLength < this.readableHighWaterMark) this.askMore();
+      else this.updateRef();
+      return;
+    }
+    this.inFlight--;
+    this.updateRef();
+    if (m.back && this.spare.length <= MAX_IN_FLIGHT) this.spare.push(m.back);
     if (m.end) {
       this.ended = true;
       const cb = this.flushed!;
@@ -194,6 +254,8 @@ export class WorkerDecompressStream extends Transform {
 interface WorkerReply {
   out?: ArrayBuffer[];
   lens?: number[];
+  /** A part of an input's output: the worker waits for { more }. */
+  partial?: boolean;
   back?: ArrayBuffer | null;
   end?: boolean;
   inFrame?: boolean;
