@@ -13,9 +13,10 @@ const OUT_BYTES = 1 << 20;
 /**
  * Chunks of OUT_BYTES one reply may carry. An input that decompresses to more (a PostgreSQL dump compresses about
  * 90:1, zeros far more) is answered in parts, the next one only when the stream asks for it: memory stays bounded
- * by these numbers whatever the compression ratio.
+ * by these numbers whatever the compression ratio. 8, not 4: an RDB of sessions (about 4:1) then never waits on a
+ * part (staging one, 4 took about 0.95x the time of 64 and 8 about the same as 64; bench/restore-stage.ts machinery).
  */
-const OUT_PER_REPLY = 4;
+const OUT_PER_REPLY = 8;
 /** Messages the worker may have queued: it decompresses one while the main thread prepares the next ones. */
 const MAX_IN_FLIGHT = 3;
 
@@ -102,9 +103,9 @@ function work() {
  * zstd decompression on a worker thread, as a Transform: the main thread only hands compressed bytes over
  * and pushes what comes back, so decryption, hashing and file writes overlap the decompression instead of
  * waiting for it (zstd-napi's DecompressStream decompresses synchronously on the calling thread).
- * Memory: at most MAX_IN_FLIGHT inputs of IN_BYTES, the OUT_PER_REPLY buffers of one reply, and the readable
+ * Memory: at most MAX_IN_FLIGHT inputs of IN_BYTES, their replies of OUT_PER_REPLY buffers, and the readable
  * side's high-water mark: downstream backpressure holds further input back, and the next part of an input that
- * decompresses to more than one reply is asked for only when downstream wants it. The same failures as
+ * decompresses to more than one reply is asked for only while less than a reply's worth waits to be read. The same failures as
  * DecompressStream: the worker's decompression error, or "Stream ended in middle of compressed data frame".
  */
 export class WorkerDecompressStream extends Transform {
@@ -225,9 +226,10 @@ export class WorkerDecompressStream extends Transform {
     }
     for (let i = 0; i < m.out!.length; i++) this.push(Buffer.from(m.out![i]!, 0, m.lens![i]));
     if (m.partial) {
-      // The rest of that input when downstream wants it: now, or from _read.
+      // The rest of that input while less than one more reply waits to be read (so the worker keeps busy while
+      // this one is taken), else when downstream asks (_read).
       this.workerWaits = true;
-      if (this.readableLength < this.readableHighWaterMark) this.askMore();
+      if (this.readableLength < OUT_PER_REPLY * OUT_BYTES) this.askMore();
       else this.updateRef();
       return;
     }
