@@ -16,6 +16,7 @@ import { connect, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { sessionsResp } from './tyk-sessions.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -648,4 +649,32 @@ async function makeCerts(dir: string): Promise<void> {
   await must('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', f('private.key'), '-out', f('server.csr')]);
   await writeFile(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
   await must('openssl', ['x509', '-req', '-in', f('server.csr'), '-CA', f('CAs/ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('public.crt')]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Benchmarks of one code path in several checkouts (bench/redis-bytes-path.ts, bench/restore-stage.ts)
+
+/**
+ * Their common start: --keys, --runs and --root (repeatable; default this checkout) parsed; a temp folder holding
+ * the child script (`child`) and an age identity; a redis-server (diskless sync without delay) holding `keys` of
+ * the Tyk-like sessions.
+ */
+export async function checkoutsBench(tag: string, child: string, defaults: { keys: number; runs: number }) {
+  const { values } = parseArgs({
+    options: { keys: { type: 'string', default: String(defaults.keys) }, runs: { type: 'string', default: String(defaults.runs) }, root: { type: 'string', multiple: true } },
+  });
+  const keys = Number(values.keys);
+  const runs = Number(values.runs);
+  if (!Number.isInteger(keys) || keys < 1 || !Number.isInteger(runs) || runs < 1) throw new Error(`bad --keys/--runs: ${values.keys} / ${values.runs}`);
+  const roots = (values.root ?? [repoRoot]).map((r) => path.resolve(r));
+  const work = await tempDir(tag);
+  const script = path.join(work, 'child.mjs');
+  await writeFile(script, child);
+  const identity = path.join(work, 'id');
+  await must('age-keygen', ['-o', identity]);
+  const recipient = /age1[0-9a-z]+/.exec(await must('age-keygen', ['-y', identity]))![0];
+  const redis = await startRedis({ extra: ['--repl-diskless-sync-delay', '0'] });
+  log(`filling Redis with ${keys.toLocaleString('en')} keys`);
+  await fillRedis(redis.port, 0, keys);
+  return { keys, runs, roots, work, script, identity, recipient, redis };
 }

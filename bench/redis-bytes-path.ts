@@ -11,10 +11,8 @@
  * Needs dist/ built in each root (npx tsc -p tsconfig.json), redis-server, redis-cli and age-keygen.
  */
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { fillRedis, installCleanup, log, median, must, repoRoot, runMain, startRedis, table, tempDir, track } from './lib.js';
+import { checkoutsBench, installCleanup, log, median, runMain, table, track } from './lib.js';
 
 installCleanup();
 
@@ -71,20 +69,7 @@ function runChild(script: string, args: string[]): Promise<Row> {
 }
 
 await runMain(async () => {
-  const { values } = parseArgs({
-    options: { keys: { type: 'string', default: '200000' }, runs: { type: 'string', default: '5' }, root: { type: 'string', multiple: true } },
-  });
-  const keys = Number(values.keys);
-  const runs = Number(values.runs);
-  const roots = (values.root ?? [repoRoot]).map((r) => path.resolve(r));
-  const work = await tempDir('bytes-path');
-  const script = path.join(work, 'child.mjs');
-  await writeFile(script, CHILD);
-  await must('age-keygen', ['-o', path.join(work, 'id')]);
-  const pub = /age1[0-9a-z]+/.exec(await must('age-keygen', ['-y', path.join(work, 'id')]))![0];
-  const redis = await startRedis({ extra: ['--repl-diskless-sync-delay', '0'] });
-  log(`filling Redis with ${keys} keys`);
-  await fillRedis(redis.port, 0, keys);
+  const { keys, runs, roots, work, script, recipient: pub, redis } = await checkoutsBench('bytes-path', CHILD, { keys: 200_000, runs: 5 });
   const rows = new Map<string, Row[]>(roots.map((r) => [r, []]));
   let reference: string | undefined;
   for (let i = 0; i < runs; i++) {

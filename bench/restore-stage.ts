@@ -11,12 +11,10 @@
  * The snapshot is a `tykdr backup` (the first root's CLI, its default zstd level) of N Tyk-like sessions to a local
  * folder. Needs dist/ built in each root, redis-server, redis-cli, zstd, age and age-keygen (bash scripts/tools.sh).
  */
-import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { fillRedis, installCleanup, log, median, must, repoRoot, runMain, startRedis, table, tempDir, track } from './lib.js';
+import { checkoutsBench, installCleanup, log, median, must, runMain, table } from './lib.js';
 
 installCleanup();
 
@@ -45,27 +43,10 @@ interface Row {
   cpu: number;
 }
 
-function runChild(cmd: string, args: string[]): Promise<{ out: string; cpu: number; wall: number }> {
-  return new Promise((resolve, reject) => {
-    const w0 = performance.now();
-    const child = track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('close', (code) => {
-      const wall = (performance.now() - w0) / 1000;
-      if (code !== 0) return reject(new Error(`${cmd} exited ${code}: ${err.trim()}`));
-      resolve({ out, cpu: 0, wall });
-    });
-  });
-}
-
 /** The raw tools, timed by bash (`times`: the pipeline's CPU, children included). */
 async function raw(object: string, identity: string, file: string): Promise<Row> {
   const script = `s=$(date +%s.%N); age -d -i '${identity}' '${object}' | zstd -d -q -f -o '${file}'; e=$(date +%s.%N); times; echo "$s $e"`;
-  const { out } = await runChild('bash', ['-c', script]);
-  const lines = out.trim().split('\n');
+  const lines = (await must('bash', ['-c', script])).split('\n');
   const [s, e] = lines.at(-1)!.split(' ').map(Number) as [number, number];
   // `times` prints the shell's own and its children's user/system times: "0m0.001s 0m0.002s" on two lines.
   const sec = (t: string) => t.split(/\s+/).reduce((a, x) => a + Number(/(\d+)m([\d.]+)s/.exec(x)![1]) * 60 + Number(/(\d+)m([\d.]+)s/.exec(x)![2]), 0);
@@ -73,21 +54,7 @@ async function raw(object: string, identity: string, file: string): Promise<Row>
 }
 
 await runMain(async () => {
-  const { values } = parseArgs({
-    options: { keys: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '8' }, root: { type: 'string', multiple: true } },
-  });
-  const keys = Number(values.keys);
-  const runs = Number(values.runs);
-  const roots = (values.root ?? [repoRoot]).map((r) => path.resolve(r));
-  const work = await tempDir('restore-stage');
-  const script = path.join(work, 'child.mjs');
-  await writeFile(script, CHILD);
-  const identity = path.join(work, 'id');
-  await must('age-keygen', ['-o', identity]);
-  const pub = /age1[0-9a-z]+/.exec(await must('age-keygen', ['-y', identity]))![0];
-  const redis = await startRedis({ extra: ['--repl-diskless-sync-delay', '0'] });
-  log(`filling Redis with ${keys.toLocaleString('en')} keys`);
-  await fillRedis(redis.port, 0, keys);
+  const { keys, runs, roots, work, script, identity, recipient: pub, redis } = await checkoutsBench('restore-stage', CHILD, { keys: 1_000_000, runs: 8 });
   const storeDir = path.join(work, 'store');
   const cfg = path.join(work, 'tykdr.yaml');
   await writeFile(cfg, `store: { kind: local, path: ${storeDir} }\nencryption: { recipients: [${pub}] }\ncomponents:\n  redis: { kind: redis, port: ${redis.port} }\ntiers: { critical: { rto: 1h, rpo: 24h } }\n`);
@@ -113,8 +80,7 @@ await runMain(async () => {
         const size = statSync(file).size;
         if (plainBytes && size !== plainBytes) throw new Error(`the raw tools wrote ${size} bytes, tykdr staged ${plainBytes}`);
       } else {
-        const { out } = await runChild(process.execPath, [script, name, storeDir, identity, dir]);
-        const r = JSON.parse(out) as Row & { bytes: number };
+        const r = JSON.parse(await must(process.execPath, [script, name, storeDir, identity, dir])) as Row & { bytes: number };
         plainBytes = r.bytes;
         row = r;
       }

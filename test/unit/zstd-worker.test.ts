@@ -57,6 +57,33 @@ async function collect(src: Readable, slowMs = 0): Promise<{ out: Buffer; maxChu
   return { out: Buffer.concat(chunks), maxChunk };
 }
 
+/**
+ * Decompresses `z` into a reader that takes each chunk `ms` late (1 MiB high-water mark); `ahead`: the most bytes the
+ * stream had pushed that the reader had not taken yet. A chunk `check` refuses fails the pipeline.
+ */
+async function slowly(z: Buffer, ms: number, check: (b: Buffer) => boolean = () => true): Promise<{ consumed: number; ahead: number }> {
+  const d = new WorkerDecompressStream();
+  let pushed = 0;
+  let consumed = 0;
+  let ahead = 0;
+  const push = d.push.bind(d);
+  d.push = (b: Buffer | null) => {
+    pushed += b?.length ?? 0;
+    ahead = Math.max(ahead, pushed - consumed);
+    return push(b);
+  };
+  const sink = new Writable({
+    highWaterMark: 1 << 20,
+    write(b: Buffer, _e, done) {
+      consumed += b.length;
+      if (!check(b)) done(new Error('unexpected bytes'));
+      else setTimeout(done, ms);
+    },
+  });
+  await pipeline(Readable.from([z]), d, sink);
+  return { consumed, ahead };
+}
+
 describe('WorkerDecompressStream (zstd on a worker thread)', () => {
   it('decompresses what zstd compressed, in any input chunking, across several frames, in chunks of at most 1 MiB', async () => {
     const a = sample(9_000_000, 1);
@@ -71,24 +98,7 @@ describe('WorkerDecompressStream (zstd on a worker thread)', () => {
   it('holds input back while the consumer is slow (bounded memory)', async () => {
     const plain = sample(48_000_000, 3);
     const z = compress(plain, { compressionLevel: 3 });
-    const d = new WorkerDecompressStream();
-    let pushed = 0;
-    let consumed = 0;
-    let ahead = 0;
-    const push = d.push.bind(d);
-    d.push = (c: Buffer | null) => {
-      pushed += c?.length ?? 0;
-      ahead = Math.max(ahead, pushed - consumed);
-      return push(c);
-    };
-    const sink = new Writable({
-      highWaterMark: 1 << 20,
-      write(c: Buffer, _e, done) {
-        consumed += c.length;
-        setTimeout(done, 5);
-      },
-    });
-    await pipeline(Readable.from([z]), d, sink);
+    const { consumed, ahead } = await slowly(z, 5);
     expect(consumed).toBe(plain.length);
     // Less than the 48 MB: three inputs in flight, each answered with at most 8 MiB at a time, and the two
     // high-water marks (1 MiB each). (About 11 MB in practice: these inputs decompress to about 3 MiB each.)
@@ -106,25 +116,7 @@ describe('WorkerDecompressStream (zstd on a worker thread)', () => {
     await ended; // every compressed byte read ('finish' comes before the last ones)
     const z = Buffer.concat(parts);
     expect(z.length).toBeLessThan(1 << 20); // one input message to the worker
-    const d = new WorkerDecompressStream();
-    let pushed = 0;
-    let consumed = 0;
-    let ahead = 0;
-    const push = d.push.bind(d);
-    d.push = (b: Buffer | null) => {
-      pushed += b?.length ?? 0;
-      ahead = Math.max(ahead, pushed - consumed);
-      return push(b);
-    };
-    const sink = new Writable({
-      highWaterMark: 1 << 20,
-      write(b: Buffer, _e, done) {
-        consumed += b.length;
-        if (b.some((x) => x !== 0)) done(new Error('not zeros'));
-        else setTimeout(done, 2);
-      },
-    });
-    await pipeline(Readable.from([z]), d, sink);
+    const { consumed, ahead } = await slowly(z, 2, (b) => b.every((x) => x === 0));
     expect(consumed).toBe(200 * (1 << 20));
     // A reply (8 MiB) waiting to be read and the next one, and the sink's high-water mark: not the 200 MB.
     expect(ahead).toBeLessThan(18 * (1 << 20));
