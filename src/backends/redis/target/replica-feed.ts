@@ -158,7 +158,13 @@ export class ReplicaFeed {
       if (this.sent !== this.o.size) fail(`the staged RDB holds ${this.sent} bytes, the manifest lists ${this.o.size}`);
     });
     rs.on('error', (err) => fail(`reading the staged RDB failed: ${err.message}`));
-    s.on('close', () => rs.destroy());
+    // A link closed before the whole file went out stops the read. One closed after it (the replica loaded it and
+    // was promoted: a small file can be loaded before the stream has even ended) lets the stream run to its end,
+    // so whatever reads the same stream beside the link (the restore's evidence) gets all of it.
+    s.on('close', () => {
+      if (this.sent < this.o.size) rs.destroy();
+      else rs.resume();
+    });
   }
 }
 

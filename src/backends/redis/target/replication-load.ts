@@ -206,19 +206,23 @@ export interface EvidenceWanted {
 }
 
 /** Passes every chunk on, and writes it to `side` too, waiting for it to drain (a side that was destroyed is skipped). */
-function tee(side: PassThrough): Transform {
+export function tee(side: PassThrough): Transform {
+  let ended = false;
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
       if (side.destroyed || side.write(chunk)) cb(null, chunk);
       else side.once('drain', () => cb(null, chunk));
     },
     flush(cb) {
+      ended = true;
       side.end();
       cb();
     },
-    // Destroyed after a clean end too (the pipeline is done): the side then keeps what it has not read yet.
+    // Destroyed after a clean end too (the pipeline is done): the side then keeps what it has not read yet. Destroyed
+    // before its end, even without an error, the side fails too: its reader must never wait for bytes that cannot come.
     destroy(err, cb) {
       if (err) side.destroy(err);
+      else if (!ended) side.destroy(new Error('the RDB stream was stopped before its end'));
       cb(err);
     },
   });
