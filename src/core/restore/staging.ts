@@ -220,6 +220,11 @@ export interface CompressedStaged {
   plaintextBytes: number;
 }
 
+/** The artifact `file` holds, staged still compressed with `algorithm`, sized by its manifest entry. */
+export function compressedStaged(file: string, algorithm: 'zstd' | 'gzip', artifact: { stored_bytes: number; plaintext_bytes: number }): CompressedStaged {
+  return { file, algorithm, storedBytes: artifact.stored_bytes, plaintextBytes: artifact.plaintext_bytes };
+}
+
 /**
  * A staged artifact kept compressed, decompressed as a stream for a target that loads as it reads; `bytes()` counts
  * what came out (the reader checks it against `plaintextBytes` once it has read all). Errors (a corrupt frame) reach

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { integrityError, isAbortError, TykdrError } from '../../../core/errors.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
-import { inflateStaged, streamStaged, type CompressedStaged } from '../../../core/restore/staging.js';
+import { compressedStaged, inflateStaged, streamStaged, type CompressedStaged } from '../../../core/restore/staging.js';
 import { checkDatabaseCounts, checkDatabaseIndexes } from './postgres-checks.js';
 import { connectPg, dbnameConninfo, describeEndpoint, explainPgError, libpqEnv, targetEndpoint, type PgClient, type PgEndpoint } from '../connection.js';
 import { majorLabel, majorOf, toolPath, toolVersion, versionNum } from '../versions.js';
@@ -119,7 +119,7 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
     // One job reads the archive in order: a pipe does, so it is decompressed as pg_restore reads it (no plaintext
     // file to write first). Parallel jobs seek, so they get the file.
     if (plainFile === null && c.restore.jobs > 1) await archiveFile();
-    const streamed = plainFile === null ? streamStaged(compressedStaged(input)) : null;
+    const streamed = plainFile === null ? streamStaged(stagedArchive(input)) : null;
     if (plainFile !== null) args.push(plainFile);
     details.jobs = c.restore.jobs;
     details.pg_restore_input = streamed ? `stdin (the staged ${input.stagedCompression} archive decompressed as read)` : 'file';
@@ -198,18 +198,16 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
   }
 }
 
-/** Stored size from which zstd decompresses on a worker thread (as staging does). */
 /** The staged archive decompressed into the work folder, for the paths that read a file. */
 async function inflateArchive(input: PostgresRestoreInput, component: string): Promise<string> {
   const file = path.join(input.workDir, 'archive.pgdump');
-  await inflateStaged(compressedStaged(input), file, `components.${component}`, input.signal);
+  await inflateStaged(stagedArchive(input), file, `components.${component}`, input.signal);
   return file;
 }
 
 /** The staged archive as streamStaged and inflateStaged (core/restore/staging.ts) read it. */
-function compressedStaged(input: PostgresRestoreInput): CompressedStaged {
-  const a = input.manifest.artifact;
-  return { file: input.stagedFile, algorithm: input.stagedCompression!, storedBytes: a.stored_bytes, plaintextBytes: a.plaintext_bytes };
+function stagedArchive(input: PostgresRestoreInput): CompressedStaged {
+  return compressedStaged(input.stagedFile, input.stagedCompression!, input.manifest.artifact);
 }
 
 /**

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { parseDuration } from '../../../core/duration.js';
 import { integrityError, TykdrError } from '../../../core/errors.js';
-import { streamStaged, type CompressedStaged } from '../../../core/restore/staging.js';
+import { compressedStaged, streamStaged, type CompressedStaged } from '../../../core/restore/staging.js';
 import type { KeyClass } from '../../../core/tyk/key-classes.js';
 import { inspectRdbEvidence, type RdbEvidence } from './keys-inspect.js';
 import { sleep } from '../../../core/util/abort.js';
@@ -194,8 +194,7 @@ export async function runReplicationLoad(ctx: ModeContext, evidenceWanted: Evide
 
 /** The staged RDB kept compressed, as core/restore/staging.ts reads it. */
 export function compressedRdb(input: RedisRestoreInput): CompressedStaged {
-  const a = input.manifest.artifact;
-  return { file: input.rdbFile, algorithm: input.stagedCompression!, storedBytes: a.stored_bytes, plaintextBytes: a.plaintext_bytes };
+  return compressedStaged(input.rdbFile, input.stagedCompression!, input.manifest.artifact);
 }
 
 /** What the evidence read looks for (as readRdbEvidence in restore-redis.ts). */
