@@ -47,6 +47,15 @@ async function settled(): Promise<void> {
   }, 60_000);
 }
 
+/** After a fault: the target made an empty master again, a restore succeeds and leaves a master holding every key. */
+async function restoresWhole(after: string): Promise<void> {
+  if ((await state()).role !== 'master') await probe.call('REPLICAOF', 'NO', 'ONE');
+  await probe.flushall();
+  const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
+  expect(again.code, `${after}: ${again.stdout}${again.stderr}`).toBe(0);
+  expect(await state()).toMatchObject({ role: 'master', keys: KEYS });
+}
+
 /** Starts `restore --plan redis`; resolves with the child once the target has become a replica (tykdr sent REPLICAOF). */
 async function restoreUntilReplica(config = cfg): Promise<{ exited: Promise<number | null>; kill: (sig: NodeJS.Signals) => void; output: () => string }> {
   const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', 'redis', '--yes', '-c', config], {
@@ -112,7 +121,6 @@ describe('restore.load replication under signals', () => {
   });
 
   it('SIGTERM while the target is a replica of tykdr: exit 130, the target a master again with its settings, no key or every key; a rerun restores', async () => {
-    await probe.flushall();
     await probe.config('SET', 'masterauth', 'orig-auth-sig');
     const run = await restoreUntilReplica();
     run.kill('SIGTERM');
@@ -124,15 +132,11 @@ describe('restore.load replication under signals', () => {
     expect(run.output()).not.toContain('orig-auth-sig');
     // No staged plaintext is left.
     expect((await readdir(staging)).filter((n) => n.startsWith('tykdr-restore-'))).toEqual([]);
-    await probe.flushall();
-    const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
-    expect(again.code, again.stdout + again.stderr).toBe(0);
-    expect(Number(await probe.dbsize())).toBe(KEYS);
+    await restoresWhole('after SIGTERM');
     expect((await state()).masterauth).toBe('orig-auth-sig');
   }, 180_000);
 
   it('kill -9 while the target is a replica of tykdr: the next restore refuses it, naming the closed address and REPLICAOF NO ONE; after that a restore brings it back', async () => {
-    await probe.flushall();
     const run = await restoreUntilReplica();
     run.kill('SIGKILL');
     await run.exited;
@@ -142,15 +146,10 @@ describe('restore.load replication under signals', () => {
     expect(refused.stderr).toMatch(/is a replica of 127\.0\.0\.1:\d+: a restore must go to the master; its link to that master is down: if a killed tykdr restore \(restore\.load replication\) left it so/);
     expect(refused.stderr).toContain('REPLICAOF NO ONE');
     expect((await state()).role).toBe('slave');
-    await probe.call('REPLICAOF', 'NO', 'ONE');
-    await probe.flushall();
-    const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
-    expect(again.code, again.stdout + again.stderr).toBe(0);
-    expect(await state()).toMatchObject({ role: 'master', keys: KEYS });
+    await restoresWhole('after kill -9');
   }, 180_000);
 
   it('a target that stops answering mid-load (SIGSTOP): exit 6 naming the stall and stallTimeout, and what to run; after SIGCONT a restore succeeds', async () => {
-    await probe.flushall();
     const stalling = await ws.writeConfig('stall.yaml', (await readFile(cfg, 'utf8')).replace('    port: ', '    stallTimeout: 2s\n    port: '));
     const pid = Number(/process_id:(\d+)/.exec(String(await probe.info('server')))![1]);
     const run = await restoreUntilReplica(stalling);
@@ -166,16 +165,11 @@ describe('restore.load replication under signals', () => {
     }
     // Woken, the target reads what is still in its socket (LOADING until then), then sees the link closed.
     await settled();
-    if ((await state()).role !== 'master') await probe.call('REPLICAOF', 'NO', 'ONE');
-    await probe.flushall();
-    const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
-    expect(again.code, again.stdout + again.stderr).toBe(0);
-    expect(await state()).toMatchObject({ role: 'master', keys: KEYS });
+    await restoresWhole('after SIGSTOP and SIGCONT');
   }, 180_000);
 
   it('kill -9 at 6 seeded moments: the target is an empty master, a whole one, or a replica the next restore refuses; never a master with part of the keys', async () => {
     const MARK = 'restoring redis (redis)';
-    await probe.flushall();
     const full = await runAndKill(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir }, { mark: MARK }, 3_600_000);
     expect(full.code, full.stderr).toBe(0);
     const window = full.endedAt - full.triggeredAt!;
@@ -196,12 +190,8 @@ describe('restore.load replication under signals', () => {
         const refused = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
         expect(refused.code, refused.stdout + refused.stderr).toBe(6);
         expect(refused.stderr).toContain('REPLICAOF NO ONE');
-        await probe.call('REPLICAOF', 'NO', 'ONE');
       }
-      await probe.flushall();
-      const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
-      expect(again.code, `after a kill at ${at} ms: ${again.stdout}${again.stderr}`).toBe(0);
-      expect(await state()).toMatchObject({ role: 'master', keys: KEYS });
+      await restoresWhole(`after a kill at ${at} ms`);
     }
     console.log(`kill -9 of a load by replication over 6 seeded points: ${JSON.stringify(seen)}`);
   }, 300_000);
