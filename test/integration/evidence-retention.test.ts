@@ -90,7 +90,11 @@ describe('prune keeps restore and drill evidence within evidence.keepWithin', ()
     // The evidence still proves itself: the signature of a report whose snapshot is gone still verifies.
     const local = (await readdir(path.join(ws.dir, 'reports'))).filter((n) => n.endsWith('.json'));
     expect(local).toHaveLength(9);
-    const v = await runCli(['report', 'verify', path.join(ws.storeDir, 'reports', ids[0]!, local.sort()[0]!), '-c', config]);
+    // The drill record of the oldest snapshot, read from that snapshot's folder: local names sort by the second
+    // they were written, then a random suffix, so two drills in one second need not sort in the order they ran.
+    const first = (await readdir(path.join(ws.storeDir, 'reports', ids[0]!))).filter((n) => n.endsWith('.json'));
+    expect(first).toHaveLength(1);
+    const v = await runCli(['report', 'verify', path.join(ws.storeDir, 'reports', ids[0]!, first[0]!), '-c', config]);
     expect(v.code, v.stderr).toBe(0);
     // A second prune keeps them too: reports of snapshots already gone stay while they are evidence.
     const again = await runCli(['prune', '-c', config, '--confirm', '--json']);
