@@ -1,8 +1,11 @@
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArchiveRechunker } from '../../src/backends/postgres/archive-rechunk.js';
 import { ArchiveRowCounter, parseToc, writeDataOffsets } from '../../src/backends/postgres/archive-rows.js';
 import { startPostgres, tableCounts, type PostgresServer } from '../helpers/postgres.js';
 
@@ -28,6 +31,8 @@ beforeAll(async () => {
      CREATE TABLE parent_a PARTITION OF parent FOR VALUES IN (1);
      CREATE TABLE parent_b PARTITION OF parent FOR VALUES IN (2);
      INSERT INTO parent SELECT i, 1 + i % 2 FROM generate_series(1, 1001) i;
+     CREATE TABLE wide (id int, body text);
+     INSERT INTO wide VALUES (1, 'short'), (2, repeat('w', 1200000)), (3, 'after the wide row'), (4, repeat('m', 200000)), (5, 'x');
      SELECT lo_from_bytea(0, decode(repeat('0a', 5000), 'hex'));`,
   );
 }, 120_000);
@@ -62,6 +67,7 @@ describe('ArchiveRowCounter: rows of a pg_dump -Fc -Z0 archive, as it streams', 
     expect(expected['public.plain']).toBe(50000);
     expect(expected['public.tricky']).toBe(779);
     expect(expected['public.empty']).toBe(0);
+    expect(expected['public.wide']).toBe(5);
   });
 
   it('tables whose data pg_dump left out are absent, not zero', async () => {
@@ -111,7 +117,7 @@ describe('data offsets: a streamed archive made seekable for pg_restore --jobs',
     // A wrong offset (one byte off) changes nothing.
     const [first] = Object.keys(offsets);
     expect(await writeDataOffsets(piped, { ...offsets, [first!]: offsets[first!]! + 1 })).toBe(0);
-    expect(await readFile(piped)).toEqual(bytes);
+    expect((await readFile(piped)).equals(bytes)).toBe(true);
 
     expect(await writeDataOffsets(piped, offsets)).toBe(Object.keys(offsets).length);
     expect(tocOffsets(await readFile(piped))).toEqual(offsets);
@@ -136,6 +142,106 @@ describe('data offsets: a streamed archive made seekable for pg_restore --jobs',
     const [drop] = Object.keys(offsets);
     delete offsets[drop!];
     expect(await writeDataOffsets(file, offsets)).toBe(0);
-    expect(await readFile(file)).toEqual(piped);
+    expect((await readFile(file)).equals(piped)).toBe(true);
+  });
+});
+
+/** The archive through an ArchiveRechunker, fed in chunks of `size` bytes (or the sizes `size` returns in turn). */
+async function rechunk(archive: Buffer, size: number | (() => number)): Promise<{ out: Buffer; r: ArchiveRechunker }> {
+  const r = new ArchiveRechunker();
+  const parts: Buffer[] = [];
+  const next = typeof size === 'number' ? () => size : size;
+  await pipeline(
+    Readable.from((function* () {
+      for (let i = 0; i < archive.length; ) {
+        const n = Math.max(1, next());
+        yield archive.subarray(i, i + n);
+        i += n;
+      }
+    })()),
+    r,
+    new Writable({ write: (c: Buffer, _e, cb) => (parts.push(c), cb()) }),
+  );
+  return { out: Buffer.concat(parts), r };
+}
+
+/** The SQL script pg_restore prints from an archive file (or, `piped`, from the file through a pipe). */
+async function scriptOf(file: string, piped = false): Promise<string> {
+  const bin = path.join(pg.binDir, 'pg_restore');
+  const { stdout } = piped
+    ? await run('bash', ['-c', `set -o pipefail; cat '${file}' | '${bin}' -f -`], { maxBuffer: 64 << 20 })
+    : await run(bin, ['-f', '-', file], { maxBuffer: 64 << 20 });
+  // \restrict and \unrestrict carry a random key each run (PostgreSQL 15.14 on).
+  return stdout.split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n');
+}
+
+function rowCounts(archive: Buffer): Record<string, number> {
+  const c = new ArchiveRowCounter();
+  for (let i = 0; i < archive.length; i += 65536) c.push(archive.subarray(i, i + 65536));
+  return Object.fromEntries(c.finish() ?? []);
+}
+
+describe('ArchiveRechunker: the row chunks of a -Z0 archive merged for pg_restore', () => {
+  let archive: Buffer;
+  let script: string;
+
+  beforeAll(async () => {
+    // Written to a file, so its table of contents holds data offsets, which the merge must mark "not set".
+    archive = await dump('rechunk-src.dump', ['--compress=0']);
+    script = await scriptOf(path.join(pg.dir, 'rechunk-src.dump'));
+  });
+
+  it('pg_restore reads the same SQL from it (every row, byte for byte, in order), from a file and from a pipe, whatever the input chunking', async () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), 1 + (seed % 70000));
+    const expectedRows = rowCounts(archive);
+    expect(expectedRows['public.wide']).toBe(5);
+    for (const [label, size] of [['5 B', 5], ['4 KiB', 4096], ['64 KiB', 65536], ['random', random], ['whole', archive.length]] as const) {
+      const { out, r } = await rechunk(archive, size);
+      expect(r.passedThrough, label).toBeNull();
+      // Rows are merged within an input chunk (real ones are 64 KiB to 8 MiB): 5-byte inputs hold no whole row.
+      if (size !== 5) expect(r.chunksOut, label).toBeLessThan(r.chunksIn / 10);
+      else expect(r.chunksOut, label).toBeLessThanOrEqual(r.chunksIn);
+      expect(r.offsetsCleared, label).toBeGreaterThanOrEqual(8);
+      expect(tocOffsets(out), label).toEqual({});
+      expect(out.length, label).toBeLessThan(archive.length);
+      // Still an archive the row counter follows, with the same rows.
+      expect(rowCounts(out), label).toEqual(expectedRows);
+      const file = path.join(pg.dir, `rechunked-${label.replace(/\W/g, '')}.dump`);
+      await writeFile(file, out);
+      expect(await scriptOf(file), label).toBe(script);
+      if (label === 'random') expect(await scriptOf(file, true), `${label}, piped`).toBe(script);
+    }
+  }, 120_000);
+
+  it('restored through a pipe, every table holds the same rows as the source, rows over 64 KiB and 1 MiB and the large object included', async () => {
+    const { out } = await rechunk(archive, 1 << 20);
+    const file = path.join(pg.dir, 'rechunked-restore.dump');
+    await writeFile(file, out);
+    await pg.query('postgres', 'CREATE DATABASE rows_merged');
+    await run('bash', ['-c', `set -o pipefail; cat '${file}' | '${path.join(pg.binDir, 'pg_restore')}' -h ${pg.host} -p ${pg.port} -U ${pg.superuser} -d rows_merged`], {
+      env: { ...process.env, PGPASSWORD: pg.superPassword },
+    });
+    expect(await tableCounts(pg, 'rows_merged')).toEqual(await tableCounts(pg, DB));
+    const digest = `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) AS d FROM (SELECT * FROM tricky UNION ALL SELECT id, body, NULL, NULL FROM wide) t`;
+    expect(await pg.query('rows_merged', digest)).toEqual(await pg.query(DB, digest));
+    const lo = `SELECT md5(string_agg(lo_get(oid), ''::bytea ORDER BY oid)) AS d FROM pg_largeobject_metadata`;
+    expect(await pg.query('rows_merged', lo)).toEqual(await pg.query(DB, lo));
+  });
+
+  it('passes on unchanged what it cannot follow: compressed data, a foreign stream, an archive cut inside its table of contents', async () => {
+    const z6 = await dump('rechunk-z6.dump', ['--compress=6']);
+    for (const [label, input] of [['compressed', z6], ['plain SQL', Buffer.from('-- plain SQL dump\nCREATE TABLE x (id int);\n')], ['cut head', archive.subarray(0, 200)]] as const) {
+      const { out, r } = await rechunk(input, 4096);
+      expect(out.equals(input), label).toBe(true);
+      expect(r.passedThrough, label).not.toBeNull();
+    }
+    expect((await rechunk(z6, 4096)).r.passedThrough).toBe('compressed data');
+  });
+
+  it('fails the stream, instead of ending it short, when the archive ends inside a data block', async () => {
+    await expect(rechunk(archive.subarray(0, archive.length - 3), 65536)).rejects.toThrow(/ends inside/);
+    const toc = parseToc(archive);
+    for (const size of [4096, 1 << 20]) await expect(rechunk(archive.subarray(0, toc.length + 1000), size), `${size}`).rejects.toThrow(/ends inside/);
   });
 });

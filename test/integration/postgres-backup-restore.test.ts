@@ -141,6 +141,25 @@ describe('tykdr restore --plan database', () => {
     expect(view[0]!.n).toBe('120');
   });
 
+  it('with one job (the default) the archive streams into pg_restore, its row chunks merged on the way; data equal', async () => {
+    const file = await ws.writeConfig('stdin.yaml', config(`{ target: { database: tyk_stdin, username: ${pg.superuser}, password: "\${PG_SUPER_PASSWORD}" } }`));
+    const report = await restore(file);
+    const step = report.steps.find((s: any) => s.id === 'database');
+    expect(step.checks.map((c: any) => [c.name, c.status])).toEqual([
+      ['database-counts', 'passed'],
+      ['database-indexes', 'passed'],
+    ]);
+    const d = step.details.pg;
+    expect(d).toMatchObject({ database_created: true, pg_restore_errors: 0, jobs: 1 });
+    expect(d.pg_restore_input).toMatch(/^stdin \(the staged zstd archive/);
+    // One chunk per row (and per table's end marker) in the archive; far fewer sent.
+    expect(d.copy_chunks.in_archive).toBeGreaterThanOrEqual(manifest.components.pg.source.total_rows);
+    expect(d.copy_chunks.sent).toBeGreaterThan(0);
+    expect(d.copy_chunks.sent).toBeLessThan(d.copy_chunks.in_archive / 10);
+    expect(await digests('tyk_stdin', Object.keys(originalDigests))).toEqual(originalDigests);
+    expect(await tableCounts(pg, 'tyk_stdin')).toEqual({ ...original, ...Object.fromEntries(ANALYTICS.map((t) => [t, 0])) });
+  });
+
   it('round trip into the same database after tables were dropped and rows changed', async () => {
     await pg.query(DB, 'DROP TABLE tyk_apis CASCADE'); // takes the view with it
     await pg.query(DB, 'DROP TABLE tyk_policies');

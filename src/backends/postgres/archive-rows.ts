@@ -17,11 +17,11 @@ import { open } from 'node:fs/promises';
  * - Supports archive versions 1.12 to 1.15 (pg_dump 11 to 16) with integer and offset sizes up to 8 bytes.
  */
 const MAX_TOC = 64 * 1024 * 1024;
-const BLK_DATA = 1;
-const BLK_BLOBS = 3;
+export const BLK_DATA = 1;
+export const BLK_BLOBS = 3;
 const NL = 10;
-const K_OFFSET_POS_NOT_SET = 1;
-const K_OFFSET_POS_SET = 2;
+export const K_OFFSET_POS_NOT_SET = 1;
+export const K_OFFSET_POS_SET = 2;
 /** pg_dump's end of COPY data in an archive: `\.` and three newlines. */
 const END = Buffer.from('\\.\n\n\n', 'latin1');
 

@@ -1,6 +1,7 @@
 import type { PostgresComponent } from '../../../core/config/load.js';
 import type { PostgresRestoreInput, PostgresRestoreOutcome } from './restore-types.js';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { integrityError, isAbortError, TykdrError } from '../../../core/errors.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
@@ -9,6 +10,7 @@ import { checkDatabaseCounts, checkDatabaseIndexes } from './postgres-checks.js'
 import { connectPg, dbnameConninfo, describeEndpoint, explainPgError, libpqEnv, targetEndpoint, type PgClient, type PgEndpoint } from '../connection.js';
 import { majorLabel, majorOf, toolPath, toolVersion, versionNum } from '../versions.js';
 import { readDumpFacts, type DumpFacts } from './dump-facts.js';
+import { ArchiveRechunker } from '../archive-rechunk.js';
 import { planExcludedTables } from './keep-excluded.js';
 import { restoreGlobals } from './restore-globals.js';
 import { runTool } from './run-tool.js';
@@ -120,6 +122,9 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
     // file to write first). Parallel jobs seek, so they get the file.
     if (plainFile === null && c.restore.jobs > 1) await archiveFile();
     const streamed = plainFile === null ? streamStaged(stagedArchive(input)) : null;
+    // Its row-sized data chunks merged on the way: pg_restore sends each chunk as one CopyData message (archive-rechunk.ts).
+    const rechunker = streamed ? new ArchiveRechunker() : null;
+    if (streamed) pipeline(streamed.stream, rechunker!).catch(() => undefined);
     if (plainFile !== null) args.push(plainFile);
     details.jobs = c.restore.jobs;
     details.pg_restore_input = streamed ? `stdin (the staged ${input.stagedCompression} archive decompressed as read)` : 'file';
@@ -129,12 +134,17 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
       secrets: ep.password ? [ep.password.reveal()] : [],
       signal: input.signal,
       stall: { ms: stallMs, busy: () => serverWorksForUs(ep, Math.min(stallMs, 10_000)) },
-      ...(streamed ? { stdin: streamed.stream } : {}),
+      ...(rechunker ? { stdin: rechunker } : {}),
     });
     details.restore_ms = run.durationMs;
+    if (rechunker) {
+      details.copy_chunks = rechunker.passedThrough === null
+        ? { in_archive: rechunker.chunksIn, sent: rechunker.chunksOut }
+        : { merged: false, why: rechunker.passedThrough };
+    }
     if (run.inputError) {
       throw integrityError(
-        `components.${c.name}: decompressing the staged archive failed while pg_restore read it (${run.inputError.message}); pg_restore was stopped, the database is partly restored`,
+        `components.${c.name}: reading the staged archive failed while pg_restore read it (${run.inputError.message}); pg_restore was stopped, the database is partly restored`,
         'restore again (it replaces every object of the dump); if it fails the same way, restore from another snapshot',
         run.inputError,
       );
