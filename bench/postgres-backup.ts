@@ -234,7 +234,8 @@ async function startCluster(): Promise<Cluster> {
 interface Row {
   op: 'backup' | 'restore';
   run: number;
-  contender: 'baseline' | 'tykdr';
+  /** compare: another checkout's tykdr (--compare ROOT) restoring the same snapshot. */
+  contender: 'baseline' | 'tykdr' | 'compare';
   seconds: number;
   /** tykdr: its node process; baseline: all of its processes summed. */
   peakKb: number;
@@ -251,7 +252,7 @@ function peakOf(m: Measured, contender: Row['contender']): { peakKb: number; pea
   const list = [...m.peaks.values()];
   const node = list.filter(([comm]) => comm === 'node').reduce((a, [, kb]) => Math.max(a, kb), 0);
   return {
-    peakKb: contender === 'tykdr' ? node : list.filter(([comm]) => comm !== 'bash').reduce((a, [, kb]) => a + kb, 0),
+    peakKb: contender !== 'baseline' ? node : list.filter(([comm]) => comm !== 'bash').reduce((a, [, kb]) => a + kb, 0),
     peakDetail: list.filter(([comm]) => comm !== 'bash').map(([comm, kb]) => `${comm} ${fmtMB(kb * 1024)}`).join(', '),
   };
 }
@@ -276,11 +277,12 @@ async function main(): Promise<void> {
       jobs: { type: 'string', default: '1' },
       'quiet-wait': { type: 'string', default: '120' },
       'summary-json': { type: 'string' },
+      compare: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npx tsx bench/postgres-backup.ts [--scale 70] [--runs 1] [--jobs 1] [--quiet-wait 120] [--summary-json FILE]\n');
+    process.stdout.write('usage: npx tsx bench/postgres-backup.ts [--scale 70] [--runs 1] [--jobs 1] [--quiet-wait 120] [--summary-json FILE] [--compare ROOT]\n');
     return;
   }
   const scale = Number(values.scale);
@@ -288,6 +290,8 @@ async function main(): Promise<void> {
   const jobs = Number(values.jobs);
   const quietWait = Number(values['quiet-wait']);
   if (![scale, runs, jobs].every((n) => Number.isInteger(n) && n >= 1)) throw new Error('bad --scale/--runs/--jobs');
+  const compareRoot = values.compare ? path.resolve(values.compare) : null;
+  if (compareRoot) statSync(path.join(compareRoot, 'dist/commands/restore.js'));
   try {
     statSync(path.join(repoRoot, 'dist/commands/backup.js'));
   } catch {
@@ -373,7 +377,9 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
     }
 
     // ---------------------------------------------------------------- restore (fresh database each time)
-    for (const contender of order) {
+    // With --compare, another checkout restores the same snapshot too (first or last in turn), for a before/after.
+    const restoreOrder: Row['contender'][] = compareRoot ? (run % 2 === 1 ? [...order, 'compare'] : ['compare', ...order]) : order;
+    for (const contender of restoreOrder) {
       const db = `restored_${contender}_${run}`;
       if (quietWait > 0) await waitQuiet(quietWait);
       log(`run ${run}: restore into a fresh database, ${contender}`);
@@ -384,19 +390,22 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
         script = `age -d -i '${identity}' '${baseFile}' | '${PG_BIN}/pg_restore' -d ${db}`;
       } else {
         await writeFile(cfg, tykdrConfig(db));
-        script = `${node} restore --plan database --yes --json --snapshot ${snapshotId} -c '${cfg}'`;
+        const cli = contender === 'compare' ? `'${process.execPath}' '${compareRoot}/bin/run.js'` : node;
+        script = `${cli} restore --plan database --yes --json --snapshot ${snapshotId} -c '${cfg}'`;
       }
       const m = await measured(script, env, pg.postmaster, path.join(work, 'times.txt'));
       if (m.code !== 0) throw new Error(`restore ${contender} exited ${m.code}: ${(m.stdout + m.stderr).slice(-3000)}`);
       const got = Number(await pg.sql(db, 'SELECT count(*) FROM pgbench_accounts'));
       if (got !== accounts) throw new Error(`${contender} restored ${got} pgbench_accounts rows, expected ${accounts}`);
       let note = `pgbench_accounts ${got.toLocaleString('en')} rows`;
-      if (contender === 'tykdr') {
+      if (contender !== 'baseline') {
         const report = JSON.parse(m.stdout).report;
         const stage = report.steps.find((s: any) => s.id === 'stage');
         const step = report.steps.find((s: any) => s.component === 'database');
         const checks = step.checks.map((c: any) => `${c.name} ${c.status} ${(c.durationMs / 1000).toFixed(1)} s`).join(', ');
-        note += `; stage ${(stage.durationMs / 1000).toFixed(1)} s, pg_restore --jobs ${jobs} ${(step.details.db.restore_ms / 1000).toFixed(1)} s, ${checks}`;
+        const chunks = step.details.db.copy_chunks;
+        note += `; stage ${(stage.durationMs / 1000).toFixed(1)} s, pg_restore --jobs ${jobs} ${(step.details.db.restore_ms / 1000).toFixed(1)} s, ${checks}` +
+          (chunks?.sent ? `; ${chunks.in_archive.toLocaleString('en')} data chunks sent as ${chunks.sent.toLocaleString('en')}` : '');
       }
       rows.push({ op: 'restore', run, contender, seconds: m.seconds, ...peakOf(m, contender), commandCpu: m.commandCpu, serverCpu: m.serverCpu, otherCpu: m.otherCpu, note });
       log(`  ${m.seconds.toFixed(2)} s; ${note}`);
@@ -463,6 +472,15 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
   }
   out.push(`Summary${runs > 1 ? ` (medians of ${runs} runs; ratio = median of per-run ratios; RSS = highest run)` : ''}:`);
   out.push(table(sumHeader, sumBody));
+  if (compareRoot) {
+    const pairs = rows.filter((r) => r.op === 'restore' && r.contender === 'compare').map((c) => ({ c, t: rows.find((r) => r.op === 'restore' && r.run === c.run && r.contender === 'tykdr')! }));
+    const cpu = (r: Row) => r.commandCpu + r.serverCpu;
+    out.push(
+      `restore, this checkout against --compare ${compareRoot} (same snapshot, same runs): wall ${median(pairs.map((x) => x.t.seconds / x.c.seconds)).toFixed(3)}x, ` +
+        `CPU (tykdr + server) ${median(pairs.map((x) => cpu(x.t) / cpu(x.c))).toFixed(3)}x; compare ${median(pairs.map((x) => x.c.seconds)).toFixed(2)} s, ` +
+        `${median(pairs.map((x) => cpu(x.c))).toFixed(2)} CPU-s; this ${median(pairs.map((x) => x.t.seconds)).toFixed(2)} s, ${median(pairs.map((x) => cpu(x.t))).toFixed(2)} CPU-s`,
+    );
+  }
   out.push('');
   out.push('Peak RSS by process (MB):');
   for (const r of rows) out.push(`  ${r.op} run ${r.run} ${r.contender}: ${r.peakDetail}`);
