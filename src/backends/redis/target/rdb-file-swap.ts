@@ -63,7 +63,7 @@ async function waitFor(o: RdbSwapOptions, want: TargetState, ms: number, signal?
 }
 
 /**
- * Self-managed restore: stop Redis, move its RDB (or AOF folder) aside as `<name>.tykdr-<ts>.bak`, put the
+ * Self-managed restore: stop Redis, move its RDB (or AOF folder) aside as `<name>.tykdr-<ts>.bak` (see asideName), put the
  * staged one in its place (same owner as what it replaces; a file also keeps its mode), start Redis and
  * wait until it has loaded. Contract: when anything fails after the old data was moved aside (including
  * an abort), it is put back and Redis is started again before the error is thrown; the error says whether
@@ -100,7 +100,7 @@ export async function swapRdbFile(o: RdbSwapOptions): Promise<RdbSwapResult> {
     const old = await stat(dest).catch(() => null);
     const owner = old ?? (await stat(o.dataDir));
     if (old) {
-      previousFile = `${dest}.tykdr-${fileTimestamp()}.bak`;
+      previousFile = await asideName(dest);
       await rename(dest, previousFile);
     }
     if (o.kind === 'file') await chmod(o.staged, old ? old.mode & 0o777 : 0o600);
@@ -142,6 +142,20 @@ export async function swapRdbFile(o: RdbSwapOptions): Promise<RdbSwapResult> {
     if (isAbortError(err)) throw err;
     const e = err instanceof TykdrError ? err : new TykdrError('targetError', `restoring ${o.destName} into ${o.dataDir} failed: ${(err as Error).message}`, { cause: err });
     throw new TykdrError(e.kind === 'badInput' ? 'badInput' : 'targetError', `${e.message}. ${note}`, { fix: e.fix, cause: err });
+  }
+}
+
+/**
+ * `<dest>.tykdr-<second>.bak`, or with `-2`, `-3`... when taken: a rename replaces a file in its way, and the
+ * set-aside data of a swap earlier in the same second (a --resume right after a killed restore) holds the data from
+ * before the restore. The check and the rename are two steps: two restores swapping one target's file at the same
+ * moment are not guarded against here (they would fight over the data file itself anyway).
+ */
+async function asideName(dest: string): Promise<string> {
+  const base = `${dest}.tykdr-${fileTimestamp()}`;
+  for (let n = 1; ; n++) {
+    const name = n === 1 ? `${base}.bak` : `${base}-${n}.bak`;
+    if ((await lstat(name).catch(() => null)) === null) return name;
   }
 }
 
