@@ -28,11 +28,11 @@ export async function processesUsing(fragment: string): Promise<string[]> {
   return out;
 }
 
-export async function eventually(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+export async function eventually(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000, intervalMs = 100): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 

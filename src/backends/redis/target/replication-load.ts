@@ -110,8 +110,11 @@ export async function runReplicationLoad(ctx: ModeContext, evidenceWanted: Evide
   let replicating = false;
   let promoted = false;
   const started = Date.now();
-  // Puts the target back as it was: a master, its settings restored. Each step on its own, so one failing does not skip the rest.
-  const undo = async (): Promise<string[]> => {
+  // Puts the target back as it was: a master, its settings restored. Each step on its own, so one failing does not skip the
+  // rest. Once: a later call gets the first one's result (a target that stopped answering costs stallTimeout per step).
+  let undone: Promise<string[]> | null = null;
+  const undo = (): Promise<string[]> => (undone ??= undoOnce());
+  const undoOnce = async (): Promise<string[]> => {
     const failed: string[] = [];
     await feed.close();
     if (replicating && !promoted) {
@@ -142,9 +145,16 @@ export async function runReplicationLoad(ctx: ModeContext, evidenceWanted: Evide
       if (before.diskless === 'disabled') {
         await client.config('SET', 'repl-diskless-load', 'on-empty-db').then(() => changed.push(['repl-diskless-load', 'disabled']), () => undefined);
       }
-      await client.call('REPLICAOF', feed.address.host, String(feed.address.port));
+      // From the moment REPLICAOF is sent the target may be a replica of tykdr: a reply lost to a stall or a cut
+      // connection does not undo it. Only an error reply (a refusal) means it is not.
       replicating = true;
+      await client.call('REPLICAOF', feed.address.host, String(feed.address.port)).catch((err: unknown) => {
+        if ((err as Error)?.name === 'ReplyError') replicating = false;
+        throw err;
+      });
     } catch (err) {
+      // Maybe a replica now: the catch below puts it back and says in which state it is.
+      if (replicating) throw explainTargetError(err, target, 'make it a replica of tykdr (REPLICAOF)');
       await undo();
       if (refused(err)) throw new ReplicationNotUsed(`user "${target.conn.username ?? 'default'}" may not change the target's replication (${String((err as Error).message).split('\n')[0]})`);
       throw explainTargetError(err, target, 'make it a replica of tykdr (CONFIG SET, REPLICAOF)');
@@ -152,7 +162,14 @@ export async function runReplicationLoad(ctx: ModeContext, evidenceWanted: Evide
     if (!(await feed.waitForReplica(CONNECT_MS, signal))) {
       signal?.throwIfAborted();
       const failed = await undo();
-      if (failed.length > 0) throw new TykdrError('targetError', `${at} did not connect to tykdr at ${address}, and putting it back failed (${failed.join(', ')})`, { fix: `run REPLICAOF NO ONE on ${target.display}` });
+      // Put back or not, the catch below says in which state the target is (and what to run).
+      if (failed.some((f) => /Command timed out/.test(f))) {
+        const setting = `components.${input.component.name}.stallTimeout`;
+        throw new TykdrError('targetError', `${at} stopped answering while tykdr waited for it to connect to ${address}: a command got no reply within ${target.conn.stallTimeout ?? '60s'} (${setting})`, {
+          fix: `check that Redis at ${target.display} answers (a blocked or overloaded server), then restore again; on a slow link raise ${setting}`,
+        });
+      }
+      if (failed.length > 0) throw new TykdrError('targetError', `${at} did not connect to tykdr at ${address}, and putting it back failed`, { fix: `run REPLICAOF NO ONE on ${target.display}` });
       throw new ReplicationNotUsed(`the target did not connect to tykdr at ${address} within ${CONNECT_MS / 1000} s (set restore.replicationAddress to an address it reaches)`);
     }
     details.load = 'replication';
