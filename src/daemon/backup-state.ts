@@ -83,7 +83,8 @@ export class BackupState {
 
   /**
    * Reads the manifests of complete snapshots it has not seen yet, newest id first, until each
-   * component has been found (ids sort by time). The first call reads the whole history only when a
+   * component has been found and the second of the last one read is done (ids sort by their second, then a
+   * random suffix; applyManifest keeps the newest). The first call reads the whole history only when a
    * component was never backed up; later calls usually read nothing or one manifest.
    */
   async refresh(store: Store, signal?: AbortSignal): Promise<{ read: number }> {
@@ -96,11 +97,15 @@ export class BackupState {
     const found = new Set<string>();
     const unreadable = new Set<string>();
     let read = 0;
+    let lastSecond = '';
     for (const id of complete) {
-      if (found.size === this.#states.size) break;
+      // Ids sort by their second, then a random suffix: others of the second last read may still be newer.
+      const second = id.slice(0, id.indexOf('-'));
+      if (found.size === this.#states.size && second !== lastSecond) break;
       try {
         const m = await readManifest(store, id, signal);
         read++;
+        lastSecond = second;
         this.applyManifest(m);
         for (const [a, e] of Object.entries(m.components)) {
           const name = e.config_component ?? a;
