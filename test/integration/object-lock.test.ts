@@ -113,7 +113,8 @@ describe('S3 Object Lock: the store', () => {
 
   it('Store.delete of an object whose retention has ended removes every version and marker', async () => {
     const s = store('locked', { prefix: 'expired' });
-    const soon = new Date(Date.now() + 2000);
+    // Room for the PUTs, the DELETE and the first Store.delete on a loaded machine (MinIO keeps whole seconds).
+    const soon = new Date(Date.now() + 4000);
     for (const body of ['v1', 'v2']) {
       await minio.client.send(
         new PutObjectCommand({ Bucket: 'locked', Key: 'expired/obj', Body: body, ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: soon }),
@@ -248,7 +249,8 @@ components:
   }
 
   it('once retention ends, prune really removes the data (every version), and a partly locked snapshot loses its manifest first', async () => {
-    const soon = new Date(Date.now() + 2500);
+    // Still ahead when the two clones' PUTs are sent, on a loaded machine too.
+    const soon = new Date(Date.now() + 5000);
     const later = new Date(Date.now() + DAY);
     const expired = await cloneWithRetention(second, new Date(Date.now() - 3 * DAY), () => soon);
     const mixed = await cloneWithRetention(second, new Date(Date.now() - 2 * DAY), (n) => (n === 'manifest.json' ? soon : later));

@@ -16,7 +16,7 @@ import { startMinio, type Minio } from '../helpers/minio.js';
 import { repoRoot } from '../helpers/paths.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
-import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { makeWorkspace, writingObjectOf, type Workspace } from '../helpers/workspace.js';
 
 /**
  * A TCP fault proxy (test/helpers/fault-proxy.ts) between tykdr and MinIO: connection resets, stalls and a
@@ -477,11 +477,16 @@ components:
   redis: { kind: redis, port: ${redis.port} }
 `,
       );
+      // Killed once the object is being written (not a fixed time after the start: a loaded machine may be slower).
+      let waiting: Promise<void> | undefined;
       const res = await runCli(['backup', '-c', config], {
         onStderr: (chunk, kill) => {
-          if (chunk.includes('redis (redis): started')) setTimeout(() => kill('SIGKILL'), 1000);
+          if (waiting || !chunk.includes('redis (redis): started')) return;
+          waiting = waitFor('the Redis object being written', () => writingObjectOf(storeDir, 'redis')).then(() => kill('SIGKILL'));
+          waiting.catch(() => undefined); // awaited below
         },
       });
+      await waiting;
       expect(res.signal).toBe('SIGKILL');
       const [id] = await readdir(path.join(storeDir, 'snapshots'));
       const partials = (await readdir(path.join(storeDir, 'snapshots', id!))).filter((n) => n.includes('.partial-'));

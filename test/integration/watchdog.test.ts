@@ -26,10 +26,17 @@ describe('watchChild', () => {
       import(${JSON.stringify(path.join(repoRoot, 'dist/core/util/watchdog.js'))}).then(({ watchChild }) => {
         const child = ${spawnCall};
         watchChild(child, ${opts});
-        setTimeout(() => {
-          const kids = ${opts === '{}' ? '[]' : "String(execFileSync('pgrep', ['-P', String(child.pid)])).trim().split('\\n')"};
+        // (group) Until the shell has started its sleep: pgrep exits 1 while it has no child yet.
+        const report = () => {
+          let kids = [];
+          try {
+            kids = ${opts === '{}' ? '[]' : "String(execFileSync('pgrep', ['-P', String(child.pid)])).trim().split('\\n')"};
+          } catch {
+            return setTimeout(report, 50);
+          }
           process.stdout.write(String(kids[0] ?? child.pid) + '\\n');
-        }, 300);
+        };
+        setTimeout(report, 300);
       });
       setInterval(() => {}, 1000);`;
     const parent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });

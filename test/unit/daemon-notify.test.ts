@@ -108,7 +108,8 @@ describe('webhook notifier', () => {
     const n = webhookNotifier({ webhooks: [hook('http://127.0.0.1:9/hook', { retries: 5 })], log, metrics, queueLimit: 2, backoffMs: 10_000 });
     const t = Date.now();
     for (let i = 0; i < 5; i++) n.notify({ event: 'backup_failed', message: `#${i}`, details: {} });
-    expect(Date.now() - t).toBeLessThan(50);
+    // Far below one attempt's time (each notify returns at once; a GC pause or a busy machine may add some ms).
+    expect(Date.now() - t).toBeLessThan(500);
     await n.close(300);
     expect(Date.now() - t).toBeLessThan(2000);
     expect(lines.filter((l) => l.msg === 'webhook queue full: dropped the oldest event')).toHaveLength(2);
