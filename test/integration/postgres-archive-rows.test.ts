@@ -229,6 +229,26 @@ describe('ArchiveRechunker: the row chunks of a -Z0 archive merged for pg_restor
     expect(await pg.query('rows_merged', lo)).toEqual(await pg.query(DB, lo));
   });
 
+  it('knows where each block of its output starts: written into the merged file, pg_restore --jobs 2 seeks and restores every row', async () => {
+    const { out, r } = await rechunk(archive, 65536);
+    const offsets = r.dataOffsets()!;
+    // The same blocks as the archive's own offsets name (pg_dump wrote it to a file), each now at its merged place.
+    expect(Object.keys(offsets).sort()).toEqual(Object.keys(tocOffsets(archive)).sort());
+    const file = path.join(pg.dir, 'rechunked-jobs.dump');
+    await writeFile(file, out);
+    // writeDataOffsets checks each offset against the block header there before it writes any.
+    expect(await writeDataOffsets(file, offsets)).toBe(Object.keys(offsets).length);
+    expect(tocOffsets(await readFile(file))).toEqual(offsets);
+    expect(await scriptOf(file)).toBe(script);
+    await pg.query('postgres', 'CREATE DATABASE rows_jobs');
+    await run(path.join(pg.binDir, 'pg_restore'), ['--jobs=2', '-h', pg.host, '-p', String(pg.port), '-U', pg.superuser, '-d', 'rows_jobs', file], {
+      env: { ...process.env, PGPASSWORD: pg.superPassword },
+    });
+    expect(await tableCounts(pg, 'rows_jobs')).toEqual(await tableCounts(pg, DB));
+    // Passed through, the output keeps the input's offsets: none are offered.
+    expect((await rechunk(await dump('rechunk-z6b.dump', ['--compress=6']), 4096)).r.dataOffsets()).toBeNull();
+  });
+
   it('passes on unchanged what it cannot follow: compressed data, a foreign stream, an archive cut inside its table of contents', async () => {
     const z6 = await dump('rechunk-z6.dump', ['--compress=6']);
     for (const [label, input] of [['compressed', z6], ['plain SQL', Buffer.from('-- plain SQL dump\nCREATE TABLE x (id int);\n')], ['cut head', archive.subarray(0, 200)]] as const) {

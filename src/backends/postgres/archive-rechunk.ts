@@ -52,11 +52,29 @@ export class ArchiveRechunker extends Transform {
   offsetsCleared = 0;
   /** Why the archive passed through unchanged (from where it was not understood), or null. */
   passedThrough: string | null = null;
+  /** Bytes sent so far. */
+  private sent = 0;
+  /** Dump id -> where its block starts in the output (for writeDataOffsets: parallel pg_restore workers seek). */
+  private readonly blockAt = new Map<number, number>();
+
+  /**
+   * Where each block starts in what was sent, by dump id: for writeDataOffsets once the output is a file. Null
+   * when the archive passed through unchanged, in part or whole (its own offsets, if any, are then still valid).
+   */
+  dataOffsets(): Record<string, number> | null {
+    if (this.passedThrough !== null || this.state === 'head') return null;
+    return Object.fromEntries([...this.blockAt].map(([id, at]) => [String(id), at]));
+  }
+
+  private send(b: Buffer): void {
+    this.sent += b.length;
+    this.push(b);
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     try {
       if (this.state === 'head') this.readHead(chunk);
-      else if (this.state === 'pass') this.push(chunk);
+      else if (this.state === 'pass') this.send(chunk);
       else this.data(chunk);
       done();
     } catch (err) {
@@ -90,7 +108,7 @@ export class ArchiveRechunker extends Transform {
   private passThrough(why: string): void {
     this.passedThrough = why;
     this.state = 'pass';
-    for (const b of this.head) this.push(b);
+    for (const b of this.head) this.send(b);
     this.head = [];
   }
 
@@ -123,7 +141,7 @@ export class ArchiveRechunker extends Transform {
       head.fill(0, e.offsetAt + 1, e.offsetAt + 1 + toc.offSize);
       this.offsetsCleared++;
     }
-    this.push(head);
+    this.send(head);
     if (all.length > toc.length) this.data(all.subarray(toc.length));
   }
 
@@ -160,13 +178,13 @@ export class ArchiveRechunker extends Transform {
       const n = o - run - hdr;
       w[run] = 0;
       for (let i = 0, v = n; i < this.intSize; i++, v = Math.floor(v / 256)) w[run + 1 + i] = v % 256;
-      this.push(w.subarray(run, o));
+      this.send(w.subarray(run, o));
       this.chunksOut++;
       run = -1;
       raw = at;
     };
     const pushRaw = (end: number) => {
-      if (end > raw) this.push(w.subarray(raw, end));
+      if (end > raw) this.send(w.subarray(raw, end));
       raw = end;
     };
     let cut = -1;
@@ -233,6 +251,8 @@ export class ArchiveRechunker extends Transform {
             p = len;
             break loop;
           }
+          // Nothing is held between blocks (no merged chunk open): w[p] goes out at sent + (p - raw).
+          this.blockAt.set(this.int(w, p + 1), this.sent + (p - raw));
           p += 1 + hdr; // the type and the dump id, unchanged
           this.state = type === BLK_DATA ? 'rows' : 'blobOid';
           break;

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Store } from '../interfaces/store.js';
 import { createDecryptStream, recipientFingerprint } from '../age/index.js';
@@ -239,14 +239,16 @@ export function streamStaged(s: CompressedStaged): { stream: Tap; bytes: () => n
 /**
  * Decompresses a staged artifact kept compressed into the plaintext file `dest` (mode 0600, replaced if there), for a
  * path that reads a file; its size is checked against the manifest. `where` names it in errors ("components.pg").
+ * `through`: a transform the plaintext passes on its way to the file (after it is counted).
  */
-export async function inflateStaged(s: CompressedStaged, dest: string, where: string, signal?: AbortSignal): Promise<void> {
+export async function inflateStaged(s: CompressedStaged, dest: string, where: string, signal?: AbortSignal, through?: Transform): Promise<void> {
   await makeDir(path.dirname(dest), 0o700);
   const counted = new Tap();
+  const out = createWriteStream(dest, { mode: 0o600 });
+  const opts = signal ? { signal } : {};
   try {
-    await pipeline(createReadStream(s.file), createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES }), counted, createWriteStream(dest, { mode: 0o600 }), {
-      ...(signal ? { signal } : {}),
-    });
+    const inflate = createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES });
+    await (through ? pipeline(createReadStream(s.file), inflate, counted, through, out, opts) : pipeline(createReadStream(s.file), inflate, counted, out, opts));
   } catch (err) {
     if (isAbortError(err)) throw err;
     throw integrityError(`${where}: decompressing the staged artifact failed: ${(err as Error).message}`, 'restore from another snapshot', err);

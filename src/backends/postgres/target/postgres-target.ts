@@ -40,8 +40,12 @@ export const postgresTarget: Target<PostgresComponent> = {
     });
   },
 
-  /** A dump restored with one job is decompressed as pg_restore reads it (no plaintext file written first). */
-  stagesCompressed: (entry, component) => entry.kind === 'postgres' && component.restore.jobs <= 1,
+  /**
+   * A dump is staged still compressed: one job decompresses it as pg_restore reads it (no plaintext file written
+   * first); --jobs and the list of excluded tables get a plaintext file made from it (restore-postgres.ts), with
+   * its row chunks merged and data offsets written in on the way.
+   */
+  stagesCompressed: (entry) => entry.kind === 'postgres',
 
   /** A throwaway database ("tykdr_drill_<random>") on the configured server, dropped by stop(). */
   async scratch({ component: c }) {

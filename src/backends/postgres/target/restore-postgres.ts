@@ -11,6 +11,7 @@ import { connectPg, dbnameConninfo, describeEndpoint, explainPgError, libpqEnv, 
 import { majorLabel, majorOf, toolPath, toolVersion, versionNum } from '../versions.js';
 import { readDumpFacts, type DumpFacts } from './dump-facts.js';
 import { ArchiveRechunker } from '../archive-rechunk.js';
+import { writeDataOffsets } from '../archive-rows.js';
 import { planExcludedTables } from './keep-excluded.js';
 import { restoreGlobals } from './restore-globals.js';
 import { runTool } from './run-tool.js';
@@ -95,7 +96,7 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
 
     // The archive as a plaintext file: the staged file, or (staged still compressed) inflated on first need.
     let plainFile: string | null = input.stagedCompression ? null : input.stagedFile;
-    const archiveFile = async () => (plainFile ??= await inflateArchive(input, c.name));
+    const archiveFile = async () => (plainFile ??= await inflateArchive(input, c.name, details));
 
     // Excluded tables the target has keep their rows: pg_restore gets a list without them (see keep-excluded.ts).
     const keep = await planExcludedTables({
@@ -137,11 +138,7 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
       ...(rechunker ? { stdin: rechunker } : {}),
     });
     details.restore_ms = run.durationMs;
-    if (rechunker) {
-      details.copy_chunks = rechunker.passedThrough === null
-        ? { in_archive: rechunker.chunksIn, sent: rechunker.chunksOut }
-        : { merged: false, why: rechunker.passedThrough };
-    }
+    if (rechunker) details.copy_chunks = copyChunks(rechunker);
     if (run.inputError) {
       throw integrityError(
         `components.${c.name}: reading the staged archive failed while pg_restore read it (${run.inputError.message}); pg_restore was stopped, the database is partly restored`,
@@ -208,11 +205,24 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
   }
 }
 
-/** The staged archive decompressed into the work folder, for the paths that read a file. */
-async function inflateArchive(input: PostgresRestoreInput, component: string): Promise<string> {
+/**
+ * The staged archive decompressed into the work folder, for the paths that read a file (pg_restore --jobs, the list of
+ * excluded tables kept): its row chunks merged on the way (archive-rechunk.ts), then the data offsets of the merged
+ * file written into its table of contents, so that parallel workers seek to their table (a streamed archive has none).
+ */
+async function inflateArchive(input: PostgresRestoreInput, component: string, details: Record<string, unknown>): Promise<string> {
   const file = path.join(input.workDir, 'archive.pgdump');
-  await inflateStaged(stagedArchive(input), file, `components.${component}`, input.signal);
+  const rechunker = new ArchiveRechunker();
+  await inflateStaged(stagedArchive(input), file, `components.${component}`, input.signal, rechunker);
+  details.copy_chunks = copyChunks(rechunker);
+  const offsets = rechunker.dataOffsets();
+  details.data_offsets_written = offsets ? await writeDataOffsets(file, offsets).catch(() => 0) : 0;
   return file;
+}
+
+/** What the rechunker did, for the step's details. */
+function copyChunks(r: ArchiveRechunker): Record<string, unknown> {
+  return r.passedThrough === null ? { in_archive: r.chunksIn, sent: r.chunksOut } : { merged: false, why: r.passedThrough };
 }
 
 /** The staged archive as streamStaged and inflateStaged (core/restore/staging.ts) read it. */

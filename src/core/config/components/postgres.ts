@@ -62,7 +62,7 @@ export const postgresComponentSchema = z.strictObject({
         .max(16)
         .default(1)
         .describe(
-          'pg_restore --jobs. A dump streamed from pg_dump has no data offsets (pg_dump cannot seek back into a pipe), so parallel workers read through the archive to find their tables: raise it only for databases with several large tables.',
+          'pg_restore --jobs. Above 1 the archive is decompressed into a file first, with the data offsets a streamed dump lacks written in (so workers seek to their table): raise it for databases with several large tables and a target server with idle cores.',
         ),
       owners: z
         .enum(['auto', 'keep', 'skip'])
