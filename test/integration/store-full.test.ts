@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TykdrError } from '../../src/core/errors.js';
+import { compressedStaged, inflateStaged } from '../../src/core/restore/staging.js';
 import { runCli } from '../helpers/cli.js';
 import { fingerprintTree, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -74,5 +76,30 @@ describe('a local store on a full file system', () => {
     expect(res.stderr).not.toContain('This is a bug');
     const snapshots = await readdir(path.join(store, 'snapshots')).catch(() => []);
     for (const id of snapshots) expect(await readdir(path.join(store, 'snapshots', id))).toEqual([]);
+  });
+});
+
+describe('a restore that decompresses a staged artifact into a full file system', () => {
+  it('says the folder is full (bad input, naming restore.stagingDir), not that the snapshot is damaged; leaves no stream open', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tykdr-inflate-'));
+    try {
+      // 1 MiB of zeros, compressed to a few bytes: it cannot be written out into a 64 KiB file system.
+      const plain = path.join(dir, 'plain');
+      await writeFile(plain, Buffer.alloc(1 << 20));
+      await exec('zstd', ['-q', '-f', plain, '-o', `${plain}.zst`]);
+      const staged = compressedStaged(`${plain}.zst`, 'zstd', { stored_bytes: 100, plaintext_bytes: 1 << 20 });
+      const dest = path.join(await tmpfs('size=64k'), 'work', 'archive.pgdump');
+      const err = await inflateStaged(staged, dest, 'components.pg').then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(TykdrError);
+      expect((err as TykdrError).kind).toBe('badInput');
+      expect((err as TykdrError).message).toBe(`components.pg: writing the decompressed artifact to ${dest} failed (ENOSPC)`);
+      expect((err as TykdrError).fix).toContain('restore.stagingDir');
+      // With room, the same staged file inflates whole.
+      const roomy = path.join(dir, 'out', 'archive.pgdump');
+      await inflateStaged(staged, roomy, 'components.pg');
+      expect((await readFile(roomy)).equals(Buffer.alloc(1 << 20))).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -224,7 +224,12 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
     targetOverrides: opts.targetOverrides,
     stagingDir: config.restore.stagingDir ?? tmpdir(),
     reportDir: opts.kind === 'drill' ? (config.drill.reportDir ?? config.restore.reportDir) : config.restore.reportDir,
-    plaintextBytes: names.reduce((n, c) => n + manifest.components[c]!.artifact.plaintext_bytes, 0),
+    // An artifact staged still compressed may be decompressed into a file beside it (PostgreSQL with --jobs): both.
+    plaintextBytes: names.reduce((n, c) => {
+      const entry = manifest.components[c]!;
+      const m = members.resolved.get(c);
+      return n + entry.artifact.plaintext_bytes + (m?.target.stagesCompressed?.(entry, m.component) === true ? entry.artifact.stored_bytes : 0);
+    }, 0),
   });
   const targets = await assessTargets(members, manifest, opts.filesTo, opts.signal);
   for (const s of opts.storeFallback ?? []) warnings.push(`store "${s.name}" (${s.location}) was not used: ${s.reason}; the snapshot was read from ${store.location}`);

@@ -244,13 +244,23 @@ export function streamStaged(s: CompressedStaged): { stream: Tap; bytes: () => n
 export async function inflateStaged(s: CompressedStaged, dest: string, where: string, signal?: AbortSignal, through?: Transform): Promise<void> {
   await makeDir(path.dirname(dest), 0o700);
   const counted = new Tap();
-  const out = createWriteStream(dest, { mode: 0o600 });
   const opts = signal ? { signal } : {};
+  let out: ReturnType<typeof createWriteStream> | undefined;
   try {
+    out = createWriteStream(dest, { mode: 0o600 });
     const inflate = createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES });
     await (through ? pipeline(createReadStream(s.file), inflate, counted, through, out, opts) : pipeline(createReadStream(s.file), inflate, counted, out, opts));
   } catch (err) {
+    out?.destroy();
     if (isAbortError(err)) throw err;
+    // The file could not be written (a full disk): not the snapshot's fault.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+      throw new TykdrError('badInput', `${where}: writing the decompressed artifact to ${dest} failed (${code})`, {
+        fix: 'free space in restore.stagingDir, or set it to a folder with room (it holds the staged artifact and, for this one, its plaintext too), then restore again',
+        cause: err,
+      });
+    }
     throw integrityError(`${where}: decompressing the staged artifact failed: ${(err as Error).message}`, 'restore from another snapshot', err);
   }
   if (counted.bytes !== s.plaintextBytes) {
