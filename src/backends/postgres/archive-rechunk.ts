@@ -129,6 +129,11 @@ export class ArchiveRechunker extends Transform {
       this.passThrough(why);
       return;
     }
+    if (toc.intSize < 4) {
+      // A merged chunk's length (up to about 1 MiB) needs 4 bytes; pg_dump writes 4 (sizeof(int)).
+      this.passThrough(`integer size ${toc.intSize}`);
+      return;
+    }
     this.head = [];
     this.intSize = toc.intSize;
     this.state = 'block';
