@@ -162,14 +162,20 @@ export async function runReplicationLoad(ctx: ModeContext, evidenceWanted: Evide
     if (!(await feed.waitForReplica(CONNECT_MS, signal))) {
       signal?.throwIfAborted();
       const failed = await undo();
-      // Put back or not, the catch below says in which state the target is (and what to run).
+      // Still a replica: the catch below says so, naming what failed and what to run. A master again: said here.
+      const leftover = promoted && failed.length > 0 ? `; it is a master again, but putting back its settings failed (${failed.join(', ')})` : '';
+      const putBack = leftover ? `; then set masterauth (and repl-diskless-load) on ${target.display} back to what they were` : '';
       if (failed.some((f) => /Command timed out/.test(f))) {
         const setting = `components.${input.component.name}.stallTimeout`;
-        throw new TykdrError('targetError', `${at} stopped answering while tykdr waited for it to connect to ${address}: a command got no reply within ${target.conn.stallTimeout ?? '60s'} (${setting})`, {
-          fix: `check that Redis at ${target.display} answers (a blocked or overloaded server), then restore again; on a slow link raise ${setting}`,
+        throw new TykdrError('targetError', `${at} stopped answering while tykdr waited for it to connect to ${address}: a command got no reply within ${target.conn.stallTimeout ?? '60s'} (${setting})${leftover}`, {
+          fix: `check that Redis at ${target.display} answers (a blocked or overloaded server), then restore again; on a slow link raise ${setting}${putBack}`,
         });
       }
-      if (failed.length > 0) throw new TykdrError('targetError', `${at} did not connect to tykdr at ${address}, and putting it back failed`, { fix: `run REPLICAOF NO ONE on ${target.display}` });
+      if (failed.length > 0) {
+        throw new TykdrError('targetError', `${at} did not connect to tykdr at ${address}${leftover || ', and putting it back failed'}`, {
+          fix: leftover ? `set masterauth (and repl-diskless-load) on ${target.display} back to what they were` : `run REPLICAOF NO ONE on ${target.display}`,
+        });
+      }
       throw new ReplicationNotUsed(`the target did not connect to tykdr at ${address} within ${CONNECT_MS / 1000} s (set restore.replicationAddress to an address it reaches)`);
     }
     details.load = 'replication';
