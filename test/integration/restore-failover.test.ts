@@ -118,6 +118,32 @@ afterAll(async () => {
   await ws?.cleanup();
 });
 
+describe('a replica Sentinel could promote, detached from the master (a failover under way)', () => {
+  it('the restore reports success only once that replica is attached again and holds every key', async () => {
+    const master = await currentMaster();
+    const m = new Redis({ port: master, lazyConnect: true });
+    await m.connect();
+    await m.flushall();
+    m.disconnect();
+    // What a failover does first: REPLICAOF NO ONE on the replica it promotes. Sentinel names the new master only
+    // later; until then it lists the replica, now an empty master, under the old one.
+    const replica = nodes.find((n) => n.port !== master)!;
+    const r = new Redis({ port: replica.port, lazyConnect: true });
+    await r.connect();
+    await r.call('REPLICAOF', 'NO', 'ONE');
+    await r.flushall();
+    r.disconnect();
+    const res = await runCli(['restore', '--plan', 'redis', '--yes', '--json', '--config', configFile], { cwd: ws.dir });
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    // Right as it returns: the replica is attached again (Sentinel put it back) and holds the snapshot.
+    expect(await dbsize(replica.port)).toBe(snapshotKeys);
+    expect(await dbsize(await currentMaster())).toBe(snapshotKeys);
+    const details = JSON.parse(res.stdout).report.steps.find((s: { id: string }) => s.id === 'redis').details.redis;
+    expect(details.replicas_settled.replicas).toContain(`127.0.0.1:${replica.port}`);
+    expect(details.replicas_settled.waited_ms).toBeGreaterThan(1000);
+  }, 240_000);
+});
+
 describe('a Sentinel failover during a live restore', () => {
   it.each([
     ['as the Redis step starts', 0],

@@ -304,14 +304,15 @@ export interface ReplicaCheckOptions {
   signal?: AbortSignal;
 }
 
-interface ReplicaState {
+export interface ReplicaState {
   address: string;
   state: string;
   offset: number;
   lag: number | null;
 }
 
-function replicasOf(info: Record<string, string>): ReplicaState[] {
+/** The replicas a master's INFO replication lists (slave0: ip=...,port=...,state=...,offset=...,lag=...). */
+export function replicasOf(info: Record<string, string>): ReplicaState[] {
   const out: ReplicaState[] = [];
   for (const [k, v] of Object.entries(info)) {
     if (!/^slave\d+$/.test(k)) continue;

@@ -8,6 +8,7 @@ import { snapshotWriter } from './restore-preflight.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import { TykdrError } from '../../../core/errors.js';
 import { connectTarget, readInfo, resolveRestoreTarget } from '../protocol/target-connection.js';
+import { waitSentinelSettled } from './sentinel-settle.js';
 
 /** Redis (and Redis-compatible servers): live copy, rdb-file or aof-file modes, keys mode for managed Redis and Cluster. */
 export const redisTarget: Target<RedisComponent> = {
@@ -75,7 +76,7 @@ export const redisTarget: Target<RedisComponent> = {
       });
     // Without Sentinel the address is fixed: nothing can move under the restore.
     if (!i.component.sentinel || i.component.restore.target?.host !== undefined) return once();
-    return restoreThroughFailovers(i.component, once, i.note, i.signal);
+    return restoreThroughFailovers(i.component, once, i.note, i.signal, !i.dryRun);
   },
 
   async scratch({ component: c, config, dir, entry, signal }) {
@@ -103,13 +104,15 @@ const FAILOVER_ATTEMPTS = 3;
  * resyncs from the new one, losing what was written to it. So the master (address and run id) is taken
  * before each attempt and again after it; if it changed (or the attempt failed and it changed), the
  * restore is redone on the new master. Success is reported only when the master at the end is the one
- * that was written and checked.
+ * that was written and checked, and no failover under way can still lose it (every replica a sentinel could
+ * promote attached at the master's offset, none failing over: sentinel-settle.ts).
  */
 async function restoreThroughFailovers(
   c: RedisComponent,
   once: () => ReturnType<typeof restoreRedis>,
   note: (line: string) => void,
   signal: AbortSignal,
+  wrote: boolean,
 ): ReturnType<typeof restoreRedis> {
   const moves: string[] = [];
   for (let attempt = 1; attempt <= FAILOVER_ATTEMPTS; attempt++) {
@@ -122,14 +125,33 @@ async function restoreThroughFailovers(
       if (signal.aborted) throw err;
       failure = err;
     }
-    const after = await masterIdentity(c, signal).catch(() => null);
-    const moved = after === null || after.display !== before.display || after.runId !== before.runId;
+    let after = await masterIdentity(c, signal).catch(() => null);
+    let moved = after === null || after.display !== before.display || after.runId !== before.runId;
+    let when = failure === undefined ? 'while tykdr checked the restore' : 'while tykdr wrote the keys';
+    if (!moved && failure === undefined && wrote) {
+      // Written and checked on the master Sentinel still names, which may already be failing over to a replica
+      // without the restored keys: success only once no failover can lose them (sentinel-settle.ts).
+      const settled = await waitSentinelSettled(c, before, signal);
+      if (settled.status === 'unsettled') {
+        throw new TykdrError(
+          'targetError',
+          `components.${c.name}: the snapshot was restored and checked on ${before.display}, but after ${Math.round(settled.waitedMs / 1000)} s ${settled.why}: a failover now would lose the restored keys`,
+          { fix: `check the sentinels and the replicas of ${c.sentinel!.masterName}; once they agree, run the restore again (RESTORE REPLACE makes a rerun safe)` },
+        );
+      }
+      if (settled.status === 'settled') {
+        out!.details.replicas_settled = { replicas: settled.replicas, waited_ms: settled.waitedMs };
+        after = await masterIdentity(c, signal).catch(() => null);
+      } else after = null;
+      moved = after === null || after.display !== before.display || after.runId !== before.runId;
+      when = 'after tykdr had checked the restore, before every replica had the restored keys';
+    }
     if (!moved) {
       if (failure !== undefined) throw failure;
       out!.details.failovers = moves;
       return out!;
     }
-    const what = `Sentinel failed over from ${before.display} to ${after?.display ?? 'an unknown master'} ${failure === undefined ? 'while tykdr checked the restore' : 'while tykdr wrote the keys'}`;
+    const what = `Sentinel failed over from ${before.display} to ${after?.display ?? 'an unknown master'} ${when}`;
     moves.push(what);
     note(`    ${c.name}: ${what}; the old master resyncs from the new one and loses the restored keys: restoring again on the new master`);
   }
