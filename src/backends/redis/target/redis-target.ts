@@ -131,7 +131,13 @@ async function restoreThroughFailovers(
     if (!moved && failure === undefined && wrote) {
       // Written and checked on the master Sentinel still names, which may already be failing over to a replica
       // without the restored keys: success only once no failover can lose them (sentinel-settle.ts).
-      const settled = await waitSentinelSettled(c, before, signal);
+      // A connection lost while waiting may be the failover itself (the old master demoted): a move if Sentinel names another.
+      const settled = await waitSentinelSettled(c, before, signal).catch(async (err: unknown) => {
+        if (signal.aborted) throw err;
+        const now = await masterIdentity(c, signal).catch(() => null);
+        if (now && (now.display !== before.display || now.runId !== before.runId)) return { status: 'moved' as const, to: now.display };
+        throw err;
+      });
       if (settled.status === 'unsettled') {
         throw new TykdrError(
           'targetError',
@@ -142,7 +148,7 @@ async function restoreThroughFailovers(
       if (settled.status === 'settled') {
         out!.details.replicas_settled = { replicas: settled.replicas, waited_ms: settled.waitedMs };
         after = await masterIdentity(c, signal).catch(() => null);
-      } else after = null;
+      } else after = { display: settled.to, runId: '' };
       moved = after === null || after.display !== before.display || after.runId !== before.runId;
       when = 'after tykdr had checked the restore, before every replica had the restored keys';
     }
