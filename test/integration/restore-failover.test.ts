@@ -119,20 +119,53 @@ afterAll(async () => {
 });
 
 describe('a replica Sentinel could promote, detached from the master (a failover under way)', () => {
-  it('the restore reports success only once that replica is attached again and holds every key', async () => {
+  /**
+   * Empties the master (the disaster), then does what a failover does first: REPLICAOF NO ONE on a replica. Sentinel
+   * names a new master only later; until then it lists the replica, now an empty master, under the old one.
+   */
+  async function detachReplica(): Promise<RedisServer> {
     const master = await currentMaster();
     const m = new Redis({ port: master, lazyConnect: true });
     await m.connect();
     await m.flushall();
     m.disconnect();
-    // What a failover does first: REPLICAOF NO ONE on the replica it promotes. Sentinel names the new master only
-    // later; until then it lists the replica, now an empty master, under the old one.
     const replica = nodes.find((n) => n.port !== master)!;
     const r = new Redis({ port: replica.port, lazyConnect: true });
     await r.connect();
     await r.call('REPLICAOF', 'NO', 'ONE');
     await r.flushall();
     r.disconnect();
+    return replica;
+  }
+
+  it('SIGTERM while the restore waits for that replica ends it within the grace (exit 130), saying what it waited for', async () => {
+    const replica = await detachReplica();
+    let killedAt = 0;
+    const res = await runCli(['restore', '--plan', 'redis', '--yes', '--config', configFile], {
+      cwd: ws.dir,
+      env: { TYKDR_GRACE: '5' },
+      onStderr: (chunk, kill) => {
+        if (killedAt || !chunk.includes('waiting until no failover can lose the restored keys')) return;
+        killedAt = Date.now();
+        kill('SIGTERM');
+      },
+    });
+    expect(killedAt, res.stderr).toBeGreaterThan(0);
+    expect(res.code, res.stderr).toBe(130);
+    expect(Date.now() - killedAt).toBeLessThan(5000);
+    expect(res.stderr).toContain(`Sentinel lists 127.0.0.1:${replica.port} as a replica of`);
+    // Sentinel puts the replica back by itself; the next test starts from there.
+    await until('the replica attached again', async () => {
+      const r = new Redis({ port: replica.port, lazyConnect: true });
+      await r.connect();
+      const role = String(await r.info('replication'));
+      r.disconnect();
+      return /role:slave/.test(role) && /master_link_status:up/.test(role);
+    });
+  }, 240_000);
+
+  it('the restore reports success only once that replica is attached again and holds every key', async () => {
+    const replica = await detachReplica();
     const res = await runCli(['restore', '--plan', 'redis', '--yes', '--json', '--config', configFile], { cwd: ws.dir });
     expect(res.code, res.stdout + res.stderr).toBe(0);
     // Right as it returns: the replica is attached again (Sentinel put it back) and holds the snapshot. (How long

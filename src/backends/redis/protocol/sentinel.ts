@@ -73,6 +73,8 @@ async function sentinelClient(c: RedisComponent, node: { host: string; port: num
 
 /** What the sentinels of `c` say about its master right now (sentinelView). */
 export interface SentinelView {
+  /** The master as the first sentinel that answered names it ("ip:port"), as resolveAddress would. */
+  master: string;
   /** Replicas any sentinel that answered lists as healthy (not s_down, o_down or disconnected), as "ip:port". */
   replicas: string[];
   /** Why a failover looks under way (a sentinel flags the master failover_in_progress, or a replica promoted), or null. */
@@ -93,6 +95,7 @@ export async function sentinelView(c: RedisComponent, signal?: AbortSignal): Pro
   const failures: string[] = [];
   let downAfterMs = 0;
   let answered = 0;
+  let masterAddr = '';
   for (const node of s.sentinels) {
     signal?.throwIfAborted();
     const client = await sentinelClient(c, node);
@@ -101,6 +104,7 @@ export async function sentinelView(c: RedisComponent, signal?: AbortSignal): Pro
       const master = toRecord((await client.call('SENTINEL', 'MASTER', s.masterName)) as string[]);
       const list = ((await client.call('SENTINEL', 'REPLICAS', s.masterName)) as string[][]).map(toRecord);
       answered++;
+      if (!masterAddr) masterAddr = `${master.ip}:${master.port}`;
       downAfterMs = Math.max(downAfterMs, Number(master['down-after-milliseconds'] ?? 0));
       if (/failover_in_progress/.test(master.flags ?? '')) failovers.push(`sentinel ${node.host}:${node.port} is failing over ${s.masterName}`);
       for (const r of list) {
@@ -117,5 +121,5 @@ export async function sentinelView(c: RedisComponent, signal?: AbortSignal): Pro
   if (answered === 0) {
     throw sourceUnreachable(`components.${c.name}: no sentinel answered about "${s.masterName}" (${failures.join('; ')})`, `check components.${c.name}.sentinel.sentinels`);
   }
-  return { replicas: [...replicas].sort(), failover: failovers[0] ?? null, downAfterMs, answered };
+  return { master: masterAddr, replicas: [...replicas].sort(), failover: failovers[0] ?? null, downAfterMs, answered };
 }

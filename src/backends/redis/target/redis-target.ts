@@ -132,7 +132,8 @@ async function restoreThroughFailovers(
       // Written and checked on the master Sentinel still names, which may already be failing over to a replica
       // without the restored keys: success only once no failover can lose them (sentinel-settle.ts).
       // A connection lost while waiting may be the failover itself (the old master demoted): a move if Sentinel names another.
-      const settled = await waitSentinelSettled(c, before, signal).catch(async (err: unknown) => {
+      const waiting = (why: string) => note(`    ${c.name}: waiting until no failover can lose the restored keys (${why})`);
+      const settled = await waitSentinelSettled(c, before, signal, waiting).catch(async (err: unknown) => {
         if (signal.aborted) throw err;
         const now = await masterIdentity(c, signal).catch(() => null);
         if (now && (now.display !== before.display || now.runId !== before.runId)) return { status: 'moved' as const, to: now.display };

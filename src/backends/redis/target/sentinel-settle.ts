@@ -22,7 +22,13 @@ export type Settled =
  * Resolves 'moved' when Sentinel names another master meanwhile, 'unsettled' when the time is up (the larger
  * of restore.replicaCatchUpTimeout and down-after-milliseconds plus 5 s).
  */
-export async function waitSentinelSettled(c: RedisComponent, master: { display: string; runId: string }, signal: AbortSignal): Promise<Settled> {
+export async function waitSentinelSettled(
+  c: RedisComponent,
+  master: { display: string; runId: string },
+  signal: AbortSignal,
+  /** Called once, when the first look finds it not settled (so a long wait is not a silent one). */
+  onWait?: (why: string) => void,
+): Promise<Settled> {
   const started = Date.now();
   const target = await resolveRestoreTarget(c, signal);
   if (target.display !== master.display) return { status: 'moved', to: target.display };
@@ -37,12 +43,13 @@ export async function waitSentinelSettled(c: RedisComponent, master: { display: 
       signal.throwIfAborted();
       const view = await sentinelView(c, signal);
       limitMs = Math.max(limitMs, view.downAfterMs + 5000);
-      const now = await resolveRestoreTarget(c, signal);
-      if (now.display !== master.display) return { status: 'moved', to: now.display };
+      if (view.master !== master.display) return { status: 'moved', to: view.master };
       const attached = replicasOf(await info());
       const behind = view.replicas.filter((r) => !attached.some((a) => a.address === r && a.state === 'online' && a.offset >= masterOffset));
       if (view.failover === null && behind.length === 0) return { status: 'settled', waitedMs: Date.now() - started, replicas: view.replicas };
+      const first = why === '';
       why = view.failover ?? `Sentinel lists ${behind.join(', ')} as ${behind.length === 1 ? 'a replica' : 'replicas'} of ${master.display}, not attached to it at its offset ${masterOffset}`;
+      if (first) onWait?.(why);
       if (Date.now() - started > limitMs) return { status: 'unsettled', why, waitedMs: Date.now() - started };
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
