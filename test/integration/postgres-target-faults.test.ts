@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
+import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { eventually, processesUsing, runAndKill } from '../helpers/crash.js';
 import { repoRoot } from '../helpers/paths.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { seedTykDashboard, startPostgres, tableCounts, TYK_PASSWORD, TYK_USER, type PostgresServer } from '../helpers/postgres.js';
@@ -26,7 +28,7 @@ let snapshotCounts: Record<string, number>;
 
 const env = { PG_PASSWORD: TYK_PASSWORD };
 
-function config(name: string, stall: string): Promise<string> {
+function config(name: string, stall: string, jobs = 1): Promise<string> {
   return ws.writeConfig(
     name,
     `store: { kind: local, path: ./store }
@@ -41,8 +43,8 @@ components:
     password: \${PG_PASSWORD}
     binDir: ${pg.binDir}
     stallTimeout: ${stall}
-    restore: { target: { port: ${proxy.port} } }
-restore: { reportDir: ./reports }
+    restore: { target: { port: ${proxy.port} }, jobs: ${jobs} }
+restore: { stagingDir: ./staging, reportDir: ./reports }
 `,
   );
 }
@@ -60,8 +62,14 @@ async function dropStaleSessions(): Promise<void> {
   await pg.query('postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tykdr' AND datname = $1`, [DB]);
 }
 
+/** What a restore left in the staging folder: nothing, once it ended (a --jobs restore stages the plaintext archive there). */
+async function leftInStaging(): Promise<string[]> {
+  return (await readdir(path.join(ws.dir, 'staging'))).filter((n) => n.startsWith('tykdr-restore-'));
+}
+
 beforeAll(async () => {
   [pg, ws] = await Promise.all([startPostgres(), makeWorkspace()]);
+  await mkdir(path.join(ws.dir, 'staging'));
   proxy = await startFaultProxy({ port: pg.port });
   await seedTykDashboard(pg, DB);
   // A few MB of table data, so pg_restore is mid-COPY when the faults start.
@@ -134,5 +142,58 @@ describe('a PostgreSQL restore target that stalls or resets', () => {
     const again = await restore(await config('reset.yaml', '10s'));
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(await tableCounts(pg, DB)).toEqual(snapshotCounts);
+  });
+
+  // --jobs 2: pg_restore reads a plaintext archive file and forks workers, each with its own connection; the stall watch
+  // reads the I/O of the whole process tree, so a frozen path fails the same way, and the plaintext does not stay behind.
+  it('--jobs 2, a host that stops answering on every connection mid-restore: exit 6 with the stall, and no staged plaintext is left', async () => {
+    const freezesBefore = proxy.stats.freezes;
+    proxy.freezeAfter(MID_DUMP);
+    let res: CliResult;
+    try {
+      res = await restore(await config('freeze-jobs.yaml', '2s', 2));
+    } finally {
+      proxy.freezeAfter(Infinity);
+      proxy.setMode({ kind: 'pass' });
+      await dropStaleSessions();
+    }
+    expect(proxy.stats.freezes, `the restore never carried ${MID_DUMP} bytes through the proxy\n${res.stdout}${res.stderr}`).toBe(freezesBefore + 1);
+    expect(res.code, res.stdout + res.stderr).toBe(6);
+    expect(res.stdout + res.stderr).toMatch(new RegExp(`pg_restore into PostgreSQL at 127\\.0\\.0\\.1:${proxy.port}, database "${DB}", user "${TYK_USER}" stalled: no progress for`));
+    expect(await leftInStaging()).toEqual([]);
+  });
+
+  it('--jobs 2, a connection reset mid-restore: exit 6 with pg_restore\'s words; a rerun with --jobs 2 restores the snapshot', async () => {
+    proxy.setMode({ kind: 'reset', afterBytes: MID_DUMP, times: 1 });
+    const res = await restore(await config('reset-jobs.yaml', '10s', 2));
+    proxy.setMode({ kind: 'pass' });
+    await dropStaleSessions();
+    expect(res.code, res.stdout + res.stderr).toBe(6);
+    expect(proxy.stats.resets).toBeGreaterThan(0);
+    expect(res.stdout + res.stderr).toMatch(new RegExp(`pg_restore into PostgreSQL at 127\\.0\\.0\\.1:${proxy.port}, database "${DB}", user "${TYK_USER}" exited with code 1`));
+    expect(await leftInStaging()).toEqual([]);
+    const again = await restore(await config('reset-jobs.yaml', '10s', 2));
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(again.stdout + again.stderr).not.toMatch(/stalled/);
+    expect(await tableCounts(pg, DB)).toEqual(snapshotCounts);
+    expect(await leftInStaging()).toEqual([]);
+  });
+
+  it('--jobs 2, kill -9 of tykdr while every connection is frozen: pg_restore and its workers end with it (the watchdog stops the group)', async () => {
+    const freezesBefore = proxy.stats.freezes;
+    proxy.freezeAfter(MID_DUMP);
+    const staging = path.join(ws.dir, 'staging');
+    try {
+      const run = await runAndKill(['restore', '--plan', 'database', '--yes', '-c', await config('kill-jobs.yaml', '60s', 2)], { cwd: ws.dir, env }, {
+        probe: async () => proxy.stats.freezes > freezesBefore,
+      }, 200);
+      expect(run.killed, run.stdout + run.stderr).toBe(true);
+      // Frozen, the workers would wait on their connections for as long as the path stays frozen.
+      await eventually(`no pg_restore reading ${staging} after kill -9 of tykdr`, async () => (await processesUsing(staging)).length === 0, 15_000);
+    } finally {
+      proxy.freezeAfter(Infinity);
+      proxy.setMode({ kind: 'pass' });
+      await dropStaleSessions();
+    }
   });
 });

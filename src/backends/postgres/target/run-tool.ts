@@ -39,7 +39,9 @@ const MAX_LINES = 5000;
 const KILL_GRACE_MS = 2000;
 
 /**
- * Runs pg_restore or psql without a shell (stdout discarded, stderr read line by line) and resolves when it exits.
+ * Runs pg_restore or psql without a shell, in its own process group (stdout discarded, stderr read line by line), and
+ * resolves when it and every process it forked have closed their stderr. Stopping it (abort, stall, failed input) stops
+ * the whole group; so does the watchdog when this process is killed.
  * A non-zero exit resolves too: the caller judges it from the lines. Rejects when the binary cannot be started,
  * and with an AbortError when `signal` aborts (after SIGTERM, then SIGKILL, ended the tool).
  *
@@ -60,8 +62,19 @@ export function runTool(
   }
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: [opts.stdin ? 'pipe' : 'ignore', 'ignore', 'pipe'], env: opts.env });
-    watchChild(child);
+    // Its own process group: pg_restore --jobs forks workers, each holding a connection and the stderr pipe. Stopping
+    // only the parent left them behind on a frozen connection, and this waited for their stderr to close, for ever.
+    const child = spawn(command, args, { stdio: [opts.stdin ? 'pipe' : 'ignore', 'ignore', 'pipe'], env: opts.env, detached: true });
+    watchChild(child, { group: true });
+    let closed = false;
+    const signalTree = (sig: NodeJS.Signals) => {
+      if (child.pid === undefined || closed) return;
+      try {
+        process.kill(-child.pid, sig);
+      } catch {
+        // The group is gone already.
+      }
+    };
     let inputError: Error | undefined;
     let fed: Promise<void> = Promise.resolve();
     // Set when this side destroys the input (the tool ended or was stopped): the error that follows is not the input's.
@@ -87,9 +100,10 @@ export function runTool(
       if (lines.length < MAX_LINES) lines.push(scrub(l, opts.secrets));
     });
     let aborted = false;
+    // The whole tree: SIGTERM, then SIGKILL to whatever of it still holds the stderr pipe after the grace.
     const stop = () => {
-      child.kill('SIGTERM');
-      setTimeout(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'), KILL_GRACE_MS).unref();
+      signalTree('SIGTERM');
+      setTimeout(() => signalTree('SIGKILL'), KILL_GRACE_MS).unref();
     };
     const onAbort = () => {
       aborted = true;
@@ -109,6 +123,7 @@ export function runTool(
       void fed.then(() => reject(err));
     });
     child.once('close', (code, sig) => {
+      closed = true;
       clearInterval(watch);
       // Only a clean exit waits for the rest of the input (to count it); otherwise it is of no use.
       if (code !== 0 || sig || aborted || stalledMs !== undefined) dropInput();
