@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { seedTykDashboard, startFerret, type FerretServer } from '../helpers/mongo.js';
 import { freePort } from '../helpers/net.js';
 import { toolsBin } from '../helpers/paths.js';
@@ -232,6 +233,29 @@ describe('mongo restore faults', () => {
     expect(res.code, res.stdout + res.stderr).toBe(6);
     expect(res.reason).toContain('refused the credentials of user "admin"');
     expect(res.stdout).not.toContain('wrong-one');
+  });
+
+  it('a target path that freezes mid-restore: exit 6 with mongorestore\'s words well within a minute (the driver gives up on the dead connection); a rerun on a healthy path succeeds', async () => {
+    const proxy = await startFaultProxy({ port: ferret.port });
+    try {
+      const restoreUri = `mongodb://${ferret.username}:\${MONGO_PASSWORD}@127.0.0.1:${proxy.port}/`;
+      // Past tykdr's own preflight and listCollections (a few KB), inside mongorestore's inserts (the archive holds 300 APIs).
+      proxy.freezeAfter(40_000);
+      const t0 = Date.now();
+      const res = await restore({ restoreUri });
+      const took = Date.now() - t0;
+      expect(proxy.stats.freezes, `the restore never carried 40,000 bytes through the proxy\n${res.stdout}${res.stderr}`).toBe(1);
+      expect(res.code, res.stdout + res.stderr).toBe(6);
+      expect(res.reason).toMatch(/mongorestore exited with code 1 restoring tyk_analytics into database "tyk_restored"/);
+      expect(took, res.reason).toBeLessThan(60_000);
+      noSecret(res);
+      // A freeze leaves the proxy blackholing new connections until it passes again.
+      proxy.setMode({ kind: 'pass' });
+      const again = await restore({ restoreUri });
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('mongorestore failing: target error (exit 6) with its message', async () => {
