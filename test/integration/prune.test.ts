@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { newSnapshotId } from '../../src/core/layout.js';
 import { pruneSnapshots } from '../../src/core/retention/prune.js';
 import { EXIT_CODE_TABLE } from '../../src/core/errors.js';
 import { runCli } from '../helpers/cli.js';
+import { mulberry32, runAndKill } from '../helpers/crash.js';
 import { fingerprintTree, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const DAY = 86_400_000;
@@ -282,4 +283,67 @@ describe('tykdr prune --help', () => {
     expect(res.stdout).toContain('--json');
     for (const e of EXIT_CODE_TABLE) expect(res.stdout).toContain(e.meaning.slice(0, 40));
   });
+});
+
+describe('kill -9 of prune --confirm at seeded random points', () => {
+  it('never leaves a snapshot with a manifest and missing objects; the kept ones stay whole; a rerun finishes the prune', async () => {
+    const root = path.join(ws.dir, 'store-kill');
+    const cfg = await ws.writeConfig('kill.yaml', (await readFile(path.join(ws.dir, 'tykdr.yaml'), 'utf8')).replace('path: ./store', `path: ${root}`));
+    const args = ['prune', '--confirm', '-c', cfg];
+    let kept: string[] = [];
+    // 40 snapshots of 2 to 41 days, each with an old failed drill report: keepLast 2 keeps the two newest.
+    const reset = async () => {
+      await rm(root, { recursive: true, force: true });
+      const ids: string[] = [];
+      for (let d = 2; d < 42; d++) {
+        const id = await cloneSnapshot(root, seed.full, ago(d * DAY));
+        await drillReport(root, id, 'failed');
+        ids.push(id);
+      }
+      kept = ids.slice(0, 2);
+    };
+    /** Every snapshot that has a manifest has every object it lists, of the listed size. */
+    const wholeOrIncomplete = async (where: string) => {
+      for (const id of await readdir(path.join(root, 'snapshots'))) {
+        const dir = path.join(root, 'snapshots', id);
+        const manifest = await readFile(path.join(dir, 'manifest.json'), 'utf8').catch(() => null);
+        if (manifest === null) continue;
+        for (const c of Object.values(JSON.parse(manifest).components) as Array<{ artifact: { name: string; stored_bytes: number } }>) {
+          const size = await stat(path.join(dir, c.artifact.name)).then((st) => st.size, () => -1);
+          expect(size, `${where}: snapshot ${id} has its manifest but ${c.artifact.name} is ${size < 0 ? 'missing' : `${size} bytes`}`).toBe(c.artifact.stored_bytes);
+        }
+      }
+    };
+    const atSpawn = { probe: async () => true };
+    // Half the kills timed from the spawn, half from the first "removing <id>..." line (the deleting phase).
+    const triggers = [atSpawn, { mark: 'removing ' }];
+    const windows: number[] = [];
+    for (const t of triggers) {
+      await reset();
+      const full = await runAndKill(args, { cwd: ws.dir }, t, 3_600_000);
+      expect(full.code, full.stdout + full.stderr).toBe(0);
+      expect(full.triggeredAt, full.stderr).not.toBeNull();
+      expect((await readdir(path.join(root, 'snapshots'))).sort()).toEqual([...kept].sort());
+      windows.push(full.endedAt - full.triggeredAt!);
+    }
+    const random = mulberry32(20261207);
+    const seen = { killed: 0, halfway: 0 };
+    for (let i = 0; i < 8; i++) {
+      await reset();
+      const at = Math.round(random() * windows[i % 2]!);
+      const where = `kill ${i} (+${at} ms ${i % 2 ? 'from the first removal' : 'from the spawn'})`;
+      const run = await runAndKill(args, { cwd: ws.dir }, triggers[i % 2]!, at);
+      if (run.killed) seen.killed++;
+      else expect(run.code, `${where}\n${run.stdout}${run.stderr}`).toBe(0);
+      const left = await readdir(path.join(root, 'snapshots'));
+      if (left.length > kept.length && left.length < 40) seen.halfway++;
+      await wholeOrIncomplete(where);
+      for (const id of kept) expect(left, `${where}: a kept snapshot went`).toContain(id);
+      const again = await runAndKill(args, { cwd: ws.dir }, atSpawn, 3_600_000);
+      expect(again.code, `${where}: the rerun\n${again.stdout}${again.stderr}`).toBe(0);
+      expect((await readdir(path.join(root, 'snapshots'))).sort(), `${where}: after the rerun`).toEqual([...kept].sort());
+    }
+    console.log(`prune kill -9 over 8 seeded points: ${JSON.stringify(seen)}`);
+    expect(seen.killed).toBeGreaterThan(0);
+  }, 300_000);
 });
