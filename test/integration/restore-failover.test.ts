@@ -171,19 +171,34 @@ describe('a replica Sentinel could promote, detached from the master (a failover
     return replica;
   }
 
+  /**
+   * Detaches a replica and restores, sending `sig` once the restore says it waits for the replicas. Under load Sentinel
+   * may put the replica back before the restore looks, and there is then nothing to wait for: the restore succeeds and
+   * the replica is detached again, up to 3 tries (1 run in 18 with two busy loops beside it).
+   */
+  async function restoreSignalledInWait(sig: NodeJS.Signals, env?: NodeJS.ProcessEnv) {
+    const tries: string[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const replica = await detachReplica();
+      let signalledAt = 0;
+      const res = await runCli(['restore', '--plan', 'redis', '--yes', '--config', configFile], {
+        cwd: ws.dir,
+        ...(env ? { env } : {}),
+        onStderr: (chunk, kill) => {
+          if (signalledAt || !chunk.includes('waiting until no failover can lose the restored keys')) return;
+          signalledAt = Date.now();
+          kill(sig);
+        },
+      });
+      if (signalledAt > 0) return { replica, res, signalledAt };
+      expect(res.code, res.stderr).toBe(0);
+      tries.push(res.stderr.split('\n').find((l) => /redis-replicas/.test(l)) ?? '(no redis-replicas line)');
+    }
+    throw new Error(`the restore never waited for the detached replica in 3 tries: ${tries.join(' | ')}`);
+  }
+
   it('SIGTERM while the restore waits for that replica ends it within the grace (exit 130), saying what it waited for', async () => {
-    const replica = await detachReplica();
-    let killedAt = 0;
-    const res = await runCli(['restore', '--plan', 'redis', '--yes', '--config', configFile], {
-      cwd: ws.dir,
-      env: { TYKDR_GRACE: '5' },
-      onStderr: (chunk, kill) => {
-        if (killedAt || !chunk.includes('waiting until no failover can lose the restored keys')) return;
-        killedAt = Date.now();
-        kill('SIGTERM');
-      },
-    });
-    expect(killedAt, res.stderr).toBeGreaterThan(0);
+    const { replica, res, signalledAt: killedAt } = await restoreSignalledInWait('SIGTERM', { TYKDR_GRACE: '5' });
     expect(res.code, res.stderr).toBe(130);
     expect(Date.now() - killedAt).toBeLessThan(5000);
     // The line names the detached replica (beside the other one when it had not caught up yet either).
@@ -214,28 +229,7 @@ describe('a replica Sentinel could promote, detached from the master (a failover
   }, 240_000);
 
   it('kill -9 while the restore waits for that replica: the journal names the killed restore, and --resume finishes it with every key on the master and the replica', async () => {
-    // Sentinel may put the replica back before the restore looks (a slow run): then there is nothing to wait for, the
-    // restore simply succeeds, and the replica is detached again for another try.
-    let replica!: RedisServer;
-    let killedAt = 0;
-    let killed!: Awaited<ReturnType<typeof runCli>>;
-    const tries: string[] = [];
-    for (let attempt = 0; attempt < 3 && killedAt === 0; attempt++) {
-      replica = await detachReplica();
-      killed = await runCli(['restore', '--plan', 'redis', '--yes', '--config', configFile], {
-        cwd: ws.dir,
-        onStderr: (chunk, kill) => {
-          if (killedAt || !chunk.includes('waiting until no failover can lose the restored keys')) return;
-          killedAt = Date.now();
-          kill('SIGKILL');
-        },
-      });
-      if (killedAt === 0) {
-        expect(killed.code, killed.stderr).toBe(0);
-        tries.push(killed.stderr.split('\n').find((l) => /redis-replicas/.test(l)) ?? '(no redis-replicas line)');
-      }
-    }
-    expect(killedAt, `the wait never began in 3 tries: ${tries.join(' | ')}`).toBeGreaterThan(0);
+    const { replica, res: killed } = await restoreSignalledInWait('SIGKILL');
     expect(killed.signal, `${killed.code}\n${killed.stderr}`).toBe('SIGKILL');
     const dry = await runCli(['restore', '--plan', 'redis', '--dry-run', '--config', configFile], { cwd: ws.dir });
     expect(dry.stdout, dry.stdout + dry.stderr).toMatch(/PARTIAL: restore \S+ of snapshot \S+ \(plan .*\) was killed during step redis/);
