@@ -2,6 +2,8 @@ import { chmod, mkdir, mkdtemp, symlink, utimes, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import type { RedisServer } from './redis-server.js';
+import { fingerprintTree } from './workspace.js';
 
 export const GATEWAY_SECRET = 'fixture-gateway-secret-do-not-leak';
 
@@ -71,4 +73,9 @@ export async function makeConfigTree(): Promise<{ root: string; files: string[] 
   const old = new Date('2024-02-03T04:05:06Z');
   await utimes(path.join(root, 'apps', 'api1.json'), old, old);
   return { root, files: ['tyk.conf', 'apps/api1.json', 'policies/policies.json', 'certs/server.pem', 'certs/current.pem'] };
+}
+
+/** What a drill must never change in production: the Redis's key count and digest, and the config folder's files. */
+export async function productionState(prod: RedisServer, root: string): Promise<{ keys: string; digest: string; files: Awaited<ReturnType<typeof fingerprintTree>> }> {
+  return { keys: (await prod.cli('DBSIZE')).trim(), digest: await prod.cli('DEBUG', 'DIGEST'), files: await fingerprintTree(root) };
 }

@@ -5,8 +5,8 @@ import { runCli } from '../helpers/cli.js';
 import { eventually, mulberry32, processesUsing, runAndKill } from '../helpers/crash.js';
 import { readlink } from 'node:fs/promises';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
-import { makeConfigTree, seedTykRedis } from '../helpers/tyk-fixture.js';
-import { fingerprintTree, makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { makeConfigTree, productionState, seedTykRedis } from '../helpers/tyk-fixture.js';
+import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 /**
  * kill -9 of `tykdr drill --plan full` at seeded points over its whole run (staging, the scratch Redis loading and
@@ -24,9 +24,7 @@ let tree: { root: string };
 let configFile: string;
 let staging: string;
 
-async function prodState() {
-  return { keys: (await prod.cli('DBSIZE')).trim(), digest: await prod.cli('DEBUG', 'DIGEST'), files: await fingerprintTree(tree.root) };
-}
+const prodState = () => productionState(prod, tree.root);
 
 /** Every file under the store's reports/ folder (drill and restore records, their HTML). */
 async function storeReports(): Promise<string[]> {

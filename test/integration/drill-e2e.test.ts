@@ -4,8 +4,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
-import { makeConfigTree, seedTykRedis } from '../helpers/tyk-fixture.js';
-import { fingerprintTree, makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { makeConfigTree, productionState, seedTykRedis } from '../helpers/tyk-fixture.js';
+import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 let prod: RedisServer;
 let ws: Workspace;
@@ -13,9 +13,7 @@ let tree: { root: string };
 let configFile: string;
 let snapshotId: string;
 
-async function prodState() {
-  return { keys: (await prod.cli('DBSIZE')).trim(), digest: await prod.cli('DEBUG', 'DIGEST'), files: await fingerprintTree(tree.root) };
-}
+const prodState = () => productionState(prod, tree.root);
 
 beforeAll(async () => {
   [prod, ws, tree] = await Promise.all([startRedis(), makeWorkspace(), makeConfigTree()]);
