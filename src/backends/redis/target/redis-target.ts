@@ -126,33 +126,12 @@ async function restoreThroughFailovers(
       failure = err;
     }
     let after = await masterIdentity(c, signal).catch(() => null);
-    let moved = after === null || after.display !== before.display || after.runId !== before.runId;
     let when = failure === undefined ? 'while tykdr checked the restore' : 'while tykdr wrote the keys';
-    if (!moved && failure === undefined && wrote) {
-      // Written and checked on the master Sentinel still names, which may already be failing over to a replica
-      // without the restored keys: success only once no failover can lose them (sentinel-settle.ts).
-      // A connection lost while waiting may be the failover itself (the old master demoted): a move if Sentinel names another.
-      const waiting = (why: string) => note(`    ${c.name}: waiting until no failover can lose the restored keys (${why})`);
-      const settled = await waitSentinelSettled(c, before, signal, waiting).catch(async (err: unknown) => {
-        if (signal.aborted) throw err;
-        const now = await masterIdentity(c, signal).catch(() => null);
-        if (now && (now.display !== before.display || now.runId !== before.runId)) return { status: 'moved' as const, to: now.display };
-        throw err;
-      });
-      if (settled.status === 'unsettled') {
-        throw new TykdrError(
-          'targetError',
-          `components.${c.name}: the snapshot was restored and checked on ${before.display}, but after ${Math.round(settled.waitedMs / 1000)} s ${settled.why}: a failover now would lose the restored keys`,
-          { fix: `check the sentinels and the replicas of ${c.sentinel!.masterName}; once they agree, run the restore again (RESTORE REPLACE makes a rerun safe)` },
-        );
-      }
-      if (settled.status === 'settled') {
-        out!.details.replicas_settled = { replicas: settled.replicas, waited_ms: settled.waitedMs };
-        after = await masterIdentity(c, signal).catch(() => null);
-      } else after = { display: settled.to, runId: '' };
-      moved = after === null || after.display !== before.display || after.runId !== before.runId;
+    if (sameMaster(after, before) && failure === undefined && wrote) {
+      after = await settleOrMove(c, before, out!, signal, note);
       when = 'after tykdr had checked the restore, before every replica had the restored keys';
     }
+    const moved = !sameMaster(after, before);
     if (!moved) {
       if (failure !== undefined) throw failure;
       out!.details.failovers = moves;
@@ -167,8 +146,46 @@ async function restoreThroughFailovers(
   });
 }
 
+type MasterIdentity = { display: string; runId: string };
+
+/** Whether `now` is still the master `before` was (same address, same run id: not restarted or replaced). */
+function sameMaster(now: MasterIdentity | null, before: MasterIdentity): boolean {
+  return now !== null && now.display === before.display && now.runId === before.runId;
+}
+
+/**
+ * Written and checked on the master Sentinel still names, which may already be failing over to a replica without
+ * the restored keys: waits until no failover can lose them (sentinel-settle.ts) and returns the master then. A
+ * connection lost while waiting may be the failover itself (the old master demoted): a move if Sentinel names another.
+ */
+async function settleOrMove(
+  c: RedisComponent,
+  before: MasterIdentity,
+  out: Awaited<ReturnType<typeof restoreRedis>>,
+  signal: AbortSignal,
+  note: (line: string) => void,
+): Promise<MasterIdentity | null> {
+  const waiting = (why: string) => note(`    ${c.name}: waiting until no failover can lose the restored keys (${why})`);
+  const settled = await waitSentinelSettled(c, before, signal, waiting).catch(async (err: unknown) => {
+    if (signal.aborted) throw err;
+    const now = await masterIdentity(c, signal).catch(() => null);
+    if (now && !sameMaster(now, before)) return { status: 'moved' as const, to: now.display };
+    throw err;
+  });
+  if (settled.status === 'unsettled') {
+    throw new TykdrError(
+      'targetError',
+      `components.${c.name}: the snapshot was restored and checked on ${before.display}, but after ${Math.round(settled.waitedMs / 1000)} s ${settled.why}: a failover now would lose the restored keys`,
+      { fix: `check the sentinels and the replicas of ${c.sentinel!.masterName}; once they agree, run the restore again (RESTORE REPLACE makes a rerun safe)` },
+    );
+  }
+  if (settled.status === 'moved') return { display: settled.to, runId: '' };
+  out.details.replicas_settled = { replicas: settled.replicas, waited_ms: settled.waitedMs };
+  return masterIdentity(c, signal).catch(() => null);
+}
+
 /** The current master as Sentinel names it: address and run id (a restarted or promoted server has a new one). */
-async function masterIdentity(c: RedisComponent, signal: AbortSignal): Promise<{ display: string; runId: string }> {
+async function masterIdentity(c: RedisComponent, signal: AbortSignal): Promise<MasterIdentity> {
   const target = await resolveRestoreTarget(c, signal);
   const client = await connectTarget(target, 0, signal);
   try {
