@@ -17,6 +17,10 @@
  *
  *   npx tsx bench/redis-restore.ts [--keys 1000000] [--runs 1] [--max-runs 3R] [--level 3] [--quiet-wait 180]
  *       [--contenders baseline,tykdr-rdb-file,tykdr-rdb-min,tykdr-live,tykdr-live-repl] [--tykdr-root DIR]
+ *       [--node-args="..."]
+ *
+ * --node-args passes flags to tykdr's node for its restores (not the backup that makes the snapshot); write the "=",
+ * e.g. --node-args="--cpu-prof --cpu-prof-dir=/tmp/prof" (bench/cpuprofile-top.ts summarizes a .cpuprofile).
  *
  * Everything (redis-servers, temp folders) is started here and removed on exit, failure or Ctrl-C.
  * Needs dist/ (npm run build), redis-server, redis-cli, zstd, age, age-keygen (bash scripts/tools.sh);
@@ -76,13 +80,14 @@ async function main(): Promise<void> {
       contenders: { type: 'string', default: CONTENDERS.join(',') },
       'tykdr-root': { type: 'string' },
       'summary-json': { type: 'string' },
+      'node-args': { type: 'string', default: '' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: npx tsx bench/redis-restore.ts [--keys 1000000] [--runs 1] [--max-runs 3R] [--level 3] [--quiet-wait 180]\n' +
-        `    [--contenders ${CONTENDERS.join(',')}] [--tykdr-root DIR] [--summary-json FILE]\n`,
+        `    [--contenders ${CONTENDERS.join(',')}] [--tykdr-root DIR] [--summary-json FILE] [--node-args="..."]\n`,
     );
     return;
   }
@@ -101,6 +106,8 @@ async function main(): Promise<void> {
   const tykdrRoot = path.resolve(values['tykdr-root'] ?? repoRoot);
   if (!existsSync(path.join(tykdrRoot, 'dist/commands/restore.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npm run build`);
   const node = `'${process.execPath}' '${tykdrRoot}/bin/run.js'`;
+  const nodeArgs = values['node-args']!.split(/\s+/).filter(Boolean);
+  const restoreNode = `'${process.execPath}' ${nodeArgs.map((a) => `'${a}'`).join(' ')} '${tykdrRoot}/bin/run.js'`;
   const machine = machineLines();
   for (const l of machine) log(l);
 
@@ -242,7 +249,7 @@ async function main(): Promise<void> {
     const plan = c === 'tykdr-rdb-min' ? minPlan : 'redis';
     const livePidBefore = liveTarget ? cpuSeconds(liveTarget.pid).self : 0;
     const other = otherCpuStart();
-    const m = await measured(`${node} restore --plan '${plan}' --snapshot ${backup.id} --yes --json -c '${configs[c]}'`, { timesFile });
+    const m = await measured(`${restoreNode} restore --plan '${plan}' --snapshot ${backup.id} --yes --json -c '${configs[c]}'`, { timesFile });
     let out: { report: any } | null = null;
     try {
       out = JSON.parse(m.stdout);
