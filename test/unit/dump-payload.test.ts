@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type DumpEntry, DumpPayloadCutter, buildPayload, cutDumpPayloads } from '../../src/backends/redis/formats/dump-payload.js';
+import { type DumpEntry, DumpPayloadCutter, LazyPayloadEntry, buildPayload, cutDumpPayloads } from '../../src/backends/redis/formats/dump-payload.js';
 import { Crc64 } from '../../src/backends/redis/formats/crc64.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -106,6 +106,34 @@ describe('DumpPayloadCutter on hand-written RDB files', () => {
     const whole = cutAll([file]).map(summary);
     for (let i = 1; i < file.length; i++) expect(cutAll([file.subarray(0, i), file.subarray(i)]).map(summary)).toEqual(whole);
     expect(cutAll([...file].map((b) => Buffer.from([b]))).map(summary)).toEqual(whole);
+  });
+
+  it('lazy entries give the same payloads, read or written straight into a buffer, at every split point', () => {
+    const file = rdbFile();
+    const eager = cutAll([file]).map((e) => (e.kind === 'payload' ? e.payload : null));
+    const lazyCut = (chunks: Buffer[]) => {
+      const c = new DumpPayloadCutter({ lazyPayloads: true });
+      const out: DumpEntry[] = [];
+      for (const ch of chunks) out.push(...c.update(ch));
+      c.finish();
+      return out;
+    };
+    const check = (entries: DumpEntry[], where: string) => {
+      expect(entries).toHaveLength(eager.length);
+      entries.forEach((e, i) => {
+        if (e.kind !== 'payload') return expect(eager[i], where).toBeNull();
+        const w = e as LazyPayloadEntry;
+        expect(w.payloadLength, where).toBe(eager[i]!.length);
+        // Written at an offset into a dirty buffer: exactly the payload's bytes, and the position after them.
+        const dst = Buffer.alloc(w.payloadLength + 7, 0xee);
+        expect(w.writePayload(dst, 3), where).toBe(3 + w.payloadLength);
+        expect(dst.subarray(3, 3 + w.payloadLength), where).toEqual(eager[i]);
+        expect(dst.subarray(0, 3), where).toEqual(Buffer.alloc(3, 0xee));
+        expect(w.payload, where).toEqual(eager[i]);
+      });
+    };
+    for (let i = 1; i < file.length; i++) check(lazyCut([file.subarray(0, i), file.subarray(i)]), `split at ${i}`);
+    check(lazyCut([...file].map((b) => Buffer.from([b]))), 'byte by byte');
   });
 
   it('yields the entries before the damage, then fails on a wrong checksum or a cut file', async () => {

@@ -23,6 +23,8 @@ export interface Crc64Kernel {
   state: Int32Array;
   /** Where run() reads its input: copy up to INPUT_MAX bytes here first. */
   input: Uint8Array;
+  /** The same memory as a Buffer (for Buffer.copy into it without a view of the source). */
+  inputBuffer: Buffer;
   /** Updates the state over input[0..n). */
   run: (n: number) => void;
 }
@@ -153,6 +155,7 @@ export function crc64Kernel(hi: Int32Array, lo: Int32Array, slices: number): Crc
   return {
     state: new Int32Array(buffer, STATE, 2),
     input: new Uint8Array(buffer, INPUT, INPUT_MAX),
+    inputBuffer: Buffer.from(buffer, INPUT, INPUT_MAX),
     run: (n) => run(INPUT, INPUT + n),
   };
 }

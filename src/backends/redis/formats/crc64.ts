@@ -58,6 +58,13 @@ export class Crc64 {
   private hi = 0;
   private lo = 0;
 
+  /** Back to the initial value (0), for another input. */
+  reset(): this {
+    this.hi = 0;
+    this.lo = 0;
+    return this;
+  }
+
   update(buf: Uint8Array): void {
     if (buf.length < WORDS_FROM || !LITTLE_ENDIAN) {
       this.updateBytes(buf);
@@ -109,6 +116,25 @@ export class Crc64 {
     }
     this.hi = hi;
     this.lo = lo;
+  }
+
+  /** update() over buf[start, end), without making a view of it where the WebAssembly kernel takes it. */
+  updateRange(buf: Buffer, start: number, end: number): void {
+    if (end - start < WORDS_FROM || KERNEL === null) {
+      this.update(buf.subarray(start, end));
+      return;
+    }
+    const k = KERNEL;
+    const state = k.state;
+    state[0] = this.lo;
+    state[1] = this.hi;
+    for (let o = start; o < end; o += INPUT_MAX) {
+      const n = Math.min(INPUT_MAX, end - o);
+      buf.copy(k.inputBuffer, 0, o, o + n);
+      k.run(n);
+    }
+    this.lo = state[0]!;
+    this.hi = state[1]!;
   }
 
   private updateWasm(k: Crc64Kernel, buf: Uint8Array): void {

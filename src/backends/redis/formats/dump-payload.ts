@@ -45,6 +45,7 @@ export interface UnsupportedEntry {
 export type DumpEntry = DumpPayloadEntry | UnsupportedEntry;
 
 const HEADER_LEN = 9;
+const EMPTY = Buffer.alloc(0);
 const MODULE_CHARSET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 /**
@@ -59,25 +60,26 @@ export class DumpPayloadCutter {
   private version = -1;
   /** File offset of the next chunk's first byte. */
   private offset = 0;
-  /** Chunks (or their tails) holding every byte from `heldFrom` up to `offset`. */
+  /** Chunks holding every byte from `heldFrom` up to `offset`; the first from its byte `skip` on. */
   private held: Buffer[] = [];
+  private skip = 0;
   private heldFrom = 0;
   private out: DumpEntry[] = [];
-  private key: { db: number; type: number; expireAtMs: number | null } | null = null;
+  // Where locate() found a record: (locBuf, locAt) holds its first byte (fields, not an object per record).
+  private locBuf: Buffer = EMPTY;
+  private locAt = 0;
 
   /**
-   * `lazyPayloads`: an entry's payload is built (copied, CRC-64 computed) only when read; until then the entry
-   * holds a view of the chunk it came from. For a pass that reads keys and expiries and keeps few payloads.
+   * `lazyPayloads`: an entry's payload is built (copied, CRC-64 computed) only when read, or written straight into
+   * a command (LazyPayloadEntry.writePayload); until then the entry holds the chunk it came from. For a pass that
+   * reads keys and expiries and keeps few payloads, and for the restore's write, which writes each payload once.
    * `checksum: false`: the file's CRC-64 is not computed (see RdbInspectorOptions.checksum).
    */
   constructor(private readonly opts: { lazyPayloads?: boolean; checksum?: boolean } = {}) {
     this.inspector = new RdbInspector({
       checksum: opts.checksum,
-      onKey: (db, _key, type, expireAtMs) => {
-        // The key itself is decoded from the record's bytes (the inspector cuts keys longer than 64 KiB).
-        this.key = { db, type, expireAtMs };
-      },
-      onRecordBounds: (start, end) => this.record(start, end),
+      // No KeyListener: the key is cut from the record's bytes (record()), so the parser makes no copy of it.
+      onRecordBounds: (start, end, db, type, expireAtMs) => this.record(start, end, db, type, expireAtMs),
     });
   }
 
@@ -100,6 +102,7 @@ export class DumpPayloadCutter {
         this.version = Number(this.header.toString('latin1', 5, 9));
       }
     }
+    if (chunk.length === 0) return [];
     this.held.push(chunk);
     this.offset += chunk.length;
     // Throws on a malformed header or structure; record() runs inside for every key completed by this chunk.
@@ -112,58 +115,71 @@ export class DumpPayloadCutter {
   /** Checks the end of the file; throws an integrityError when it is incomplete or its checksum differs. */
   finish(): RdbFacts {
     this.held = [];
+    this.skip = 0;
     return this.inspector.complete();
   }
 
   /** A key record lies at [start, end): cut it into a payload, then drop the bytes before `end`. */
-  private record(start: number, end: number): void {
-    const meta = this.key;
-    this.key = null;
-    if (meta === null) throw new Error('DumpPayloadCutter: record bounds without a key');
-    const bytes = this.slice(start, end);
-    const { key, next } = decodeString(bytes, 1, start);
-    const type = bytes[0]!;
+  private record(start: number, end: number, db: number, type: number, expireAtMs: number | null): void {
+    this.locate(start, end);
+    const buf = this.locBuf;
+    const at = this.locAt;
+    const { key, next } = decodeString(buf, at + 1, start - at);
+    const valueEnd = at + (end - start);
     if (type === RDB_TYPE.MODULE_2) {
-      this.out.push({ kind: 'unsupported', db: meta.db, key, type, expireAtMs: meta.expireAtMs, reason: describeModule(bytes, next) });
+      this.out.push({ kind: 'unsupported', db, key, type, expireAtMs, reason: describeModule(buf.subarray(at, valueEnd), next - at) });
     } else if (this.opts.lazyPayloads) {
-      this.out.push(new LazyPayloadEntry(meta.db, key, type, bytes.subarray(next), this.version, meta.expireAtMs));
+      this.out.push(new LazyPayloadEntry(db, key, type, buf, next, valueEnd, this.version, expireAtMs));
     } else {
-      this.out.push({ kind: 'payload', db: meta.db, key, type, payload: buildPayload(type, bytes.subarray(next), this.version), expireAtMs: meta.expireAtMs });
+      this.out.push({ kind: 'payload', db, key, type, payload: payloadOf(type, buf, next, valueEnd, this.version), expireAtMs });
     }
     this.release(end);
   }
 
-  /** The file's bytes [start, end), from the held chunks: a view when one chunk holds them, else a copy. */
-  private slice(start: number, end: number): Buffer {
+  /**
+   * Finds the file's bytes [start, end) in the held chunks: sets locBuf and locAt (the chunk that holds them all and
+   * the offset of `start` in it), or a copy joined from the chunks a record spans.
+   */
+  private locate(start: number, end: number): void {
     if (start < this.heldFrom || end > this.offset) {
       throw new Error(`DumpPayloadCutter: bytes ${start}..${end} are not held (held ${this.heldFrom}..${this.offset})`);
     }
+    // held[0] starts at file offset heldFrom - skip.
+    let base = this.heldFrom - this.skip;
+    const first = this.held[0]!;
+    if (end <= base + first.length) {
+      this.locBuf = first;
+      this.locAt = start - base;
+      return;
+    }
     const parts: Buffer[] = [];
-    let base = this.heldFrom;
     for (const c of this.held) {
       const cEnd = base + c.length;
       if (cEnd > start && base < end) parts.push(c.subarray(Math.max(start - base, 0), Math.min(end, cEnd) - base));
       if (cEnd >= end) break;
       base = cEnd;
     }
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, end - start);
+    this.locBuf = Buffer.concat(parts, end - start);
+    this.locAt = 0;
   }
 
   /** Forgets the bytes before file offset `upTo`. */
   private release(upTo: number): void {
-    while (this.held.length > 0 && this.heldFrom + this.held[0]!.length <= upTo) {
-      this.heldFrom += this.held.shift()!.length;
+    while (this.held.length > 0 && this.heldFrom - this.skip + this.held[0]!.length <= upTo) {
+      this.heldFrom += this.held.shift()!.length - this.skip;
+      this.skip = 0;
     }
     if (this.held.length > 0 && upTo > this.heldFrom) {
-      this.held[0] = this.held[0]!.subarray(upTo - this.heldFrom);
+      this.skip += upTo - this.heldFrom;
       this.heldFrom = upTo;
     }
   }
 }
 
 /**
- * A payload entry whose payload is built on first read (see DumpPayloadCutter's lazyPayloads). It is also a
- * KeyRecord (expireAt -1 for none), so a reader can pass it on without building anything.
+ * A payload entry whose payload is built on first read (see DumpPayloadCutter's lazyPayloads), or written straight
+ * into a command buffer (writePayload). It is also a KeyRecord (expireAt -1 for none), so a reader can pass it on
+ * without building anything. It holds the chunk its value lies in until it is dropped.
  */
 export class LazyPayloadEntry implements DumpPayloadEntry, KeyRecord {
   readonly kind = 'payload';
@@ -173,17 +189,31 @@ export class LazyPayloadEntry implements DumpPayloadEntry, KeyRecord {
     readonly db: number,
     readonly key: Buffer,
     readonly type: number,
-    private readonly value: Buffer,
+    /** The value's bytes (after the key) are src[from, to). */
+    private readonly src: Buffer,
+    private readonly from: number,
+    private readonly to: number,
     private readonly version: number,
     readonly expireAtMs: number | null,
   ) {}
 
   get payload(): Buffer {
-    return (this.built ??= buildPayload(this.type, this.value, this.version));
+    return (this.built ??= payloadOf(this.type, this.src, this.from, this.to, this.version));
   }
 
   get expireAt(): number {
     return this.expireAtMs ?? -1;
+  }
+
+  /** The payload's length in bytes. */
+  get payloadLength(): number {
+    return this.to - this.from + 11;
+  }
+
+  /** Writes the payload at dst[at] (payloadLength bytes, room checked by the caller); returns the position after it. */
+  writePayload(dst: Buffer, at: number): number {
+    if (this.built !== null) return at + this.built.copy(dst, at);
+    return writePayloadAt(dst, at, this.type, this.src, this.from, this.to, this.version);
   }
 }
 
@@ -202,16 +232,31 @@ export async function* cutDumpPayloads(source: AsyncIterable<Buffer | Uint8Array
 
 /** value (type byte + encoding) + version (2 bytes LE) + CRC-64 of all that (8 bytes LE). */
 export function buildPayload(type: number, value: Uint8Array, rdbVersion: number): Buffer {
-  if (!(rdbVersion >= 1 && rdbVersion <= 0xffff)) throw new Error(`DumpPayloadCutter: bad RDB version ${rdbVersion}`);
-  const n = 1 + value.length;
-  const out = Buffer.allocUnsafe(n + 10);
-  out[0] = type;
-  out.set(value, 1);
-  out.writeUInt16LE(rdbVersion, n);
-  const crc = new Crc64();
-  crc.update(out.subarray(0, n + 2));
-  crc.writeLE(out, n + 2);
+  const v = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  return payloadOf(type, v, 0, v.length, rdbVersion);
+}
+
+/** buildPayload of the value src[from, to). */
+function payloadOf(type: number, src: Buffer, from: number, to: number, rdbVersion: number): Buffer {
+  const out = Buffer.allocUnsafe(to - from + 11);
+  writePayloadAt(out, 0, type, src, from, to, rdbVersion);
   return out;
+}
+
+/** One CRC-64 state for every payload (each is computed whole in one call): no object per key. */
+const PAYLOAD_CRC = new Crc64();
+
+/** Writes the payload of the value src[from, to) at dst[at]; returns the position after it. */
+function writePayloadAt(dst: Buffer, at: number, type: number, src: Buffer, from: number, to: number, rdbVersion: number): number {
+  if (!(rdbVersion >= 1 && rdbVersion <= 0xffff)) throw new Error(`DumpPayloadCutter: bad RDB version ${rdbVersion}`);
+  dst[at] = type;
+  const n = at + 1 + src.copy(dst, at + 1, from, to);
+  dst[n] = rdbVersion & 0xff;
+  dst[n + 1] = rdbVersion >>> 8;
+  const crc = PAYLOAD_CRC.reset();
+  crc.updateRange(dst, at, n + 2);
+  crc.writeLE(dst, n + 2);
+  return n + 10;
 }
 
 /**
@@ -243,9 +288,14 @@ function decodeString(buf: Buffer, p: number, at: number): { key: Buffer; next: 
     }
   };
   const b = buf[p]!;
+  if (b >> 6 === 0) {
+    // A raw key under 64 bytes (most keys): no length decoding, one copy.
+    const n = b & 0x3f;
+    return { key: copyOf(buf, p + 1, p + 1 + n), next: p + 1 + n };
+  }
   if (b >> 6 !== 3) {
     const [n, q] = len(p);
-    return { key: Buffer.from(buf.subarray(q, q + n)), next: q + n };
+    return { key: copyOf(buf, q, q + n), next: q + n };
   }
   switch (b & 0x3f) {
     case 0:
@@ -264,6 +314,13 @@ function decodeString(buf: Buffer, p: number, at: number): { key: Buffer; next: 
     default:
       throw bad(`an unknown string encoding ${b & 0x3f}`);
   }
+}
+
+/** A copy of buf[from, to). */
+function copyOf(buf: Buffer, from: number, to: number): Buffer {
+  const out = Buffer.allocUnsafe(to - from);
+  buf.copy(out, 0, from, to);
+  return out;
 }
 
 /** A module value's type name and encoding version, from its 64-bit module id (9 characters of 6 bits, then 10 bits). */

@@ -15,9 +15,10 @@ export type KeyListener = (db: number, key: Buffer, type: number, expiresAtMs: n
 /**
  * Where each key record lies, as offsets on the scale of feed()'s chunkBase (file offsets when the caller
  * passes them): `start` is its value-type byte, `end` is just past its value. Called once per key, after the
- * KeyListener call for that key, as soon as the parser steps past the value's last byte.
+ * KeyListener call for that key, as soon as the parser steps past the value's last byte, with the key's database,
+ * RDB value type and expiry (as the KeyListener had them).
  */
-export type RecordBoundsListener = (start: number, end: number) => void;
+export type RecordBoundsListener = (start: number, end: number, db: number, type: number, expiresAtMs: number | null) => void;
 
 export interface DbCounts {
   keys: number;
@@ -130,7 +131,7 @@ export class RdbParser extends RdbReader {
       if (this.recordStart >= 0) {
         const start = this.recordStart;
         this.recordStart = -1;
-        this.onRecordBounds?.(start, this.base + p);
+        this.onRecordBounds?.(start, this.base + p, this.db, this.keyType, this.keyExpire);
       }
       return this.record(buf, p, end);
     }
@@ -245,7 +246,8 @@ export class RdbParser extends RdbReader {
         if (this.onRecordBounds !== undefined) this.recordStart = this.base + p;
         this.keyExpire = this.pendingExpire;
         this.pendingExpire = null;
-        if (op === RDB_TYPE.STRING && this.onRecordBounds === undefined) {
+        if (op === RDB_TYPE.STRING) {
+          // Its bounds (recordStart, set above) are reported by the next step, as after the frames.
           const next = this.wholeStringRecord(buf, p + 1, end);
           if (next >= 0) return next;
         }
@@ -260,7 +262,8 @@ export class RdbParser extends RdbReader {
    * A string key-value record read in one go (most of a Tyk keyspace): when the key (raw, not LZF, at most
    * CAPTURE_LIMIT bytes) and the value's header lie whole in the buffer, the key is reported and the position after
    * the value returned (it may pass `end`: the value is skipped by count). Otherwise -1 and nothing changed: the
-   * record goes through the layout frames as any other, which handle every cut.
+   * record goes through the layout frames as any other, which handle every cut. With a RecordBoundsListener the
+   * record's end is reported by the next step, as when the frames end.
    */
   private wholeStringRecord(buf: Buffer, p: number, end: number): number {
     if (!this.strHeader(buf, p, end) || this.sKind !== STR_RAW) return -1;
@@ -269,6 +272,11 @@ export class RdbParser extends RdbReader {
     if (this.sLen > CAPTURE_LIMIT || keyEnd > end || !this.strHeader(buf, keyEnd, end)) return -1;
     // (sKind as read by the second strHeader: TypeScript still narrows it to the first one's STR_RAW.)
     const next = this.np + ((this.sKind as number) === STR_INT ? 0 : this.sLen);
+    if (this.onKey === undefined) {
+      // Nobody reads the key (a RecordBoundsListener cuts it from the record): it is only counted.
+      this.countKey();
+      return next;
+    }
     const key = this.borrowStrings ? buf.subarray(keyStart, keyEnd) : Buffer.from(buf.subarray(keyStart, keyEnd));
     this.onString(OP_KEY, key, false);
     return next;
@@ -291,16 +299,20 @@ export class RdbParser extends RdbReader {
 
   protected onString(kind: number, value: Buffer, truncated: boolean): void {
     if (kind === OP_KEY) {
-      const c = this.dbCounts ?? this.counts(this.db);
-      c.keys++;
-      if (this.keyExpire !== null) c.expires++;
-      this.totalKeys++;
+      this.countKey();
       this.onKey?.(this.db, value, this.keyType, this.keyExpire, truncated);
     } else if (kind === OP_AUX_KEY) {
       this.auxKey = value.toString('utf8');
     } else {
       this.aux[this.auxKey] = value.toString('utf8');
     }
+  }
+
+  private countKey(): void {
+    const c = this.dbCounts ?? this.counts(this.db);
+    c.keys++;
+    if (this.keyExpire !== null) c.expires++;
+    this.totalKeys++;
   }
 
   private counts(db: number): DbCounts {

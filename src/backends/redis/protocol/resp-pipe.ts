@@ -56,51 +56,106 @@ export class CommandEncoder {
 
   /**
    * Appends `RESTORE key ttl payload REPLACE [ABSTTL]` without building strings: the bulk copy's hot path.
-   * `ttl` is a whole number of ms (0: no expiry).
+   * `ttl` is a whole number of ms (0: no expiry). A PayloadWriter writes its payload straight into the batch.
    */
-  restore(key: Uint8Array, ttl: number, payload: Uint8Array, absTtl: boolean): void {
+  restore(key: Uint8Array, ttl: number, payload: Uint8Array | PayloadWriter, absTtl: boolean): void {
     const head = absTtl ? RESTORE_ABS_HEAD : RESTORE_HEAD;
-    this.ensure(head.length + key.length + payload.length + 96);
+    const isBytes = payload instanceof Uint8Array;
+    const size = isBytes ? payload.length : payload.payloadLength;
+    this.ensure(head.length + key.length + size + 96);
     const b = this.buf;
     let p = this.len;
     p += head.copy(b, p);
     p = writeBulk(b, p, key);
-    const digits = String(ttl);
     b[p++] = 0x24;
-    p = writeUint(b, p, digits.length);
+    p = writeUint(b, p, digitCount(ttl));
     b[p++] = 13;
     b[p++] = 10;
-    p += b.write(digits, p, 'latin1');
+    p = writeUint(b, p, ttl);
     b[p++] = 13;
     b[p++] = 10;
-    p = writeBulk(b, p, payload);
+    if (isBytes) {
+      p = writeBulk(b, p, payload);
+    } else {
+      b[p++] = 0x24;
+      p = writeUint(b, p, size);
+      b[p++] = 13;
+      b[p++] = 10;
+      const after = payload.writePayload(b, p);
+      if (after !== p + size) throw new Error(`CommandEncoder: a payload of ${size} bytes wrote ${after - p}`);
+      p = after;
+      b[p++] = 13;
+      b[p++] = 10;
+    }
     p += (absTtl ? REPLACE_ABSTTL : REPLACE).copy(b, p);
     this.len = p;
     this.count++;
   }
 
-  /** The encoded batch (a copy) and its command count; the encoder is empty afterwards. */
+  /**
+   * The encoded batch and its command count; the encoder is empty afterwards. The batch's memory is its own and
+   * stays valid however the encoder is used: a small batch is copied; a large one (a bulk write's) keeps the
+   * buffer it was encoded in, and the encoder goes on in a new one, so its bytes are not copied once more.
+   */
   take(): { data: Buffer; count: number } {
-    const out = { data: Buffer.from(this.buf.subarray(0, this.len)), count: this.count };
+    if (this.len < HAND_OVER_FROM) {
+      const out = { data: Buffer.from(this.buf.subarray(0, this.len)), count: this.count };
+      this.len = 0;
+      this.count = 0;
+      return out;
+    }
+    const out = { data: this.buf.subarray(0, this.len), count: this.count };
+    // The next batch is likely as large: a buffer of the same size (a small one past 4 MiB, as a bound).
+    this.buf = Buffer.allocUnsafe(this.buf.length > 4 * 1024 * 1024 ? 64 * 1024 : this.buf.length);
     this.len = 0;
     this.count = 0;
-    if (this.buf.length > 4 * 1024 * 1024) this.buf = Buffer.allocUnsafe(64 * 1024);
     return out;
   }
 }
+
+/** A DUMP payload that writes itself into a command (formats/dump-payload.ts LazyPayloadEntry): no copy of its own. */
+export interface PayloadWriter {
+  readonly payloadLength: number;
+  /** Writes payloadLength bytes at dst[at] (room made by the caller); returns at + payloadLength. */
+  writePayload(dst: Buffer, at: number): number;
+}
+
+/** Batches from this size on are handed over by take() rather than copied. */
+const HAND_OVER_FROM = 32 * 1024;
 
 const RESTORE_HEAD = Buffer.from('*5\r\n$7\r\nRESTORE\r\n', 'latin1');
 const RESTORE_ABS_HEAD = Buffer.from('*6\r\n$7\r\nRESTORE\r\n', 'latin1');
 const REPLACE = Buffer.from('$7\r\nREPLACE\r\n', 'latin1');
 const REPLACE_ABSTTL = Buffer.from('$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n', 'latin1');
 
-/** Writes n (a non-negative integer) in decimal at b[p]; returns the position after it. */
+/** Decimal digits of n, a non-negative safe integer. */
+function digitCount(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/**
+ * Writes n (a non-negative safe integer) in decimal at b[p]; returns the position after it. Digit by digit, not
+ * through a string: a bulk write writes two numbers per key (a payload's length, an expiry in ms).
+ */
 function writeUint(b: Buffer, p: number, n: number): number {
   if (n < 10) {
     b[p] = 0x30 + n;
     return p + 1;
   }
-  return p + b.write(String(n), p, 'latin1');
+  const end = p + digitCount(n);
+  let q = end;
+  while (n >= 10) {
+    const next = Math.floor(n / 10);
+    b[--q] = 0x30 + (n - next * 10);
+    n = next;
+  }
+  b[--q] = 0x30 + n;
+  return end;
 }
 
 /** Writes `$len\r\nbytes\r\n` at b[p] (room checked by the caller); returns the position after it. */

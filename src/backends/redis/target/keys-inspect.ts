@@ -93,7 +93,8 @@ export async function inspectRdbRecords(file: string, o: RdbInspectOptions): Pro
   return {
     ...rest,
     // The staged file is private and was just checked whole (CRC-64 included): the second read skips the file's CRC.
-    open: (signal) => rdbKeyRecords(file, signal, { reread: true }),
+    // Lazy payloads: the write puts each one straight into its RESTORE batch (keys-restore.ts).
+    open: (signal) => rdbKeyRecords(file, signal, { reread: true, lazyPayloads: true }),
     header: null,
     trailer: null,
     writtenBy: facts.aux['redis-ver'] ?? '',
@@ -248,8 +249,8 @@ export async function inspectRdbForLive(file: string, o: InspectOptions): Promis
     sample: ev.sample,
     // An RDB holds each key of a database once.
     duplicates: 0,
-    // The file was just checked whole (CRC-64 included): the second read skips the CRC.
-    open: (signal) => rdbKeyRecords(file, signal, { reread: true }),
+    // The file was just checked whole (CRC-64 included): the second read skips the CRC. Lazy payloads: see above.
+    open: (signal) => rdbKeyRecords(file, signal, { reread: true, lazyPayloads: true }),
     header: null,
     trailer: null,
     writtenBy: ev.writtenBy,

@@ -1,4 +1,5 @@
 import type { KeyRecord } from '../formats/keys-reader.js';
+import { LazyPayloadEntry } from '../formats/dump-payload.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
 import { CommandEncoder, RespError, type RespPipe } from '../protocol/resp-pipe.js';
 
@@ -110,7 +111,8 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
         let l = lanes.get(lane);
         if (!l) lanes.set(lane, (l = { enc: new CommandEncoder(), pipe: null }));
         const ttl = rec.expireAt < 0 ? 0 : o.absTtl ? rec.expireAt : Math.max(1, rec.expireAt - now);
-        l.enc.restore(rec.key, ttl, rec.payload, o.absTtl);
+        // A payload cut from an RDB is written straight into the batch (not built, then copied).
+        l.enc.restore(rec.key, ttl, rec instanceof LazyPayloadEntry ? rec : rec.payload, o.absTtl);
         restored[cls]++;
         if (++pending >= o.batchSize) await flush();
       }
