@@ -1,6 +1,20 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Db, IndexSpecification } from 'mongodb';
 import { isAbortError } from '../../../core/errors.js';
 import type { ArchiveCollection } from '../archive-inspector.js';
+
+/**
+ * FerretDB v1's SQLite backend runs each statement on one of a pool of SQLite connections, and each connection
+ * caches the schema. A connection left idle since a collection was dropped (mongorestore --drop) still holds the
+ * dropped table's indexes in that cache; SQLite checks a CREATE INDEX name against the cache before it notices
+ * the schema changed, so when FerretDB happens to pick such a connection (another statement holds the usual one:
+ * its own capped-collection cleanup, which runs every minute, or another client), createIndexes fails with
+ * "SQL logic error: index <table>_<name> already exists" although neither the database file nor listIndexes has
+ * that index. Any statement on that connection reloads its schema (FerretDB's own error path runs one), so the
+ * same createIndexes succeeds when tried again.
+ */
+const STALE_SQLITE_SCHEMA = /SQL logic error: index \S+ already exists/;
+const STALE_SCHEMA_RETRIES = 4;
 
 /**
  * FerretDB v1 accepts only key, name and unique as index options, and refuses the `ns` option mongorestore
@@ -24,16 +38,26 @@ export async function createIndexesThroughDriver(
       if (dropped.length) {
         warnings.push(`index ${c.collection}.${index.name}: FerretDB does not support ${dropped.join(', ')}; created without`);
       }
-      try {
-        await db.collection(c.collection).createIndex(index.key as IndexSpecification, {
-          name: index.name,
-          ...(index.unique ? { unique: true } : {}),
-        });
-        created++;
-      } catch (err) {
-        if (isAbortError(err)) throw err;
-        failed.push(`${c.collection}.${index.name}`);
-        warnings.push(`index ${c.collection}.${index.name} could not be created: ${(err as Error).message.split('\n')[0]}`);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await db.collection(c.collection).createIndex(index.key as IndexSpecification, {
+            name: index.name,
+            ...(index.unique ? { unique: true } : {}),
+          });
+          created++;
+          break;
+        } catch (err) {
+          if (isAbortError(err)) throw err;
+          if (attempt < STALE_SCHEMA_RETRIES && STALE_SQLITE_SCHEMA.test((err as Error).message)) {
+            // A read makes the pooled SQLite connection FerretDB hands out next reload its schema too.
+            await db.collection(c.collection).findOne({}, { projection: { _id: 1 } }).catch(() => undefined);
+            await sleep(20 * (attempt + 1), undefined, { signal });
+            continue;
+          }
+          failed.push(`${c.collection}.${index.name}`);
+          warnings.push(`index ${c.collection}.${index.name} could not be created: ${(err as Error).message.split('\n')[0]}`);
+          break;
+        }
       }
     }
   }
