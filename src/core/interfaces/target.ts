@@ -107,6 +107,11 @@ export interface Target<C extends Component = Component> {
    * the decompression into its load instead of waiting for a plaintext file. Absent: staged as plaintext.
    */
   stagesCompressed?(entry: ManifestComponent, component: C): boolean;
+  /**
+   * Bytes the staging folder holds for `entry` while this target restores it, for the free-space preflight. Absent:
+   * the plaintext, plus the stored bytes when staged compressed (a target may decompress that into a file beside it).
+   */
+  stagingBytes?(entry: ManifestComponent, component: C): number;
   /** `entry`: the snapshot's component the drill restores into it, so the scratch target can fit it (a server version). */
   scratch(input: { component: C; config: Config; dir: string; entry?: ManifestComponent; signal?: AbortSignal }): Promise<ScratchTarget<C>>;
   /** A copy of the component restoring to another address (`--target NAME=HOST:PORT`); absent when the kind has none. */

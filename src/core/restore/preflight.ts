@@ -112,7 +112,8 @@ export async function preflightRestore(o: {
   targetOverrides?: Record<string, unknown>;
   stagingDir: string;
   reportDir: string;
-  plaintextBytes: number;
+  /** What staging writes (stagingNeed). */
+  stagingBytes: number;
 }): Promise<string[]> {
   const notes: string[] = [];
   for (const step of o.plan.ordered) {
@@ -137,7 +138,7 @@ export async function preflightRestore(o: {
   const fs = await statfs(o.stagingDir).catch(() => null);
   if (fs) {
     const free = fs.bavail * fs.bsize;
-    const need = Math.ceil(o.plaintextBytes * 1.05) + 16 * 1024 * 1024;
+    const need = Math.ceil(o.stagingBytes * 1.05) + 16 * 1024 * 1024;
     if (free < need) {
       throw badInput(
         `the staging folder ${o.stagingDir} has ${formatBytes(free)} free; staging this snapshot needs about ${formatBytes(need)}`,
@@ -146,6 +147,23 @@ export async function preflightRestore(o: {
     }
   }
   return notes;
+}
+
+/**
+ * Bytes the staging folder holds for these snapshot components: what each target says (Target.stagingBytes), else
+ * the plaintext, plus the stored bytes for an artifact staged still compressed (it may be decompressed into a file
+ * beside it: PostgreSQL with --jobs).
+ */
+export function stagingNeed(names: string[], manifest: Manifest, members: PlanMembers): number {
+  let n = 0;
+  for (const name of names) {
+    const entry = manifest.components[name]!;
+    const m = members.resolved.get(name);
+    const own = m?.target.stagingBytes?.(entry, m.component);
+    if (own !== undefined) n += own;
+    else n += entry.artifact.plaintext_bytes + (m?.target.stagesCompressed?.(entry, m.component) === true ? entry.artifact.stored_bytes : 0);
+  }
+  return n;
 }
 
 async function writable(dir: string, setting: string): Promise<void> {

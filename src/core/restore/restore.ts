@@ -15,7 +15,7 @@ import { gatherEvidence, type Evidence } from '../report/evidence.js';
 import { trustedManifest } from '../signing/manifest-signature.js';
 import { resolveDecryptionKeys } from './decryption-keys.js';
 import { measureRpo, measureRto, missedObjectives } from './objectives.js';
-import { assessTargets, planMembers, preflightRestore, secretWarnings, type PlanMembers, type TargetAssessment } from './preflight.js';
+import { assessTargets, planMembers, preflightRestore, secretWarnings, stagingNeed, type PlanMembers, type TargetAssessment } from './preflight.js';
 import { stageArtifact, type StagedArtifact } from './staging.js';
 import { makeWorkDir, removeWorkDir, sweepStaleWorkDirs } from './work-dirs.js';
 import { describeKilled, forgetRestore, Journal, killedRestores, type JournalEntry } from './journal.js';
@@ -224,12 +224,7 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
     targetOverrides: opts.targetOverrides,
     stagingDir: config.restore.stagingDir ?? tmpdir(),
     reportDir: opts.kind === 'drill' ? (config.drill.reportDir ?? config.restore.reportDir) : config.restore.reportDir,
-    // An artifact staged still compressed may be decompressed into a file beside it (PostgreSQL with --jobs): both.
-    plaintextBytes: names.reduce((n, c) => {
-      const entry = manifest.components[c]!;
-      const m = members.resolved.get(c);
-      return n + entry.artifact.plaintext_bytes + (m?.target.stagesCompressed?.(entry, m.component) === true ? entry.artifact.stored_bytes : 0);
-    }, 0),
+    stagingBytes: stagingNeed(names, manifest, members),
   });
   const targets = await assessTargets(members, manifest, opts.filesTo, opts.signal);
   for (const s of opts.storeFallback ?? []) warnings.push(`store "${s.name}" (${s.location}) was not used: ${s.reason}; the snapshot was read from ${store.location}`);

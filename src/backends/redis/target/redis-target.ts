@@ -46,7 +46,14 @@ export const redisTarget: Target<RedisComponent> = {
   },
 
   /** restore.load replication: the RDB is decompressed into the target as it loads (no plaintext file written first). */
-  stagesCompressed: (entry, c) => entry.kind === 'redis' && entry.artifact.format === 'rdb' && c.restore.mode === 'live' && c.restore.load === 'replication',
+  stagesCompressed: (entry, c) => stagedCompressed(entry, c),
+
+  /**
+   * Staged compressed, only the decrypted object is written: the load by replication decompresses it into the target.
+   * (A dry or selective run inflates it into a file first; a disk too full for that fails there, before any target is
+   * contacted: core/restore/staging.ts inflateStaged.)
+   */
+  stagingBytes: (entry, c) => (stagedCompressed(entry, c) ? entry.artifact.stored_bytes : entry.artifact.plaintext_bytes),
 
   async restore(i) {
     i.note(`  restoring ${i.name} (redis)`);
@@ -213,4 +220,9 @@ async function drillServer(configured: string, entry: ManifestComponent | undefi
     ? [`drill.redisServer "${configured}" cannot take this snapshot (RDB version ${rdb}, written by ${snapshotWriter(entry)}): the drill's scratch Redis is ${binaryName(chosen.binary)} (${chosen.binary.path}) instead`]
     : [];
   return { binary: chosen.binary, warnings };
+}
+
+/** restore.load replication: the RDB is decompressed into the target as it loads (no plaintext file written first). */
+function stagedCompressed(entry: ManifestComponent, c: RedisComponent): boolean {
+  return entry.kind === 'redis' && entry.artifact.format === 'rdb' && c.restore.mode === 'live' && c.restore.load === 'replication';
 }
