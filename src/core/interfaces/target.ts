@@ -1,3 +1,4 @@
+import type { Transform } from 'node:stream';
 import type { CheckName } from '../checks/registry.js';
 import type { Component, Config } from '../config/load.js';
 import type { ManifestComponent } from '../manifest.js';
@@ -58,8 +59,18 @@ export interface TargetRestoreInput<C extends Component = Component> {
    * the keys are selected, so that the selection sees, and writes, the keys as they were at the point in time.
    */
   feed?: FeedSegment[];
+  /** The target's own read of the plaintext, made while it was staged (readWhileStaging's result). */
+  stagedRead?: Promise<unknown>;
   signal: AbortSignal;
   note(line: string): void;
+}
+
+/** What a target's readWhileStaging is told: the restore input it will get, less what staging makes. */
+export type StagingReadInput<C extends Component = Component> = Pick<TargetRestoreInput<C>, 'name' | 'component' | 'entry' | 'checks' | 'selection' | 'dryRun' | 'feed' | 'signal'>;
+
+export interface StagingRead {
+  through: Transform;
+  result: Promise<unknown>;
 }
 
 export interface TargetRestoreOutcome {
@@ -107,6 +118,14 @@ export interface Target<C extends Component = Component> {
    * the decompression into its load instead of waiting for a plaintext file. Absent: staged as plaintext.
    */
   stagesCompressed?(entry: ManifestComponent, component: C): boolean;
+  /**
+   * A read of the plaintext while it is staged, for a target whose restore reads the whole artifact before its first
+   * write: the read then overlaps the download and decompression instead of following them. `input` is what restore()
+   * will get (less the staged file); null when that restore reads nothing first. The engine sends every plaintext chunk
+   * through `through` (it must pass them on unchanged, and may slow them: bounded memory) and hands `result` to restore()
+   * as `stagedRead`; `result` must settle once `through` ends or is destroyed.
+   */
+  readWhileStaging?(input: StagingReadInput<C>): StagingRead | null;
   /**
    * Bytes the staging folder holds for `entry` while this target restores it, for the free-space preflight. Absent:
    * the plaintext, plus the stored bytes when staged compressed (a target may decompress that into a file beside it).

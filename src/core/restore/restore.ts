@@ -2,7 +2,7 @@ import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Store } from '../interfaces/store.js';
 import { resolveSnapshot, listSnapshots } from '../catalog.js';
-import type { Config } from '../config/load.js';
+import type { Component, Config } from '../config/load.js';
 import { badInput, TykdrError, type ErrorKind } from '../errors.js';
 import type { Backends } from '../interfaces/backends.js';
 import { newSnapshotId } from '../layout.js';
@@ -23,7 +23,7 @@ import { runStep, StepFailure } from './steps.js';
 import type { DrillGatewayStarter, RestoreReport, StepResult } from './types.js';
 import { checkSelectionPlan, previewSelection, type SelectionPreview } from './selection.js';
 import type { KeySelection } from '../tyk/key-selection.js';
-import type { FeedSegment } from '../interfaces/target.js';
+import type { FeedSegment, StagingRead, Target } from '../interfaces/target.js';
 
 export interface RestoreProgress {
   note?(line: string): void;
@@ -274,8 +274,13 @@ async function stageAll(run: RestoreRun, workDir: string): Promise<Map<string, S
       // A target that decompresses while it loads gets the artifact decrypted but still compressed (proven intact the same way).
       const member = run.members.resolved.get(n);
       const keepCompressed = member?.target.stagesCompressed?.(manifest.components[n]!, member.component) === true;
-      const s = await stageArtifact({ store: run.store, manifest, component: n, dir: path.join(workDir, 'staged'), keys: run.keys, signal: opts.signal, keepCompressed });
-      staged.set(n, s);
+      // A target that reads the whole artifact before it writes reads it here, as it is staged (not again afterwards).
+      const reader = member ? stagingReader(run, n, member) : null;
+      const s = await stageArtifact({
+        store: run.store, manifest, component: n, dir: path.join(workDir, 'staged'), keys: run.keys, signal: opts.signal, keepCompressed,
+        ...(reader ? { through: reader.through } : {}),
+      });
+      staged.set(n, reader ? { ...s, read: reader.result } : s);
       stageChecks.push({
         name: 'artifact-integrity',
         status: 'passed',
@@ -295,6 +300,31 @@ async function stageAll(run: RestoreRun, workDir: string): Promise<Map<string, S
     for (const s of opts.plan.ordered) run.steps.push(stepResult(s.id, s.component, s.action, 'skipped', new Date(), {}, [], 'staging failed: no target was touched'));
     return null;
   }
+}
+
+/**
+ * The target's read of component `n` while it is staged (Target.readWhileStaging), told what its restore step will
+ * be given; null when it reads nothing first, or when that step will not run (done before a --resume). The result is
+ * held by the staged artifact; a rejection nobody awaits (staging failed, or the step did not run) is not unhandled.
+ */
+function stagingReader(run: RestoreRun, n: string, member: { component: Component; target: Target }): StagingRead | null {
+  const { opts, manifest } = run;
+  const entry = manifest.components[n]!;
+  if (!member.target.readWhileStaging) return null;
+  const role = member.target.role(entry);
+  const step = opts.plan.ordered.find((s) => s.action === 'restore' && s.component === role);
+  if (!step || opts.resume?.steps[step.id] === 'ok') return null;
+  const reader = member.target.readWhileStaging({
+    name: n,
+    component: member.component,
+    entry,
+    checks: step.verify,
+    selection: opts.selection,
+    ...(opts.feed?.component === n ? { feed: opts.feed.segments } : {}),
+    signal: opts.signal ?? new AbortController().signal,
+  });
+  reader?.result.catch(() => undefined);
+  return reader;
 }
 
 /** Phase 4: the plan's steps in order; a failed step stops or skips its dependants per on_error. */

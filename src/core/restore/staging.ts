@@ -24,6 +24,8 @@ export interface StagedArtifact {
   storedBytes: number;
   /** Set when staged with `keepCompressed`: the algorithm `file` is still compressed with. */
   compression?: 'zstd' | 'gzip';
+  /** The target's read of the plaintext as it was staged (Target.readWhileStaging), for its restore. */
+  read?: Promise<unknown>;
 }
 
 /**
@@ -45,6 +47,8 @@ export async function stageArtifact(opts: {
    * all the same (SHA-256 of the stored bytes, every age chunk authenticated); the plaintext size is the target's to check.
    */
   keepCompressed?: boolean;
+  /** Every plaintext chunk passes through it on its way to the file (a target's read while staging: Target.readWhileStaging). */
+  through?: Transform;
 }): Promise<StagedArtifact> {
   const a = artifactOf(opts.manifest, opts.component);
   await makeDir(opts.dir, 0o700);
@@ -55,6 +59,9 @@ export async function stageArtifact(opts: {
     const read = await readArtifact({ ...opts, hashWholeObject: true, decompress: !compressed, sink: createWriteStream(file, { flags: 'wx', mode: 0o600 }) });
     return { component: opts.component, file, plaintextBytes: read.plaintextBytes, storedBytes: read.storedBytes, ...(compressed ? { compression: a.compression } : {}) };
   } catch (err) {
+    // Without the error: a through never piped (the download failed first) has no 'error' listener. Destroyed before
+    // its end, it still fails its reader (Target.readWhileStaging's result settles).
+    opts.through?.destroy();
     await unlink(file).catch(() => undefined);
     throw err;
   }
@@ -85,6 +92,8 @@ export async function readArtifact(opts: {
   hashWholeObject?: boolean;
   /** false: the sink gets the decrypted bytes still compressed (plaintextBytes then counts those; no size check). */
   decompress?: boolean;
+  /** A transform between the plaintext (counted) and the sink. */
+  through?: Transform;
   signal?: AbortSignal;
   onBytes?: (n: number) => void;
 }): Promise<ArtifactRead> {
@@ -110,10 +119,11 @@ export async function readArtifact(opts: {
   let decodeError: unknown;
   const feed = new Feed(decrypt, () => decodeError !== undefined || decrypt.destroyed);
   const decompress = opts.decompress !== false;
+  const tail: Writable[] = opts.through ? [opts.through, opts.sink] : [opts.sink];
   const decoded = (
     decompress
-      ? pipeline(decrypt, createDecompressor(a.compression, { worker: a.stored_bytes >= WORKER_MIN_BYTES }), plain, opts.sink, { signal: opts.signal })
-      : pipeline(decrypt, plain, opts.sink, { signal: opts.signal })
+      ? pipeline([decrypt, createDecompressor(a.compression, { worker: a.stored_bytes >= WORKER_MIN_BYTES }), plain, ...tail], { signal: opts.signal })
+      : pipeline([decrypt, plain, ...tail], { signal: opts.signal })
   ).catch((err: unknown) => {
     decodeError = err;
     if (!opts.hashWholeObject) feed.destroy(err as Error);

@@ -83,6 +83,7 @@ export async function runStep(step: PlanStep, ctx: StepContext): Promise<StepOut
           filesTo: ctx.filesTo,
           selection: ctx.selection,
           ...(ctx.feed?.component === name ? { feed: ctx.feed.segments } : {}),
+          ...(ctx.staged.get(name)!.read ? { stagedRead: ctx.staged.get(name)!.read } : {}),
           signal: ctx.signal,
           note: ctx.note,
         });

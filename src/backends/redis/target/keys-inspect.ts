@@ -53,7 +53,7 @@ export function payloadType(payload: Buffer): string {
   return (payload.length > 0 ? redisTypeOf(payload[0]!) : undefined) ?? 'unknown';
 }
 
-type InspectOptions = { restored: ReadonlySet<KeyClass>; sampleSize: number; expectation: boolean; signal?: AbortSignal };
+export type InspectOptions = { restored: ReadonlySet<KeyClass>; sampleSize: number; expectation: boolean; signal?: AbortSignal };
 
 /** For inspectRdbRecords: a handle opened before (read from its start), payloads built only for the sample. */
 type RdbInspectOptions = InspectOptions & { handle?: FileHandle; inspectOnly?: boolean };
@@ -239,7 +239,19 @@ export async function inspectRdbEvidence(
  * module type. The restore then cuts every record a second time as it writes (open()).
  */
 export async function inspectRdbForLive(file: string, o: InspectOptions): Promise<KeysInspection> {
-  const ev = await inspectRdbEvidence(file, { ...o, name: file, checksum: true });
+  return inspectionFromStaging(file, await inspectRdbEvidence(file, { ...o, name: file, checksum: true }), o);
+}
+
+/**
+ * The plaintext RDB as it is staged, read the way inspectRdbForLive reads the file (`o` must be the options that
+ * restore will pass it): resolves to the evidence inspectionFromStaging takes. `side` gets every plaintext chunk.
+ */
+export function readRdbWhileStaged(side: AsyncIterable<Buffer>, name: string, o: InspectOptions): Promise<RdbEvidence> {
+  return inspectRdbEvidence(side, { ...o, name, checksum: true });
+}
+
+/** inspectRdbForLive's result from its lean read `ev` of `file` (made while it was staged, or just now). */
+export async function inspectionFromStaging(file: string, ev: RdbEvidence, o: InspectOptions): Promise<KeysInspection> {
   if (ev.moduleValues > 0) return inspectRdbRecords(file, o);
   return {
     records: ev.records,

@@ -1,7 +1,10 @@
 import type { RedisComponent } from '../../../core/config/load.js';
 import type { Target } from '../../../core/interfaces/target.js';
 import { REDIS_CHECKS } from './redis-checks.js';
-import { inspectRedisTarget, restoreModeStartsTarget, restoreRedis } from './restore-redis.js';
+import { PassThrough } from 'node:stream';
+import { inspectRedisTarget, liveReadPlan, restoreModeStartsTarget, restoreRedis } from './restore-redis.js';
+import { readRdbWhileStaged, type RdbEvidence } from './keys-inspect.js';
+import { tee } from './replication-load.js';
 import { startScratchRedis } from './scratch-redis.js';
 import { binaryName, chooseScratchBinary, type ServerBinary } from './scratch-binary.js';
 import { snapshotWriter } from './restore-preflight.js';
@@ -55,13 +58,31 @@ export const redisTarget: Target<RedisComponent> = {
    */
   stagingBytes: (entry, c) => (stagedCompressed(entry, c) ? entry.artifact.stored_bytes : entry.artifact.plaintext_bytes),
 
+  /**
+   * A live restore of a plaintext RDB reads it whole before its first write (structure, CRC-64, counts, the sample):
+   * that read is made from the plaintext as it is staged (liveReadPlan says when, and with which options).
+   */
+  readWhileStaging(i) {
+    const plan = liveReadPlan({ ...i, component: effective(i), manifest: i.entry, checks: [...i.checks], ...(stagedCompressed(i.entry, i.component) ? { stagedCompression: 'zstd' as const } : {}) });
+    if (plan === null) return null;
+    const side = new PassThrough({ highWaterMark: 4 << 20 });
+    const result = readRdbWhileStaged(side, `${i.name} (the RDB as it was staged)`, { ...plan, signal: i.signal });
+    // Its failure is the restore's to report (checkStaged awaits it); staging goes on without it meanwhile.
+    result.catch(() => side.resume());
+    return { through: tee(side), result };
+  },
+
   async restore(i) {
     i.note(`  restoring ${i.name} (redis)`);
     let shown = 0;
-    // A selective restore writes keys into the running target whatever restore.mode says: a file swap would replace every key.
-    const component = i.selection ? { ...i.component, restore: { ...i.component.restore, mode: 'live' as const } } : i.component;
-    const once = () =>
-      restoreRedis({
+    const component = effective(i);
+    // The read made while staging serves the first attempt; one redone after a failover reads the file again.
+    let stagedRead = i.stagedRead as Promise<RdbEvidence> | undefined;
+    const once = () => {
+      const read = stagedRead;
+      stagedRead = undefined;
+      return restoreRedis({
+        ...(read ? { stagedRead: read } : {}),
         component,
         selection: i.selection,
         dryRun: i.dryRun,
@@ -81,6 +102,7 @@ export const redisTarget: Target<RedisComponent> = {
           }
         },
       });
+    };
     // Without Sentinel the address is fixed: nothing can move under the restore.
     if (!i.component.sentinel || i.component.restore.target?.host !== undefined) return once();
     return restoreThroughFailovers(i.component, once, i.note, i.signal, !i.dryRun);
@@ -225,4 +247,9 @@ async function drillServer(configured: string, entry: ManifestComponent | undefi
 /** restore.load replication: the RDB is decompressed into the target as it loads (no plaintext file written first). */
 function stagedCompressed(entry: ManifestComponent, c: RedisComponent): boolean {
   return entry.kind === 'redis' && entry.artifact.format === 'rdb' && c.restore.mode === 'live' && c.restore.load === 'replication';
+}
+
+/** A selective restore writes keys into the running target whatever restore.mode says: a file swap would replace every key. */
+function effective(i: { component: RedisComponent; selection?: unknown }): RedisComponent {
+  return i.selection ? { ...i.component, restore: { ...i.component.restore, mode: 'live' as const } } : i.component;
 }

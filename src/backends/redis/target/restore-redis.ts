@@ -16,7 +16,9 @@ import { checkResult } from '../../../core/checks/result.js';
 import { unpackAof, type StagedAof } from './aof-staging.js';
 import { ClusterTarget } from './cluster-target.js';
 import { buildKeyExpectation, type KeyExpectation } from './key-expectation.js';
-import { inspectKeysFile, inspectRdbEvidence, inspectRdbForLive, type KeysInspection, type RdbEvidence } from './keys-inspect.js';
+import {
+  inspectionFromStaging, inspectKeysFile, inspectRdbEvidence, inspectRdbForLive, type InspectOptions, type KeysInspection, type RdbEvidence,
+} from './keys-inspect.js';
 import { maxRdbVersion, releaseAtLeast } from '../formats/rdb-versions.js';
 import { runKeys } from './restore-keys-mode.js';
 import { runSelective } from './selective-restore.js';
@@ -63,20 +65,15 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   if (r.mode !== 'live') checkRdbFileConfig(c);
 
   input.progress?.({ phase: 'preflight' });
-  const restored = new Set<KeyClass>(r.mode === 'live' ? r.classes : KEY_CLASSES);
-  const wantsCounts = wanted.includes('redis-key-counts');
-  const sampleSize = wanted.includes('redis-sample') || wanted.includes('redis-ttl') ? r.sample : 0;
-  // restore.load replication/auto: where the snapshot's classes allow it, the live inspection waits until the target is
-  // known (a load by replication reads the staged RDB for its evidence while the target loads it, as rdb-file does).
-  const loadBy = r.mode === 'live' && format === 'rdb' && !input.selection && !input.feed && !input.dryRun ? r.load : 'restore';
-  const classesMisfit = loadBy === 'restore' ? null : replicationClassesMisfit(c, input.manifest);
-  const defer = loadBy !== 'restore' && classesMisfit === null;
+  const { restored, wantsCounts, sampleSize, loadBy, classesMisfit, defer } = inspectionPlan(input, format);
   // Staged still compressed (restore.load replication): only the load by replication streams it; any other path
   // (a selective or dry run, a point in time) reads a plaintext file, inflated here first. A refusal needs neither.
   if (input.stagedCompression && loadBy !== 'replication') input = await inflateRdb(input);
   // A selective restore draws its own sample (of the keys it wrote) and checks its own counts.
   const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection, defer);
   const snap = staged.snap;
+  // A live restore of an RDB read it whole before writing: as it was staged (readWhileStaging), or from the file.
+  if (format === 'rdb' && staged.keys) details.rdb_read = input.stagedRead ? 'while staging' : 'after staging';
   const target = await resolveRestoreTarget(c, signal);
   Object.assign(details, {
     target: target.display,
@@ -209,6 +206,35 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   }
 }
 
+/** What a restore reads from its staged artifact before it writes, from its input alone (restoreRedis and liveReadPlan). */
+function inspectionPlan(input: Pick<RedisRestoreInput, 'component' | 'manifest' | 'checks' | 'selection' | 'feed' | 'dryRun'>, format: SnapshotVersion['format']) {
+  const c = input.component;
+  const r = c.restore;
+  const restored = new Set<KeyClass>(r.mode === 'live' ? r.classes : KEY_CLASSES);
+  const wantsCounts = input.checks.includes('redis-key-counts');
+  const sampleSize = input.checks.includes('redis-sample') || input.checks.includes('redis-ttl') ? r.sample : 0;
+  // restore.load replication/auto: where the snapshot's classes allow it, the live inspection waits until the target is
+  // known (a load by replication reads the staged RDB for its evidence while the target loads it, as rdb-file does).
+  const loadBy = r.mode === 'live' && format === 'rdb' && !input.selection && !input.feed && !input.dryRun ? r.load : 'restore';
+  const classesMisfit = loadBy === 'restore' ? null : replicationClassesMisfit(c, input.manifest);
+  const defer = loadBy !== 'restore' && classesMisfit === null;
+  return { restored, wantsCounts, sampleSize, loadBy, classesMisfit, defer };
+}
+
+/**
+ * The whole read of a staged plaintext RDB a live restore makes before its first write (checkStaged: structure,
+ * CRC-64, key counts, the sample), when this restore makes one; null otherwise. What it returns is what checkStaged
+ * passes to inspectRdbForLive, so the read can be made while the RDB is staged (redis-target.ts readWhileStaging).
+ */
+export function liveReadPlan(input: Pick<RedisRestoreInput, 'component' | 'manifest' | 'checks' | 'selection' | 'feed' | 'dryRun' | 'stagedCompression'>): InspectOptions | null {
+  const f = input.manifest.artifact.format;
+  if (f !== 'rdb' || input.stagedCompression !== undefined) return null;
+  if (input.component.restore.mode !== 'live' && !input.selection) return null;
+  const p = inspectionPlan(input, f);
+  if (p.defer) return null;
+  return { restored: p.restored, sampleSize: input.selection ? 0 : p.sampleSize, expectation: p.wantsCounts && !input.selection };
+}
+
 /** A staged RDB kept compressed, inflated into the work folder for a path that reads a plaintext file (size checked). */
 async function inflateRdb(input: RedisRestoreInput): Promise<RedisRestoreInput> {
   const file = path.join(input.workDir, 'staged.rdb');
@@ -283,9 +309,11 @@ async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['fo
   if (format === 'rdb') {
     const snap = { format, ...(await snapshotRdb(input.manifest, input.rdbFile, input.signal, input.stagedCompression)) };
     if (input.component.restore.mode !== 'live' || defer) return { snap };
-    // Live: every key's value is cut from the RDB as a RESTORE payload (no scratch server); read whole here first.
+    // Live: every key's value is cut from the RDB as a RESTORE payload (no scratch server); read whole here first,
+    // unless that read was made while the RDB was staged (the same options: liveReadPlan).
     input.progress?.({ phase: 'inspect' });
-    const keys = await inspectRdbForLive(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
+    const o = { restored, sampleSize, expectation: wantsCounts, signal: input.signal };
+    const keys = input.stagedRead ? await inspectionFromStaging(input.rdbFile, await input.stagedRead, o) : await inspectRdbForLive(input.rdbFile, o);
     return { snap, keys };
   }
   input.progress?.({ phase: 'inspect' });
