@@ -288,6 +288,8 @@ restore: { reportDir: ./reports }
     const report = JSON.parse(r.stdout).report;
     const checks = Object.fromEntries(report.steps.flatMap((s: any) => s.checks.map((c: any) => [c.name, c.status])));
     for (const c of ['redis-ping', 'redis-key-counts', 'redis-sample', 'redis-ttl']) expect(checks[c], c).toBe('passed');
+    // The stream was read whole (checksums, counts, sample) as it was staged, not from the file afterwards.
+    expect(report.steps.find((s: any) => s.component === 'redis').details.redis.staged_read).toBe('while staging');
     const after = await redisContents(src.port, [0]);
     for (const [k, v] of before) {
       if (['ephemeral', 'analytics', 'mdcb'].includes(clsOf(k))) expect(after.has(k), k).toBe(false);

@@ -103,7 +103,7 @@ describe('a live restore reads the RDB as it is staged', () => {
     const r = await runCli(['restore', '--plan', 'redis', '-c', cfg, '--yes', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const step = JSON.parse(r.stdout).report.steps.find((s: { component: string }) => s.component === 'redis');
-    expect(step.details.redis.rdb_read).toBe('while staging');
+    expect(step.details.redis.staged_read).toBe('while staging');
     expect(step.details.redis.keys_restored).toBe(301);
     for (const c of step.checks) expect(c.status === 'passed' || c.name === 'redis-replicas', `${c.name}: ${c.detail}`).toBe(true);
     expect(await dst.cli('DBSIZE')).toBe('301');

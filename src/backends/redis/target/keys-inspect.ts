@@ -66,18 +66,27 @@ type RdbInspectOptions = InspectOptions & { handle?: FileHandle; inspectOnly?: b
  * the expectation's expiry seconds, and (for the expectation) ~16 bytes per key.
  */
 export async function inspectKeysFile(file: string, o: InspectOptions): Promise<KeysInspection> {
+  return keysInspectionOf(file, await inspectKeysStream(createReadStream(file, { highWaterMark: 1 << 20 }), o));
+}
+
+/** inspectKeysFile's read of a keys stream from any source (the file, or the plaintext as it is staged). */
+export async function inspectKeysStream(source: AsyncIterable<Buffer>, o: InspectOptions): Promise<Omit<KeysInspection, 'open'>> {
   let header: KeysHeader | null = null;
-  const { trailer, ...rest } = await inspectRecords<KeysTrailer>(readKeysStream(createReadStream(file, { highWaterMark: 1 << 20 }), (h) => (header = h)), o);
+  const { trailer, ...rest } = await inspectRecords<KeysTrailer>(readKeysStream(source, (h) => (header = h)), o);
   const h = header as KeysHeader | null;
   if (h === null) throw new Error('keys stream without a header'); // the reader throws first; for the type checker
   return {
     ...rest,
-    open: () => readKeysStream(createReadStream(file, { highWaterMark: 1 << 20 })),
     header: h,
     trailer,
     writtenBy: h.redisVersion,
     payloadVersion: Math.max(h.payloadRdbVersion, trailer.maxPayloadRdbVersion),
   };
+}
+
+/** The inspection of the keys stream staged at `file`, its records read again from there. */
+export function keysInspectionOf(file: string, read: Omit<KeysInspection, 'open'>): KeysInspection {
+  return { ...read, open: () => readKeysStream(createReadStream(file, { highWaterMark: 1 << 20 })) };
 }
 
 /**
@@ -243,12 +252,16 @@ export async function inspectRdbForLive(file: string, o: InspectOptions): Promis
 }
 
 /**
- * The plaintext RDB as it is staged, read the way inspectRdbForLive reads the file (`o` must be the options that
- * restore will pass it): resolves to the evidence inspectionFromStaging takes. `side` gets every plaintext chunk.
+ * The plaintext as it is staged, read the way inspectRdbForLive (an RDB) or inspectKeysFile (a keys stream) reads the
+ * file (`o` must be the options the restore will pass them): `side` gets every plaintext chunk.
  */
-export function readRdbWhileStaged(side: AsyncIterable<Buffer>, name: string, o: InspectOptions): Promise<RdbEvidence> {
-  return inspectRdbEvidence(side, { ...o, name, checksum: true });
+export async function readWhileStaged(format: 'rdb' | 'keys', side: AsyncIterable<Buffer>, name: string, o: InspectOptions): Promise<StagedRead> {
+  if (format === 'keys') return { format, read: await inspectKeysStream(side, o) };
+  return { format, ev: await inspectRdbEvidence(side, { ...o, name, checksum: true }) };
 }
+
+/** A live restore's read of its staged artifact, made while it was staged (readWhileStaged). */
+export type StagedRead = { format: 'rdb'; ev: RdbEvidence } | { format: 'keys'; read: Omit<KeysInspection, 'open'> };
 
 /** inspectRdbForLive's result from its lean read `ev` of `file` (made while it was staged, or just now). */
 export async function inspectionFromStaging(file: string, ev: RdbEvidence, o: InspectOptions): Promise<KeysInspection> {

@@ -3,7 +3,7 @@ import type { Target } from '../../../core/interfaces/target.js';
 import { REDIS_CHECKS } from './redis-checks.js';
 import { PassThrough } from 'node:stream';
 import { inspectRedisTarget, liveReadPlan, restoreModeStartsTarget, restoreRedis } from './restore-redis.js';
-import { readRdbWhileStaged, type RdbEvidence } from './keys-inspect.js';
+import { readWhileStaged, type StagedRead } from './keys-inspect.js';
 import { tee } from './replication-load.js';
 import { startScratchRedis } from './scratch-redis.js';
 import { binaryName, chooseScratchBinary, type ServerBinary } from './scratch-binary.js';
@@ -59,14 +59,16 @@ export const redisTarget: Target<RedisComponent> = {
   stagingBytes: (entry, c) => (stagedCompressed(entry, c) ? entry.artifact.stored_bytes : entry.artifact.plaintext_bytes),
 
   /**
-   * A live restore of a plaintext RDB reads it whole before its first write (structure, CRC-64, counts, the sample):
-   * that read is made from the plaintext as it is staged (liveReadPlan says when, and with which options).
+   * A live restore of a plaintext RDB, and any restore of a keys stream, reads it whole before its first write
+   * (structure and checksum, counts, the sample): that read is made from the plaintext as it is staged (liveReadPlan
+   * says when, and with which options).
    */
   readWhileStaging(i) {
     const plan = liveReadPlan({ ...i, component: effective(i), manifest: i.entry, checks: [...i.checks], ...(stagedCompressed(i.entry, i.component) ? { stagedCompression: 'zstd' as const } : {}) });
     if (plan === null) return null;
     const side = new PassThrough({ highWaterMark: 4 << 20 });
-    const result = readRdbWhileStaged(side, `${i.name} (the RDB as it was staged)`, { ...plan, signal: i.signal });
+    const { format, ...o } = plan;
+    const result = readWhileStaged(format, side, `${i.name} (as it was staged)`, { ...o, signal: i.signal });
     // Its failure is the restore's to report (checkStaged awaits it); staging goes on without it meanwhile.
     result.catch(() => side.resume());
     return { through: tee(side), result };
@@ -77,7 +79,7 @@ export const redisTarget: Target<RedisComponent> = {
     let shown = 0;
     const component = effective(i);
     // The read made while staging serves the first attempt; one redone after a failover reads the file again.
-    let stagedRead = i.stagedRead as Promise<RdbEvidence> | undefined;
+    let stagedRead = i.stagedRead as Promise<StagedRead> | undefined;
     const once = () => {
       const read = stagedRead;
       stagedRead = undefined;

@@ -17,7 +17,7 @@ import { unpackAof, type StagedAof } from './aof-staging.js';
 import { ClusterTarget } from './cluster-target.js';
 import { buildKeyExpectation, type KeyExpectation } from './key-expectation.js';
 import {
-  inspectionFromStaging, inspectKeysFile, inspectRdbEvidence, inspectRdbForLive, type InspectOptions, type KeysInspection, type RdbEvidence,
+  inspectionFromStaging, inspectKeysFile, inspectRdbEvidence, inspectRdbForLive, keysInspectionOf, type InspectOptions, type KeysInspection, type RdbEvidence,
 } from './keys-inspect.js';
 import { maxRdbVersion, releaseAtLeast } from '../formats/rdb-versions.js';
 import { runKeys } from './restore-keys-mode.js';
@@ -73,7 +73,8 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection, defer);
   const snap = staged.snap;
   // A live restore of an RDB read it whole before writing: as it was staged (readWhileStaging), or from the file.
-  if (format === 'rdb' && staged.keys) details.rdb_read = input.stagedRead ? 'while staging' : 'after staging';
+  // A live restore read the RDB or keys stream whole before writing: as it was staged (readWhileStaging), or from the file.
+  if (format !== 'aof' && staged.keys) details.staged_read = input.stagedRead ? 'while staging' : 'after staging';
   const target = await resolveRestoreTarget(c, signal);
   Object.assign(details, {
     target: target.display,
@@ -226,13 +227,14 @@ function inspectionPlan(input: Pick<RedisRestoreInput, 'component' | 'manifest' 
  * CRC-64, key counts, the sample), when this restore makes one; null otherwise. What it returns is what checkStaged
  * passes to inspectRdbForLive, so the read can be made while the RDB is staged (redis-target.ts readWhileStaging).
  */
-export function liveReadPlan(input: Pick<RedisRestoreInput, 'component' | 'manifest' | 'checks' | 'selection' | 'feed' | 'dryRun' | 'stagedCompression'>): InspectOptions | null {
+export function liveReadPlan(input: Pick<RedisRestoreInput, 'component' | 'manifest' | 'checks' | 'selection' | 'feed' | 'dryRun' | 'stagedCompression'>): (InspectOptions & { format: 'rdb' | 'keys' }) | null {
   const f = input.manifest.artifact.format;
-  if (f !== 'rdb' || input.stagedCompression !== undefined) return null;
-  if (input.component.restore.mode !== 'live' && !input.selection) return null;
+  if ((f !== 'rdb' && f !== 'keys') || input.stagedCompression !== undefined) return null;
+  // A keys stream is always read whole first (it restores only live); an RDB when restored live and not loaded by replication.
+  if (f === 'rdb' && input.component.restore.mode !== 'live' && !input.selection) return null;
   const p = inspectionPlan(input, f);
-  if (p.defer) return null;
-  return { restored: p.restored, sampleSize: input.selection ? 0 : p.sampleSize, expectation: p.wantsCounts && !input.selection };
+  if (f === 'rdb' && p.defer) return null;
+  return { format: f, restored: p.restored, sampleSize: input.selection ? 0 : p.sampleSize, expectation: p.wantsCounts && !input.selection };
 }
 
 /** A staged RDB kept compressed, inflated into the work folder for a path that reads a plaintext file (size checked). */
@@ -313,7 +315,8 @@ async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['fo
     // unless that read was made while the RDB was staged (the same options: liveReadPlan).
     input.progress?.({ phase: 'inspect' });
     const o = { restored, sampleSize, expectation: wantsCounts, signal: input.signal };
-    const keys = input.stagedRead ? await inspectionFromStaging(input.rdbFile, await input.stagedRead, o) : await inspectRdbForLive(input.rdbFile, o);
+    const read = input.stagedRead ? await input.stagedRead : null;
+    const keys = read?.format === 'rdb' ? await inspectionFromStaging(input.rdbFile, read.ev, o) : await inspectRdbForLive(input.rdbFile, o);
     return { snap, keys };
   }
   input.progress?.({ phase: 'inspect' });
@@ -321,7 +324,10 @@ async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['fo
     const aof = await unpackAof(input.rdbFile, path.join(input.workDir, 'aof'), input.signal);
     return { snap: { format, version: aof.baseRdbVersion ?? 0, writtenBy }, aof };
   }
-  const keys = await inspectKeysFile(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
+  // (Read while staged, with the same options: liveReadPlan.)
+  const read = input.stagedRead ? await input.stagedRead : null;
+  const o = { restored, sampleSize, expectation: wantsCounts, signal: input.signal };
+  const keys = read?.format === 'keys' ? keysInspectionOf(input.rdbFile, read.read) : await inspectKeysFile(input.rdbFile, o);
   return { snap: { format, version: keys.payloadVersion, writtenBy: typeof input.manifest.source.server === 'string' || !keys.writtenBy ? writtenBy : `Redis ${keys.writtenBy}` }, keys };
 }
 

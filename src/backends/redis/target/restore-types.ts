@@ -4,7 +4,7 @@ import type { FeedSegment } from '../../../core/interfaces/target.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import type { KeySelection } from '../../../core/tyk/key-selection.js';
-import type { RdbEvidence } from './keys-inspect.js';
+import type { StagedRead } from './keys-inspect.js';
 
 export interface RedisRestoreInput {
   component: RedisComponent;
@@ -39,11 +39,11 @@ export interface RedisRestoreInput {
    */
   feed?: FeedSegment[];
   /**
-   * A live restore's read of the plaintext RDB made while it was staged (redis-target.ts readWhileStaging), with the
-   * options liveReadPlan gives for this input: checkStaged takes it instead of reading the file again. Its rejection
-   * is the restore's (a damaged RDB, a module value).
+   * A live restore's read of the plaintext (an RDB or a keys stream) made while it was staged (redis-target.ts
+   * readWhileStaging), with the options liveReadPlan gives for this input: checkStaged takes it instead of reading the
+   * file again. Its rejection is the restore's (a damaged RDB or stream, a module value).
    */
-  stagedRead?: Promise<RdbEvidence>;
+  stagedRead?: Promise<StagedRead>;
 }
 
 export interface RedisRestoreOutcome {
