@@ -52,4 +52,30 @@ describe('watchChild', () => {
       what: 'the watched child to die with its parent',
     });
   });
+
+  it('keeps watching a group whose leader exited while a member still holds its pipe, and stops that member when the parent is SIGKILLed', async () => {
+    // pg_restore --jobs: the parent can be gone while a worker it forked still writes to the same stderr pipe.
+    const script = `
+      const { spawn } = require('node:child_process');
+      import(${JSON.stringify(path.join(repoRoot, 'dist/core/util/watchdog.js'))}).then(({ watchChild }) => {
+        // The leader starts a member holding stderr (a pipe to us), prints its pid and exits at once.
+        const child = spawn('/bin/sh', ['-c', 'sleep 1000 & echo $!; exit 0'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+        watchChild(child, { group: true });
+        child.stdout.on('data', (d) => process.stdout.write(d));
+        child.once('exit', () => process.stdout.write('leader-exited\\n'));
+      });
+      setInterval(() => {}, 1000);`;
+    const parent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    parent.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(async () => /^\d+\n[\s\S]*leader-exited/.test(out), { timeoutMs: 15_000, what: 'the member pid and the leader gone' });
+    const pid = Number(out.split('\n')[0]);
+    expect(alive(pid)).toBe(true);
+    expect(await readFile(`/proc/${pid}/cmdline`, 'utf8')).toContain('sleep');
+    parent.kill('SIGKILL');
+    await waitFor(async () => !alive(pid) || (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(' ')[2] === 'Z', {
+      timeoutMs: 15_000,
+      what: 'the member outliving its leader to die with the parent',
+    });
+  });
 });
