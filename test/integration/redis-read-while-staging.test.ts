@@ -140,6 +140,33 @@ describe('a live restore reads the RDB as it is staged', () => {
     }
   }, 60_000);
 
+  it('an RDB of 40 MB with an unknown record type in its middle: exit 5 naming it, the target untouched (the tee waiting on a failed reader: test/unit/tee.test.ts)', async () => {
+    // Larger than the reader's buffers (the tee waits for it to drain): a reader that fails mid-stream must not leave
+    // staging waiting for a drain that never comes.
+    const n = 800_000;
+    const rec = (i: number) => Buffer.concat([Buffer.from([0]), str(`apikey-${String(i).padStart(24, '0')}`), str(`{"org_id":"o","n":${i}}`)]);
+    const records: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      if (i === n / 2) records.push(Buffer.concat([Buffer.from([0x30]), str('k'), str('v')]));
+      records.push(rec(i));
+    }
+    const plain = rdb(records);
+    expect(plain.length).toBeGreaterThan(40_000_000);
+    const restoreFiles = await storeRdb(plain);
+    try {
+      await dst.cli('FLUSHALL');
+      await dst.cli('SET', 'marker', 'untouched');
+      const t0 = Date.now();
+      const r = await runCli(['restore', '--plan', 'redis', '-c', cfg, '--yes']);
+      expect(r.code, r.stdout + r.stderr).toBe(5);
+      expect(r.stdout + r.stderr).toMatch(/unknown record type 48/);
+      expect(Date.now() - t0).toBeLessThan(60_000);
+      expect(await dst.cli('DBSIZE')).toBe('1');
+    } finally {
+      await restoreFiles();
+    }
+  }, 120_000);
+
   it('a wrong identity (staging fails before the read ends): exit 5, no unhandled error, the target untouched', async () => {
     const other = await runCli(['key', 'generate', '--output', path.join(ws.dir, 'other-identity.txt'), '--json']);
     expect(other.code).toBe(0);

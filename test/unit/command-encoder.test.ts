@@ -22,7 +22,7 @@ describe('CommandEncoder.restore', () => {
   const payload = Buffer.from([0, 5, 104, 101, 108, 108, 111, 10, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
 
   it('writes RESTORE key ttl payload REPLACE [ABSTTL] byte for byte, for every size of number it writes digit by digit', () => {
-    const ttls = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65_535, 1_893_456_000_123, 9_999_999_999_999, 10_000_000_000_000, Number.MAX_SAFE_INTEGER];
+    const ttls = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65_535, 1_893_456_000_123, 9_999_999_999_999, 10_000_000_000_000, Number.MAX_SAFE_INTEGER, 2 ** 60, 1e20];
     for (const ttl of ttls) {
       for (const abs of [true, false]) {
         const e = new CommandEncoder();
@@ -67,5 +67,17 @@ describe('CommandEncoder.take', () => {
     expect(small.data.toString()).toBe(resp('SET', 'x', 'y').toString());
     expect(e.take().count).toBe(101);
     expect(e.take()).toEqual({ data: Buffer.alloc(0), count: 0 });
+  });
+
+  it('never hands over a buffer much larger than its batch: after a 1 MiB batch, a 40 KiB one is copied into its own memory', () => {
+    const e = new CommandEncoder();
+    e.restore(Buffer.from('big'), 0, Buffer.alloc(1 << 20), true);
+    const big = e.take();
+    expect(big.data.buffer.byteLength).toBeLessThanOrEqual(2 * big.data.length);
+    for (let i = 0; i < 40; i++) e.restore(Buffer.from(`k${i}`), 0, Buffer.alloc(1000), true);
+    const next = e.take();
+    expect(next.count).toBe(40);
+    expect(next.data.length).toBeGreaterThan(40_000);
+    expect(next.data.buffer.byteLength).toBeLessThanOrEqual(2 * next.data.length);
   });
 });

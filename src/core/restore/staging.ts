@@ -50,8 +50,14 @@ export async function stageArtifact(opts: {
   /** Every plaintext chunk passes through it on its way to the file (a target's read while staging: Target.readWhileStaging). */
   through?: Transform;
 }): Promise<StagedArtifact> {
-  const a = artifactOf(opts.manifest, opts.component);
-  await makeDir(opts.dir, 0o700);
+  let a: ReturnType<typeof artifactOf>;
+  try {
+    a = artifactOf(opts.manifest, opts.component);
+    await makeDir(opts.dir, 0o700);
+  } catch (err) {
+    opts.through?.destroy();
+    throw err;
+  }
   const compressed = opts.keepCompressed === true;
   const file = path.join(opts.dir, `${opts.component}.${a.format}${compressed ? `.${a.compression}` : ''}`);
   try {

@@ -98,7 +98,8 @@ export class CommandEncoder {
    * buffer it was encoded in, and the encoder goes on in a new one, so its bytes are not copied once more.
    */
   take(): { data: Buffer; count: number } {
-    if (this.len < HAND_OVER_FROM) {
+    // Handed over only when the batch fills at least half its buffer: a batch never pins much more than its size.
+    if (this.len < HAND_OVER_FROM || this.len < this.buf.length / 2) {
       const out = { data: Buffer.from(this.buf.subarray(0, this.len)), count: this.count };
       this.len = 0;
       this.count = 0;
@@ -128,8 +129,9 @@ const RESTORE_ABS_HEAD = Buffer.from('*6\r\n$7\r\nRESTORE\r\n', 'latin1');
 const REPLACE = Buffer.from('$7\r\nREPLACE\r\n', 'latin1');
 const REPLACE_ABSTTL = Buffer.from('$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n', 'latin1');
 
-/** Decimal digits of n, a non-negative safe integer. */
+/** Decimal digits of n, a non-negative integer. */
 function digitCount(n: number): number {
+  if (n > Number.MAX_SAFE_INTEGER) return String(n).length;
   let d = 1;
   while (n >= 10) {
     n = Math.floor(n / 10);
@@ -139,14 +141,16 @@ function digitCount(n: number): number {
 }
 
 /**
- * Writes n (a non-negative safe integer) in decimal at b[p]; returns the position after it. Digit by digit, not
- * through a string: a bulk write writes two numbers per key (a payload's length, an expiry in ms).
+ * Writes n (a non-negative integer) in decimal at b[p]; returns the position after it. Digit by digit, not through
+ * a string: a bulk write writes two numbers per key (a payload's length, an expiry in ms).
  */
 function writeUint(b: Buffer, p: number, n: number): number {
   if (n < 10) {
     b[p] = 0x30 + n;
     return p + 1;
   }
+  // Past 2^53 the arithmetic below is not exact: the string is.
+  if (n > Number.MAX_SAFE_INTEGER) return p + b.write(String(n), p, 'latin1');
   const end = p + digitCount(n);
   let q = end;
   while (n >= 10) {

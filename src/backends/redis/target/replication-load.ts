@@ -227,13 +227,25 @@ export interface EvidenceWanted {
   expectation: boolean;
 }
 
-/** Passes every chunk on, and writes it to `side` too, waiting for it to drain (a side that was destroyed is skipped). */
+/**
+ * Passes every chunk on, and writes it to `side` too, waiting for it to drain. A side that was destroyed is skipped,
+ * also while a chunk waits for it: its reader failed (and destroyed it) mid-stream, and a destroyed stream never drains.
+ */
 export function tee(side: PassThrough): Transform {
   let ended = false;
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      if (side.destroyed || side.write(chunk)) cb(null, chunk);
-      else side.once('drain', () => cb(null, chunk));
+      if (side.destroyed || side.write(chunk)) {
+        cb(null, chunk);
+        return;
+      }
+      const go = () => {
+        side.off('drain', go);
+        side.off('close', go);
+        cb(null, chunk);
+      };
+      side.on('drain', go);
+      side.on('close', go);
     },
     flush(cb) {
       ended = true;

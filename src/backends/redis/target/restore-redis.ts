@@ -72,7 +72,6 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   // A selective restore draws its own sample (of the keys it wrote) and checks its own counts.
   const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection, defer);
   const snap = staged.snap;
-  // A live restore of an RDB read it whole before writing: as it was staged (readWhileStaging), or from the file.
   // A live restore read the RDB or keys stream whole before writing: as it was staged (readWhileStaging), or from the file.
   if (format !== 'aof' && staged.keys) details.staged_read = input.stagedRead ? 'while staging' : 'after staging';
   const target = await resolveRestoreTarget(c, signal);
@@ -127,6 +126,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     const inspectLive = async () => {
       input.progress?.({ phase: 'inspect' });
       staged.keys = await inspectRdbForLive(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
+      details.staged_read = 'after staging';
     };
     if (defer && !replication) await inspectLive();
     // rdb-file, and a load by replication: the staged RDB is read for the evidence while the target loads it (restore-modes.ts).
