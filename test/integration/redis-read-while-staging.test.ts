@@ -47,7 +47,7 @@ function moduleRecord(key: string): Buffer {
 }
 
 /** Replaces the snapshot's RDB with `plain`, compressed and encrypted as a backup would, and the manifest to match. */
-async function storeRdb(plain: Buffer): Promise<() => Promise<void>> {
+async function storeRdb(plain: Buffer, source: Record<string, unknown> = {}): Promise<() => Promise<void>> {
   const dir = path.join(ws.storeDir, 'snapshots', snapshotId);
   const obj = path.join(dir, 'redis.rdb.zst.age');
   const manifestFile = path.join(dir, 'manifest.json');
@@ -57,6 +57,10 @@ async function storeRdb(plain: Buffer): Promise<() => Promise<void>> {
   const bytes = await readFile(obj);
   const m = JSON.parse(savedManifest);
   Object.assign(m.components.redis.artifact, { sha256: createHash('sha256').update(bytes).digest('hex'), stored_bytes: bytes.length, plaintext_bytes: plain.length });
+  for (const [k, v] of Object.entries(source)) {
+    if (v === undefined) delete m.components.redis.source[k];
+    else m.components.redis.source[k] = v;
+  }
   await writeFile(manifestFile, JSON.stringify(m, null, 2));
   return async () => {
     await writeFile(obj, savedObj);
@@ -104,14 +108,27 @@ describe('a live restore reads the RDB as it is staged', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const step = JSON.parse(r.stdout).report.steps.find((s: { component: string }) => s.component === 'redis');
     expect(step.details.redis.staged_read).toBe('while staging');
+    // The backup checked the RDB's CRC-64 (manifest: rdb_checksum ok) and these are its bytes (SHA-256): not again.
+    expect(step.details.redis.rdb_crc).toBe('checked by the backup (same bytes: SHA-256)');
     expect(step.details.redis.keys_restored).toBe(301);
     for (const c of step.checks) expect(c.status === 'passed' || c.name === 'redis-replicas', `${c.name}: ${c.detail}`).toBe(true);
     expect(await dst.cli('DBSIZE')).toBe('301');
     expect(await dst.cli('GET', `apikey-${'0'.repeat(32)}`)).toBe(JSON.stringify({ org_id: 'org1', n: 0 }));
   }, 60_000);
 
-  it('an RDB whose CRC-64 does not match (the object itself intact): exit 5, the target untouched', async () => {
-    const restoreFiles = await storeRdb(rdb([Buffer.concat([Buffer.from([0]), str('apikey-x'), str('{"org_id":"o"}')])], true));
+  it('a snapshot whose backup did not check the RDB\'s CRC-64: the restore checks it; a wrong one exits 5, the target untouched', async () => {
+    const good = await storeRdb(rdb([Buffer.concat([Buffer.from([0]), str('apikey-x'), str('{"org_id":"o"}')])]), { rdb_checksum: undefined });
+    try {
+      await dst.cli('FLUSHALL');
+      const r = await runCli(['restore', '--plan', 'redis', '-c', cfg, '--yes', '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const step = JSON.parse(r.stdout).report.steps.find((x: { component: string }) => x.component === 'redis');
+      expect(step.details.redis.rdb_crc).toBe('checked');
+      expect(await dst.cli('GET', 'apikey-x')).toBe('{"org_id":"o"}');
+    } finally {
+      await good();
+    }
+    const restoreFiles = await storeRdb(rdb([Buffer.concat([Buffer.from([0]), str('apikey-x'), str('{"org_id":"o"}')])], true), { rdb_checksum: undefined });
     try {
       await dst.cli('FLUSHALL');
       await dst.cli('SET', 'marker', 'untouched');
@@ -126,7 +143,7 @@ describe('a live restore reads the RDB as it is staged', () => {
     }
   }, 60_000);
 
-  it('an RDB holding a module value: exit 2 naming the key\'s class and module type, the target untouched', async () => {
+  it('an RDB holding a module value: exit 2 naming the key and its module type, the target untouched', async () => {
     const restoreFiles = await storeRdb(rdb([Buffer.concat([Buffer.from([0]), str('apikey-y'), str('{"org_id":"o"}')]), moduleRecord('some-json')]));
     try {
       await dst.cli('FLUSHALL');

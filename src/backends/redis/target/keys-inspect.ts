@@ -53,7 +53,17 @@ export function payloadType(payload: Buffer): string {
   return (payload.length > 0 ? redisTypeOf(payload[0]!) : undefined) ?? 'unknown';
 }
 
-export type InspectOptions = { restored: ReadonlySet<KeyClass>; sampleSize: number; expectation: boolean; signal?: AbortSignal };
+export type InspectOptions = {
+  restored: ReadonlySet<KeyClass>;
+  sampleSize: number;
+  expectation: boolean;
+  signal?: AbortSignal;
+  /**
+   * An RDB whose CRC-64 the backup checked as it streamed it (the manifest's source.rdb_checksum is "ok"): the staged
+   * bytes matched the manifest's SHA-256, so they are the bytes that passed, and the CRC-64 is not computed again.
+   */
+  crcCheckedAtBackup?: boolean;
+};
 
 /** For inspectRdbRecords: a handle opened before (read from its start), payloads built only for the sample. */
 type RdbInspectOptions = InspectOptions & { handle?: FileHandle; inspectOnly?: boolean };
@@ -243,12 +253,12 @@ export async function inspectRdbEvidence(
 
 /**
  * A live restore's look at the staged RDB before its first write, in the lean read of inspectRdbEvidence (CRC-64
- * included: no server loads this file, so nothing else checks it): the counts, the expectation and the sample.
+ * included, unless the backup checked it: no server loads this file), the counts, the expectation and the sample.
  * A file holding a module value is read again the thorough way, which refuses it naming the key's database and
  * module type. The restore then cuts every record a second time as it writes (open()).
  */
 export async function inspectRdbForLive(file: string, o: InspectOptions): Promise<KeysInspection> {
-  return inspectionFromStaging(file, await inspectRdbEvidence(file, { ...o, name: file, checksum: true }), o);
+  return inspectionFromStaging(file, await inspectRdbEvidence(file, { ...o, name: file, checksum: o.crcCheckedAtBackup !== true }), o);
 }
 
 /**
@@ -257,7 +267,7 @@ export async function inspectRdbForLive(file: string, o: InspectOptions): Promis
  */
 export async function readWhileStaged(format: 'rdb' | 'keys', side: AsyncIterable<Buffer>, name: string, o: InspectOptions): Promise<StagedRead> {
   if (format === 'keys') return { format, read: await inspectKeysStream(side, o) };
-  return { format, ev: await inspectRdbEvidence(side, { ...o, name, checksum: true }) };
+  return { format, ev: await inspectRdbEvidence(side, { ...o, name, checksum: o.crcCheckedAtBackup !== true }) };
 }
 
 /** A live restore's read of its staged artifact, made while it was staged (readWhileStaged). */

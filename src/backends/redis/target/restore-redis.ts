@@ -65,15 +65,16 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   if (r.mode !== 'live') checkRdbFileConfig(c);
 
   input.progress?.({ phase: 'preflight' });
-  const { restored, wantsCounts, sampleSize, loadBy, classesMisfit, defer } = inspectionPlan(input, format);
+  const { restored, wantsCounts, sampleSize, loadBy, classesMisfit, defer, crcCheckedAtBackup } = inspectionPlan(input, format);
   // Staged still compressed (restore.load replication): only the load by replication streams it; any other path
   // (a selective or dry run, a point in time) reads a plaintext file, inflated here first. A refusal needs neither.
   if (input.stagedCompression && loadBy !== 'replication') input = await inflateRdb(input);
   // A selective restore draws its own sample (of the keys it wrote) and checks its own counts.
-  const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection, defer);
+  const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection, defer, crcCheckedAtBackup);
   const snap = staged.snap;
   // A live restore read the RDB or keys stream whole before writing: as it was staged (readWhileStaging), or from the file.
   if (format !== 'aof' && staged.keys) details.staged_read = input.stagedRead ? 'while staging' : 'after staging';
+  if (format === 'rdb' && staged.keys) details.rdb_crc = crcCheckedAtBackup ? 'checked by the backup (same bytes: SHA-256)' : 'checked';
   const target = await resolveRestoreTarget(c, signal);
   Object.assign(details, {
     target: target.display,
@@ -125,8 +126,9 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     }
     const inspectLive = async () => {
       input.progress?.({ phase: 'inspect' });
-      staged.keys = await inspectRdbForLive(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal });
+      staged.keys = await inspectRdbForLive(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal, crcCheckedAtBackup });
       details.staged_read = 'after staging';
+      details.rdb_crc = crcCheckedAtBackup ? 'checked by the backup (same bytes: SHA-256)' : 'checked';
     };
     if (defer && !replication) await inspectLive();
     // rdb-file, and a load by replication: the staged RDB is read for the evidence while the target loads it (restore-modes.ts).
@@ -219,7 +221,9 @@ function inspectionPlan(input: Pick<RedisRestoreInput, 'component' | 'manifest' 
   const loadBy = r.mode === 'live' && format === 'rdb' && !input.selection && !input.feed && !input.dryRun ? r.load : 'restore';
   const classesMisfit = loadBy === 'restore' ? null : replicationClassesMisfit(c, input.manifest);
   const defer = loadBy !== 'restore' && classesMisfit === null;
-  return { restored, wantsCounts, sampleSize, loadBy, classesMisfit, defer };
+  // The backup checked the RDB's CRC-64 as it streamed it, and staging proves these are the same bytes (SHA-256).
+  const crcCheckedAtBackup = format === 'rdb' && input.manifest.source.rdb_checksum === 'ok';
+  return { restored, wantsCounts, sampleSize, loadBy, classesMisfit, defer, crcCheckedAtBackup };
 }
 
 /**
@@ -234,7 +238,7 @@ export function liveReadPlan(input: Pick<RedisRestoreInput, 'component' | 'manif
   if (f === 'rdb' && input.component.restore.mode !== 'live' && !input.selection) return null;
   const p = inspectionPlan(input, f);
   if (f === 'rdb' && p.defer) return null;
-  return { format: f, restored: p.restored, sampleSize: input.selection ? 0 : p.sampleSize, expectation: p.wantsCounts && !input.selection };
+  return { format: f, restored: p.restored, sampleSize: input.selection ? 0 : p.sampleSize, expectation: p.wantsCounts && !input.selection, crcCheckedAtBackup: p.crcCheckedAtBackup };
 }
 
 /** A staged RDB kept compressed, inflated into the work folder for a path that reads a plaintext file (size checked). */
@@ -306,7 +310,9 @@ interface StagedCheck {
  * Checks the staged artifact whole, before any target is contacted; returns what the target must load. `defer`:
  * a live RDB restore that may load by replication reads the RDB once the target is known (restore-redis.ts).
  */
-async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['format'], restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean, defer = false): Promise<StagedCheck> {
+async function checkStaged(
+  input: RedisRestoreInput, format: SnapshotVersion['format'], restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean, defer: boolean, crcCheckedAtBackup: boolean,
+): Promise<StagedCheck> {
   const writtenBy = snapshotWriter(input.manifest);
   if (format === 'rdb') {
     const snap = { format, ...(await snapshotRdb(input.manifest, input.rdbFile, input.signal, input.stagedCompression)) };
@@ -314,7 +320,7 @@ async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['fo
     // Live: every key's value is cut from the RDB as a RESTORE payload (no scratch server); read whole here first,
     // unless that read was made while the RDB was staged (the same options: liveReadPlan).
     input.progress?.({ phase: 'inspect' });
-    const o = { restored, sampleSize, expectation: wantsCounts, signal: input.signal };
+    const o = { restored, sampleSize, expectation: wantsCounts, signal: input.signal, crcCheckedAtBackup };
     const read = input.stagedRead ? await input.stagedRead : null;
     const keys = read?.format === 'rdb' ? await inspectionFromStaging(input.rdbFile, read.ev, o) : await inspectRdbForLive(input.rdbFile, o);
     return { snap, keys };
