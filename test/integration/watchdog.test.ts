@@ -14,6 +14,10 @@ const alive = (pid: number) => {
   }
 };
 
+/** Until `pid` is gone (or a zombie: dead, not yet reaped by an init that is slow to). */
+const diesOrZombie = (pid: number, what: string) =>
+  waitFor(async () => !alive(pid) || (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(' ')[2] === 'Z', { timeoutMs: 15_000, what });
+
 /** A child started under watchChild dies with its parent, even when the parent is killed with SIGKILL. */
 describe('watchChild', () => {
   it.each([
@@ -47,10 +51,7 @@ describe('watchChild', () => {
     expect(alive(pid)).toBe(true);
     expect(await readFile(`/proc/${pid}/cmdline`, 'utf8')).toContain('sleep');
     parent.kill('SIGKILL');
-    await waitFor(async () => !alive(pid) || (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(' ')[2] === 'Z', {
-      timeoutMs: 15_000,
-      what: 'the watched child to die with its parent',
-    });
+    await diesOrZombie(pid, 'the watched child to die with its parent');
   });
 
   it('keeps watching a group whose leader exited while a member still holds its pipe, and stops that member when the parent is SIGKILLed', async () => {
@@ -73,9 +74,6 @@ describe('watchChild', () => {
     expect(alive(pid)).toBe(true);
     expect(await readFile(`/proc/${pid}/cmdline`, 'utf8')).toContain('sleep');
     parent.kill('SIGKILL');
-    await waitFor(async () => !alive(pid) || (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(' ')[2] === 'Z', {
-      timeoutMs: 15_000,
-      what: 'the member outliving its leader to die with the parent',
-    });
+    await diesOrZombie(pid, 'the member outliving its leader to die with the parent');
   });
 });
