@@ -235,6 +235,33 @@ describe('mongo restore faults', () => {
     expect(res.stdout).not.toContain('wrong-one');
   });
 
+  it('mongorestore failed by FerretDB\'s stale SQLite schema ("index ... already exists"): run again, and the restore succeeds with a warning; any other failure is not retried', async () => {
+    // A stand-in mongorestore that fails its first run as FerretDB does when a pooled SQLite connection has a stale
+    // schema (reproduced for createIndexes in ferret-stale-schema.test.ts; not on demand for mongorestore's create),
+    // then runs the real one.
+    const marker = path.join(fakes, `stale-${Math.random().toString(36).slice(2)}`);
+    const dir = await fakeTool(
+      'mongorestore',
+      `if [ ! -e "${marker}" ]; then
+  : > "${marker}"
+  echo "2026-12-07T02:00:00.000+0000	Failed: tyk_analytics.tyk_apis: error creating collection tyk_analytics.tyk_apis: error running create command: (InternalError) [pool.go:330 sqlite.(*Pool).CreateCollection] SQL logic error: index tyk_apis_2f8a4c1e__id_ already exists (1)" >&2
+  exit 1
+fi
+exec "${path.join(toolsBin, 'mongorestore')}" "$@"`,
+    );
+    const res = await restore({ binDir: dir });
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    const step = JSON.parse(res.stdout).report.steps.find((s: any) => s.id === 'database');
+    const details = Object.values(step.details)[0] as { warnings: string[] };
+    expect(details.warnings.join('\n')).toMatch(/mongorestore met FerretDB's stale SQLite schema .*run again \(attempt 2\)/);
+    noSecret(res);
+    // Another failure is reported at once, not retried.
+    const calls = path.join(fakes, `calls-${Math.random().toString(36).slice(2)}`);
+    const other = await restore({ binDir: await fakeTool('mongorestore', `echo x >> "${calls}"\necho "Failed: error connecting to db server: no reachable servers" >&2\nexit 1`) });
+    expect(other.code, other.stdout + other.stderr).toBe(6);
+    expect((await readFile(calls, 'utf8')).trim().split('\n')).toHaveLength(1);
+  });
+
   it('a target path that freezes mid-restore: exit 6 with mongorestore\'s words well within a minute (the driver gives up on the dead connection); a rerun on a healthy path succeeds', async () => {
     const proxy = await startFaultProxy({ port: ferret.port });
     try {

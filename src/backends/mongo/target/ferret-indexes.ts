@@ -13,7 +13,7 @@ import type { ArchiveCollection } from '../archive-inspector.js';
  * that index. Any statement on that connection reloads its schema (FerretDB's own error path runs one), so the
  * same createIndexes succeeds when tried again.
  */
-const STALE_SQLITE_SCHEMA = /SQL logic error: index \S+ already exists/;
+export const STALE_SQLITE_SCHEMA = /SQL logic error: index \S+ already exists/;
 const STALE_SCHEMA_RETRIES = 4;
 
 /**

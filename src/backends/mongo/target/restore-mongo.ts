@@ -9,7 +9,11 @@ import { readMongoFacts } from '../facts.js';
 import { failureSummary, findTool, spawnTool } from '../tools.js';
 import { displayHosts, displayUri, scrubMongoText, toolUri } from '../uri.js';
 import { checkDatabaseCounts, checkDatabaseIndexes, MONGO_CHECKS, type MongoCheckName } from './mongo-checks.js';
-import { createIndexesThroughDriver } from './ferret-indexes.js';
+import { createIndexesThroughDriver, STALE_SQLITE_SCHEMA } from './ferret-indexes.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** mongorestore runs at most this often when FerretDB's stale SQLite schema fails it (ferret-indexes.ts). */
+const MONGORESTORE_ATTEMPTS = 3;
 
 export interface MongoRestoreInput {
   component: MongoComponent;
@@ -84,7 +88,21 @@ export async function restoreMongo(input: MongoRestoreInput): Promise<MongoResto
     })).map((i) => i.name).sort();
 
     const started = Date.now();
-    const out = await runMongorestore(bin, ep, restoreArgs(input.stagedFile, from, to, ferret), signal, `${from} into database "${to}" at ${displayHosts(ep.parsed)}`);
+    const what = `${from} into database "${to}" at ${displayHosts(ep.parsed)}`;
+    let out: Record<string, unknown>;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        out = await runMongorestore(bin, ep, restoreArgs(input.stagedFile, from, to, ferret), signal, what);
+        break;
+      } catch (err) {
+        // FerretDB's stale SQLite schema (ferret-indexes.ts) can meet the _id index of a collection mongorestore creates
+        // too: it runs again (--drop makes that safe), after a read that makes the pooled connections see the schema.
+        if (!ferret || attempt >= MONGORESTORE_ATTEMPTS || !(err instanceof TykdrError) || !STALE_SQLITE_SCHEMA.test(err.message)) throw err;
+        warnings.push(`mongorestore met FerretDB's stale SQLite schema ("index ... already exists" for an index it does not have): run again (attempt ${attempt + 1})`);
+        await db.listCollections({}, { nameOnly: true }).toArray().catch(() => undefined);
+        await sleep(100 * attempt, undefined, { signal });
+      }
+    }
     details.restore_ms = Date.now() - started;
     Object.assign(details, out);
     if (ferret) {
