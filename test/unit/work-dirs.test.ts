@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:f
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeWorkDir, sweepStaleWorkDirs } from '../../src/core/restore/work-dirs.js';
+import { makeWorkDir, removeWorkDir, sweepStaleWorkDirs } from '../../src/core/restore/work-dirs.js';
 
 /** A pid that no process has (beyond the kernel's pid_max). */
 const DEAD_PID = 2 ** 22 + 12_345;
@@ -42,5 +42,23 @@ describe('work folders', () => {
     expect((await readdir(base)).sort()).toEqual(['.tykdr-new-ownerless-fresh', 'tykdr-restore-live', 'tykdr-restore-ownerless-fresh']);
     expect(said).toHaveLength(1);
     expect(said[0]).toContain(`tykdr-restore-dead, left by a killed tykdr run (pid ${DEAD_PID}`);
+  });
+
+  it('removing a work folder removes it whole; what a kill mid-way can leave (an empty or dead-owned being-made folder) the next sweep removes', async () => {
+    const dir = await makeWorkDir(base, 'tykdr-restore-');
+    await mkdir(path.join(dir, 'staged'));
+    await writeFile(path.join(dir, 'staged', 'redis.rdb'), 'plaintext');
+    await removeWorkDir(dir);
+    expect(await readdir(base)).toEqual([]);
+    // removeWorkDir renames the emptied folder to a being-made name before its owner file goes: a kill after the rename
+    // leaves one of these, never an ownerless tykdr-restore-* folder (which the sweep keeps for an hour).
+    const ownerless = path.join(base, '.tykdr-new-gone-tykdr-restore-a');
+    await mkdir(ownerless);
+    await utimes(ownerless, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    const owned = path.join(base, '.tykdr-new-gone-tykdr-restore-b');
+    await mkdir(owned);
+    await writeFile(path.join(owned, '.tykdr-owner.json'), JSON.stringify({ pid: DEAD_PID, host: hostname(), started_at: new Date().toISOString() }));
+    await sweepStaleWorkDirs(base);
+    expect(await readdir(base)).toEqual([]);
   });
 });

@@ -102,5 +102,13 @@ export async function removeWorkDir(dir: string): Promise<void> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (name !== OWNER) await rm(path.join(dir, name), { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
-  await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  // Empty but for its owner file, it takes a being-made name before that file goes: a run killed between the file's
+  // removal and the folder's leaves an empty NEW_PREFIX folder, which the next sweep removes, not an ownerless work
+  // folder, which it would keep for an hour.
+  let last = dir;
+  if (!path.basename(dir).startsWith(NEW_PREFIX)) {
+    const renamed = path.join(path.dirname(dir), `${NEW_PREFIX}gone-${path.basename(dir)}`);
+    last = await rename(dir, renamed).then(() => renamed, () => dir);
+  }
+  await rm(last, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
