@@ -51,7 +51,16 @@ export class KeysStreamParser {
   private buffered = 0;
   /** Bytes the item at the head of `chunks` needs before parsing is worth trying again. */
   private need = 0;
-  private readonly hash: Hash = createHash('sha256');
+  /** Null on a second read of a stream an earlier read checked whole (KeysStreamParser's `digest: false`). */
+  private readonly hash: Hash | null;
+
+  /**
+   * `digest: false`: the SHA-256 in the trailer is not computed again (structure and record count still are). Only for
+   * a second read of a private file whose digest an earlier read checked.
+   */
+  constructor(opts: { digest?: boolean } = {}) {
+    this.hash = opts.digest === false ? null : createHash('sha256');
+  }
 
   /** Parses what `chunk` completes; whole records are appended to `out`. */
   push(chunk: Buffer, out: KeyRecord[]): void {
@@ -110,7 +119,7 @@ export class KeysStreamParser {
         throw this.damaged(`unknown record tag 0x${tag.toString(16).padStart(2, '0')} after record #${this.records}`);
       }
     }
-    this.hash.update(buf.subarray(0, p));
+    this.hash?.update(buf.subarray(0, p));
     this.keep(buf, p, need);
   }
 
@@ -123,10 +132,13 @@ export class KeysStreamParser {
   }
 
   private finishTrailer(buf: Buffer, p: number): void {
-    this.hash.update(buf.subarray(0, p + 11));
-    const digest = this.hash.digest();
-    const count = buf.readUInt32BE(p + 1) * 0x1_0000_0000 + buf.readUInt32BE(p + 5);
     const stored = buf.subarray(p + 11, p + TRAILER_LEN);
+    let digest = stored;
+    if (this.hash) {
+      this.hash.update(buf.subarray(0, p + 11));
+      digest = this.hash.digest();
+    }
+    const count = buf.readUInt32BE(p + 1) * 0x1_0000_0000 + buf.readUInt32BE(p + 5);
     if (!digest.equals(stored)) {
       throw integrityError(
         `keys stream checksum mismatch: SHA-256 of its ${this.bytes + 11} bytes is ${digest.toString('hex').slice(0, 16)}…, its trailer says ${stored.toString('hex').slice(0, 16)}…`,
@@ -190,8 +202,9 @@ export class KeysStreamParser {
 export async function* readKeysStream(
   source: AsyncIterable<Buffer>,
   onHeader?: (h: KeysHeader) => void,
+  opts: { digest?: boolean } = {},
 ): AsyncGenerator<KeyRecord[], KeysTrailer> {
-  const parser = new KeysStreamParser();
+  const parser = new KeysStreamParser(opts);
   let announced = false;
   for await (const chunk of source) {
     const out: KeyRecord[] = [];
