@@ -64,7 +64,7 @@ export const redisTarget: Target<RedisComponent> = {
    * says when, and with which options).
    */
   readWhileStaging(i) {
-    const plan = liveReadPlan({ ...i, component: effective(i), manifest: i.entry, checks: [...i.checks], ...(stagedCompressed(i.entry, i.component) ? { stagedCompression: 'zstd' as const } : {}) });
+    const plan = liveReadPlan({ ...i, component: effective(i), manifest: i.entry, checks: [...i.checks] }, stagedCompressed(i.entry, i.component));
     if (plan === null) return null;
     const side = new PassThrough({ highWaterMark: 4 << 20 });
     const { format, ...o } = plan;

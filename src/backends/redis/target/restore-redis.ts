@@ -65,16 +65,13 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   if (r.mode !== 'live') checkRdbFileConfig(c);
 
   input.progress?.({ phase: 'preflight' });
-  const { restored, wantsCounts, sampleSize, loadBy, classesMisfit, defer, crcCheckedAtBackup } = inspectionPlan(input, format);
+  const { restored, wantsCounts, sampleSize, loadBy, classesMisfit, defer, crcCheckedAtBackup, read } = inspectionPlan(input, format);
   // Staged still compressed (restore.load replication): only the load by replication streams it; any other path
   // (a selective or dry run, a point in time) reads a plaintext file, inflated here first. A refusal needs neither.
   if (input.stagedCompression && loadBy !== 'replication') input = await inflateRdb(input);
-  // A selective restore draws its own sample (of the keys it wrote) and checks its own counts.
-  const staged = await checkStaged(input, format, restored, input.selection ? 0 : sampleSize, wantsCounts && !input.selection, defer, crcCheckedAtBackup);
+  const staged = await checkStaged(input, format, { ...read, signal: input.signal }, defer);
   const snap = staged.snap;
-  // A live restore read the RDB or keys stream whole before writing: as it was staged (readWhileStaging), or from the file.
-  if (format !== 'aof' && staged.keys) details.staged_read = input.stagedRead ? 'while staging' : 'after staging';
-  if (format === 'rdb' && staged.keys) details.rdb_crc = crcCheckedAtBackup ? 'checked by the backup (same bytes: SHA-256)' : 'checked';
+  if (staged.keys) readDetails(details, format, input.stagedRead !== undefined, crcCheckedAtBackup);
   const target = await resolveRestoreTarget(c, signal);
   Object.assign(details, {
     target: target.display,
@@ -126,9 +123,8 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     }
     const inspectLive = async () => {
       input.progress?.({ phase: 'inspect' });
-      staged.keys = await inspectRdbForLive(input.rdbFile, { restored, sampleSize, expectation: wantsCounts, signal: input.signal, crcCheckedAtBackup });
-      details.staged_read = 'after staging';
-      details.rdb_crc = crcCheckedAtBackup ? 'checked by the backup (same bytes: SHA-256)' : 'checked';
+      staged.keys = await inspectRdbForLive(input.rdbFile, { ...read, signal: input.signal });
+      readDetails(details, format, false, crcCheckedAtBackup);
     };
     if (defer && !replication) await inspectLive();
     // rdb-file, and a load by replication: the staged RDB is read for the evidence while the target loads it (restore-modes.ts).
@@ -223,7 +219,17 @@ function inspectionPlan(input: Pick<RedisRestoreInput, 'component' | 'manifest' 
   const defer = loadBy !== 'restore' && classesMisfit === null;
   // The backup checked the RDB's CRC-64 as it streamed it, and staging proves these are the same bytes (SHA-256).
   const crcCheckedAtBackup = format === 'rdb' && input.manifest.source.rdb_checksum === 'ok';
-  return { restored, wantsCounts, sampleSize, loadBy, classesMisfit, defer, crcCheckedAtBackup };
+  // The whole read before a live write; a selective restore draws its own sample (of the keys it wrote) and checks
+  // its own counts.
+  const read: InspectOptions = { restored, sampleSize: input.selection ? 0 : sampleSize, expectation: wantsCounts && !input.selection, crcCheckedAtBackup };
+  return { restored, wantsCounts, sampleSize, loadBy, classesMisfit, defer, crcCheckedAtBackup, read };
+}
+
+/** Which read of the staged RDB or keys stream came before the live write, and whether it computed the RDB's CRC-64. */
+function readDetails(details: Record<string, unknown>, format: SnapshotVersion['format'], whileStaging: boolean, crcCheckedAtBackup: boolean): void {
+  if (format === 'aof') return;
+  details.staged_read = whileStaging ? 'while staging' : 'after staging';
+  if (format === 'rdb') details.rdb_crc = crcCheckedAtBackup ? 'checked by the backup (same bytes: SHA-256)' : 'checked';
 }
 
 /**
@@ -231,14 +237,14 @@ function inspectionPlan(input: Pick<RedisRestoreInput, 'component' | 'manifest' 
  * CRC-64, key counts, the sample), when this restore makes one; null otherwise. What it returns is what checkStaged
  * passes to inspectRdbForLive, so the read can be made while the RDB is staged (redis-target.ts readWhileStaging).
  */
-export function liveReadPlan(input: Pick<RedisRestoreInput, 'component' | 'manifest' | 'checks' | 'selection' | 'feed' | 'dryRun' | 'stagedCompression'>): (InspectOptions & { format: 'rdb' | 'keys' }) | null {
+export function liveReadPlan(input: Pick<RedisRestoreInput, 'component' | 'manifest' | 'checks' | 'selection' | 'feed' | 'dryRun'>, stagedCompressed: boolean): (InspectOptions & { format: 'rdb' | 'keys' }) | null {
   const f = input.manifest.artifact.format;
-  if ((f !== 'rdb' && f !== 'keys') || input.stagedCompression !== undefined) return null;
+  if ((f !== 'rdb' && f !== 'keys') || stagedCompressed) return null;
   // A keys stream is always read whole first (it restores only live); an RDB when restored live and not loaded by replication.
   if (f === 'rdb' && input.component.restore.mode !== 'live' && !input.selection) return null;
   const p = inspectionPlan(input, f);
   if (f === 'rdb' && p.defer) return null;
-  return { format: f, restored: p.restored, sampleSize: input.selection ? 0 : p.sampleSize, expectation: p.wantsCounts && !input.selection, crcCheckedAtBackup: p.crcCheckedAtBackup };
+  return { format: f, ...p.read };
 }
 
 /** A staged RDB kept compressed, inflated into the work folder for a path that reads a plaintext file (size checked). */
@@ -310,9 +316,7 @@ interface StagedCheck {
  * Checks the staged artifact whole, before any target is contacted; returns what the target must load. `defer`:
  * a live RDB restore that may load by replication reads the RDB once the target is known (restore-redis.ts).
  */
-async function checkStaged(
-  input: RedisRestoreInput, format: SnapshotVersion['format'], restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean, defer: boolean, crcCheckedAtBackup: boolean,
-): Promise<StagedCheck> {
+async function checkStaged(input: RedisRestoreInput, format: SnapshotVersion['format'], o: InspectOptions, defer: boolean): Promise<StagedCheck> {
   const writtenBy = snapshotWriter(input.manifest);
   if (format === 'rdb') {
     const snap = { format, ...(await snapshotRdb(input.manifest, input.rdbFile, input.signal, input.stagedCompression)) };
@@ -320,7 +324,6 @@ async function checkStaged(
     // Live: every key's value is cut from the RDB as a RESTORE payload (no scratch server); read whole here first,
     // unless that read was made while the RDB was staged (the same options: liveReadPlan).
     input.progress?.({ phase: 'inspect' });
-    const o = { restored, sampleSize, expectation: wantsCounts, signal: input.signal, crcCheckedAtBackup };
     const read = input.stagedRead ? await input.stagedRead : null;
     const keys = read?.format === 'rdb' ? await inspectionFromStaging(input.rdbFile, read.ev, o) : await inspectRdbForLive(input.rdbFile, o);
     return { snap, keys };
@@ -332,7 +335,6 @@ async function checkStaged(
   }
   // (Read while staged, with the same options: liveReadPlan.)
   const read = input.stagedRead ? await input.stagedRead : null;
-  const o = { restored, sampleSize, expectation: wantsCounts, signal: input.signal };
   const keys = read?.format === 'keys' ? keysInspectionOf(input.rdbFile, read.read) : await inspectKeysFile(input.rdbFile, o);
   return { snap: { format, version: keys.payloadVersion, writtenBy: typeof input.manifest.source.server === 'string' || !keys.writtenBy ? writtenBy : `Redis ${keys.writtenBy}` }, keys };
 }
