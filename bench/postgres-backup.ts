@@ -107,6 +107,56 @@ function serverCpu(postmaster: number): number {
   return pm.self + pm.children + childPids(postmaster).reduce((a, pid) => a + cpuOf(pid).self, 0);
 }
 
+/**
+ * A server process's role from its title ("postgres: autovacuum worker", "postgres: USER DB HOST(PORT) COPY"); null
+ * while it has none (a backend just forked still shows the postmaster's command line; an exiting one shows nothing).
+ */
+function serverRole(pid: number): string | null {
+  let title: string;
+  try {
+    title = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return null;
+  }
+  const m = /^postgres: (.*)$/.exec(title);
+  if (!m) return null;
+  const t = m[1]!;
+  for (const r of ['autovacuum worker', 'autovacuum launcher', 'checkpointer', 'background writer', 'walwriter', 'logical replication', 'parallel worker']) {
+    if (t.startsWith(r)) return r;
+  }
+  return 'sessions';
+}
+
+/**
+ * The cluster's CPU by process role (sessions, autovacuum, checkpointer, ...), sampled: each child's CPU when first
+ * and last seen. A process that exits between two samples loses its last interval (the total, serverCpu, is exact).
+ */
+class ServerRoles {
+  private readonly first = new Map<number, number>();
+  private readonly last = new Map<number, [string, number]>();
+  constructor(private readonly postmaster: number) {
+    for (const pid of childPids(postmaster)) this.first.set(pid, cpuOf(pid).self);
+  }
+  sample(): void {
+    for (const pid of childPids(this.postmaster)) {
+      const role = serverRole(pid) ?? this.last.get(pid)?.[0] ?? 'untitled';
+      let cpu: number;
+      try {
+        cpu = cpuOf(pid, { strict: true }).self;
+      } catch {
+        continue; // gone since listed: keeps its last sample
+      }
+      if (!this.first.has(pid)) this.first.set(pid, 0);
+      this.last.set(pid, [role, cpu]);
+    }
+  }
+  byRole(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [pid, [role, cpu]] of this.last) out[role] = (out[role] ?? 0) + cpu - this.first.get(pid)!;
+    return out;
+  }
+}
+
 /** Waits (up to maxWaitS) until other processes used under 0.25 CPU-s per second for two seconds in a row. */
 async function waitQuiet(maxWaitS: number): Promise<void> {
   const deadline = Date.now() + maxWaitS * 1000;
@@ -138,6 +188,8 @@ interface Measured {
   serverCpu: number;
   /** Busy CPU seconds of everything else on the machine from spawn to 1.5 s after exit: other workloads. */
   otherCpu: number;
+  /** serverCpu by process role, sampled (ServerRoles). */
+  serverRoles: Record<string, number>;
 }
 
 /** Times `bash -c script` from spawn to exit, polling the VmHWM of every process below it. */
@@ -145,6 +197,7 @@ async function measured(script: string, env: NodeJS.ProcessEnv, postmaster: numb
   const peaks = new Map<number, [string, number]>();
   const busy0 = machineBusySeconds();
   const server0 = serverCpu(postmaster);
+  const roles = new ServerRoles(postmaster);
   const bench0 = process.cpuUsage();
   const t0 = performance.now();
   const full = `set -o pipefail\n${script}\nrc=$?\ntimes > '${timesFile}'\nexit $rc`;
@@ -155,6 +208,7 @@ async function measured(script: string, env: NodeJS.ProcessEnv, postmaster: numb
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const poll = () => {
+    roles.sample();
     // bash may exec its last command, so the root process itself is polled too (its comm tells which it is).
     for (const pid of [child.pid!, ...descendants(child.pid!)]) {
       const kb = vmHwmKb(pid);
@@ -177,7 +231,10 @@ async function measured(script: string, env: NodeJS.ProcessEnv, postmaster: numb
   const seconds = (performance.now() - t0) / 1000;
   clearInterval(timer);
   children.delete(child);
-  await sleep(1500); // let the server reap the command's backends before reading its counters
+  for (let i = 0; i < 1500 / POLL_MS; i++) {
+    roles.sample();
+    await sleep(POLL_MS);
+  } // let the server reap the command's backends before reading its counters
   const secs = (text: string | undefined) => {
     const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(text ?? '');
     return m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : 0;
@@ -186,7 +243,7 @@ async function measured(script: string, env: NodeJS.ProcessEnv, postmaster: numb
   const srv = serverCpu(postmaster) - server0;
   const bench = process.cpuUsage(bench0);
   const otherCpu = Math.max(0, machineBusySeconds() - busy0 - commandCpu - srv - (bench.user + bench.system) / 1e6);
-  return { code, stdout, stderr, seconds, peaks, commandCpu, serverCpu: srv, otherCpu };
+  return { code, stdout, stderr, seconds, peaks, commandCpu, serverCpu: srv, otherCpu, serverRoles: roles.byRole() };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -243,6 +300,7 @@ interface Row {
   commandCpu: number;
   serverCpu: number;
   otherCpu: number;
+  serverRoles: Record<string, number>;
   note: string;
 }
 
@@ -372,7 +430,7 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
         facts.push(`run ${run}: snapshot ${out.id}: ${e.source.total_rows.toLocaleString('en')} rows counted in the dump's snapshot ` +
           `(pgbench_accounts ${e.source.tables['public.pgbench_accounts'].toLocaleString('en')}), consistent_at ${e.consistent_at}, server ${e.source.server_version}`);
       }
-      rows.push({ op: 'backup', run, contender, seconds: m.seconds, ...peakOf(m, contender), commandCpu: m.commandCpu, serverCpu: m.serverCpu, otherCpu: m.otherCpu, note });
+      rows.push({ op: 'backup', run, contender, seconds: m.seconds, ...peakOf(m, contender), commandCpu: m.commandCpu, serverCpu: m.serverCpu, otherCpu: m.otherCpu, serverRoles: m.serverRoles, note });
       log(`  ${m.seconds.toFixed(2)} s; ${note}`);
     }
 
@@ -407,7 +465,7 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
         note += `; stage ${(stage.durationMs / 1000).toFixed(1)} s, pg_restore --jobs ${jobs} ${(step.details.db.restore_ms / 1000).toFixed(1)} s, ${checks}` +
           (chunks?.sent ? `; ${chunks.in_archive.toLocaleString('en')} data chunks sent as ${chunks.sent.toLocaleString('en')}` : '');
       }
-      rows.push({ op: 'restore', run, contender, seconds: m.seconds, ...peakOf(m, contender), commandCpu: m.commandCpu, serverCpu: m.serverCpu, otherCpu: m.otherCpu, note });
+      rows.push({ op: 'restore', run, contender, seconds: m.seconds, ...peakOf(m, contender), commandCpu: m.commandCpu, serverCpu: m.serverCpu, otherCpu: m.otherCpu, serverRoles: m.serverRoles, note });
       log(`  ${m.seconds.toFixed(2)} s; ${note}`);
       await pg.sql('postgres', `DROP DATABASE ${db}`);
     }
@@ -484,6 +542,13 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
   out.push('');
   out.push('Peak RSS by process (MB):');
   for (const r of rows) out.push(`  ${r.op} run ${r.run} ${r.contender}: ${r.peakDetail}`);
+  out.push('');
+  out.push('Server CPU-s by process role (sampled every 50 ms from spawn to 1.5 s after exit; sessions = the client backends,');
+  out.push('pg_restore\'s and tykdr\'s checks; a process ending between samples loses its last 50 ms):');
+  for (const r of rows) {
+    const parts = Object.entries(r.serverRoles).filter(([, v]) => v >= 0.005).sort((a, b) => b[1] - a[1]);
+    out.push(`  ${r.op} run ${r.run} ${r.contender}: ${parts.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') || 'none'} (total ${r.serverCpu.toFixed(2)})`);
+  }
   out.push('');
   out.push('Backups verified from the manifest:');
   for (const f of facts) out.push(`  ${f}`);
