@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration } from '../duration.js';
+import { formatBytes, formatCount, formatDuration } from '../duration.js';
 import { toPlain } from './render-json.js';
 
 /*
@@ -50,9 +50,9 @@ export function formatValue(key: string, v: unknown): string {
   if (v === null || v === undefined) return 'none';
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
   if (typeof v === 'number') {
-    if (/bytes/i.test(key)) return `${formatBytes(v)} (${v.toLocaleString('en-US')} bytes)`;
+    if (/bytes/i.test(key)) return `${formatBytes(v)} (${formatCount(v)} bytes)`;
     if (/(Ms|_ms|^ms)$/.test(key)) return formatDuration(v);
-    return v.toLocaleString('en-US');
+    return formatCount(v);
   }
   if (typeof v === 'string') return v === '' ? '(empty)' : v;
   return String(v);

@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import type { Store } from '../interfaces/store.js';
-import { formatBytes } from '../duration.js';
+import { formatBytes, formatCount } from '../duration.js';
 import { badInput } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { Plan } from '../plan/plan.js';
@@ -115,7 +115,7 @@ export function evidenceRows(e: Evidence): Array<[string, string]> {
   for (const a of e.artifacts) {
     rows.push([
       `Artifact ${a.component}`,
-      `${a.name}: SHA-256 ${a.sha256}, ${formatBytes(a.stored_bytes)} stored (${a.stored_bytes.toLocaleString('en-US')} bytes), ${formatBytes(a.plaintext_bytes)} plaintext`,
+      `${a.name}: SHA-256 ${a.sha256}, ${formatBytes(a.stored_bytes)} stored (${formatCount(a.stored_bytes)} bytes), ${formatBytes(a.plaintext_bytes)} plaintext`,
     ]);
   }
   rows.push(

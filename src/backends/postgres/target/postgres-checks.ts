@@ -4,6 +4,7 @@ import type { DumpFacts } from './dump-facts.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { checkResult, guarded } from '../../../core/checks/result.js';
 import { throwIfAborted } from '../../../core/util/abort.js';
+import { formatCount } from '../../../core/duration.js';
 
 /**
  * Checks that prove a PostgreSQL restore worked, against the facts the backup recorded inside its snapshot. Each
@@ -21,7 +22,7 @@ export interface TableEvidence {
   note?: string;
 }
 
-const n = (x: number) => x.toLocaleString('en');
+const n = (x: number) => formatCount(x);
 
 /**
  * database-counts: every table the backup counted holds exactly as many rows on the target (the restore replaced
