@@ -72,8 +72,19 @@ export async function readManifest(store: Store, id: string, signal?: AbortSigna
   if (!isSnapshotId(id)) {
     throw badInput(`"${id}" is not a snapshot id`, 'ids look like 20261121T093012Z-4f9a1c; list them with `tykdr snapshots`');
   }
-  const info = await store.stat(manifestKey(id), { signal });
+  // Asked for at once: a store round trip less (the answer to stat decides which of the two is used).
+  const getting = store.get(manifestKey(id), { signal });
+  const drop = () => void getting.then((b) => b.destroy(), () => undefined);
+  getting.catch(() => undefined);
+  let info: Awaited<ReturnType<Store['stat']>>;
+  try {
+    info = await store.stat(manifestKey(id), { signal });
+  } catch (err) {
+    drop();
+    throw err;
+  }
   if (!info) {
+    drop();
     let any = false;
     for await (const _ of store.list(`${SNAPSHOTS_PREFIX}${id}/`, { signal })) {
       any = true;
@@ -83,7 +94,7 @@ export async function readManifest(store: Store, id: string, signal?: AbortSigna
       ? badInput(`snapshot ${id} is incomplete (it has no manifest) in ${store.location}`, 'use a complete snapshot from `tykdr snapshots`')
       : badInput(`snapshot ${id} not found in ${store.location}`, 'list the snapshots with `tykdr snapshots`');
   }
-  const body = await store.get(manifestKey(id), { signal });
+  const body = await getting;
   const chunks: Buffer[] = [];
   for await (const c of body) chunks.push(c as Buffer);
   const bytes = Buffer.concat(chunks);

@@ -11,7 +11,7 @@ import type { Plan } from '../plan/plan.js';
 import type { PlanStep } from '../plan/schema.js';
 import { PLAN_COMPONENTS } from '../plan/roles.js';
 import { TOOL_VERSION } from '../version.js';
-import { gatherEvidence, type Evidence } from '../report/evidence.js';
+import { checkTicket, gatherEvidence, type Evidence } from '../report/evidence.js';
 import { trustedManifest } from '../signing/manifest-signature.js';
 import { resolveDecryptionKeys } from './decryption-keys.js';
 import { measureRpo, measureRto, missedObjectives } from './objectives.js';
@@ -209,7 +209,39 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
   const incidentAt = opts.incidentAt ?? startedAt;
   const store = opts.store ?? opts.backends.openStore(config.store);
   const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
-  const evidence = await gatherEvidence({ store, manifest, plan, config, trigger: opts.trigger, ticket: opts.ticket, signal: opts.signal });
+  checkTicket(opts.ticket);
+  // The manifest's signature (a store round trip or two) is checked while the plan and the targets are assessed, which
+  // only read; its verdict is awaited before anything else fails or goes on, so a refused manifest is still the error.
+  const gathering = gatherEvidence({ store, manifest, plan, config, trigger: opts.trigger, ticket: opts.ticket, signal: opts.signal });
+  gathering.catch(() => undefined);
+  let assessed: Awaited<ReturnType<typeof assessPlan>>;
+  try {
+    assessed = await assessPlan(opts, store, manifest);
+  } catch (err) {
+    await gathering;
+    throw err;
+  }
+  const evidence = await gathering;
+  const { members, names, keys, warnings, targets } = assessed;
+  for (const n of names) {
+    if (Date.parse(manifest.components[n]!.consistent_at) > incidentAt.getTime()) {
+      warnings.push(`${n}: snapshot ${manifest.id} was taken after the incident began (${incidentAt.toISOString()}); it may contain the damage. Use --before to pick an earlier one.`);
+    }
+  }
+  const note = (l: string) => opts.progress?.note?.(l);
+  for (const line of await sweepStaleWorkDirs(config.restore.stagingDir)) note(line);
+  const killed = opts.kind === 'drill' ? [] : (await killedRestores(config.restore.stagingDir)).filter((k) => k.restore_id !== opts.resume?.restore_id);
+  for (const k of killed) {
+    warnings.push(`${describeKilled(k)}. This restore does not finish it; \`tykdr restore --resume\` would.`);
+  }
+  for (const w of warnings) note(`warning: ${w}`);
+  const superseded = killed.filter((k) => k.plan === plan.file || plan.name === 'full');
+  return { opts, id: newSnapshotId(startedAt), startedAt, incidentAt, store, manifest, members, names, keys, targets, warnings, superseded, evidence, steps: [], note };
+}
+
+/** chooseAndAssess's reads of the plan, the keys and the targets, with the warnings they give. */
+async function assessPlan(opts: RestoreOptions, store: Store, manifest: Manifest) {
+  const { config, plan } = opts;
   const members = await planMembers(plan, manifest, config, opts.backends);
   if (opts.selection) checkSelectionPlan(opts.selection, plan, members);
   const names = PLAN_COMPONENTS.flatMap((r) => members.byRole[r]);
@@ -230,20 +262,7 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
   for (const s of opts.storeFallback ?? []) warnings.push(`store "${s.name}" (${s.location}) was not used: ${s.reason}; the snapshot was read from ${store.location}`);
   warnings.push(...targets.flatMap((t) => (t.warning ? [t.warning] : [])));
   warnings.push(...(await secretWarnings(manifest, members.byRole, config, opts.filesTo)));
-  for (const n of names) {
-    if (Date.parse(manifest.components[n]!.consistent_at) > incidentAt.getTime()) {
-      warnings.push(`${n}: snapshot ${manifest.id} was taken after the incident began (${incidentAt.toISOString()}); it may contain the damage. Use --before to pick an earlier one.`);
-    }
-  }
-  const note = (l: string) => opts.progress?.note?.(l);
-  for (const line of await sweepStaleWorkDirs(config.restore.stagingDir)) note(line);
-  const killed = opts.kind === 'drill' ? [] : (await killedRestores(config.restore.stagingDir)).filter((k) => k.restore_id !== opts.resume?.restore_id);
-  for (const k of killed) {
-    warnings.push(`${describeKilled(k)}. This restore does not finish it; \`tykdr restore --resume\` would.`);
-  }
-  for (const w of warnings) note(`warning: ${w}`);
-  const superseded = killed.filter((k) => k.plan === plan.file || plan.name === 'full');
-  return { opts, id: newSnapshotId(startedAt), startedAt, incidentAt, store, manifest, members, names, keys, targets, warnings, superseded, evidence, steps: [], note };
+  return { members, names, keys, warnings, targets };
 }
 
 /** Phase 2: a restore that overwrites live data goes ahead only when confirmed (--yes or a person). */
