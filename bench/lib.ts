@@ -104,6 +104,27 @@ export function cleanup(): Promise<void> {
   return cleaning;
 }
 
+/**
+ * A TCP proxy on 127.0.0.1 that holds every chunk `oneWayMs` before passing it on, both ways: a store that far away
+ * (a round trip of twice that). Order is kept (equal delays fire in order); a close passes on after the same delay.
+ * For the benchmarks' S3 rows at a distance (`--store-delay`), not a network model: no bandwidth limit, no loss.
+ */
+export async function delayProxy(upstream: { host: string; port: number }, oneWayMs: number): Promise<{ port: number; close(): void }> {
+  const server = createServer((client) => {
+    const up = connect(upstream.port, upstream.host);
+    const later = (to: typeof client) => (d: Buffer) => void setTimeout(() => to.write(d), oneWayMs);
+    client.on('data', later(up));
+    up.on('data', later(client));
+    client.on('error', () => up.destroy());
+    up.on('error', () => client.destroy());
+    client.on('close', () => void setTimeout(() => up.destroy(), oneWayMs));
+    up.on('close', () => void setTimeout(() => client.destroy(), oneWayMs));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.unref(); // never what keeps a benchmark from ending
+  return { port: (server.address() as { port: number }).port, close: () => void server.close() };
+}
+
 /** Installs the Ctrl-C / SIGTERM / exit handlers; call once from a benchmark's top level. */
 export function installCleanup(): void {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {

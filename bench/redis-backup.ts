@@ -36,7 +36,7 @@ import { parseArgs } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { summarizeProfile } from './cpuprofile-top.js';
 import {
-  CLK_TCK, childPids, cpuSeconds, describeCheckout, fillRedis, fmtMB, freePort, installCleanup, log, machineBusySeconds, MB, median, MINIO,
+  CLK_TCK, childPids, cpuSeconds, delayProxy, describeCheckout, fillRedis, fmtMB, freePort, installCleanup, log, machineBusySeconds, MB, median, MINIO,
   MINIO_KEY, MINIO_SECRET, POLL_MS, repoRoot, run, type RunResult, runMain, sleep, startMinioServer, table, tempDir, track, version, vmHwmKb,
 } from './lib.js';
 
@@ -401,6 +401,7 @@ async function main(): Promise<void> {
       profile: { type: 'boolean', default: false },
       'profile-dir': { type: 'string' },
       'part-size': { type: 'string' },
+      'store-delay': { type: 'string' },
       'tykdr-root': { type: 'string' },
       'quiet-wait': { type: 'string', default: '180' },
       'node-args': { type: 'string', default: '' },
@@ -412,7 +413,7 @@ async function main(): Promise<void> {
   if (values.help) {
     process.stdout.write(
       'usage: npx tsx bench/redis-backup.ts [--sizes 100000,1000000] [--keys N] [--runs 1] [--max-runs 3] [--no-local] [--tls]\n' +
-        '    [--part-size MiB] [--profile] [--profile-dir DIR] [--tykdr-root DIR] [--label TEXT] [--node-args="..."]\n' +
+        '    [--part-size MiB] [--store-delay MS] [--profile] [--profile-dir DIR] [--tykdr-root DIR] [--label TEXT] [--node-args="..."]\n' +
         '    [--quiet-wait 180] [--summary-json FILE]\n',
     );
     return;
@@ -445,6 +446,17 @@ async function main(): Promise<void> {
   const work = await tempDir('work');
   log('starting redis-server and MinIO');
   const [redis, minio] = await Promise.all([startRedis(), startMinio('tyk-backups', values.tls!)]);
+  // --store-delay MS: tykdr reaches MinIO through a proxy holding every chunk MS each way (a store 2 x MS away).
+  const storeDelay = values['store-delay'] === undefined ? 0 : Number(values['store-delay']);
+  if (!Number.isFinite(storeDelay) || storeDelay < 0) throw new Error(`bad --store-delay ${values['store-delay']}: milliseconds, 0 or more`);
+  let s3Endpoint = minio.endpoint;
+  if (storeDelay > 0) {
+    const u = new URL(minio.endpoint);
+    const proxy = await delayProxy({ host: u.hostname, port: Number(u.port) }, storeDelay);
+    u.port = String(proxy.port);
+    s3Endpoint = u.toString().replace(/\/$/, '');
+    log(`MinIO reached through a proxy delaying every chunk ${storeDelay} ms each way: ${s3Endpoint}`);
+  }
   const identity = path.join(work, 'identity.txt');
   await must('age-keygen', ['-o', identity]);
   const recipient = await must('age-keygen', ['-y', identity]);
@@ -454,7 +466,7 @@ async function main(): Promise<void> {
   const localConfig = path.join(work, 'local.yaml');
   await writeFile(
     s3Config,
-    `store:\n  kind: s3\n  bucket: tyk-backups\n  endpoint: ${minio.endpoint}\n  forcePathStyle: true\n  accessKeyId: \${BENCH_S3_KEY}\n  secretAccessKey: \${BENCH_S3_SECRET}\n${partSize === null ? '' : `  partSizeMiB: ${partSize}\n`}${common}`,
+    `store:\n  kind: s3\n  bucket: tyk-backups\n  endpoint: ${s3Endpoint}\n  forcePathStyle: true\n  accessKeyId: \${BENCH_S3_KEY}\n  secretAccessKey: \${BENCH_S3_SECRET}\n${partSize === null ? '' : `  partSizeMiB: ${partSize}\n`}${common}`,
   );
   await writeFile(localConfig, `store:\n  kind: local\n  path: ${localStore}\n${common}`);
   const env = { ...process.env, BENCH_S3_KEY: minio.accessKeyId, BENCH_S3_SECRET: minio.secretAccessKey, ...(minio.ca ? { NODE_EXTRA_CA_CERTS: minio.ca } : {}) };
