@@ -289,6 +289,26 @@ describe('restores that must fail cleanly, leaving the target untouched', () => 
     }
   });
 
+  it('a corrupted Redis object in a full plan: the stage fails naming it, nothing restored', async () => {
+    const obj = path.join(ws.storeDir, 'snapshots', snapshotId, 'redis.rdb.zst.age');
+    const saved = await readFile(obj);
+    const bad = Buffer.from(saved);
+    bad[Math.floor(bad.length / 2)]! ^= 0xff;
+    await writeFile(obj, bad);
+    try {
+      await expectUntouched(async () => {
+        const res = await runCli(['restore', '--plan', 'full', '-c', configFile, '--yes', '--json'], { env });
+        expect(res.code, res.stderr).toBe(5);
+        const stage = JSON.parse(res.stdout).report.steps.find((s: any) => s.id === 'stage');
+        expect(stage.status).toBe('failed');
+        expect(stage.reason).toMatch(/redis\.rdb\.zst\.age/);
+        expect(stage.reason).not.toMatch(/abort/i);
+      });
+    } finally {
+      await writeFile(obj, saved);
+    }
+  });
+
   it('a wrong identity: exit 5, nothing restored', async () => {
     const other = path.join(ws.dir, 'other-id.txt');
     expect((await runCli(['key', 'generate', '-o', other])).code).toBe(0);
