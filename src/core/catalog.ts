@@ -24,6 +24,9 @@ export interface SnapshotSummary {
   problem?: string;
 }
 
+/** Manifests read at once by listSnapshots. */
+const MANIFEST_READS = 16;
+
 /** Lists every snapshot in the store, newest first (by manifest time, never by name). */
 export async function listSnapshots(store: Store, signal?: AbortSignal): Promise<SnapshotSummary[]> {
   const byId = new Map<string, { names: string[]; bytes: number }>();
@@ -36,7 +39,7 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
     byId.set(k.id, e);
   }
   const out: SnapshotSummary[] = [];
-  for (const [id, e] of byId) {
+  const summarize = async (id: string, e: { names: string[]; bytes: number }): Promise<void> => {
     const base = { id, objects: e.names.length, storedBytes: e.bytes, signed: e.names.includes(MANIFEST_SIGNATURE_NAME) };
     if (!e.names.includes(MANIFEST_NAME)) {
       out.push({
@@ -46,7 +49,7 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
         components: e.names.filter((n) => n !== MANIFEST_SIGNATURE_NAME).map((n) => n.split('.')[0]!),
         problem: 'no manifest: the backup did not finish',
       });
-      continue;
+      return;
     }
     try {
       const manifest = await readManifest(store, id, signal);
@@ -63,7 +66,20 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
     } catch (err) {
       out.push({ ...base, complete: false, createdAt: idTime(id), components: [], problem: (err as Error).message });
     }
-  }
+  };
+  // The manifests are read MANIFEST_READS at a time: each read is a round trip to the store, and "latest" needs every
+  // manifest's time (the order is by manifest time), so a store of hundreds of snapshots far away was that many round
+  // trips one after another before a restore could begin.
+  const entries = [...byId];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(MANIFEST_READS, entries.length) }, async () => {
+      while (next < entries.length) {
+        const [id, e] = entries[next++]!;
+        await summarize(id, e);
+      }
+    }),
+  );
   return out.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
 }
 
