@@ -1,5 +1,5 @@
 import type { Store } from './interfaces/store.js';
-import { badInput, integrityError, storeError } from './errors.js';
+import { badInput, integrityError, storeError, TykdrError } from './errors.js';
 import { isSnapshotId, MANIFEST_NAME, MANIFEST_SIGNATURE_NAME, manifestKey, parseKey, SNAPSHOTS_PREFIX } from './layout.js';
 import { manifestSchema, type Manifest } from './manifest.js';
 
@@ -22,6 +22,11 @@ export interface SnapshotSummary {
   signed: boolean;
   /** Why an incomplete snapshot is incomplete. */
   problem?: string;
+  /**
+   * Its manifest is there but could not be read (the store failed, or the read was stopped): nothing says the
+   * snapshot is incomplete, only that this listing could not tell. A "latest" never passes over it silently.
+   */
+  unreadable?: boolean;
 }
 
 /** Manifests read at once by listSnapshots. */
@@ -64,7 +69,8 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
         manifest,
       });
     } catch (err) {
-      out.push({ ...base, complete: false, createdAt: idTime(id), components: [], problem: (err as Error).message });
+      const unreadable = !(err instanceof TykdrError && (err.kind === 'integrityError' || err.kind === 'badInput'));
+      out.push({ ...base, complete: false, createdAt: idTime(id), components: [], problem: (err as Error).message, ...(unreadable ? { unreadable } : {}) });
     }
   };
   // The manifests are read MANIFEST_READS at a time: each read is a round trip to the store, and "latest" needs every
@@ -80,6 +86,8 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
       }
     }),
   );
+  // Stopped while reading: the manifests not read are "unreadable", not a listing to act on.
+  signal?.throwIfAborted();
   return out.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
 }
 
@@ -141,9 +149,27 @@ export function manifestBytes(manifest: Manifest): Buffer | undefined {
 /** "latest" (newest complete) or an explicit id. */
 export async function resolveSnapshot(store: Store, ref: string, signal?: AbortSignal): Promise<Manifest> {
   if (ref !== 'latest') return readManifest(store, ref, signal);
-  const latest = (await listSnapshots(store, signal)).find((s) => s.complete);
+  const latest = newestComplete(await listSnapshots(store, signal), store);
   if (!latest?.manifest) throw badInput(`no complete snapshot in ${store.location}`, 'run `tykdr backup` first');
   return latest.manifest;
+}
+
+/**
+ * The first complete snapshot of a listing (newest first, as listSnapshots gives it), unless a newer one's manifest
+ * could not be read: then the store's error, never an older snapshot chosen in silence (a restore of "latest" would
+ * lose the data of every snapshot passed over).
+ */
+export function newestComplete(list: SnapshotSummary[], store: Store): SnapshotSummary | undefined {
+  for (const s of list) {
+    if (s.complete) return s;
+    if (s.unreadable) {
+      throw storeError(
+        `the manifest of snapshot ${s.id} in ${store.location} could not be read (${s.problem}), so whether it is the newest complete snapshot is unknown`,
+        'retry when the store answers again, or name the snapshot to restore with --snapshot ID (`tykdr snapshots` lists them)',
+      );
+    }
+  }
+  return undefined;
 }
 
 function idTime(id: string): Date {

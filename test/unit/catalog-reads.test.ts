@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { listSnapshots } from '../../src/core/catalog.js';
+import { listSnapshots, resolveSnapshot } from '../../src/core/catalog.js';
+import { TykdrError } from '../../src/core/errors.js';
 import type { ObjectInfo, Store } from '../../src/core/interfaces/store.js';
 
 /**
@@ -37,5 +38,50 @@ describe('listSnapshots', () => {
     expect(most).toBe(16);
     expect(list.map((s) => s.id)).toEqual([...ids].reverse());
     expect(list.every((s) => !s.complete && /not valid JSON/.test(s.problem ?? ''))).toBe(true);
+  });
+});
+
+describe('resolveSnapshot latest', () => {
+  const manifestOf = (id: string) =>
+    JSON.stringify({
+      format: 'x', id,
+    });
+  /** A store of three snapshots, newest first: `newest` decides what reading the newest manifest does. */
+  function store(newest: 'store-fails' | 'malformed', older: string) {
+    const ids = ['20261207T050000Z-000003', older];
+    return {
+      location: 'fake://far/',
+      async *list(): AsyncIterable<ObjectInfo> {
+        for (const id of ids) yield { key: `snapshots/${id}/manifest.json`, size: 10, modified: new Date() };
+      },
+      async stat(key: string) {
+        if (newest === 'store-fails' && key.includes(ids[0]!)) throw Object.assign(new Error('connect ECONNRESET'), { code: 'ECONNRESET' });
+        return { key, size: 10, modified: new Date() };
+      },
+      async get(key: string) {
+        return Readable.from([Buffer.from(key.includes(ids[0]!) ? '{"broken": ' : manifestOf(older))]);
+      },
+    } as unknown as Store;
+  }
+
+  it('a newer manifest the store failed to give is an error, never an older snapshot chosen in silence', async () => {
+    const err = await resolveSnapshot(store('store-fails', '20261207T040000Z-000002'), 'latest').then(() => null, (e: unknown) => e as TykdrError);
+    expect(err).toBeInstanceOf(TykdrError);
+    expect(err!.kind).toBe('storeError');
+    expect(err!.message).toMatch(/the manifest of snapshot 20261207T050000Z-000003 in fake:\/\/far\/ could not be read \(connect ECONNRESET\)/);
+    expect(err!.fix).toMatch(/--snapshot ID/);
+  });
+
+  it('a newer manifest that is malformed is passed over (that snapshot is incomplete), as before', async () => {
+    // The older one is malformed for the schema too, so none is complete: the answer is "no complete snapshot", not the store's error.
+    const err = await resolveSnapshot(store('malformed', '20261207T040000Z-000002'), 'latest').then(() => null, (e: unknown) => e as TykdrError);
+    expect(err!.kind).toBe('badInput');
+    expect(err!.message).toMatch(/no complete snapshot in fake:\/\/far\//);
+  });
+
+  it('a listing stopped by its signal ends with the abort, not with a verdict', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    await expect(resolveSnapshot(store('malformed', '20261207T040000Z-000002'), 'latest', ac.signal)).rejects.toThrow(/abort/i);
   });
 });

@@ -1,7 +1,7 @@
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Store } from '../interfaces/store.js';
-import { resolveSnapshot, listSnapshots } from '../catalog.js';
+import { listSnapshots, newestComplete, resolveSnapshot } from '../catalog.js';
 import type { Component, Config } from '../config/load.js';
 import { badInput, TykdrError, type ErrorKind } from '../errors.js';
 import type { Backends } from '../interfaces/backends.js';
@@ -100,7 +100,7 @@ export interface RestoreOutcome {
 export async function chooseSnapshot(store: Store, ref: string | undefined, before: Date | undefined, signal?: AbortSignal): Promise<Manifest> {
   if (before === undefined) return resolveSnapshot(store, ref ?? 'latest', signal);
   if (ref !== undefined && ref !== 'latest') throw badInput('--snapshot ID and --before TIME exclude each other', 'use one of them');
-  const found = (await listSnapshots(store, signal)).find((s) => s.complete && s.createdAt.getTime() < before.getTime());
+  const found = newestComplete((await listSnapshots(store, signal)).filter((s) => s.createdAt.getTime() < before.getTime()), store);
   if (!found?.manifest) throw badInput(`no complete snapshot before ${before.toISOString()} in ${store.location}`, 'list them with `tykdr snapshots`');
   return found.manifest;
 }
