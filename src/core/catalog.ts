@@ -2,6 +2,7 @@ import type { Store } from './interfaces/store.js';
 import { badInput, integrityError, storeError, TykdrError } from './errors.js';
 import { isSnapshotId, MANIFEST_NAME, MANIFEST_SIGNATURE_NAME, manifestKey, parseKey, SNAPSHOTS_PREFIX } from './layout.js';
 import { manifestSchema, type Manifest } from './manifest.js';
+import { mapConcurrent } from './util/pool.js';
 
 export interface SnapshotSummary {
   id: string;
@@ -43,23 +44,21 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
     e.bytes += o.size;
     byId.set(k.id, e);
   }
-  const out: SnapshotSummary[] = [];
-  const summarize = async (id: string, e: { names: string[]; bytes: number }): Promise<void> => {
+  const summarize = async (id: string, e: { names: string[]; bytes: number }): Promise<SnapshotSummary> => {
     const base = { id, objects: e.names.length, storedBytes: e.bytes, signed: e.names.includes(MANIFEST_SIGNATURE_NAME) };
     if (!e.names.includes(MANIFEST_NAME)) {
-      out.push({
+      return {
         ...base,
         complete: false,
         createdAt: idTime(id),
         components: e.names.filter((n) => n !== MANIFEST_SIGNATURE_NAME).map((n) => n.split('.')[0]!),
         problem: 'no manifest: the backup did not finish',
-      });
-      return;
+      };
     }
     try {
       const manifest = await readManifest(store, id, signal);
       const artifacts = Object.values(manifest.components).map((c) => c.artifact);
-      out.push({
+      return {
         ...base,
         complete: true,
         createdAt: new Date(manifest.created_at),
@@ -67,25 +66,16 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
         artifactBytes: artifacts.reduce((n, a) => n + a.stored_bytes, 0),
         dataBytes: artifacts.reduce((n, a) => n + a.plaintext_bytes, 0),
         manifest,
-      });
+      };
     } catch (err) {
       const unreadable = !(err instanceof TykdrError && (err.kind === 'integrityError' || err.kind === 'badInput'));
-      out.push({ ...base, complete: false, createdAt: idTime(id), components: [], problem: (err as Error).message, ...(unreadable ? { unreadable } : {}) });
+      return { ...base, complete: false, createdAt: idTime(id), components: [], problem: (err as Error).message, ...(unreadable ? { unreadable } : {}) };
     }
   };
   // The manifests are read MANIFEST_READS at a time: each read is a round trip to the store, and "latest" needs every
   // manifest's time (the order is by manifest time), so a store of hundreds of snapshots far away was that many round
   // trips one after another before a restore could begin.
-  const entries = [...byId];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(MANIFEST_READS, entries.length) }, async () => {
-      while (next < entries.length) {
-        const [id, e] = entries[next++]!;
-        await summarize(id, e);
-      }
-    }),
-  );
+  const out = await mapConcurrent([...byId], MANIFEST_READS, ([id, e]) => summarize(id, e));
   // Stopped while reading: the manifests not read are "unreadable", not a listing to act on.
   signal?.throwIfAborted();
   return out.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
