@@ -48,6 +48,7 @@ ${EXIT_CODES_HELP}`;
       signed: s.signed,
       signature: signature(s.id),
       ...(s.problem ? { problem: s.problem } : {}),
+      ...(s.unreadable ? { unreadable: true } : {}),
     }));
     if (list.length === 0) {
       this.log(`No snapshots in ${store.location}.`);
@@ -59,7 +60,7 @@ ${EXIT_CODES_HELP}`;
         table.push([
           s.id,
           `${formatDuration(now - s.createdAt.getTime())} ago`,
-          s.complete ? 'complete' : 'INCOMPLETE',
+          s.complete ? 'complete' : s.unreadable ? 'UNREADABLE' : 'INCOMPLETE',
           s.dataBytes === undefined ? '-' : formatBytes(s.dataBytes),
           formatBytes(s.artifactBytes ?? s.storedBytes),
           s.components.join(','),

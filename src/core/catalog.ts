@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Store } from './interfaces/store.js';
 import { badInput, integrityError, storeError, TykdrError } from './errors.js';
 import { isSnapshotId, MANIFEST_NAME, MANIFEST_SIGNATURE_NAME, manifestKey, parseKey, SNAPSHOTS_PREFIX } from './layout.js';
@@ -44,7 +45,16 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
     e.bytes += o.size;
     byId.set(k.id, e);
   }
+  // The reads listen on one signal of their own (MANIFEST_READS reads hold two or so listeners each: more than an
+  // AbortSignal takes before node warns), which the caller's aborts.
+  const reads = new AbortController();
+  setMaxListeners(4 * MANIFEST_READS, reads.signal);
+  const relay = () => reads.abort(signal?.reason);
+  if (signal?.aborted) relay();
+  else signal?.addEventListener('abort', relay, { once: true });
   const summarize = async (id: string, e: { names: string[]; bytes: number }): Promise<SnapshotSummary> => {
+    // Stopped: no further read starts (the store may not watch the signal itself).
+    reads.signal.throwIfAborted();
     const base = { id, objects: e.names.length, storedBytes: e.bytes, signed: e.names.includes(MANIFEST_SIGNATURE_NAME) };
     if (!e.names.includes(MANIFEST_NAME)) {
       return {
@@ -56,7 +66,7 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
       };
     }
     try {
-      const manifest = await readManifest(store, id, signal);
+      const manifest = await readManifest(store, id, reads.signal);
       const artifacts = Object.values(manifest.components).map((c) => c.artifact);
       return {
         ...base,
@@ -75,7 +85,12 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
   // The manifests are read MANIFEST_READS at a time: each read is a round trip to the store, and "latest" needs every
   // manifest's time (the order is by manifest time), so a store of hundreds of snapshots far away was that many round
   // trips one after another before a restore could begin.
-  const out = await mapConcurrent([...byId], MANIFEST_READS, ([id, e]) => summarize(id, e));
+  let out: SnapshotSummary[];
+  try {
+    out = await mapConcurrent([...byId], MANIFEST_READS, ([id, e]) => summarize(id, e));
+  } finally {
+    signal?.removeEventListener('abort', relay);
+  }
   // Stopped while reading: the manifests not read are "unreadable", not a listing to act on.
   signal?.throwIfAborted();
   return out.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));

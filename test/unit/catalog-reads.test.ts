@@ -85,3 +85,56 @@ describe('resolveSnapshot latest', () => {
     await expect(resolveSnapshot(store('malformed', '20261207T040000Z-000002'), 'latest', ac.signal)).rejects.toThrow(/abort/i);
   });
 });
+
+describe('listSnapshots at scale', () => {
+  it('reads many manifests under a caller\'s signal without node\'s listener warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const ids = Array.from({ length: 40 }, (_, i) => `20261207T0600${String(i).padStart(2, '0')}Z-${String(i).padStart(6, '0')}`);
+      // As the S3 store's transfers do: a listener on the signal for each request while it runs.
+      const watch = async <T>(signal: AbortSignal | undefined, f: () => T): Promise<T> => {
+        const l = () => undefined;
+        signal?.addEventListener('abort', l);
+        await new Promise((r) => setTimeout(r, 5));
+        signal?.removeEventListener('abort', l);
+        return f();
+      };
+      const store = {
+        location: 'fake://far/',
+        async *list(): AsyncIterable<ObjectInfo> {
+          for (const id of ids) yield { key: `snapshots/${id}/manifest.json`, size: 10, modified: new Date() };
+        },
+        stat: (key: string, o?: { signal?: AbortSignal }) => watch(o?.signal, () => ({ key, size: 10, modified: new Date() })),
+        get: (_key: string, o?: { signal?: AbortSignal }) => watch(o?.signal, () => Readable.from([Buffer.from('not json')])),
+      } as unknown as Store;
+      const list = await listSnapshots(store, new AbortController().signal);
+      expect(list).toHaveLength(40);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => /MaxListeners/.test(w))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('stops starting reads once its signal aborts, and ends with the abort', async () => {
+    const ac = new AbortController();
+    let reads = 0;
+    const ids = Array.from({ length: 100 }, (_, i) => `20261207T07${String(Math.floor(i / 60)).padStart(2, '0')}${String(i % 60).padStart(2, '0')}Z-${String(i).padStart(6, '0')}`);
+    const store = {
+      location: 'fake://far/',
+      async *list(): AsyncIterable<ObjectInfo> {
+        for (const id of ids) yield { key: `snapshots/${id}/manifest.json`, size: 10, modified: new Date() };
+      },
+      async stat(key: string) {
+        if (++reads === 20) ac.abort(new Error('stopped by the test'));
+        await new Promise((r) => setTimeout(r, 2));
+        return { key, size: 10, modified: new Date() };
+      },
+      get: async () => Readable.from([Buffer.from('not json')]),
+    } as unknown as Store;
+    await expect(listSnapshots(store, ac.signal)).rejects.toThrow(/stopped by the test/);
+    expect(reads).toBeLessThan(40);
+  });
+});

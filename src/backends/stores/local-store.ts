@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { access, constants, type FileHandle, link, open, readdir, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -80,12 +79,15 @@ export class LocalStore implements Store {
 
   async get(key: string): Promise<Readable> {
     const file = this.abs(key);
+    // Opened here, not by the stream in the background: a file that goes away (a prune beside a listing) or cannot be
+    // opened fails this call, never a stream no one listens to yet (an unhandled 'error').
+    let fh: FileHandle;
     try {
-      await access(file, constants.R_OK);
+      fh = await open(file, 'r');
     } catch (err) {
       throw storeError(`object ${key} not found in ${this.root}`, 'check the snapshot id with `tykdr snapshots`', err);
     }
-    return createReadStream(file, { highWaterMark: 1 << 20 });
+    return fh.createReadStream({ highWaterMark: 1 << 20 });
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {

@@ -267,7 +267,14 @@ export class S3Store implements Store {
       t.close();
       throw this.explain(this.settled(err, t, opts.signal), `object ${key}`);
     }
-    return Readable.from(this.resumingBody(t, key, first, opts.signal), { objectMode: false });
+    const out = Readable.from(this.resumingBody(t, key, first, opts.signal), { objectMode: false });
+    // A stream destroyed before it was read never runs the generator, so its finally neither: release here too (both
+    // calls may repeat).
+    out.once('close', () => {
+      (first.Body as Readable).destroy();
+      t.close();
+    });
+    return out;
   }
 
   /**

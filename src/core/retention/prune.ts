@@ -1,7 +1,7 @@
 import { describeLock, type ObjectInfo, type ObjectLock, type Store, type UnfinishedUpload } from '../interfaces/store.js';
 import { listSnapshots, type SnapshotSummary } from '../catalog.js';
 import { requireDuration } from '../duration.js';
-import { isAbortError, TykdrError } from '../errors.js';
+import { isAbortError, storeError, TykdrError } from '../errors.js';
 import { manifestKey, parseStreamKey, snapshotPrefix, STREAMS_PREFIX } from '../layout.js';
 import { reportKey } from '../restore/report-files.js';
 import { drillPassedIds } from './drills.js';
@@ -133,6 +133,15 @@ export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
   const { store, signal } = opts;
   const now = opts.now ?? new Date();
   const snapshots = await listSnapshots(store, signal);
+  // A snapshot whose manifest is there but could not be read is not known to be incomplete: deleting it as one (after
+  // retention.incompleteGrace), or counting retention without it, could remove a complete snapshot. Nothing is pruned.
+  const unreadable = snapshots.filter((s) => s.unreadable);
+  if (unreadable.length > 0) {
+    throw storeError(
+      `the manifest of ${unreadable.length === 1 ? 'snapshot' : `${unreadable.length} snapshots, the first`} ${unreadable[0]!.id} in ${store.location} could not be read (${unreadable[0]!.problem}); nothing was pruned`,
+      'prune again when the store answers again; `tykdr snapshots` lists the snapshots it can read',
+    );
+  }
   const drillPassed = await drillPassedIds(store, { among: new Set(snapshots.filter((s) => s.complete).map((s) => s.id)), signal });
   const decisions = new Map(planRetention(snapshots, opts.policy, { now, drillPassed }).map((d) => [d.id, d]));
   // A point-in-time chain (streams/<id>/) replays onto its base snapshot (the same id): without it, no time
