@@ -602,7 +602,10 @@ describe('live mode, load by replication (restore.load)', () => {
     expect(m, err.message).not.toBeNull();
     expect(await configs(target.port)).toMatchObject({ role: 'master', diskless: 'disabled' });
     const dbsizes = Number(await target.cli('-n', '0', 'DBSIZE')) + Number(await target.cli('-n', '3', 'DBSIZE'));
-    expect(dbsizes).toBe(Number(m![1]));
+    // The snapshot holds apikey-expires-soon, already expired: loaded as a replica, it is evicted once the target is a
+    // master again, so it may have gone between the message's count and this one (and only it).
+    expect(dbsizes, err.message).toBeLessThanOrEqual(Number(m![1]));
+    expect(dbsizes, err.message).toBeGreaterThanOrEqual(Number(m![1]) - 1);
   });
 
   it('staged still compressed for a path that reads a file (RESTORE per key): inflated first, size checked', async () => {

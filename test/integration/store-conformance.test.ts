@@ -206,10 +206,10 @@ async function leaveMultipart(Key: string): Promise<void> {
 conformance('s3 (MinIO)', async () => ({ store: s3(), leaveUnfinished: (key) => leaveMultipart(`tenant-a/${key}`) }));
 
 describe('store specifics', () => {
-  it('local: a failed write leaves no partial file', async () => {
+  it('local: a failed write leaves no partial file, nor the folders it made', async () => {
     const store = new LocalStore(path.join(localDir, 'partials'));
     await expect(store.put('snapshots/x/y', failingBody(200_000))).rejects.toThrow();
-    expect(await readdir(path.join(localDir, 'partials', 'snapshots', 'x'))).toEqual([]);
+    expect(await readdir(path.join(localDir, 'partials'))).toEqual([]);
   });
 
   it('local: unfinished writes are partial files of the key, and nothing else can be removed as one', async () => {

@@ -10,6 +10,8 @@ import { assertSafeKey, type DeleteResult, type ObjectInfo, type PutResult, type
 const PARTIAL = '.partial-';
 /** The name a partial file of `base` has: "<base>.partial-<8 hex digits>". */
 const PARTIAL_NAME = /^(.+)\.partial-[0-9a-f]{8}$/;
+/** listUnfinished's id for an empty folder (its key ends in "/"). */
+const EMPTY_FOLDER = '(empty folder)';
 
 /**
  * A folder as a store. An object is written to "<key>.partial-<random>", fsynced, then hard-linked to
@@ -59,6 +61,8 @@ export class LocalStore implements Store {
       await link(partial, final);
     } catch (err) {
       await unlink(partial).catch(() => undefined);
+      // A folder this put made and left empty goes too (it would be listed as an unfinished write).
+      await this.removeEmptyFolders(key);
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         throw storeError(`object ${key} already exists in ${this.root}; objects are never overwritten`, undefined, err);
       }
@@ -103,12 +107,17 @@ export class LocalStore implements Store {
   async *list(prefix: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<ObjectInfo> {
     // Walk only the folder the prefix names (prefixes end in "/" by layout convention).
     const dirKey = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
-    for await (const o of this.walk(dirKey, prefix, opts.signal)) if (!o.partial) yield { key: o.key, size: o.size, modified: o.modified };
+    for await (const o of this.walk(dirKey, prefix, opts.signal)) if (!o.partial && !o.emptyFolder) yield { key: o.key, size: o.size, modified: o.modified };
   }
 
   async *listUnfinished(prefix: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<UnfinishedUpload> {
     const dirKey = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
     for await (const o of this.walk(dirKey, '', opts.signal)) {
+      if (o.emptyFolder) {
+        // A delete killed between its last file and the folder: nothing in it; removed like a partial file, after the grace.
+        if (o.key.startsWith(prefix)) yield { key: o.key, id: EMPTY_FOLDER, since: o.modified, bytes: 0 };
+        continue;
+      }
       const m = o.partial ? PARTIAL_NAME.exec(path.posix.basename(o.key)) : null;
       if (!m) continue;
       const key = `${path.posix.dirname(o.key) === '.' ? '' : `${path.posix.dirname(o.key)}/`}${m[1]}`;
@@ -118,6 +127,19 @@ export class LocalStore implements Store {
 
   async removeUnfinished(upload: UnfinishedUpload, opts: { signal?: AbortSignal } = {}): Promise<'removed' | 'missing'> {
     opts.signal?.throwIfAborted();
+    if (upload.id === EMPTY_FOLDER && upload.key.endsWith('/')) {
+      const folder = upload.key.slice(0, -1);
+      try {
+        await rmdir(this.abs(folder));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        // Gone, or no longer empty (a put wrote there since): nothing of ours to remove.
+        if (code === 'ENOENT' || code === 'ENOTEMPTY' || code === 'EEXIST') return 'missing';
+        throw storeError(`cannot remove the empty folder ${folder} from ${this.root}: ${(err as Error).message}`, 'check the folder permissions', err);
+      }
+      await this.removeEmptyFolders(folder);
+      return 'removed';
+    }
     const final = this.abs(upload.key);
     // The id names a partial file of exactly this key, in its folder: nothing else can be removed this way.
     if (PARTIAL_NAME.exec(upload.id)?.[1] !== path.basename(final)) {
@@ -133,8 +155,8 @@ export class LocalStore implements Store {
     return 'removed';
   }
 
-  /** Every file under dirKey whose key starts with prefix, partial files included (flagged). */
-  private async *walk(dirKey: string, prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo & { partial: boolean }> {
+  /** Every file under dirKey whose key starts with prefix, partial files included (flagged), and empty folders (flagged; key ends in "/"). */
+  private async *walk(dirKey: string, prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo & { partial: boolean; emptyFolder?: boolean }> {
     signal?.throwIfAborted();
     const dir = dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/'));
     let entries;
@@ -143,6 +165,12 @@ export class LocalStore implements Store {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw storeError(`cannot list ${dir}: ${(err as Error).message}`, 'check the folder permissions', err);
+    }
+    if (entries.length === 0 && dirKey !== '' && `${dirKey}/`.startsWith(prefix)) {
+      // An empty folder: what a delete killed between a file's removal and its folder's leaves (listUnfinished).
+      const s = await stat(dir).catch(() => null);
+      if (s?.isDirectory()) yield { key: `${dirKey}/`, size: 0, modified: s.mtime, partial: false, emptyFolder: true };
+      return;
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
