@@ -1,14 +1,11 @@
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useCleanups } from '../helpers/cleanups.js';
 import { LocalStore } from '../../src/backends/stores/local-store.js';
 import { pruneSnapshots } from '../../src/core/retention/prune.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const { tempDir } = useCleanups();
 
 /**
  * A delete killed between a snapshot's last file and its folder leaves the folder, empty. It is no snapshot (list
@@ -16,8 +13,7 @@ afterEach(async () => {
  */
 describe('local store: an empty folder a killed delete left', () => {
   it('is not listed, is an unfinished write, and goes once older than the grace (a young one stays)', async () => {
-    const root = await mkdtemp(path.join(tmpdir(), 'tykdr-empty-folder-'));
-    dirs.push(root);
+    const root = await tempDir('tykdr-empty-folder-');
     const old = path.join(root, 'snapshots', '20200101T000000Z-000001');
     const young = path.join(root, 'snapshots', '20200102T000000Z-000002');
     await mkdir(old, { recursive: true });

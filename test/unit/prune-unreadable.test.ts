@@ -1,16 +1,13 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useCleanups } from '../helpers/cleanups.js';
 import { LocalStore } from '../../src/backends/stores/local-store.js';
 import { TykdrError } from '../../src/core/errors.js';
 import type { Store } from '../../src/core/interfaces/store.js';
 import { pruneSnapshots } from '../../src/core/retention/prune.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const { tempDir } = useCleanups();
 
 /**
  * A snapshot whose manifest is there but could not be read (the store failed) is not known to be incomplete: prune
@@ -18,8 +15,7 @@ afterEach(async () => {
  */
 describe('prune with a manifest the store could not give', () => {
   it('refuses (a store error naming the snapshot) and deletes nothing', async () => {
-    const root = await mkdtemp(path.join(tmpdir(), 'tykdr-prune-unreadable-'));
-    dirs.push(root);
+    const root = await tempDir('tykdr-prune-unreadable-');
     // Two old snapshots with a manifest object (content does not matter here) and an object each.
     const ids = ['20200101T000000Z-000001', '20200102T000000Z-000002'];
     for (const id of ids) {

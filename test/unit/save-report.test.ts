@@ -1,8 +1,8 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useCleanups } from '../helpers/cleanups.js';
 import type { Store } from '../../src/core/interfaces/store.js';
 import { saveReport } from '../../src/core/restore/report-files.js';
 import type { RestoreReport } from '../../src/core/restore/types.js';
@@ -42,15 +42,11 @@ function slowStore(fail?: RegExp) {
   return { store, started, release };
 }
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const { tempDir } = useCleanups();
 
 describe('saveReport', () => {
   it('writes the three views locally and puts them in the store at once, listed in order', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'tykdr-save-report-'));
-    dirs.push(dir);
+    const dir = await tempDir('tykdr-save-report-');
     const s = slowStore();
     const saving = saveReport(report(), dir, s.store);
     // Every put has started before any was let finish: they run at once, not one after another.
@@ -66,8 +62,7 @@ describe('saveReport', () => {
   });
 
   it('a put that fails: the local files are written, and the store part says why', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'tykdr-save-report-'));
-    dirs.push(dir);
+    const dir = await tempDir('tykdr-save-report-');
     const s = slowStore(/\.md$/);
     const saving = saveReport(report(), dir, s.store);
     await expect.poll(() => s.started.length).toBe(3);
