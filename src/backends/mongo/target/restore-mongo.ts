@@ -2,6 +2,7 @@ import type { MongoClient } from 'mongodb';
 import type { MongoComponent } from '../../../core/config/load.js';
 import { isAbortError, TykdrError } from '../../../core/errors.js';
 import type { ManifestComponent } from '../../../core/manifest.js';
+import { sleep } from '../../../core/util/abort.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { readArchivePrelude, type ArchivePrelude } from '../archive-inspector.js';
 import { connectMongo, endpoint, explainMongoError, serverFacts, type MongoEndpoint } from '../client.js';
@@ -10,7 +11,6 @@ import { failureSummary, findTool, spawnTool } from '../tools.js';
 import { displayHosts, displayUri, scrubMongoText, toolUri } from '../uri.js';
 import { checkDatabaseCounts, checkDatabaseIndexes, MONGO_CHECKS, type MongoCheckName } from './mongo-checks.js';
 import { createIndexesThroughDriver, STALE_SQLITE_SCHEMA } from './ferret-indexes.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 /** mongorestore runs at most this often when FerretDB's stale SQLite schema fails it (ferret-indexes.ts). */
 const MONGORESTORE_ATTEMPTS = 3;
@@ -100,7 +100,7 @@ export async function restoreMongo(input: MongoRestoreInput): Promise<MongoResto
         if (!ferret || attempt >= MONGORESTORE_ATTEMPTS || !(err instanceof TykdrError) || !STALE_SQLITE_SCHEMA.test(err.message)) throw err;
         warnings.push(`mongorestore met FerretDB's stale SQLite schema ("index ... already exists" for an index it does not have): run again (attempt ${attempt + 1})`);
         await db.listCollections({}, { nameOnly: true }).toArray().catch(() => undefined);
-        await sleep(100 * attempt, undefined, { signal });
+        await sleep(100 * attempt, signal);
       }
     }
     details.restore_ms = Date.now() - started;
