@@ -14,10 +14,11 @@ import {
   type StoreOptions,
   type UnfinishedUpload,
 } from '../../core/interfaces/store.js';
-import { abortError as abortErrorOf, sleep } from '../../core/util/abort.js';
+import { abortError as abortErrorOf } from '../../core/util/abort.js';
 import { s3Location, s3Prefix } from './s3-location.js';
 import { sdk } from './s3-sdk.js';
-import { backoffDelay, currentTransfer, describeFailure, isTransientNetworkError, Transfer, TransferRetryStrategy, watchHandler } from './s3-transfer.js';
+import { parallelRanges, readRange, type DownloadOptions } from './s3-download.js';
+import { currentTransfer, Transfer, TransferRetryStrategy, watchHandler } from './s3-transfer.js';
 import { BodyFailed, unsignedPayloadOverTls, uploadObject, type UploadFailure } from './s3-upload.js';
 
 const {
@@ -267,7 +268,7 @@ export class S3Store implements Store {
       t.close();
       throw this.explain(this.settled(err, t, opts.signal), `object ${key}`);
     }
-    const out = Readable.from(this.resumingBody(t, key, first, opts.signal), { objectMode: false });
+    const out = Readable.from(this.body(t, key, first, opts.signal), { objectMode: false });
     // A stream destroyed before it was read never runs the generator, so its finally neither: release here too (both
     // calls may repeat).
     out.once('close', () => {
@@ -278,37 +279,29 @@ export class S3Store implements Store {
   }
 
   /**
-   * The bytes of a download; when the connection breaks mid-way (reset, timeout), the rest is asked for
-   * with a Range request pinned to the same version (If-Match on its ETag), up to maxAttempts in all.
+   * The bytes of a download (s3-download.ts). An object larger than one range (partSizeMiB) is read as ranges on up
+   * to downloadConcurrency connections at once; a smaller one, or any object when downloadConcurrency is 1, on the
+   * connection of the first GET. Either way a connection broken mid-way is resumed with a Range request pinned to
+   * the same version (If-Match on its ETag), up to maxAttempts per range.
    */
-  private async *resumingBody(t: Transfer, key: string, first: GetObjectCommandOutput, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
-    const Key = this.full(key);
+  private async *body(t: Transfer, key: string, first: GetObjectCommandOutput, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+    const d: DownloadOptions = {
+      client: this.client,
+      bucket: this.cfg.bucket,
+      key: this.full(key),
+      name: key,
+      etag: first.ETag,
+      transfer: t,
+      maxAttempts: this.maxAttempts,
+      signal: t.signal,
+    };
     const total = first.ContentLength;
-    let body = first.Body as Readable;
-    let received = 0;
-    let attempts = 1;
+    const range = this.cfg.partSizeMiB * 1024 * 1024;
+    const concurrency = this.cfg.downloadConcurrency ?? 4; // the schema's default, for a config made without it
+    const body = first.Body as Readable;
     try {
-      for (;;) {
-        try {
-          for await (const chunk of body) {
-            received += (chunk as Buffer).length;
-            yield chunk as Buffer;
-          }
-          if (total === undefined || received >= total) return;
-          throw Object.assign(new Error(`the connection closed after ${received} of ${total} bytes`), { code: 'ECONNRESET' });
-        } catch (err) {
-          if (t.stallError || t.callerAborted || !isTransientNetworkError(err) || attempts >= this.maxAttempts) throw err;
-        }
-        const delayMs = backoffDelay(attempts, false);
-        t.retrying({ attempt: ++attempts, maxAttempts: this.maxAttempts, reason: `${describeFailure((body as { errored?: unknown }).errored ?? { code: 'ECONNRESET' })} after ${received} bytes`, delayMs });
-        body.destroy();
-        await sleep(delayMs, t.signal);
-        const rest = await currentTransfer.run(t, () =>
-          this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key, Range: `bytes=${received}-`, IfMatch: first.ETag }), { abortSignal: t.signal }),
-        );
-        if (!(rest.Body instanceof Readable)) throw storeError(`object ${key} has no readable body`);
-        body = rest.Body;
-      }
+      if (concurrency > 1 && total !== undefined && total > range && first.ETag !== undefined) yield* parallelRanges(d, body, total, range, concurrency);
+      else yield* readRange(d, 0, total, body);
     } catch (err) {
       throw this.explain(this.settled(err, t, signal), `download of ${key}`);
     } finally {

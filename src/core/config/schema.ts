@@ -40,9 +40,19 @@ const s3Store = z.strictObject({
     .default(8)
     .describe(
       'Size of the first 1,000 parts of a multipart upload; it doubles every 1,000 parts (10,000 parts of 8 MiB and up hold 8.6 TB). ' +
-        'Memory is about (uploadConcurrency + 1) parts.',
+        'Memory is about (uploadConcurrency + 1) parts. Also the size of the ranges a large object is downloaded in (downloadConcurrency).',
     ),
   uploadConcurrency: z.number().int().min(1).max(16).default(2).describe('Parts uploaded at once; more is faster on high-latency links and costs a part of memory each.'),
+  downloadConcurrency: z
+    .number()
+    .int()
+    .min(1)
+    .max(16)
+    .default(4)
+    .describe(
+      'Ranges of an object larger than partSizeMiB downloaded at once (restore, verify, copy): a store serves each connection at a limited rate, so several multiply it. ' +
+        'Memory is at most this many ranges of partSizeMiB; 1 reads every object on one connection.',
+    ),
   objectLock: objectLockSchema.optional(),
   connectTimeout: duration.default('10s').describe('Longest wait for a connection (TCP and TLS) to the endpoint; a timed-out attempt is retried.'),
   stallTimeout: duration
