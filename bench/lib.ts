@@ -12,7 +12,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,6 +123,66 @@ export async function delayProxy(upstream: { host: string; port: number }, oneWa
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   server.unref(); // never what keeps a benchmark from ending
   return { port: (server.address() as { port: number }).port, close: () => void server.close() };
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 that passes each connection's bytes, each way, at no more than `bytesPerSecond`: a store
+ * that serves every connection at a limited rate, as S3 does (its performance guidance: use byte-range fetches on
+ * several connections for more). Each chunk leaves once the connection's link would have carried it; the sender is
+ * paused while more than 1 MiB waits. Not a network model beyond that: no delay, no loss, no limit on the sum.
+ */
+export async function rateProxy(upstream: { host: string; port: number }, bytesPerSecond: number): Promise<{ port: number; connections(): number; close(): void }> {
+  let connections = 0;
+  const HIGH = 1024 * 1024;
+  const paced = (from: Socket, to: Socket) => {
+    let free = performance.now(); // when this direction's link is next free
+    const queue: Array<{ at: number; d: Buffer }> = []; // in order: one timer for the head, so nothing overtakes
+    let head = 0;
+    let queued = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let ended = false;
+    const pump = () => {
+      timer = undefined;
+      const now = performance.now();
+      while (head < queue.length && queue[head]!.at <= now) {
+        const { d } = queue[head++]!;
+        to.write(d);
+        queued -= d.length;
+      }
+      if (head === queue.length) {
+        queue.length = 0;
+        head = 0;
+      }
+      if (queued <= HIGH && from.isPaused()) from.resume();
+      if (head < queue.length) timer = setTimeout(pump, Math.max(0, queue[head]!.at - now));
+      else if (ended) to.end();
+    };
+    from.on('data', (d: Buffer) => {
+      free = Math.max(performance.now(), free) + (d.length / bytesPerSecond) * 1000;
+      queue.push({ at: free, d });
+      queued += d.length;
+      if (queued > HIGH) from.pause();
+      timer ??= setTimeout(pump, Math.max(0, queue[head]!.at - performance.now()));
+    });
+    from.on('end', () => {
+      ended = true;
+      if (timer === undefined) to.end();
+    });
+    to.on('close', () => clearTimeout(timer));
+  };
+  const server = createServer((client) => {
+    connections++;
+    const up = connect(upstream.port, upstream.host);
+    paced(client, up);
+    paced(up, client);
+    client.on('error', () => up.destroy());
+    up.on('error', () => client.destroy());
+    client.on('close', () => up.destroy());
+    up.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.unref();
+  return { port: (server.address() as { port: number }).port, connections: () => connections, close: () => void server.close() };
 }
 
 /** Installs the Ctrl-C / SIGTERM / exit handlers; call once from a benchmark's top level. */
@@ -676,13 +736,13 @@ async function makeCerts(dir: string): Promise<void> {
 // Benchmarks of one code path in several checkouts (bench/redis-bytes-path.ts, bench/restore-stage.ts)
 
 /**
- * Their common start: --keys, --runs and --root (repeatable; default this checkout) parsed; a temp folder holding
- * the child script (`child`) and an age identity; a redis-server (diskless sync without delay) holding `keys` of
- * the Tyk-like sessions.
+ * Their common start: --keys, --runs and --root (repeatable; default this checkout) parsed, and the `extra` options
+ * (in `options`); a temp folder holding the child script (`child`) and an age identity; a redis-server (diskless
+ * sync without delay) holding `keys` of the Tyk-like sessions.
  */
-export async function checkoutsBench(tag: string, child: string, defaults: { keys: number; runs: number }) {
+export async function checkoutsBench(tag: string, child: string, defaults: { keys: number; runs: number }, extra: Record<string, { type: 'string'; default?: string }> = {}) {
   const { values } = parseArgs({
-    options: { keys: { type: 'string', default: String(defaults.keys) }, runs: { type: 'string', default: String(defaults.runs) }, root: { type: 'string', multiple: true } },
+    options: { keys: { type: 'string', default: String(defaults.keys) }, runs: { type: 'string', default: String(defaults.runs) }, root: { type: 'string', multiple: true }, ...extra },
   });
   const keys = Number(values.keys);
   const runs = Number(values.runs);
@@ -697,5 +757,5 @@ export async function checkoutsBench(tag: string, child: string, defaults: { key
   const redis = await startRedis({ extra: ['--repl-diskless-sync-delay', '0'] });
   log(`filling Redis with ${keys.toLocaleString('en')} keys`);
   await fillRedis(redis.port, 0, keys);
-  return { keys, runs, roots, work, script, identity, recipient, redis };
+  return { keys, runs, roots, work, script, identity, recipient, redis, options: values as unknown as Record<string, string | undefined> };
 }

@@ -7,26 +7,33 @@
  * every run must stage the manifest's plaintext size, and the raw tools' file must have it too.
  *
  *   npx tsx bench/restore-stage.ts [--keys 1000000] [--runs 8] [--root DIR]... (default: this checkout)
+ *       [--s3 MBPS [--download-concurrency 1,4]]
  *
  * The snapshot is a `tykdr backup` (the first root's CLI, its default zstd level) of N Tyk-like sessions to a local
- * folder. Needs dist/ built in each root, redis-server, redis-cli, zstd, age and age-keygen (bash scripts/tools.sh).
+ * folder. With --s3, to a local MinIO instead, which the stage reads through a proxy that serves each connection at
+ * MBPS MB/s (bench/lib.ts rateProxy; 0: directly), as S3 serves each connection at a limited rate; each root is then
+ * run with every `store.downloadConcurrency` of the list, and the raw tools read the object with curl (one
+ * connection, `--aws-sigv4`) into `age -d | zstd -d`. Needs dist/ built in each root, redis-server, redis-cli, zstd,
+ * age and age-keygen (bash scripts/tools.sh); with --s3, MinIO too.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { checkoutsBench, installCleanup, log, median, must, runMain, table } from './lib.js';
+import { checkoutsBench, installCleanup, log, MB, median, MINIO_KEY, MINIO_SECRET, must, rateProxy, runMain, startMinioServer, table } from './lib.js';
 
 installCleanup();
 
 const CHILD = `
-import { readFileSync, readdirSync } from 'node:fs';
-const [root, storeDir, identity, dir] = process.argv.slice(2);
-const { LocalStore } = await import(root + '/dist/backends/stores/local-store.js');
+import { readFileSync } from 'node:fs';
+const [root, storeJson, snapshot, identity, dir] = process.argv.slice(2);
+const cfg = JSON.parse(storeJson);
+if (cfg.secretAccessKey) { const secret = cfg.secretAccessKey; cfg.secretAccessKey = { reveal: () => secret }; }
+const { openStore } = await import(root + '/dist/backends/stores/registry.js');
 const { readManifest } = await import(root + '/dist/core/catalog.js');
 const { stageArtifact } = await import(root + '/dist/core/restore/staging.js');
 const { parseIdentityFile } = await import(root + '/dist/core/age/index.js');
-const store = new LocalStore(storeDir);
-const manifest = await readManifest(store, readdirSync(storeDir + '/snapshots')[0]);
+const store = openStore(cfg, {});
+const manifest = await readManifest(store, snapshot);
 const identities = parseIdentityFile(readFileSync(identity, 'utf8'), identity);
 const c0 = process.cpuUsage();
 const w0 = performance.now();
@@ -43,9 +50,10 @@ interface Row {
   cpu: number;
 }
 
-/** The raw tools, timed by bash (`times`: the pipeline's CPU, children included). */
-async function raw(object: string, identity: string, file: string): Promise<Row> {
-  const script = `s=$(date +%s.%N); age -d -i '${identity}' '${object}' | zstd -d -q -f -o '${file}'; e=$(date +%s.%N); times; echo "$s $e"`;
+/** The raw tools, timed by bash (`times`: the pipeline's CPU, children included); `object` a file, or a command that writes it. */
+async function raw(object: { file: string } | { command: string }, identity: string, file: string): Promise<Row> {
+  const read = 'file' in object ? `age -d -i '${identity}' '${object.file}'` : `${object.command} | age -d -i '${identity}'`;
+  const script = `set -o pipefail; s=$(date +%s.%N); ${read} | zstd -d -q -f -o '${file}'; e=$(date +%s.%N); times; echo "$s $e"`;
   const lines = (await must('bash', ['-c', script])).split('\n');
   const [s, e] = lines.at(-1)!.split(' ').map(Number) as [number, number];
   // `times` prints the shell's own and its children's user/system times: "0m0.001s 0m0.002s" on two lines.
@@ -54,17 +62,53 @@ async function raw(object: string, identity: string, file: string): Promise<Row>
 }
 
 await runMain(async () => {
-  const { keys, runs, roots, work, script, identity, recipient: pub, redis } = await checkoutsBench('restore-stage', CHILD, { keys: 1_000_000, runs: 8 });
+  const extra = { s3: { type: 'string' as const }, 'download-concurrency': { type: 'string' as const, default: '1,4' } };
+  const { keys, runs, roots, work, script, identity, recipient: pub, redis, options } = await checkoutsBench('restore-stage', CHILD, { keys: 1_000_000, runs: 8 }, extra);
   const storeDir = path.join(work, 'store');
   const cfg = path.join(work, 'tykdr.yaml');
-  await writeFile(cfg, `store: { kind: local, path: ${storeDir} }\nencryption: { recipients: [${pub}] }\ncomponents:\n  redis: { kind: redis, port: ${redis.port} }\ntiers: { critical: { rto: 1h, rpo: 24h } }\n`);
-  await must(process.execPath, [path.join(roots[0]!, 'bin/run.js'), 'backup', '-c', cfg]);
+  const s3 = options.s3 === undefined ? undefined : { rate: Number(options.s3) * MB, minio: await startMinioServer(false) };
+  let storeSection = `{ kind: local, path: ${storeDir} }`;
+  if (s3) {
+    const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
+    const admin = new S3Client({ endpoint: s3.minio.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: MINIO_KEY, secretAccessKey: MINIO_SECRET } });
+    await admin.send(new CreateBucketCommand({ Bucket: 'bench' }));
+    admin.destroy();
+    storeSection = `{ kind: s3, bucket: bench, endpoint: "${s3.minio.endpoint}", forcePathStyle: true, accessKeyId: ${MINIO_KEY}, secretAccessKey: ${MINIO_SECRET} }`;
+  }
+  await writeFile(cfg, `store: ${storeSection}\nencryption: { recipients: [${pub}] }\ncomponents:\n  redis: { kind: redis, port: ${redis.port} }\ntiers: { critical: { rto: 1h, rpo: 24h } }\n`);
+  const backup = JSON.parse(await must(process.execPath, [path.join(roots[0]!, 'bin/run.js'), 'backup', '-c', cfg, '--json'], { env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } })) as { id: string };
   await redis.stop();
-  const snap = readdirSync(path.join(storeDir, 'snapshots'))[0]!;
-  const object = path.join(storeDir, 'snapshots', snap, 'redis.rdb.zst.age');
-  log(`snapshot ${snap}: ${statSync(object).size.toLocaleString('en')} bytes stored`);
+  const snap = backup.id;
+  // What the stage reads, and how the raw tools get the same bytes.
+  let object: { file: string } | { command: string };
+  const stores = new Map<string, object>(); // contender -> the store config its child opens
+  let contenders: Array<[string, string]>; // [name, root]
+  if (s3) {
+    const u = new URL(s3.minio.endpoint);
+    const proxy = s3.rate > 0 ? await rateProxy({ host: u.hostname, port: Number(u.port) }, s3.rate) : undefined;
+    const endpoint = proxy ? `http://127.0.0.1:${proxy.port}` : s3.minio.endpoint;
+    object = { command: `curl -sS --fail --aws-sigv4 'aws:amz:us-east-1:s3' --user '${MINIO_KEY}:${MINIO_SECRET}' '${endpoint}/bench/snapshots/${snap}/redis.rdb.zst.age'` };
+    contenders = [];
+    for (const root of roots) {
+      for (const c of options['download-concurrency']!.split(',').map(Number)) {
+        const name = `${root} (downloadConcurrency ${c})`;
+        contenders.push([name, root]);
+        stores.set(name, {
+          kind: 's3', bucket: 'bench', prefix: '', region: 'us-east-1', endpoint, forcePathStyle: true, accessKeyId: MINIO_KEY, secretAccessKey: MINIO_SECRET,
+          partSizeMiB: 8, uploadConcurrency: 2, downloadConcurrency: c, stallTimeout: '60s', connectTimeout: '10s', maxAttempts: 5,
+        });
+      }
+    }
+    log(`snapshot ${snap} in MinIO; ${proxy ? `each connection served at ${options.s3} MB/s (rate proxy)` : 'MinIO read directly'}`);
+  } else {
+    object = { file: path.join(storeDir, 'snapshots', snap, 'redis.rdb.zst.age') };
+    contenders = roots.map((r) => [r, r]);
+    for (const r of roots) stores.set(r, { kind: 'local', path: storeDir });
+    log(`snapshot ${snap}: ${statSync(object.file).size.toLocaleString('en')} bytes stored`);
+  }
 
-  const names = ['raw tools', ...roots];
+  const names = ['raw tools', ...contenders.map(([n]) => n)];
+  const rootOf = new Map(contenders);
   const rows = new Map<string, Row[]>(names.map((n) => [n, []]));
   let plainBytes = 0;
   for (let i = 0; i < runs; i++) {
@@ -80,7 +124,9 @@ await runMain(async () => {
         const size = statSync(file).size;
         if (plainBytes && size !== plainBytes) throw new Error(`the raw tools wrote ${size} bytes, tykdr staged ${plainBytes}`);
       } else {
-        const r = JSON.parse(await must(process.execPath, [script, name, storeDir, identity, dir])) as Row & { bytes: number };
+        const r = JSON.parse(
+          await must(process.execPath, [script, rootOf.get(name)!, JSON.stringify(stores.get(name)), snap, identity, dir], { env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } }),
+        ) as Row & { bytes: number };
         plainBytes = r.bytes;
         row = r;
       }
@@ -94,9 +140,10 @@ await runMain(async () => {
   process.stdout.write(
     `Stage of a ${keys.toLocaleString('en')}-key snapshot (${plainBytes.toLocaleString('en')} plaintext bytes), ${runs} rounds, order reversed every other round; medians:\n` +
       table(
-        ['contender', 'wall s', 'CPU s', 'wall / raw (per round)', 'CPU / raw', `wall / ${path.basename(roots[0]!)}`],
-        names.map((n) => [n, f(rows.get(n)!.map((x) => x.wall)), f(rows.get(n)!.map((x) => x.cpu)), ratio(n, 'raw tools', 'wall'), ratio(n, 'raw tools', 'cpu'), n === 'raw tools' ? '' : ratio(n, roots[0]!, 'wall')]),
+        ['contender', 'wall s', 'CPU s', 'wall / raw (per round)', 'CPU / raw', `wall / ${path.basename(contenders[0]![0])}`],
+        names.map((n) => [n, f(rows.get(n)!.map((x) => x.wall)), f(rows.get(n)!.map((x) => x.cpu)), ratio(n, 'raw tools', 'wall'), ratio(n, 'raw tools', 'cpu'), n === 'raw tools' ? '' : ratio(n, contenders[0]![0], 'wall')]),
       ) +
-      '\ntykdr: stageArtifact after its imports (SHA-256 of the stored bytes, age, zstd on a worker thread, the write); raw tools: age -d | zstd -d -o, spawn to exit.\n',
+      `\ntykdr: stageArtifact after its imports (SHA-256 of the stored bytes, age, zstd on a worker thread, the write); raw tools: ${s3 ? 'curl | ' : ''}age -d | zstd -d -o, spawn to exit.` +
+      (s3 ? ` Store: MinIO, ${s3.rate > 0 ? `each connection at ${options.s3} MB/s` : 'directly'}.\n` : '\n'),
   );
 });
