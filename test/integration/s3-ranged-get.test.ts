@@ -32,10 +32,10 @@ beforeAll(async () => {
 });
 
 /** A store behind the proxy, on connections of its own (a fresh agent), with the events it reports. */
-function store(downloadConcurrency: number, over: { stallTimeout?: string } = {}) {
+function store(downloadConcurrency: number, over: { stallTimeout?: string; maxAttempts?: number } = {}) {
   const events: StoreEvent[] = [];
   const s = new S3Store(
-    minioStoreConfig(minio, BUCKET, 'r', { endpoint: proxy.endpoint, downloadConcurrency, stallTimeout: over.stallTimeout ?? '2s', connectTimeout: '2s', maxAttempts: 3 }),
+    minioStoreConfig(minio, BUCKET, 'r', { endpoint: proxy.endpoint, downloadConcurrency, stallTimeout: over.stallTimeout ?? '2s', connectTimeout: '2s', maxAttempts: over.maxAttempts ?? 3 }),
     { onEvent: (e) => events.push(e) },
   );
   return { s, events };
@@ -120,11 +120,29 @@ describe('ranged downloads', () => {
     ]);
   });
 
+  it('every range resumes on its own: each of four connections reset once, every byte comes', async () => {
+    const data = randomBytes(Math.round(3.5 * RANGE));
+    const key = await object('reset-each.bin', data);
+    const { s, events } = store(4, { maxAttempts: 5 });
+    proxy.setMode({ kind: 'reset', afterBytes: MiB, times: 4 });
+    const resets = proxy.stats.resets;
+    const got = await readAll(await s.get(key));
+    proxy.setMode({ kind: 'pass' });
+    expect(got.equals(data)).toBe(true);
+    expect(proxy.stats.resets - resets).toBe(4);
+    const retries = events.filter((e) => e.type === 'retry') as Array<Extract<StoreEvent, { type: 'retry' }>>;
+    expect(retries).toHaveLength(4);
+    // Resumed where each broke: offsets inside later ranges, not only the first.
+    const offsets = retries.map((e) => Number(/after (\d+) bytes/.exec(e.reason)![1]));
+    expect(offsets.some((o) => o > RANGE)).toBe(true);
+  });
+
   it('a store that resets every connection mid-range: a store error naming the download and the store, and every range stops', async () => {
     const data = randomBytes(Math.round(3.5 * RANGE));
     const key = await object('reset-always.bin', data);
     const { s } = store(3);
-    proxy.setMode({ kind: 'reset', afterBytes: 2 * MiB });
+    // Three attempts of at most 1 MiB each cannot carry a 5 MiB range.
+    proxy.setMode({ kind: 'reset', afterBytes: MiB });
     const err = await readAll(await s.get(key)).then(
       () => undefined,
       (e: unknown) => e,
@@ -132,12 +150,66 @@ describe('ranged downloads', () => {
     expect(err).toBeInstanceOf(TykdrError);
     expect((err as TykdrError).kind).toBe('storeError');
     expect((err as Error).message).toMatch(new RegExp(`download of ${key} in s3://${BUCKET}/r/ \\(endpoint http://127\\.0\\.0\\.1:\\d+\\): the connection to the store broke \\((ECONNRESET|EPIPE)\\)`));
-    // Nothing is asked for after the failure.
+    // Nothing is asked for after the failure, and nothing moves.
     const seen = gets(key);
+    const bytes = proxy.stats.bytes;
     await pause(1000);
     expect(seen).toEqual([]);
+    expect(proxy.stats.bytes).toBe(bytes);
     proxy.freezeWhen(undefined);
     proxy.setMode({ kind: 'pass' });
+  });
+
+  it("the caller's abort mid-download ends it at once with the caller's reason; nothing more is asked for", async () => {
+    proxy.setMode({ kind: 'pass' });
+    const data = randomBytes(8 * RANGE);
+    const key = await object('abort.bin', data);
+    const { s } = store(2, { stallTimeout: '30s' });
+    const ac = new AbortController();
+    const body = await s.get(key, { signal: ac.signal });
+    const it = body[Symbol.asyncIterator]();
+    await it.next();
+    const seen = gets(key);
+    const reason = new Error('operator pressed Ctrl-C');
+    const t0 = Date.now();
+    ac.abort(reason);
+    const err = await (async () => {
+      for (let n = await it.next(); !n.done; n = await it.next());
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err, String((err as Error)?.message)).toBe(reason);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await pause(500);
+    expect(seen).toEqual([]);
+    proxy.freezeWhen(undefined);
+  });
+
+  it('a reader that goes while a range hangs: the stream closes at once, not at stallTimeout', async () => {
+    const data = randomBytes(4 * RANGE);
+    const key = await object('gone-hung.bin', data);
+    const { s } = store(3, { stallTimeout: '30s' });
+    proxy.setMode({ kind: 'stall', ms: Infinity, afterBytes: MiB, times: 1 });
+    const stalls = proxy.stats.stalls;
+    const body = await s.get(key);
+    // Read until nothing more comes: every byte before the hung range is taken, so the download waits on it.
+    const it = body[Symbol.asyncIterator]();
+    let pending = it.next();
+    for (;;) {
+      const n = await Promise.race([pending, pause(500).then(() => 'idle' as const)]);
+      if (n === 'idle') break;
+      expect(n.done).toBe(false);
+      pending = it.next();
+    }
+    pending.catch(() => undefined);
+    expect(proxy.stats.stalls - stalls).toBe(1);
+    const closed = new Promise<number>((resolve) => body.once('close', () => resolve(Date.now())));
+    const t0 = Date.now();
+    body.destroy();
+    const at = await Promise.race([closed, pause(5000).then(() => Infinity)]);
+    proxy.setMode({ kind: 'pass' });
+    expect(at - t0).toBeLessThan(2000);
   });
 
   it('a range that stops moving fails the download at stallTimeout, naming the stall', async () => {

@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { storeError } from '../../core/errors.js';
-import { sleep } from '../../core/util/abort.js';
+import { abortError, sleep } from '../../core/util/abort.js';
 import { sdk } from './s3-sdk.js';
 import { backoffDelay, currentTransfer, describeFailure, isTransientNetworkError, type Transfer } from './s3-transfer.js';
 
@@ -15,13 +15,15 @@ export interface DownloadOptions {
   key: string;
   /** The key as messages show it (without the prefix). */
   name: string;
+  /** The store as messages show it: "s3://bucket/prefix/ (endpoint ...)". */
+  where: string;
   /** The ETag of the first response: every later request carries If-Match on it, so no range comes from another version. */
   etag: string | undefined;
   /** Watches the download's requests and bytes (stall clock, retries). */
   transfer: Transfer;
   /** Attempts per range, the first included. */
   maxAttempts: number;
-  /** Aborts every request (the transfer's signal, or the download's own). */
+  /** Aborts every request: the transfer's signal (a stall, the caller's abort) and the reader going. */
   signal: AbortSignal;
 }
 
@@ -75,11 +77,12 @@ async function openRange(d: DownloadOptions, from: number, end: number | undefin
     d.client.send(new GetObjectCommand({ Bucket: d.bucket, Key: d.key, Range, IfMatch: d.etag }), { abortSignal: d.signal }),
   );
   if (!(out.Body instanceof Readable)) throw storeError(`object ${d.name} has no readable body`);
-  if (!out.ContentRange?.startsWith(`bytes ${from}-`)) {
+  const answered = /^bytes (\d+)-(\d+)\/(?:\d+|\*)$/.exec(out.ContentRange ?? '');
+  if (!answered || Number(answered[1]) !== from || (end !== undefined && Number(answered[2]) !== end - 1)) {
     out.Body.destroy();
     throw storeError(
-      `the store answered a request for ${Range} of ${d.name} with ${out.ContentRange ? `"${out.ContentRange}"` : 'the whole object'}`,
-      'the store must support HTTP Range requests (every S3-compatible store does); check what sits between tykdr and the store',
+      `download of ${d.name} in ${d.where}: the store answered a request for ${Range} with ${out.ContentRange ? `"${out.ContentRange}"` : 'the whole object'}`,
+      'the store must support HTTP Range requests (every S3-compatible store does); check what sits between tykdr and the store, or set store.downloadConcurrency: 1',
     );
   }
   return out.Body;
@@ -159,6 +162,8 @@ export async function* parallelRanges(d: DownloadOptions, first: Readable, total
       const slot = slots.get(k)!;
       for (;;) {
         if (failed) throw failure;
+        // Aborted with every range already buffered (nothing in flight to fail): no more bytes go to the reader.
+        if (ranged.signal.aborted) throw abortError(ranged.signal);
         const chunk = slot.chunks.shift();
         if (chunk) yield chunk;
         else if (slot.done) break;

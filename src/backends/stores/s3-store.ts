@@ -37,6 +37,8 @@ const {
 } = sdk;
 
 const DAY_MS = 86_400_000;
+/** The largest download range, whatever partSizeMiB says (up to 512): memory is downloadConcurrency ranges. */
+const MAX_RANGE_MIB = 16;
 /** Longest wait for aborting an unfinished multipart upload after a failure, so a dead store cannot hold the exit. */
 const ABANDON_MS = 10_000;
 
@@ -149,6 +151,13 @@ export class S3Store implements Store {
     if (t.stallError) return t.stallError;
     if (t.callerAborted && signal) return signal.reason instanceof Error ? signal.reason : abortErrorOf(signal);
     return err;
+  }
+
+  /** What a download fails with: the stall's storeError, the caller's own abort reason as it is, or the error explained. */
+  private failed(err: unknown, t: Transfer, signal: AbortSignal | undefined, what: string): Error {
+    const e = this.settled(err, t, signal);
+    if (!t.stallError && t.callerAborted && e === signal?.reason) return e as Error;
+    return this.explain(e, what);
   }
 
   private full(key: string): string {
@@ -266,9 +275,18 @@ export class S3Store implements Store {
       if (!(first.Body instanceof Readable)) throw storeError(`object ${key} has no readable body`);
     } catch (err) {
       t.close();
-      throw this.explain(this.settled(err, t, opts.signal), `object ${key}`);
+      throw this.failed(err, t, opts.signal, `object ${key}`);
     }
-    const out = Readable.from(this.body(t, key, first, opts.signal), { objectMode: false });
+    // The reader going (the stream destroyed) aborts every request at once: the generator may be waiting on a range
+    // that is slow to come, and its finally would otherwise wait for it (up to stallTimeout).
+    const gone = new AbortController();
+    const out = Readable.from(this.body(t, key, first, AbortSignal.any([t.signal, gone.signal]), opts.signal), { objectMode: false });
+    const destroy = out._destroy.bind(out);
+    out._destroy = (err, cb) => {
+      gone.abort();
+      (first.Body as Readable).destroy();
+      destroy(err, cb);
+    };
     // A stream destroyed before it was read never runs the generator, so its finally neither: release here too (both
     // calls may repeat).
     out.once('close', () => {
@@ -279,31 +297,35 @@ export class S3Store implements Store {
   }
 
   /**
-   * The bytes of a download (s3-download.ts). An object larger than one range (partSizeMiB) is read as ranges on up
-   * to downloadConcurrency connections at once; a smaller one, or any object when downloadConcurrency is 1, on the
-   * connection of the first GET. Either way a connection broken mid-way is resumed with a Range request pinned to
-   * the same version (If-Match on its ETag), up to maxAttempts per range.
+   * The bytes of a download (s3-download.ts). An object larger than one range (partSizeMiB, at most MAX_RANGE_MIB) is
+   * read as ranges on up to downloadConcurrency connections at once; a smaller one, or any object when
+   * downloadConcurrency is 1 or its ETag is weak, on the connection of the first GET. Either way a connection broken
+   * mid-way is resumed with a Range request pinned to the same version (If-Match on its ETag), up to maxAttempts per
+   * range. `requests` aborts every request (a stall, the caller, the reader going); `signal` is the caller's.
    */
-  private async *body(t: Transfer, key: string, first: GetObjectCommandOutput, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  private async *body(t: Transfer, key: string, first: GetObjectCommandOutput, requests: AbortSignal, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
     const d: DownloadOptions = {
       client: this.client,
       bucket: this.cfg.bucket,
       key: this.full(key),
       name: key,
+      where: this.where(),
       etag: first.ETag,
       transfer: t,
       maxAttempts: this.maxAttempts,
-      signal: t.signal,
+      signal: requests,
     };
     const total = first.ContentLength;
-    const range = this.cfg.partSizeMiB * 1024 * 1024;
+    const range = Math.min(this.cfg.partSizeMiB, MAX_RANGE_MIB) * 1024 * 1024;
     const concurrency = this.cfg.downloadConcurrency ?? 4; // the schema's default, for a config made without it
+    // A weak ETag (W/"...", from a proxy that transforms bodies) cannot pin byte ranges to one version.
+    const pinned = first.ETag !== undefined && !first.ETag.startsWith('W/');
     const body = first.Body as Readable;
     try {
-      if (concurrency > 1 && total !== undefined && total > range && first.ETag !== undefined) yield* parallelRanges(d, body, total, range, concurrency);
+      if (concurrency > 1 && total !== undefined && total > range && pinned) yield* parallelRanges(d, body, total, range, concurrency);
       else yield* readRange(d, 0, total, body);
     } catch (err) {
-      throw this.explain(this.settled(err, t, signal), `download of ${key}`);
+      throw this.failed(err, t, signal, `download of ${key}`);
     } finally {
       body.destroy();
       t.close();

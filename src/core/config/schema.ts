@@ -51,7 +51,7 @@ const s3Store = z.strictObject({
     .default(4)
     .describe(
       'Ranges of an object larger than partSizeMiB downloaded at once (restore, verify, copy): a store serves each connection at a limited rate, so several multiply it. ' +
-        'Memory is at most this many ranges of partSizeMiB; 1 reads every object on one connection.',
+        'Ranges are partSizeMiB (at most 16 MiB); memory is at most this many ranges. 1 reads every object on one connection.',
     ),
   objectLock: objectLockSchema.optional(),
   connectTimeout: duration.default('10s').describe('Longest wait for a connection (TCP and TLS) to the endpoint; a timed-out attempt is retried.'),
