@@ -335,6 +335,29 @@ steps:
     expect((await restored(to)).equals(await original())).toBe(true);
   });
 
+  it('an artifact of several ranges, read on several connections, one reset mid-range: restored byte for byte, the retry reported', async () => {
+    proxy.setMode({ kind: 'pass' });
+    const tree = path.join(ws.dir, 'big-tree');
+    await mkdir(tree);
+    const big = randomBytes(12 * 1024 * 1024); // incompressible: three ranges of partSizeMiB 5
+    await writeFile(path.join(tree, 'big.bin'), big);
+    const backup = await timed(['backup', '-c', await s3Config('big-src.yaml', { prefix: 'big', tree, extraStore: ', partSizeMiB: 5' }), '--json']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const id = JSON.parse(backup.stdout).id as string;
+    const to = path.join(ws.dir, 'restored-big');
+    proxy.setMode({ kind: 'reset', afterBytes: 2 * 1024 * 1024, times: 1 });
+    const resets = proxy.stats.resets;
+    const connections = proxy.stats.connections;
+    const res = await timed(['restore', '--plan', plan, '--snapshot', id, '--to', to, '--yes', '-c', await s3Config('big.yaml', { prefix: 'big', tree, extraStore: ', partSizeMiB: 5' })]);
+    proxy.setMode({ kind: 'pass' });
+    expect(res.code, res.stderr).toBe(0);
+    expect(proxy.stats.resets - resets).toBe(1);
+    // The three ranges came on connections of their own, and the broken one on another.
+    expect(proxy.stats.connections - connections).toBeGreaterThanOrEqual(4);
+    expect(res.stderr).toMatch(/store s3:\/\/faults\/big\/: download of snapshots\/\S+\/config\.tar\.zst\.age failed \((ECONNRESET|EPIPE|\w+) after \d+ bytes\); retry 1 of 3/);
+    expect((await readFile(path.join(to, tree, 'big.bin'))).equals(big)).toBe(true);
+  });
+
   it('a store that resets every connection mid-download: exit 4 naming the store', async () => {
     proxy.setMode({ kind: 'reset', afterBytes: MID_TRANSFER });
     const { res, to } = await restore('r-reset-always');
