@@ -5,7 +5,7 @@ import { listSnapshots, resolveSnapshot } from '../core/catalog.js';
 import { copySnapshots } from '../core/copies/copy-many.js';
 import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
 import { formatBytes, formatDuration } from '../core/duration.js';
-import { badInput } from '../core/errors.js';
+import { badInput, storeError } from '../core/errors.js';
 
 export default class Copy extends TykdrCommand<typeof Copy> {
   static override summary = 'Copy snapshots to another store (an off-site copy), without decrypting them.';
@@ -39,10 +39,11 @@ ${EXIT_CODES_HELP}`;
     const to = openReportingStore(namedStore(config, f.to).cfg, (l) => this.note(l));
     const interrupt = interruptSignal();
     try {
-      const ids =
-        this.args.snapshot === 'all'
-          ? (await listSnapshots(from, interrupt.signal)).filter((s) => s.complete).map((s) => s.id).reverse()
-          : [(await resolveSnapshot(from, this.args.snapshot, interrupt.signal)).id];
+      const listed = this.args.snapshot === 'all' ? await listSnapshots(from, interrupt.signal) : undefined;
+      const ids = listed ? listed.filter((s) => s.complete).map((s) => s.id).reverse() : [(await resolveSnapshot(from, this.args.snapshot, interrupt.signal)).id];
+      // A manifest the store failed to give: that snapshot may well be complete. The others are copied, then the
+      // command fails naming it, rather than call the copy done without it.
+      const unreadable = listed?.filter((s) => s.unreadable) ?? [];
       if (ids.length === 0) this.log(`No complete snapshot in ${from.location}: nothing to copy.`);
       const results = await copySnapshots({
         from,
@@ -58,6 +59,14 @@ ${EXIT_CODES_HELP}`;
         this.log(
           `${r.id} ${verb} "${f.to}" (${to.location}): ${copied} of ${r.objects.length} objects moved, ${formatBytes(r.bytesCopied)}, ${formatDuration(r.durationMs)}` +
             (r.checked ? `; read back and matched the manifest (${r.checked.objects} objects)` : ''),
+        );
+      }
+      if (unreadable.length > 0) {
+        const named = unreadable.slice(0, 3).map((s) => s.id).join(', ') + (unreadable.length > 3 ? ` and ${unreadable.length - 3} more` : '');
+        throw storeError(
+          `${unreadable.length === 1 ? 'snapshot' : `${unreadable.length} snapshots:`} ${named} in ${from.location} could not be copied: ` +
+            `the store failed to give ${unreadable.length === 1 ? 'its manifest' : 'their manifests'} (${unreadable[0]!.problem ?? 'unknown'})`,
+          `check the store "${f.from}", then run \`tykdr copy all --to ${f.to}\` again (what was copied is kept)`,
         );
       }
       return {

@@ -65,6 +65,7 @@ ${EXIT_CODES_HELP}`;
     }
     if (!this.jsonEnabled()) this.printSummary(result);
     if (!result.ok) {
+      // A manifest the store failed to give (result.unreadable) is a store failure too.
       const onlyStore = result.refused.length === 0 && result.objects.every((o) => o.status === 'ok' || o.kind === 'storeError');
       process.exitCode = onlyStore ? EXIT_CODES.storeError : EXIT_CODES.integrityError;
     }
@@ -84,6 +85,7 @@ ${EXIT_CODES_HELP}`;
       })),
       refused: result.refused,
       skipped: result.skipped,
+      unreadable: result.unreadable,
       objects: result.objects.map((o) => ({
         snapshot: o.snapshot,
         component: o.component,
@@ -109,14 +111,20 @@ ${EXIT_CODES_HELP}`;
 
   private printSummary(r: VerifyResult): void {
     for (const s of r.skipped) this.log(`skipped ${s.id}: incomplete (${s.reason})`);
+    for (const s of r.unreadable) {
+      this.log(`FAILED  ${s.id}: its manifest could not be read (${s.reason}); nothing of it was checked`);
+      this.log('        Fix: check the store, then run verify again');
+    }
     for (const s of r.refused) this.log(`REFUSED ${s.id}: ${s.reason}`);
     const notChecked = r.snapshots.filter((s) => s.signature.status === 'not-checked').length;
     if (notChecked > 0) this.log(`manifest signature not checked for ${notChecked} snapshot(s): no signing.verifyKeys configured`);
     else if (r.snapshots.length > r.refused.length) this.log(`manifest signature verified for ${r.snapshots.length - r.refused.length} snapshot(s)`);
     const scope = `${r.checked} object(s) in ${r.snapshots.length} snapshot(s)${r.samplePercent < 100 ? ` (a ${r.samplePercent}% sample)` : ''}`;
-    if (r.checked === 0) this.log(`Nothing checked in ${r.location}: ${scope}.`);
+    const unread = r.unreadable.length > 0 ? `; ${r.unreadable.length} snapshot(s) FAILED: their manifest could not be read` : '';
+    const refused = r.refused.length > 0 ? `; ${r.refused.length} snapshot(s) REFUSED for their manifest signature` : '';
+    if (r.checked === 0) this.log(`Nothing checked in ${r.location}: ${scope}${refused}${unread}.`);
     else if (r.ok) this.log(`All ${scope} verified in ${r.location}.`);
-    else if (r.failed === 0) this.log(`All ${scope} verified in ${r.location}; ${r.refused.length} snapshot(s) REFUSED for their manifest signature.`);
-    else this.log(`${r.failed} of ${scope} FAILED verification in ${r.location}.`);
+    else if (r.failed === 0) this.log(`All ${scope} verified in ${r.location}${refused}${unread}.`);
+    else this.log(`${r.failed} of ${scope} FAILED verification in ${r.location}${unread}.`);
   }
 }

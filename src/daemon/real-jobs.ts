@@ -71,8 +71,11 @@ export function realJobs(config: Config, log: Logger): Jobs {
       const failures = r.objects.filter((o) => o.status === 'failed').map((o) => ({ snapshot: o.snapshot, object: o.object, error: o.message }));
       return {
         ok: r.ok,
-        message: `checked ${r.checked} object(s) in ${r.snapshots.length} snapshot(s) (${r.samplePercent}% sample): ${r.failed} failed${r.refused.length ? `; ${r.refused.length} snapshot(s) refused for their manifest signature` : ''}`,
-        details: { checked: r.checked, failed: r.failed, failures, refused: r.refused },
+        message:
+          `checked ${r.checked} object(s) in ${r.snapshots.length} snapshot(s) (${r.samplePercent}% sample): ${r.failed} failed` +
+          `${r.refused.length ? `; ${r.refused.length} snapshot(s) refused for their manifest signature` : ''}` +
+          `${r.unreadable.length ? `; ${r.unreadable.length} snapshot(s) whose manifest the store failed to give (${r.unreadable[0]!.id}: ${r.unreadable[0]!.reason})` : ''}`,
+        details: { checked: r.checked, failed: r.failed, failures, refused: r.refused, unreadable: r.unreadable },
       };
     },
 

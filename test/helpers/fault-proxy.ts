@@ -34,6 +34,11 @@ export interface FaultProxy {
    * direction); that chunk is held. `undefined` disarms it.
    */
   freezeWhen(test: ((chunk: Buffer, fromClient: boolean) => boolean) | undefined): void;
+  /**
+   * Resets (TCP RST) every connection, from now on, the moment `test` returns true for a chunk about to be forwarded
+   * (that chunk is dropped): one request of many failing, every time it is sent. `undefined` disarms it.
+   */
+  resetWhen(test: ((chunk: Buffer, fromClient: boolean) => boolean) | undefined): void;
   /** What happened so far: connections accepted, resets sent, stalls started, connections blackholed, bytes forwarded, freezeAfter thresholds reached. */
   readonly stats: { connections: number; resets: number; stalls: number; blackholed: number; bytes: number; freezes: number };
   close(): Promise<void>;
@@ -49,6 +54,7 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
   const freezers = new Set<() => void>();
   let freezeAt = Infinity; // stats.bytes past which every connection freezes (freezeAfter)
   let freezeTest: ((chunk: Buffer, fromClient: boolean) => boolean) | undefined;
+  let resetTest: ((chunk: Buffer, fromClient: boolean) => boolean) | undefined;
   const freezeAll = () => {
     freezeAt = Infinity;
     freezeTest = undefined;
@@ -93,6 +99,12 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
       from.on('data', (chunk: Buffer) => {
         if (stalled) {
           queued.push([to, chunk]);
+          return;
+        }
+        if (resetTest !== undefined && resetTest(chunk, from === client)) {
+          stats.resets++;
+          client.resetAndDestroy();
+          upstream.destroy();
           return;
         }
         carried += chunk.length;
@@ -166,6 +178,9 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
     },
     freezeWhen: (test) => {
       freezeTest = test;
+    },
+    resetWhen: (test) => {
+      resetTest = test;
     },
     stats,
     close: async () => {

@@ -1,5 +1,5 @@
 import { listSnapshots } from '../catalog.js';
-import { badInput } from '../errors.js';
+import { badInput, storeError } from '../errors.js';
 import type { Store } from '../interfaces/store.js';
 import type { Manifest } from '../manifest.js';
 
@@ -23,13 +23,21 @@ export interface Picked {
 /**
  * A complete snapshot created within `within` of `now`, chosen with a seeded generator: the same seed over
  * the same snapshots picks the same one. Candidates are ordered by id, so the store's listing order does
- * not matter.
+ * not matter. A snapshot in the window whose manifest the store failed to give stops the pick (a storeError).
  */
 export async function pickRandomSnapshot(store: Store, pick: RandomPick, now: Date, signal?: AbortSignal): Promise<Picked> {
   const since = now.getTime() - pick.withinMs;
-  const candidates = (await listSnapshots(store, signal))
-    .filter((s) => s.complete && s.manifest && s.createdAt.getTime() >= since)
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const listed = (await listSnapshots(store, signal)).filter((s) => s.createdAt.getTime() >= since);
+  // A manifest the store failed to give may be a complete snapshot: a pick without it would not be the pick the seed
+  // names, and the drill would pass over it in silence.
+  const unreadable = listed.find((s) => s.unreadable);
+  if (unreadable) {
+    throw storeError(
+      `the manifest of snapshot ${unreadable.id} in ${store.location} could not be read (${unreadable.problem ?? 'unknown'}), so no random pick within ${pick.within} can be made`,
+      `check the store, then run the drill again; or drill that snapshot by id with --snapshot ${unreadable.id}`,
+    );
+  }
+  const candidates = listed.filter((s) => s.complete && s.manifest).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   if (candidates.length === 0) {
     throw badInput(`no complete snapshot within ${pick.within} in ${store.location}`, 'widen --within, or list them with `tykdr snapshots`');
   }

@@ -66,6 +66,11 @@ export interface VerifyResult {
   refused: Array<{ id: string; reason: string }>;
   /** Incomplete snapshots met with 'all': they have no manifest to verify against. */
   skipped: Array<{ id: string; reason: string }>;
+  /**
+   * Snapshots met with 'all' whose manifest is there but the store failed to give: nothing could be checked, and
+   * nothing says they are incomplete. They count as failed (a store failure), never as skipped.
+   */
+  unreadable: Array<{ id: string; reason: string }>;
   objects: ObjectCheck[];
   checked: number;
   failed: number;
@@ -89,10 +94,12 @@ export async function verifySnapshots(opts: VerifyOptions): Promise<VerifyResult
   if (!(pct >= 0 && pct <= 100)) throw badInput(`sample percentage ${pct} is not between 0 and 100`, 'pass --sample 10 for a 10% sample');
 
   const skipped: VerifyResult['skipped'] = [];
+  const unreadable: VerifyResult['unreadable'] = [];
   const manifests: Manifest[] = [];
   if (opts.snapshots === 'all') {
     for (const s of await listSnapshots(store, signal)) {
       if (s.manifest) manifests.push(s.manifest);
+      else if (s.unreadable) unreadable.push({ id: s.id, reason: s.problem ?? 'the store failed' });
       else skipped.push({ id: s.id, reason: s.problem ?? 'incomplete' });
     }
   } else {
@@ -149,10 +156,11 @@ export async function verifySnapshots(opts: VerifyOptions): Promise<VerifyResult
     }),
     refused,
     skipped,
+    unreadable,
     objects,
     checked: objects.length,
     failed,
-    ok: failed === 0 && refused.length === 0,
+    ok: failed === 0 && refused.length === 0 && unreadable.length === 0,
   };
 }
 

@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { useCleanups } from '../helpers/cleanups.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { startMinio, type Minio } from '../helpers/minio.js';
+import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+
+/**
+ * A snapshot whose manifest is in the store but which the store fails to give (every GET of it reset, through the
+ * fault proxy in front of a real MinIO) is not an incomplete snapshot: nothing says it is. `verify all` counts it as
+ * failed (exit 4) instead of skipping it, and `copy all` copies the others and then fails naming it, instead of
+ * calling the off-site copy done without it.
+ */
+const { cleanups } = useCleanups();
+const BUCKET = 'unread';
+
+let minio: Minio;
+let proxy: FaultProxy;
+let ws: Workspace;
+let config: string;
+let offsite: string;
+const ids: string[] = [];
+const env = () => ({ S3_SECRET: minio.secretAccessKey });
+
+beforeAll(async () => {
+  [minio, ws] = await Promise.all([startMinio(), makeWorkspace()]);
+  cleanups.push(() => minio.stop(), () => ws.cleanup());
+  await minio.createBucket(BUCKET);
+  proxy = await startFaultProxy({ port: Number(new URL(minio.endpoint).port) });
+  cleanups.push(() => proxy.close());
+  const tree = path.join(ws.dir, 'tree');
+  await mkdir(tree);
+  await writeFile(path.join(tree, 'blob.bin'), randomBytes(50_000));
+  offsite = path.join(ws.dir, 'offsite');
+  config = await ws.writeConfig(
+    'tykdr.yaml',
+    `store: { kind: s3, bucket: ${BUCKET}, prefix: "u", endpoint: "${proxy.endpoint}", forcePathStyle: true, ` +
+      `accessKeyId: ${minio.accessKeyId}, secretAccessKey: "\${S3_SECRET}", stallTimeout: 3s, connectTimeout: 2s, maxAttempts: 2 }
+copies:
+  offsite: { kind: local, path: ${offsite} }
+encryption: { recipients: [${ws.recipient}], identityFile: ./identity.txt }
+components:
+  config: { kind: files, roots: [${tree}], role: dashboard }
+`,
+  );
+  for (let i = 0; i < 3; i++) {
+    const res = await runCli(['backup', '-c', config, '--json'], { env: env() });
+    expect(res.code, res.stderr).toBe(0);
+    ids.push(JSON.parse(res.stdout).id as string);
+  }
+  // Every GET of the middle snapshot's manifest is reset; its HEAD, and everything else, go through.
+  proxy.resetWhen((chunk, fromClient) => fromClient && chunk.toString('latin1', 0, 200).startsWith(`GET /${BUCKET}/u/snapshots/${ids[1]}/manifest.json`));
+});
+
+describe('a manifest the store fails to give', () => {
+  it('verify all: that snapshot FAILED (exit 4, a store failure), the others verified', async () => {
+    const res = await runCli(['verify', '--all', '-c', config], { env: env() });
+    expect(res.code, res.stdout + res.stderr).toBe(4);
+    expect(res.stdout).toMatch(new RegExp(`^FAILED  ${ids[1]}: its manifest could not be read \\(.+\\); nothing of it was checked$`, 'm'));
+    expect(res.stdout).not.toMatch(new RegExp(`skipped ${ids[1]}`));
+    for (const id of [ids[0], ids[2]]) expect(res.stdout).toMatch(new RegExp(`^ok\\s+${id}\\s+config\\.tar\\.zst\\.age`, 'm'));
+    expect(res.stdout).toMatch(/1 snapshot\(s\) FAILED: their manifest could not be read\.$/m);
+    expect(res.stdout + res.stderr).not.toContain(minio.secretAccessKey);
+    expect(res.stderr).not.toMatch(/Warning/);
+
+    const json = await runCli(['verify', '--all', '-c', config, '--json'], { env: env() });
+    expect(json.code).toBe(4);
+    const out = JSON.parse(json.stdout);
+    expect(out.ok).toBe(false);
+    expect(out.unreadable).toEqual([{ id: ids[1], reason: expect.any(String) }]);
+    expect(out.skipped).toEqual([]);
+  });
+
+  it('copy all: the others are copied, then exit 4 naming it; once the store answers, a second run copies it', async () => {
+    const res = await runCli(['copy', 'all', '--to', 'offsite', '-c', config], { env: env() });
+    expect(res.code, res.stdout + res.stderr).toBe(4);
+    expect(res.stderr).toMatch(new RegExp(`snapshot ${ids[1]} in s3://${BUCKET}/u/ could not be copied: the store failed to give its manifest`));
+    expect(res.stderr).toMatch(/tykdr copy all --to offsite` again/);
+    const manifestAt = (id: string) => access(path.join(offsite, 'snapshots', id, 'manifest.json')).then(() => true, () => false);
+    expect(await manifestAt(ids[0]!)).toBe(true);
+    expect(await manifestAt(ids[2]!)).toBe(true);
+    expect(await manifestAt(ids[1]!)).toBe(false);
+
+    proxy.resetWhen(undefined);
+    const again = await runCli(['copy', 'all', '--to', 'offsite', '-c', config], { env: env() });
+    expect(again.code, again.stderr).toBe(0);
+    expect(await manifestAt(ids[1]!)).toBe(true);
+  });
+});
