@@ -5,7 +5,8 @@ import { listSnapshots, resolveSnapshot } from '../core/catalog.js';
 import { copySnapshots } from '../core/copies/copy-many.js';
 import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
 import { formatBytes, formatDuration } from '../core/duration.js';
-import { badInput, storeError } from '../core/errors.js';
+import { badInput, EXIT_CODES, storeError, type TykdrError } from '../core/errors.js';
+import { manifestKey } from '../core/layout.js';
 
 export default class Copy extends TykdrCommand<typeof Copy> {
   static override summary = 'Copy snapshots to another store (an off-site copy), without decrypting them.';
@@ -42,8 +43,13 @@ ${EXIT_CODES_HELP}`;
       const listed = this.args.snapshot === 'all' ? await listSnapshots(from, interrupt.signal) : undefined;
       const ids = listed ? listed.filter((s) => s.complete).map((s) => s.id).reverse() : [(await resolveSnapshot(from, this.args.snapshot, interrupt.signal)).id];
       // A manifest the store failed to give: that snapshot may well be complete. The others are copied, then the
-      // command fails naming it, rather than call the copy done without it.
-      const unreadable = listed?.filter((s) => s.unreadable) ?? [];
+      // command fails naming it (exit 4), rather than call the copy done without it; unless the destination already
+      // holds it complete. Oldest first, as the copies.
+      let unreadable = (listed?.filter((s) => s.unreadable) ?? []).reverse();
+      if (unreadable.length > 0) {
+        const held = await Promise.all(unreadable.map((s) => to.stat(manifestKey(s.id), { signal: interrupt.signal }).then((o) => o !== null, () => false)));
+        unreadable = unreadable.filter((_, i) => !held[i]);
+      }
       if (ids.length === 0) this.log(`No complete snapshot in ${from.location}: nothing to copy.`);
       const results = await copySnapshots({
         from,
@@ -61,15 +67,27 @@ ${EXIT_CODES_HELP}`;
             (r.checked ? `; read back and matched the manifest (${r.checked.objects} objects)` : ''),
         );
       }
+      let failure: TykdrError | undefined;
       if (unreadable.length > 0) {
         const named = unreadable.slice(0, 3).map((s) => s.id).join(', ') + (unreadable.length > 3 ? ` and ${unreadable.length - 3} more` : '');
-        throw storeError(
+        const again = `tykdr copy all${f.from === PRIMARY ? '' : ` --from ${f.from}`} --to ${f.to}${f.check ? ' --check' : ''}`;
+        failure = storeError(
           `${unreadable.length === 1 ? 'snapshot' : `${unreadable.length} snapshots:`} ${named} in ${from.location} could not be copied: ` +
-            `the store failed to give ${unreadable.length === 1 ? 'its manifest' : 'their manifests'} (${unreadable[0]!.problem ?? 'unknown'})`,
-          `check the store "${f.from}", then run \`tykdr copy all --to ${f.to}\` again (what was copied is kept)`,
+            `the store failed to give ${unreadable.length === 1 ? 'its manifest' : 'their manifests'} (${unreadable[0]!.problem})`,
+          `check the store "${f.from}", then run \`${again}\` again (what was copied is kept)`,
         );
+        // The copies made are still reported (and in --json); the command fails after them.
+        process.exitCode = EXIT_CODES.storeError;
+        if (!this.jsonEnabled()) process.stderr.write(`Error: ${failure.message}\nFix: ${failure.fix}\n`);
       }
       return {
+        ...(failure
+          ? {
+              ok: false,
+              error: { kind: failure.kind, exit_code: EXIT_CODES.storeError, message: failure.message, fix: failure.fix ?? null },
+              unreadable: unreadable.map((s) => ({ id: s.id, reason: s.problem })),
+            }
+          : {}),
         from: { name: f.from, location: from.location },
         to: { name: f.to, location: to.location },
         snapshots: results.map((r) => ({

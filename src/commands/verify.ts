@@ -13,7 +13,7 @@ export default class Verify extends TykdrCommand<typeof Verify> {
 
 ID is a snapshot id or "latest" (the default); --all checks every complete snapshot. --sample PCT checks a random share of the (snapshot, object) pairs, at least one: cheap enough to run daily over a whole store.
 
-Needs the age identity (--identity, or encryption.identityFile), or the passphrase for passphrase-encrypted snapshots. Exits with 5 when any object failed.
+Needs the age identity (--identity, or encryption.identityFile), or the passphrase for passphrase-encrypted snapshots. Exits with 5 when any object failed, or (with --all) a snapshot's manifest is malformed; with 4 when only the store failed (an object or, with --all, a manifest it could not give). A snapshot without a manifest is an unfinished backup: skipped.
 
 With signing.verifyKeys configured, each manifest's Ed25519 signature is checked first: a snapshot whose manifest is unsigned or not signed by a listed key is refused (exit 5) and none of its objects is read. Without verifyKeys the output says "manifest signature not checked".
 
@@ -65,8 +65,8 @@ ${EXIT_CODES_HELP}`;
     }
     if (!this.jsonEnabled()) this.printSummary(result);
     if (!result.ok) {
-      // A manifest the store failed to give (result.unreadable) is a store failure too.
-      const onlyStore = result.refused.length === 0 && result.objects.every((o) => o.status === 'ok' || o.kind === 'storeError');
+      // A manifest the store failed to give (result.unreadable) is a store failure too; a damaged one is not.
+      const onlyStore = result.refused.length === 0 && result.damaged.length === 0 && result.objects.every((o) => o.status === 'ok' || o.kind === 'storeError');
       process.exitCode = onlyStore ? EXIT_CODES.storeError : EXIT_CODES.integrityError;
     }
     return {
@@ -86,6 +86,7 @@ ${EXIT_CODES_HELP}`;
       refused: result.refused,
       skipped: result.skipped,
       unreadable: result.unreadable,
+      damaged: result.damaged,
       objects: result.objects.map((o) => ({
         snapshot: o.snapshot,
         component: o.component,
@@ -112,19 +113,25 @@ ${EXIT_CODES_HELP}`;
   private printSummary(r: VerifyResult): void {
     for (const s of r.skipped) this.log(`skipped ${s.id}: incomplete (${s.reason})`);
     for (const s of r.unreadable) {
-      this.log(`FAILED  ${s.id}: its manifest could not be read (${s.reason}); nothing of it was checked`);
+      this.log(`FAILED  ${s.id}  (manifest): the store failed to give it (${s.reason}); nothing of the snapshot was checked`);
       this.log('        Fix: check the store, then run verify again');
+    }
+    for (const s of r.damaged) {
+      this.log(`FAILED  ${s.id}  (manifest): ${s.reason}`);
+      this.log('        Fix: restore from another snapshot or a copy store (tykdr snapshots --store NAME); this one cannot be restored as it is');
     }
     for (const s of r.refused) this.log(`REFUSED ${s.id}: ${s.reason}`);
     const notChecked = r.snapshots.filter((s) => s.signature.status === 'not-checked').length;
     if (notChecked > 0) this.log(`manifest signature not checked for ${notChecked} snapshot(s): no signing.verifyKeys configured`);
     else if (r.snapshots.length > r.refused.length) this.log(`manifest signature verified for ${r.snapshots.length - r.refused.length} snapshot(s)`);
     const scope = `${r.checked} object(s) in ${r.snapshots.length} snapshot(s)${r.samplePercent < 100 ? ` (a ${r.samplePercent}% sample)` : ''}`;
-    const unread = r.unreadable.length > 0 ? `; ${r.unreadable.length} snapshot(s) FAILED: their manifest could not be read` : '';
     const refused = r.refused.length > 0 ? `; ${r.refused.length} snapshot(s) REFUSED for their manifest signature` : '';
-    if (r.checked === 0) this.log(`Nothing checked in ${r.location}: ${scope}${refused}${unread}.`);
+    const unread = r.unreadable.length > 0 ? `; ${r.unreadable.length} snapshot(s) FAILED: the store failed to give their manifest` : '';
+    const damaged = r.damaged.length > 0 ? `; ${r.damaged.length} snapshot(s) FAILED: their manifest is damaged` : '';
+    const rest = `${refused}${unread}${damaged}`;
+    if (r.checked === 0) this.log(`Nothing checked in ${r.location}: ${scope}${rest}.`);
     else if (r.ok) this.log(`All ${scope} verified in ${r.location}.`);
-    else if (r.failed === 0) this.log(`All ${scope} verified in ${r.location}${refused}${unread}.`);
-    else this.log(`${r.failed} of ${scope} FAILED verification in ${r.location}${unread}.`);
+    else if (r.failed === 0) this.log(`${scope} checked and intact in ${r.location}${rest}.`);
+    else this.log(`${r.failed} of ${scope} FAILED verification in ${r.location}${rest}.`);
   }
 }

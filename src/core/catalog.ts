@@ -29,6 +29,8 @@ export interface SnapshotSummary {
    * snapshot is incomplete, only that this listing could not tell. A "latest" never passes over it silently.
    */
   unreadable?: boolean;
+  /** Its manifest is there but malformed, or names another snapshot: not an unfinished backup, a damaged one. */
+  damaged?: boolean;
 }
 
 /** Manifests read at once by listSnapshots. */
@@ -79,7 +81,16 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
       };
     } catch (err) {
       const unreadable = !(err instanceof TykdrError && (err.kind === 'integrityError' || err.kind === 'badInput'));
-      return { ...base, complete: false, createdAt: idTime(id), components: [], problem: (err as Error).message, ...(unreadable ? { unreadable } : {}) };
+      const damaged = err instanceof TykdrError && err.kind === 'integrityError';
+      return {
+        ...base,
+        complete: false,
+        createdAt: idTime(id),
+        components: [],
+        problem: (err as Error).message,
+        ...(unreadable ? { unreadable } : {}),
+        ...(damaged ? { damaged } : {}),
+      };
     }
   };
   // The manifests are read MANIFEST_READS at a time: each read is a round trip to the store, and "latest" needs every

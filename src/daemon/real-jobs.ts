@@ -74,8 +74,9 @@ export function realJobs(config: Config, log: Logger): Jobs {
         message:
           `checked ${r.checked} object(s) in ${r.snapshots.length} snapshot(s) (${r.samplePercent}% sample): ${r.failed} failed` +
           `${r.refused.length ? `; ${r.refused.length} snapshot(s) refused for their manifest signature` : ''}` +
-          `${r.unreadable.length ? `; ${r.unreadable.length} snapshot(s) whose manifest the store failed to give (${r.unreadable[0]!.id}: ${r.unreadable[0]!.reason})` : ''}`,
-        details: { checked: r.checked, failed: r.failed, failures, refused: r.refused, unreadable: r.unreadable },
+          `${r.unreadable.length ? `; ${r.unreadable.length} snapshot(s) whose manifest the store failed to give (${r.unreadable[0]!.id}: ${r.unreadable[0]!.reason})` : ''}` +
+          `${r.damaged.length ? `; ${r.damaged.length} snapshot(s) whose manifest is damaged (${r.damaged[0]!.id}: ${r.damaged[0]!.reason})` : ''}`,
+        details: { checked: r.checked, failed: r.failed, failures, refused: r.refused, unreadable: r.unreadable, damaged: r.damaged },
       };
     },
 
@@ -118,7 +119,11 @@ export function realJobs(config: Config, log: Logger): Jobs {
       const { listSnapshots } = await import('../core/catalog.js');
       const out: Array<{ store: string; latest: Date | null }> = [];
       for (const s of namedStores(config)) {
-        const latest = (await listSnapshots(backends.openStore(s.cfg), signal)).find((x) => x.complete);
+        const listed = await listSnapshots(backends.openStore(s.cfg), signal);
+        const latest = listed.find((x) => x.complete);
+        // The metric then shows an older snapshot (an alert, never a hidden one): say why.
+        const unread = listed.find((x) => x.unreadable && (!latest || x.createdAt > latest.createdAt));
+        if (unread) log.warn('a newer manifest could not be read: the store latest timestamp is of an older snapshot', { store: s.name, snapshot: unread.id, error: unread.problem });
         out.push({ store: s.name, latest: latest?.createdAt ?? null });
       }
       return out;

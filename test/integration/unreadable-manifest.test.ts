@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { useCleanups } from '../helpers/cleanups.js';
@@ -10,9 +11,9 @@ import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 /**
  * A snapshot whose manifest is in the store but which the store fails to give (every GET of it reset, through the
- * fault proxy in front of a real MinIO) is not an incomplete snapshot: nothing says it is. `verify all` counts it as
+ * fault proxy in front of a real MinIO) is not an incomplete snapshot: nothing says it is. `verify --all` counts it as
  * failed (exit 4) instead of skipping it, and `copy all` copies the others and then fails naming it, instead of
- * calling the off-site copy done without it.
+ * calling the off-site copy done without it. A malformed manifest is a damaged snapshot: verify --all fails (exit 5).
  */
 const { cleanups } = useCleanups();
 const BUCKET = 'unread';
@@ -59,10 +60,10 @@ describe('a manifest the store fails to give', () => {
   it('verify all: that snapshot FAILED (exit 4, a store failure), the others verified', async () => {
     const res = await runCli(['verify', '--all', '-c', config], { env: env() });
     expect(res.code, res.stdout + res.stderr).toBe(4);
-    expect(res.stdout).toMatch(new RegExp(`^FAILED  ${ids[1]}: its manifest could not be read \\(.+\\); nothing of it was checked$`, 'm'));
+    expect(res.stdout).toMatch(new RegExp(`^FAILED  ${ids[1]}  \\(manifest\\): the store failed to give it \\(.+\\); nothing of the snapshot was checked$`, 'm'));
     expect(res.stdout).not.toMatch(new RegExp(`skipped ${ids[1]}`));
     for (const id of [ids[0], ids[2]]) expect(res.stdout).toMatch(new RegExp(`^ok\\s+${id}\\s+config\\.tar\\.zst\\.age`, 'm'));
-    expect(res.stdout).toMatch(/1 snapshot\(s\) FAILED: their manifest could not be read\.$/m);
+    expect(res.stdout).toMatch(/^2 object\(s\) in 2 snapshot\(s\) checked and intact in s3:\/\/unread\/u\/; 1 snapshot\(s\) FAILED: the store failed to give their manifest\.$/m);
     expect(res.stdout + res.stderr).not.toContain(minio.secretAccessKey);
     expect(res.stderr).not.toMatch(/Warning/);
 
@@ -84,9 +85,36 @@ describe('a manifest the store fails to give', () => {
     expect(await manifestAt(ids[2]!)).toBe(true);
     expect(await manifestAt(ids[1]!)).toBe(false);
 
+    // --json: what was copied is there, and why it failed.
+    const json = await runCli(['copy', 'all', '--to', 'offsite', '--json', '-c', config], { env: env() });
+    expect(json.code, json.stderr).toBe(4);
+    const out = JSON.parse(json.stdout);
+    expect(out).toMatchObject({ ok: false, error: { kind: 'storeError', exit_code: 4 }, unreadable: [{ id: ids[1], reason: expect.any(String) }] });
+    expect(out.snapshots.map((x: { id: string; manifest: string }) => [x.id, x.manifest])).toEqual([
+      [ids[0], 'present'],
+      [ids[2], 'present'],
+    ]);
+
     proxy.resetWhen(undefined);
     const again = await runCli(['copy', 'all', '--to', 'offsite', '-c', config], { env: env() });
     expect(again.code, again.stderr).toBe(0);
     expect(await manifestAt(ids[1]!)).toBe(true);
+
+    // Held complete at the destination, a manifest the source cannot give no longer fails the copy.
+    proxy.resetWhen((chunk, fromClient) => fromClient && chunk.toString('latin1', 0, 200).startsWith(`GET /${BUCKET}/u/snapshots/${ids[1]}/manifest.json`));
+    const held = await runCli(['copy', 'all', '--to', 'offsite', '-c', config], { env: env() });
+    proxy.resetWhen(undefined);
+    expect(held.code, held.stderr).toBe(0);
+  });
+
+  it('verify --all: a damaged (malformed) manifest FAILED as an integrity failure (exit 5), not skipped', async () => {
+    const id = '20200101T000000Z-0000aa';
+    await minio.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${id}/manifest.json`, Body: '{"format": 1}' }));
+    const res = await runCli(['verify', '--all', '-c', config], { env: env() });
+    await minio.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${id}/manifest.json` }));
+    expect(res.code, res.stdout + res.stderr).toBe(5);
+    expect(res.stdout).toMatch(new RegExp(`^FAILED  ${id}  \\(manifest\\): .+$`, 'm'));
+    expect(res.stdout).toMatch(/1 snapshot\(s\) FAILED: their manifest is damaged\.$/m);
+    expect(res.stdout).not.toMatch(new RegExp(`skipped ${id}`));
   });
 });

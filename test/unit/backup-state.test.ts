@@ -3,9 +3,10 @@ import { Readable } from 'node:stream';
 import { LocalStore } from '../../src/backends/stores/local-store.js';
 import type { Config } from '../../src/core/config/load.js';
 import { manifestKey } from '../../src/core/layout.js';
-import { MANIFEST_FORMAT, serializeManifest, type Manifest } from '../../src/core/manifest.js';
+import { serializeManifest } from '../../src/core/manifest.js';
 import { BackupState } from '../../src/daemon/backup-state.js';
 import { useCleanups } from '../helpers/cleanups.js';
+import { redisManifest } from '../helpers/manifest-fixture.js';
 
 /*
  * The daemon's view of the last backup of each component, read from the store. Snapshot ids sort by their second,
@@ -13,30 +14,7 @@ import { useCleanups } from '../helpers/cleanups.js';
  */
 const { tempDir } = useCleanups();
 
-function manifest(id: string, consistentAt: string): Manifest {
-  return {
-    format: MANIFEST_FORMAT,
-    id,
-    created_at: consistentAt,
-    completed_at: consistentAt,
-    tool: { name: 'tykdr', version: '0.1.0' },
-    host: 'test',
-    encryption: { scheme: 'age-v1', recipients: [{ fingerprint: 'f' }], passphrase: false },
-    consistency_spread_ms: 0,
-    components: {
-      redis: {
-        kind: 'redis',
-        tier: 'critical',
-        objective: { rto_seconds: 60, rpo_seconds: 60 },
-        consistent_at: consistentAt,
-        started_at: consistentAt,
-        duration_ms: 10,
-        artifact: { name: 'redis.rdb.zst.age', format: 'rdb', compression: 'zstd', encryption: 'age', plaintext_bytes: 1, stored_bytes: 1, sha256: '0'.repeat(64) },
-        source: {},
-      },
-    },
-  };
-}
+const manifest = redisManifest;
 
 const config = { components: { redis: { tier: 'critical' } }, tiers: { critical: { rtoMs: 60_000, rpoMs: 60_000 } } } as unknown as Config;
 

@@ -71,6 +71,8 @@ export interface VerifyResult {
    * nothing says they are incomplete. They count as failed (a store failure), never as skipped.
    */
   unreadable: Array<{ id: string; reason: string }>;
+  /** Snapshots met with 'all' whose manifest is malformed or names another snapshot: failed (an integrity failure). */
+  damaged: Array<{ id: string; reason: string }>;
   objects: ObjectCheck[];
   checked: number;
   failed: number;
@@ -95,11 +97,13 @@ export async function verifySnapshots(opts: VerifyOptions): Promise<VerifyResult
 
   const skipped: VerifyResult['skipped'] = [];
   const unreadable: VerifyResult['unreadable'] = [];
+  const damaged: VerifyResult['damaged'] = [];
   const manifests: Manifest[] = [];
   if (opts.snapshots === 'all') {
     for (const s of await listSnapshots(store, signal)) {
       if (s.manifest) manifests.push(s.manifest);
       else if (s.unreadable) unreadable.push({ id: s.id, reason: s.problem ?? 'the store failed' });
+      else if (s.damaged) damaged.push({ id: s.id, reason: s.problem ?? 'malformed' });
       else skipped.push({ id: s.id, reason: s.problem ?? 'incomplete' });
     }
   } else {
@@ -157,10 +161,11 @@ export async function verifySnapshots(opts: VerifyOptions): Promise<VerifyResult
     refused,
     skipped,
     unreadable,
+    damaged,
     objects,
     checked: objects.length,
     failed,
-    ok: failed === 0 && refused.length === 0 && unreadable.length === 0,
+    ok: failed === 0 && refused.length === 0 && unreadable.length === 0 && damaged.length === 0,
   };
 }
 
