@@ -116,6 +116,8 @@ await runMain(async () => {
     for (const name of order) {
       const dir = path.join(work, 'staged');
       await rm(dir, { recursive: true, force: true });
+      // What the run before wrote is flushed now, not written back during this run.
+      await must('sync', []);
       let row: Row;
       if (name === 'raw tools') {
         await must('mkdir', ['-p', dir]);
