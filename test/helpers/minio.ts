@@ -7,6 +7,7 @@ import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { S3Store as S3StoreConfig } from '../../src/core/config/load.js';
 import { Secret } from '../../src/core/secret.js';
+import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
 import { freePort } from './net.js';
 import { toolsBin } from './paths.js';
 import { makeTlsFiles } from './tls.js';
@@ -127,4 +128,17 @@ export function minioStoreConfig(minio: Minio, bucket: string, prefix: string, o
     uploadConcurrency: 2,
     ...over,
   } as S3StoreConfig;
+}
+
+/**
+ * A MinIO holding `bucket`, and a TCP fault proxy in front of it (its `endpoint` is what a store config points at);
+ * both are stopped through `cleanups`.
+ */
+export async function startMinioBehindProxy(bucket: string, cleanups: Array<() => Promise<unknown>>): Promise<{ minio: Minio; proxy: FaultProxy }> {
+  const minio = await startMinio();
+  cleanups.push(() => minio.stop());
+  await minio.createBucket(bucket);
+  const proxy = await startFaultProxy({ port: Number(new URL(minio.endpoint).port) });
+  cleanups.push(() => proxy.close());
+  return { minio, proxy };
 }

@@ -6,8 +6,8 @@ import { S3Store } from '../../src/backends/stores/s3-store.js';
 import { TykdrError } from '../../src/core/errors.js';
 import type { StoreEvent } from '../../src/core/interfaces/store.js';
 import { useCleanups } from '../helpers/cleanups.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { minioStoreConfig, startMinio, type Minio } from '../helpers/minio.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
+import { minioStoreConfig, startMinioBehindProxy, type Minio } from '../helpers/minio.js';
 
 /**
  * S3Store.get of an object larger than one range (partSizeMiB): ranges on up to downloadConcurrency connections at
@@ -24,11 +24,7 @@ let minio: Minio;
 let proxy: FaultProxy;
 
 beforeAll(async () => {
-  minio = await startMinio();
-  cleanups.push(() => minio.stop());
-  await minio.createBucket(BUCKET);
-  proxy = await startFaultProxy({ port: Number(new URL(minio.endpoint).port) });
-  cleanups.push(() => proxy.close());
+  ({ minio, proxy } = await startMinioBehindProxy(BUCKET, cleanups));
 });
 
 /** A store behind the proxy, on connections of its own (a fresh agent), with the events it reports. */

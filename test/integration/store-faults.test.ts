@@ -11,8 +11,8 @@ import type { StoreEvent } from '../../src/core/interfaces/store.js';
 import { Secret } from '../../src/core/secret.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { useCleanups } from '../helpers/cleanups.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { startMinio, type Minio } from '../helpers/minio.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
+import { startMinioBehindProxy, type Minio } from '../helpers/minio.js';
 import { repoRoot } from '../helpers/paths.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
@@ -82,11 +82,10 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms 
 }
 
 beforeAll(async () => {
-  [minio, ws] = await Promise.all([startMinio(), makeWorkspace()]);
-  cleanups.push(() => minio.stop(), () => ws.cleanup());
-  await minio.createBucket(BUCKET);
-  proxy = await startFaultProxy({ port: Number(new URL(minio.endpoint).port) });
-  cleanups.push(() => proxy.close());
+  let servers: { minio: Minio; proxy: FaultProxy };
+  [servers, ws] = await Promise.all([startMinioBehindProxy(BUCKET, cleanups), makeWorkspace()]);
+  ({ minio, proxy } = servers);
+  cleanups.push(() => ws.cleanup());
   env = { S3_SECRET: minio.secretAccessKey };
   root = path.join(ws.dir, 'dashboard');
   await mkdir(root);
@@ -109,6 +108,7 @@ describe('the stall clock runs only while an operation waits on the store', () =
         secretAccessKey: new Secret(minio.secretAccessKey),
         partSizeMiB: 5,
         uploadConcurrency: 2,
+        downloadConcurrency: 4,
         stallTimeout: '1s',
         connectTimeout: '2s',
         maxAttempts: 4,

@@ -5,8 +5,8 @@ import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { useCleanups } from '../helpers/cleanups.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { startMinio, type Minio } from '../helpers/minio.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
+import { startMinioBehindProxy, type Minio } from '../helpers/minio.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 /**
@@ -27,11 +27,10 @@ const ids: string[] = [];
 const env = () => ({ S3_SECRET: minio.secretAccessKey });
 
 beforeAll(async () => {
-  [minio, ws] = await Promise.all([startMinio(), makeWorkspace()]);
-  cleanups.push(() => minio.stop(), () => ws.cleanup());
-  await minio.createBucket(BUCKET);
-  proxy = await startFaultProxy({ port: Number(new URL(minio.endpoint).port) });
-  cleanups.push(() => proxy.close());
+  let servers: { minio: Minio; proxy: FaultProxy };
+  [servers, ws] = await Promise.all([startMinioBehindProxy(BUCKET, cleanups), makeWorkspace()]);
+  ({ minio, proxy } = servers);
+  cleanups.push(() => ws.cleanup());
   const tree = path.join(ws.dir, 'tree');
   await mkdir(tree);
   await writeFile(path.join(tree, 'blob.bin'), randomBytes(50_000));
