@@ -67,6 +67,9 @@ ${EXIT_CODES_HELP}`;
             (r.checked ? `; read back and matched the manifest (${r.checked.objects} objects)` : ''),
         );
       }
+      // A damaged manifest (malformed): nothing to copy it by. Said, not passed over (verify --all fails on it).
+      const damaged = (listed?.filter((s) => s.damaged) ?? []).reverse();
+      for (const s of damaged) this.note(`snapshot ${s.id} in ${from.location} not copied: its manifest is damaged (${s.problem}); \`tykdr verify --all\` reports it`);
       let failure: TykdrError | undefined;
       if (unreadable.length > 0) {
         const named = unreadable.slice(0, 3).map((s) => s.id).join(', ') + (unreadable.length > 3 ? ` and ${unreadable.length - 3} more` : '');
@@ -88,6 +91,7 @@ ${EXIT_CODES_HELP}`;
               unreadable: unreadable.map((s) => ({ id: s.id, reason: s.problem })),
             }
           : {}),
+        ...(damaged.length > 0 ? { damaged: damaged.map((s) => ({ id: s.id, reason: s.problem })) } : {}),
         from: { name: f.from, location: from.location },
         to: { name: f.to, location: to.location },
         snapshots: results.map((r) => ({

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Store } from './interfaces/store.js';
 import { badInput, integrityError, storeError, TykdrError } from './errors.js';
 import { isSnapshotId, MANIFEST_NAME, MANIFEST_SIGNATURE_NAME, manifestKey, parseKey, SNAPSHOTS_PREFIX } from './layout.js';
-import { manifestSchema, type Manifest } from './manifest.js';
+import { MANIFEST_FORMAT, manifestSchema, type Manifest } from './manifest.js';
 import { mapConcurrent } from './util/pool.js';
 
 export interface SnapshotSummary {
@@ -143,6 +143,11 @@ export async function readManifest(store: Store, id: string, signal?: AbortSigna
     json = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     throw integrityError(`manifest of snapshot ${id} is not valid JSON`, 'the snapshot cannot be trusted; use another one', err);
+  }
+  // Another format (a newer tykdr wrote it) is not a damaged manifest: this version cannot read it, that is all.
+  const format = (json as { format?: unknown } | null)?.format;
+  if (typeof format === 'string' && format !== MANIFEST_FORMAT && format.startsWith('tykdr-snapshot/')) {
+    throw badInput(`manifest of snapshot ${id} is in format ${format}; this tykdr reads ${MANIFEST_FORMAT}`, 'use the tykdr version that wrote the snapshot, or a newer one');
   }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {

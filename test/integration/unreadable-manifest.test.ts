@@ -110,7 +110,11 @@ describe('a manifest the store fails to give', () => {
     const id = '20200101T000000Z-0000aa';
     await minio.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${id}/manifest.json`, Body: '{"format": 1}' }));
     const res = await runCli(['verify', '--all', '-c', config], { env: env() });
+    // copy all says it did not copy it (and why), and fails nothing else.
+    const copy = await runCli(['copy', 'all', '--to', 'offsite', '--json', '-c', config], { env: env() });
     await minio.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${id}/manifest.json` }));
+    expect(copy.code, copy.stderr).toBe(0);
+    expect(JSON.parse(copy.stdout).damaged).toEqual([{ id, reason: expect.stringMatching(/malformed/) }]);
     expect(res.code, res.stdout + res.stderr).toBe(5);
     expect(res.stdout).toMatch(new RegExp(`^FAILED  ${id}  \\(manifest\\): .+$`, 'm'));
     expect(res.stdout).toMatch(/1 snapshot\(s\) FAILED: their manifest is damaged\.$/m);

@@ -283,9 +283,12 @@ export class S3Store implements Store {
     const out = Readable.from(this.body(t, key, first, AbortSignal.any([t.signal, gone.signal]), opts.signal), { objectMode: false });
     const destroy = out._destroy.bind(out);
     out._destroy = (err, cb) => {
-      gone.abort();
-      (first.Body as Readable).destroy();
-      destroy(err, cb);
+      try {
+        gone.abort();
+        (first.Body as Readable).destroy();
+      } finally {
+        destroy(err, cb);
+      }
     };
     // A stream destroyed before it was read never runs the generator, so its finally neither: release here too (both
     // calls may repeat).
@@ -304,13 +307,16 @@ export class S3Store implements Store {
    * range. `requests` aborts every request (a stall, the caller, the reader going); `signal` is the caller's.
    */
   private async *body(t: Transfer, key: string, first: GetObjectCommandOutput, requests: AbortSignal, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+    // A weak ETag (W/"...", from a proxy that transforms bodies) pins nothing, If-Match comparing strongly: the object
+    // is then read on one connection, and a resume goes without If-Match (the manifest's SHA-256 still decides).
+    const pinned = first.ETag !== undefined && !first.ETag.startsWith('W/');
     const d: DownloadOptions = {
       client: this.client,
       bucket: this.cfg.bucket,
       key: this.full(key),
       name: key,
       where: this.where(),
-      etag: first.ETag,
+      etag: pinned ? first.ETag : undefined,
       transfer: t,
       maxAttempts: this.maxAttempts,
       signal: requests,
@@ -318,8 +324,6 @@ export class S3Store implements Store {
     const total = first.ContentLength;
     const range = Math.min(this.cfg.partSizeMiB, MAX_RANGE_MIB) * 1024 * 1024;
     const concurrency = this.cfg.downloadConcurrency ?? 4; // the schema's default, for a config made without it
-    // A weak ETag (W/"...", from a proxy that transforms bodies) cannot pin byte ranges to one version.
-    const pinned = first.ETag !== undefined && !first.ETag.startsWith('W/');
     const body = first.Body as Readable;
     try {
       if (concurrency > 1 && total !== undefined && total > range && pinned) yield* parallelRanges(d, body, total, range, concurrency);

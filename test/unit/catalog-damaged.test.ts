@@ -1,0 +1,37 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LocalStore } from '../../src/backends/stores/local-store.js';
+import { listSnapshots } from '../../src/core/catalog.js';
+import { useCleanups } from '../helpers/cleanups.js';
+
+const { tempDir } = useCleanups();
+
+/**
+ * The catalogue tells a damaged manifest (not JSON, malformed, or naming another snapshot: that snapshot cannot be
+ * restored as it is) from one written in a newer format (this version cannot read it; nothing is wrong with it) and
+ * from a snapshot without a manifest (a backup that did not finish). verify --all fails only on the first.
+ */
+describe('listSnapshots: damaged manifests', () => {
+  it('marks not-JSON and malformed manifests damaged; a newer format and a missing manifest are not', async () => {
+    const root = await tempDir('tykdr-catalog-damaged-');
+    const put = async (id: string, name: string, body: string) => {
+      await mkdir(path.join(root, 'snapshots', id), { recursive: true });
+      await writeFile(path.join(root, 'snapshots', id, name), body);
+    };
+    await put('20261201T000000Z-000001', 'manifest.json', 'not json {');
+    await put('20261202T000000Z-000002', 'manifest.json', JSON.stringify({ format: 'tykdr-snapshot/1', id: '20261202T000000Z-000002' }));
+    await put('20261203T000000Z-000003', 'manifest.json', JSON.stringify({ format: 'tykdr-snapshot/2', id: '20261203T000000Z-000003' }));
+    await put('20261204T000000Z-000004', 'redis.rdb.zst.age', 'x');
+    const byId = new Map((await listSnapshots(new LocalStore(root))).map((s) => [s.id, s]));
+    expect(byId.get('20261201T000000Z-000001')).toMatchObject({ complete: false, damaged: true, problem: expect.stringMatching(/not valid JSON/) });
+    expect(byId.get('20261202T000000Z-000002')).toMatchObject({ complete: false, damaged: true, problem: expect.stringMatching(/malformed/) });
+    const newer = byId.get('20261203T000000Z-000003')!;
+    expect(newer).toMatchObject({ complete: false, problem: expect.stringMatching(/format tykdr-snapshot\/2; this tykdr reads tykdr-snapshot\/1/) });
+    expect(newer.damaged).toBeUndefined();
+    expect(newer.unreadable).toBeUndefined();
+    const unfinished = byId.get('20261204T000000Z-000004')!;
+    expect(unfinished).toMatchObject({ complete: false, problem: expect.stringMatching(/no manifest/) });
+    expect(unfinished.damaged).toBeUndefined();
+  });
+});
