@@ -175,10 +175,12 @@ export async function rateProxy(upstream: { host: string; port: number }, bytesP
     const up = connect(upstream.port, upstream.host);
     paced(client, up);
     paced(up, client);
+    // A clean close is passed on by 'end' once what was queued has gone (an error answer then a close reaches the
+    // client whole); an error closes the other side at once.
     client.on('error', () => up.destroy());
     up.on('error', () => client.destroy());
-    client.on('close', () => up.destroy());
-    up.on('close', () => client.destroy());
+    client.on('close', (hadError) => hadError && up.destroy());
+    up.on('close', (hadError) => hadError && client.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   server.unref();

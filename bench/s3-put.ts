@@ -9,7 +9,10 @@
  * CPU during the put. Prints figures; asserts nothing.
  *
  *   npx tsx bench/s3-put.ts [--mb 42.5] [--runs 5] [--part-size MiB] [--concurrency N] [--tykdr-root DIR] [--compare DIR]
- *       [--object-lock] [--tls] [--node-args="--cpu-prof --cpu-prof-dir=DIR"]
+ *       [--object-lock] [--tls] [--conn-mbps R] [--node-args="--cpu-prof --cpu-prof-dir=DIR"]
+ *
+ * --conn-mbps R puts a proxy in front of MinIO that serves each connection at R MB/s (bench/lib.ts rateProxy), as S3
+ * serves each connection at a limited rate: what uploadConcurrency is worth there (not with --tls).
  *
  * --tls runs MinIO over https (a throwaway CA, trusted by the measured process through NODE_EXTRA_CA_CERTS).
  * --compare DIR (repeatable) adds an S3 row for another built checkout (e.g. main, `git archive` into DIR and built),
@@ -22,7 +25,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  CLK_TCK, describeCheckout, fmtMB, installCleanup, log, machineLines, median, MINIO_KEY, MINIO_SECRET, repoRoot, run, runMain, startMinioServer, table, tempDir,
+  CLK_TCK, describeCheckout, fmtMB, installCleanup, log, machineLines, MB, median, MINIO_KEY, MINIO_SECRET, rateProxy, repoRoot, run, runMain, startMinioServer, table, tempDir,
 } from './lib.js';
 
 installCleanup();
@@ -104,6 +107,7 @@ async function main(): Promise<void> {
       'object-lock': { type: 'boolean', default: false },
       tls: { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
+      'conn-mbps': { type: 'string', default: '0' },
     },
   });
   const root = path.resolve(values['tykdr-root'] ?? repoRoot);
@@ -123,8 +127,12 @@ async function main(): Promise<void> {
   await admin.send(new CreateBucketCommand({ Bucket: 'bench', ObjectLockEnabledForBucket: values['object-lock'] }));
   admin.destroy();
   const folder = await tempDir('store');
+  const connRate = Number(values['conn-mbps']) * MB;
+  if (connRate > 0 && values.tls) throw new Error('--conn-mbps is for http: the proxy passes bytes, TLS would need its certificate');
+  const u = new URL(minio.endpoint);
+  const proxy = connRate > 0 ? await rateProxy({ host: u.hostname, port: Number(u.port) }, connRate) : undefined;
   const s3 = {
-    kind: 's3', bucket: 'bench', prefix: '', region: 'us-east-1', endpoint: minio.endpoint, forcePathStyle: true,
+    kind: 's3', bucket: 'bench', prefix: '', region: 'us-east-1', endpoint: proxy ? `http://127.0.0.1:${proxy.port}` : minio.endpoint, forcePathStyle: true,
     accessKeyId: KEY, secretAccessKey: SECRET,
     partSizeMiB: Number(values['part-size'] ?? 8), uploadConcurrency: Number(values.concurrency ?? 2),
     ...(values['object-lock'] ? { objectLock: { mode: 'GOVERNANCE', days: 1 } } : {}),
@@ -161,7 +169,7 @@ async function main(): Promise<void> {
     `store put benchmark: one ${values.mb} MB object (random, chunks of 65,536 and 16 bytes), ${runs} runs, medians`,
     ...machineLines(),
     `command: npx tsx bench/s3-put.ts ${process.argv.slice(2).join(' ')}`,
-    `tykdr: ${describeCheckout(root)}${others.map((d, i) => `; compare${others.length > 1 ? ` ${i + 1}` : ''}: ${describeCheckout(d)}`).join('')}; S3 partSizeMiB ${s3.partSizeMiB}, uploadConcurrency ${s3.uploadConcurrency}${values['object-lock'] ? ', Object Lock' : ''}; MinIO over ${values.tls ? 'https' : 'http'}; body ${fmtMB(Math.round(Number(values.mb) * 1e6))} MB`,
+    `tykdr: ${describeCheckout(root)}${others.map((d, i) => `; compare${others.length > 1 ? ` ${i + 1}` : ''}: ${describeCheckout(d)}`).join('')}; S3 partSizeMiB ${s3.partSizeMiB}, uploadConcurrency ${s3.uploadConcurrency}${values['object-lock'] ? ', Object Lock' : ''}; MinIO over ${values.tls ? 'https' : 'http'}${proxy ? `, each connection at ${values['conn-mbps']} MB/s` : ''}; body ${fmtMB(Math.round(Number(values.mb) * 1e6))} MB`,
     '',
     table(['store', 'load+check CPU-s', 'put main CPU-s', 'put other threads', 'put CPU-s', 'total CPU-s', 'minio CPU-s', 'put s'], rows),
   ];
