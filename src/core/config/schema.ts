@@ -42,7 +42,7 @@ const s3Store = z.strictObject({
       'Size of the first 1,000 parts of a multipart upload; it doubles every 1,000 parts (10,000 parts of 8 MiB and up hold 8.6 TB). ' +
         'Memory is about (uploadConcurrency + 1) parts. Also the size of the ranges a large object is downloaded in (downloadConcurrency).',
     ),
-  uploadConcurrency: z.number().int().min(1).max(16).default(2).describe('Parts uploaded at once; more is faster on high-latency links and costs a part of memory each.'),
+  uploadConcurrency: z.number().int().min(1).max(16).default(2).describe('Parts uploaded at once; more is faster on high-latency links and on stores that serve each connection at a limited rate (S3), and costs a part of memory each.'),
   downloadConcurrency: z
     .number()
     .int()
