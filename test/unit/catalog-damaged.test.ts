@@ -2,8 +2,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalStore } from '../../src/backends/stores/local-store.js';
+import { Readable } from 'node:stream';
 import { listSnapshots } from '../../src/core/catalog.js';
+import { manifestKey } from '../../src/core/layout.js';
+import { serializeManifest } from '../../src/core/manifest.js';
+import { chooseSnapshot } from '../../src/core/restore/restore.js';
 import { useCleanups } from '../helpers/cleanups.js';
+import { redisManifest } from '../helpers/manifest-fixture.js';
 
 const { tempDir } = useCleanups();
 
@@ -33,5 +38,27 @@ describe('listSnapshots: damaged manifests', () => {
     const unfinished = byId.get('20261204T000000Z-000004')!;
     expect(unfinished).toMatchObject({ complete: false, problem: expect.stringMatching(/no manifest/) });
     expect(unfinished.damaged).toBeUndefined();
+  });
+});
+
+describe('choosing the latest snapshot past a damaged one', () => {
+  it('passes over a newer damaged manifest and says so (latest and --before), for the restore report', async () => {
+    const root = await tempDir('tykdr-catalog-passed-');
+    const store = new LocalStore(root);
+    const older = '20261205T000000Z-00000a';
+    const damaged = '20261206T000000Z-00000b';
+    await store.put(manifestKey(older), Readable.from([Buffer.from(serializeManifest(redisManifest(older, '2026-12-05T00:00:00.000Z')))]));
+    await store.put(manifestKey(damaged), Readable.from([Buffer.from('not json {')]));
+    const passedOver: string[] = [];
+    const m = await chooseSnapshot(store, 'latest', undefined, undefined, passedOver);
+    expect(m.id).toBe(older);
+    expect(passedOver).toEqual([expect.stringMatching(new RegExp(`^snapshot ${damaged}, newer, was passed over: its manifest is damaged \\(manifest of snapshot ${damaged} is not valid JSON\\)`))]);
+    const before: string[] = [];
+    expect((await chooseSnapshot(store, undefined, new Date('2026-12-07T00:00:00Z'), undefined, before)).id).toBe(older);
+    expect(before).toHaveLength(1);
+    // Named by id, nothing is passed over.
+    const named: string[] = [];
+    expect((await chooseSnapshot(store, older, undefined, undefined, named)).id).toBe(older);
+    expect(named).toEqual([]);
   });
 });

@@ -60,13 +60,15 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
   const store = opts.store ?? opts.backends.openStore(opts.config.store);
   let manifest: Manifest;
   let picked: string | undefined;
+  /** Newer snapshots passed over for a damaged manifest: the drill's report warns of them. */
+  const passedOver: string[] = [];
   if (opts.pick) {
     const p = await pickRandomSnapshot(store, opts.pick, new Date(), opts.signal);
     manifest = p.manifest;
     picked = p.reason;
     opts.progress?.note?.(`snapshot ${manifest.id} (created ${manifest.created_at}): ${picked}`);
   } else {
-    manifest = await chooseSnapshot(store, opts.snapshot, undefined, opts.signal);
+    manifest = await chooseSnapshot(store, opts.snapshot, undefined, opts.signal, passedOver);
   }
   // Refused before any scratch target starts (runRestore checks again, on the manifest it reads).
   await trustedManifest(store, manifest, opts.config.signing, opts.signal);
@@ -116,6 +118,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillOutcome> {
       progress: opts.progress,
       store,
       storeFallback: opts.storeFallback,
+      passedOver,
       trigger: opts.trigger,
       ticket: opts.ticket,
       drillGateway: gateway,

@@ -55,6 +55,8 @@ export interface RestoreOptions {
   store?: Store;
   /** Stores passed over before `store` was chosen (unreachable, or without the snapshot): warned and reported. */
   storeFallback?: Array<{ name: string; location: string; reason: string }>;
+  /** Newer snapshots passed over, when the caller chose the snapshot (a drill): warned and reported. */
+  passedOver?: string[];
   /** Finish a killed restore (from its journal): same snapshot and plan; steps it completed are not run again. */
   resume?: JournalEntry;
   /** Restore what the snapshot has when a plan step's component is configured but missing from it. */
@@ -96,11 +98,14 @@ export interface RestoreOutcome {
   failureKind?: ErrorKind;
 }
 
-/** Picks the snapshot a restore uses: an id, "latest", or the newest complete one before a time. */
-export async function chooseSnapshot(store: Store, ref: string | undefined, before: Date | undefined, signal?: AbortSignal): Promise<Manifest> {
-  if (before === undefined) return resolveSnapshot(store, ref ?? 'latest', signal);
+/**
+ * Picks the snapshot a restore uses: an id, "latest", or the newest complete one before a time. Newer snapshots passed
+ * over for a damaged manifest are said in `passedOver`.
+ */
+export async function chooseSnapshot(store: Store, ref: string | undefined, before: Date | undefined, signal?: AbortSignal, passedOver?: string[]): Promise<Manifest> {
+  if (before === undefined) return resolveSnapshot(store, ref ?? 'latest', signal, passedOver);
   if (ref !== undefined && ref !== 'latest') throw badInput('--snapshot ID and --before TIME exclude each other', 'use one of them');
-  const found = newestComplete((await listSnapshots(store, signal)).filter((s) => s.createdAt.getTime() < before.getTime()), store);
+  const found = newestComplete((await listSnapshots(store, signal)).filter((s) => s.createdAt.getTime() < before.getTime()), store, passedOver);
   if (!found?.manifest) throw badInput(`no complete snapshot before ${before.toISOString()} in ${store.location}`, 'list them with `tykdr snapshots`');
   return found.manifest;
 }
@@ -208,7 +213,8 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
   const startedAt = new Date();
   const incidentAt = opts.incidentAt ?? startedAt;
   const store = opts.store ?? opts.backends.openStore(config.store);
-  const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal);
+  const passedOver: string[] = [];
+  const manifest = await chooseSnapshot(store, opts.snapshot, opts.before, opts.signal, passedOver);
   checkTicket(opts.ticket);
   // The manifest's signature (a store round trip or two) is checked while the plan and the targets are assessed, which
   // only read; its verdict is awaited before anything else fails or goes on, so a refused manifest is still the error.
@@ -223,6 +229,7 @@ async function chooseAndAssess(opts: RestoreOptions): Promise<RestoreRun> {
   }
   const evidence = await gathering;
   const { members, names, keys, warnings, targets } = assessed;
+  warnings.push(...(opts.passedOver ?? []), ...passedOver);
   for (const n of names) {
     if (Date.parse(manifest.components[n]!.consistent_at) > incidentAt.getTime()) {
       warnings.push(`${n}: snapshot ${manifest.id} was taken after the incident began (${incidentAt.toISOString()}); it may contain the damage. Use --before to pick an earlier one.`);
