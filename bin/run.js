@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // tykdr supports Node 20; the AWS SDK warns about its own future Node policy on every run.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+// The built CLI is what runs, whatever NODE_ENV says: with NODE_ENV=development or test (and the tsconfig.json of a
+// clone) oclif would look for TypeScript sources and import tsx, and through the code-cache loader that import printed
+// an ExperimentalWarning on the first run of a command.
+globalThis.oclif = { ...globalThis.oclif, enableAutoTranspile: false };
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleIsFresh, manifestIsFresh, newestCommand, root, useCommandsDir, writeManifest } from './manifest.js';

@@ -22,6 +22,21 @@ async function runIn(root: string, args: string[], env: NodeJS.ProcessEnv = {}):
 }
 
 describe('start-up', () => {
+  it('NODE_ENV=development or test: the built CLI runs, nothing tries TypeScript sources, no warning on a first run', async () => {
+    for (const NODE_ENV of ['development', 'test']) {
+      const cache = await mkdtemp(path.join(tmpdir(), 'tykdr-cache-env-'));
+      try {
+        for (const run of [1, 2]) {
+          const r = await runCli(['plan', 'show', 'full', '--json'], { env: { NODE_ENV, TYKDR_CACHE_DIR: cache } });
+          expect(r.code, r.stderr).toBe(0);
+          expect(r.stderr, `NODE_ENV=${NODE_ENV}, run ${run}`).toBe('');
+        }
+      } finally {
+        await rm(cache, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('--version prints what oclif prints, without loading oclif', async () => {
     const ours = await runCli(['--version']);
     expect(ours.code).toBe(0);
