@@ -84,9 +84,9 @@ ${EXIT_CODES_HELP}`;
         if (!this.jsonEnabled()) process.stderr.write(`Error: ${failure.message}\nFix: ${failure.fix}\n`);
       }
       return {
+        ok: failure === undefined,
         ...(failure
           ? {
-              ok: false,
               error: { kind: failure.kind, exit_code: EXIT_CODES.storeError, message: failure.message, fix: failure.fix ?? null },
               unreadable: unreadable.map((s) => ({ id: s.id, reason: s.problem })),
             }

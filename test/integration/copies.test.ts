@@ -113,7 +113,8 @@ describe('tykdr copy', () => {
 
     const c = await cli(['copy', 'latest', '--to', 'offsite', '--check', '--json']);
     expect(c.code, c.stderr).toBe(0);
-    const out = JSON.parse(c.stdout) as { snapshots: Array<{ id: string; manifest: string; objects: Array<{ status: string }>; checked?: { objects: number } }> };
+    const out = JSON.parse(c.stdout) as { ok: boolean; snapshots: Array<{ id: string; manifest: string; objects: Array<{ status: string }>; checked?: { objects: number } }> };
+    expect(out.ok).toBe(true);
     expect(out.snapshots).toHaveLength(1);
     expect(out.snapshots[0]!.id).toBe(first);
     expect(out.snapshots[0]!.manifest).toBe('written');
