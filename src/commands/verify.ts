@@ -111,7 +111,8 @@ ${EXIT_CODES_HELP}`;
   }
 
   private printSummary(r: VerifyResult): void {
-    for (const s of r.skipped) this.log(`skipped ${s.id}: incomplete (${s.reason})`);
+    // Unfinished backups ('no manifest: ...') and manifests of another format: the reason says which.
+    for (const s of r.skipped) this.log(`skipped ${s.id}: ${s.reason}`);
     for (const s of r.unreadable) {
       this.log(`FAILED  ${s.id}  (manifest): the store failed to give it (${s.reason}); nothing of the snapshot was checked`);
       this.log('        Fix: check the store, then run verify again');

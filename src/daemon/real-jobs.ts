@@ -124,6 +124,8 @@ export function realJobs(config: Config, log: Logger): Jobs {
         // The metric then shows an older snapshot (an alert, never a hidden one): say why.
         const unread = listed.find((x) => x.unreadable && (!latest || x.createdAt > latest.createdAt));
         if (unread) log.warn('a newer manifest could not be read: the store latest timestamp is of an older snapshot', { store: s.name, snapshot: unread.id, error: unread.problem });
+        const damaged = listed.find((x) => x.damaged && (!latest || x.createdAt > latest.createdAt));
+        if (damaged) log.warn('a newer manifest is damaged: the store latest timestamp is of an older snapshot', { store: s.name, snapshot: damaged.id, error: damaged.problem });
         out.push({ store: s.name, latest: latest?.createdAt ?? null });
       }
       return out;

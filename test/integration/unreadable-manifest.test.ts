@@ -108,8 +108,13 @@ describe('a manifest the store fails to give', () => {
 
   it('verify --all: a damaged (malformed) manifest FAILED as an integrity failure (exit 5), not skipped', async () => {
     const id = '20200101T000000Z-0000aa';
+    const newer = '20200102T000000Z-0000bb';
     await minio.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${id}/manifest.json`, Body: '{"format": 1}' }));
+    // A manifest of a newer format is not damaged: skipped, saying why.
+    await minio.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${newer}/manifest.json`, Body: '{"format": "tykdr-snapshot/2"}' }));
     const res = await runCli(['verify', '--all', '-c', config], { env: env() });
+    await minio.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${newer}/manifest.json` }));
+    expect(res.stdout).toMatch(new RegExp(`^skipped ${newer}: manifest of snapshot ${newer} is in format tykdr-snapshot/2; this tykdr reads tykdr-snapshot/1$`, 'm'));
     // copy all says it did not copy it (and why), and fails nothing else.
     const copy = await runCli(['copy', 'all', '--to', 'offsite', '--json', '-c', config], { env: env() });
     await minio.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${id}/manifest.json` }));
