@@ -24,7 +24,27 @@ let cfg: string;
 let staging: string;
 let probe: Redis;
 
-async function state(): Promise<{ role: string; link: string | undefined; masterauth: string; diskless: string; keys: number }> {
+/**
+ * `fn`, again while the target answers LOADING: a replica left by a killed tykdr can begin loading what its socket
+ * still held after settled() saw it idle (the data arrives, then the load starts), and DBSIZE and FLUSHALL are refused
+ * until that load ends.
+ */
+async function whenLoaded<T>(fn: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= 300 || !String((err as Error).message).startsWith('LOADING')) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+function state(): Promise<{ role: string; link: string | undefined; masterauth: string; diskless: string; keys: number }> {
+  return whenLoaded(stateNow);
+}
+
+async function stateNow(): Promise<{ role: string; link: string | undefined; masterauth: string; diskless: string; keys: number }> {
   const info = String(await probe.info('replication'));
   const get = async (name: string) => ((await probe.config('GET', name)) as string[])[1]!;
   return {
@@ -50,7 +70,7 @@ async function settled(): Promise<void> {
 /** After a fault: the target made an empty master again, a restore succeeds and leaves a master holding every key. */
 async function restoresWhole(after: string): Promise<void> {
   if ((await state()).role !== 'master') await probe.call('REPLICAOF', 'NO', 'ONE');
-  await probe.flushall();
+  await whenLoaded(() => probe.flushall());
   const again = await runCli(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir });
   expect(again.code, `${after}: ${again.stdout}${again.stderr}`).toBe(0);
   expect(await state()).toMatchObject({ role: 'master', keys: KEYS });
@@ -117,7 +137,7 @@ describe('restore.load replication under signals', () => {
   beforeEach(async () => {
     await settled();
     if (/role:slave/.test(String(await probe.info('replication')))) await probe.call('REPLICAOF', 'NO', 'ONE');
-    await probe.flushall();
+    await whenLoaded(() => probe.flushall());
   });
 
   it('SIGTERM while the target is a replica of tykdr: exit 130, the target a master again with its settings, no key or every key; a rerun restores', async () => {
@@ -176,7 +196,7 @@ describe('restore.load replication under signals', () => {
     const random = mulberry32(20261207);
     const seen = { empty: 0, whole: 0, replica: 0 };
     for (let i = 0; i < 6; i++) {
-      await probe.flushall();
+      await whenLoaded(() => probe.flushall());
       const at = Math.round(random() * window);
       const run = await runAndKill(['restore', '--plan', 'redis', '--yes', '-c', cfg], { cwd: ws.dir }, { mark: MARK }, at);
       if (!run.killed) expect(run.code, run.stderr).toBe(0);
