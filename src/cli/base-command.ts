@@ -60,6 +60,13 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
     if (!this.jsonEnabled()) process.stderr.write(`${line}\n`);
   }
 
+  /** An error as text on stderr ("Error: ...", "Fix: ..."), as a failed command prints it; nothing with --json. */
+  protected printError(err: Error): void {
+    if (this.jsonEnabled()) return;
+    process.stderr.write(`Error: ${err.message}\n`);
+    if (err instanceof TykdrError && err.fix) process.stderr.write(`Fix: ${err.fix}\n`);
+  }
+
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     // oclif's own parse errors (unknown flag, missing arg) are bad input too.
     if (!(err instanceof TykdrError) && !isAbortError(err) && err.oclif?.exit !== undefined) {
@@ -69,11 +76,9 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
     const code = exitCodeOf(err);
     const debug = process.argv.includes('--debug');
     if (this.jsonEnabled()) {
-      const kind = err instanceof TykdrError ? err.kind : code === EXIT_CODES.interrupted ? 'interrupted' : 'internal';
-      this.logJson({ error: { kind, exit_code: code, message: err.message, fix: (err as TykdrError).fix ?? null } });
+      this.logJson({ error: errorJson(err) });
     } else {
-      process.stderr.write(`Error: ${err.message}\n`);
-      if (err instanceof TykdrError && err.fix) process.stderr.write(`Fix: ${err.fix}\n`);
+      this.printError(err);
       if (code === EXIT_CODES.internal) process.stderr.write('This is a bug in tykdr; run with --debug and report it.\n');
       if (debug) {
         process.stderr.write(`${err.stack ?? ''}\n`);
@@ -83,6 +88,13 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
     process.exitCode = code;
     return undefined;
   }
+}
+
+/** An error as --json carries it: { kind, exit_code, message, fix }. */
+export function errorJson(err: Error): { kind: string; exit_code: number; message: string; fix: string | null } {
+  const code = exitCodeOf(err);
+  const kind = err instanceof TykdrError ? err.kind : code === EXIT_CODES.interrupted ? 'interrupted' : 'internal';
+  return { kind, exit_code: code, message: err.message, fix: (err as TykdrError).fix ?? null };
 }
 
 /** For commands that read snapshots: a local store's folder must exist (`tykdr backup` creates it). */

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
+import { errorJson, EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
 import { openReportingStore } from '../cli/store-events.js';
 import { listSnapshots, resolveSnapshot } from '../core/catalog.js';
 import { copySnapshots } from '../core/copies/copy-many.js';
@@ -81,13 +81,13 @@ ${EXIT_CODES_HELP}`;
         );
         // The copies made are still reported (and in --json); the command fails after them.
         process.exitCode = EXIT_CODES.storeError;
-        if (!this.jsonEnabled()) process.stderr.write(`Error: ${failure.message}\nFix: ${failure.fix}\n`);
+        this.printError(failure);
       }
       return {
         ok: failure === undefined,
         ...(failure
           ? {
-              error: { kind: failure.kind, exit_code: EXIT_CODES.storeError, message: failure.message, fix: failure.fix ?? null },
+              error: errorJson(failure),
               unreadable: unreadable.map((s) => ({ id: s.id, reason: s.problem })),
             }
           : {}),

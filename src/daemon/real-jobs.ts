@@ -120,11 +120,14 @@ export function realJobs(config: Config, log: Logger): Jobs {
       const out: Array<{ store: string; latest: Date | null }> = [];
       for (const s of namedStores(config)) {
         const listed = await listSnapshots(backends.openStore(s.cfg), signal);
-        const latest = listed.find((x) => x.complete);
-        // The metric then shows an older snapshot (an alert, never a hidden one): say why.
-        const unread = listed.find((x) => x.unreadable && (!latest || x.createdAt > latest.createdAt));
+        const at = listed.findIndex((x) => x.complete);
+        const latest = at < 0 ? undefined : listed[at];
+        // Newer ones (the listing is newest first) passed over: the metric then shows an older snapshot (an alert, never
+        // a hidden one): say why.
+        const newer = at < 0 ? listed : listed.slice(0, at);
+        const unread = newer.find((x) => x.unreadable);
         if (unread) log.warn('a newer manifest could not be read: the store latest timestamp is of an older snapshot', { store: s.name, snapshot: unread.id, error: unread.problem });
-        const damaged = listed.find((x) => x.damaged && (!latest || x.createdAt > latest.createdAt));
+        const damaged = newer.find((x) => x.damaged);
         if (damaged) log.warn('a newer manifest is damaged: the store latest timestamp is of an older snapshot', { store: s.name, snapshot: damaged.id, error: damaged.problem });
         out.push({ store: s.name, latest: latest?.createdAt ?? null });
       }
