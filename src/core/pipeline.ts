@@ -10,24 +10,32 @@ import type { CompressionConfig } from './config/schema.js';
 import type { Secret } from './secret.js';
 import { WorkerDecompressStream } from './zstd-worker.js';
 import { ZstdCompressStream } from './zstd-compress.js';
+import { bulkBytesMoved } from './util/young-gc.js';
 
 /** Counts bytes (and optionally hashes them) as they pass, without changing them. */
 export class Tap extends Transform {
   bytes = 0;
   private readonly hash;
 
-  constructor(opts: { sha256?: boolean; onBytes?: (n: number) => void } = {}) {
+  /**
+   * `bulk`: this tap sees a data path's bulk bytes (the plaintext of an artifact), and paces the collection of the
+   * chunks the path dropped (util/young-gc.ts). One tap per path, so each byte counts once.
+   */
+  constructor(opts: { sha256?: boolean; onBytes?: (n: number) => void; bulk?: boolean } = {}) {
     super();
     this.hash = opts.sha256 ? createHash('sha256') : null;
     this.onBytes = opts.onBytes;
+    this.bulk = opts.bulk === true;
   }
 
   private readonly onBytes: ((n: number) => void) | undefined;
+  private readonly bulk: boolean;
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
     this.hash?.update(chunk);
     this.onBytes?.(chunk.length);
+    if (this.bulk) bulkBytesMoved(chunk.length);
     done(null, chunk);
   }
 
@@ -94,7 +102,7 @@ export async function writeArtifact(opts: {
   if (opts.signal?.aborted) onOuterAbort();
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
-  const plain = new Tap({ onBytes: opts.onPlaintextBytes });
+  const plain = new Tap({ onBytes: opts.onPlaintextBytes, bulk: true });
   const stored = new Tap({ sha256: true });
   const body = new PassThrough({ highWaterMark: 1 << 20 });
   const encrypt = createEncryptStream({

@@ -120,7 +120,7 @@ export async function readArtifact(opts: {
     }
   }
   const stored = new Tap({ sha256: true, onBytes: opts.onBytes });
-  const plain = new Tap();
+  const plain = new Tap({ bulk: true });
   const decrypt = createDecryptStream({ identities: opts.keys.identities, passphrase: opts.keys.passphrase?.reveal() });
   let decodeError: unknown;
   const feed = new Feed(decrypt, () => decodeError !== undefined || decrypt.destroyed);
@@ -247,7 +247,7 @@ export function compressedStaged(file: string, algorithm: 'zstd' | 'gzip', artif
  * the reader through the returned stream.
  */
 export function streamStaged(s: CompressedStaged): { stream: Tap; bytes: () => number } {
-  const counted = new Tap();
+  const counted = new Tap({ bulk: true });
   pipeline(createReadStream(s.file), createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES }), counted).catch(() => undefined);
   return { stream: counted, bytes: () => counted.bytes };
 }
@@ -259,7 +259,7 @@ export function streamStaged(s: CompressedStaged): { stream: Tap; bytes: () => n
  */
 export async function inflateStaged(s: CompressedStaged, dest: string, where: string, signal?: AbortSignal, through?: Transform): Promise<void> {
   await makeDir(path.dirname(dest), 0o700);
-  const counted = new Tap();
+  const counted = new Tap({ bulk: true });
   const opts = signal ? { signal } : {};
   let out: ReturnType<typeof createWriteStream> | undefined;
   try {
