@@ -39,6 +39,8 @@ export interface FaultProxy {
    * (that chunk is dropped): one request of many failing, every time it is sent. `undefined` disarms it.
    */
   resetWhen(test: ((chunk: Buffer, fromClient: boolean) => boolean) | undefined): void;
+  /** Shows `see` every chunk about to be forwarded (`fromClient`: the direction), changing nothing. `undefined` stops it. */
+  watch(see: ((chunk: Buffer, fromClient: boolean) => void) | undefined): void;
   /** What happened so far: connections accepted, resets sent, stalls started, connections blackholed, bytes forwarded, freezeAfter thresholds reached. */
   readonly stats: { connections: number; resets: number; stalls: number; blackholed: number; bytes: number; freezes: number };
   close(): Promise<void>;
@@ -55,6 +57,7 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
   let freezeAt = Infinity; // stats.bytes past which every connection freezes (freezeAfter)
   let freezeTest: ((chunk: Buffer, fromClient: boolean) => boolean) | undefined;
   let resetTest: ((chunk: Buffer, fromClient: boolean) => boolean) | undefined;
+  let watcher: ((chunk: Buffer, fromClient: boolean) => void) | undefined;
   const freezeAll = () => {
     freezeAt = Infinity;
     freezeTest = undefined;
@@ -101,6 +104,7 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
           queued.push([to, chunk]);
           return;
         }
+        watcher?.(chunk, from === client);
         if (resetTest !== undefined && resetTest(chunk, from === client)) {
           stats.resets++;
           client.resetAndDestroy();
@@ -181,6 +185,9 @@ export async function startFaultProxy(target: { host?: string; port: number }, i
     },
     resetWhen: (test) => {
       resetTest = test;
+    },
+    watch: (see) => {
+      watcher = see;
     },
     stats,
     close: async () => {

@@ -418,6 +418,87 @@ steps:
     expect(await readdir(to).catch(() => [])).toEqual([]);
   });
 
+  describe('signals while an artifact of several ranges downloads on several connections', () => {
+    let id: string;
+    let big: Buffer;
+    let tree: string;
+    const rangedConfig = (name: string, staging: string) =>
+      // stallTimeout 60s: only a signal ends a run whose range hangs. partSizeMiB 5: a 12 MiB object is three ranges.
+      s3Config(name, { prefix: 'ranged-signals', tree, stall: '60s', staging, extraStore: ', partSizeMiB: 5, downloadConcurrency: 3' });
+
+    beforeAll(async () => {
+      proxy.setMode({ kind: 'pass' });
+      tree = path.join(ws.dir, 'ranged-signals-tree');
+      await mkdir(tree);
+      big = randomBytes(12 * 1024 * 1024);
+      await writeFile(path.join(tree, 'big.bin'), big);
+      const backup = await timed(['backup', '-c', await rangedConfig('ranged-signals-src.yaml', path.join(ws.dir, 'unused-staging')), '--json']);
+      expect(backup.code, backup.stderr).toBe(0);
+      id = JSON.parse(backup.stdout).id as string;
+    });
+
+    /** A restore whose first connection to move 1 MiB of the object then hangs for good, the others served. */
+    const hungRestore = async (name: string, staging: string, to: string) => {
+      const config = await rangedConfig(`${name}.yaml`, staging);
+      proxy.setMode({ kind: 'stall', ms: Infinity, afterBytes: 1024 * 1024, times: 1 });
+      const stallsBefore = proxy.stats.stalls;
+      let rangedGets = 0;
+      proxy.watch((chunk, fromClient) => {
+        if (fromClient && /^GET [^\r]*config\.tar\.zst\.age[^]*\r\nrange: bytes=/i.test(chunk.toString('latin1', 0, 2000))) rangedGets++;
+      });
+      cleanups.push(async () => proxy.watch(undefined));
+      const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', plan, '--snapshot', id, '--to', to, '--yes', '-c', config], {
+        env: { ...process.env, ...env, NO_COLOR: '1', TYKDR_GRACE: '2' },
+        cwd: ws.dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      cleanups.push(async () => void child.kill('SIGKILL'));
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdout.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+      await waitFor('a range to hang', () => proxy.stats.stalls > stallsBefore);
+      // The object's first range comes from the plain GET that found its size; the other two are asked for at once.
+      await waitFor('the other ranges to be asked for', () => rangedGets >= 2);
+      proxy.watch(undefined);
+      return { child, exited, stderr: () => stderr };
+    };
+
+    it('SIGTERM: exit 130 within TYKDR_GRACE, the staging folder removed, nothing extracted', async () => {
+      const staging = path.join(ws.dir, 'staging-ranged-term');
+      const to = path.join(ws.dir, 'restored-ranged-term');
+      const run = await hungRestore('ranged-term', staging, to);
+      run.child.kill('SIGTERM');
+      const end = await Promise.race([run.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), GUARD_MS))]);
+      proxy.setMode({ kind: 'pass' });
+      expect(end, `still running ${GUARD_MS} ms after SIGTERM\n${run.stderr()}`).toEqual({ code: 130, signal: null });
+      expect(run.stderr()).toContain('SIGTERM received: stopping');
+      // Interrupted, whichever of the aborted streams reported first (not an internal "The operation was aborted").
+      expect(run.stderr()).toMatch(/FAILED stage: interrupted by SIGTERM/);
+      expect((await readdir(staging)).filter((n) => n.startsWith('tykdr-restore-'))).toEqual([]);
+      expect(await readdir(to).catch(() => [])).toEqual([]);
+    });
+
+    it('kill -9: the staging folder it leaves is removed by the next restore, which restores every byte', async () => {
+      const staging = path.join(ws.dir, 'staging-ranged-kill');
+      const to = path.join(ws.dir, 'restored-ranged-kill');
+      const run = await hungRestore('ranged-kill', staging, to);
+      const pid = run.child.pid!;
+      run.child.kill('SIGKILL');
+      expect(await run.exited).toEqual({ code: null, signal: 'SIGKILL' });
+      proxy.setMode({ kind: 'pass' });
+      const left = (await readdir(staging)).filter((n) => n.startsWith('tykdr-restore-'));
+      expect(left).toHaveLength(1);
+      expect(await readdir(to).catch(() => [])).toEqual([]);
+
+      const again = await timed(['restore', '--plan', plan, '--snapshot', id, '--to', to, '--yes', '-c', await rangedConfig('ranged-kill-again.yaml', staging)]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout + again.stderr).toContain(`removed ${path.join(staging, left[0]!)}, left by a killed tykdr run (pid ${pid}`);
+      expect((await readdir(staging)).filter((n) => n.startsWith('tykdr-restore-'))).toEqual([]);
+      expect((await readFile(path.join(to, tree, 'big.bin'))).equals(big)).toBe(true);
+    });
+  });
+
   it('verify through a store that stops answering: the object fails as a store error naming the store', async () => {
     proxy.setMode({ kind: 'stall', ms: Infinity, afterBytes: MID_TRANSFER });
     const res = await timed(['verify', snapshot, '-c', await s3Config('v-hang.yaml', { prefix: 'restore' }), '--json']);

@@ -321,8 +321,12 @@ async function stageAll(run: RestoreRun, workDir: string): Promise<Map<string, S
     run.steps.push(stepResult('stage', 'snapshot', 'stage', 'ok', stageStart, { artifacts: names }, stageChecks));
     return staged;
   } catch (err) {
-    run.failureKind = err instanceof TykdrError ? err.kind : 'internal';
-    run.steps.push(stepResult('stage', 'snapshot', 'stage', 'failed', stageStart, { artifacts: names }, stageChecks, (err as Error).message));
+    // Stopped by SIGINT/SIGTERM: interrupted (exit 130), whatever the abort surfaced as first (a stream pipeline's own
+    // "The operation was aborted" when it is torn down before the store's download reports the signal's reason).
+    const interrupted = opts.signal?.aborted === true;
+    const cause = interrupted && opts.signal!.reason instanceof Error ? opts.signal!.reason : err;
+    run.failureKind = interrupted ? 'interrupted' : err instanceof TykdrError ? err.kind : 'internal';
+    run.steps.push(stepResult('stage', 'snapshot', 'stage', 'failed', stageStart, { artifacts: names }, stageChecks, (cause as Error).message));
     for (const s of opts.plan.ordered) run.steps.push(stepResult(s.id, s.component, s.action, 'skipped', new Date(), {}, [], 'staging failed: no target was touched'));
     return null;
   }
