@@ -1,15 +1,25 @@
 import { Flags } from '@oclif/core';
 import { openReportingStore } from '../cli/store-events.js';
 import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
-import { listSnapshots } from '../core/catalog.js';
+import { listSnapshots, type SnapshotSummary } from '../core/catalog.js';
 import { formatBytes, formatDuration } from '../core/duration.js';
 import { EXIT_CODES_HELP, TykdrCommand, requireStoreFolder } from '../cli/base-command.js';
 import { checkManifestSignature, type ManifestSignatureCheck } from '../core/signing/manifest-signature.js';
 import { mapConcurrent } from '../core/util/pool.js';
 
+/** The STATUS column: why a snapshot that is not complete cannot be used. */
+function status(s: SnapshotSummary): string {
+  if (s.complete) return 'complete';
+  if (s.unreadable) return 'UNREADABLE';
+  if (s.damaged) return 'DAMAGED';
+  return s.newerFormat ? 'NEWER FORMAT' : 'INCOMPLETE';
+}
+
 export default class Snapshots extends TykdrCommand<typeof Snapshots> {
   static override summary = 'List snapshots in the store, newest first.';
   static override description = `Shows each snapshot's id, age, completeness, components and sizes: DATA is what was backed up (before compression and encryption), STORED the compressed, encrypted data objects as the backup summary reports them (for an incomplete snapshot, whatever objects it left; --json's stored_bytes also counts the manifest and its signature). A snapshot is complete only when its manifest exists; incomplete ones (interrupted or failed backups) are listed so they can be seen and pruned.
+
+STATUS: "complete"; "INCOMPLETE" (no manifest: the backup did not finish); "DAMAGED" (a manifest that is malformed or names another snapshot: restore and verify refuse it); "UNREADABLE" (the store failed to give the manifest: nothing says it is incomplete); "NEWER FORMAT" (written by a newer tykdr). Each of the last three is explained under the table, and in --json's problem.
 
 SIGNATURE says whether the manifest is signed (manifest.json.sig). With signing.verifyKeys configured each signature is checked: "verified", "UNSIGNED" or "BAD" (restore, drill and verify refuse the last two); without it, "signed (not checked)" or "unsigned (not checked)".
 
@@ -49,6 +59,8 @@ ${EXIT_CODES_HELP}`;
       signature: signature(s.id),
       ...(s.problem ? { problem: s.problem } : {}),
       ...(s.unreadable ? { unreadable: true } : {}),
+      ...(s.damaged ? { damaged: true } : {}),
+      ...(s.newerFormat ? { newer_format: true } : {}),
     }));
     if (list.length === 0) {
       this.log(`No snapshots in ${store.location}.`);
@@ -60,7 +72,7 @@ ${EXIT_CODES_HELP}`;
         table.push([
           s.id,
           `${formatDuration(now - s.createdAt.getTime())} ago`,
-          s.complete ? 'complete' : s.unreadable ? 'UNREADABLE' : 'INCOMPLETE',
+          status(s),
           s.dataBytes === undefined ? '-' : formatBytes(s.dataBytes),
           formatBytes(s.artifactBytes ?? s.storedBytes),
           s.components.join(','),
@@ -69,6 +81,8 @@ ${EXIT_CODES_HELP}`;
       }
       const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
       for (const r of table) this.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+      // An incomplete snapshot's reason is its status; the others' is worth the line (it names what to do).
+      for (const s of list) if (!s.complete && status(s) !== 'INCOMPLETE') this.log(`${s.id}: ${s.problem}`);
     }
     return { location: store.location, snapshots: rows };
   }

@@ -31,7 +31,12 @@ export interface SnapshotSummary {
   unreadable?: boolean;
   /** Its manifest is there but malformed, or names another snapshot: not an unfinished backup, a damaged one. */
   damaged?: boolean;
+  /** Its manifest is in a format this tykdr does not read (a newer tykdr wrote it): neither incomplete nor damaged. */
+  newerFormat?: boolean;
 }
+
+/** The errors readManifest threw for a manifest of another format, told apart from its other bad-input errors. */
+const newerFormatErrors = new WeakSet<Error>();
 
 /** Manifests read at once by listSnapshots. */
 const MANIFEST_READS = 16;
@@ -82,6 +87,7 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
     } catch (err) {
       const unreadable = !(err instanceof TykdrError && (err.kind === 'integrityError' || err.kind === 'badInput'));
       const damaged = err instanceof TykdrError && err.kind === 'integrityError';
+      const newerFormat = err instanceof Error && newerFormatErrors.has(err);
       return {
         ...base,
         complete: false,
@@ -90,6 +96,7 @@ export async function listSnapshots(store: Store, signal?: AbortSignal): Promise
         problem: (err as Error).message,
         ...(unreadable ? { unreadable } : {}),
         ...(damaged ? { damaged } : {}),
+        ...(newerFormat ? { newerFormat } : {}),
       };
     }
   };
@@ -147,7 +154,9 @@ export async function readManifest(store: Store, id: string, signal?: AbortSigna
   // Another format (a newer tykdr wrote it) is not a damaged manifest: this version cannot read it, that is all.
   const format = (json as { format?: unknown } | null)?.format;
   if (typeof format === 'string' && format !== MANIFEST_FORMAT && format.startsWith('tykdr-snapshot/')) {
-    throw badInput(`manifest of snapshot ${id} is in format ${format}; this tykdr reads ${MANIFEST_FORMAT}`, 'use the tykdr version that wrote the snapshot, or a newer one');
+    const err = badInput(`manifest of snapshot ${id} is in format ${format}; this tykdr reads ${MANIFEST_FORMAT}`, 'use the tykdr version that wrote the snapshot, or a newer one');
+    newerFormatErrors.add(err);
+    throw err;
   }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {

@@ -125,4 +125,38 @@ describe('a manifest the store fails to give', () => {
     expect(res.stdout).toMatch(/1 snapshot\(s\) FAILED: their manifest is damaged\.$/m);
     expect(res.stdout).not.toMatch(new RegExp(`skipped ${id}`));
   });
+
+  it('snapshots: each state named (complete, UNREADABLE, DAMAGED, NEWER FORMAT, INCOMPLETE), the reasons under the table and in --json', async () => {
+    const damaged = '20200103T000000Z-0000cc';
+    const newer = '20200104T000000Z-0000dd';
+    const unfinished = '20200105T000000Z-0000ee';
+    const put = (id: string, name: string, body: string) => minio.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${id}/${name}`, Body: body }));
+    await put(damaged, 'manifest.json', '{"format": 1}');
+    await put(newer, 'manifest.json', '{"format": "tykdr-snapshot/2"}');
+    await put(unfinished, 'config.tar.zst.age', 'half an object');
+    proxy.resetWhen((chunk, fromClient) => fromClient && chunk.toString('latin1', 0, 200).startsWith(`GET /${BUCKET}/u/snapshots/${ids[1]}/manifest.json`));
+    const text = await runCli(['snapshots', '-c', config], { env: env() });
+    const json = await runCli(['snapshots', '--json', '-c', config], { env: env() });
+    proxy.resetWhen(undefined);
+    for (const id of [damaged, newer, unfinished]) {
+      for (const name of ['manifest.json', 'config.tar.zst.age']) await minio.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${id}/${name}` }));
+    }
+    expect(text.code, text.stderr).toBe(0);
+    const status = (id: string) => new RegExp(`^${id}  .*?  (complete|UNREADABLE|DAMAGED|NEWER FORMAT|INCOMPLETE)  `, 'm').exec(text.stdout)?.[1];
+    expect([ids[0], ids[1], ids[2], damaged, newer, unfinished].map((id) => status(id!))).toEqual(['complete', 'UNREADABLE', 'complete', 'DAMAGED', 'NEWER FORMAT', 'INCOMPLETE']);
+    expect(text.stdout).toMatch(new RegExp(`^${damaged}: manifest of snapshot ${damaged} is malformed at `, 'm'));
+    expect(text.stdout).toMatch(new RegExp(`^${newer}: manifest of snapshot ${newer} is in format tykdr-snapshot/2; this tykdr reads tykdr-snapshot/1$`, 'm'));
+    expect(text.stdout).toMatch(new RegExp(`^${ids[1]}: .+$`, 'm'));
+    expect(text.stdout).not.toMatch(new RegExp(`^${unfinished}: `, 'm'));
+    expect(json.code, json.stderr).toBe(0);
+    const rows = new Map((JSON.parse(json.stdout).snapshots as Array<{ id: string }>).map((r) => [r.id, r]));
+    expect(rows.get(damaged)).toMatchObject({ complete: false, damaged: true, problem: expect.stringMatching(/malformed/) });
+    expect(rows.get(damaged)).not.toHaveProperty('unreadable');
+    expect(rows.get(newer)).toMatchObject({ complete: false, newer_format: true, problem: expect.stringMatching(/tykdr-snapshot\/2/) });
+    expect(rows.get(newer)).not.toHaveProperty('damaged');
+    expect(rows.get(ids[1]!)).toMatchObject({ complete: false, unreadable: true });
+    expect(rows.get(unfinished)).toMatchObject({ complete: false, problem: 'no manifest: the backup did not finish' });
+    expect(rows.get(unfinished)).not.toHaveProperty('damaged');
+    expect(rows.get(ids[0]!)).toMatchObject({ complete: true });
+  });
 });
