@@ -82,10 +82,20 @@ export function loadCachedBundle(root, name) {
 }
 
 /**
+ * True when this run does only part of its command's work, so the bytecode it compiled is only part of the command's
+ * path: it prints help (`tykdr backup --help`, often the first run of a command), or it is a dry run (`restore
+ * --dry-run`, often the run before the real one). A run that exits non-zero is another.
+ */
+function partialRun(argv) {
+  return argv.some((a) => a === '--help' || a === '--dry-run');
+}
+
+/**
  * A vm.Script of a CommonJS file (wrapped as node wraps one) with its code cache from `dir`, or undefined when the
- * file cannot be read. The cache is written at exit: two files a `slug`, the bytecode of a run that exited 0 (.bin)
- * and of one that failed (.failed.bin: an early error compiles only part of the command's path). A failed run's cache
- * is used until a run exits 0 and replaces it.
+ * file cannot be read. The cache is written at exit: two files a `slug`, the bytecode of a run that did its command's
+ * whole work and exited 0 (.bin), and of one that did not (.partial.bin: it failed early, printed help, or was a dry
+ * run, and compiled only part of the path). A partial run's cache is used until a whole run replaces it; a whole run's
+ * is kept (a cache made from a help run kept for good cost every later backup 25 ms of start-up: bench/README.md).
  */
 function compileCached(file, dir, slug) {
   const importLoader = vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER;
@@ -100,10 +110,10 @@ function compileCached(file, dir, slug) {
   const src = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   bytes = undefined;
   const okFile = path.join(dir, `v8-${slug}-${key}.bin`);
-  const failedFile = path.join(dir, `v8-${slug}-${key}.failed.bin`);
+  const partialFile = path.join(dir, `v8-${slug}-${key}.partial.bin`);
   let cachedData;
   let from;
-  for (const f of [okFile, failedFile]) {
+  for (const f of [okFile, partialFile]) {
     try {
       cachedData = readFileSync(f);
       from = f;
@@ -118,9 +128,13 @@ function compileCached(file, dir, slug) {
     importModuleDynamically: importLoader,
   });
   const usable = cachedData !== undefined && !script.cachedDataRejected;
+  const partial = partialRun(process.argv.slice(2));
   process.once('exit', (code) => {
-    if (code === 0 && !(usable && from === okFile)) writeCache(script, dir, slug, okFile);
-    else if (code !== 0 && !usable) writeCache(script, dir, slug, failedFile);
+    if (code === 0 && !partial) {
+      if (!(usable && from === okFile)) writeCache(script, dir, slug, okFile);
+    } else if (!usable) {
+      writeCache(script, dir, slug, partialFile);
+    }
   });
   return script;
 }
@@ -144,7 +158,8 @@ function writeCache(script, dir, slug, cacheFile) {
     writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
     renameSync(tmp, cacheFile);
     for (const f of readdirSync(dir)) {
-      if (/^[0-9a-f]{40}(\.failed)?\.bin$/.test(f.slice(`v8-${slug}-`.length)) && f.startsWith(`v8-${slug}-`) && path.join(dir, f) !== cacheFile) {
+      // (.failed.bin: what an earlier tykdr named a partial run's cache.)
+      if (/^[0-9a-f]{40}(\.partial|\.failed)?\.bin$/.test(f.slice(`v8-${slug}-`.length)) && f.startsWith(`v8-${slug}-`) && path.join(dir, f) !== cacheFile) {
         unlinkSync(path.join(dir, f));
       }
     }

@@ -8,6 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/paths.js';
 
+/** A public key whose identity was not kept: `snapshots` needs a recipient configured, and encrypts nothing. */
+const RECIPIENT = 'age1wcz72t7fxp9ks3ke82rtj97gqt00yxqvd7cputyvly52kqa20atstkzp3x';
+
 const exec = promisify(execFile);
 
 /** Runs bin/run.js of another install root, as runCli does for the checkout. */
@@ -139,10 +142,28 @@ describe('start-up', () => {
       await writeFile(cjs, text.replace('cannot read config file', 'CANNOT READ CONFIG FILE'));
       expect((await runIn(root, missing, withCache)).stderr).toContain('CANNOT READ CONFIG FILE');
       const snapshotsCaches = async () => (await readdir(cache)).filter((f) => f.startsWith('v8-snapshots-'));
-      expect(await snapshotsCaches()).toEqual([expect.stringMatching(/\.failed\.bin$/)]);
-      // A failed run's cache (part of the path compiled) is replaced by the first run that exits 0.
+      expect(await snapshotsCaches()).toEqual([expect.stringMatching(/\.partial\.bin$/)]);
+      // A failed run's cache (part of the path compiled) is replaced by the first run that does the command's whole
+      // work and exits 0; a run that only prints help is partial too (its cache kept for good would lack the command).
+      const partial = (await snapshotsCaches())[0]!;
       expect((await runIn(root, ['snapshots', '--help'], withCache)).code).toBe(0);
+      expect(await snapshotsCaches()).toEqual([partial]);
+      const config = path.join(root, 'ok.yaml');
+      await mkdir(path.join(root, 'store'));
+      await writeFile(
+        config,
+        `version: 1\nstore: { kind: local, path: ${path.join(root, 'store')} }\nencryption: { recipients: [${RECIPIENT}] }\ncomponents:\n  config: { kind: files, roots: [${root}] }\n`,
+      );
+      const whole = await runIn(root, ['snapshots', '-c', config], withCache);
+      expect(whole.code, whole.stderr).toBe(0);
+      expect(whole.stdout).toContain('No snapshots in');
       expect(await snapshotsCaches()).toEqual([expect.stringMatching(/^v8-snapshots-[0-9a-f]{40}\.bin$/)]);
+      // Kept: a help run after it neither replaces nor adds a cache.
+      const kept = (await snapshotsCaches())[0]!;
+      const keptAt = (await stat(path.join(cache, kept))).mtimeMs;
+      expect((await runIn(root, ['snapshots', '--help'], withCache)).code).toBe(0);
+      expect(await snapshotsCaches()).toEqual([kept]);
+      expect((await stat(path.join(cache, kept))).mtimeMs).toBe(keptAt);
       // A cache folder that cannot be made, or that others may write to, is not used: the command still runs.
       const notADir = await runIn(root, ['plan', 'show', 'full', '--json'], { TYKDR_CACHE_DIR: path.join(root, 'package.json', 'x') });
       expect(notADir.code, notADir.stderr).toBe(0);
