@@ -475,6 +475,7 @@ async function main(): Promise<void> {
   const contenders: Row['contender'][] = values['no-local'] ? ['baseline', 'tykdr-s3'] : ['baseline', 'tykdr-s3', 'tykdr-local'];
   const rows: Row[] = [];
   let loaded = 0;
+  let warmedUp = false;
   for (const keys of sizes) {
     const t = performance.now();
     log(`loading keys ${loaded.toLocaleString('en')}..${keys.toLocaleString('en')} through redis-cli --pipe`);
@@ -484,6 +485,16 @@ async function main(): Promise<void> {
     if (dbsize !== keys) throw new Error(`DBSIZE ${dbsize} after loading ${keys} keys (duplicate generated key names?)`);
     const mem = /used_memory_human:(\S+)/.exec(await redis.cli('INFO', 'memory'))?.[1];
     log(`${keys.toLocaleString('en')} keys loaded in ${((performance.now() - t) / 1000).toFixed(1)} s; Redis used_memory ${mem}`);
+    if (!warmedUp) {
+      // One untimed run of each tykdr contender first: a command's first run after a build has no V8 code cache yet
+      // (bin/code-cache.js writes it at that run's exit) and starts about 80 ms slower. The rows measure the runs
+      // after it, as a daemon's backups are.
+      for (const c of contenders.filter((x) => x !== 'baseline')) {
+        log(`untimed warm-up run (the command's code cache): ${c}`);
+        await runContender(setup, c, keys, 0, nodeArgs);
+      }
+      warmedUp = true;
+    }
     // Rounds until `runs` of them were undisturbed by other processes, or `maxRuns` rounds in all.
     let cleanRounds = 0;
     for (let r = 1; cleanRounds < runs && r <= maxRuns; r++) {
