@@ -1,12 +1,13 @@
 import { Args, Flags } from '@oclif/core';
 import { errorJson, EXIT_CODES_HELP, TykdrCommand, interruptSignal } from '../cli/base-command.js';
 import { openReportingStore } from '../cli/store-events.js';
-import { listSnapshots, resolveSnapshot } from '../core/catalog.js';
+import { listSnapshots, MANIFEST_READS, resolveSnapshot } from '../core/catalog.js';
 import { copySnapshots } from '../core/copies/copy-many.js';
 import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
 import { formatBytes, formatDuration } from '../core/duration.js';
 import { badInput, EXIT_CODES, storeError, type TykdrError } from '../core/errors.js';
 import { manifestKey } from '../core/layout.js';
+import { mapConcurrent } from '../core/util/pool.js';
 
 export default class Copy extends TykdrCommand<typeof Copy> {
   static override summary = 'Copy snapshots to another store (an off-site copy), without decrypting them.';
@@ -47,7 +48,7 @@ ${EXIT_CODES_HELP}`;
       // holds it complete. Oldest first, as the copies.
       let unreadable = (listed?.filter((s) => s.unreadable) ?? []).reverse();
       if (unreadable.length > 0) {
-        const held = await Promise.all(unreadable.map((s) => to.stat(manifestKey(s.id), { signal: interrupt.signal }).then((o) => o !== null, () => false)));
+        const held = await mapConcurrent(unreadable, MANIFEST_READS, (s) => to.stat(manifestKey(s.id), { signal: interrupt.signal }).then((o) => o !== null, () => false));
         unreadable = unreadable.filter((_, i) => !held[i]);
       }
       if (ids.length === 0) this.log(`No complete snapshot in ${from.location}: nothing to copy.`);

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { openReportingStore } from '../cli/store-events.js';
 import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
-import { listSnapshots, type SnapshotSummary } from '../core/catalog.js';
+import { listSnapshots, MANIFEST_READS, type SnapshotSummary } from '../core/catalog.js';
 import { formatBytes, formatDuration } from '../core/duration.js';
 import { EXIT_CODES_HELP, TykdrCommand, requireStoreFolder } from '../cli/base-command.js';
 import { checkManifestSignature, type ManifestSignatureCheck } from '../core/signing/manifest-signature.js';
@@ -42,7 +42,7 @@ ${EXIT_CODES_HELP}`;
     const checks = new Map<string, ManifestSignatureCheck>();
     if (config.signing.verifyKeys.length > 0) {
       const complete = list.filter((s) => s.manifest);
-      const results = await mapConcurrent(complete, 16, (s) => checkManifestSignature(store, s.manifest!, config.signing));
+      const results = await mapConcurrent(complete, MANIFEST_READS, (s) => checkManifestSignature(store, s.manifest!, config.signing));
       complete.forEach((s, i) => checks.set(s.id, results[i]!));
     }
     const signature = (id: string) => checks.get(id)?.status ?? 'not-checked';

@@ -38,8 +38,8 @@ export interface SnapshotSummary {
 /** The errors readManifest threw for a manifest of another format, told apart from its other bad-input errors. */
 const newerFormatErrors = new WeakSet<Error>();
 
-/** Manifests read at once by listSnapshots. */
-const MANIFEST_READS = 16;
+/** Manifests (or other per-snapshot objects) read at once: each read is a round trip to the store. */
+export const MANIFEST_READS = 16;
 
 /** Lists every snapshot in the store, newest first (by manifest time, never by name). */
 export async function listSnapshots(store: Store, signal?: AbortSignal): Promise<SnapshotSummary[]> {
