@@ -39,7 +39,10 @@ export interface FaultProxy {
    * (that chunk is dropped): one request of many failing, every time it is sent. `undefined` disarms it.
    */
   resetWhen(test: ((chunk: Buffer, fromClient: boolean) => boolean) | undefined): void;
-  /** Shows `see` every chunk about to be forwarded (`fromClient`: the direction), changing nothing. `undefined` stops it. */
+  /**
+   * Shows `see` each chunk as it arrives on a connection that is not stalled (`fromClient`: the direction), before
+   * resetWhen's test and the mode act on it; changes nothing. `undefined` stops it.
+   */
   watch(see: ((chunk: Buffer, fromClient: boolean) => void) | undefined): void;
   /** What happened so far: connections accepted, resets sent, stalls started, connections blackholed, bytes forwarded, freezeAfter thresholds reached. */
   readonly stats: { connections: number; resets: number; stalls: number; blackholed: number; bytes: number; freezes: number };

@@ -290,7 +290,9 @@ export async function stageSegment(opts: { store: Store; seg: SegmentRecord; key
       { signal: opts.signal },
     );
   } catch (err) {
-    if (isAbortError(err) || (err instanceof TykdrError && err.kind === 'storeError')) throw err;
+    // Stopped (SIGINT/SIGTERM: the store may give the signal's own reason, an 'interrupted' TykdrError), or the store
+    // failed: not a damaged segment.
+    if (isAbortError(err) || opts.signal?.aborted || (err instanceof TykdrError && (err.kind === 'storeError' || err.kind === 'interrupted'))) throw err;
     throw integrityError(
       `segment ${seg.name} of chain ${seg.chain} does not decrypt and decompress: ${(err as Error).message}`,
       'the segment was altered or damaged: restore to a time before it',

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Store } from '../interfaces/store.js';
 import { listSnapshots, newestComplete, resolveSnapshot } from '../catalog.js';
 import type { Component, Config } from '../config/load.js';
-import { badInput, TykdrError, type ErrorKind } from '../errors.js';
+import { badInput, isAbortError, TykdrError, type ErrorKind } from '../errors.js';
 import type { Backends } from '../interfaces/backends.js';
 import { newSnapshotId } from '../layout.js';
 import type { Manifest } from '../manifest.js';
@@ -321,15 +321,25 @@ async function stageAll(run: RestoreRun, workDir: string): Promise<Map<string, S
     run.steps.push(stepResult('stage', 'snapshot', 'stage', 'ok', stageStart, { artifacts: names }, stageChecks));
     return staged;
   } catch (err) {
-    // Stopped by SIGINT/SIGTERM: interrupted (exit 130), whatever the abort surfaced as first (a stream pipeline's own
-    // "The operation was aborted" when it is torn down before the store's download reports the signal's reason).
-    const interrupted = opts.signal?.aborted === true;
+    const interrupted = stoppedBy(opts.signal, err);
     const cause = interrupted && opts.signal!.reason instanceof Error ? opts.signal!.reason : err;
     run.failureKind = interrupted ? 'interrupted' : err instanceof TykdrError ? err.kind : 'internal';
     run.steps.push(stepResult('stage', 'snapshot', 'stage', 'failed', stageStart, { artifacts: names }, stageChecks, (cause as Error).message));
     for (const s of opts.plan.ordered) run.steps.push(stepResult(s.id, s.component, s.action, 'skipped', new Date(), {}, [], 'staging failed: no target was touched'));
     return null;
   }
+}
+
+/**
+ * True when `err` is how a stop by SIGINT/SIGTERM (`signal` aborted) surfaced: an abort error, the signal's own reason,
+ * an 'interrupted' TykdrError, or an error that is not tykdr's (a stream torn down reports node's own AbortError, or a
+ * premature close, before the store's download gives the signal's reason). A tykdr error of another kind (a SHA-256
+ * mismatch found as the signal came) is what it says.
+ */
+function stoppedBy(signal: AbortSignal | undefined, err: unknown): boolean {
+  if (signal?.aborted !== true) return false;
+  if (err === signal.reason || isAbortError(err)) return true;
+  return !(err instanceof TykdrError) || err.kind === 'interrupted';
 }
 
 /**
@@ -416,9 +426,13 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
     } catch (err) {
       const f = err instanceof StepFailure ? err : new StepFailure(String(err), 'internal', { details: {}, checks: [] });
       const timedOut = signal.aborted && !opts.signal?.aborted;
-      const reason = timedOut ? `timed out after ${step.timeout}` : f.message;
+      const interrupted = opts.signal?.aborted === true;
+      const reason = timedOut ? `timed out after ${step.timeout}` : interrupted && opts.signal!.reason instanceof Error ? opts.signal!.reason.message : f.message;
       r = stepResult(step.id, step.component, step.action, 'failed', t0, f.partial.details, f.partial.checks, reason);
-      run.failureKind ??= opts.signal?.aborted ? 'interrupted' : f.kind === 'internal' && timedOut ? 'targetError' : f.kind;
+      // Interrupted wins over an earlier step's failure (on_error: continue): the run stopped, its journal is kept for
+      // --resume, and it exits 130.
+      if (interrupted) run.failureKind = 'interrupted';
+      else run.failureKind ??= f.kind === 'internal' && timedOut ? 'targetError' : f.kind;
     }
     for (const c of r.checks) {
       if (c.status === 'skipped' && !/^drill( only)?:/.test(c.detail)) run.warnings.push(`${step.id}: check ${c.name} skipped: ${c.detail}`);
