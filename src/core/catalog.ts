@@ -187,13 +187,14 @@ export async function resolveSnapshot(store: Store, ref: string, signal?: AbortS
 /**
  * The first complete snapshot of a listing (newest first, as listSnapshots gives it), unless a newer one's manifest
  * could not be read: then the store's error, never an older snapshot chosen in silence (a restore of "latest" would
- * lose the data of every snapshot passed over). A newer snapshot whose manifest is damaged is passed over, and said in
- * `passedOver` (for the restore's warnings): its data is lost to this restore.
+ * lose the data of every snapshot passed over). A newer snapshot whose manifest is damaged, or in a format this tykdr
+ * does not read, is passed over, and said in `passedOver` (for the restore's warnings): its data is lost to this restore.
  */
 export function newestComplete(list: SnapshotSummary[], store: Store, passedOver?: string[]): SnapshotSummary | undefined {
   for (const s of list) {
     if (s.complete) return s;
     if (s.damaged) passedOver?.push(`snapshot ${s.id}, newer, was passed over: its manifest is damaged (${s.problem}); \`tykdr verify --all\` reports it`);
+    if (s.newerFormat) passedOver?.push(`snapshot ${s.id}, newer, was passed over: ${s.problem}; restore it with the tykdr version that wrote it`);
     if (s.unreadable) {
       throw storeError(
         `the manifest of snapshot ${s.id} in ${store.location} could not be read (${s.problem}), so whether it is the newest complete snapshot is unknown`,

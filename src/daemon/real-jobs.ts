@@ -129,6 +129,14 @@ export function realJobs(config: Config, log: Logger): Jobs {
         if (unread) log.warn('a newer manifest could not be read: the store latest timestamp is of an older snapshot', { store: s.name, snapshot: unread.id, error: unread.problem });
         const damaged = newer.find((x) => x.damaged);
         if (damaged) log.warn('a newer manifest is damaged: the store latest timestamp is of an older snapshot', { store: s.name, snapshot: damaged.id, error: damaged.problem });
+        const newerFormat = newer.find((x) => x.newerFormat);
+        if (newerFormat) {
+          log.warn('a newer manifest is in a format this tykdr does not read (a newer tykdr wrote it): the store latest timestamp is of an older snapshot', {
+            store: s.name,
+            snapshot: newerFormat.id,
+            error: newerFormat.problem,
+          });
+        }
         out.push({ store: s.name, latest: latest?.createdAt ?? null });
       }
       return out;

@@ -35,6 +35,8 @@ describe('listSnapshots: damaged manifests', () => {
     expect(newer).toMatchObject({ complete: false, problem: expect.stringMatching(/format tykdr-snapshot\/2; this tykdr reads tykdr-snapshot\/1/) });
     expect(newer.damaged).toBeUndefined();
     expect(newer.unreadable).toBeUndefined();
+    expect(newer.newerFormat).toBe(true);
+    expect(byId.get('20261201T000000Z-000001')!.newerFormat).toBeUndefined();
     const unfinished = byId.get('20261204T000000Z-000004')!;
     expect(unfinished).toMatchObject({ complete: false, problem: expect.stringMatching(/no manifest/) });
     expect(unfinished.damaged).toBeUndefined();
@@ -60,5 +62,21 @@ describe('choosing the latest snapshot past a damaged one', () => {
     const named: string[] = [];
     expect((await chooseSnapshot(store, older, undefined, undefined, named)).id).toBe(older);
     expect(named).toEqual([]);
+  });
+});
+
+describe('choosing the latest snapshot past one a newer tykdr wrote', () => {
+  it('passes over a newer snapshot whose manifest is in a newer format, and says so', async () => {
+    const root = await tempDir('tykdr-catalog-newer-');
+    const store = new LocalStore(root);
+    const older = '20261205T000000Z-00000c';
+    const newer = '20261206T000000Z-00000d';
+    await store.put(manifestKey(older), Readable.from([Buffer.from(serializeManifest(redisManifest(older, '2026-12-05T00:00:00.000Z')))]));
+    await store.put(manifestKey(newer), Readable.from([Buffer.from(JSON.stringify({ format: 'tykdr-snapshot/2', id: newer }))]));
+    const passedOver: string[] = [];
+    expect((await chooseSnapshot(store, 'latest', undefined, undefined, passedOver)).id).toBe(older);
+    expect(passedOver).toEqual([
+      `snapshot ${newer}, newer, was passed over: manifest of snapshot ${newer} is in format tykdr-snapshot/2; this tykdr reads tykdr-snapshot/1; restore it with the tykdr version that wrote it`,
+    ]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useCleanups } from '../helpers/cleanups.js';
@@ -37,9 +37,16 @@ describe('prune with a manifest the store could not give', () => {
     expect(err!.kind).toBe('storeError');
     expect(err!.message).toMatch(/manifest of snapshot 20200102T000000Z-000002 .* could not be read \(read ECONNRESET\); nothing was pruned/);
     expect((await readdir(path.join(root, 'snapshots'))).sort()).toEqual(ids);
-    // The same store answering: the malformed manifests make both incomplete, and old incomplete snapshots go.
+    // The same store answering: the malformed manifests make both damaged, kept as evidence, not pruned as unfinished.
     const ok = await pruneSnapshots({ store: local, policy, confirm: true });
-    expect(ok).toBeTruthy();
+    expect(ok.snapshots.map((e) => [e.id, e.keep])).toEqual([
+      [ids[1], true],
+      [ids[0], true],
+    ]);
+    expect((await readdir(path.join(root, 'snapshots'))).sort()).toEqual(ids);
+    // Without their manifests they are unfinished backups, older than the grace: they go.
+    for (const id of ids) await rm(path.join(root, 'snapshots', id, 'manifest.json'));
+    await pruneSnapshots({ store: local, policy, confirm: true });
     expect(await readdir(path.join(root, 'snapshots')).catch(() => [])).toEqual([]);
   });
 });

@@ -15,6 +15,9 @@ interface Snap {
   suffix?: string;
   c?: string[];
   incomplete?: boolean;
+  /** Not complete: its manifest is there, damaged (malformed) or in a newer format. */
+  damaged?: boolean;
+  newerFormat?: boolean;
 }
 
 interface Case {
@@ -34,9 +37,11 @@ function toInput(s: Snap, i: number): RetentionInput {
   const suffix = s.suffix ?? (0xa00000 + i).toString(16);
   return {
     id: `${stamp(s.idTime ?? s.t)}-${suffix}`,
-    complete: !s.incomplete,
+    complete: !s.incomplete && !s.damaged && !s.newerFormat,
     createdAt: new Date(s.t),
     components: s.c ?? ['config'],
+    ...(s.damaged ? { damaged: true } : {}),
+    ...(s.newerFormat ? { newerFormat: true } : {}),
   };
 }
 
@@ -229,6 +234,19 @@ const cases: Case[] = [
     ],
     keep: ['done', 'running'],
     reasons: { done: ['last 1 of 1'], stale: ['incomplete, older than 6h'], running: ['a backup may still be writing it'] },
+  },
+  {
+    name: 'a manifest that is there is no unfinished backup: a newer format or a damaged one is kept past the grace, never counted',
+    policy: { keepLast: 1, incompleteGrace: '6h' },
+    now: '2026-11-20T12:00:00Z',
+    snaps: [
+      { l: 'done', t: '2026-11-19T09:00:00Z' },
+      { l: 'newer', t: '2026-11-10T09:00:00Z', newerFormat: true },
+      { l: 'damaged', t: '2026-11-11T09:00:00Z', damaged: true },
+      { l: 'stale', t: '2026-11-12T09:00:00Z', incomplete: true },
+    ],
+    keep: ['done', 'newer', 'damaged'],
+    reasons: { newer: ['prune it with the tykdr that wrote it'], damaged: ['kept as evidence'], stale: ['incomplete, older than 6h'] },
   },
   {
     name: 'ties on manifest time: the larger id counts as newer',

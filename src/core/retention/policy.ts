@@ -15,7 +15,7 @@ export interface RetentionDecision {
 }
 
 /** The part of a catalogue entry retention looks at. */
-export type RetentionInput = Pick<SnapshotSummary, 'id' | 'complete' | 'createdAt' | 'components'>;
+export type RetentionInput = Pick<SnapshotSummary, 'id' | 'complete' | 'createdAt' | 'components' | 'damaged' | 'newerFormat'>;
 
 export interface RetentionOptions {
   now: Date;
@@ -80,6 +80,15 @@ export function planRetention(snapshots: readonly RetentionInput[], policy: Rete
   if (drilled) keep(drilled, 'newest snapshot that passed a drill');
 
   return ordered.map((s) => {
+    // A manifest is there: not an unfinished backup. One a newer tykdr wrote is that version's to prune (an older tykdr
+    // left running, or rolled back to, would otherwise delete every snapshot the newer one made); a damaged one is the
+    // evidence of what happened to it (`tykdr verify --all` fails on it) until someone has looked.
+    if (!s.complete && s.newerFormat) {
+      return { id: s.id, keep: true, reasons: ['its manifest is in a newer format: prune it with the tykdr that wrote it'] };
+    }
+    if (!s.complete && s.damaged) {
+      return { id: s.id, keep: true, reasons: [`its manifest is damaged: kept as evidence; once inspected, remove ${s.id}'s objects from the store by hand`] };
+    }
     if (!s.complete) {
       const old = now - s.createdAt.getTime() > graceMs;
       return {
