@@ -120,7 +120,10 @@ export async function readArtifact(opts: {
     }
   }
   const stored = new Tap({ sha256: true, onBytes: opts.onBytes });
-  const plain = new Tap({ bulk: true });
+  // A `through` that parses what it reads (a live restore's read while staging) holds many objects of its own: a
+  // collection every 8 MiB would move them to the old generation early (its peak RSS measured 4% higher), so there V8
+  // collects as it decides.
+  const plain = new Tap({ bulk: opts.through === undefined });
   const decrypt = createDecryptStream({ identities: opts.keys.identities, passphrase: opts.keys.passphrase?.reveal() });
   let decodeError: unknown;
   const feed = new Feed(decrypt, () => decodeError !== undefined || decrypt.destroyed);

@@ -35,7 +35,14 @@ function minorCollector(): Collect | null {
     }
     if (typeof gc !== 'function') return null;
     const fn = gc as (opts: { type: 'minor' }) => void;
-    return () => fn({ type: 'minor' });
+    return () => {
+      try {
+        fn({ type: 'minor' });
+      } catch {
+        // A V8 whose gc refuses the call: the chunks are freed as V8 decides, as without this module.
+        collect = null;
+      }
+    };
   } catch {
     return null;
   }
@@ -49,12 +56,13 @@ export function bulkBytesMoved(n: number): void {
   moved += n;
   if (moved < COLLECT_EVERY_BYTES) return;
   moved = 0;
-  collect ??= minorCollector();
+  // undefined: not looked for yet; null: none to be had here (looked for once only).
+  if (collect === undefined) collect = minorCollector();
   collect?.();
 }
 
 /** For tests: whether a minor collection can be asked for here. */
 export function canCollect(): boolean {
-  collect ??= minorCollector();
+  if (collect === undefined) collect = minorCollector();
   return collect !== null;
 }
