@@ -181,7 +181,8 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const timesFile = path.join(work, 'times.txt');
   // One untimed restore first: a command's first run after a build has no V8 code cache yet (bin/code-cache.js writes it
-  // at that run's exit) and starts about 80 ms slower. Every contender runs `tykdr restore`, so one run warms them all.
+  // at that run's exit) and starts about 80 ms slower. Every contender runs `tykdr restore`, one cache: this run's start-up
+  // path is what they share (a mode's own functions the cache lacks compile as they first run, in any contender).
   const warmUp = contenders.find((c): c is Exclude<Contender, 'baseline'> => c !== 'baseline');
   if (warmUp) {
     log(`untimed warm-up run (the restore command's code cache): ${warmUp}`);

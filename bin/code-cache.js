@@ -82,12 +82,12 @@ export function loadCachedBundle(root, name) {
 }
 
 /**
- * True when this run does only part of its command's work, so the bytecode it compiled is only part of the command's
- * path: it prints help (`tykdr backup --help`, often the first run of a command), or it is a dry run (`restore
- * --dry-run`, often the run before the real one). A run that exits non-zero is another.
+ * True when the command that ran says it did its whole work (src/cli/base-command.ts sets this when run() returned and
+ * the run was not a dry run). Help (`tykdr backup --help`, often a command's first run; a topic alone), a dry run and a
+ * failure compile only part of the command's path.
  */
-function partialRun(argv) {
-  return argv.some((a) => a === '--help' || a === '--dry-run');
+function wholeRun() {
+  return globalThis[Symbol.for('tykdr.code-cache.whole-run')] === true;
 }
 
 /**
@@ -95,7 +95,7 @@ function partialRun(argv) {
  * file cannot be read. The cache is written at exit: two files a `slug`, the bytecode of a run that did its command's
  * whole work and exited 0 (.bin), and of one that did not (.partial.bin: it failed early, printed help, or was a dry
  * run, and compiled only part of the path). A partial run's cache is used until a whole run replaces it; a whole run's
- * is kept (a cache made from a help run kept for good cost every later backup 25 ms of start-up: bench/README.md).
+ * is kept (a cache made from a help run kept for good cost every later backup 24 ms of start-up: bench/README.md).
  */
 function compileCached(file, dir, slug) {
   const importLoader = vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER;
@@ -128,9 +128,8 @@ function compileCached(file, dir, slug) {
     importModuleDynamically: importLoader,
   });
   const usable = cachedData !== undefined && !script.cachedDataRejected;
-  const partial = partialRun(process.argv.slice(2));
   process.once('exit', (code) => {
-    if (code === 0 && !partial) {
+    if (code === 0 && wholeRun()) {
       if (!(usable && from === okFile)) writeCache(script, dir, slug, okFile);
     } else if (!usable) {
       writeCache(script, dir, slug, partialFile);

@@ -14,6 +14,9 @@ export const EXIT_CODES_HELP = [
  * User errors print their message and fix (never a stack unless --debug) and exit with the code from
  * the one table in core/errors.ts.
  */
+/** Set on globalThis by a run that did its command's whole work (read by bin/code-cache.js at exit). */
+const WHOLE_RUN = Symbol.for('tykdr.code-cache.whole-run');
+
 export abstract class TykdrCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true;
 
@@ -53,6 +56,21 @@ export abstract class TykdrCommand<T extends typeof Command> extends Command {
     const config = await loadConfig(this.flags.config, { purpose });
     if (opts.reads) await requireStoreFolder(config.store, config.file);
     return config;
+  }
+
+  /**
+   * A run that did its command's whole work and returned tells bin/code-cache.js so: only such a run's compiled code is
+   * kept as the command's V8 code cache (a help, a dry run or a failure compiles part of the path; kept for good, it
+   * would make every later run start slower).
+   */
+  public override async finally(err: Error | undefined): Promise<unknown> {
+    if (err === undefined && !this.partialRun()) (globalThis as Record<symbol, unknown>)[WHOLE_RUN] = true;
+    return super.finally(err);
+  }
+
+  /** True when this run does only part of its command's work (restore --dry-run). */
+  protected partialRun(): boolean {
+    return false;
   }
 
   /** Progress and notes go to stderr so stdout stays clean for data and --json. */

@@ -80,6 +80,10 @@ ${EXIT_CODES_HELP}`;
     }),
   };
 
+  protected override partialRun(): boolean {
+    return this.flags['dry-run'] === true;
+  }
+
   async run(): Promise<unknown> {
     const f = this.flags;
     const backends = reportingBackends((l) => this.note(l));

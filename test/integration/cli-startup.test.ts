@@ -164,6 +164,11 @@ describe('start-up', () => {
       expect((await runIn(root, ['snapshots', '--help'], withCache)).code).toBe(0);
       expect(await snapshotsCaches()).toEqual([kept]);
       expect((await stat(path.join(cache, kept))).mtimeMs).toBe(keptAt);
+      // A topic alone prints its help and exits 0: partial too (no command ran).
+      const topic = await runIn(root, ['key'], withCache);
+      expect(topic.code, topic.stderr).toBe(0);
+      expect(topic.stdout).toContain('key generate');
+      expect((await readdir(cache)).filter((f) => f.startsWith('v8-key-'))).toEqual([expect.stringMatching(/^v8-key-[0-9a-f]{40}\.partial\.bin$/)]);
       // A cache folder that cannot be made, or that others may write to, is not used: the command still runs.
       const notADir = await runIn(root, ['plan', 'show', 'full', '--json'], { TYKDR_CACHE_DIR: path.join(root, 'package.json', 'x') });
       expect(notADir.code, notADir.stderr).toBe(0);
