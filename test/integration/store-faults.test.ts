@@ -81,6 +81,21 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms 
   }
 }
 
+/** `tykdr ARGS` as a child that the test signals; its stdout and stderr are kept together, in order. */
+function spawnCli(args: string[], grace: string) {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), ...args], {
+    env: { ...process.env, ...env, NO_COLOR: '1', TYKDR_GRACE: grace },
+    cwd: ws.dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  cleanups.push(async () => void child.kill('SIGKILL'));
+  let output = '';
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, exited, output: () => output };
+}
+
 beforeAll(async () => {
   let servers: { minio: Minio; proxy: FaultProxy };
   [servers, ws] = await Promise.all([startMinioBehindProxy(BUCKET, cleanups), makeWorkspace()]);
@@ -396,23 +411,14 @@ steps:
     const config = await s3Config('r-sigterm.yaml', { prefix: 'restore', stall: '60s', staging });
     proxy.setMode({ kind: 'stall', ms: Infinity, afterBytes: MID_TRANSFER });
     const stallsBefore = proxy.stats.stalls;
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', plan, '--snapshot', snapshot, '--to', to, '--yes', '-c', config], {
-      env: { ...process.env, ...env, NO_COLOR: '1', TYKDR_GRACE: '2' },
-      cwd: ws.dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    cleanups.push(async () => void child.kill('SIGKILL'));
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on('data', () => undefined);
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const run = spawnCli(['restore', '--plan', plan, '--snapshot', snapshot, '--to', to, '--yes', '-c', config], '2');
     await waitFor('the download to hang', () => proxy.stats.stalls > stallsBefore);
     proxy.setMode({ kind: 'blackhole' });
-    child.kill('SIGTERM');
-    const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), GUARD_MS))]);
+    run.child.kill('SIGTERM');
+    const end = await Promise.race([run.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), GUARD_MS))]);
     proxy.setMode({ kind: 'pass' });
-    expect(code, `still running ${GUARD_MS} ms after SIGTERM\n${stderr}`).toBe(130);
-    expect(stderr).toContain('SIGTERM received: stopping');
+    expect(end, `still running ${GUARD_MS} ms after SIGTERM\n${run.output()}`).toEqual({ code: 130, signal: null });
+    expect(run.output()).toContain('SIGTERM received: stopping');
     // The staged (decrypted) folder went with the abort, before the report upload waited on the dead store.
     expect((await readdir(staging)).filter((n) => n.startsWith('tykdr-restore-'))).toEqual([]);
     expect(await readdir(to).catch(() => [])).toEqual([]);
@@ -447,21 +453,12 @@ steps:
         if (fromClient && /^GET [^\r]*config\.tar\.zst\.age[^]*\r\nrange: bytes=/i.test(chunk.toString('latin1', 0, 2000))) rangedGets++;
       });
       cleanups.push(async () => proxy.watch(undefined));
-      const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', plan, '--snapshot', id, '--to', to, '--yes', '-c', config], {
-        env: { ...process.env, ...env, NO_COLOR: '1', TYKDR_GRACE: '10' },
-        cwd: ws.dir,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      cleanups.push(async () => void child.kill('SIGKILL'));
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdout.on('data', (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+      const run = spawnCli(['restore', '--plan', plan, '--snapshot', id, '--to', to, '--yes', '-c', config], '10');
       await waitFor('a range to hang', () => proxy.stats.stalls > stallsBefore);
       // The object's first range comes from the plain GET that found its size; the other two are asked for at once.
       await waitFor('the other ranges to be asked for', () => rangedGets >= 2);
       proxy.watch(undefined);
-      return { child, exited, stderr: () => stderr };
+      return run;
     };
 
     // TYKDR_GRACE 10 s: the run ends by itself (clean-up, the report written), not by the grace's deadline.
@@ -472,11 +469,11 @@ steps:
       run.child.kill('SIGTERM');
       const end = await Promise.race([run.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), GUARD_MS))]);
       proxy.setMode({ kind: 'pass' });
-      expect(end, `still running ${GUARD_MS} ms after SIGTERM\n${run.stderr()}`).toEqual({ code: 130, signal: null });
-      expect(run.stderr()).toContain('SIGTERM received: stopping');
-      expect(run.stderr()).not.toContain('still running');
+      expect(end, `still running ${GUARD_MS} ms after SIGTERM\n${run.output()}`).toEqual({ code: 130, signal: null });
+      expect(run.output()).toContain('SIGTERM received: stopping');
+      expect(run.output()).not.toContain('still running');
       // Interrupted, whichever of the aborted streams reported first (not an internal "The operation was aborted").
-      expect(run.stderr()).toMatch(/FAILED stage: interrupted by SIGTERM/);
+      expect(run.output()).toMatch(/FAILED stage: interrupted by SIGTERM/);
       expect((await readdir(staging)).filter((n) => n.startsWith('tykdr-restore-'))).toEqual([]);
       expect(await readdir(to).catch(() => [])).toEqual([]);
     });
