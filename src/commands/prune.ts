@@ -8,7 +8,7 @@ import { pruneSnapshots, type PruneEntry, type PruneResult, type UnfinishedEntry
 
 export default class Prune extends TykdrCommand<typeof Prune> {
   static override summary = 'Remove snapshots the retention policy no longer keeps (a dry run unless --confirm).';
-  static override description = `Applies the retention section of tykdr.yaml, restic-style: keepLast, then the newest snapshot in each of the last N hours, days, ISO weeks, months and years (UTC) that have one, and keepWithin. Only complete snapshots count, ordered by manifest time. Always kept: the newest complete snapshot of each component, the newest snapshot that passed a drill, and the base snapshot of every point-in-time chain (streams/; chains themselves are not pruned). Incomplete snapshots are removed once older than incompleteGrace.
+  static override description = `Applies the retention section of tykdr.yaml, restic-style: keepLast, then the newest snapshot in each of the last N hours, days, ISO weeks, months and years (UTC) that have one, and keepWithin. Only complete snapshots count, ordered by manifest time. Always kept: the newest complete snapshot of each component, the newest snapshot that passed a drill, and the base snapshot of every point-in-time chain (streams/; chains themselves are not pruned). Incomplete snapshots are removed once older than incompleteGrace; a snapshot whose manifest is damaged (kept as evidence) or in a newer format (the newer tykdr's to prune) is kept.
 
 Without --confirm nothing is deleted: prune lists what would go and why (--verbose also lists what stays and why). With --confirm, each snapshot's manifest is deleted first (so an interrupted prune leaves an incomplete snapshot, never a complete-looking one with holes), then its objects and its stored reports.
 
@@ -75,7 +75,8 @@ ${EXIT_CODES_HELP}`;
     else this.log(`Store: ${r.location}`);
     for (const e of r.snapshots) {
       if (e.keep && !this.flags.verbose) continue;
-      const what = `${e.complete ? 'complete  ' : 'INCOMPLETE'}  ${formatBytes(e.storedBytes).padStart(9)}`;
+      const state = e.complete ? 'complete' : e.manifestState === 'damaged' ? 'DAMAGED' : e.manifestState === 'newer-format' ? 'NEWER FORMAT' : 'INCOMPLETE';
+      const what = `${state.padEnd(12)}  ${formatBytes(e.storedBytes).padStart(9)}`;
       this.log(`${label(e).padEnd(14)} ${e.id}  ${what}  ${e.reasons.join('; ')}`);
       for (const l of e.removal?.locked ?? []) {
         this.log(`${''.padEnd(14)}   ${l.key} is ${l.detail}${e.removal!.status === 'would-remove' ? ': it will be skipped' : ''}`);
@@ -178,6 +179,7 @@ function toJson(r: PruneResult) {
     snapshots: r.snapshots.map((e) => ({
       id: e.id,
       complete: e.complete,
+      ...(e.manifestState ? { manifest_state: e.manifestState } : {}),
       created_at: e.createdAt.toISOString(),
       components: e.components,
       objects: e.objects,

@@ -162,7 +162,8 @@ describe('a manifest the store fails to give', () => {
     expect(rows.get(ids[0]!)).toMatchObject({ complete: true });
     expect(prune.code, prune.stderr).toBe(0);
     expect(prune.stdout).toMatch(new RegExp(`^would remove\\s+${unfinished}\\s.*incomplete, older than`, 'm'));
-    expect(prune.stdout).toMatch(new RegExp(`^keep\\s+${damaged}\\s.*its manifest is damaged: kept as evidence`, 'm'));
-    expect(prune.stdout).toMatch(new RegExp(`^keep\\s+${newer}\\s.*its manifest is in a newer format: prune it with the tykdr that wrote it`, 'm'));
+    expect(prune.stdout).toMatch(new RegExp(`^keep\\s+${damaged}  DAMAGED .*its manifest is damaged: kept as evidence`, 'm'));
+    expect(prune.stdout).toMatch(new RegExp(`^keep\\s+${newer}  NEWER FORMAT .*its manifest is in a newer format: prune it with the tykdr that wrote it`, 'm'));
+    expect(prune.stdout).toMatch(new RegExp(`^would remove\\s+${unfinished}  INCOMPLETE `, 'm'));
   });
 });

@@ -59,6 +59,8 @@ export interface Removal {
 export interface PruneEntry {
   id: string;
   complete: boolean;
+  /** Not complete, but its manifest is there: damaged, or in a newer format (kept: retention/policy.ts). */
+  manifestState?: 'damaged' | 'newer-format';
   createdAt: Date;
   components: string[];
   objects: number;
@@ -162,6 +164,7 @@ export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
     const entry: PruneEntry = {
       id: s.id,
       complete: s.complete,
+      ...(s.damaged ? { manifestState: 'damaged' as const } : s.newerFormat ? { manifestState: 'newer-format' as const } : {}),
       createdAt: s.createdAt,
       components: s.components,
       objects: s.objects,
