@@ -6,7 +6,6 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 // an ExperimentalWarning on the first run of a command.
 globalThis.oclif = { ...globalThis.oclif, enableAutoTranspile: false };
 import { readFileSync } from 'node:fs';
-import v8 from 'node:v8';
 import path from 'node:path';
 import { bundleIsFresh, manifestIsFresh, newestCommand, root, useCommandsDir, writeManifest } from './manifest.js';
 
@@ -24,13 +23,6 @@ if (argv.length === 1 && argv[0] === '--version') {
   pjson.oclif.commands = `./${commands}`;
   // With a fresh manifest, the bundle's CommonJS twin through a V8 code cache (bin/code-cache.js) when a cache folder
   // can be used; else its ES modules.
-  if (bundled && fresh) {
-    // V8 drops the bytecode of functions that have not run for a while (at its full collections): after a long run (a
-    // 1,000,000-key backup that waited 5 s for Redis to start the transfer) the cache written at exit lacked most of the
-    // start-up path (942 KB against 1,524 KB), and every later run of the command started slower. The flag is part of
-    // the hash V8 checks a cache against, so it is set in every run before the bundle is compiled.
-    v8.setFlagsFromString('--no-flush-bytecode');
-  }
   const codeCache = bundled && fresh ? await import('./code-cache.js') : undefined;
   const cached = codeCache?.loadCachedBundle(root, argv[0]);
   const { Config, run, flush, handle } = cached ?? (bundled ? await import('../dist/bundle/cli/oclif-entry.js') : await import('@oclif/core'));
