@@ -97,9 +97,20 @@ export function realJobs(config: Config, log: Logger): Jobs {
         signal.throwIfAborted();
         try {
           const to = backends.openStore(t.cfg);
-          // Earlier snapshots whose copy failed (the copy store was down) are caught up with the new one.
+          // Earlier snapshots whose copy failed (the copy store was down) are caught up with the new one, each on its own:
+          // one that cannot be copied (its manifest damaged, or in a newer format: prune keeps those) is said and passed
+          // over, never a reason to leave the new snapshot uncopied.
           const behind = (await missingSnapshots(from, to, signal)).filter((id) => id !== snapshotId);
-          const results = await copySnapshots({ from, to, ids: [...behind, snapshotId], check: true, signal });
+          const results = [];
+          for (const id of behind) {
+            try {
+              results.push(...(await copySnapshots({ from, to, ids: [id], check: true, signal })));
+            } catch (err) {
+              if (signal.aborted) throw err;
+              log.warn('an earlier snapshot missing from a copy store could not be copied; the new one is copied anyway', { snapshot: id, store: t.name, error: errorMessage(err) });
+            }
+          }
+          results.push(...(await copySnapshots({ from, to, ids: [snapshotId], check: true, signal })));
           copied.push(t.name);
           for (const r of results) log.info('snapshot copied', { snapshot: r.id, store: t.name, bytes_copied: r.bytesCopied, duration_ms: r.durationMs, checked_objects: r.checked?.objects, ...(r.id === snapshotId ? {} : { caught_up: true }) });
         } catch (err) {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
@@ -204,7 +204,13 @@ describe('tykdr copy', () => {
 describe('the daemon copies every new snapshot', () => {
   it('backs up, copies to the auto copy store and checks it there; leaves the other copy store alone', async () => {
     const before = (await s3Objects('region2')).size;
+    // An older snapshot in the primary whose manifest is damaged (prune keeps it): it cannot be copied, and it is said,
+    // never a reason to leave the new snapshot or the caught-up one uncopied.
+    const damaged = '20200101T000000Z-0000dd';
+    await minio.client.send(new PutObjectCommand({ Bucket: 'primary', Key: `snapshots/${damaged}/manifest.json`, Body: '{"format": 1}' }));
     const d = await cli(['daemon', '--once', '--job', 'backup', '--no-leader']);
+    await minio.client.send(new DeleteObjectCommand({ Bucket: 'primary', Key: `snapshots/${damaged}/manifest.json` }));
+    expect(d.stdout + d.stderr).toMatch(new RegExp(`"an earlier snapshot missing from a copy store could not be copied; the new one is copied anyway".*"snapshot":"${damaged}"`));
     expect(d.code, d.stdout + d.stderr).toBe(0);
     const copied = (d.stdout + d.stderr).split('\n').find((l) => l.includes('snapshot copied'));
     expect(copied, d.stdout + d.stderr).toBeDefined();
