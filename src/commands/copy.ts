@@ -71,6 +71,9 @@ ${EXIT_CODES_HELP}`;
       // A damaged manifest (malformed): nothing to copy it by. Said, not passed over (verify --all fails on it).
       const damaged = (listed?.filter((s) => s.damaged) ?? []).reverse();
       for (const s of damaged) this.note(`snapshot ${s.id} in ${from.location} not copied: its manifest is damaged (${s.problem}); \`tykdr verify --all\` reports it`);
+      for (const s of (listed?.filter((x) => x.newerFormat) ?? []).reverse()) {
+        this.note(`snapshot ${s.id} in ${from.location} not copied: ${s.problem}; copy it with the tykdr version that wrote it`);
+      }
       let failure: TykdrError | undefined;
       if (unreadable.length > 0) {
         const named = unreadable.slice(0, 3).map((s) => s.id).join(', ') + (unreadable.length > 3 ? ` and ${unreadable.length - 3} more` : '');

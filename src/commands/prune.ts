@@ -74,7 +74,8 @@ ${EXIT_CODES_HELP}`;
     if (r.dryRun) this.log(`Dry run: nothing is deleted (add --confirm to delete). Store: ${r.location}`);
     else this.log(`Store: ${r.location}`);
     for (const e of r.snapshots) {
-      if (e.keep && !this.flags.verbose) continue;
+      // A snapshot kept though not complete (its manifest damaged, or in a newer format) is always shown: it needs a person.
+      if (e.keep && !this.flags.verbose && !e.manifestState) continue;
       const state = e.complete ? 'complete' : e.manifestState === 'damaged' ? 'DAMAGED' : e.manifestState === 'newer-format' ? 'NEWER FORMAT' : 'INCOMPLETE';
       const what = `${state.padEnd(12)}  ${formatBytes(e.storedBytes).padStart(9)}`;
       this.log(`${label(e).padEnd(14)} ${e.id}  ${what}  ${e.reasons.join('; ')}`);

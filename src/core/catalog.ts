@@ -35,6 +35,13 @@ export interface SnapshotSummary {
   newerFormat?: boolean;
 }
 
+/** tykdr-snapshot/N with N above this version's: a newer tykdr wrote it ("tykdr-snapshot/0" or "/x" is a damaged one). */
+function isNewerFormat(format: string): boolean {
+  const mine = Number(/\/(\d+)$/.exec(MANIFEST_FORMAT)![1]);
+  const m = /^tykdr-snapshot\/(\d+)$/.exec(format);
+  return m !== null && Number(m[1]) > mine;
+}
+
 /** The errors readManifest threw for a manifest of another format, told apart from its other bad-input errors. */
 const newerFormatErrors = new WeakSet<Error>();
 
@@ -153,7 +160,7 @@ export async function readManifest(store: Store, id: string, signal?: AbortSigna
   }
   // Another format (a newer tykdr wrote it) is not a damaged manifest: this version cannot read it, that is all.
   const format = (json as { format?: unknown } | null)?.format;
-  if (typeof format === 'string' && format !== MANIFEST_FORMAT && format.startsWith('tykdr-snapshot/')) {
+  if (typeof format === 'string' && format !== MANIFEST_FORMAT && isNewerFormat(format)) {
     const err = badInput(`manifest of snapshot ${id} is in format ${format}; this tykdr reads ${MANIFEST_FORMAT}`, 'use the tykdr version that wrote the snapshot, or a newer one');
     newerFormatErrors.add(err);
     throw err;

@@ -138,8 +138,9 @@ describe('a manifest the store fails to give', () => {
     const text = await runCli(['snapshots', '-c', config], { env: env() });
     const json = await runCli(['snapshots', '--json', '-c', config], { env: env() });
     proxy.resetWhen(undefined);
-    // prune (a dry run) removes the unfinished one past the grace, and keeps the damaged and the newer-format ones.
-    const prune = await runCli(['prune', '--verbose', '-c', config], { env: env() });
+    // prune (a dry run) removes the unfinished one past the grace, and keeps the damaged and the newer-format ones:
+    // listed even without --verbose (they need a person).
+    const prune = await runCli(['prune', '-c', config], { env: env() });
     for (const id of [damaged, newer, unfinished]) {
       for (const name of ['manifest.json', 'config.tar.zst.age']) await minio.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `u/snapshots/${id}/${name}` }));
     }
@@ -162,7 +163,8 @@ describe('a manifest the store fails to give', () => {
     expect(rows.get(ids[0]!)).toMatchObject({ complete: true });
     expect(prune.code, prune.stderr).toBe(0);
     expect(prune.stdout).toMatch(new RegExp(`^would remove\\s+${unfinished}\\s.*incomplete, older than`, 'm'));
-    expect(prune.stdout).toMatch(new RegExp(`^keep\\s+${damaged}  DAMAGED .*its manifest is damaged: kept as evidence`, 'm'));
+    expect(prune.stdout).toMatch(new RegExp(`^keep\\s+${damaged}  DAMAGED .*its manifest is damaged: kept as evidence .*delete snapshots/${damaged}/ from the store by hand, manifest\\.json first`, 'm'));
+    expect(prune.stdout).not.toMatch(new RegExp(`^keep\\s+${ids[0]}`, 'm'));
     expect(prune.stdout).toMatch(new RegExp(`^keep\\s+${newer}  NEWER FORMAT .*its manifest is in a newer format: prune it with the tykdr that wrote it`, 'm'));
     expect(prune.stdout).toMatch(new RegExp(`^would remove\\s+${unfinished}  INCOMPLETE `, 'm'));
   });

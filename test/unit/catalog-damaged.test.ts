@@ -28,6 +28,9 @@ describe('listSnapshots: damaged manifests', () => {
     await put('20261202T000000Z-000002', 'manifest.json', JSON.stringify({ format: 'tykdr-snapshot/1', id: '20261202T000000Z-000002' }));
     await put('20261203T000000Z-000003', 'manifest.json', JSON.stringify({ format: 'tykdr-snapshot/2', id: '20261203T000000Z-000003' }));
     await put('20261204T000000Z-000004', 'redis.rdb.zst.age', 'x');
+    // Not a newer version: an older or garbled one is a damaged manifest.
+    await put('20261205T000000Z-000005', 'manifest.json', JSON.stringify({ format: 'tykdr-snapshot/0', id: '20261205T000000Z-000005' }));
+    await put('20261206T000000Z-000006', 'manifest.json', JSON.stringify({ format: 'tykdr-snapshot/x', id: '20261206T000000Z-000006' }));
     const byId = new Map((await listSnapshots(new LocalStore(root))).map((s) => [s.id, s]));
     expect(byId.get('20261201T000000Z-000001')).toMatchObject({ complete: false, damaged: true, problem: expect.stringMatching(/not valid JSON/) });
     expect(byId.get('20261202T000000Z-000002')).toMatchObject({ complete: false, damaged: true, problem: expect.stringMatching(/malformed/) });
@@ -40,6 +43,10 @@ describe('listSnapshots: damaged manifests', () => {
     const unfinished = byId.get('20261204T000000Z-000004')!;
     expect(unfinished).toMatchObject({ complete: false, problem: expect.stringMatching(/no manifest/) });
     expect(unfinished.damaged).toBeUndefined();
+    for (const id of ['20261205T000000Z-000005', '20261206T000000Z-000006']) {
+      expect(byId.get(id)).toMatchObject({ complete: false, damaged: true, problem: expect.stringMatching(/malformed/) });
+      expect(byId.get(id)!.newerFormat).toBeUndefined();
+    }
   });
 });
 

@@ -87,7 +87,13 @@ export function planRetention(snapshots: readonly RetentionInput[], policy: Rete
       return { id: s.id, keep: true, reasons: ['its manifest is in a newer format: prune it with the tykdr that wrote it'] };
     }
     if (!s.complete && s.damaged) {
-      return { id: s.id, keep: true, reasons: [`its manifest is damaged: kept as evidence; once inspected, remove ${s.id}'s objects from the store by hand`] };
+      return {
+        id: s.id,
+        keep: true,
+        reasons: [
+          `its manifest is damaged: kept as evidence (\`tykdr verify --all\` fails on it); once inspected, delete snapshots/${s.id}/ from the store by hand, manifest.json first (a later prune sweeps its reports)`,
+        ],
+      };
     }
     if (!s.complete) {
       const old = now - s.createdAt.getTime() > graceMs;
