@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -175,6 +175,56 @@ describe('a Redis source that stalls during a backup', () => {
 });
 
 describe('signals while the restore target hangs', () => {
+  it('SIGTERM in a step with on_error: continue: no later step starts (it is skipped, not started), exit 130, --resume finishes', async () => {
+    await target.cli('FLUSHALL');
+    const cfg = await config('sig-steps.yaml', '60s');
+    const plan = path.join(ws.dir, 'redis-then-check.yaml');
+    await writeFile(
+      plan,
+      `version: 1
+name: redis-then-check
+description: The Redis restore, then its check again as a step of its own.
+steps:
+  - id: redis
+    component: redis
+    action: restore
+    verify: [redis-ping]
+    timeout: 5m
+    on_error: continue
+  - id: recheck
+    component: redis
+    action: verify
+    verify: [redis-ping]
+    timeout: 5m
+    on_error: stop
+`,
+    );
+    toTarget.setMode({ kind: 'stall', ms: Infinity, afterBytes: MID_COPY });
+    const stallsBefore = toTarget.stats.stalls;
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run.js'), 'restore', '--plan', plan, '--yes', '--json', '-c', cfg], {
+      cwd: ws.dir,
+      env: { ...process.env, NO_COLOR: '1', TYKDR_GRACE: '10' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cleanups.push(async () => void child.kill('SIGKILL'));
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await eventually('the copy to hang', async () => toTarget.stats.stalls > stallsBefore, 60_000);
+    child.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), GUARD_MS))]);
+    toTarget.setMode({ kind: 'pass' });
+    expect(code, `still running ${GUARD_MS} ms after SIGTERM\n${stderr}`).toBe(130);
+    const steps = (JSON.parse(stdout) as { report: { steps: Array<{ id: string; status: string; reason?: string }> } }).report.steps;
+    expect(steps.find((x) => x.id === 'redis')).toMatchObject({ status: 'failed', reason: 'interrupted by SIGTERM' });
+    expect(steps.find((x) => x.id === 'recheck')).toMatchObject({ status: 'skipped', reason: 'not started: interrupted by SIGTERM' });
+    const resumed = await timed(['restore', '--resume', '-c', cfg]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(await targetState()).toEqual({ keys: snapshotKeys, marker: null });
+  });
+
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     it(`${sig}: exit 130 within TYKDR_GRACE, staged plaintext removed, target marked partial, --resume finishes it`, async () => {
       await target.cli('FLUSHALL');

@@ -379,6 +379,13 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
       run.steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `stopped after step ${stopped} failed`));
       continue;
     }
+    // Stopped by SIGINT/SIGTERM: no step starts after it (on_error: continue or not), so none touches a target.
+    if (opts.signal?.aborted) {
+      run.failureKind = 'interrupted';
+      const why = opts.signal.reason instanceof Error ? opts.signal.reason.message : 'interrupted';
+      run.steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `not started: ${why}`));
+      continue;
+    }
     const blocked = step.depends_on.find((d) => failed.has(d));
     if (blocked) {
       failed.add(step.id);
@@ -426,6 +433,8 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
     } catch (err) {
       const f = err instanceof StepFailure ? err : new StepFailure(String(err), 'internal', { details: {}, checks: [] });
       const timedOut = signal.aborted && !opts.signal?.aborted;
+      // Any step error once the signal aborted is the stop: a step's own errors carry their kind (a target's
+      // connection torn down by the abort reports a targetError), so they cannot be told apart here as the stage's can.
       const interrupted = opts.signal?.aborted === true;
       const reason = timedOut ? `timed out after ${step.timeout}` : interrupted && opts.signal!.reason instanceof Error ? opts.signal!.reason.message : f.message;
       r = stepResult(step.id, step.component, step.action, 'failed', t0, f.partial.details, f.partial.checks, reason);
