@@ -134,7 +134,8 @@ function compileCached(file, dir, slug) {
   // left 942 KB of its 1,524 KB, and every later backup then started 61 ms slower. The bytecode is also taken once while
   // the run is young (EARLY_MS in: start-up done, nothing flushed yet), and at exit the larger of the two is written.
   // (--no-flush-bytecode would keep it all, but a V8 flag changed at run time costs every run 17 ms: node's own
-  // modules' code cache no longer matches.) Only a run that will write a cache pays the ~20 ms each takes.
+  // modules' code cache no longer matches.) Only a run without a usable cache of a whole run takes them (~20 ms each):
+  // the first run of a command after a build, and runs that only had a partial cache.
   let early;
   if (keep) {
     setTimeout(() => {
@@ -145,8 +146,16 @@ function compileCached(file, dir, slug) {
       }
     }, EARLY_MS).unref();
   }
+  // The larger is the one that saves more compiling; a long run that compiled more late code than it lost keeps the
+  // exit's (its start-up path then partly missing), a fair trade.
   const bytecode = () => {
-    const last = script.createCachedData();
+    let last;
+    try {
+      last = script.createCachedData();
+    } catch (err) {
+      if (early !== undefined) return early;
+      throw err;
+    }
     return early !== undefined && early.length > last.length ? early : last;
   };
   process.once('exit', (code) => {

@@ -18,7 +18,7 @@ export class Tap extends Transform {
   private readonly hash;
 
   /**
-   * `bulk`: this tap sees a backup's bulk bytes (the plaintext of an artifact), and paces the collection of the
+   * `bulk`: this tap sees a write's bulk bytes (the plaintext of an artifact or a stream segment), and paces the collection of the
    * chunks the path dropped (util/young-gc.ts). One tap per path, so each byte counts once.
    */
   constructor(opts: { sha256?: boolean; onBytes?: (n: number) => void; bulk?: boolean } = {}) {
