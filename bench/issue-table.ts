@@ -62,10 +62,10 @@ function bench(name: string, script: string, args: string[]): Promise<void> {
   });
 }
 
-/** One command, /usr/bin/time: wall, user+sys CPU, peak RSS. */
-function timed(cmd: string, args: string[]): Promise<{ s: number; cpu: number; mb: number; stdout: string }> {
+/** One command, /usr/bin/time: wall, user+sys CPU, peak RSS. `env`: the environment, when not this process's. */
+function timed(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ s: number; cpu: number; mb: number; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', 'TIMED %e %U %S %M', cmd, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', 'TIMED %e %U %S %M', cmd, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -99,6 +99,14 @@ async function main(): Promise<void> {
   for (let i = 0; i < 5; i++) versions.push(await timed(process.execPath, [path.join(TYKDR_ROOT, 'bin/run.js'), '--version']));
   const bare: Array<{ s: number; cpu: number; mb: number }> = [];
   for (let i = 0; i < 5; i++) bare.push(await timed(process.execPath, ['-e', '0']));
+  // NODE_EXTRA_CA_CERTS makes node read and parse that file before the first line of JavaScript, in every process: when
+  // this environment sets it, the start-up rows carry that cost, and the table says how much it is.
+  const caFile = process.env.NODE_EXTRA_CA_CERTS;
+  const bareNoCa: Array<{ s: number; cpu: number; mb: number }> = [];
+  if (caFile) {
+    const { NODE_EXTRA_CA_CERTS: _, ...withoutCa } = process.env;
+    for (let i = 0; i < 5; i++) bareNoCa.push(await timed(process.execPath, ['-e', '0'], withoutCa));
+  }
 
   await bench('restore', 'redis-restore.ts', ['--keys', String(KEYS), ...common, '--contenders', 'baseline,tykdr-rdb-file,tykdr-live,tykdr-live-repl', '--summary-json', path.join(OUT, 'restore.json')]);
   await bench('backup', 'redis-backup.ts', ['--sizes', String(KEYS), ...common, '--summary-json', path.join(OUT, 'backup.json')]);
@@ -173,6 +181,12 @@ async function main(): Promise<void> {
   out.push('');
   out.push(table(['work', 'raw tools', 'tykdr', 'ratio', 'CPU-s ratio (tykdr / raw)', 'tykdr peak RSS', 'target', 'verdict'], rows));
   out.push('');
+  if (caFile) {
+    out.push(
+      `NODE_EXTRA_CA_CERTS is set here (${caFile}): node reads and parses it at the start of every process, tykdr's included. ` +
+        `node -e 0 took ${s2(n.s)} with it, ${s2(median(bareNoCa.map((x) => x.s)))} without (medians of 5).`,
+    );
+  }
   out.push('Ratios are medians of per-round ratios over the rounds where neither side was disturbed by other work (all rounds');
   out.push('when none was: "(disturbed)"). Wall times on a shared machine move with its load; the CPU-seconds ratio holds better.');
   out.push('Restore CPU includes the restored redis-server (its load for rdb-file, its RESTOREs for live); backup CPU is the command\'s');
