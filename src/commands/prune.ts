@@ -3,6 +3,7 @@ import { openReportingStore } from '../cli/store-events.js';
 import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
 import { EXIT_CODES_HELP, TykdrCommand, requireStoreFolder, interruptSignal } from '../cli/base-command.js';
 import { formatBytes } from '../core/duration.js';
+import { snapshotStatus } from '../core/catalog.js';
 import { storeError } from '../core/errors.js';
 import { pruneSnapshots, type PruneEntry, type PruneResult, type UnfinishedEntry } from '../core/retention/prune.js';
 
@@ -75,9 +76,8 @@ ${EXIT_CODES_HELP}`;
     else this.log(`Store: ${r.location}`);
     for (const e of r.snapshots) {
       // A snapshot kept though not complete (its manifest damaged, or in a newer format) is always shown: it needs a person.
-      if (e.keep && !this.flags.verbose && !e.manifestState) continue;
-      const state = e.complete ? 'complete' : e.manifestState === 'damaged' ? 'DAMAGED' : e.manifestState === 'newer-format' ? 'NEWER FORMAT' : 'INCOMPLETE';
-      const what = `${state.padEnd(12)}  ${formatBytes(e.storedBytes).padStart(9)}`;
+      if (e.keep && !this.flags.verbose && (e.damaged || e.newerFormat) !== true) continue;
+      const what = `${snapshotStatus(e).padEnd(12)}  ${formatBytes(e.storedBytes).padStart(9)}`;
       this.log(`${label(e).padEnd(14)} ${e.id}  ${what}  ${e.reasons.join('; ')}`);
       for (const l of e.removal?.locked ?? []) {
         this.log(`${''.padEnd(14)}   ${l.key} is ${l.detail}${e.removal!.status === 'would-remove' ? ': it will be skipped' : ''}`);
@@ -180,7 +180,7 @@ function toJson(r: PruneResult) {
     snapshots: r.snapshots.map((e) => ({
       id: e.id,
       complete: e.complete,
-      ...(e.manifestState ? { manifest_state: e.manifestState } : {}),
+      ...(e.damaged ? { manifest_state: 'damaged' } : e.newerFormat ? { manifest_state: 'newer-format' } : {}),
       created_at: e.createdAt.toISOString(),
       components: e.components,
       objects: e.objects,

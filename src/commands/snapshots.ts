@@ -1,19 +1,11 @@
 import { Flags } from '@oclif/core';
 import { openReportingStore } from '../cli/store-events.js';
 import { namedStore, PRIMARY } from '../core/copies/named-stores.js';
-import { listSnapshots, MANIFEST_READS, type SnapshotSummary } from '../core/catalog.js';
+import { listSnapshots, MANIFEST_READS, snapshotStatus } from '../core/catalog.js';
 import { formatBytes, formatDuration } from '../core/duration.js';
 import { EXIT_CODES_HELP, TykdrCommand, requireStoreFolder } from '../cli/base-command.js';
 import { checkManifestSignature, type ManifestSignatureCheck } from '../core/signing/manifest-signature.js';
 import { mapConcurrent } from '../core/util/pool.js';
-
-/** The STATUS column: why a snapshot that is not complete cannot be used. */
-function status(s: SnapshotSummary): string {
-  if (s.complete) return 'complete';
-  if (s.unreadable) return 'UNREADABLE';
-  if (s.damaged) return 'DAMAGED';
-  return s.newerFormat ? 'NEWER FORMAT' : 'INCOMPLETE';
-}
 
 export default class Snapshots extends TykdrCommand<typeof Snapshots> {
   static override summary = 'List snapshots in the store, newest first.';
@@ -72,7 +64,7 @@ ${EXIT_CODES_HELP}`;
         table.push([
           s.id,
           `${formatDuration(now - s.createdAt.getTime())} ago`,
-          status(s),
+          snapshotStatus(s),
           s.dataBytes === undefined ? '-' : formatBytes(s.dataBytes),
           formatBytes(s.artifactBytes ?? s.storedBytes),
           s.components.join(','),
@@ -82,7 +74,7 @@ ${EXIT_CODES_HELP}`;
       const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
       for (const r of table) this.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
       // An incomplete snapshot's reason is its status; the others' is worth the line (it names what to do).
-      for (const s of list) if (!s.complete && status(s) !== 'INCOMPLETE') this.log(`${s.id}: ${s.problem}`);
+      for (const s of list) if (!s.complete && snapshotStatus(s) !== 'INCOMPLETE') this.log(`${s.id}: ${s.problem}`);
     }
     return { location: store.location, snapshots: rows };
   }

@@ -35,6 +35,17 @@ export interface SnapshotSummary {
   newerFormat?: boolean;
 }
 
+/**
+ * A snapshot's state as listings print it: "complete"; "INCOMPLETE" (no manifest: the backup did not finish);
+ * "UNREADABLE" (the store failed to give the manifest); "DAMAGED" (a malformed manifest); "NEWER FORMAT".
+ */
+export function snapshotStatus(s: Pick<SnapshotSummary, 'complete' | 'unreadable' | 'damaged' | 'newerFormat'>): string {
+  if (s.complete) return 'complete';
+  if (s.unreadable) return 'UNREADABLE';
+  if (s.damaged) return 'DAMAGED';
+  return s.newerFormat ? 'NEWER FORMAT' : 'INCOMPLETE';
+}
+
 /** tykdr-snapshot/N with N above this version's: a newer tykdr wrote it ("tykdr-snapshot/0" or "/x" is a damaged one). */
 function isNewerFormat(format: string): boolean {
   const mine = Number(/\/(\d+)$/.exec(MANIFEST_FORMAT)![1]);

@@ -136,17 +136,14 @@ export function realJobs(config: Config, log: Logger): Jobs {
         // Newer ones (the listing is newest first) passed over: the metric then shows an older snapshot (an alert, never
         // a hidden one): say why.
         const newer = at < 0 ? listed : listed.slice(0, at);
-        const unread = newer.find((x) => x.unreadable);
-        if (unread) log.warn('a newer manifest could not be read: the store latest timestamp is of an older snapshot', { store: s.name, snapshot: unread.id, error: unread.problem });
-        const damaged = newer.find((x) => x.damaged);
-        if (damaged) log.warn('a newer manifest is damaged: the store latest timestamp is of an older snapshot', { store: s.name, snapshot: damaged.id, error: damaged.problem });
-        const newerFormat = newer.find((x) => x.newerFormat);
-        if (newerFormat) {
-          log.warn('a newer manifest is in a format this tykdr does not read (a newer tykdr wrote it): the store latest timestamp is of an older snapshot', {
-            store: s.name,
-            snapshot: newerFormat.id,
-            error: newerFormat.problem,
-          });
+        const why = [
+          [(x: (typeof newer)[number]) => x.unreadable, 'could not be read'],
+          [(x: (typeof newer)[number]) => x.damaged, 'is damaged'],
+          [(x: (typeof newer)[number]) => x.newerFormat, 'is in a format this tykdr does not read (a newer tykdr wrote it)'],
+        ] as const;
+        for (const [is, what] of why) {
+          const first = newer.find((x) => is(x));
+          if (first) log.warn(`a newer manifest ${what}: the store latest timestamp is of an older snapshot`, { store: s.name, snapshot: first.id, error: first.problem });
         }
         out.push({ store: s.name, latest: latest?.createdAt ?? null });
       }

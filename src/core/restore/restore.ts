@@ -322,12 +322,17 @@ async function stageAll(run: RestoreRun, workDir: string): Promise<Map<string, S
     return staged;
   } catch (err) {
     const interrupted = stoppedBy(opts.signal, err);
-    const cause = interrupted && opts.signal!.reason instanceof Error ? opts.signal!.reason : err;
     run.failureKind = interrupted ? 'interrupted' : err instanceof TykdrError ? err.kind : 'internal';
-    run.steps.push(stepResult('stage', 'snapshot', 'stage', 'failed', stageStart, { artifacts: names }, stageChecks, (cause as Error).message));
+    const reason = interrupted ? stopReason(opts.signal!) : (err as Error).message;
+    run.steps.push(stepResult('stage', 'snapshot', 'stage', 'failed', stageStart, { artifacts: names }, stageChecks, reason));
     for (const s of opts.plan.ordered) run.steps.push(stepResult(s.id, s.component, s.action, 'skipped', new Date(), {}, [], 'staging failed: no target was touched'));
     return null;
   }
+}
+
+/** What a step or the stage says when SIGINT/SIGTERM stopped it: the signal's reason ("interrupted by SIGTERM"). */
+function stopReason(signal: AbortSignal): string {
+  return signal.reason instanceof Error ? signal.reason.message : 'interrupted';
 }
 
 /**
@@ -382,8 +387,7 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
     // Stopped by SIGINT/SIGTERM: no step starts after it (on_error: continue or not), so none touches a target.
     if (opts.signal?.aborted) {
       run.failureKind = 'interrupted';
-      const why = opts.signal.reason instanceof Error ? opts.signal.reason.message : 'interrupted';
-      run.steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `not started: ${why}`));
+      run.steps.push(stepResult(step.id, step.component, step.action, 'skipped', t0, {}, [], `not started: ${stopReason(opts.signal)}`));
       continue;
     }
     const blocked = step.depends_on.find((d) => failed.has(d));
@@ -436,7 +440,7 @@ async function runSteps(run: RestoreRun, staged: Map<string, StagedArtifact>, wo
       // Any step error once the signal aborted is the stop: a step's own errors carry their kind (a target's
       // connection torn down by the abort reports a targetError), so they cannot be told apart here as the stage's can.
       const interrupted = opts.signal?.aborted === true;
-      const reason = timedOut ? `timed out after ${step.timeout}` : interrupted && opts.signal!.reason instanceof Error ? opts.signal!.reason.message : f.message;
+      const reason = timedOut ? `timed out after ${step.timeout}` : interrupted ? stopReason(opts.signal!) : f.message;
       r = stepResult(step.id, step.component, step.action, 'failed', t0, f.partial.details, f.partial.checks, reason);
       // Interrupted wins over an earlier step's failure (on_error: continue): the run stopped, its journal is kept for
       // --resume, and it exits 130.

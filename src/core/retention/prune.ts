@@ -60,7 +60,8 @@ export interface PruneEntry {
   id: string;
   complete: boolean;
   /** Not complete, but its manifest is there: damaged, or in a newer format (kept: retention/policy.ts). */
-  manifestState?: 'damaged' | 'newer-format';
+  damaged?: boolean;
+  newerFormat?: boolean;
   createdAt: Date;
   components: string[];
   objects: number;
@@ -164,7 +165,8 @@ export async function pruneSnapshots(opts: PruneOptions): Promise<PruneResult> {
     const entry: PruneEntry = {
       id: s.id,
       complete: s.complete,
-      ...(s.damaged ? { manifestState: 'damaged' as const } : s.newerFormat ? { manifestState: 'newer-format' as const } : {}),
+      ...(s.damaged ? { damaged: true } : {}),
+      ...(s.newerFormat ? { newerFormat: true } : {}),
       createdAt: s.createdAt,
       components: s.components,
       objects: s.objects,
