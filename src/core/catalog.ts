@@ -176,7 +176,8 @@ export async function readManifest(store: Store, id: string, signal?: AbortSigna
     newerFormatErrors.add(err);
     throw err;
   }
-  const parsed = manifestSchema.safeParse(json);
+  // jitless (see parseConfig): faster here even for 200 manifests in one run (12-13 against 14 ms).
+  const parsed = manifestSchema.safeParse(json, { jitless: true });
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
     throw integrityError(`manifest of snapshot ${id} is malformed at ${i.path.join('.')}: ${i.message}`, 'use another snapshot');

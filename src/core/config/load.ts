@@ -130,13 +130,15 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const fromEnv = new Set<string>();
   interpolate(doc.contents, [], env, where, required, unset, fromEnv);
   const data: unknown = doc.toJS() ?? {};
-  let parsed = configSchema.safeParse(data);
+  // jitless: zod compiles a fast path (new Function) per object schema on its first parse, which a schema parsed once
+  // per run never earns back: 15-17 -> 10-11 ms of every command's start-up here (bench/README.md, start-up).
+  let parsed = configSchema.safeParse(data, { jitless: true });
   // Values emptied by an unset variable in a part the caller does not read may be invalid there: leave them out.
   for (let round = 0; !parsed.success && round < 8; round++) {
     const drop = parsed.error.issues.map((i) => leaveOut(data, i, unset)).filter((p): p is PropertyKey[] => p !== null);
     if (drop.length === 0) break;
     for (const p of drop) deleteAt(data, p);
-    parsed = configSchema.safeParse(data);
+    parsed = configSchema.safeParse(data, { jitless: true });
   }
   if (!parsed.success) {
     const ref = refOf(parsed.error.issues[0]!, unset);

@@ -52,7 +52,7 @@ export async function loadPlan(nameOrFile: string): Promise<Plan> {
 export function parsePlan(text: string, file: string): Plan {
   const { doc, lineOf } = parseYaml(text, file);
   const data: unknown = doc.toJS() ?? {};
-  const parsed = planSchema.safeParse(data);
+  const parsed = planSchema.safeParse(data, { jitless: true }); // parsed once a run: see parseConfig
   if (!parsed.success) {
     throw schemaError(parsed.error, data, file, lineOf, { fix: 'see plans/full.yaml for a commented example' });
   }
