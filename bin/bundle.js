@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
@@ -118,9 +118,13 @@ await build({
 // leaves a few characters in regular expressions as they are): bin/code-cache.js then reads them as Latin-1, several
 // times faster than decoding UTF-8 into a two-byte string.
 postProcess(path.join(tmp, 'cli.cjs'));
+// Only the names tykdr uses (s3-sdk-names.ts), from the SDK's ES module build ("module"), which esbuild can tree-shake:
+// the CommonJS build is one file with every command in it.
+const { S3_SDK_NAMES } = await import(pathToFileURL(path.join(dist, 'backends', 'stores', 's3-sdk-names.js')).href);
 await build({
   ...common,
-  stdin: { contents: "module.exports = require('@aws-sdk/client-s3');\n", resolveDir: root, sourcefile: 's3-sdk-entry.js', loader: 'js' },
+  stdin: { contents: `export { ${S3_SDK_NAMES.join(', ')} } from '@aws-sdk/client-s3';\n`, resolveDir: root, sourcefile: 's3-sdk-entry.js', loader: 'js' },
+  mainFields: ['module', 'main'],
   outfile: path.join(tmp, 's3-sdk.cjs'),
   format: 'cjs',
 });
