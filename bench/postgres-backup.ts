@@ -448,7 +448,9 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
         script = `age -d -i '${identity}' '${baseFile}' | '${PG_BIN}/pg_restore' -d ${db}`;
       } else {
         await writeFile(cfg, tykdrConfig(db));
-        const cli = contender === 'compare' ? `'${process.execPath}' '${compareRoot}/bin/run.js'` : node;
+        // The other checkout keeps its V8 code cache in a folder of its own: in the user's folder each checkout's run would
+        // delete the other's cache (one bundle's cache a command), and every run of both would start without one.
+        const cli = contender === 'compare' ? `TYKDR_CACHE_DIR='${path.join(work, 'v8-cache-compare')}' '${process.execPath}' '${compareRoot}/bin/run.js'` : node;
         script = `${cli} restore --plan database --yes --json --snapshot ${snapshotId} -c '${cfg}'`;
       }
       const m = await measured(script, env, pg.postmaster, path.join(work, 'times.txt'));

@@ -117,7 +117,9 @@ async function main(): Promise<void> {
             cfg,
             `store:\n  kind: local\n  path: ${out}\nencryption:\n  recipients: [${recipient}]\ncompression:\n  algorithm: zstd\n  level: 1\ncomponents:\n  redis:\n    kind: redis\n    host: 127.0.0.1\n    port: ${cluster.nodes[0]!.port}\n    mode: keys\n`,
           );
-          script = `node '${path.join(root, 'bin/run.js')}' backup -c '${cfg}' --json > '${out}.json'`;
+          // Each checkout keeps its V8 code cache in a folder of its own (one bundle's cache a command in a folder: two
+          // checkouts sharing the user's would delete each other's, and every run would start without one).
+          script = `TYKDR_CACHE_DIR='${path.join(work, `v8-cache-${contender}`)}' node '${path.join(root, 'bin/run.js')}' backup -c '${cfg}' --json > '${out}.json'`;
         }
         log(`run ${run}: ${contender}`);
         const cpu0 = mastersCpu(pids);
