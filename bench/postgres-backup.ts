@@ -397,7 +397,9 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
 `;
   const env: NodeJS.ProcessEnv = { ...pg.env, BENCH_PG_PASSWORD: PASSWORD };
   const baseFile = path.join(work, 'baseline.dump.age');
-  const node = `'${process.execPath}' '${repoRoot}/bin/run.js'`;
+  // With --compare, each checkout keeps its V8 code cache in a fresh folder of its own (see the compare contender below),
+  // so that both start their first restore without one.
+  const node = `${compareRoot ? `TYKDR_CACHE_DIR='${path.join(work, 'v8-cache-this')}' ` : ''}'${process.execPath}' '${repoRoot}/bin/run.js'`;
   const rows: Row[] = [];
   const facts: string[] = [];
 
@@ -448,8 +450,8 @@ restore: { stagingDir: ${stagingDir}, reportDir: ${path.join(work, 'reports')} }
         script = `age -d -i '${identity}' '${baseFile}' | '${PG_BIN}/pg_restore' -d ${db}`;
       } else {
         await writeFile(cfg, tykdrConfig(db));
-        // The other checkout keeps its V8 code cache in a folder of its own: in the user's folder each checkout's run would
-        // delete the other's cache (one bundle's cache a command), and every run of both would start without one.
+        // The other checkout keeps its V8 code cache in a folder of its own: sharing one, each checkout's run would delete
+        // the other's cache (a command keeps one bundle's), and every run of both would start without one.
         const cli = contender === 'compare' ? `TYKDR_CACHE_DIR='${path.join(work, 'v8-cache-compare')}' '${process.execPath}' '${compareRoot}/bin/run.js'` : node;
         script = `${cli} restore --plan database --yes --json --snapshot ${snapshotId} -c '${cfg}'`;
       }

@@ -108,15 +108,21 @@ describe('start-up', () => {
       const loaded = await exec(process.execPath, ['--input-type=module', '-e', probe], { cwd: root });
       expect(loaded.stdout.trim()).toBe(`loaded ${commands.length}`);
 
-      // The S3 client is bundled with the names tykdr uses only (s3-sdk-names.ts): each is there, and a client works.
+      // The S3 client is bundled with the names tykdr uses only (s3-sdk-names.ts): each is there, and a client made from
+      // it sends a signed request over node's HTTP (a local server answers it).
       const { S3_SDK_NAMES } = (await import(pathToFileURL(path.join(repoRoot, 'dist/backends/stores/s3-sdk-names.js')).href)) as { S3_SDK_NAMES: string[] };
       const sdkProbe = `const sdk = require(${JSON.stringify(path.join(root, 'dist/bundle/s3-sdk.cjs'))});
         const missing = ${JSON.stringify(S3_SDK_NAMES)}.filter((n) => typeof sdk[n] !== 'function');
-        const c = new sdk.S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
-        const cmd = new sdk.HeadBucketCommand({ Bucket: 'b' });
-        console.log(JSON.stringify({ missing, exports: Object.keys(sdk).length, middleware: typeof c.send, input: cmd.input.Bucket }));`;
+        const seen = [];
+        const srv = require('node:http').createServer((req, res) => { seen.push({ method: req.method, url: req.url, auth: String(req.headers.authorization).split(' ')[0] }); res.end(); });
+        srv.listen(0, '127.0.0.1', async () => {
+          const c = new sdk.S3Client({ region: 'us-east-1', endpoint: 'http://127.0.0.1:' + srv.address().port, forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+          const out = await c.send(new sdk.HeadBucketCommand({ Bucket: 'bkt' }));
+          srv.close();
+          console.log(JSON.stringify({ missing, exports: Object.keys(sdk).length, status: out.$metadata.httpStatusCode, seen }));
+        });`;
       const sdkOut = JSON.parse((await exec(process.execPath, ['-e', sdkProbe], { cwd: root, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } })).stdout);
-      expect(sdkOut).toEqual({ missing: [], exports: S3_SDK_NAMES.length, middleware: 'function', input: 'b' });
+      expect(sdkOut).toEqual({ missing: [], exports: S3_SDK_NAMES.length, status: 200, seen: [{ method: 'HEAD', url: '/bkt/', auth: 'AWS4-HMAC-SHA256' }] });
 
       // A real command through the bundle (its built-in plans found from the bundle's own place), then proof of which code ran: a bundled command replaced by a marker.
       // TYKDR_CODE_CACHE=0: the ES module bundle (the CommonJS one with its code cache is tested below).

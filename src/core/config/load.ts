@@ -131,7 +131,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   interpolate(doc.contents, [], env, where, required, unset, fromEnv);
   const data: unknown = doc.toJS() ?? {};
   // jitless: zod compiles a fast path (new Function) per object schema on its first parse, which a schema parsed once
-  // per run never earns back: 15-17 -> 10-11 ms of every command's start-up here (bench/README.md, start-up).
+  // per run never earns back: a median 17.1 -> 10.5 ms of every command's start-up here (bench/README.md, start-up).
   let parsed = configSchema.safeParse(data, { jitless: true });
   // Values emptied by an unset variable in a part the caller does not read may be invalid there: leave them out.
   for (let round = 0; !parsed.success && round < 8; round++) {

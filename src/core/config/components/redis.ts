@@ -155,8 +155,8 @@ export function resolveRedis(c: RedisComponentConfig, name: string, ctx: Resolve
   return {
     ...rest,
     // The mode's section with its defaults, present exactly when that mode is chosen.
-    ...(rest.mode === 'aof' ? { aof: { ...(rest.aof ?? aofOptions.parse({})), dataDir: ctx.rel(rest.aof?.dataDir) } } : {}),
-    ...(rest.mode === 'keys' ? { keys: rest.keys ?? keysOptions.parse({}) } : {}),
+    ...(rest.mode === 'aof' ? { aof: { ...(rest.aof ?? aofOptions.parse({}, { jitless: true })), dataDir: ctx.rel(rest.aof?.dataDir) } } : {}),
+    ...(rest.mode === 'keys' ? { keys: rest.keys ?? keysOptions.parse({}, { jitless: true }) } : {}),
     name,
     restore: {
       ...restoreRest,
