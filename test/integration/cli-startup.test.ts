@@ -118,7 +118,9 @@ describe('start-up', () => {
         srv.listen(0, '127.0.0.1', async () => {
           const c = new sdk.S3Client({ region: 'us-east-1', endpoint: 'http://127.0.0.1:' + srv.address().port, forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
           const out = await c.send(new sdk.HeadBucketCommand({ Bucket: 'bkt' }));
+          c.destroy();
           srv.close();
+          srv.closeAllConnections();
           console.log(JSON.stringify({ missing, exports: Object.keys(sdk).length, status: out.$metadata.httpStatusCode, seen }));
         });`;
       const sdkOut = JSON.parse((await exec(process.execPath, ['-e', sdkProbe], { cwd: root, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } })).stdout);
