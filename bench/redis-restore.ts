@@ -11,12 +11,16 @@
  *                   copied with pipelined DUMP/RESTORE; keys per second from the report's copy phase
  *   tykdr-live-repl restore.mode live with restore.load replication into an empty running redis-server: the target loads
  *                   the staged RDB as a replica of tykdr, then is made a master again; keys per second from the load phase
+ *   raw-pipe        the raw-tools side of the live copy: `redis-cli --pipe` of the same `RESTORE key ttl payload REPLACE
+ *                   ABSTTL` commands tykdr-live sends (written before the timed runs from DUMP and PEXPIRETIME of every
+ *                   key of the source) into an empty running redis-server: how fast Redis itself takes them from the
+ *                   fastest client there is, the ceiling of tykdr-live's copy phase on this machine
  *
  * Prints figures and PASS/MISS against the issue's targets (rdb-file within 1.15x of the baseline; live mode at
  * least 50,000 keys/s); asserts nothing (exit 0 unless the benchmark itself could not run).
  *
  *   npx tsx bench/redis-restore.ts [--keys 1000000] [--runs 1] [--max-runs 3R] [--level 3] [--quiet-wait 180]
- *       [--contenders baseline,tykdr-rdb-file,tykdr-rdb-min,tykdr-live,tykdr-live-repl] [--tykdr-root DIR]
+ *       [--contenders baseline,tykdr-rdb-file,tykdr-rdb-min,tykdr-live,tykdr-live-repl,raw-pipe] [--tykdr-root DIR]
  *       [--node-args="..."]
  *
  * --node-args passes flags to tykdr's node for its restores (not the backup that makes the snapshot); write the "=",
@@ -26,11 +30,14 @@
  * Needs dist/ (npm run build), redis-server, redis-cli, zstd, age, age-keygen (bash scripts/tools.sh);
  * bench/restore-run.sh does all of that.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
+import { Redis as IORedis } from 'ioredis';
 import {
   cpuSeconds, dbsize, describeCheckout, fillRedis, fmtInt, fmtMB, freePort, installCleanup, loadState, log, machineLines,
   measured, median, must, otherCpuStart, peakDetail, peakOf, REDIS_ARGS, redisCall, repoRoot, runMain, sleep, startRedis, table, tempDir,
@@ -42,9 +49,10 @@ installCleanup();
 const TARGET_RATIO = 1.15;
 const TARGET_KEYS_PER_S = 50_000;
 const DISTURBED_CPU_S = 0.5;
-const CONTENDERS = ['baseline', 'tykdr-rdb-file', 'tykdr-rdb-min', 'tykdr-live', 'tykdr-live-repl'] as const;
+const CONTENDERS = ['baseline', 'tykdr-rdb-file', 'tykdr-rdb-min', 'tykdr-live', 'tykdr-live-repl', 'raw-pipe'] as const;
 const isLive = (c: string) => c === 'tykdr-live' || c === 'tykdr-live-repl';
 type Contender = (typeof CONTENDERS)[number];
+type TykdrContender = Exclude<Contender, 'baseline' | 'raw-pipe'>;
 
 interface Row {
   run: number;
@@ -135,6 +143,7 @@ async function main(): Promise<void> {
   trackPidFile(path.join(fileDir, 'redis.pid'));
   const live = contenders.includes('tykdr-live') ? await startRedis() : null;
   const liveRepl = contenders.includes('tykdr-live-repl') ? await startRedis() : null;
+  const pipeTarget = contenders.includes('raw-pipe') ? await startRedis() : null;
   const liveServer = (c: Contender) => (c === 'tykdr-live' ? live : c === 'tykdr-live-repl' ? liveRepl : null);
   if (contenders.some((c) => c.startsWith('tykdr-rdb'))) {
     await must('bash', ['-c', startCommand]);
@@ -149,7 +158,7 @@ async function main(): Promise<void> {
   const fileRestore = (extra = '') =>
     `      mode: rdb-file\n      target: { host: 127.0.0.1, port: ${filePort} }\n      dataDir: ${fileDir}\n` +
     `      stopCommand: ${JSON.stringify(stopCommand)}\n      startCommand: ${JSON.stringify(startCommand)}\n      loadTimeout: 30m\n${extra}`;
-  const configs: Record<Exclude<Contender, 'baseline'>, string> = {
+  const configs: Record<TykdrContender, string> = {
     'tykdr-rdb-file': path.join(work, 'rdb-file.yaml'),
     'tykdr-rdb-min': path.join(work, 'rdb-min.yaml'),
     'tykdr-live': path.join(work, 'live.yaml'),
@@ -175,6 +184,14 @@ async function main(): Promise<void> {
   const rdbBytes: number = comp.artifact.plaintext_bytes;
   const storedBytes: number = comp.artifact.stored_bytes;
   log(`snapshot ${backup.id} in ${((performance.now() - t) / 1000).toFixed(1)} s: RDB ${fmtMB(rdbBytes)} MB stored as ${fmtMB(storedBytes)} MB (${comp.artifact.name})`);
+  const respFile = path.join(work, 'restore.resp');
+  if (pipeTarget) {
+    log('raw-pipe: writing the RESTORE commands of every key (DUMP and PEXPIRETIME on the source; untimed)');
+    t = performance.now();
+    const written = await writeRestoreCommands(source.port, respFile);
+    if (written.keys !== N) throw new Error(`raw-pipe: SCAN gave ${written.keys} keys, the source has ${N}`);
+    log(`raw-pipe: ${fmtInt(written.keys)} RESTORE commands, ${fmtMB(written.bytes)} MB, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  }
   await source.stop(); // the restores never read it; frees its memory
 
   // ------------------------------------------------------------------ timed runs
@@ -183,7 +200,7 @@ async function main(): Promise<void> {
   // One untimed restore first: a command's first run after a build has no V8 code cache yet (bin/code-cache.js writes it
   // at that run's exit) and starts about 80 ms slower. Every contender runs `tykdr restore`, one cache: this run's start-up
   // path is what they share (a mode's own functions the cache lacks compile as they first run, in any contender).
-  const warmUp = contenders.find((c): c is Exclude<Contender, 'baseline'> => c !== 'baseline');
+  const warmUp = contenders.find((c): c is TykdrContender => c.startsWith('tykdr-'));
   if (warmUp) {
     log(`untimed warm-up run (the restore command's code cache): ${warmUp}`);
     await must('sync', []);
@@ -200,7 +217,7 @@ async function main(): Promise<void> {
       await must('sync', []);
       const q = await waitQuiet(quietWait);
       if (!q.quiet && quietWait > 0) notQuiet++;
-      const row = c === 'baseline' ? await runBaseline(r) : await runTykdr(c, r);
+      const row = c === 'baseline' ? await runBaseline(r) : c === 'raw-pipe' ? await runPipe(r) : await runTykdr(c, r);
       row.quiet = q.quiet;
       disturbed ||= row.otherCpu > DISTURBED_CPU_S;
       log(
@@ -253,7 +270,33 @@ async function main(): Promise<void> {
     };
   }
 
-  async function runTykdr(c: Exclude<Contender, 'baseline'>, runNo: number): Promise<Row> {
+  async function runPipe(runNo: number): Promise<Row> {
+    const target = pipeTarget!;
+    if ((await dbsize(target.port)) !== 0) throw new Error('raw-pipe: the target is not empty before the run');
+    const cpuBefore = cpuSeconds(target.pid).self;
+    const other = otherCpuStart();
+    const m = await measured(`redis-cli -h 127.0.0.1 -p ${target.port} --pipe < '${respFile}'`, { timesFile });
+    const replies = /errors: (\d+), replies: (\d+)/.exec(m.stdout);
+    if (m.code !== 0 || !replies || replies[1] !== '0' || Number(replies[2]) !== N) {
+      throw new Error(`raw-pipe: redis-cli --pipe exited ${m.code}: ${(m.stdout + m.stderr).trim().slice(-1000)}`);
+    }
+    const targetCpu = cpuSeconds(target.pid).self - cpuBefore;
+    const targetKb = vmHwmKb(target.pid) ?? 0;
+    await sleep(1000);
+    const o = other();
+    const keys = await dbsize(target.port);
+    if (keys !== N) throw new Error(`raw-pipe: target DBSIZE ${keys} after redis-cli --pipe, expected ${N}`);
+    await redisCall(target.port, ['FLUSHALL'], 120_000);
+    const commandCpu = m.cpuUser + m.cpuSys;
+    return {
+      run: runNo, contender: 'raw-pipe', seconds: m.seconds, keys, peakKb: peakOf(m, 'redis-cli', 1), scratchKb: 0, targetKb,
+      peakText: `redis-cli ${fmtMB(peakOf(m, 'redis-cli', 1) * 1024)}; target redis-server ${fmtMB(targetKb * 1024)}`,
+      commandCpu, targetCpu, otherCpu: Math.max(0, o.busy - commandCpu - targetCpu - o.bench), quiet: true,
+      parts: { pipe: m.seconds }, checks: 'none (redis-cli counted N replies, no error; DBSIZE after)', copied: N, copyMs: m.seconds * 1000,
+    };
+  }
+
+  async function runTykdr(c: TykdrContender, runNo: number): Promise<Row> {
     const liveTarget = liveServer(c);
     const targetPort = liveTarget ? liveTarget.port : filePort;
     if ((await dbsize(targetPort)) !== 0) throw new Error(`${c}: the target is not empty before the run`);
@@ -347,6 +390,8 @@ async function main(): Promise<void> {
   out.push(`tykdr-rdb-min:  the same with a plan whose only check is redis-ping and restore.sample: 0 (the least verification tykdr allows)`);
   out.push(`tykdr-live:     node bin/run.js restore --plan redis --yes --json; restore.mode live into a running empty redis-server (DUMP/RESTORE, batchSize 1000)`);
   out.push(`tykdr-live-repl: the same with restore.load replication: the target loads the staged RDB as a replica of tykdr, then REPLICAOF NO ONE`);
+  out.push(`raw-pipe:       redis-cli --pipe < FILE into a running empty redis-server; FILE = the RESTORE commands tykdr-live sends`);
+  out.push(`                (key, absolute TTL, DUMP payload, REPLACE ABSTTL), written from the source before the timed runs: Redis's own rate`);
   out.push('All: staging folder and data folders on the same disk; the object is read from a local store (page cache warm after the backup).');
   out.push('');
 
@@ -395,15 +440,31 @@ async function main(): Promise<void> {
         `w/o any verification: ${verdict(noVerify <= TARGET_RATIO, disturbed)}`,
     ]);
   }
+  const rate = (x: Row) => (x.copied! * 1000) / x.copyMs!;
+  // tykdr-live's copy against redis-cli --pipe of the same commands in the same round (median of per-round ratios).
+  const pipeOf = (x: Row) => rows.find((y) => y.run === x.run && y.contender === 'raw-pipe');
+  const pipeShare = (used: (readonly [Row, Row])[]) => {
+    const r = used.flatMap(([, x]) => (pipeOf(x) ? [rate(x) / rate(pipeOf(x)!)] : []));
+    return r.length ? median(r) : undefined;
+  };
   for (const c of ['tykdr-live', 'tykdr-live-repl'] as const) {
     if (!contenders.includes(c)) continue;
     const p = pairsOf(c);
-    const kps = median(p.used.map(([, x]) => (x.copied! * 1000) / x.copyMs!));
+    const kps = median(p.used.map(([, x]) => rate(x)));
     const whole = median(p.used.map(([, x]) => x.keys / x.seconds));
+    const share = c === 'tykdr-live' ? pipeShare(p.used) : undefined;
     sum.push([
       c, p.note, median(p.used.map(([, x]) => x.seconds)).toFixed(2), `${median(p.used.map(([b, x]) => x.seconds / b.seconds)).toFixed(2)}x`, '', '',
       fmtMB(Math.max(...rows.filter((x) => x.contender === c).map((x) => x.peakKb * 1024))),
-      `${c === 'tykdr-live' ? 'copy' : 'load'} phase ${fmtInt(kps)} keys/s (>= ${fmtInt(TARGET_KEYS_PER_S)}: ${verdict(kps >= TARGET_KEYS_PER_S, p.note.startsWith('0 of'))}); whole command ${fmtInt(whole)} keys/s`,
+      `${c === 'tykdr-live' ? 'copy' : 'load'} phase ${fmtInt(kps)} keys/s (>= ${fmtInt(TARGET_KEYS_PER_S)}: ${verdict(kps >= TARGET_KEYS_PER_S, p.note.startsWith('0 of'))}); whole command ${fmtInt(whole)} keys/s` +
+        (share !== undefined ? `; copy at ${(share * 100).toFixed(0)}% of redis-cli --pipe's rate` : ''),
+    ]);
+  }
+  if (contenders.includes('raw-pipe')) {
+    const p = pairsOf('raw-pipe');
+    sum.push([
+      'raw-pipe', p.note, median(p.used.map(([, x]) => x.seconds)).toFixed(2), `${median(p.used.map(([b, x]) => x.seconds / b.seconds)).toFixed(2)}x`, '', '', '',
+      `redis-cli --pipe ${fmtInt(median(p.used.map(([, x]) => rate(x))))} keys/s: Redis's own rate for tykdr-live's RESTOREs`,
     ]);
   }
   if (values['summary-json']) {
@@ -419,8 +480,9 @@ async function main(): Promise<void> {
         cpuRatio: median(p.used.map(([b, x]) => all(x) / all(b))),
         tykdrPeakMB: Math.max(...rows.filter((x) => x.contender === c).map((x) => (x.peakKb * 1024) / 1e6)),
         baselinePeakMB: Math.max(...p.used.map(([b]) => (b.peakKb * 1024) / 1e6)),
-        copyKeysPerS: isLive(c) ? median(p.used.map(([, x]) => (x.copied! * 1000) / x.copyMs!)) : undefined,
-        wholeKeysPerS: isLive(c) ? median(p.used.map(([, x]) => x.keys / x.seconds)) : undefined,
+        copyKeysPerS: isLive(c) || c === 'raw-pipe' ? median(p.used.map(([, x]) => rate(x))) : undefined,
+        wholeKeysPerS: isLive(c) || c === 'raw-pipe' ? median(p.used.map(([, x]) => x.keys / x.seconds)) : undefined,
+        pipeShare: c === 'tykdr-live' ? pipeShare(p.used) : undefined,
         otherCpu: Math.max(...p.used.flatMap(([b, x]) => [b.otherCpu, x.otherCpu])),
       };
     });
@@ -443,7 +505,7 @@ async function main(): Promise<void> {
       .map(([k, v], i, all) => (k.startsWith('  ') ? `${i > 0 && !all[i - 1]![0].startsWith('  ') ? '[' : ''}${k.trim()} ${v.toFixed(2)}${all[i + 1]?.[0].startsWith('  ') ? '' : ']'}` : `${k} ${v.toFixed(2)}`))
       .join(', ');
     out.push(`  run ${x.run}, ${x.contender} (${x.seconds.toFixed(2)} s): ${parts}${x.contender === 'baseline' ? '' : `; checks: ${x.checks}`}`);
-    if (x.copied !== undefined) out.push(`    ${x.contender === 'tykdr-live-repl' ? 'loaded' : 'copied'} ${fmtInt(x.copied)} keys in ${(x.copyMs! / 1000).toFixed(2)} s = ${fmtInt((x.copied * 1000) / x.copyMs!)} keys/s`);
+    if (x.copied !== undefined) out.push(`    ${x.contender === 'tykdr-live-repl' ? 'loaded' : x.contender === 'raw-pipe' ? 'restored' : 'copied'} ${fmtInt(x.copied)} keys in ${(x.copyMs! / 1000).toFixed(2)} s = ${fmtInt(rate(x))} keys/s`);
   }
   out.push('');
   out.push('Peak RSS by process (MB; the target redis-server\'s is its VmHWM once loaded):');
@@ -451,6 +513,52 @@ async function main(): Promise<void> {
   out.push('');
   out.push(`Verified: every run's target answered DBSIZE ${fmtInt(N)} (= the keys loaded into the source); every tykdr report said status succeeded.`);
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/**
+ * raw-pipe's input: `RESTORE key ttl payload REPLACE ABSTTL` (as tykdr-live sends them) for every key of the Redis at
+ * `port`, in RESP, from SCAN, DUMP and PEXPIRETIME (0 for a key without a TTL). The keyspace does not change while it
+ * is read, so SCAN returns each key once; the caller checks the count.
+ */
+async function writeRestoreCommands(port: number, file: string): Promise<{ keys: number; bytes: number }> {
+  const r = new IORedis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1 });
+  const out = createWriteStream(file);
+  const bulk = (b: Buffer | string) => {
+    const buf = typeof b === 'string' ? Buffer.from(b) : b;
+    return [Buffer.from(`$${buf.length}\r\n`), buf, Buffer.from('\r\n')];
+  };
+  let keys = 0;
+  let bytes = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, batch] = await r.scanBuffer(cursor, 'COUNT', 1000);
+      cursor = next.toString();
+      if (batch.length === 0) continue;
+      const p = r.pipeline();
+      for (const k of batch) {
+        p.dumpBuffer(k);
+        p.call('PEXPIRETIME', k);
+      }
+      const res = (await p.exec())!;
+      const parts: Buffer[] = [];
+      batch.forEach((k, i) => {
+        const [dumpErr, payload] = res[2 * i]!;
+        const [ttlErr, at] = res[2 * i + 1]!;
+        if (dumpErr || ttlErr || !Buffer.isBuffer(payload)) throw new Error(`raw-pipe: DUMP/PEXPIRETIME of a key failed: ${(dumpErr ?? ttlErr)?.message ?? 'no payload'}`);
+        parts.push(Buffer.from('*6\r\n'), ...bulk('RESTORE'), ...bulk(k), ...bulk(String(Math.max(0, Number(at)))), ...bulk(payload), ...bulk('REPLACE'), ...bulk('ABSTTL'));
+      });
+      const chunk = Buffer.concat(parts);
+      keys += batch.length;
+      bytes += chunk.length;
+      if (!out.write(chunk)) await once(out, 'drain');
+    } while (cursor !== '0');
+  } finally {
+    r.disconnect();
+  }
+  out.end();
+  await finished(out);
+  return { keys, bytes };
 }
 
 async function waitUp(port: number, ms: number): Promise<void> {
