@@ -123,6 +123,12 @@ describe('tykdr restore --plan database', () => {
     const evidence = checks['database-counts'].evidence.tables as any[];
     expect(evidence.find((t) => t.table === 'public.tyk_apis')).toMatchObject({ expected: 120, actual: 120, status: 'ok' });
     expect(evidence.filter((t) => t.status === 'excluded').map((t) => t.table).sort()).toEqual(ANALYTICS);
+    // Every table the restore created and filled (two pg_restore jobs) is counted from the statistics, not scanned;
+    // tableCounts below counts them all with count(*).
+    const checked = evidence.filter((t) => t.expected !== null);
+    expect(checked.length).toBeGreaterThan(3);
+    expect(checked.map((t) => [t.table, t.counted_by])).toEqual(checked.map((t) => [t.table, 'statistics']));
+    expect(checks['database-counts'].detail).toContain(`(${checked.length} of them created by this restore, counted by the server's statistics`);
     const d = step.details.pg;
     expect(d).toMatchObject({ database: 'tyk_restored', database_created: true, owners: 'kept', pg_restore_errors: 0, jobs: 2 });
     // Parallel jobs seek: staged still compressed, then made the plaintext archive pg_restore opens, its row chunks
@@ -176,6 +182,9 @@ describe('tykdr restore --plan database', () => {
       ['database-indexes', 'passed'],
     ]);
     expect(step.details.pg.database_created).toBeUndefined();
+    // --clean dropped and created every table of the dump, the changed ones included: each is counted from its statistics.
+    const evidence = step.checks[0].evidence.tables as any[];
+    expect(evidence.filter((t) => t.expected !== null && t.counted_by !== 'statistics')).toEqual([]);
     expect(await digests(DB, Object.keys(originalDigests))).toEqual(originalDigests);
     expect(await indexList(pg, DB)).toEqual(originalIndexes);
     const counts = await tableCounts(pg, DB);
@@ -204,7 +213,8 @@ describe('tykdr restore --plan database', () => {
     const counts = report.steps.find((s: any) => s.id === 'database').checks.find((c: any) => c.name === 'database-counts');
     expect(counts.status).toBe('failed');
     expect(counts.detail).toContain('public.tyk_policies has 36 rows, snapshot 40');
-    expect(counts.evidence.tables.find((t: any) => t.table === 'public.tyk_policies')).toMatchObject({ expected: 40, actual: 36, status: 'differs' });
+    // The trigger's dropped rows were never inserted: the statistics do not prove 40, so count(*) decided.
+    expect(counts.evidence.tables.find((t: any) => t.table === 'public.tyk_policies')).toMatchObject({ expected: 40, actual: 36, status: 'differs', counted_by: 'count' });
     // One job (the default): staged decrypted but still compressed, decompressed into pg_restore's stdin.
     expect(report.steps.find((s: any) => s.id === 'database').details.pg.pg_restore_input).toMatch(/^stdin \(the staged zstd archive/);
     const staged = report.steps.find((s: any) => s.id === 'stage').checks[0];

@@ -81,6 +81,41 @@ export async function countRows(db: PgClient, t: { schema: string; name: string 
   return Number(rows[0]?.n ?? NaN);
 }
 
+/** Relation ids of the user schemas' ordinary tables, "schema.table" -> oid: what a restore finds before it starts. */
+export async function tableOids(db: PgClient): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ schema: string; name: string; oid: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.oid::text AS oid
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND ${USER_SCHEMA}`,
+  );
+  return new Map(rows.map((r) => [tableKey(r), r.oid]));
+}
+
+export interface InsertStats {
+  oid: string;
+  /** Cumulative since the table was created (aborted inserts included); never overwritten by VACUUM or ANALYZE. */
+  inserted: number;
+  deleted: number;
+  /** Live rows as the statistics hold them (ANALYZE and VACUUM may replace it with an estimate). */
+  live: number;
+}
+
+/**
+ * The cumulative statistics of every ordinary table of the user schemas, or null before PostgreSQL 15 (whose
+ * statistics collector may drop messages). What a backend has not flushed yet is not in them.
+ */
+export async function insertStats(db: PgClient): Promise<Map<string, InsertStats> | null> {
+  const { rows } = await db.query<{ schema: string; name: string; oid: string; ins: string; del: string; live: string; v: number }>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.oid::text AS oid, pg_stat_get_tuples_inserted(c.oid)::text AS ins,
+            pg_stat_get_tuples_deleted(c.oid)::text AS del, pg_stat_get_live_tuples(c.oid)::text AS live,
+            current_setting('server_version_num')::int AS v
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND ${USER_SCHEMA}`,
+  );
+  if (rows.length > 0 && rows[0]!.v < 150000) return null;
+  return new Map(rows.map((r) => [tableKey(r), { oid: r.oid, inserted: Number(r.ins), deleted: Number(r.del), live: Number(r.live) }]));
+}
+
 /** The server's version: text as "15.18" and server_version_num. */
 export async function serverVersion(db: PgClient): Promise<{ text: string; num: number }> {
   const { rows } = await db.query<{ v: string; n: string }>(`SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n`);
