@@ -1,11 +1,15 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TykdrError } from '../../src/core/errors.js';
-import { compressedStaged, inflateStaged } from '../../src/core/restore/staging.js';
+import { compressedStaged, inflateStaged, stageArtifact } from '../../src/core/restore/staging.js';
+import { openStore } from '../../src/backends/stores/registry.js';
+import { readManifest } from '../../src/core/catalog.js';
+import { parseIdentityFile } from '../../src/core/age/keys.js';
 import { runCli } from '../helpers/cli.js';
 import { fingerprintTree, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -100,6 +104,41 @@ describe('a restore that decompresses a staged artifact into a full file system'
       expect((await readFile(roomy)).equals(Buffer.alloc(1 << 20))).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a stage whose staging folder fills up while it writes', () => {
+  it('bad input naming the file and restore.stagingDir, the partial file removed, no descriptor left open', async () => {
+    const store = path.join(await mkdtemp(path.join(tmpdir(), 'tykdr-full-store-')), 'store');
+    const f = await ws.writeConfig('staging-full.yaml', config(store));
+    const b = await runCli(['backup', '-c', f, '--json']);
+    expect(b.code, b.stderr).toBe(0);
+    const id = JSON.parse(b.stdout).id as string;
+    const local = openStore({ kind: 'local', path: store } as never);
+    const manifest = await readManifest(local, id);
+    const keys = { identities: parseIdentityFile(await readFile(ws.identityFile, 'utf8'), ws.identityFile) };
+    // The preflight's free-space check passed long ago (or another writer filled the folder since): 64 KiB for a
+    // 256 KiB incompressible tar.
+    const dir = path.join(await tmpfs('size=64k'), 'staging');
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const err = await stageArtifact({ store: local, manifest, component: 'config', dir, keys }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(TykdrError);
+    expect((err as TykdrError).kind).toBe('badInput');
+    expect((err as TykdrError).message).toBe(`staging config: writing ${path.join(dir, 'config.tar')} failed (ENOSPC)`);
+    expect((err as TykdrError).fix).toContain('restore.stagingDir');
+    expect(await readdir(dir)).toEqual([]);
+    expect(fds()).toBe(before);
+    // With room, the same object stages whole.
+    const roomy = await mkdtemp(path.join(tmpdir(), 'tykdr-stage-'));
+    try {
+      const staged = await stageArtifact({ store: local, manifest, component: 'config', dir: roomy, keys });
+      expect(staged.plaintextBytes).toBe(manifest.components.config!.artifact.plaintext_bytes);
+      expect((await stat(staged.file)).size).toBe(staged.plaintextBytes);
+    } finally {
+      await rm(roomy, { recursive: true, force: true });
+      await rm(path.dirname(store), { recursive: true, force: true });
     }
   });
 });

@@ -11,6 +11,7 @@ import type { Manifest } from '../manifest.js';
 import { createDecompressor, Tap } from '../pipeline.js';
 import type { DecryptionKeys } from './decryption-keys.js';
 import { makeDir } from '../util/make-dir.js';
+import { SyncFileSink } from '../util/sync-file-sink.js';
 
 /** Stored size from which zstd decompresses on a worker thread (its start-up would cost more on smaller objects). */
 const WORKER_MIN_BYTES = 4 << 20;
@@ -60,16 +61,25 @@ export async function stageArtifact(opts: {
   }
   const compressed = opts.keepCompressed === true;
   const file = path.join(opts.dir, `${opts.component}.${a.format}${compressed ? `.${a.compression}` : ''}`);
+  // Written synchronously: on two CPUs the stage's own threads keep them busy (util/sync-file-sink.ts).
+  const sink = new SyncFileSink(file, { flags: 'wx', mode: 0o600 });
+  let writeError: unknown;
+  sink.once('error', (err) => (writeError = err));
   try {
     // The whole object is hashed even when decryption fails early, so a changed byte gets the reason verify gives.
-    const read = await readArtifact({ ...opts, hashWholeObject: true, decompress: !compressed, sink: createWriteStream(file, { flags: 'wx', mode: 0o600 }) });
+    const read = await readArtifact({ ...opts, hashWholeObject: true, decompress: !compressed, sink });
     return { component: opts.component, file, plaintextBytes: read.plaintextBytes, storedBytes: read.storedBytes, ...(compressed ? { compression: a.compression } : {}) };
   } catch (err) {
     // Without the error: a through never piped (the download failed first) has no 'error' listener. Destroyed before
     // its end, it still fails its reader (Target.readWhileStaging's result settles).
     opts.through?.destroy();
     await unlink(file).catch(() => undefined);
-    throw err;
+    if (err !== writeError || isAbortError(err)) throw err;
+    // The staging folder filled up (or failed) while the stage wrote to it: not the snapshot's fault.
+    throw new TykdrError('badInput', `staging ${opts.component}: writing ${file} failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
+      fix: 'free space in restore.stagingDir, or set it to a folder with room, then restore again (no target was changed)',
+      cause: err,
+    });
   }
 }
 

@@ -1,0 +1,62 @@
+import { readdirSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SyncFileSink } from '../../src/core/util/sync-file-sink.js';
+
+let dir: string;
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'tykdr-sink-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('SyncFileSink', () => {
+  it('writes every chunk in order, single writes and batched ones, with the mode asked', async () => {
+    const chunks = Array.from({ length: 300 }, (_, i) => Buffer.alloc(1 + ((i * 7919) % 70_000), i % 251));
+    const file = path.join(dir, 'a');
+    const sink = new SyncFileSink(file, { flags: 'wx', mode: 0o600 });
+    let batched = 0;
+    const writev = sink._writev.bind(sink);
+    sink._writev = (c, done) => {
+      batched += c.length;
+      writev(c, done);
+    };
+    // Written faster than one at a time: chunks queue while one is written, and go out together.
+    await pipeline(Readable.from(chunks), sink);
+    expect((await readFile(file)).equals(Buffer.concat(chunks))).toBe(true);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(batched).toBeGreaterThan(0);
+  });
+
+  it('refuses an existing file with wx, leaving it as it was, and holds no descriptor', async () => {
+    const file = path.join(dir, 'exists');
+    await writeFile(file, 'before');
+    const before = openFds();
+    const err = await pipeline(Readable.from([Buffer.from('after')]), new SyncFileSink(file, { flags: 'wx', mode: 0o600 })).then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e,
+    );
+    expect(err?.code).toBe('EEXIST');
+    expect(await readFile(file, 'utf8')).toBe('before');
+    expect(openFds()).toBe(before);
+  });
+
+  it('closes its file when destroyed before the end', async () => {
+    const file = path.join(dir, 'destroyed');
+    const before = openFds();
+    const sink = new SyncFileSink(file, { flags: 'wx', mode: 0o600 });
+    await new Promise<void>((resolve) => sink.write(Buffer.alloc(1000, 1), () => resolve()));
+    expect(openFds()).toBe(before + 1);
+    sink.destroy();
+    await new Promise((r) => sink.once('close', r));
+    expect(openFds()).toBe(before);
+    expect((await stat(file)).size).toBe(1000);
+  });
+});
