@@ -9,7 +9,7 @@ import { TykdrError } from '../../src/core/errors.js';
 import { compressedStaged, inflateStaged, stageArtifact } from '../../src/core/restore/staging.js';
 import { openStore } from '../../src/backends/stores/registry.js';
 import { readManifest } from '../../src/core/catalog.js';
-import { parseIdentityFile } from '../../src/core/age/keys.js';
+import { generateIdentity, parseIdentity, parseIdentityFile } from '../../src/core/age/keys.js';
 import { runCli } from '../helpers/cli.js';
 import { fingerprintTree, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -136,6 +136,16 @@ describe('a stage whose staging folder fills up while it writes', () => {
       const staged = await stageArtifact({ store: local, manifest, component: 'config', dir: roomy, keys });
       expect(staged.plaintextBytes).toBe(manifest.components.config!.artifact.plaintext_bytes);
       expect((await stat(staged.file)).size).toBe(staged.plaintextBytes);
+      // A failure of another stream of the stage (here decryption: a wrong identity, with the manifest's recipient list
+      // emptied so that it is found only in the stream) is not called a write failure, and leaves nothing behind.
+      const other = { identities: [parseIdentity(generateIdentity().identity)] };
+      const blind = { ...manifest, encryption: { ...manifest.encryption, recipients: [] } } as typeof manifest;
+      const dir2 = path.join(roomy, 'again');
+      const bad = await stageArtifact({ store: local, manifest: blind, component: 'config', dir: dir2, keys: other }).then(() => null, (e: unknown) => e);
+      expect(bad).toBeInstanceOf(TykdrError);
+      expect((bad as TykdrError).message).not.toContain('writing');
+      expect((bad as TykdrError).fix ?? '').not.toContain('restore.stagingDir');
+      expect(await readdir(dir2)).toEqual([]);
     } finally {
       await rm(roomy, { recursive: true, force: true });
       await rm(path.dirname(store), { recursive: true, force: true });

@@ -28,7 +28,7 @@ describe('SyncFileSink', () => {
       batched += c.length;
       writev(c, done);
     };
-    // Written faster than one at a time: chunks queue while one is written, and go out together.
+    // Chunks written before the file is open are buffered, and go out together in one writev.
     await pipeline(Readable.from(chunks), sink);
     expect((await readFile(file)).equals(Buffer.concat(chunks))).toBe(true);
     expect((await stat(file)).mode & 0o777).toBe(0o600);

@@ -102,17 +102,18 @@ export interface InsertStats {
 
 /**
  * The cumulative statistics of every ordinary table of the user schemas, or null before PostgreSQL 15 (whose
- * statistics collector may drop messages). What a backend has not flushed yet is not in them.
+ * statistics collector may drop messages) and when track_counts is off. What a backend has not flushed yet is not
+ * in them.
  */
 export async function insertStats(db: PgClient): Promise<Map<string, InsertStats> | null> {
-  const { rows } = await db.query<{ schema: string; name: string; oid: string; ins: string; del: string; live: string; v: number }>(
+  const { rows } = await db.query<{ schema: string; name: string; oid: string; ins: string; del: string; live: string; v: number; tc: string }>(
     `SELECT n.nspname AS schema, c.relname AS name, c.oid::text AS oid, pg_stat_get_tuples_inserted(c.oid)::text AS ins,
             pg_stat_get_tuples_deleted(c.oid)::text AS del, pg_stat_get_live_tuples(c.oid)::text AS live,
-            current_setting('server_version_num')::int AS v
+            current_setting('server_version_num')::int AS v, current_setting('track_counts') AS tc
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'r' AND ${USER_SCHEMA}`,
   );
-  if (rows.length > 0 && rows[0]!.v < 150000) return null;
+  if (rows.length > 0 && (rows[0]!.v < 150000 || rows[0]!.tc !== 'on')) return null;
   return new Map(rows.map((r) => [tableKey(r), { oid: r.oid, inserted: Number(r.ins), deleted: Number(r.del), live: Number(r.live) }]));
 }
 

@@ -63,8 +63,8 @@ export async function stageArtifact(opts: {
   const file = path.join(opts.dir, `${opts.component}.${a.format}${compressed ? `.${a.compression}` : ''}`);
   // Written synchronously: on two CPUs the stage's own threads keep them busy (util/sync-file-sink.ts).
   const sink = new SyncFileSink(file, { flags: 'wx', mode: 0o600 });
-  let writeError: unknown;
-  sink.once('error', (err) => (writeError = err));
+  // Its failure reaches readArtifact's pipeline; this listener only keeps one before any piping from being uncaught.
+  sink.on('error', () => undefined);
   try {
     // The whole object is hashed even when decryption fails early, so a changed byte gets the reason verify gives.
     const read = await readArtifact({ ...opts, hashWholeObject: true, decompress: !compressed, sink });
@@ -73,11 +73,18 @@ export async function stageArtifact(opts: {
     // Without the error: a through never piped (the download failed first) has no 'error' listener. Destroyed before
     // its end, it still fails its reader (Target.readWhileStaging's result settles).
     opts.through?.destroy();
+    // Closed before the file goes (a failure before anything was piped leaves the sink open, its file maybe not yet made).
+    sink.destroy();
+    if (!sink.closed) await new Promise((resolve) => sink.once('close', resolve));
     await unlink(file).catch(() => undefined);
-    if (err !== writeError || isAbortError(err)) throw err;
-    // The staging folder filled up (or failed) while the stage wrote to it: not the snapshot's fault.
-    throw new TykdrError('badInput', `staging ${opts.component}: writing ${file} failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
-      fix: 'free space in restore.stagingDir, or set it to a folder with room, then restore again (no target was changed)',
+    if (sink.failure === undefined || err !== sink.failure || isAbortError(err)) throw err;
+    // The staging folder could not be written (full, read-only, not ours): not the snapshot's fault.
+    const code = sink.failure.code ?? sink.failure.message;
+    const full = code === 'ENOSPC' || code === 'EDQUOT';
+    throw new TykdrError('badInput', `staging ${opts.component}: writing ${file} failed (${code})`, {
+      fix: full
+        ? 'free space in restore.stagingDir, or set it to a folder with room, then restore again (no target was changed)'
+        : 'make restore.stagingDir a local folder tykdr can write, then restore again (no target was changed)',
       cause: err,
     });
   }

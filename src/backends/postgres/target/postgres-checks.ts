@@ -32,21 +32,23 @@ const n = (x: number) => formatCount(x);
  * so their rows (kept from before the restore, or written since, e.g. by Pump) are reported, not checked. Tables on
  * the target that the snapshot does not have are listed as extra.
  *
- * With `before` (the tables' oids before pg_restore ran, which succeeded), a table the restore created is not scanned
- * when PostgreSQL's statistics (15 and later) prove its count: since it was created, exactly the snapshot's rows were
- * inserted (aborted inserts included), all of them are live and none was deleted. pg_restore's COPY inserted every
- * row of the archive, so any other insert, a row a trigger dropped, a delete or a truncation makes the numbers
- * differ, and so does what a backend has not flushed yet: then count(*) decides, as for every other table.
+ * With `before` (the tables' oids before pg_restore ran, which succeeded), a table the restore created and filled is
+ * not scanned when PostgreSQL's statistics (15 and later, track_counts on) prove its count: since it was created,
+ * exactly the snapshot's rows were inserted (aborted inserts included), all of them are live and none was deleted.
+ * pg_restore's COPY inserted every row of the archive, so another insert, a row a trigger dropped, a delete or a later
+ * truncation makes the numbers differ. Only when no other client session is connected to the database (after waiting
+ * up to a second for pg_restore's to end): a connected session's statistics may not be flushed yet. Otherwise, and
+ * for every empty table, count(*) decides, as for every other table.
  */
 export function checkDatabaseCounts(o: { db: PgClient; component: string; facts: DumpFacts; before?: Map<string, string>; signal?: AbortSignal }): Promise<CheckResult> {
   const started = Date.now();
   const name = 'database-counts';
   return guarded(name, started, async () => {
     const present = new Map((await listTables(o.db)).map((t) => [tableKey(t), t]));
-    const stats = o.before ? await restoreSessionsEnded(o.db).then(() => insertStats(o.db)).catch(() => null) : null;
+    const stats = o.before ? await alone(o.db).then((yes) => (yes ? insertStats(o.db) : null)).catch(() => null) : null;
     const proven = (key: string, expected: number) => {
       const s = stats?.get(key);
-      return s !== undefined && o.before!.get(key) !== s.oid && s.inserted === expected && s.live === expected && s.deleted === 0;
+      return expected > 0 && s !== undefined && o.before!.get(key) !== s.oid && s.inserted === expected && s.live === expected && s.deleted === 0;
     };
     const rows: TableEvidence[] = [];
     const count = async (key: string) => {
@@ -102,15 +104,16 @@ export function checkDatabaseCounts(o: { db: PgClient; component: string; facts:
 }
 
 /**
- * Waits (up to `ms`) until no other tykdr session (pg_restore's) is connected to this database. A session flushes its
- * statistics as it ends, before it leaves pg_stat_activity; pg_restore has exited by now, but its sessions may still
- * be ending. False when one is still there (its statistics may then be short, and count(*) decides).
+ * Waits (up to `ms`) until no other client session is connected to this database. A session flushes its statistics
+ * when it ends, before it leaves pg_stat_activity, and otherwise at most once a second: while one is connected, a
+ * delete or truncation it committed may not be in them yet. pg_restore has exited by now, but its sessions may still
+ * be ending. False when one is still there: then count(*) decides for every table.
  */
-async function restoreSessionsEnded(db: PgClient, ms = 1000): Promise<boolean> {
+async function alone(db: PgClient, ms = 1000): Promise<boolean> {
   const deadline = Date.now() + ms;
   for (;;) {
     const { rows } = await db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'tykdr' AND pid <> pg_backend_pid() AND datname = current_database()`,
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND datname = current_database()`,
     );
     if (rows[0]?.n === 0) return true;
     if (Date.now() >= deadline) return false;
