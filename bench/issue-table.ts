@@ -197,7 +197,7 @@ async function main(): Promise<void> {
   out.push('processes (tykdr\'s node; redis-cli + zstd + age). Every restore was checked key for key (DBSIZE, the plan\'s checks) and');
   out.push('every backup decrypted and checked against its manifest by the benchmarks themselves.');
   out.push('The live row\'s raw tool: redis-cli --pipe sending the RESTORE commands tykdr sends (written from the source before the');
-  out.push('timed runs) into an empty redis-server: Redis\'s own rate for them on this machine, the ceiling of tykdr\'s copy.');
+  out.push('timed runs) into an empty redis-server: Redis\'s own rate for them from a client that does nothing else.');
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
