@@ -13,6 +13,9 @@ import type { DecryptionKeys } from './decryption-keys.js';
 import { makeDir } from '../util/make-dir.js';
 import { SyncFileSink } from '../util/sync-file-sink.js';
 
+/** Failures of the staging folder itself (full, read-only, not ours, a failing disk): bad input, not a damaged snapshot. */
+const FOLDER_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EFBIG']);
+
 /** Stored size from which zstd decompresses on a worker thread (its start-up would cost more on smaller objects). */
 const WORKER_MIN_BYTES = 4 << 20;
 
@@ -77,9 +80,9 @@ export async function stageArtifact(opts: {
     sink.destroy();
     if (!sink.closed) await new Promise((resolve) => sink.once('close', resolve));
     await unlink(file).catch(() => undefined);
-    if (sink.failure === undefined || err !== sink.failure || isAbortError(err)) throw err;
+    const code = sink.failure?.code;
+    if (err !== sink.failure || code === undefined || !FOLDER_ERRORS.has(code)) throw err;
     // The staging folder could not be written (full, read-only, not ours): not the snapshot's fault.
-    const code = sink.failure.code ?? sink.failure.message;
     const full = code === 'ENOSPC' || code === 'EDQUOT';
     throw new TykdrError('badInput', `staging ${opts.component}: writing ${file} failed (${code})`, {
       fix: full

@@ -36,9 +36,9 @@ const n = (x: number) => formatCount(x);
  * not scanned when PostgreSQL's statistics (15 and later, track_counts on) prove its count: since it was created,
  * exactly the snapshot's rows were inserted (aborted inserts included), all of them are live and none was deleted.
  * pg_restore's COPY inserted every row of the archive, so another insert, a row a trigger dropped, a delete or a later
- * truncation makes the numbers differ. Only when no other client session is connected to the database (after waiting
- * up to a second for pg_restore's to end): a connected session's statistics may not be flushed yet. Otherwise, and
- * for every empty table, count(*) decides, as for every other table.
+ * truncation makes the numbers differ. Only when no other session that could write is connected to the database
+ * (after waiting up to a second for pg_restore's to end): a connected session's statistics may not be flushed yet.
+ * Otherwise, and for every empty table, count(*) decides, as for every other table.
  */
 export function checkDatabaseCounts(o: { db: PgClient; component: string; facts: DumpFacts; before?: Map<string, string>; signal?: AbortSignal }): Promise<CheckResult> {
   const started = Date.now();
@@ -104,21 +104,23 @@ export function checkDatabaseCounts(o: { db: PgClient; component: string; facts:
 }
 
 /**
- * Waits (up to `ms`) until no other client session is connected to this database. A session flushes its statistics
- * when it ends, before it leaves pg_stat_activity, and otherwise at most once a second: while one is connected, a
- * delete or truncation it committed may not be in them yet. pg_restore has exited by now, but its sessions may still
- * be ending. False when one is still there: then count(*) decides for every table.
+ * True when no other session that could write is connected to this database, after waiting (up to `ms`) for
+ * pg_restore's own (application_name tykdr) to end: pg_restore has exited, but its sessions may still be ending, and a
+ * session flushes its statistics as it ends, before it leaves pg_stat_activity. A session that is not ending may hold
+ * its counts back (up to 10 s once idle after a flush less than a second before, up to a minute while busy), so while
+ * any is connected a delete or truncation it committed may be missing from them: then count(*) decides. A session the
+ * checker may not see the details of (another role's, without pg_read_all_stats) has no backend_type: it counts.
  */
 async function alone(db: PgClient, ms = 1000): Promise<boolean> {
+  const others = async (where: string) =>
+    (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND ${where}`))
+      .rows[0]?.n ?? 0;
   const deadline = Date.now() + ms;
-  for (;;) {
-    const { rows } = await db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND datname = current_database()`,
-    );
-    if (rows[0]?.n === 0) return true;
+  while ((await others(`application_name = 'tykdr'`)) > 0) {
     if (Date.now() >= deadline) return false;
     await new Promise((r) => setTimeout(r, 10));
   }
+  return (await others(`(backend_type IS NULL OR backend_type NOT IN ('autovacuum worker', 'parallel worker', 'walsender'))`)) === 0;
 }
 
 /** database-indexes: every index the source had exists on the target, on the same table. */
