@@ -38,6 +38,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import { Redis as IORedis } from 'ioredis';
+import { CommandEncoder } from '../src/backends/redis/protocol/resp-pipe.js';
 import {
   cpuSeconds, dbsize, describeCheckout, fillRedis, fmtInt, fmtMB, freePort, installCleanup, loadState, log, machineLines,
   measured, median, must, otherCpuStart, peakDetail, peakOf, REDIS_ARGS, redisCall, repoRoot, runMain, sleep, startRedis, table, tempDir,
@@ -518,17 +519,15 @@ async function main(): Promise<void> {
 }
 
 /**
- * raw-pipe's input: `RESTORE key ttl payload REPLACE ABSTTL` (as tykdr-live sends them) for every key of the Redis at
- * `port`, in RESP, from SCAN, DUMP and PEXPIRETIME (0 for a key without a TTL). The keyspace does not change while it
- * is read, so SCAN returns each key once; the caller checks the count.
+ * raw-pipe's input: every key of the Redis at `port` as tykdr-live sends it, `RESTORE key ttl payload REPLACE ABSTTL`
+ * encoded by the same CommandEncoder (src/backends/redis/protocol/resp-pipe.ts), from SCAN, DUMP and PEXPIRETIME (0 for
+ * a key without a TTL). The keyspace does not change while it is read, so SCAN returns each key once; the caller
+ * checks the count.
  */
 async function writeRestoreCommands(port: number, file: string): Promise<{ keys: number; bytes: number }> {
   const r = new IORedis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1 });
   const out = createWriteStream(file);
-  const bulk = (b: Buffer | string) => {
-    const buf = typeof b === 'string' ? Buffer.from(b) : b;
-    return [Buffer.from(`$${buf.length}\r\n`), buf, Buffer.from('\r\n')];
-  };
+  const enc = new CommandEncoder();
   let keys = 0;
   let bytes = 0;
   try {
@@ -543,17 +542,16 @@ async function writeRestoreCommands(port: number, file: string): Promise<{ keys:
         p.call('PEXPIRETIME', k);
       }
       const res = (await p.exec())!;
-      const parts: Buffer[] = [];
       batch.forEach((k, i) => {
         const [dumpErr, payload] = res[2 * i]!;
         const [ttlErr, at] = res[2 * i + 1]!;
         if (dumpErr || ttlErr || !Buffer.isBuffer(payload)) throw new Error(`raw-pipe: DUMP/PEXPIRETIME of a key failed: ${(dumpErr ?? ttlErr)?.message ?? 'no payload'}`);
-        parts.push(Buffer.from('*6\r\n'), ...bulk('RESTORE'), ...bulk(k), ...bulk(String(Math.max(0, Number(at)))), ...bulk(payload), ...bulk('REPLACE'), ...bulk('ABSTTL'));
+        enc.restore(k, Math.max(0, Number(at)), payload, true);
       });
-      const chunk = Buffer.concat(parts);
-      keys += batch.length;
-      bytes += chunk.length;
-      if (!out.write(chunk)) await once(out, 'drain');
+      const { data, count } = enc.take();
+      keys += count;
+      bytes += data.length;
+      if (!out.write(data)) await once(out, 'drain');
     } while (cursor !== '0');
   } finally {
     r.disconnect();
