@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkDatabaseCounts } from '../../src/backends/postgres/target/postgres-checks.js';
-import { tableOids } from '../../src/backends/postgres/catalog.js';
+import { insertStats } from '../../src/backends/postgres/catalog.js';
 import type { DumpFacts } from '../../src/backends/postgres/target/dump-facts.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
@@ -36,7 +36,7 @@ const facts = (tables: Record<string, number>): DumpFacts => ({
   tables, excluded_tables: [], partitioned_tables: [], indexes: {}, roles: [],
 });
 
-const check = (tables: Record<string, number>, before?: Map<string, string>) =>
+const check = (tables: Record<string, number>, before?: Map<string, { oid: string }>) =>
   checkDatabaseCounts({ db: checker, component: 'pg', facts: facts(tables), ...(before ? { before } : {}) });
 
 const row = (r: Awaited<ReturnType<typeof check>>, table: string) => (r.evidence as { tables: Array<Record<string, unknown>> }).tables.find((t) => t.table === table);
@@ -54,7 +54,7 @@ afterAll(async () => {
 
 describe('database-counts from the statistics', () => {
   it('a table created since `before` and filled by a session that has ended is counted from its statistics', async () => {
-    const before = await tableOids(checker);
+    const before = (await insertStats(checker))!;
     await session('CREATE TABLE filled (id int); INSERT INTO filled SELECT g FROM generate_series(1, 500) g');
     const r = await check({ 'public.filled': 500 }, before);
     expect(r.status, r.detail).toBe('passed');
@@ -62,7 +62,7 @@ describe('database-counts from the statistics', () => {
     expect(r.detail).toContain('1 of them created by this restore, counted by the server\'s statistics');
     // Without `before` (or with the table already in it) it is scanned.
     expect(row(await check({ 'public.filled': 500 }), 'public.filled')).toMatchObject({ actual: 500, counted_by: 'count' });
-    expect(row(await check({ 'public.filled': 500 }, await tableOids(checker)), 'public.filled')).toMatchObject({ actual: 500, counted_by: 'count' });
+    expect(row(await check({ 'public.filled': 500 }, (await insertStats(checker))!), 'public.filled')).toMatchObject({ actual: 500, counted_by: 'count' });
   });
 
   it('a wrong expectation is never "proven": count(*) finds the difference', async () => {
@@ -72,7 +72,7 @@ describe('database-counts from the statistics', () => {
   });
 
   it('deleted rows, rolled-back inserts and a truncation send the table to count(*)', async () => {
-    const before = await tableOids(checker);
+    const before = (await insertStats(checker))!;
     await session('CREATE TABLE deleted (id int); INSERT INTO deleted SELECT g FROM generate_series(1, 100) g; DELETE FROM deleted WHERE id <= 10');
     await session('CREATE TABLE rolled (id int); INSERT INTO rolled SELECT g FROM generate_series(1, 100) g');
     await session('BEGIN; INSERT INTO rolled SELECT g FROM generate_series(1, 5) g; ROLLBACK');
@@ -87,13 +87,13 @@ describe('database-counts from the statistics', () => {
   });
 
   it('an empty table is counted: "nothing inserted" proves nothing', async () => {
-    const before = await tableOids(checker);
+    const before = (await insertStats(checker))!;
     await session('CREATE TABLE empty (id int)');
     expect(row(await check({ 'public.empty': 0 }, before), 'public.empty')).toMatchObject({ actual: 0, status: 'ok', counted_by: 'count' });
   });
 
   it('while another session is connected (a Dashboard), every table is counted: its delete may not be in the statistics yet', async () => {
-    const before = await tableOids(checker);
+    const before = (await insertStats(checker))!;
     await session('CREATE TABLE watched (id int); INSERT INTO watched SELECT g FROM generate_series(1, 50) g');
     const dashboard = await connect('dashboard');
     try {
@@ -123,7 +123,7 @@ describe('database-counts from the statistics', () => {
   });
 
   it('a session of pg_restore still ending is waited for, up to a second, then count(*) decides', async () => {
-    const before = await tableOids(checker);
+    const before = (await insertStats(checker))!;
     const open = await connect('tykdr');
     try {
       await open.query('CREATE TABLE pending (id int); INSERT INTO pending SELECT g FROM generate_series(1, 50) g');

@@ -81,16 +81,6 @@ export async function countRows(db: PgClient, t: { schema: string; name: string 
   return Number(rows[0]?.n ?? NaN);
 }
 
-/** Relation ids of the user schemas' ordinary tables, "schema.table" -> oid: what a restore finds before it starts. */
-export async function tableOids(db: PgClient): Promise<Map<string, string>> {
-  const { rows } = await db.query<{ schema: string; name: string; oid: string }>(
-    `SELECT n.nspname AS schema, c.relname AS name, c.oid::text AS oid
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND ${USER_SCHEMA}`,
-  );
-  return new Map(rows.map((r) => [tableKey(r), r.oid]));
-}
-
 export interface InsertStats {
   oid: string;
   /** Cumulative since the table was created (aborted inserts included); never overwritten by VACUUM or ANALYZE. */
@@ -101,9 +91,9 @@ export interface InsertStats {
 }
 
 /**
- * The cumulative statistics of every ordinary table of the user schemas, or null before PostgreSQL 15 (whose
- * statistics collector may drop messages) and when track_counts is off. What a backend has not flushed yet is not
- * in them.
+ * The cumulative statistics of every ordinary table of the user schemas, with its oid ("schema.table" -> stats), or
+ * null before PostgreSQL 15 (whose statistics collector may drop messages) and when track_counts is off. What a
+ * backend has not flushed yet is not in them.
  */
 export async function insertStats(db: PgClient): Promise<Map<string, InsertStats> | null> {
   const { rows } = await db.query<{ schema: string; name: string; oid: string; ins: string; del: string; live: string; v: number; tc: string }>(

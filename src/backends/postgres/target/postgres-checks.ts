@@ -32,7 +32,7 @@ const n = (x: number) => formatCount(x);
  * so their rows (kept from before the restore, or written since, e.g. by Pump) are reported, not checked. Tables on
  * the target that the snapshot does not have are listed as extra.
  *
- * With `before` (the tables' oids before pg_restore ran, which succeeded), a table the restore created and filled is
+ * With `before` (the tables' statistics, for their oids, before pg_restore ran, which succeeded), a table the restore created and filled is
  * not scanned when PostgreSQL's statistics (15 and later, track_counts on) prove its count: since it was created,
  * exactly the snapshot's rows were inserted (aborted inserts included), all of them are live and none was deleted.
  * pg_restore's COPY inserted every row of the archive, so another insert, a row a trigger dropped, a delete or a later
@@ -40,7 +40,7 @@ const n = (x: number) => formatCount(x);
  * (after waiting up to a second for pg_restore's to end): a connected session's statistics may not be flushed yet.
  * Otherwise, and for every empty table, count(*) decides, as for every other table.
  */
-export function checkDatabaseCounts(o: { db: PgClient; component: string; facts: DumpFacts; before?: Map<string, string>; signal?: AbortSignal }): Promise<CheckResult> {
+export function checkDatabaseCounts(o: { db: PgClient; component: string; facts: DumpFacts; before?: Map<string, { oid: string }>; signal?: AbortSignal }): Promise<CheckResult> {
   const started = Date.now();
   const name = 'database-counts';
   return guarded(name, started, async () => {
@@ -48,7 +48,7 @@ export function checkDatabaseCounts(o: { db: PgClient; component: string; facts:
     const stats = o.before ? await alone(o.db).then((yes) => (yes ? insertStats(o.db) : null)).catch(() => null) : null;
     const proven = (key: string, expected: number) => {
       const s = stats?.get(key);
-      return expected > 0 && s !== undefined && o.before!.get(key) !== s.oid && s.inserted === expected && s.live === expected && s.deleted === 0;
+      return expected > 0 && s !== undefined && o.before!.get(key)?.oid !== s.oid && s.inserted === expected && s.live === expected && s.deleted === 0;
     };
     const rows: TableEvidence[] = [];
     const count = async (key: string) => {

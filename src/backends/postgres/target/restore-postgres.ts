@@ -7,7 +7,7 @@ import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { compressedStaged, inflateStaged, streamStaged, type CompressedStaged } from '../../../core/restore/staging.js';
 import { checkDatabaseCounts, checkDatabaseIndexes } from './postgres-checks.js';
-import { tableOids } from '../catalog.js';
+import { insertStats } from '../catalog.js';
 import { connectPg, dbnameConninfo, describeEndpoint, explainPgError, libpqEnv, targetEndpoint, type PgClient, type PgEndpoint } from '../connection.js';
 import { majorLabel, majorOf, toolPath, toolVersion, versionNum } from '../versions.js';
 import { readDumpFacts, type DumpFacts } from './dump-facts.js';
@@ -117,7 +117,7 @@ export async function restorePostgres(input: PostgresRestoreInput): Promise<Post
     if (keep.createdParts.length) details.created_on_kept_tables = keep.createdParts;
 
     // The tables there before pg_restore: database-counts may take the count of a table it created from the statistics.
-    const before = input.checks.includes('database-counts') ? await tableOids(db) : undefined;
+    const before = input.checks.includes('database-counts') ? ((await insertStats(db)) ?? undefined) : undefined;
     const args = ['--clean', '--if-exists', `--jobs=${c.restore.jobs}`, '--no-password'];
     if (details.owners !== 'kept') args.push('--no-owner', '--no-privileges');
     if (keep.listFile) args.push(`--use-list=${keep.listFile}`);
