@@ -123,6 +123,8 @@ describe('tykdr restore --plan database', () => {
     const evidence = checks['database-counts'].evidence.tables as any[];
     expect(evidence.find((t) => t.table === 'public.tyk_apis')).toMatchObject({ expected: 120, actual: 120, status: 'ok' });
     expect(evidence.filter((t) => t.status === 'excluded').map((t) => t.table).sort()).toEqual(ANALYTICS);
+    // Excluded tables' rows are reported, counted with count(*).
+    expect(evidence.filter((t) => t.status === 'excluded').map((t) => t.counted_by)).toEqual(ANALYTICS.map(() => 'count'));
     // Every table the restore created and filled (two pg_restore jobs) is counted from the statistics, not scanned;
     // tableCounts below counts them all with count(*).
     const checked = evidence.filter((t) => t.expected !== null);

@@ -66,7 +66,7 @@ export function checkDatabaseCounts(o: { db: PgClient; component: string; facts:
       const t = present.get(table);
       const actual = t && t.kind === 'r' ? await count(table) : t ? 0 : null;
       const note = actual ? `${n(actual)} rows on the target, kept or written since (its data is not in the snapshot)` : undefined;
-      rows.push({ table, expected: null, actual, status: actual === null ? 'missing' : 'excluded', ...(note ? { note } : {}) });
+      rows.push({ table, expected: null, actual, status: actual === null ? 'missing' : 'excluded', ...(t?.kind === 'r' ? { counted_by: 'count' as const } : {}), ...(note ? { note } : {}) });
     }
     for (const table of o.facts.partitioned_tables) {
       rows.push({ table, expected: null, actual: present.has(table) ? 0 : null, status: present.has(table) ? 'partitioned' : 'missing' });
