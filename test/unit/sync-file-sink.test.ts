@@ -1,20 +1,18 @@
 import { readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { SyncFileSink } from '../../src/core/util/sync-file-sink.js';
+import { useCleanups } from '../helpers/cleanups.js';
 
+const { tempDir } = useCleanups();
 let dir: string;
 const openFds = () => readdirSync('/proc/self/fd').length;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'tykdr-sink-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = await tempDir('tykdr-sink-');
 });
 
 describe('SyncFileSink', () => {
