@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SyncFileSink } from '../../src/core/util/sync-file-sink.js';
+import { SyncFileSink, upTo, WRITE_MAX } from '../../src/core/util/sync-file-sink.js';
 import { useCleanups } from '../helpers/cleanups.js';
 
 const { tempDir } = useCleanups();
@@ -31,6 +31,22 @@ describe('SyncFileSink', () => {
     expect((await readFile(file)).equals(Buffer.concat(chunks))).toBe(true);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(batched).toBeGreaterThan(0);
+  });
+
+  it('writes large chunks and batches whole, in writes of at most WRITE_MAX', async () => {
+    // One chunk of several WRITE_MAX and a bit, then a batch whose chunks straddle the limit.
+    const chunks = [Buffer.alloc(3 * WRITE_MAX + 17, 3), ...Array.from({ length: 9 }, (_, i) => Buffer.alloc(WRITE_MAX / 2 + 1001 * i, i + 1))];
+    const file = path.join(dir, 'large');
+    await pipeline(Readable.from(chunks), new SyncFileSink(file, { flags: 'wx', mode: 0o600 }));
+    expect((await readFile(file)).equals(Buffer.concat(chunks))).toBe(true);
+
+    const bufs = [Buffer.from('abc'), Buffer.from('defgh'), Buffer.from('ij')];
+    expect(Buffer.concat(upTo(bufs, 4)).toString()).toBe('abcd');
+    expect(Buffer.concat(upTo(bufs, 8)).toString()).toBe('abcdefgh');
+    expect(upTo(bufs, 8)).toHaveLength(2);
+    expect(Buffer.concat(upTo(bufs, 100)).toString()).toBe('abcdefghij');
+    // Views of the chunks, not copies.
+    expect(upTo(bufs, 4)[1]!.buffer).toBe(bufs[1]!.buffer);
   });
 
   it('refuses an existing file with wx, leaving it as it was, and holds no descriptor', async () => {
