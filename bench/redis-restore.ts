@@ -351,7 +351,7 @@ async function main(): Promise<void> {
     } else {
       parts['  scratch for sample + swap'] = (d.restore_ms - d.stop_ms - d.start_ms) / 1000;
       parts['  stop'] = d.stop_ms / 1000;
-      parts['  start until loaded'] = d.start_ms / 1000; // startCommand until INFO loading:0, polled every 200 ms
+      parts['  start until loaded'] = d.start_ms / 1000; // startCommand until INFO loading:0, polled every 25 ms (rdb-file-swap.ts POLL_MS)
     }
     parts.checks = checksMs / 1000;
     parts['after steps'] = (m.exitedAt - Date.parse(report.finished_at)) / 1000;
