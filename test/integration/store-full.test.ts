@@ -102,6 +102,11 @@ describe('a restore that decompresses a staged artifact into a full file system'
       const roomy = path.join(dir, 'out', 'archive.pgdump');
       await inflateStaged(staged, roomy, 'components.pg');
       expect((await readFile(roomy)).equals(Buffer.alloc(1 << 20))).toBe(true);
+      // A staged file that cannot be read is named as such, not as the write.
+      const unreadable = compressedStaged(dir, 'zstd', { stored_bytes: 100, plaintext_bytes: 1 << 20 });
+      const readErr = await inflateStaged(unreadable, path.join(dir, 'out', 'again.pgdump'), 'components.pg').then(() => null, (e: unknown) => e);
+      expect((readErr as TykdrError).kind).toBe('badInput');
+      expect((readErr as TykdrError).message).toBe(`components.pg: reading the staged artifact ${dir} failed (EISDIR)`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

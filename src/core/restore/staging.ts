@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable, type Transform } from 'node:stream';
@@ -284,19 +284,25 @@ export async function inflateStaged(s: CompressedStaged, dest: string, where: st
   await makeDir(path.dirname(dest), 0o700);
   const counted = new Tap();
   const opts = signal ? { signal } : {};
-  let out: ReturnType<typeof createWriteStream> | undefined;
+  // Written as the stage writes its file (util/sync-file-sink.ts): on this thread, at most WRITE_MAX bytes a write.
+  const out = new SyncFileSink(dest, { flags: 'w', mode: 0o600 });
+  // Its failure reaches the pipeline; this listener only keeps one before any piping from being uncaught.
+  out.on('error', () => undefined);
   try {
-    out = createWriteStream(dest, { mode: 0o600 });
     const inflate = createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES });
     await (through ? pipeline(createReadStream(s.file), inflate, counted, through, out, opts) : pipeline(createReadStream(s.file), inflate, counted, out, opts));
   } catch (err) {
-    out?.destroy();
+    out.destroy();
+    if (!out.closed) await new Promise((resolve) => out.once('close', resolve));
     if (isAbortError(err)) throw err;
-    // The file could not be written (a full disk): not the snapshot's fault.
+    // The file could not be written (a full disk), or the staged file read: not the snapshot's fault.
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
-      throw new TykdrError('badInput', `${where}: writing the decompressed artifact to ${dest} failed (${code})`, {
-        fix: 'free space in restore.stagingDir, or set it to a folder with room (it holds the staged artifact and, for this one, its plaintext too), then restore again',
+      const writing = err === out.failure;
+      throw new TykdrError('badInput', `${where}: ${writing ? `writing the decompressed artifact to ${dest}` : `reading the staged artifact ${s.file}`} failed (${code})`, {
+        fix: writing
+          ? 'free space in restore.stagingDir, or set it to a folder with room (it holds the staged artifact and, for this one, its plaintext too), then restore again'
+          : 'make restore.stagingDir a local folder tykdr can read and write, then restore again',
         cause: err,
       });
     }
