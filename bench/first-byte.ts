@@ -93,10 +93,16 @@ await runMain(async () => {
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d));
     child.stderr!.on('data', (d: Buffer) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.once('close', r));
+    child.on('error', () => undefined); // a failed spawn ends as a close without an exit code, handled below
+    let closed = false;
+    const exited = new Promise<number | null>((r) => child.once('close', (c) => ((closed = true), r(c))));
     let sample: Sample | null = null;
-    while (sample === null) {
-      if (child.exitCode !== null) break;
+    const deadline = t0 + 60_000;
+    while (sample === null && !closed && child.exitCode === null && child.signalCode === null) {
+      if (performance.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`backup to the ${store} store: Redis did not count its SYNC within 60 s`);
+      }
       if ((await syncCount(redis.port)) > before) {
         const syncS = (performance.now() - t0) / 1000;
         const m = memoryOf(child.pid!);
@@ -105,7 +111,8 @@ await runMain(async () => {
       }
       await sleep(10);
     }
-    const code = await exited;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    const code = await exited.finally(() => clearTimeout(timer));
     if (code !== 0) throw new Error(`backup to the ${store} store exited ${code}: ${stderr.trim().slice(-2000)}`);
     if (sample === null) throw new Error(`backup to the ${store} store exited before Redis counted its SYNC (${((performance.now() - t0) / 1000).toFixed(2)} s): ${stdout.slice(0, 300)} ${stderr.slice(-300)}`);
     const out = JSON.parse(stdout) as { manifest: { components: { redis: { source: { total_keys: number } } } } };

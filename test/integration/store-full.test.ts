@@ -98,6 +98,8 @@ describe('a restore that decompresses a staged artifact into a full file system'
       expect((err as TykdrError).kind).toBe('badInput');
       expect((err as TykdrError).message).toBe(`components.pg: writing the decompressed artifact to ${dest} failed (ENOSPC)`);
       expect((err as TykdrError).fix).toContain('restore.stagingDir');
+      // The part written is gone (plaintext is not left behind).
+      expect(await stat(dest).then(() => 'there', () => 'gone')).toBe('gone');
       // With room, the same staged file inflates whole.
       const roomy = path.join(dir, 'out', 'archive.pgdump');
       await inflateStaged(staged, roomy, 'components.pg');

@@ -286,23 +286,32 @@ export async function inflateStaged(s: CompressedStaged, dest: string, where: st
   const opts = signal ? { signal } : {};
   // Written as the stage writes its file (util/sync-file-sink.ts): on this thread, at most WRITE_MAX bytes a write.
   const out = new SyncFileSink(dest, { flags: 'w', mode: 0o600 });
-  // Its failure reaches the pipeline; this listener only keeps one before any piping from being uncaught.
+  // Their failures reach the pipeline; these listeners only keep one before any piping from being uncaught, and
+  // tell the read's failure from the others.
   out.on('error', () => undefined);
+  const input = createReadStream(s.file);
+  let readFailure: unknown;
+  input.on('error', (e) => (readFailure = e));
   try {
     const inflate = createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES });
-    await (through ? pipeline(createReadStream(s.file), inflate, counted, through, out, opts) : pipeline(createReadStream(s.file), inflate, counted, out, opts));
+    await (through ? pipeline(input, inflate, counted, through, out, opts) : pipeline(input, inflate, counted, out, opts));
   } catch (err) {
+    input.destroy();
     out.destroy();
     if (!out.closed) await new Promise((resolve) => out.once('close', resolve));
+    // No plaintext left behind half written.
+    await unlink(dest).catch(() => undefined);
     if (isAbortError(err)) throw err;
     // The file could not be written (a full disk), or the staged file read: not the snapshot's fault.
     const code = (err as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code) && (err === out.failure || err === readFailure)) {
       const writing = err === out.failure;
+      const full = code === 'ENOSPC' || code === 'EDQUOT';
       throw new TykdrError('badInput', `${where}: ${writing ? `writing the decompressed artifact to ${dest}` : `reading the staged artifact ${s.file}`} failed (${code})`, {
-        fix: writing
-          ? 'free space in restore.stagingDir, or set it to a folder with room (it holds the staged artifact and, for this one, its plaintext too), then restore again'
-          : 'make restore.stagingDir a local folder tykdr can read and write, then restore again',
+        fix:
+          writing && full
+            ? 'free space in restore.stagingDir, or set it to a folder with room (it holds the staged artifact and, for this one, its plaintext too), then restore again'
+            : 'make restore.stagingDir a local folder tykdr can read and write, then restore again',
         cause: err,
       });
     }

@@ -69,16 +69,39 @@ export class SyncFileSink extends Writable {
     done(err);
   }
 
-  /** Writes every byte of `bufs`, at most WRITE_MAX per call (a short write continues where it stopped). */
+  /**
+   * Writes every byte of `bufs` in order, at most WRITE_MAX bytes and MAX_IOV buffers a call; a short write continues
+   * where it stopped. The position is an index and an offset into `bufs`: nothing is rebuilt per write.
+   */
   private writeAll(bufs: Buffer[], done: (err?: Error | null) => void): void {
     try {
-      let list = bufs;
-      let left = list.reduce((a, b) => a + b.length, 0);
-      while (left > 0) {
-        const part = left > WRITE_MAX ? upTo(list, WRITE_MAX) : list;
+      let i = 0;
+      let off = 0;
+      const part: Buffer[] = [];
+      for (;;) {
+        part.length = 0;
+        let size = 0;
+        for (let j = i, o = off; j < bufs.length && size < WRITE_MAX && part.length < MAX_IOV; j++, o = 0) {
+          const b = bufs[j]!;
+          const take = Math.min(b.length - o, WRITE_MAX - size);
+          if (take <= 0) continue;
+          part.push(o === 0 && take === b.length ? b : b.subarray(o, o + take));
+          size += take;
+        }
+        if (size === 0) break;
         const n = part.length === 1 ? writeSync(this.fd!, part[0]!) : writevSync(this.fd!, part);
-        left -= n;
-        if (left > 0) list = after(list, n);
+        if (n <= 0) throw Object.assign(new Error(`the file system accepted no bytes of ${this.file}`), { code: 'EIO' });
+        for (let left = n; left > 0; ) {
+          const rest = bufs[i]!.length - off;
+          if (left < rest) {
+            off += left;
+            left = 0;
+          } else {
+            left -= rest;
+            i++;
+            off = 0;
+          }
+        }
       }
       done();
     } catch (err) {
@@ -91,34 +114,12 @@ export class SyncFileSink extends Writable {
  * Bytes handed to the kernel in one write. The page cache takes a write in folios up to its size, and large folios
  * are made of the large free blocks a VM's balloon driver hands back to the host (free page reporting): each page of
  * such a block faults on the host when first written. Writing 690 MB on this project's machine (dd, after the memory
- * freed by an earlier 690 MB write had been reported): 1 MiB writes 0.74-0.78 s of system time, 8 MiB 1.7 s, 512 KiB
- * and less 0.13-0.19 s, as just after the free. zstd writes its output 128 KiB at a time.
+ * freed by an earlier 690 MB write had been reported): 1 MiB writes 0.74-0.78 s of system time, 8 MiB 1.7 s, 64-512
+ * KiB 0.13-0.19 s, as just after the free (16 KiB: 0.26-0.41 s, the calls' own cost). zstd writes its output 128 KiB
+ * at a time. It lowers the odds, not the cost: 128 KiB writes from a file in the page cache did pay it at times
+ * (bench/README.md, "More figures (2026-12-07, seventh session)").
  */
 export const WRITE_MAX = 128 << 10;
 
-/** The first `n` bytes of `bufs` (views, no copy). */
-export function upTo(bufs: Buffer[], n: number): Buffer[] {
-  const out: Buffer[] = [];
-  let want = n;
-  for (const b of bufs) {
-    if (want === 0) break;
-    out.push(b.length > want ? b.subarray(0, want) : b);
-    want -= Math.min(want, b.length);
-  }
-  return out;
-}
-
-/** `bufs` without its first `n` bytes. */
-function after(bufs: Buffer[], n: number): Buffer[] {
-  const out: Buffer[] = [];
-  let skip = n;
-  for (const b of bufs) {
-    if (skip >= b.length) {
-      skip -= b.length;
-      continue;
-    }
-    out.push(skip > 0 ? b.subarray(skip) : b);
-    skip = 0;
-  }
-  return out;
-}
+/** Buffers in one writev (Linux's IOV_MAX). */
+const MAX_IOV = 1024;
