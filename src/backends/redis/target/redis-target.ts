@@ -1,10 +1,9 @@
 import type { RedisComponent } from '../../../core/config/load.js';
 import type { Target } from '../../../core/interfaces/target.js';
 import { REDIS_CHECKS } from './redis-checks.js';
-import { PassThrough } from 'node:stream';
 import { inspectRedisTarget, liveReadPlan, restoreModeStartsTarget, restoreRedis } from './restore-redis.js';
 import { readWhileStaged, type StagedRead } from './keys-inspect.js';
-import { tee } from './replication-load.js';
+import { sideStream, tee } from './replication-load.js';
 import { startScratchRedis } from './scratch-redis.js';
 import { binaryName, chooseScratchBinary, type ServerBinary } from './scratch-binary.js';
 import { snapshotWriter } from './restore-preflight.js';
@@ -66,7 +65,7 @@ export const redisTarget: Target<RedisComponent> = {
   readWhileStaging(i) {
     const plan = liveReadPlan({ ...i, component: effective(i), manifest: i.entry, checks: [...i.checks] }, stagedCompressed(i.entry, i.component));
     if (plan === null) return null;
-    const side = new PassThrough({ highWaterMark: 4 << 20 });
+    const side = sideStream();
     const { format, ...o } = plan;
     const result = readWhileStaged(format, side, `${i.name} (as it was staged)`, { ...o, signal: i.signal });
     // Its failure is the restore's to report (checkStaged awaits it); staging goes on without it meanwhile.
