@@ -1,7 +1,7 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { tee } from '../../src/backends/redis/target/replication-load.js';
+import { sideStream, tee } from '../../src/backends/redis/target/replication-load.js';
 
 /**
  * tee() sends every chunk on and to a side reader (the evidence read beside a load, the read while staging), waiting for
@@ -37,5 +37,27 @@ describe('tee', () => {
     await pipeline(Readable.from(chunks), tee(side), new Writable({ write: (_c, _e, cb) => cb() }));
     await ended;
     expect(Buffer.concat(got)).toEqual(Buffer.concat(chunks));
+  });
+});
+
+describe('sideStream', () => {
+  it('gives a for-await reader each chunk as it was written (no copy into one buffer), and holds back a writer that runs ahead', async () => {
+    const side = sideStream();
+    const chunks = Array.from({ length: 5 }, (_, i) => Buffer.alloc(1000 + i, i));
+    // Written before any read: a byte stream would hand them to the iterator as one concatenated copy.
+    for (const c of chunks) side.write(c);
+    side.end();
+    const got: Buffer[] = [];
+    for await (const c of side) got.push(c as Buffer);
+    expect(got).toHaveLength(5);
+    got.forEach((c, i) => expect(c).toBe(chunks[i]));
+
+    // Unread, it takes 8 chunks on its readable side and 4 MiB on its writable side, then asks the writer to wait.
+    const full = sideStream();
+    let accepted = 0;
+    while (full.write(Buffer.alloc(1 << 20))) accepted++;
+    expect(accepted).toBeGreaterThanOrEqual(8);
+    expect(accepted).toBeLessThanOrEqual(8 + 4);
+    full.destroy();
   });
 });
