@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,14 +30,19 @@ let noCanarySnapshot: string;
 
 const checksOf = (report: any) => Object.fromEntries(report.steps.flatMap((s: any) => s.checks.map((c: any) => [c.name, c])));
 
-/** Processes whose command line names the folder (the drill gateway and its helper run with their conf in it). */
+/**
+ * Processes whose command line names the folder (the drill gateway and its helper run with their conf in it), or that
+ * run in it (a scratch redis-server: it runs in its folder, and replaces its command line with "redis-server ADDR").
+ */
 async function processesUnder(dir: string, also = ''): Promise<number[]> {
   const out: number[] = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '');
     const state = (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(') ')[1]?.[0];
-    if (cmd.includes(dir) && cmd.includes(also) && state !== 'Z') out.push(Number(pid));
+    const under = cmd.includes(dir) || cwd === dir || cwd.startsWith(`${dir}/`);
+    if (under && cmd.includes(also) && state !== 'Z') out.push(Number(pid));
   }
   return out;
 }
@@ -181,11 +186,14 @@ describe('a drill with drill.gateway.binary', () => {
         const helper = await processesUnder(staging, 'tyk-standin-helper');
         return gateway.length === 1 && helper.length === 1 ? [...gateway, ...helper] : null;
       }, { timeoutMs: 90_000, what: 'the drill gateway and its helper to run', intervalMs: 200 });
+      // The scratch redis-server the gateway runs on is found too (by its working folder).
+      const comms = await Promise.all((await processesUnder(staging)).map((p) => readFile(`/proc/${p}/comm`, 'utf8').catch(() => '')));
+      expect(comms.map((c) => c.trim())).toContain('redis-server');
       drill.kill('SIGKILL');
       await exited;
       await waitFor(async () => (await processesUnder(staging)).length === 0, {
         timeoutMs: 20_000,
-        what: 'the drill gateway to die with tykdr',
+        what: 'the drill gateway and the scratch redis-server to die with tykdr',
         detail: async () => `still running: ${(await processesUnder(staging)).join(', ')} (were ${pids.join(', ')})`,
       });
     } finally {
