@@ -16,6 +16,13 @@ import { SyncFileSink } from '../util/sync-file-sink.js';
 /** Failures of the staging folder itself (full, read-only, not ours, a failing disk): bad input, not a damaged snapshot. */
 const FOLDER_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EFBIG']);
 
+/** Closes a sink that failed or was stopped, then removes the partial file it wrote (closed first: a descriptor never outlives it). */
+async function discard(sink: SyncFileSink, file: string): Promise<void> {
+  sink.destroy();
+  if (!sink.closed) await new Promise((resolve) => sink.once('close', resolve));
+  await unlink(file).catch(() => undefined);
+}
+
 /** Stored size from which zstd decompresses on a worker thread (its start-up would cost more on smaller objects). */
 const WORKER_MIN_BYTES = 4 << 20;
 
@@ -77,9 +84,7 @@ export async function stageArtifact(opts: {
     // its end, it still fails its reader (Target.readWhileStaging's result settles).
     opts.through?.destroy();
     // Closed before the file goes (a failure before anything was piped leaves the sink open, its file maybe not yet made).
-    sink.destroy();
-    if (!sink.closed) await new Promise((resolve) => sink.once('close', resolve));
-    await unlink(file).catch(() => undefined);
+    await discard(sink, file);
     const code = sink.failure?.code;
     if (err !== sink.failure || code === undefined || !FOLDER_ERRORS.has(code)) throw err;
     // The staging folder could not be written (full, read-only, not ours): not the snapshot's fault.
@@ -297,10 +302,8 @@ export async function inflateStaged(s: CompressedStaged, dest: string, where: st
     await (through ? pipeline(input, inflate, counted, through, out, opts) : pipeline(input, inflate, counted, out, opts));
   } catch (err) {
     input.destroy();
-    out.destroy();
-    if (!out.closed) await new Promise((resolve) => out.once('close', resolve));
     // No plaintext left behind half written.
-    await unlink(dest).catch(() => undefined);
+    await discard(out, dest);
     if (isAbortError(err)) throw err;
     // The file could not be written (a full disk), or the staged file read: not the snapshot's fault.
     const code = (err as NodeJS.ErrnoException).code;

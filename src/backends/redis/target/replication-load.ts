@@ -228,10 +228,6 @@ export interface EvidenceWanted {
 }
 
 /**
- * Passes every chunk on, and writes it to `side` too, waiting for it to drain. A side that was destroyed is skipped,
- * also while a chunk waits for it: its reader failed (and destroyed it) mid-stream, and a destroyed stream never drains.
- */
-/**
  * The side of a tee (below), for a reader that iterates it (for await): in object mode it hands over each chunk as it
  * came. A byte stream's iterator reads all it has buffered at once, and that read copies its chunks into one buffer
  * (0.19 s of a 1.3 s live stage's main thread, for a 690 MB RDB, in a CPU profile). Bounded on both sides: 8 chunks
@@ -241,6 +237,10 @@ export function sideStream(): PassThrough {
   return new PassThrough({ readableObjectMode: true, readableHighWaterMark: 8, writableHighWaterMark: 4 << 20 });
 }
 
+/**
+ * Passes every chunk on, and writes it to `side` too, waiting for it to drain. A side that was destroyed is skipped,
+ * also while a chunk waits for it: its reader failed (and destroyed it) mid-stream, and a destroyed stream never drains.
+ */
 export function tee(side: PassThrough): Transform {
   let ended = false;
   return new Transform({
