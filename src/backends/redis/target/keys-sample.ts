@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
+import { mapConcurrent } from '../../../core/util/pool.js';
 import { keyLabel } from './snapshot-sample.js';
 import type { PayloadSampleEntry } from './keys-inspect.js';
 import { payloadType } from './keys-inspect.js';
 import { startScratch, type ScratchServer } from './scratch-server.js';
-import { readFingerprint, type ValueFingerprint } from './value-fingerprint.js';
+import { MAX_COMPARED_BYTES, readFingerprint, SAMPLE_READS_IN_FLIGHT, type ValueFingerprint } from './value-fingerprint.js';
 import type { SampleObservation } from './redis-checks.js';
 
 /** What the target holds for a key: its DUMP payload and absolute expiry (null payload: no such key). */
@@ -75,6 +76,7 @@ export class PayloadDecoder {
  * The target's side of a keys-mode sample: DUMP of every sampled key, compared with the snapshot's
  * payload. Equal bytes are equal values. Different bytes are decoded (PayloadDecoder) and compared as
  * content; when they cannot be decoded the key counts as not compared ('not-decoded'), never as a match.
+ * Reads run SAMPLE_READS_IN_FLIGHT at a time; decodes one at a time (the scratch server has two fixed keys).
  */
 export async function observePayloadSample(
   entries: PayloadSampleEntry[],
@@ -82,29 +84,31 @@ export async function observePayloadSample(
   decoder: PayloadDecoder | null,
   signal?: AbortSignal,
 ): Promise<SampleObservation[]> {
-  const out: SampleObservation[] = [];
-  for (const e of entries) {
+  let decoding: Promise<unknown> = Promise.resolve();
+  const decode = (a: Buffer, b: Buffer): Promise<[ValueFingerprint, ValueFingerprint] | null> => {
+    const next = decoding.then(() => decoder!.compare(a, b));
+    decoding = next.catch(() => undefined);
+    return next;
+  };
+  const observe = async (e: PayloadSampleEntry): Promise<SampleObservation> => {
     signal?.throwIfAborted();
     const label = keyLabel(e.cls, e.key);
     const snap: ValueFingerprint = { type: e.type, size: e.bytes, digest: e.sha256, expiresAtMs: e.expiresAtMs };
     const t = await dump(e.db, e.key);
     const observedAt = Date.now();
-    if (t.payload === null) {
-      out.push({ label, snapshot: snap, target: null, observedAt });
-      continue;
-    }
+    if (t.payload === null) return { label, snapshot: snap, target: null, observedAt };
     const sha = createHash('sha256').update(t.payload).digest('hex');
-    if (sha === e.sha256) {
-      out.push({ label, snapshot: snap, target: { ...snap, expiresAtMs: t.expiresAtMs }, observedAt });
-      continue;
-    }
+    if (sha === e.sha256) return { label, snapshot: snap, target: { ...snap, expiresAtMs: t.expiresAtMs }, observedAt };
     const targetFp: ValueFingerprint = { type: payloadType(t.payload), size: t.payload.length, digest: sha, expiresAtMs: t.expiresAtMs };
-    const decoded = e.payload && decoder ? await decoder.compare(e.payload, t.payload) : null;
+    const decoded = e.payload && decoder ? await decode(e.payload, t.payload) : null;
     if (decoded) {
-      out.push({ label, snapshot: { ...decoded[0], expiresAtMs: e.expiresAtMs }, target: { ...decoded[1], expiresAtMs: t.expiresAtMs }, observedAt });
-    } else {
-      out.push({ label, snapshot: { ...snap, skipped: e.payload ? 'not-decoded' : 'too-large' }, target: targetFp, observedAt });
+      return { label, snapshot: { ...decoded[0], expiresAtMs: e.expiresAtMs }, target: { ...decoded[1], expiresAtMs: t.expiresAtMs }, observedAt };
     }
-  }
+    return { label, snapshot: { ...snap, skipped: e.payload ? 'not-decoded' : 'too-large' }, target: targetFp, observedAt };
+  };
+  const out = new Array<SampleObservation>(entries.length);
+  const small = entries.flatMap((e, i) => (e.bytes <= MAX_COMPARED_BYTES ? [i] : []));
+  await mapConcurrent(small, SAMPLE_READS_IN_FLIGHT, async (i) => void (out[i] = await observe(entries[i]!)));
+  for (const [i, e] of entries.entries()) if (e.bytes > MAX_COMPARED_BYTES) out[i] = await observe(e);
   return out;
 }

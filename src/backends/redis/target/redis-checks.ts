@@ -4,12 +4,13 @@ import type { CheckResult } from '../../../core/restore/types.js';
 import { classifyKey, KEY_CLASSES, type KeyClass } from '../../../core/tyk/key-classes.js';
 import type { KeyExpectation } from './key-expectation.js';
 import { keyLabel, type SnapshotSample } from './snapshot-sample.js';
-import { readFingerprint, type ValueFingerprint } from './value-fingerprint.js';
+import { readFingerprint, SAMPLE_READS_IN_FLIGHT, type ValueFingerprint } from './value-fingerprint.js';
 import { parseInfo } from '../protocol/connection.js';
 import { checkResult, guarded } from '../../../core/checks/result.js';
 import { formatMs } from '../../../core/util/text.js';
 import { poll } from '../../../core/util/poll.js';
 import { throwIfAborted } from '../../../core/util/abort.js';
+import { mapConcurrent } from '../../../core/util/pool.js';
 
 /**
  * Checks that prove a Redis restore worked. Each returns one CheckResult and never throws (except on abort):
@@ -210,17 +211,19 @@ export interface SampleObservation {
   observedAt: number;
 }
 
-/** Reads the target's side of the sample; reads content only when type and size already match. */
+/**
+ * Reads the target's side of the sample, SAMPLE_READS_IN_FLIGHT keys at once (each read is round trips to a target
+ * that may be a network away); reads content only when type and size already match, so each read holds at most a
+ * value the snapshot side read (MAX_COMPARED_BYTES).
+ */
 export async function observeSample(db: DbConnections, sample: SnapshotSample, pexpiretime: boolean, signal?: AbortSignal): Promise<SampleObservation[]> {
-  const out: SampleObservation[] = [];
-  for (const e of sample.entries) {
+  return mapConcurrent(sample.entries, SAMPLE_READS_IN_FLIGHT, async (e) => {
     throwIfAborted(signal);
     const client = await db(e.db);
     // A value the snapshot side did not read (too large, module type) is compared by type only: size -1 never matches.
     const target = await readFingerprint(client, e.key, { pexpiretime, expectSize: e.fp.skipped === undefined ? e.fp.size : -1, signal });
-    out.push({ label: keyLabel(e.cls, e.key), snapshot: e.fp, target, observedAt: Date.now() });
-  }
-  return out;
+    return { label: keyLabel(e.cls, e.key), snapshot: e.fp, target, observedAt: Date.now() };
+  });
 }
 
 /** redis-sample: sampled keys hold, on the target, the same type and content as in the snapshot. */

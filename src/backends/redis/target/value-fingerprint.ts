@@ -5,6 +5,13 @@ import type { Redis } from 'ioredis';
 export const MAX_COMPARED_BYTES = 1 << 20;
 
 /**
+ * Sampled keys read from the target at once (redis-sample, redis-ttl). Each read is a round trip, and a target may be
+ * a network away: one by one, the default sample's 100 keys took 0.26 s at a 2.5 ms round trip. A read holds at most
+ * a value of MAX_COMPARED_BYTES; larger ones are read one at a time, or not at all.
+ */
+export const SAMPLE_READS_IN_FLIGHT = 16;
+
+/**
  * A value reduced to what comparing two copies needs: its type, its size (bytes for strings, elements for
  * the rest), a SHA-256 over a canonical encoding of its content, and its absolute expiry. Comparing digests
  * compares content byte for byte (up to SHA-256 collisions) without holding values in memory.
