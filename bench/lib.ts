@@ -112,6 +112,10 @@ export function cleanup(): Promise<void> {
 export async function delayProxy(upstream: { host: string; port: number }, oneWayMs: number): Promise<{ port: number; close(): void }> {
   const server = createServer((client) => {
     const up = connect(upstream.port, upstream.host);
+    // No Nagle in the proxy: a small reply held for the ACK of the one before would add up to 40 ms (delayed ACK) that
+    // no real path between a client and a server that both set TCP_NODELAY has.
+    client.setNoDelay(true);
+    up.setNoDelay(true);
     const later = (to: typeof client) => (d: Buffer) => void setTimeout(() => to.write(d), oneWayMs);
     client.on('data', later(up));
     up.on('data', later(client));
