@@ -16,11 +16,14 @@ import { SyncFileSink } from '../util/sync-file-sink.js';
 /** Failures of the staging folder itself (full, read-only, not ours, a failing disk): bad input, not a damaged snapshot. */
 const FOLDER_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EFBIG']);
 
-/** Closes a sink that failed or was stopped, then removes the partial file it wrote (closed first: a descriptor never outlives it). */
+/**
+ * Closes a sink that failed or was stopped, then removes the partial file it wrote (closed first: a descriptor never
+ * outlives it). A file the sink never opened is left alone: with 'wx', an open that failed (EEXIST) names another's file.
+ */
 async function discard(sink: SyncFileSink, file: string): Promise<void> {
   sink.destroy();
   if (!sink.closed) await new Promise((resolve) => sink.once('close', resolve));
-  await unlink(file).catch(() => undefined);
+  if (sink.opened) await unlink(file).catch(() => undefined);
 }
 
 /** Stored size from which zstd decompresses on a worker thread (its start-up would cost more on smaller objects). */

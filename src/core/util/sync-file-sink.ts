@@ -18,6 +18,8 @@ export class SyncFileSink extends Writable {
   private fd: number | null = null;
   /** What this sink's own open, write or close failed with (a pipeline destroys it with other streams' errors too). */
   failure: NodeJS.ErrnoException | undefined;
+  /** Its open succeeded: the file is this sink's to remove (with flags 'wx', a failed open means it was someone else's). */
+  opened = false;
 
   constructor(
     private readonly file: string,
@@ -29,6 +31,7 @@ export class SyncFileSink extends Writable {
   override _construct(done: (err?: Error | null) => void): void {
     try {
       this.fd = openSync(this.file, this.opts.flags, this.opts.mode);
+      this.opened = true;
       done();
     } catch (err) {
       done((this.failure = err as NodeJS.ErrnoException));
