@@ -21,8 +21,11 @@
  *
  *   npx tsx bench/redis-restore.ts [--keys 1000000] [--runs 1] [--max-runs 3R] [--level 3] [--quiet-wait 180]
  *       [--contenders baseline,tykdr-rdb-file,tykdr-rdb-min,tykdr-live,tykdr-live-repl,raw-pipe] [--tykdr-root DIR]
- *       [--node-args="..."]
+ *       [--node-args="..."] [--target-delay MS]
  *
+ * --target-delay MS puts each target a network away: tykdr reaches it through a proxy (bench/lib.ts delayProxy) that
+ * holds every chunk MS milliseconds each way. The baseline, the stop and start commands and the checks of this
+ * benchmark go straight to the servers.
  * --node-args passes flags to tykdr's node for its restores (not the backup that makes the snapshot); write the "=",
  * e.g. --node-args="--cpu-prof --cpu-prof-dir=/tmp/prof" (bench/cpuprofile-top.ts summarizes a .cpuprofile).
  *
@@ -40,7 +43,7 @@ import { spawn } from 'node:child_process';
 import { Redis as IORedis } from 'ioredis';
 import { CommandEncoder } from '../src/backends/redis/protocol/resp-pipe.js';
 import {
-  cpuSeconds, dbsize, describeCheckout, fillRedis, fmtInt, fmtMB, freePort, installCleanup, loadState, log, machineLines,
+  cpuSeconds, dbsize, delayProxy, describeCheckout, fillRedis, fmtInt, fmtMB, freePort, installCleanup, loadState, log, machineLines,
   measured, median, must, otherCpuStart, peakDetail, peakOf, REDIS_ARGS, redisCall, repoRoot, runMain, sleep, startRedis, table, tempDir,
   track, trackPidFile, vmHwmKb, waitQuiet,
 } from './lib.js';
@@ -90,13 +93,14 @@ async function main(): Promise<void> {
       'tykdr-root': { type: 'string' },
       'summary-json': { type: 'string' },
       'node-args': { type: 'string', default: '' },
+      'target-delay': { type: 'string', default: '0' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: npx tsx bench/redis-restore.ts [--keys 1000000] [--runs 1] [--max-runs 3R] [--level 3] [--quiet-wait 180]\n' +
-        `    [--contenders ${CONTENDERS.join(',')}] [--tykdr-root DIR] [--summary-json FILE] [--node-args="..."]\n`,
+        `    [--contenders ${CONTENDERS.join(',')}] [--tykdr-root DIR] [--summary-json FILE] [--node-args="..."] [--target-delay MS]\n`,
     );
     return;
   }
@@ -112,6 +116,8 @@ async function main(): Promise<void> {
     throw new Error(`bad --keys/--runs/--max-runs: ${values.keys} / ${values.runs} / ${values['max-runs']}`);
   }
   if (!Number.isInteger(level) || level < 1 || level > 19) throw new Error(`bad --level ${values.level}: 1..19`);
+  const targetDelay = Number(values['target-delay']);
+  if (!Number.isFinite(targetDelay) || targetDelay < 0) throw new Error(`bad --target-delay ${values['target-delay']}: milliseconds each way, >= 0`);
   const tykdrRoot = path.resolve(values['tykdr-root'] ?? repoRoot);
   if (!existsSync(path.join(tykdrRoot, 'dist/commands/restore.js'))) throw new Error(`${tykdrRoot}/dist is missing: run npm run build`);
   const node = `'${process.execPath}' '${tykdrRoot}/bin/run.js'`;
@@ -151,13 +157,19 @@ async function main(): Promise<void> {
     await waitUp(filePort, 30_000);
   }
 
+  // --target-delay: tykdr reaches each target through a proxy that holds every chunk that long each way (a target a
+  // network away; the stop and start commands and the benchmark's own checks go straight to the server).
+  const reach = async (port: number) => (targetDelay > 0 ? (await delayProxy({ host: '127.0.0.1', port }, targetDelay)).port : port);
+  const fileReach = await reach(filePort);
+  const liveReach = live ? await reach(live.port) : 1;
+  const liveReplReach = liveRepl ? await reach(liveRepl.port) : 1;
   const common = (restore: string) =>
     `store:\n  kind: local\n  path: ${store}\nencryption:\n  recipients: [${recipient}]\n  identityFile: ${identity}\n` +
     `compression:\n  algorithm: zstd\n  level: ${level}\n` +
     `restore:\n  stagingDir: ${path.join(work, 'staging')}\n  reportDir: ${path.join(work, 'reports')}\n` +
     `components:\n  redis:\n    kind: redis\n    host: 127.0.0.1\n    port: ${source.port}\n    restore:\n${restore}`;
   const fileRestore = (extra = '') =>
-    `      mode: rdb-file\n      target: { host: 127.0.0.1, port: ${filePort} }\n      dataDir: ${fileDir}\n` +
+    `      mode: rdb-file\n      target: { host: 127.0.0.1, port: ${fileReach} }\n      dataDir: ${fileDir}\n` +
     `      stopCommand: ${JSON.stringify(stopCommand)}\n      startCommand: ${JSON.stringify(startCommand)}\n      loadTimeout: 30m\n${extra}`;
   const configs: Record<TykdrContender, string> = {
     'tykdr-rdb-file': path.join(work, 'rdb-file.yaml'),
@@ -167,8 +179,8 @@ async function main(): Promise<void> {
   };
   await writeFile(configs['tykdr-rdb-file'], common(fileRestore()));
   await writeFile(configs['tykdr-rdb-min'], common(fileRestore('      sample: 0\n')));
-  await writeFile(configs['tykdr-live'], common(`      mode: live\n      target: { host: 127.0.0.1, port: ${live?.port ?? 1} }\n`));
-  await writeFile(configs['tykdr-live-repl'], common(`      mode: live\n      load: replication\n      target: { host: 127.0.0.1, port: ${liveRepl?.port ?? 1} }\n`));
+  await writeFile(configs['tykdr-live'], common(`      mode: live\n      target: { host: 127.0.0.1, port: ${liveReach} }\n`));
+  await writeFile(configs['tykdr-live-repl'], common(`      mode: live\n      load: replication\n      target: { host: 127.0.0.1, port: ${liveReplReach} }\n`));
   const minPlan = path.join(work, 'plan-redis-min.yaml');
   await writeFile(
     minPlan,
@@ -386,6 +398,7 @@ async function main(): Promise<void> {
     (notQuiet > 0 ? `; ${notQuiet} run(s) started on a machine that did not get quiet` : ''));
   out.push('');
   out.push(`baseline:       age -d -i id OBJECT | zstd -d -q -o DIR/dump.rdb; redis-server --dir DIR --dbfilename dump.rdb; until INFO loading:0 (polled every 10 ms)`);
+  if (targetDelay > 0) out.push(`targets a network away: tykdr reaches each through a proxy holding every chunk ${targetDelay} ms each way (--target-delay)`);
   out.push(`tykdr-rdb-file: node bin/run.js restore --plan redis --yes --json; restore.mode rdb-file into a running empty redis-server`);
   out.push(`                (stopCommand: ${stopCommand}; startCommand: redis-server ... --daemonize yes), checks: plan redis (ping, key counts, sample, ttl, replicas)`);
   out.push(`tykdr-rdb-min:  the same with a plan whose only check is redis-ping and restore.sample: 0 (the least verification tykdr allows)`);
