@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -51,5 +52,39 @@ describe('swapRdbFile: the data it sets aside', () => {
     expect(await readFile(path.join(dataDir, 'dump.rdb'), 'utf8')).toBe('third snapshot');
     expect(await Promise.all(asides.map((a) => readFile(a, 'utf8')))).toEqual(['before any restore', 'first snapshot', 'second snapshot']);
     expect(asides.every((a) => /dump\.rdb\.tykdr-\d{8}T\d{6}Z(-\d+)?\.bak$/.test(path.basename(a)))).toBe(true);
+  });
+});
+
+describe('swapRdbFile: beforeStart (where an rdb-file restore begins its evidence read)', () => {
+  it('is called once, with the target stopped and the restored file in place, before the start command', async () => {
+    const dir = await tempDir('swap-before-start');
+    const dataDir = path.join(dir, 'data');
+    await mkdir(dataDir);
+    await writeFile(path.join(dataDir, 'dump.rdb'), 'before the restore');
+    const stateFile = path.join(dir, 'state');
+    await writeFile(stateFile, 'up\n');
+    const staged = path.join(dir, 'staged.rdb');
+    await writeFile(staged, 'the snapshot');
+    const seen: Array<{ state: string; placed: string }> = [];
+    const o = options(dataDir, staged, stateFile);
+    // Synchronous reads: beforeStart is not awaited, so what it sees is the moment it is called.
+    o.beforeStart = () => seen.push({ state: readFileSync(stateFile, 'utf8').trim(), placed: readFileSync(path.join(dataDir, 'dump.rdb'), 'utf8') });
+    await swapRdbFile(o);
+    expect(seen).toEqual([{ state: 'down', placed: 'the snapshot' }]);
+    expect((await readFile(stateFile, 'utf8')).trim()).toBe('up');
+  });
+
+  it('is not called when the stop fails (nothing was placed)', async () => {
+    const dir = await tempDir('swap-stop-fails');
+    const dataDir = path.join(dir, 'data');
+    await mkdir(dataDir);
+    const stateFile = path.join(dir, 'state');
+    await writeFile(stateFile, 'up\n');
+    const staged = path.join(dir, 'staged.rdb');
+    await writeFile(staged, 'the snapshot');
+    let called = 0;
+    const o = { ...options(dataDir, staged, stateFile), stopCommand: 'exit 3', beforeStart: () => void called++ };
+    await expect(swapRdbFile(o)).rejects.toThrow(/stopCommand failed with exit code 3/);
+    expect(called).toBe(0);
   });
 });

@@ -26,6 +26,8 @@ export interface RdbSwapOptions {
   /** Limit for the start command and for Redis to load the file. */
   loadTimeoutMs: number;
   probe: (signal?: AbortSignal) => Promise<TargetState>;
+  /** Called once the restored data is in place, just before the start command (work kept off the stop's path begins here). */
+  beforeStart?: () => void;
   /** Runs once Redis is up on the restored file; throwing rolls the swap back (e.g. it loaded an AOF instead). */
   afterLoad?: () => Promise<void>;
   signal?: AbortSignal;
@@ -126,6 +128,7 @@ export async function swapRdbFile(o: RdbSwapOptions): Promise<RdbSwapResult> {
     await fsyncPath(o.dataDir);
 
     o.progress?.('start');
+    o.beforeStart?.();
     const startStarted = Date.now();
     await runShell(o.startCommand, `${o.where}.startCommand`, o.loadTimeoutMs, o.signal);
     const state = await waitFor(o, 'up', Math.max(0, o.loadTimeoutMs - (Date.now() - startStarted)), o.signal);

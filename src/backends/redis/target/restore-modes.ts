@@ -38,10 +38,12 @@ export interface ModeContext {
   /** The scratch server's binary, when restore-redis.ts chose one (else restore.redisServer as configured). */
   scratchBin?: ServerBinary;
   /**
-   * rdb-file mode: the staged RDB's own reading (expectation and payload sample), started before the swap and
-   * running while the target stops and loads; replaces the scratch server.
+   * rdb-file mode: the staged RDB's own reading (expectation and payload sample), its file opened before the swap and
+   * read while the target loads (beginEvidence); replaces the scratch server.
    */
   rdbEvidence?: Promise<RdbEvidence>;
+  /** Begins a deferred rdbEvidence read (rdb-file: once the file is in place, before the start command). */
+  beginEvidence?: () => void;
 }
 
 /** The target's side of a sample, for modes that compare differently from the RDB/AOF fingerprints (keys). */
@@ -251,6 +253,7 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
     stopTimeoutMs: loadTimeoutMs,
     loadTimeoutMs,
     probe: (signal) => probeTarget(target, signal),
+    beforeStart: () => ctx.beginEvidence?.(),
     afterLoad: () => checkLoaded(ctx, destName, legacyTarget),
     signal: input.signal,
     progress: (phase) => input.progress?.({ phase }),

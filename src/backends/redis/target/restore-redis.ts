@@ -82,7 +82,7 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
   const pool = new RedisPool((db) => connectTarget(target, db, signal));
   let cluster: ClusterTarget | null = null;
   let mode: ModeResult | null = null;
-  let evidence: { result: Promise<RdbEvidence>; stop(): void } | null = null;
+  let evidence: { result: Promise<RdbEvidence>; stop(): void; begin(): void } | null = null;
   try {
     let facts: TargetFacts | null = null;
     try {
@@ -130,14 +130,14 @@ export async function restoreRedis(input: RedisRestoreInput): Promise<RedisResto
     // rdb-file, and a load by replication: the staged RDB is read for the evidence while the target loads it (restore-modes.ts).
     const evidenceWanted = format === 'rdb' && !input.selection && (wantsCounts || sampleSize > 0) ? { restored, sampleSize, expectation: wantsCounts } : null;
     // (Staged still compressed, the load by replication reads it for the evidence as it decompresses it.)
-    if ((r.mode !== 'live' || replication) && evidenceWanted && !input.stagedCompression) evidence = await readRdbEvidence(input, restored, sampleSize, wantsCounts);
+    if ((r.mode !== 'live' || replication) && evidenceWanted && !input.stagedCompression) evidence = await readRdbEvidence(input, restored, sampleSize, wantsCounts, !replication);
     if (wantsCounts && format === 'rdb' && !staged.keys && !input.selection && !evidence && !replication) {
       input.progress?.({ phase: 'inspect' });
       expectation = await buildKeyExpectation(input.rdbFile, signal);
     }
     const ctx: ModeContext = {
       input, target, pool, facts, sampleSize, details, warnings, snapshot: snap, aof: staged.aof, wantExpectation: wantsCounts, scratchBin,
-      ...(evidence ? { rdbEvidence: evidence.result } : {}),
+      ...(evidence ? { rdbEvidence: evidence.result, beginEvidence: evidence.begin } : {}),
     };
     const started = Date.now();
     // A live write leaves a marker until every key is in (a killed restore is then plainly partial). A load by
@@ -290,20 +290,39 @@ async function pickScratch(c: RedisComponent, facts: TargetFacts | null, snap: S
 }
 
 /**
- * Starts reading the staged RDB for an rdb-file restore's evidence (expectation, payload sample); the file is
- * opened before this returns, so it reads on after the swap renames it. stop() ends an unfinished read.
+ * Reads the staged RDB for an rdb-file restore's evidence (expectation, payload sample); the file is opened before this
+ * returns, so it reads on after the swap renames it. `deferred`: the read waits for begin() (an rdb-file restore
+ * begins it once the file is in place, so that it runs beside the target's load and not beside the stop: on the
+ * same thread, each step of the stop and the swap would wait for it). stop() ends an unfinished or unbegun read.
  */
-async function readRdbEvidence(input: RedisRestoreInput, restored: Set<KeyClass>, sampleSize: number, wantsCounts: boolean): Promise<{ result: Promise<RdbEvidence>; stop(): void }> {
+async function readRdbEvidence(
+  input: RedisRestoreInput,
+  restored: Set<KeyClass>,
+  sampleSize: number,
+  wantsCounts: boolean,
+  deferred: boolean,
+): Promise<{ result: Promise<RdbEvidence>; stop(): void; begin(): void }> {
   const ac = new AbortController();
   const onAbort = () => ac.abort(input.signal?.reason);
   input.signal?.addEventListener('abort', onAbort, { once: true });
   const handle = await open(input.rdbFile, 'r');
-  const result = inspectRdbEvidence(handle, { name: input.rdbFile, restored, sampleSize, expectation: wantsCounts, signal: ac.signal }).finally(() => {
-    input.signal?.removeEventListener('abort', onAbort);
-    return handle.close().catch(() => undefined);
-  });
+  let begin = () => undefined as void;
+  const go = deferred ? new Promise<void>((resolve) => (begin = resolve)) : Promise.resolve();
+  const result = go
+    .then(() => inspectRdbEvidence(handle, { name: input.rdbFile, restored, sampleSize, expectation: wantsCounts, signal: ac.signal }))
+    .finally(() => {
+      input.signal?.removeEventListener('abort', onAbort);
+      return handle.close().catch(() => undefined);
+    });
   result.catch(() => undefined);
-  return { result, stop: () => ac.abort() };
+  return {
+    result,
+    stop: () => {
+      ac.abort();
+      begin();
+    },
+    begin: () => begin(),
+  };
 }
 
 interface StagedCheck {
