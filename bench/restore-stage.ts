@@ -7,7 +7,7 @@
  * every run must stage the manifest's plaintext size, and the raw tools' file must have it too.
  *
  *   npx tsx bench/restore-stage.ts [--keys 1000000] [--runs 8] [--root DIR]... (default: this checkout)
- *       [--s3 MBPS [--download-concurrency 1,4]]
+ *       [--s3 MBPS [--download-concurrency 1,4]] [--gap S]
  *
  * The snapshot is a `tykdr backup` (the first root's CLI, its default zstd level) of N Tyk-like sessions to a local
  * folder. With --s3, to a local MinIO instead, which the stage reads through a proxy that serves each connection at
@@ -15,6 +15,9 @@
  * run with every `store.downloadConcurrency` of the list, and the raw tools read the object with curl (one
  * connection, `--aws-sigv4`) into `age -d | zstd -d`. Needs dist/ built in each root, redis-server, redis-cli, zstd,
  * age and age-keygen (bash scripts/tools.sh); with --s3, MinIO too.
+ * --gap S waits S seconds before each run, after the run before freed its memory: on a VM whose balloon driver reports
+ * free memory to the host (this project's machine), memory touched again after that faults on the host too, which is
+ * when the stage's page faults (tykdr's, printed per round and as a median) cost the most.
  */
 import { statSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
@@ -35,6 +38,7 @@ const { parseIdentityFile } = await import(root + '/dist/core/age/index.js');
 const store = openStore(cfg, {});
 const manifest = await readManifest(store, snapshot);
 const identities = parseIdentityFile(readFileSync(identity, 'utf8'), identity);
+const f0 = process.resourceUsage().minorPageFault;
 const c0 = process.cpuUsage();
 const w0 = performance.now();
 const s = await stageArtifact({ store, manifest, component: 'redis', dir, keys: { identities } });
@@ -42,12 +46,14 @@ const wall = (performance.now() - w0) / 1000;
 const c = process.cpuUsage(c0);
 const want = manifest.components.redis.artifact.plaintext_bytes;
 if (s.plaintextBytes !== want) throw new Error('staged ' + s.plaintextBytes + ' bytes, the manifest says ' + want);
-process.stdout.write(JSON.stringify({ wall, cpu: (c.user + c.system) / 1e6, bytes: s.plaintextBytes }));
+process.stdout.write(JSON.stringify({ wall, cpu: (c.user + c.system) / 1e6, faults: process.resourceUsage().minorPageFault - f0, bytes: s.plaintextBytes }));
 `;
 
 interface Row {
   wall: number;
   cpu: number;
+  /** Minor page faults (tykdr's process, during the stage); not measured for the raw tools. */
+  faults?: number;
 }
 
 /** The raw tools, timed by bash (`times`: the pipeline's CPU, children included); `object` a file, or a command that writes it. */
@@ -62,8 +68,10 @@ async function raw(object: { file: string } | { command: string }, identity: str
 }
 
 await runMain(async () => {
-  const extra = { s3: { type: 'string' as const }, 'download-concurrency': { type: 'string' as const, default: '1,4' } };
+  const extra = { s3: { type: 'string' as const }, 'download-concurrency': { type: 'string' as const, default: '1,4' }, gap: { type: 'string' as const, default: '0' } };
   const { keys, runs, roots, work, script, identity, recipient: pub, redis, options } = await checkoutsBench('restore-stage', CHILD, { keys: 1_000_000, runs: 8 }, extra);
+  const gapS = Number(options.gap);
+  if (!Number.isFinite(gapS) || gapS < 0) throw new Error(`--gap ${options.gap}: seconds, >= 0`);
   const storeDir = path.join(work, 'store');
   const cfg = path.join(work, 'tykdr.yaml');
   const s3 = options.s3 === undefined ? undefined : { rate: Number(options.s3) * MB, minio: await startMinioServer(false) };
@@ -118,6 +126,8 @@ await runMain(async () => {
       await rm(dir, { recursive: true, force: true });
       // What the run before wrote is flushed now, not written back during this run.
       await must('sync', []);
+      // --gap: time for the memory the run before freed to be reported to the host (a VM with free page reporting).
+      if (gapS > 0) await new Promise((r) => setTimeout(r, gapS * 1000));
       let row: Row;
       if (name === 'raw tools') {
         await must('mkdir', ['-p', dir]);
@@ -133,19 +143,23 @@ await runMain(async () => {
         row = r;
       }
       rows.get(name)!.push(row);
-      log(`round ${i + 1}, ${name === 'raw tools' ? name : path.basename(name)}: ${row.wall.toFixed(3)} s, ${row.cpu.toFixed(2)} CPU-s`);
+      log(`round ${i + 1}, ${name === 'raw tools' ? name : path.basename(name)}: ${row.wall.toFixed(3)} s, ${row.cpu.toFixed(2)} CPU-s${row.faults !== undefined ? `, ${row.faults} page faults` : ''}`);
     }
   }
   await rm(path.join(work, 'staged'), { recursive: true, force: true });
   const f = (xs: number[]) => median(xs).toFixed(3);
-  const ratio = (a: string, b: string, k: keyof Row) => median(rows.get(a)!.map((x, i) => x[k] / rows.get(b)![i]![k])).toFixed(3);
+  const ratio = (a: string, b: string, k: 'wall' | 'cpu') => median(rows.get(a)!.map((x, i) => x[k] / rows.get(b)![i]![k])).toFixed(3);
   process.stdout.write(
     `Stage of a ${keys.toLocaleString('en')}-key snapshot (${plainBytes.toLocaleString('en')} plaintext bytes), ${runs} rounds, order reversed every other round; medians:\n` +
       table(
-        ['contender', 'wall s', 'CPU s', 'wall / raw (per round)', 'CPU / raw', `wall / ${path.basename(contenders[0]![0])}`],
-        names.map((n) => [n, f(rows.get(n)!.map((x) => x.wall)), f(rows.get(n)!.map((x) => x.cpu)), ratio(n, 'raw tools', 'wall'), ratio(n, 'raw tools', 'cpu'), n === 'raw tools' ? '' : ratio(n, contenders[0]![0], 'wall')]),
+        ['contender', 'wall s', 'CPU s', 'wall / raw (per round)', 'CPU / raw', `wall / ${path.basename(contenders[0]![0])}`, 'page faults'],
+        names.map((n) => [
+          n, f(rows.get(n)!.map((x) => x.wall)), f(rows.get(n)!.map((x) => x.cpu)), ratio(n, 'raw tools', 'wall'), ratio(n, 'raw tools', 'cpu'),
+          n === 'raw tools' ? '' : ratio(n, contenders[0]![0], 'wall'),
+          n === 'raw tools' ? '' : String(median(rows.get(n)!.map((x) => x.faults ?? NaN))),
+        ]),
       ) +
-      `\ntykdr: stageArtifact after its imports (SHA-256 of the stored bytes, age, zstd on a worker thread, the write); raw tools: ${s3 ? 'curl | ' : ''}age -d | zstd -d -o, spawn to exit.` +
+      `\n${gapS > 0 ? `Each run ${gapS} s after the run before had freed its memory (--gap). ` : ''}tykdr: stageArtifact after its imports (SHA-256 of the stored bytes, age, zstd on a worker thread, the write); raw tools: ${s3 ? 'curl | ' : ''}age -d | zstd -d -o, spawn to exit.` +
       (s3 ? ` Store: MinIO, ${s3.rate > 0 ? `each connection at ${options.s3} MB/s` : 'directly'}.\n` : '\n'),
   );
 });

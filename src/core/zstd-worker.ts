@@ -19,6 +19,14 @@ const OUT_BYTES = 1 << 20;
 const OUT_PER_REPLY = 8;
 /** Messages the worker may have queued: it decompresses one while the main thread prepares the next ones. */
 const MAX_IN_FLIGHT = 3;
+/**
+ * Output buffers given back by recycle() that the worker keeps for reuse, and how many are gathered before one message
+ * takes them back. Each new 1 MiB output buffer is memory the process has not touched yet: staging a 690 MB RDB made
+ * 33,000-54,000 page faults against zstd's 1,200, half of them the worker's output, and on a VM whose balloon driver
+ * had reported that memory to the host each one faults on the host too (bench/README.md, eighth session).
+ */
+const MAX_FREE = 16;
+const SPARE_BATCH = 4;
 
 /*
  * The worker: a zstd DCtx from zstd-napi's binding, fed inputs in order. Output is gathered into OUT_BYTES
@@ -33,8 +41,13 @@ const binding = require(workerData.binding);
 const dctx = new binding.DCtx();
 const OUT = workerData.outBytes;
 const PER_REPLY = workerData.outPerReply;
+const MAX_FREE = workerData.maxFree;
 const EMPTY = Buffer.alloc(0);
-let out = Buffer.allocUnsafeSlow(OUT);
+/** Output buffers the main thread gave back (recycle()), reused before new ones are made. */
+const free = [];
+let reused = 0;
+const next = () => (free.length > 0 ? (reused++, Buffer.from(free.pop())) : Buffer.allocUnsafeSlow(OUT));
+let out = next();
 let fill = 0;
 let failed = false;
 /** The last input ended inside a frame (zstd asked for more input). */
@@ -45,6 +58,10 @@ const queue = [];
 let paused = false;
 parentPort.on('message', (m) => {
   if (failed) return;
+  if (m.spare) {
+    for (const b of m.spare) if (free.length < MAX_FREE) free.push(b);
+    return;
+  }
   if (m.more) paused = false;
   else queue.push({ input: m.input, src: m.input ? Buffer.from(m.input, 0, m.len) : EMPTY, end: m.end });
   work();
@@ -66,7 +83,7 @@ function work() {
         const full = fill === out.length;
         if (full) {
           done.push(out.buffer);
-          out = Buffer.allocUnsafeSlow(OUT);
+          out = next();
           fill = 0;
         }
         // Done with this input once it is all taken and zstd holds no more output for it: the frame ended (ret 0:
@@ -82,19 +99,19 @@ function work() {
     const lens = done.map((b) => b.byteLength);
     if (!finished) {
       paused = true;
-      parentPort.postMessage({ out: done, lens, partial: true }, done);
+      parentPort.postMessage({ out: done, lens, partial: true, reused }, done);
       return;
     }
     queue.shift();
     if (h.end && fill > 0) {
       done.push(out.buffer);
       lens.push(fill);
-      out = Buffer.allocUnsafeSlow(OUT);
+      out = next();
       fill = 0;
     }
     // The input's buffer goes back too, for the next input: the worker keeps no garbage its GC may not see soon.
     const transfer = h.input ? done.concat([h.input]) : done;
-    parentPort.postMessage({ out: done, lens, back: h.input, end: h.end, inFrame }, transfer);
+    parentPort.postMessage({ out: done, lens, back: h.input, end: h.end, inFrame, reused }, transfer);
   }
 }
 `;
@@ -113,6 +130,11 @@ export class WorkerDecompressStream extends Transform {
   private pending: Buffer = Buffer.allocUnsafeSlow(IN_BYTES);
   /** Input buffers the worker handed back, for reuse. */
   private readonly spare: ArrayBuffer[] = [];
+  /** The output buffers this stream pushed (recycle() gives back only these) and those gathered to go back. */
+  private readonly pushed = new WeakSet<ArrayBuffer>();
+  private returning: ArrayBuffer[] = [];
+  /** Output buffers the worker has decompressed into again (from recycle()), as of its last reply. */
+  reusedBuffers = 0;
   private pendingFill = 0;
   private inFlight = 0;
   /** The chunk being written, from restOff on, and its write callback. */
@@ -130,7 +152,7 @@ export class WorkerDecompressStream extends Transform {
     super({ readableHighWaterMark: OUT_BYTES });
     const binding = createRequire(import.meta.url).resolve('zstd-napi/binding');
     // execArgv []: the source is CommonJS whatever flags started the process (--input-type=module, loaders, --cpu-prof).
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { binding, outBytes: OUT_BYTES, outPerReply: OUT_PER_REPLY } });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { binding, outBytes: OUT_BYTES, outPerReply: OUT_PER_REPLY, maxFree: MAX_FREE } });
     this.worker.on('message', (m: WorkerReply) => this.onReply(m));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => {
@@ -224,7 +246,11 @@ export class WorkerDecompressStream extends Transform {
       this.fail(err);
       return;
     }
-    for (let i = 0; i < m.out!.length; i++) this.push(Buffer.from(m.out![i]!, 0, m.lens![i]));
+    if (m.reused !== undefined) this.reusedBuffers = m.reused;
+    for (let i = 0; i < m.out!.length; i++) {
+      this.pushed.add(m.out![i]!);
+      this.push(Buffer.from(m.out![i]!, 0, m.lens![i]));
+    }
     if (m.partial) {
       // The rest of that input while less than one more reply waits to be read (so the worker keeps busy while
       // this one is taken), else when downstream asks (_read).
@@ -246,6 +272,22 @@ export class WorkerDecompressStream extends Transform {
     this.pump();
   }
 
+  /**
+   * Gives a chunk this stream pushed back to the worker, to decompress into again. Only for a consumer that holds no
+   * reference to the chunk (nor to any view of its memory) once it is done with it: the memory moves to the worker,
+   * and every view of it here becomes empty. Anything else is ignored.
+   */
+  recycle(chunk: Buffer): void {
+    const b = chunk.buffer as ArrayBuffer;
+    if (this.failed || this.destroyed || !this.pushed.has(b) || b.byteLength !== OUT_BYTES) return;
+    this.pushed.delete(b);
+    this.returning.push(b);
+    if (this.returning.length < SPARE_BATCH) return;
+    const spare = this.returning;
+    this.returning = [];
+    this.worker.postMessage({ spare }, spare);
+  }
+
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = true;
@@ -261,5 +303,7 @@ interface WorkerReply {
   back?: ArrayBuffer | null;
   end?: boolean;
   inFrame?: boolean;
+  /** Output buffers reused so far (given back by recycle()). */
+  reused?: number;
   error?: { message: string; name?: string };
 }

@@ -17,6 +17,7 @@ import { writeArtifact } from '../../src/core/pipeline.js';
 import { stageArtifact } from '../../src/core/restore/staging.js';
 import { WorkerDecompressStream } from '../../src/core/zstd-worker.js';
 import { ZstdCompressStream } from '../../src/core/zstd-compress.js';
+import { SyncFileSink } from '../../src/core/util/sync-file-sink.js';
 
 /** Compressible but not trivial (about 3:2): one 4 KiB block in three random, the others text, like an RDB of sessions. */
 function sample(bytes: number, seed: number): Buffer {
@@ -93,6 +94,40 @@ describe('WorkerDecompressStream (zstd on a worker thread)', () => {
     expect(out.length).toBe(a.length + b.length);
     expect(createHash('sha256').update(out).digest('hex')).toBe(createHash('sha256').update(Buffer.concat([a, b])).digest('hex'));
     expect(maxChunk).toBeLessThanOrEqual(1 << 20);
+  });
+
+  it('output chunks given back once written (recycle) are decompressed into again, and the file is byte for byte the input', async () => {
+    const input = sample(24 << 20, 11);
+    const dir = await mkdtemp(path.join(tmpdir(), 'tykdr-zstd-recycle-'));
+    try {
+      const file = path.join(dir, 'out');
+      const z = new WorkerDecompressStream();
+      const sink = new SyncFileSink(file, { flags: 'wx', mode: 0o600 });
+      let given = 0;
+      sink.afterWrite = (chunk) => {
+        given++;
+        z.recycle(chunk);
+      };
+      await pipeline(chunked(compress(input)), z, sink);
+      expect(given).toBeGreaterThanOrEqual(24);
+      // The worker decompressed into buffers it had been given back, not only into new ones.
+      expect(z.reusedBuffers).toBeGreaterThan(0);
+      expect(createHash('sha256').update(await readFile(file)).digest('hex')).toBe(createHash('sha256').update(input).digest('hex'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('recycle() ignores a buffer it did not push (it stays whole here)', async () => {
+    const z = new WorkerDecompressStream();
+    const foreign = Buffer.allocUnsafeSlow(1 << 20).fill(7);
+    for (let i = 0; i < 8; i++) z.recycle(foreign);
+    expect(foreign.length).toBe(1 << 20);
+    expect(foreign[0]).toBe(7);
+    const out: Buffer[] = [];
+    await pipeline(Readable.from([compress(Buffer.from('small'))]), z, new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) }));
+    expect(Buffer.concat(out).toString()).toBe('small');
+    expect(z.reusedBuffers).toBe(0);
   });
 
   it('holds input back while the consumer is slow (bounded memory)', async () => {

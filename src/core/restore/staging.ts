@@ -12,6 +12,7 @@ import { createDecompressor, Tap } from '../pipeline.js';
 import type { DecryptionKeys } from './decryption-keys.js';
 import { makeDir } from '../util/make-dir.js';
 import { SyncFileSink } from '../util/sync-file-sink.js';
+import { WorkerDecompressStream } from '../zstd-worker.js';
 
 /** Failures of the staging folder itself (full, read-only, not ours, a failing disk): bad input, not a damaged snapshot. */
 const FOLDER_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EFBIG']);
@@ -24,6 +25,15 @@ async function discard(sink: SyncFileSink, file: string): Promise<void> {
   sink.destroy();
   if (!sink.closed) await new Promise((resolve) => sink.once('close', resolve));
   if (sink.opened) await unlink(file).catch(() => undefined);
+}
+
+/**
+ * When the zstd worker's output goes straight to a SyncFileSink (only a counting Tap between them, which passes each
+ * chunk on as it is), each chunk goes back to the worker once written, to decompress into again (WorkerDecompressStream
+ * recycle()). Not with a `through`: a reader there may keep chunks.
+ */
+function recycleWritten(inflate: Transform, sink: Writable): void {
+  if (inflate instanceof WorkerDecompressStream && sink instanceof SyncFileSink) sink.afterWrite = (chunk) => inflate.recycle(chunk);
 }
 
 /** Stored size from which zstd decompresses on a worker thread (its start-up would cost more on smaller objects). */
@@ -157,9 +167,11 @@ export async function readArtifact(opts: {
   const feed = new Feed(decrypt, () => decodeError !== undefined || decrypt.destroyed);
   const decompress = opts.decompress !== false;
   const tail: Writable[] = opts.through ? [opts.through, opts.sink] : [opts.sink];
+  const inflate = decompress ? createDecompressor(a.compression, { worker: a.stored_bytes >= WORKER_MIN_BYTES }) : null;
+  if (inflate && !opts.through) recycleWritten(inflate, opts.sink);
   const decoded = (
-    decompress
-      ? pipeline([decrypt, createDecompressor(a.compression, { worker: a.stored_bytes >= WORKER_MIN_BYTES }), plain, ...tail], { signal: opts.signal })
+    inflate
+      ? pipeline([decrypt, inflate, plain, ...tail], { signal: opts.signal })
       : pipeline([decrypt, plain, ...tail], { signal: opts.signal })
   ).catch((err: unknown) => {
     decodeError = err;
@@ -302,6 +314,7 @@ export async function inflateStaged(s: CompressedStaged, dest: string, where: st
   input.on('error', (e) => (readFailure = e));
   try {
     const inflate = createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES });
+    if (!through) recycleWritten(inflate, out);
     await (through ? pipeline(input, inflate, counted, through, out, opts) : pipeline(input, inflate, counted, out, opts));
   } catch (err) {
     input.destroy();
