@@ -120,8 +120,9 @@ function work() {
  * zstd decompression on a worker thread, as a Transform: the main thread only hands compressed bytes over
  * and pushes what comes back, so decryption, hashing and file writes overlap the decompression instead of
  * waiting for it (zstd-napi's DecompressStream decompresses synchronously on the calling thread).
- * Memory: at most MAX_IN_FLIGHT inputs of IN_BYTES, their replies of OUT_PER_REPLY buffers, and the readable
- * side's high-water mark: downstream backpressure holds further input back, and the next part of an input that
+ * Memory: at most MAX_IN_FLIGHT inputs of IN_BYTES, their replies of OUT_PER_REPLY buffers, the output buffers given
+ * back by recycle() (up to MAX_FREE in the worker, fewer than SPARE_BATCH gathered here; more are left to the garbage
+ * collector), and the readable side's high-water mark: downstream backpressure holds further input back, and the next part of an input that
  * decompresses to more than one reply is asked for only while less than a reply's worth waits to be read. The same failures as
  * DecompressStream: the worker's decompression error, or "Stream ended in middle of compressed data frame".
  */

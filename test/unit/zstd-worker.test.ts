@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { compress } from 'zstd-napi';
 import { LocalStore } from '../../src/backends/stores/local-store.js';
 import { generateIdentity, parseIdentity } from '../../src/core/age/keys.js';
@@ -239,10 +239,17 @@ describe('staging a large artifact (zstd on the worker thread)', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('stages the plaintext byte for byte', async () => {
-    const staged = await stageArtifact({ store, manifest, component: 'redis', dir: path.join(dir, 'ok'), keys });
-    expect(staged.plaintextBytes).toBe(plain.length);
-    expect((await readFile(staged.file)).equals(plain)).toBe(true);
+  it('stages the plaintext byte for byte, the worker decompressing into buffers the file sink gave back', async () => {
+    const recycle = vi.spyOn(WorkerDecompressStream.prototype, 'recycle');
+    try {
+      const staged = await stageArtifact({ store, manifest, component: 'redis', dir: path.join(dir, 'ok'), keys });
+      expect(staged.plaintextBytes).toBe(plain.length);
+      expect((await readFile(staged.file)).equals(plain)).toBe(true);
+      // Every 1 MiB chunk written was given back (the last, partial one is given back too, and ignored).
+      expect(recycle.mock.calls.length).toBeGreaterThanOrEqual(Math.floor(plain.length / (1 << 20)));
+    } finally {
+      recycle.mockRestore();
+    }
   });
 
   it('an altered object fails its SHA-256 check and leaves no staged file', async () => {

@@ -20,7 +20,7 @@ export class SyncFileSink extends Writable {
   failure: NodeJS.ErrnoException | undefined;
   /** Its open succeeded: the file is this sink's to remove (with flags 'wx', a failed open means it was someone else's). */
   opened = false;
-  /** Called with each chunk once it is all written (the sink keeps no reference to it afterwards). */
+  /** Called with each chunk once it is all written (the sink keeps no reference to it afterwards). Must not throw. */
   afterWrite: ((chunk: Buffer) => void) | null = null;
 
   constructor(
@@ -93,10 +93,7 @@ export class SyncFileSink extends Writable {
           part.push(o === 0 && take === b.length ? b : b.subarray(o, o + take));
           size += take;
         }
-        if (size === 0) {
-          part.length = 0;
-          break;
-        }
+        if (size === 0) break;
         const n = part.length === 1 ? writeSync(this.fd!, part[0]!) : writevSync(this.fd!, part);
         if (n <= 0) throw Object.assign(new Error(`the file system accepted no bytes of ${this.file}`), { code: 'EIO' });
         for (let left = n; left > 0; ) {

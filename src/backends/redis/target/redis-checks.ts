@@ -213,15 +213,15 @@ export interface SampleObservation {
 
 /**
  * Reads the target's side of the sample, SAMPLE_READS_IN_FLIGHT keys at once (each read is round trips to a target
- * that may be a network away); reads content only when type and size already match, so each read holds at most a
- * value the snapshot side read (MAX_COMPARED_BYTES).
+ * that may be a network away); reads content only when type and size already match the snapshot's (which was read
+ * only up to MAX_COMPARED_BYTES).
  */
 export async function observeSample(db: DbConnections, sample: SnapshotSample, pexpiretime: boolean, signal?: AbortSignal): Promise<SampleObservation[]> {
   return mapConcurrent(sample.entries, SAMPLE_READS_IN_FLIGHT, async (e) => {
     throwIfAborted(signal);
     const client = await db(e.db);
     // A value the snapshot side did not read (too large, module type) is compared by type only: size -1 never matches.
-    const target = await readFingerprint(client, e.key, { pexpiretime, expectSize: e.fp.skipped === undefined ? e.fp.size : -1, signal });
+    const target = await readFingerprint(client, e.key, { pexpiretime, expectSize: e.fp.skipped === undefined ? e.fp.size : -1, expectType: e.fp.type, signal });
     return { label: keyLabel(e.cls, e.key), snapshot: e.fp, target, observedAt: Date.now() };
   });
 }

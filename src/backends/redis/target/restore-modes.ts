@@ -280,6 +280,8 @@ export async function runFileMode(ctx: ModeContext): Promise<ModeResult> {
 export async function evidenceFromStaged(ctx: ModeContext, evidence: Promise<RdbEvidence>): Promise<ModeResult> {
   const { input } = ctx;
   let keys: RdbEvidence;
+  // Begun already (before the start command) on every path here; once more costs nothing and never leaves it waiting.
+  ctx.beginEvidence?.();
   try {
     keys = await evidence;
   } catch (err) {

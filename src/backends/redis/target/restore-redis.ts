@@ -303,11 +303,15 @@ async function readRdbEvidence(
   deferred: boolean,
 ): Promise<{ result: Promise<RdbEvidence>; stop(): void; begin(): void }> {
   const ac = new AbortController();
-  const onAbort = () => ac.abort(input.signal?.reason);
-  input.signal?.addEventListener('abort', onAbort, { once: true });
-  const handle = await open(input.rdbFile, 'r');
   let begin = () => undefined as void;
   const go = deferred ? new Promise<void>((resolve) => (begin = resolve)) : Promise.resolve();
+  // An abort also begins an unbegun read, which then fails at once: its result settles and its file is closed.
+  const onAbort = () => {
+    ac.abort(input.signal?.reason);
+    begin();
+  };
+  input.signal?.addEventListener('abort', onAbort, { once: true });
+  const handle = await open(input.rdbFile, 'r');
   const result = go
     .then(() => inspectRdbEvidence(handle, { name: input.rdbFile, restored, sampleSize, expectation: wantsCounts, signal: ac.signal }))
     .finally(() => {

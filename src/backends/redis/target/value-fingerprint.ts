@@ -6,8 +6,10 @@ export const MAX_COMPARED_BYTES = 1 << 20;
 
 /**
  * Sampled keys read from the target at once (redis-sample, redis-ttl). Each read is a round trip, and a target may be
- * a network away: one by one, the default sample's 100 keys took 0.26 s at a 2.5 ms round trip. A read holds at most
- * a value of MAX_COMPARED_BYTES; larger ones are read one at a time, or not at all.
+ * a network away: one by one, the default sample's 100 keys took 0.26 s at a 2.5 ms round trip. Keys whose snapshot
+ * value is over MAX_COMPARED_BYTES are read one at a time (or not at all), so while the target holds what the
+ * snapshot does, the reads hold at most this many such values. (A target whose value grew far beyond the snapshot's
+ * is read as it is: its DUMP whole, in keys and rdb-file modes.)
  */
 export const SAMPLE_READS_IN_FLIGHT = 16;
 
@@ -39,6 +41,8 @@ export interface FingerprintOptions {
   maxBytes?: number;
   /** Do not read the content when the size differs from this (the copies already differ). */
   expectSize?: number;
+  /** Do not read the content when the type differs from this (the copies already differ). */
+  expectType?: string;
   signal?: AbortSignal;
 }
 
@@ -66,7 +70,9 @@ export async function readFingerprint(client: Redis, key: Buffer, o: Fingerprint
     const bytes = type === 'string' ? size : Number((await client.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) ?? 0);
     if (bytes > o.maxBytes) return { type: String(type), size, digest: null, skipped: 'too-large', expiresAtMs };
   }
-  if (o.expectSize !== undefined && o.expectSize !== size) return { type: String(type), size, digest: null, expiresAtMs };
+  if ((o.expectSize !== undefined && o.expectSize !== size) || (o.expectType !== undefined && o.expectType !== String(type))) {
+    return { type: String(type), size, digest: null, expiresAtMs };
+  }
   const h = createHash('sha256').update(String(type));
   await digestContent(client, key, String(type), h);
   return { type: String(type), size, digest: h.digest('hex'), expiresAtMs };
