@@ -1,5 +1,11 @@
+import { Readable } from 'node:stream';
+import { LocalStore } from '../../src/backends/stores/local-store.js';
+import { generateIdentity, parseIdentity } from '../../src/core/age/keys.js';
+import { artifactKey } from '../../src/core/layout.js';
 import type { Manifest } from '../../src/core/manifest.js';
 import { MANIFEST_FORMAT } from '../../src/core/manifest.js';
+import { writeArtifact } from '../../src/core/pipeline.js';
+import type { DecryptionKeys } from '../../src/core/restore/decryption-keys.js';
 
 /** A valid manifest of one Redis component (its artifact's bytes are not stored): for catalogue and daemon tests. */
 export function redisManifest(id: string, consistentAt: string): Manifest {
@@ -25,4 +31,28 @@ export function redisManifest(id: string, consistentAt: string): Manifest {
       },
     },
   };
+}
+
+/**
+ * One artifact written to a local store in `dir` as a backup writes it (zstd, age to a new identity), with the
+ * manifest fields staging reads: for tests of the read and stage paths.
+ */
+export async function storedArtifact(o: { dir: string; id: string; component: string; name: string; format: string; plaintext: Buffer; level?: number }): Promise<{
+  store: LocalStore;
+  keys: DecryptionKeys;
+  manifest: Manifest;
+  key: string;
+  storedBytes: number;
+}> {
+  const id = generateIdentity();
+  const store = new LocalStore(o.dir);
+  const key = artifactKey(o.id, o.name);
+  const w = await writeArtifact({ source: Readable.from([o.plaintext]), store, key, compression: { algorithm: 'zstd', level: o.level ?? 3 }, keys: { recipients: [id.recipient] } });
+  const manifest = {
+    id: o.id,
+    components: {
+      [o.component]: { artifact: { name: o.name, format: o.format, compression: 'zstd', encryption: 'age', sha256: w.sha256, stored_bytes: w.storedBytes, plaintext_bytes: w.plaintextBytes } },
+    },
+  } as unknown as Manifest;
+  return { store, keys: { identities: [parseIdentity(id.identity)] }, manifest, key, storedBytes: w.storedBytes };
 }

@@ -30,15 +30,21 @@ function options(dataDir: string, staged: string, stateFile: string): RdbSwapOpt
   };
 }
 
+/** A folder with a data folder (holding `dump.rdb` when `previous` is given) and the stand-in's state file, 'up'. */
+async function target(tag: string, previous?: string): Promise<{ dir: string; dataDir: string; stateFile: string }> {
+  const dir = await tempDir(tag);
+  const dataDir = path.join(dir, 'data');
+  await mkdir(dataDir);
+  if (previous !== undefined) await writeFile(path.join(dataDir, 'dump.rdb'), previous);
+  const stateFile = path.join(dir, 'state');
+  await writeFile(stateFile, 'up\n');
+  return { dir, dataDir, stateFile };
+}
+
 describe('swapRdbFile: the data it sets aside', () => {
   it('two swaps in one second keep both set-aside files: the data from before the first swap is never overwritten', async () => {
-    const dir = await tempDir('swap');
-    const dataDir = path.join(dir, 'data');
-    await mkdir(dataDir);
-    await writeFile(path.join(dataDir, 'dump.rdb'), 'before any restore');
+    const { dir, dataDir, stateFile } = await target('swap', 'before any restore');
     const asides: string[] = [];
-    const stateFile = path.join(dir, 'state');
-    await writeFile(stateFile, 'up\n');
     for (const content of ['first snapshot', 'second snapshot', 'third snapshot']) {
       const staged = path.join(dir, `${content.split(' ')[0]}.rdb`);
       await writeFile(staged, content);
@@ -57,12 +63,7 @@ describe('swapRdbFile: the data it sets aside', () => {
 
 describe('swapRdbFile: beforeStart (where an rdb-file restore begins its evidence read)', () => {
   it('is called once, with the target stopped and the restored file in place, before the start command', async () => {
-    const dir = await tempDir('swap-before-start');
-    const dataDir = path.join(dir, 'data');
-    await mkdir(dataDir);
-    await writeFile(path.join(dataDir, 'dump.rdb'), 'before the restore');
-    const stateFile = path.join(dir, 'state');
-    await writeFile(stateFile, 'up\n');
+    const { dir, dataDir, stateFile } = await target('swap-before-start', 'before the restore');
     const staged = path.join(dir, 'staged.rdb');
     await writeFile(staged, 'the snapshot');
     const seen: Array<{ state: string; placed: string }> = [];
@@ -75,11 +76,7 @@ describe('swapRdbFile: beforeStart (where an rdb-file restore begins its evidenc
   });
 
   it('is not called when the stop fails (nothing was placed)', async () => {
-    const dir = await tempDir('swap-stop-fails');
-    const dataDir = path.join(dir, 'data');
-    await mkdir(dataDir);
-    const stateFile = path.join(dir, 'state');
-    await writeFile(stateFile, 'up\n');
+    const { dir, dataDir, stateFile } = await target('swap-stop-fails');
     const staged = path.join(dir, 'staged.rdb');
     await writeFile(staged, 'the snapshot');
     let called = 0;

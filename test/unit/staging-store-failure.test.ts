@@ -2,15 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStore } from '../../src/backends/stores/local-store.js';
-import { generateIdentity, parseIdentity } from '../../src/core/age/keys.js';
 import { TykdrError } from '../../src/core/errors.js';
-import { artifactKey } from '../../src/core/layout.js';
 import type { Manifest } from '../../src/core/manifest.js';
-import { writeArtifact } from '../../src/core/pipeline.js';
+import type { DecryptionKeys } from '../../src/core/restore/decryption-keys.js';
 import { readArtifact, stageArtifact } from '../../src/core/restore/staging.js';
+import { storedArtifact } from '../helpers/manifest-fixture.js';
 
 /**
  * A store that fails the download itself (the object is gone, the store is unreachable) must reject the
@@ -20,22 +19,14 @@ import { readArtifact, stageArtifact } from '../../src/core/restore/staging.js';
 describe('reading an artifact when the store fails the download', () => {
   let dir: string;
   let store: LocalStore;
-  const id = generateIdentity();
-  const keys = { identities: [parseIdentity(id.identity)] };
+  let keys: DecryptionKeys;
   let manifest: Manifest;
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'tykdr-staging-'));
-    store = new LocalStore(path.join(dir, 'store'));
-    const key = artifactKey('20260101T000000Z-aaaaaa', 'config.tar.zst.age');
-    const w = await writeArtifact({ source: Readable.from([randomBytes(100_000)]), store, key, compression: { algorithm: 'zstd', level: 3 }, keys: { recipients: [id.recipient] } });
-    manifest = {
-      id: '20260101T000000Z-aaaaaa',
-      components: {
-        config: { artifact: { name: 'config.tar.zst.age', format: 'tar', compression: 'zstd', encryption: 'age', sha256: w.sha256, stored_bytes: w.storedBytes, plaintext_bytes: w.plaintextBytes } },
-      },
-    } as unknown as Manifest;
-    await store.delete(key); // the object is gone: `get` rejects
+    const a = await storedArtifact({ dir: path.join(dir, 'store'), id: '20260101T000000Z-aaaaaa', component: 'config', name: 'config.tar.zst.age', format: 'tar', plaintext: randomBytes(100_000) });
+    ({ store, keys, manifest } = a);
+    await store.delete(a.key); // the object is gone: `get` rejects
   });
 
   afterAll(async () => {

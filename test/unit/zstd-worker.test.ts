@@ -9,15 +9,14 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { compress } from 'zstd-napi';
 import { LocalStore } from '../../src/backends/stores/local-store.js';
-import { generateIdentity, parseIdentity } from '../../src/core/age/keys.js';
 import { TykdrError } from '../../src/core/errors.js';
-import { artifactKey } from '../../src/core/layout.js';
 import type { Manifest } from '../../src/core/manifest.js';
-import { writeArtifact } from '../../src/core/pipeline.js';
+import type { DecryptionKeys } from '../../src/core/restore/decryption-keys.js';
 import { stageArtifact } from '../../src/core/restore/staging.js';
 import { WorkerDecompressStream } from '../../src/core/zstd-worker.js';
 import { ZstdCompressStream } from '../../src/core/zstd-compress.js';
 import { SyncFileSink } from '../../src/core/util/sync-file-sink.js';
+import { storedArtifact } from '../helpers/manifest-fixture.js';
 
 /** Compressible but not trivial (about 3:2): one 4 KiB block in three random, the others text, like an RDB of sessions. */
 function sample(bytes: number, seed: number): Buffer {
@@ -216,23 +215,16 @@ describe('WorkerDecompressStream (zstd on a worker thread)', () => {
 describe('staging a large artifact (zstd on the worker thread)', () => {
   let dir: string;
   let store: LocalStore;
-  const id = generateIdentity();
-  const keys = { identities: [parseIdentity(id.identity)] };
+  let keys: DecryptionKeys;
   const plain = sample(16_000_000, 6);
   let manifest: Manifest;
-  const key = artifactKey('20260101T000000Z-bbbbbb', 'redis.rdb.zst.age');
+  let key: string;
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'tykdr-zstd-worker-'));
-    store = new LocalStore(path.join(dir, 'store'));
-    const w = await writeArtifact({ source: Readable.from([plain]), store, key, compression: { algorithm: 'zstd', level: 1 }, keys: { recipients: [id.recipient] } });
-    expect(w.storedBytes).toBeGreaterThan(4 << 20); // over the worker threshold
-    manifest = {
-      id: '20260101T000000Z-bbbbbb',
-      components: {
-        redis: { artifact: { name: 'redis.rdb.zst.age', format: 'rdb', compression: 'zstd', encryption: 'age', sha256: w.sha256, stored_bytes: w.storedBytes, plaintext_bytes: w.plaintextBytes } },
-      },
-    } as unknown as Manifest;
+    const a = await storedArtifact({ dir: path.join(dir, 'store'), id: '20260101T000000Z-bbbbbb', component: 'redis', name: 'redis.rdb.zst.age', format: 'rdb', plaintext: plain, level: 1 });
+    ({ store, keys, manifest, key } = a);
+    expect(a.storedBytes).toBeGreaterThan(4 << 20); // over the worker threshold
   });
 
   afterAll(async () => {
