@@ -7,7 +7,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 globalThis.oclif = { ...globalThis.oclif, enableAutoTranspile: false };
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { bundleIsFresh, manifestIsFresh, newestCommand, root, useCommandsDir, writeManifest } from './manifest.js';
+import { bundleIsFresh, manifestIsFresh, newestCommand, root, useCommandsDir, withoutCollator, writeManifest } from './manifest.js';
 
 const argv = process.argv.slice(2);
 const pjson = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -28,7 +28,7 @@ if (argv.length === 1 && argv[0] === '--version') {
   const { Config, run, flush, handle } = cached ?? (bundled ? await import('../dist/bundle/cli/oclif-entry.js') : await import('@oclif/core'));
   // As oclif's execute(): run, flush, and errors through oclif's handler (exit codes).
   try {
-    const config = await Config.load({ root, pjson });
+    const config = await withoutCollator(() => Config.load({ root, pjson }));
     if (!fresh) writeManifest(config);
     if (cached) codeCache.useBundledCommands(config);
     else useCommandsDir(config, commands);
