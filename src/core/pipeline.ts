@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
 import type { PutResult, Store } from './interfaces/store.js';
 import { integrityError } from './errors.js';
 import { createEncryptStream } from './age/index.js';
@@ -10,6 +9,7 @@ import type { CompressionConfig } from './config/schema.js';
 import type { Secret } from './secret.js';
 import { WorkerDecompressStream } from './zstd-worker.js';
 import { ZstdCompressStream } from './zstd-compress.js';
+import { zstdNapi } from './zstd-napi.js';
 import { bulkBytesMoved } from './util/young-gc.js';
 
 /** Counts bytes (and optionally hashes them) as they pass, without changing them. */
@@ -66,7 +66,7 @@ export function createDecompressor(algorithm: CompressionConfig['algorithm'], op
       // No thread could be made (e.g. the binding is not resolvable from a bundled build): the same work, on this thread.
     }
   }
-  return new DecompressStream();
+  return new (zstdNapi().DecompressStream)();
 }
 
 export interface EncryptionKeys {

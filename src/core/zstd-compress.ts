@@ -1,5 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import binding from 'zstd-napi/binding.js';
+import type * as Binding from 'zstd-napi/binding.js';
+import { zstdBinding } from './zstd-napi.js';
 
 /** Compressed bytes are pushed in buffers of this size (the last one shorter). */
 const OUT_SIZE = 256 * 1024;
@@ -14,19 +15,20 @@ const EMPTY = Buffer.alloc(0);
  * zstd's own threads; a call blocks only while they are behind.
  */
 export class ZstdCompressStream extends Transform {
-  private readonly cctx = new binding.CCtx();
+  private readonly zstd = zstdBinding();
+  private readonly cctx = new this.zstd.CCtx();
   private out = Buffer.allocUnsafe(OUT_SIZE);
   private fill = 0;
 
   /** jobSize: bytes per worker job (zstd's default at level 1 is 2 MiB; its input and output buffers scale with it). */
   constructor(opts: { level: number; nbWorkers: number; jobSize?: number }) {
     super();
-    this.cctx.setParameter(binding.CParameter.compressionLevel, opts.level);
-    if (opts.nbWorkers > 0) this.cctx.setParameter(binding.CParameter.nbWorkers, opts.nbWorkers);
-    if (opts.nbWorkers > 0 && opts.jobSize !== undefined) this.cctx.setParameter(binding.CParameter.jobSize, opts.jobSize);
+    this.cctx.setParameter(this.zstd.CParameter.compressionLevel, opts.level);
+    if (opts.nbWorkers > 0) this.cctx.setParameter(this.zstd.CParameter.nbWorkers, opts.nbWorkers);
+    if (opts.nbWorkers > 0 && opts.jobSize !== undefined) this.cctx.setParameter(this.zstd.CParameter.jobSize, opts.jobSize);
   }
 
-  private compress(input: Buffer, end: binding.EndDirective): void {
+  private compress(input: Buffer, end: Binding.EndDirective): void {
     for (;;) {
       const [left, produced, consumed] = this.cctx.compressStream2(this.out.subarray(this.fill), input, end);
       this.fill += produced;
@@ -37,13 +39,13 @@ export class ZstdCompressStream extends Transform {
       }
       input = input.subarray(consumed);
       // Continue: done once the input is taken. End: done once zstd has nothing left to write (left === 0).
-      if (input.length === 0 && (end === binding.EndDirective.continue || left === 0)) return;
+      if (input.length === 0 && (end === this.zstd.EndDirective.continue || left === 0)) return;
     }
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
-      this.compress(chunk, binding.EndDirective.continue);
+      this.compress(chunk, this.zstd.EndDirective.continue);
     } catch (err) {
       cb(err as Error);
       return;
@@ -53,7 +55,7 @@ export class ZstdCompressStream extends Transform {
 
   override _flush(cb: TransformCallback): void {
     try {
-      this.compress(EMPTY, binding.EndDirective.end);
+      this.compress(EMPTY, this.zstd.EndDirective.end);
     } catch (err) {
       cb(err as Error);
       return;

@@ -1,0 +1,22 @@
+import { createRequire } from 'node:module';
+import type * as ZstdNapi from 'zstd-napi';
+import type * as ZstdBinding from 'zstd-napi/binding.js';
+
+/*
+ * zstd-napi, loaded on first use rather than with the modules that use it: its native addon and its eight small files
+ * took 5.6-8.1 ms of every command's start-up (the addon alone 2.1-3.8 ms; `node -e` with process.hrtime), and a
+ * backup first needs it once Redis sends the snapshot, after SYNC (bench/README.md, ninth session).
+ */
+const load = createRequire(import.meta.url);
+let napi: typeof ZstdNapi | undefined;
+let binding: typeof ZstdBinding | undefined;
+
+/** zstd-napi's streams (DecompressStream and the like). */
+export function zstdNapi(): typeof ZstdNapi {
+  return (napi ??= load('zstd-napi') as typeof ZstdNapi);
+}
+
+/** zstd-napi's native binding (CCtx, DCtx and their enums) alone. */
+export function zstdBinding(): typeof ZstdBinding {
+  return (binding ??= load('zstd-napi/binding.js') as typeof ZstdBinding);
+}
