@@ -56,4 +56,21 @@ describe('start-up work left for later', () => {
     const { stdout } = await exec(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 60_000 });
     expect(JSON.parse(stdout.trim())).toEqual({ before: false, after: true });
   });
+
+  it('an install whose zstd addon cannot load fails at the first compression, with the fix', async () => {
+    const compress = path.join(srcDir, 'core', 'zstd-compress.ts');
+    // The addon made unloadable in this child only (as when npm skipped its build).
+    const script =
+      `import Module from 'node:module'; const load = Module._load; ` +
+      `Module._load = function (id, ...rest) { if (String(id).endsWith('binding.node')) throw new Error("Cannot find module './build/Release/binding.node'"); return load.call(this, id, ...rest); }; ` +
+      `const { ZstdCompressStream } = await import(${JSON.stringify(compress)}); console.log('imported'); ` +
+      `try { new ZstdCompressStream({ level: 1, nbWorkers: 0 }); } catch (e) { console.log(JSON.stringify({ name: e.name, kind: e.kind, message: e.message, fix: e.fix })); }`;
+    const { stdout } = await exec(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 60_000 });
+    const [first, second] = stdout.trim().split('\n');
+    expect(first).toBe('imported');
+    const err = JSON.parse(second!) as { name: string; kind: string; message: string; fix: string };
+    expect(err).toMatchObject({ name: 'TykdrError', kind: 'internal' });
+    expect(err.message).toBe("zstd could not be loaded (zstd-napi/binding.js: Cannot find module './build/Release/binding.node')");
+    expect(err.fix).toContain('allowScripts');
+  });
 });
