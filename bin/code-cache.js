@@ -7,16 +7,16 @@
 // rejects a cache made by another V8 or with other flags, and the bundle then runs from its source. The folder must be
 // the user's own and writable by no one else (bytecode there is code that runs); a missing, foreign or unwritable
 // folder only means no cache: the caller runs the ES module bundle instead, and nothing fails.
-import { isAscii } from 'node:buffer';
-import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { homedir } from 'node:os';
-import path from 'node:path';
-import vm from 'node:vm';
+const { isAscii } = require('node:buffer');
+const { createHash } = require('node:crypto');
+const { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { homedir } = require('node:os');
+const path = require('node:path');
+const vm = require('node:vm');
 
 /** The per-user cache folder: TYKDR_CACHE_DIR, else $XDG_CACHE_HOME/tykdr, else ~/.cache/tykdr. */
-export function cacheDir(env = process.env) {
+function cacheDir(env = process.env) {
   if (env.TYKDR_CACHE_DIR) return path.resolve(env.TYKDR_CACHE_DIR);
   const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(homedir(), '.cache');
   return path.join(base, 'tykdr');
@@ -41,7 +41,7 @@ function usableDir(dir) {
  * the bundle's few dynamic import()s need). `name` picks the cache file (the command's first word): each command keeps
  * the bytecode of its own path. A cache made from a run is written at exit (see the two files below).
  */
-export function loadCachedBundle(root, name) {
+function loadCachedBundle(root, name) {
   const importLoader = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
   if (process.env.TYKDR_CODE_CACHE === '0' || importLoader === undefined) return undefined;
   const dir = usableDir(cacheDir());
@@ -172,7 +172,7 @@ function compileCached(file, dir, slug) {
 const EARLY_MS = 1000;
 
 /** Points the manifest's commands at the names loadCachedBundle answers (oclif then requires them). */
-export function useBundledCommands(config) {
+function useBundledCommands(config) {
   for (const cmd of Object.values(config.rootPlugin.manifest?.commands ?? {})) {
     const at = cmd.relativePath?.indexOf('commands') ?? -1;
     if (at < 0) continue;
@@ -203,3 +203,5 @@ function writeCache(bytecode, dir, slug, cacheFile) {
     }
   }
 }
+
+module.exports = { cacheDir, loadCachedBundle, useBundledCommands };

@@ -2,15 +2,15 @@
 // without it, every command module (and every driver they import) is loaded to list the commands' flags.
 // It is generated from dist/, never committed: `npm run build` writes it, and bin/run.js drops a manifest
 // older than dist/commands (a later `tsc` run) so oclif never reads stale flags, then writes a fresh one.
-import { readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+// CommonJS, as bin/run.js that requires it (bin/package.json).
+const { readdirSync, renameSync, statSync, unlinkSync, writeFileSync } = require('node:fs');
+const path = require('node:path');
 
-export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const root = path.resolve(__dirname, '..');
 const manifestFile = path.join(root, 'oclif.manifest.json');
 
 /** Newest modification time of the compiled commands (0 when dist/commands is missing). */
-export function newestCommand(dir = path.join(root, 'dist', 'commands')) {
+function newestCommand(dir = path.join(root, 'dist', 'commands')) {
   let newest = 0;
   let entries;
   try {
@@ -39,12 +39,12 @@ function mtime(file) {
  * True when dist/bundle/ (bin/bundle.js) was made from the current dist/: tsc rewrites every file it emits,
  * so a bundle older than dist/commands is stale. `newest` is newestCommand(), computed once by the caller.
  */
-export function bundleIsFresh(newest = newestCommand()) {
+function bundleIsFresh(newest = newestCommand()) {
   return newest > 0 && mtime(path.join(root, 'dist', 'bundle', 'STAMP')) >= newest;
 }
 
 /** True when oclif.manifest.json exists and is not older than dist/commands; a stale one is removed. */
-export function manifestIsFresh(newest = newestCommand()) {
+function manifestIsFresh(newest = newestCommand()) {
   const at = mtime(manifestFile);
   if (at < 0) return false;
   if (at >= newest) return true;
@@ -60,7 +60,7 @@ export function manifestIsFresh(newest = newestCommand()) {
  * Points the loaded manifest's commands at one layout: dist/commands (tsc's files) or dist/bundle/commands. oclif
  * imports a command from the manifest's relativePath, so the same manifest serves both layouts this way.
  */
-export function useCommandsDir(config, dir) {
+function useCommandsDir(config, dir) {
   for (const cmd of Object.values(config.rootPlugin.manifest?.commands ?? {})) {
     const at = cmd.relativePath?.indexOf('commands') ?? -1;
     if (at >= 0) cmd.relativePath = [...dir.split('/'), ...cmd.relativePath.slice(at + 1)];
@@ -68,7 +68,7 @@ export function useCommandsDir(config, dir) {
 }
 
 /** Writes the manifest of a loaded oclif Config (atomically; a read-only install is left without one), for dist/commands. */
-export function writeManifest(config) {
+function writeManifest(config) {
   const tmp = `${manifestFile}.${process.pid}.tmp`;
   try {
     useCommandsDir(config, 'dist/commands');
@@ -91,7 +91,7 @@ export function writeManifest(config) {
  * before letters, '-' before ':', and a prefix first); any other comparison, or one with locales or options, goes to
  * the collator. Restored once `load` settles.
  */
-export async function withoutCollator(load) {
+async function withoutCollator(load) {
   const localeCompare = String.prototype.localeCompare;
   String.prototype.localeCompare = function (that, ...rest) {
     const a = String(this);
@@ -107,13 +107,19 @@ export async function withoutCollator(load) {
 
 const PLAIN_ID = /^[a-z:-]*$/;
 
+module.exports = { root, newestCommand, bundleIsFresh, manifestIsFresh, useCommandsDir, writeManifest, withoutCollator };
+
 // `node bin/manifest.js` (npm run build): write it now.
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (require.main === module) {
   try {
     unlinkSync(manifestFile);
   } catch {
     // none yet
   }
-  const { Config } = await import('@oclif/core');
-  writeManifest(await Config.load(root));
+  import('@oclif/core')
+    .then(async ({ Config }) => writeManifest(await Config.load(root)))
+    .catch((err) => {
+      process.exitCode = 1;
+      console.error(err);
+    });
 }

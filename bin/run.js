@@ -1,20 +1,24 @@
 #!/usr/bin/env node
+// CommonJS (bin/package.json): node starts a CommonJS entry 5-8 ms sooner than an ES module one, and start-up is part of
+// every restore's RTO (bench/README.md, ninth session).
 // tykdr supports Node 20; the AWS SDK warns about its own future Node policy on every run.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 // The built CLI is what runs, whatever NODE_ENV says: with NODE_ENV=development or test (and the tsconfig.json of a
 // clone) oclif would look for TypeScript sources and import tsx, and through the code-cache loader that import printed
 // an ExperimentalWarning on the first run of a command.
 globalThis.oclif = { ...globalThis.oclif, enableAutoTranspile: false };
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { bundleIsFresh, manifestIsFresh, newestCommand, root, useCommandsDir, withoutCollator, writeManifest } from './manifest.js';
+const { readFileSync } = require('node:fs');
+const path = require('node:path');
+const { bundleIsFresh, manifestIsFresh, newestCommand, root, useCommandsDir, withoutCollator, writeManifest } = require('./manifest.js');
 
-const argv = process.argv.slice(2);
-const pjson = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
-if (argv.length === 1 && argv[0] === '--version') {
-  // What oclif prints for --version, without loading oclif (start-up is part of every restore's RTO).
-  process.stdout.write(`${pjson.oclif?.bin ?? pjson.name}/${pjson.version} ${process.platform}-${process.arch} node-${process.version}\n`);
-} else {
+async function main() {
+  const argv = process.argv.slice(2);
+  const pjson = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+  if (argv.length === 1 && argv[0] === '--version') {
+    // What oclif prints for --version, without loading oclif (start-up is part of every restore's RTO).
+    process.stdout.write(`${pjson.oclif?.bin ?? pjson.name}/${pjson.version} ${process.platform}-${process.arch} node-${process.version}\n`);
+    return;
+  }
   const newest = newestCommand();
   const fresh = manifestIsFresh(newest);
   // The bundle (npm run build: bin/bundle.js) when it was made from this dist/, else dist/'s own modules.
@@ -23,7 +27,7 @@ if (argv.length === 1 && argv[0] === '--version') {
   pjson.oclif.commands = `./${commands}`;
   // With a fresh manifest, the bundle's CommonJS twin through a V8 code cache (bin/code-cache.js) when a cache folder
   // can be used; else its ES modules.
-  const codeCache = bundled && fresh ? await import('./code-cache.js') : undefined;
+  const codeCache = bundled && fresh ? require('./code-cache.js') : undefined;
   const cached = codeCache?.loadCachedBundle(root, argv[0]);
   const { Config, run, flush, handle } = cached ?? (bundled ? await import('../dist/bundle/cli/oclif-entry.js') : await import('@oclif/core'));
   // As oclif's execute(): run, flush, and errors through oclif's handler (exit codes).
@@ -38,3 +42,9 @@ if (argv.length === 1 && argv[0] === '--version') {
     await handle(err);
   }
 }
+
+// A failure before oclif's handler (an unreadable package.json) ends the run as an uncaught error would: printed, exit 1.
+main().catch((err) => {
+  process.exitCode = 1;
+  console.error(err);
+});

@@ -45,8 +45,9 @@ describe('start-up', () => {
     expect(ours.code).toBe(0);
     const pjson = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
     expect(ours.stdout).toBe(`tykdr/${pjson.version} ${process.platform}-${process.arch} node-${process.version}\n`);
-    // oclif's own --version, for the same package
-    const script = `import('@oclif/core').then((o) => o.execute({ dir: ${JSON.stringify(pathToFileURL(path.join(repoRoot, 'bin/run.js')).href)}, args: ['--version'] }))`;
+    // oclif's own --version, for the same package (found from its package.json: bin/ has a package.json of its own,
+    // which makes its scripts CommonJS)
+    const script = `import('@oclif/core').then((o) => o.execute({ dir: ${JSON.stringify(pathToFileURL(path.join(repoRoot, 'package.json')).href)}, args: ['--version'] }))`;
     const oclif = await exec(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot });
     expect(ours.stdout).toBe(oclif.stdout);
   });
@@ -55,8 +56,7 @@ describe('start-up', () => {
     // In a copy of the install (bin/ and package.json copied, dist/ and node_modules/ linked): a stale manifest in
     // the checkout itself would break the CLI runs of tests running at the same time.
     const root = await mkdtemp(path.join(tmpdir(), 'tykdr-startup-'));
-    await mkdir(path.join(root, 'bin'));
-    for (const f of ['run.js', 'manifest.js', 'code-cache.js']) await copyFile(path.join(repoRoot, 'bin', f), path.join(root, 'bin', f));
+    await cp(path.join(repoRoot, 'bin'), path.join(root, 'bin'), { recursive: true });
     await copyFile(path.join(repoRoot, 'package.json'), path.join(root, 'package.json'));
     await symlink(path.join(repoRoot, 'dist'), path.join(root, 'dist'));
     await symlink(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
@@ -84,8 +84,7 @@ describe('start-up', () => {
     // makes one), bundled here by the build's own script.
     const root = await mkdtemp(path.join(tmpdir(), 'tykdr-bundle-'));
     try {
-      await mkdir(path.join(root, 'bin'));
-      for (const f of ['run.js', 'manifest.js', 'bundle.js', 'code-cache.js']) await copyFile(path.join(repoRoot, 'bin', f), path.join(root, 'bin', f));
+      await cp(path.join(repoRoot, 'bin'), path.join(root, 'bin'), { recursive: true });
       await copyFile(path.join(repoRoot, 'package.json'), path.join(root, 'package.json'));
       await cp(path.join(repoRoot, 'dist'), path.join(root, 'dist'), { recursive: true, filter: (src) => !src.includes(`${path.sep}bundle`) });
       await symlink(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
