@@ -1,5 +1,4 @@
 import { readFile, rm, statfs, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { formatBytes } from '../duration.js';
 import type { Component, Config, FilesComponent } from '../config/load.js';

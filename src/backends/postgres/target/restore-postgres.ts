@@ -3,14 +3,13 @@ import type { PostgresRestoreInput, PostgresRestoreOutcome } from './restore-typ
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { integrityError, isAbortError, TykdrError } from '../../../core/errors.js';
-import type { ManifestComponent } from '../../../core/manifest.js';
 import type { CheckResult } from '../../../core/restore/types.js';
 import { compressedStaged, inflateStaged, streamStaged, type CompressedStaged } from '../../../core/restore/staging.js';
 import { checkDatabaseCounts, checkDatabaseIndexes } from './postgres-checks.js';
 import { insertStats } from '../catalog.js';
 import { connectPg, dbnameConninfo, describeEndpoint, explainPgError, libpqEnv, targetEndpoint, type PgClient, type PgEndpoint } from '../connection.js';
 import { majorLabel, majorOf, toolPath, toolVersion, versionNum } from '../versions.js';
-import { readDumpFacts, type DumpFacts } from './dump-facts.js';
+import { readDumpFacts } from './dump-facts.js';
 import { ArchiveRechunker } from '../archive-rechunk.js';
 import { writeDataOffsets } from '../archive-rows.js';
 import { planExcludedTables } from './keep-excluded.js';

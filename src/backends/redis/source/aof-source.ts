@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import type { Redis } from 'ioredis';
 import type { RedisComponent } from '../../../core/config/load.js';
 import { parseDuration } from '../../../core/duration.js';
 import { badInput, integrityError, sourceUnreachable, TykdrError } from '../../../core/errors.js';
