@@ -53,7 +53,22 @@ const s3SdkBundled = {
   },
 };
 
-/** cli.cjs and s3-sdk.cjs: built-in import()s made requires, and ASCII only (see below). */
+/**
+ * In cli.cjs only, the same for the MongoDB driver: src/backends/mongo/driver.ts requires `mongodb` on first use; there it
+ * requires dist/bundle/mongodb.cjs (the driver and its BSON and URL libraries bundled alone, below: about 1 MB that
+ * the commands of a Redis-only setup no longer read, hash and deserialize at every start).
+ */
+const mongoDriverBundled = {
+  name: 'mongo-driver-bundled',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]backends[\\/]mongo[\\/]driver\.js$/ }, () => ({
+      contents: "let driver;\nexport function mongoDriver() {\n  return (driver ??= require(require('node:path').join(__dirname, 'mongodb.cjs')));\n}\n",
+      loader: 'js',
+    }));
+  },
+};
+
+/** cli.cjs, s3-sdk.cjs and mongodb.cjs: built-in import()s made requires, and ASCII only (see below). */
 function postProcess(file) {
   writeFileSync(
     file,
@@ -110,7 +125,7 @@ async function main() {
     },
     outfile: path.join(tmp, 'cli.cjs'),
     format: 'cjs',
-    plugins: [zodEnglishOnly, s3SdkBundled],
+    plugins: [zodEnglishOnly, s3SdkBundled, mongoDriverBundled],
     // import.meta.url (the install root is found from it) as the ES module's would be: this file's URL.
     define: { 'import.meta.url': '__tykdrImportMetaUrl' },
     banner: { js: "var __tykdrImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
@@ -131,6 +146,14 @@ async function main() {
     format: 'cjs',
   });
   postProcess(path.join(tmp, 's3-sdk.cjs'));
+  // The MongoDB driver alone (see mongoDriverBundled).
+  await build({
+    ...common,
+    stdin: { contents: "module.exports = require('mongodb');\n", resolveDir: root, sourcefile: 'mongodb-entry.js', loader: 'js' },
+    outfile: path.join(tmp, 'mongodb.cjs'),
+    format: 'cjs',
+  });
+  postProcess(path.join(tmp, 'mongodb.cjs'));
   // The stamp is written last (bin/run.js trusts a bundle only with one newer than dist/commands), then the new
   // bundle replaces the old one in a rename, so a CLI starting meanwhile sees one whole bundle or none.
   writeFileSync(path.join(tmp, 'STAMP'), `${new Date().toISOString()}\n`);

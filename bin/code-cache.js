@@ -56,23 +56,25 @@ function loadCachedBundle(root, name) {
   const commandsDir = path.join(root, 'dist', 'bundle', 'commands') + path.sep;
   const nodeRequire = createRequire(file);
   const mod = { exports: {} };
-  // dist/bundle/s3-sdk.cjs (the AWS SDK's S3 client, bin/bundle.js) is required only by the S3 store: it has a cache of
-  // its own, so the commands that never use S3 do not carry it.
-  const s3Sdk = path.join(root, 'dist', 'bundle', 's3-sdk.cjs');
-  let s3SdkExports;
+  // Bundled alone (bin/bundle.js) and required only by the code that uses them, each with a cache of its own, so the
+  // commands that never use them do not carry them: dist/bundle/s3-sdk.cjs (the AWS SDK's S3 client: the S3 store) and
+  // dist/bundle/mongodb.cjs (the MongoDB driver: the MongoDB source and target).
+  const alone = new Map(['s3-sdk', 'mongodb'].map((n) => [path.join(root, 'dist', 'bundle', `${n}.cjs`), n]));
+  const aloneExports = new Map();
   const bundleRequire = (id) => {
     if (typeof id === 'string' && id.startsWith(commandsDir) && id.endsWith('.cjs')) {
       const load = mod.exports.commands?.[id.slice(commandsDir.length, -4).split(path.sep).join(':')];
       if (load) return load();
     }
-    if (id === s3Sdk) {
-      if (!s3SdkExports) {
-        const sdk = compileCached(s3Sdk, dir, `${slug}-s3-sdk`);
-        const sdkModule = { exports: {} };
-        if (sdk) sdk.runInThisContext()(sdkModule.exports, nodeRequire, sdkModule, s3Sdk, path.dirname(s3Sdk));
-        s3SdkExports = sdk ? sdkModule.exports : nodeRequire(s3Sdk);
+    const name = alone.get(id);
+    if (name !== undefined) {
+      if (!aloneExports.has(id)) {
+        const own = compileCached(id, dir, `${slug}-${name}`);
+        const m = { exports: {} };
+        if (own) own.runInThisContext()(m.exports, nodeRequire, m, id, path.dirname(id));
+        aloneExports.set(id, own ? m.exports : nodeRequire(id));
       }
-      return s3SdkExports;
+      return aloneExports.get(id);
     }
     return nodeRequire(id);
   };

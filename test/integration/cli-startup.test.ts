@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { repoRoot } from '../helpers/paths.js';
+import { repoRoot, toolsBin } from '../helpers/paths.js';
 
 /** A public key whose identity was not kept: `snapshots` needs a recipient configured, and encrypts nothing. */
 const RECIPIENT = 'age1wcz72t7fxp9ks3ke82rtj97gqt00yxqvd7cputyvly52kqa20atstkzp3x';
@@ -125,6 +125,15 @@ describe('start-up', () => {
       const sdkOut = JSON.parse((await exec(process.execPath, ['-e', sdkProbe], { cwd: root, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } })).stdout);
       expect(sdkOut).toEqual({ missing: [], exports: S3_SDK_NAMES.length, status: 200, seen: [{ method: 'HEAD', url: '/bkt/', auth: 'AWS4-HMAC-SHA256' }] });
 
+      // The MongoDB driver is bundled alone too (src/backends/mongo/driver.ts): none of it in cli.cjs, all of it in
+      // mongodb.cjs (its client, its error classes, and BSON both ways).
+      expect(await readFile(path.join(root, 'dist/bundle/cli.cjs'), 'latin1')).not.toContain('node_modules/mongodb/');
+      const mongoProbe = `const m = require(${JSON.stringify(path.join(root, 'dist/bundle/mongodb.cjs'))});
+        const doc = m.BSON.deserialize(m.BSON.serialize({ a: 7 }));
+        console.log(JSON.stringify({ a: doc.a, classes: ['MongoClient', 'MongoParseError', 'MongoServerError', 'MongoServerSelectionError'].map((n) => typeof m[n]) }));`;
+      const mongoOut = JSON.parse((await exec(process.execPath, ['-e', mongoProbe], { cwd: root })).stdout);
+      expect(mongoOut).toEqual({ a: 7, classes: ['function', 'function', 'function', 'function'] });
+
       // A real command through the bundle (its built-in plans found from the bundle's own place), then proof of which code ran: a bundled command replaced by a marker.
       // TYKDR_CODE_CACHE=0: the ES module bundle (the CommonJS one with its code cache is tested below).
       const esm = { TYKDR_CODE_CACHE: '0' };
@@ -179,6 +188,18 @@ describe('start-up', () => {
       expect(whole.code, whole.stderr).toBe(0);
       expect(whole.stdout).toContain('No snapshots in');
       expect(await snapshotsCaches()).toEqual([expect.stringMatching(/^v8-snapshots-[0-9a-f]{40}\.bin$/)]);
+      // A MongoDB command through the bundle takes the driver from mongodb.cjs with a cache of its own, and the
+      // driver's errors are explained (its classes are the ones its client threw): an address nothing listens on.
+      const mongoConfig = path.join(root, 'mongo.yaml');
+      await writeFile(
+        mongoConfig,
+        `version: 1\nstore: { kind: local, path: ${path.join(root, 'store')} }\nencryption: { recipients: [${RECIPIENT}] }\n` +
+          `components:\n  db: { kind: mongo, uri: "mongodb://127.0.0.1:1/", database: tyk_analytics, binDir: ${toolsBin}, connectTimeout: 1s }\n`,
+      );
+      const mongo = await runIn(root, ['backup', '-c', mongoConfig], withCache);
+      expect(mongo.code, mongo.stderr).toBe(3);
+      expect(mongo.stderr).toContain('cannot reach MongoDB at 127.0.0.1:1');
+      expect((await readdir(cache)).filter((f) => f.startsWith('v8-backup-mongodb-'))).toEqual([expect.stringMatching(/^v8-backup-mongodb-[0-9a-f]{40}\.partial\.bin$/)]);
       // Kept: a help run after it neither replaces nor adds a cache.
       const kept = (await snapshotsCaches())[0]!;
       const keptAt = (await stat(path.join(cache, kept))).mtimeMs;

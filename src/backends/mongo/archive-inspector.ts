@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
-import { BSON } from 'mongodb';
 import { integrityError } from '../../core/errors.js';
 import { Crc64Ecma } from './crc64-ecma.js';
+import { mongoDriver } from './driver.js';
 
 /**
  * The mongodump archive format (mongo-tools common/archive/spec.md):
@@ -203,7 +203,7 @@ export class ArchiveParser {
     if (buf[buf.length - 1] !== 0) this.#fail(`a ${this.#state} document ending at byte ${this.#offset} is not terminated`);
     let doc: Record<string, unknown>;
     try {
-      doc = BSON.deserialize(buf, { promoteLongs: false, promoteValues: true });
+      doc = mongoDriver().BSON.deserialize(buf, { promoteLongs: false, promoteValues: true });
     } catch (err) {
       this.#fail(`a ${this.#state} document ending at byte ${this.#offset} is not valid BSON (${(err as Error).message})`);
     }
@@ -322,7 +322,7 @@ function collectionMetadata(doc: Record<string, unknown>, fail: (m: string) => n
   let meta: { options?: Record<string, unknown>; indexes?: Array<Record<string, unknown>>; type?: string } = {};
   if (typeof doc.metadata === 'string' && doc.metadata.length > 0) {
     try {
-      meta = BSON.EJSON.parse(doc.metadata, { relaxed: true }) as typeof meta;
+      meta = mongoDriver().BSON.EJSON.parse(doc.metadata, { relaxed: true }) as typeof meta;
     } catch (err) {
       fail(`the metadata of ${db}.${collection} is not Extended JSON (${(err as Error).message})`);
     }

@@ -1,8 +1,9 @@
-import { MongoClient, MongoParseError, MongoServerError, MongoServerSelectionError } from 'mongodb';
+import type { MongoClient } from 'mongodb';
 import { parseDuration } from '../../core/duration.js';
 import { badInput, isAbortError, TykdrError, type ErrorKind } from '../../core/errors.js';
 import type { MongoComponent } from '../../core/config/load.js';
 import type { Secret } from '../../core/secret.js';
+import { mongoDriver } from './driver.js';
 import { authSource, displayHosts, parseMongoUri, scrubMongoText, type MongoUri } from './uri.js';
 
 /** Which side of tykdr is talking to MongoDB: errors get that side's exit code and wording. */
@@ -37,7 +38,7 @@ export async function connectMongo(ep: MongoEndpoint, signal?: AbortSignal): Pro
   signal?.throwIfAborted();
   let client: MongoClient;
   try {
-    client = new MongoClient(ep.secret.reveal(), {
+    client = new (mongoDriver().MongoClient)(ep.secret.reveal(), {
       serverSelectionTimeoutMS: ep.timeoutMs,
       connectTimeoutMS: ep.timeoutMs,
       appName: 'tykdr',
@@ -84,6 +85,7 @@ export function explainMongoError(err: unknown, ep: MongoEndpoint, doing?: strin
   const what = `MongoDB at ${hosts}`;
   const user = ep.parsed.username;
   const scrubbed = scrubMongoText((err as Error)?.message ?? String(err), [ep.parsed.password, ep.secret.reveal()]);
+  const { MongoParseError, MongoServerError, MongoServerSelectionError } = mongoDriver();
   if (err instanceof MongoParseError) {
     return badInput(`${ep.configPath} is not a valid MongoDB connection string: ${scrubbed}`, 'fix the connection string (see https://www.mongodb.com/docs/manual/reference/connection-string/)');
   }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { MongoClient } from 'mongodb';
 import type { MongoComponent } from '../../../core/config/load.js';
 import type { Target } from '../../../core/interfaces/target.js';
 import { checksBy } from '../../../core/checks/registry.js';
 import { inspectMongoTarget } from './inspect-target.js';
+import { mongoDriver } from '../driver.js';
 import { restoreMongo } from './restore-mongo.js';
 
 /** MongoDB (the Dashboard's database, or FerretDB / DocumentDB speaking its protocol): mongorestore of the archive. */
@@ -37,7 +37,7 @@ export const mongoTarget: Target<MongoComponent> = {
     return {
       component,
       stop: async () => {
-        const client = new MongoClient((c.restore.uri ?? c.uri).reveal(), { serverSelectionTimeoutMS: 10_000 });
+        const client = new (mongoDriver().MongoClient)((c.restore.uri ?? c.uri).reveal(), { serverSelectionTimeoutMS: 10_000 });
         try {
           await client.connect();
           await client.db(database).dropDatabase();
