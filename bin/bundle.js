@@ -1,3 +1,4 @@
+'use strict';
 // Bundles the compiled CLI (dist/) with its libraries into dist/bundle/ (esbuild, code-split ESM): one
 // chunk per command plus shared chunks, so a command loads a handful of files instead of hundreds of
 // modules (oclif, zod, yaml, ioredis) resolved and read one by one. Start-up is part of every restore's RTO.
@@ -130,7 +131,7 @@ async function main() {
     define: { 'import.meta.url': '__tykdrImportMetaUrl' },
     banner: { js: "var __tykdrImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   });
-  // A literal import() of a node built-in (the MongoDB driver's import("os")) becomes a require: in vm.Script an import()
+  // A literal import() of a node built-in (the MongoDB driver's import("os"), now in mongodb.cjs) becomes a require: in vm.Script an import()
   // goes through an experimental loader option that prints a warning when used. And the files are kept ASCII (esbuild
   // leaves a few characters in regular expressions as they are): bin/code-cache.js then reads them as Latin-1, several
   // times faster than decoding UTF-8 into a two-byte string.
@@ -161,7 +162,4 @@ async function main() {
   renameSync(tmp, out);
 }
 
-main().catch((err) => {
-  process.exitCode = 1;
-  console.error(err);
-});
+require('./manifest.js').runMain(main);

@@ -1,3 +1,4 @@
+'use strict';
 // Runs dist/bundle/cli.cjs (bin/bundle.js) through vm.Script with a V8 code cache kept in a per-user folder. Node 20
 // compiles every ES module from source on every start (it has no module.enableCompileCache); with the cache a command
 // starts from the bytecode of the functions the same command ran the last time. Start-up is part of every restore's RTO.
@@ -66,10 +67,10 @@ function loadCachedBundle(root, name) {
       const load = mod.exports.commands?.[id.slice(commandsDir.length, -4).split(path.sep).join(':')];
       if (load) return load();
     }
-    const name = alone.get(id);
-    if (name !== undefined) {
+    const aloneName = alone.get(id);
+    if (aloneName !== undefined) {
       if (!aloneExports.has(id)) {
-        const own = compileCached(id, dir, `${slug}-${name}`);
+        const own = compileCached(id, dir, `${slug}-${aloneName}`);
         const m = { exports: {} };
         if (own) own.runInThisContext()(m.exports, nodeRequire, m, id, path.dirname(id));
         aloneExports.set(id, own ? m.exports : nodeRequire(id));

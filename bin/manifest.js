@@ -1,3 +1,4 @@
+'use strict';
 // The oclif command manifest (oclif.manifest.json): with it, oclif imports only the command being run;
 // without it, every command module (and every driver they import) is loaded to list the commands' flags.
 // It is generated from dist/, never committed: `npm run build` writes it, and bin/run.js drops a manifest
@@ -87,9 +88,10 @@ function writeManifest(config) {
  * Runs `load` (oclif's Config.load) with String.prototype.localeCompare answering for command ids without the collator.
  * oclif's Plugin.load sorts the commands by id with localeCompare, and its first call loads ICU's collator: 8-9 ms of
  * every command's start-up on this project's machine, for the only locale comparison before a backup's first byte. Ids
- * of lowercase letters, ':' and '-' sort the same by code unit as by the collator (root collation puts punctuation
- * before letters, '-' before ':', and a prefix first); any other comparison, or one with locales or options, goes to
- * the collator. Restored once `load` settles.
+ * of lowercase letters, ':' and '-' sort the same by code unit as by the root (and English) collation: punctuation
+ * before letters, '-' before ':', and a prefix first. The commands are so listed in that order whatever the user's locale
+ * (a locale that ignores punctuation, as Thai's, would have sorted "snapshots" before "snapshot:show"). Any other
+ * comparison, or one with locales or options, goes to the collator. Restored once `load` settles.
  */
 async function withoutCollator(load) {
   const localeCompare = String.prototype.localeCompare;
@@ -107,7 +109,30 @@ async function withoutCollator(load) {
 
 const PLAIN_ID = /^[a-z:-]*$/;
 
-module.exports = { root, newestCommand, bundleIsFresh, manifestIsFresh, useCommandsDir, writeManifest, withoutCollator };
+/**
+ * Runs a CommonJS script's async `main` to its end. A failure outside oclif's handler (an unreadable package.json) is
+ * printed and exits 1, as an uncaught error does. A `main` that never settles while nothing is left to wait for (a
+ * promise no event will resolve: a bug) exits 13, as an ES module's unsettled top-level await does, and never 0: a
+ * scheduler must not take it for a finished backup.
+ */
+function runMain(main) {
+  let settled = false;
+  process.on('beforeExit', () => {
+    if (settled) return;
+    process.exitCode = 13;
+    console.error('tykdr: the command stopped before it finished, with nothing left to wait for (a bug: please report it with --debug output)');
+  });
+  main()
+    .catch((err) => {
+      process.exitCode = 1;
+      console.error(err);
+    })
+    .finally(() => {
+      settled = true;
+    });
+}
+
+module.exports = { root, newestCommand, bundleIsFresh, manifestIsFresh, useCommandsDir, writeManifest, withoutCollator, runMain };
 
 // `node bin/manifest.js` (npm run build): write it now.
 if (require.main === module) {
@@ -116,10 +141,8 @@ if (require.main === module) {
   } catch {
     // none yet
   }
-  import('@oclif/core')
-    .then(async ({ Config }) => writeManifest(await Config.load(root)))
-    .catch((err) => {
-      process.exitCode = 1;
-      console.error(err);
-    });
+  runMain(async () => {
+    const { Config } = await import('@oclif/core');
+    writeManifest(await Config.load(root));
+  });
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+'use strict';
 // CommonJS (bin/package.json): node starts a CommonJS entry 5-8 ms sooner than an ES module one, and start-up is part of
 // every restore's RTO (bench/README.md, ninth session).
 // tykdr supports Node 20; the AWS SDK warns about its own future Node policy on every run.
@@ -9,7 +10,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 globalThis.oclif = { ...globalThis.oclif, enableAutoTranspile: false };
 const { readFileSync } = require('node:fs');
 const path = require('node:path');
-const { bundleIsFresh, manifestIsFresh, newestCommand, root, useCommandsDir, withoutCollator, writeManifest } = require('./manifest.js');
+const { bundleIsFresh, manifestIsFresh, newestCommand, root, runMain, useCommandsDir, withoutCollator, writeManifest } = require('./manifest.js');
 
 async function main() {
   const argv = process.argv.slice(2);
@@ -43,8 +44,4 @@ async function main() {
   }
 }
 
-// A failure before oclif's handler (an unreadable package.json) ends the run as an uncaught error would: printed, exit 1.
-main().catch((err) => {
-  process.exitCode = 1;
-  console.error(err);
-});
+runMain(main);

@@ -9,7 +9,7 @@ import type { CompressionConfig } from './config/schema.js';
 import type { Secret } from './secret.js';
 import { WorkerDecompressStream } from './zstd-worker.js';
 import { ZstdCompressStream } from './zstd-compress.js';
-import { zstdNapi } from './zstd-napi.js';
+import { zstdBinding, zstdNapi } from './zstd-napi.js';
 import { bulkBytesMoved } from './util/young-gc.js';
 
 /** Counts bytes (and optionally hashes them) as they pass, without changing them. */
@@ -47,6 +47,7 @@ export class Tap extends Transform {
 
 export function createCompressor(cfg: CompressionConfig): Transform {
   if (cfg.algorithm === 'gzip') return createGzip({ level: Math.min(cfg.level, 9) });
+  zstdBinding();
   // One zstd worker thread moves compression off the event loop, so it overlaps encryption and I/O. Jobs of 1 MiB
   // instead of 2 MiB: 5 MB less memory for 0.14% more output (138 MB RDB: 42.48 -> 42.53 MB), same CPU.
   return new ZstdCompressStream({ level: cfg.level, nbWorkers: 1, jobSize: 1 << 20 });
@@ -59,6 +60,9 @@ export function createCompressor(cfg: CompressionConfig): Transform {
  */
 export function createDecompressor(algorithm: CompressionConfig['algorithm'], opts: { worker?: boolean } = {}): Transform {
   if (algorithm === 'gzip') return createGunzip();
+  // The addon is loaded here, whichever thread will decompress: one that cannot load fails now, with its fix
+  // (zstd-napi.ts), not inside a worker as a stream error a caller would take for a damaged artifact.
+  zstdBinding();
   if (opts.worker) {
     try {
       return new WorkerDecompressStream();

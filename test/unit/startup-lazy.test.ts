@@ -20,29 +20,61 @@ function commandIds(dir = path.join(srcDir, 'commands'), prefix: string[] = []):
 const collator = String.prototype.localeCompare;
 
 describe('start-up work left for later', () => {
-  it("oclif's sort of the command ids gives the collator's order without it, and localeCompare is restored", async () => {
+  it("oclif's sort of the command ids gives the root collation's order without the collator, and localeCompare is restored", async () => {
     const ids = commandIds();
     expect(ids).toContain('snapshot:show');
     // More ids of the same alphabet, to compare prefixes, '-' and ':' against each other.
     const all = [...ids, 'plan-x', 'plan', 'key-', 'key:', 'a:b', 'a-b', 'ab', ''];
-    const byCollator = [...all].sort((a, b) => collator.call(a, b));
+    const root = new Intl.Collator('und');
+    const byRoot = [...all].sort((a, b) => root.compare(a, b));
     const shuffled = [...all].reverse();
-    const inside = await withoutCollator(async () => {
-      expect(String.prototype.localeCompare).not.toBe(collator);
-      return {
-        sorted: [...shuffled].sort((a, b) => a.localeCompare(b)),
+    // What withoutCollator finds on the prototype: the collator, counting the calls that reach it.
+    let reached = 0;
+    String.prototype.localeCompare = function (this: string, ...args: Parameters<typeof collator>) {
+      reached++;
+      return collator.apply(this, args);
+    };
+    const counting = String.prototype.localeCompare;
+    try {
+      const inside = await withoutCollator(async () => {
+        expect(String.prototype.localeCompare).not.toBe(counting);
+        const sorted = [...shuffled].sort((a, b) => a.localeCompare(b));
+        const forIds = reached;
         // Anything else is the collator's: digits, capitals, other letters, and calls with locales or options.
-        others: [['a1', 'a:'], ['B', 'a'], ['é', 'f'], ['a', 'B']].map(([a, b]) => Math.sign(a!.localeCompare(b!))),
-        withLocale: Math.sign('a'.localeCompare('B', 'en')),
-      };
-    });
-    expect(inside.sorted).toEqual(byCollator);
-    expect(inside.others).toEqual([['a1', 'a:'], ['B', 'a'], ['é', 'f'], ['a', 'B']].map(([a, b]) => Math.sign(collator.call(a!, b!))));
-    expect(inside.withLocale).toBe(-1);
-    expect(String.prototype.localeCompare).toBe(collator);
+        const others = [['a1', 'a:'], ['B', 'a'], ['é', 'f'], ['a', 'B']].map(([a, b]) => Math.sign(a!.localeCompare(b!)));
+        const withLocale = Math.sign('a'.localeCompare('B', 'en'));
+        return { sorted, forIds, others, withLocale, forOthers: reached - forIds };
+      });
+      expect(inside.sorted).toEqual(byRoot);
+      expect(inside.forIds).toBe(0);
+      expect(inside.others).toEqual([['a1', 'a:'], ['B', 'a'], ['é', 'f'], ['a', 'B']].map(([a, b]) => Math.sign(collator.call(a!, b!))));
+      expect(inside.withLocale).toBe(-1);
+      expect(inside.forOthers).toBe(5);
+      expect(String.prototype.localeCompare).toBe(counting);
 
-    await expect(withoutCollator(async () => Promise.reject(new Error('load failed')))).rejects.toThrow('load failed');
-    expect(String.prototype.localeCompare).toBe(collator);
+      await expect(withoutCollator(async () => Promise.reject(new Error('load failed')))).rejects.toThrow('load failed');
+      expect(String.prototype.localeCompare).toBe(counting);
+    } finally {
+      String.prototype.localeCompare = collator;
+    }
+  });
+
+  it('bin/ scripts run to their end: a failure exits 1, and a main that never settles with nothing left to wait for exits 13, never 0', async () => {
+    const manifest = fileURLToPath(new URL('../../bin/manifest.js', import.meta.url));
+    const run = async (main: string) => {
+      const script = `require(${JSON.stringify(manifest)}).runMain(${main});`;
+      return exec(process.execPath, ['-e', script], { timeout: 30_000 }).then(
+        (r) => ({ code: 0, stderr: r.stderr }),
+        (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+      );
+    };
+    expect(await run('async () => { await new Promise((r) => setTimeout(r, 10)); }')).toEqual({ code: 0, stderr: '' });
+    const failed = await run("async () => { throw new Error('no package.json'); }");
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('no package.json');
+    const hung = await run('() => new Promise(() => {})');
+    expect(hung.code).toBe(13);
+    expect(hung.stderr).toContain('the command stopped before it finished');
   });
 
   it('a backup loads zstd-napi when it first compresses, not with its modules', async () => {
@@ -57,20 +89,34 @@ describe('start-up work left for later', () => {
     expect(JSON.parse(stdout.trim())).toEqual({ before: false, after: true });
   });
 
-  it('an install whose zstd addon cannot load fails at the first compression, with the fix', async () => {
+  it('an install whose zstd addon cannot load fails at the first compression or decompression, with the fix, not as a damaged snapshot', async () => {
     const compress = path.join(srcDir, 'core', 'zstd-compress.ts');
+    const pipelineTs = path.join(srcDir, 'core', 'pipeline.ts');
+    const staging = path.join(srcDir, 'core', 'restore', 'staging.ts');
     // The addon made unloadable in this child only (as when npm skipped its build).
     const script =
-      `import Module from 'node:module'; const load = Module._load; ` +
+      `import Module from 'node:module'; import { mkdtempSync, writeFileSync, existsSync } from 'node:fs'; import { tmpdir } from 'node:os'; import path from 'node:path'; ` +
+      `const load = Module._load; ` +
       `Module._load = function (id, ...rest) { if (String(id).endsWith('binding.node')) throw new Error("Cannot find module './build/Release/binding.node'"); return load.call(this, id, ...rest); }; ` +
-      `const { ZstdCompressStream } = await import(${JSON.stringify(compress)}); console.log('imported'); ` +
-      `try { new ZstdCompressStream({ level: 1, nbWorkers: 0 }); } catch (e) { console.log(JSON.stringify({ name: e.name, kind: e.kind, message: e.message, fix: e.fix })); }`;
+      `const { ZstdCompressStream } = await import(${JSON.stringify(compress)}); ` +
+      `const { createDecompressor } = await import(${JSON.stringify(pipelineTs)}); ` +
+      `const { inflateStaged } = await import(${JSON.stringify(staging)}); console.log('imported'); ` +
+      `const seen = (e) => ({ name: e.name, kind: e.kind, message: e.message, fix: e.fix }); const out = []; ` +
+      `try { new ZstdCompressStream({ level: 1, nbWorkers: 0 }); } catch (e) { out.push(seen(e)); } ` +
+      `try { createDecompressor('zstd', { worker: true }); } catch (e) { out.push(seen(e)); } ` +
+      `const dir = mkdtempSync(path.join(tmpdir(), 'tykdr-nozstd-')); writeFileSync(path.join(dir, 'a.zst'), 'x'); ` +
+      `await inflateStaged({ file: path.join(dir, 'a.zst'), algorithm: 'zstd', storedBytes: 8 << 20, plaintextBytes: 1 }, path.join(dir, 'out', 'a'), 'components.redis').catch((e) => out.push(seen(e))); ` +
+      `console.log(JSON.stringify({ out, leftover: existsSync(path.join(dir, 'out', 'a')) }));`;
     const { stdout } = await exec(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 60_000 });
     const [first, second] = stdout.trim().split('\n');
     expect(first).toBe('imported');
-    const err = JSON.parse(second!) as { name: string; kind: string; message: string; fix: string };
-    expect(err).toMatchObject({ name: 'TykdrError', kind: 'internal' });
-    expect(err.message).toBe("zstd could not be loaded (zstd-napi/binding.js: Cannot find module './build/Release/binding.node')");
-    expect(err.fix).toContain('allowScripts');
+    const { out, leftover } = JSON.parse(second!) as { out: Array<{ name: string; kind: string; message: string; fix: string }>; leftover: boolean };
+    expect(out).toHaveLength(3);
+    for (const err of out) {
+      expect(err).toMatchObject({ name: 'TykdrError', kind: 'internal' });
+      expect(err.message).toBe("zstd could not be loaded (zstd-napi/binding.js: Cannot find module './build/Release/binding.node')");
+      expect(err.fix).toContain('allowScripts');
+    }
+    expect(leftover).toBe(false);
   });
 });

@@ -278,13 +278,15 @@ export async function stageSegment(opts: { store: Store; seg: SegmentRecord; key
   const { seg } = opts;
   const stored = new Tap({ sha256: true });
   const plain = new Tap();
+  // Made before the download: one that cannot be made (core/zstd-napi.ts) leaves no store stream open.
+  const inflate = createDecompressor(seg.compression);
   const body = await opts.store.get(segmentKey(seg.chain, seg.name), { signal: opts.signal });
   try {
     await pipeline(
       body,
       stored,
       createDecryptStream({ identities: opts.keys.identities, passphrase: opts.keys.passphrase?.reveal() }),
-      createDecompressor(seg.compression),
+      inflate,
       plain,
       createWriteStream(opts.file, { mode: 0o600 }),
       { signal: opts.signal },

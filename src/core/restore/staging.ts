@@ -291,7 +291,9 @@ export function compressedStaged(file: string, algorithm: 'zstd' | 'gzip', artif
  */
 export function streamStaged(s: CompressedStaged): { stream: Tap; bytes: () => number } {
   const counted = new Tap();
-  pipeline(createReadStream(s.file), createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES }), counted).catch(() => undefined);
+  // The decompressor first: one that cannot be made (zstd-napi.ts) throws before the file is opened.
+  const inflate = createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES });
+  pipeline(createReadStream(s.file), inflate, counted).catch(() => undefined);
   return { stream: counted, bytes: () => counted.bytes };
 }
 
@@ -320,7 +322,8 @@ export async function inflateStaged(s: CompressedStaged, dest: string, where: st
     input.destroy();
     // No plaintext left behind half written.
     await discard(out, dest);
-    if (isAbortError(err)) throw err;
+    // Stopped, or an install that cannot load zstd (zstd-napi.ts: kind internal, with its fix): not a damaged artifact.
+    if (isAbortError(err) || (err instanceof TykdrError && err.kind === 'internal')) throw err;
     // The file could not be written (a full disk), or the staged file read: not the snapshot's fault.
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code) && (err === out.failure || err === readFailure)) {

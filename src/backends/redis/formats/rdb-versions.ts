@@ -67,8 +67,10 @@ export async function readRdbHeaderVersion(file: string, signal?: AbortSignal, c
 
 /** The first 9 bytes of a compressed file, decompressed (the rest is not read). */
 async function compressedHead(file: string, compression: 'zstd' | 'gzip'): Promise<string> {
+  // The decompressor before the file is opened: one that cannot be made (core/zstd-napi.ts) leaves no descriptor open.
+  const inflate = createDecompressor(compression);
   const src = createReadStream(file, { highWaterMark: 64 * 1024 });
-  const plain = src.pipe(createDecompressor(compression));
+  const plain = src.pipe(inflate);
   const got: Buffer[] = [];
   let n = 0;
   try {
