@@ -32,8 +32,8 @@ async function discard(sink: SyncFileSink, file: string): Promise<void> {
  * chunk on as it is), each chunk goes back to the worker once written, to decompress into again (WorkerDecompressStream
  * recycle()). Not with a `through`: a reader there may keep chunks.
  */
-function recycleWritten(inflate: Transform, sink: Writable): void {
-  if (inflate instanceof WorkerDecompressStream && sink instanceof SyncFileSink) sink.afterWrite = (chunk) => inflate.recycle(chunk);
+function recycleWritten(inflate: Transform, sink: Writable, through: Transform | undefined): void {
+  if (!through && inflate instanceof WorkerDecompressStream && sink instanceof SyncFileSink) sink.afterWrite = (chunk) => inflate.recycle(chunk);
 }
 
 /** Stored size from which zstd decompresses on a worker thread (its start-up would cost more on smaller objects). */
@@ -168,7 +168,7 @@ export async function readArtifact(opts: {
   const decompress = opts.decompress !== false;
   const tail: Writable[] = opts.through ? [opts.through, opts.sink] : [opts.sink];
   const inflate = decompress ? createDecompressor(a.compression, { worker: a.stored_bytes >= WORKER_MIN_BYTES }) : null;
-  if (inflate && !opts.through) recycleWritten(inflate, opts.sink);
+  if (inflate) recycleWritten(inflate, opts.sink, opts.through);
   const decoded = (
     inflate
       ? pipeline([decrypt, inflate, plain, ...tail], { signal: opts.signal })
@@ -316,7 +316,7 @@ export async function inflateStaged(s: CompressedStaged, dest: string, where: st
   input.on('error', (e) => (readFailure = e));
   try {
     const inflate = createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES });
-    if (!through) recycleWritten(inflate, out);
+    recycleWritten(inflate, out, through);
     await (through ? pipeline(input, inflate, counted, through, out, opts) : pipeline(input, inflate, counted, out, opts));
   } catch (err) {
     input.destroy();
