@@ -3,6 +3,7 @@ import { Crc64 } from './crc64.js';
 import type { KeyRecord } from './keys-reader.js';
 import { lzfDecompress } from './lzf.js';
 import { RDB_TYPE } from './rdb-constants.js';
+import { rdbStringLength, writeRdbString } from './string-value.js';
 import { type RdbFacts, RdbInspector } from './rdb-inspector.js';
 
 /**
@@ -208,6 +209,16 @@ export class LazyPayloadEntry implements DumpPayloadEntry, KeyRecord {
   /** The payload's length in bytes. */
   get payloadLength(): number {
     return this.to - this.from + 11;
+  }
+
+  /** A string value's length once decoded (GET's answer); -1 for another type or bytes that are not one string encoding. */
+  get stringLength(): number {
+    return this.type === RDB_TYPE.STRING ? rdbStringLength(this.src, this.from, this.to) : -1;
+  }
+
+  /** Writes the decoded string at dst[at] (stringLength bytes, room made by the caller); returns the position after it, or -1. */
+  writeString(dst: Buffer, at: number): number {
+    return writeRdbString(this.src, this.from, this.to, dst, at);
   }
 
   /** Writes the payload at dst[at] (payloadLength bytes, room checked by the caller); returns the position after it. */

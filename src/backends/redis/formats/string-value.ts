@@ -1,4 +1,4 @@
-import { lzfDecompress } from './lzf.js';
+import { lzfDecodeInto, lzfDecompress } from './lzf.js';
 import { RDB_TYPE } from './rdb-constants.js';
 
 /**
@@ -36,6 +36,74 @@ export function stringValueOf(payload: Buffer, maxBytes: number): Buffer | null 
       return null;
   }
 }
+
+/**
+ * The length of the string an RDB string encoding spanning exactly buf[from, to) decodes to (raw, integer-encoded or
+ * LZF-compressed, as the value of an RDB key record of type 0 or a DUMP payload's is), or -1 when those bytes are not
+ * exactly one such encoding. Integers are written in decimal, as Redis's GET answers them.
+ */
+export function rdbStringLength(buf: Buffer, from: number, to: number): number {
+  if (from >= to) return -1;
+  const b = buf[from]!;
+  if (b >> 6 !== 3) {
+    const h = lengthAt(buf, from, to);
+    return h !== null && h.next + h.len === to ? h.len : -1;
+  }
+  switch (b & 0x3f) {
+    case 0:
+      return from + 2 === to ? decimalLength(buf.readInt8(from + 1)) : -1;
+    case 1:
+      return from + 3 === to ? decimalLength(buf.readInt16LE(from + 1)) : -1;
+    case 2:
+      return from + 5 === to ? decimalLength(buf.readInt32LE(from + 1)) : -1;
+    case 3: {
+      const c = lengthAt(buf, from + 1, to);
+      const u = c === null ? null : lengthAt(buf, c.next, to);
+      return u !== null && u.next + c!.len === to ? u.len : -1;
+    }
+    default:
+      return -1;
+  }
+}
+
+/**
+ * Writes the string that buf[from, to) encodes (rdbStringLength's bytes, room made by the caller) at dst[at]; returns
+ * the position after it, or -1 when the encoding does not decode to the length rdbStringLength gave.
+ */
+export function writeRdbString(buf: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  const b = buf[from]!;
+  if (b >> 6 !== 3) {
+    const h = lengthAt(buf, from, to)!;
+    return at + buf.copy(dst, at, h.next, to);
+  }
+  switch (b & 0x3f) {
+    case 0:
+      return at + dst.write(String(buf.readInt8(from + 1)), at, 'latin1');
+    case 1:
+      return at + dst.write(String(buf.readInt16LE(from + 1)), at, 'latin1');
+    case 2:
+      return at + dst.write(String(buf.readInt32LE(from + 1)), at, 'latin1');
+    default: {
+      const c = lengthAt(buf, from + 1, to)!;
+      const u = lengthAt(buf, c.next, to)!;
+      return lzfDecodeInto(buf, u.next, to, dst, at, u.len);
+    }
+  }
+}
+
+/** A string key's DUMP payload as a value to write with SET (CommandEncoder.set): its bytes decoded into the command. */
+export class PayloadString {
+  readonly stringLength: number;
+  constructor(private readonly payload: Buffer) {
+    this.stringLength = payload.length >= 12 && payload[0] === RDB_TYPE.STRING ? rdbStringLength(payload, 1, payload.length - 10) : -1;
+  }
+
+  writeString(dst: Buffer, at: number): number {
+    return writeRdbString(this.payload, 1, this.payload.length - 10, dst, at);
+  }
+}
+
+const decimalLength = (n: number): number => String(n).length;
 
 function lengthAt(buf: Buffer, q: number, end: number): { len: number; next: number } | null {
   if (q >= end) return null;

@@ -93,6 +93,42 @@ export class CommandEncoder {
   }
 
   /**
+   * Appends `SET key value [PXAT expireAt]` (expireAt: absolute Unix ms, 0 for no expiry), the value written straight
+   * into the batch by its StringWriter. Returns false, having appended nothing, when the writer fails.
+   */
+  set(key: Uint8Array, value: StringWriter, expireAt: number): boolean {
+    const size = value.stringLength;
+    if (size < 0) return false;
+    this.ensure(key.length + size + 96);
+    const b = this.buf;
+    let p = this.len;
+    p += (expireAt > 0 ? SET_PXAT_HEAD : SET_HEAD).copy(b, p);
+    p = writeBulk(b, p, key);
+    b[p++] = 0x24;
+    p = writeUint(b, p, size);
+    b[p++] = 13;
+    b[p++] = 10;
+    const after = value.writeString(b, p);
+    if (after !== p + size) return false;
+    p = after;
+    b[p++] = 13;
+    b[p++] = 10;
+    if (expireAt > 0) {
+      p += PXAT.copy(b, p);
+      b[p++] = 0x24;
+      p = writeUint(b, p, digitCount(expireAt));
+      b[p++] = 13;
+      b[p++] = 10;
+      p = writeUint(b, p, expireAt);
+      b[p++] = 13;
+      b[p++] = 10;
+    }
+    this.len = p;
+    this.count++;
+    return true;
+  }
+
+  /**
    * The encoded batch and its command count; the encoder is empty afterwards. The batch's memory is its own and
    * stays valid however the encoder is used: a small batch is copied; a large one (a bulk write's) keeps the
    * buffer it was encoded in, and the encoder goes on in a new one, so its bytes are not copied once more.
@@ -121,11 +157,22 @@ export interface PayloadWriter {
   writePayload(dst: Buffer, at: number): number;
 }
 
+/** A string value that writes itself into a command (formats/dump-payload.ts LazyPayloadEntry, formats/string-value.ts). */
+export interface StringWriter {
+  /** The value's length in bytes; -1 when it is not a string this writer can write. */
+  readonly stringLength: number;
+  /** Writes stringLength bytes at dst[at] (room made by the caller); returns at + stringLength, or -1 when it cannot. */
+  writeString(dst: Buffer, at: number): number;
+}
+
 /** Batches from this size on are handed over by take() rather than copied. */
 const HAND_OVER_FROM = 32 * 1024;
 
 const RESTORE_HEAD = Buffer.from('*5\r\n$7\r\nRESTORE\r\n', 'latin1');
 const RESTORE_ABS_HEAD = Buffer.from('*6\r\n$7\r\nRESTORE\r\n', 'latin1');
+const SET_HEAD = Buffer.from('*3\r\n$3\r\nSET\r\n', 'latin1');
+const SET_PXAT_HEAD = Buffer.from('*5\r\n$3\r\nSET\r\n', 'latin1');
+const PXAT = Buffer.from('$4\r\nPXAT\r\n', 'latin1');
 const REPLACE = Buffer.from('$7\r\nREPLACE\r\n', 'latin1');
 const REPLACE_ABSTTL = Buffer.from('$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n', 'latin1');
 
