@@ -137,7 +137,7 @@ async function main(): Promise<void> {
     `${x2(rf.cpuRatio)} (${rf.baselineCpu.toFixed(2)} / ${rf.tykdrCpu.toFixed(2)} CPU-s with the target's load)`, mb(rf.tykdrPeakMB), '<= 1.05x', verdict(rf.ratio <= 1.05, rf),
   ]);
   rows.push([
-    'Redis restore, live mode (plan redis)', `redis-cli --pipe of the same RESTOREs: ${int(pipe.copyKeysPerS!)} keys/s`,
+    'Redis restore, live mode (plan redis)', `redis-cli --pipe of the same commands: ${int(pipe.copyKeysPerS!)} keys/s`,
     `${int(live.copyKeysPerS!)} keys/s copy (${((live.pipeShare ?? NaN) * 100).toFixed(0)}% of redis-cli --pipe), ${int(live.wholeKeysPerS!)} keys/s whole (${s2(live.tykdrS)})`, x2(live.ratio),
     `${x2(live.cpuRatio)} (${(live.tykdrCpu * 1e6 / KEYS).toFixed(1)} CPU-µs per key)`, mb(live.tykdrPeakMB), '>= 300k/s copy, >= 200k/s whole',
     verdict(live.copyKeysPerS! >= 300_000 && live.wholeKeysPerS! >= 200_000, live),
@@ -200,10 +200,10 @@ async function main(): Promise<void> {
   }
   out.push('Ratios are medians of per-round ratios over the rounds where neither side was disturbed by other work (all rounds');
   out.push('when none was: "(disturbed)"). Wall times on a shared machine move with its load; the CPU-seconds ratio holds better.');
-  out.push('Restore CPU includes the restored redis-server (its load for rdb-file, its RESTOREs for live); backup CPU is the command\'s');
+  out.push('Restore CPU includes the restored redis-server (its load for rdb-file, its SETs and RESTOREs for live); backup CPU is the command\'s');
   out.push('processes (tykdr\'s node; redis-cli + zstd + age). Every restore was checked key for key (DBSIZE, the plan\'s checks) and');
   out.push('every backup decrypted and checked against its manifest by the benchmarks themselves.');
-  out.push('The live row\'s raw tool: redis-cli --pipe sending the RESTORE commands tykdr sends (written from the source before the');
+  out.push('The live row\'s raw tool: redis-cli --pipe sending the commands tykdr sends, SET for strings and RESTORE for the rest (written from the source before the');
   out.push('timed runs) into an empty redis-server: Redis\'s own rate for them from a client that does nothing else.');
   out.push(`The first byte's times are the ${KEYS.toLocaleString('en')}-key backups' (spawn to SYNC, from their manifests); its memory is bench/first-byte.ts's`);
   out.push(`(${fbFolder.runs} backups of 1,000 keys to each store; RSS: medians, the peak column: the highest VmHWM; read while Redis waits before`);

@@ -6,14 +6,14 @@
  *   tykdr-rdb-file  restore.mode rdb-file into a running (empty) redis-server: stage (SHA-256, age, zstd), stop,
  *                   place dump.rdb, start, wait until loaded; plan redis's checks (key counts, 100-key sample, TTLs)
  *   tykdr-rdb-min   the same with the least verification tykdr allows: a plan with only redis-ping, restore.sample 0
- *   tykdr-live      restore.mode live into an empty running redis-server (values cut from the staged RDB and RESTOREd; before
- *                   this change a scratch server loaded the RDB and keys were copied with DUMP/RESTORE), keys
- *                   copied with pipelined DUMP/RESTORE; keys per second from the report's copy phase
+ *   tykdr-live      restore.mode live into an empty running redis-server (values cut from the staged RDB: strings sent as
+ *                   SET key value PXAT ms, other types RESTOREd; before that, every key RESTOREd, and before that a scratch
+ *                   server loaded the RDB and keys were copied with DUMP/RESTORE); keys per second from the report's copy phase
  *   tykdr-live-repl restore.mode live with restore.load replication into an empty running redis-server: the target loads
  *                   the staged RDB as a replica of tykdr, then is made a master again; keys per second from the load phase
- *   raw-pipe        the raw-tools side of the live copy: `redis-cli --pipe` of the same `RESTORE key ttl payload REPLACE
- *                   ABSTTL` commands tykdr-live sends (written before the timed runs from DUMP and PEXPIRETIME of every
- *                   key of the source) into an empty running redis-server: how fast Redis itself takes them from a
+ *   raw-pipe        the raw-tools side of the live copy: `redis-cli --pipe` of the same commands tykdr-live sends (`SET
+ *                   key value PXAT ms` for a string, `RESTORE key ttl payload REPLACE ABSTTL` for the rest; written before the
+ *                   timed runs from DUMP and PEXPIRETIME of every key of the source) into an empty running redis-server: how fast Redis itself takes them from a
  *                   client that does no work of its own (C, reading a file), the bar for tykdr-live's copy phase
  *
  * Prints figures and PASS/MISS against the issue's targets (rdb-file within 1.15x of the baseline; live mode at
@@ -42,6 +42,7 @@ import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import { Redis as IORedis } from 'ioredis';
 import { CommandEncoder } from '../src/backends/redis/protocol/resp-pipe.js';
+import { PayloadString } from '../src/backends/redis/formats/string-value.js';
 import {
   cpuSeconds, dbsize, delayProxy, describeCheckout, fillRedis, fmtInt, fmtMB, freePort, installCleanup, loadState, log, machineLines,
   measured, median, must, otherCpuStart, peakDetail, peakOf, REDIS_ARGS, redisCall, repoRoot, runMain, sleep, startRedis, table, tempDir,
@@ -199,11 +200,11 @@ async function main(): Promise<void> {
   log(`snapshot ${backup.id} in ${((performance.now() - t) / 1000).toFixed(1)} s: RDB ${fmtMB(rdbBytes)} MB stored as ${fmtMB(storedBytes)} MB (${comp.artifact.name})`);
   const respFile = path.join(work, 'restore.resp');
   if (pipeTarget) {
-    log('raw-pipe: writing the RESTORE commands of every key (DUMP and PEXPIRETIME on the source; untimed)');
+    log('raw-pipe: writing the SET/RESTORE commands of every key (DUMP and PEXPIRETIME on the source; untimed)');
     t = performance.now();
     const written = await writeRestoreCommands(source.port, respFile);
     if (written.keys !== N) throw new Error(`raw-pipe: SCAN gave ${written.keys} keys, the source has ${N}`);
-    log(`raw-pipe: ${fmtInt(written.keys)} RESTORE commands, ${fmtMB(written.bytes)} MB, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    log(`raw-pipe: ${fmtInt(written.keys)} SET/RESTORE commands, ${fmtMB(written.bytes)} MB, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   }
   await source.stop(); // the restores never read it; frees its memory
 
@@ -402,10 +403,10 @@ async function main(): Promise<void> {
   out.push(`tykdr-rdb-file: node bin/run.js restore --plan redis --yes --json; restore.mode rdb-file into a running empty redis-server`);
   out.push(`                (stopCommand: ${stopCommand}; startCommand: redis-server ... --daemonize yes), checks: plan redis (ping, key counts, sample, ttl, replicas)`);
   out.push(`tykdr-rdb-min:  the same with a plan whose only check is redis-ping and restore.sample: 0 (the least verification tykdr allows)`);
-  out.push(`tykdr-live:     node bin/run.js restore --plan redis --yes --json; restore.mode live into a running empty redis-server (DUMP/RESTORE, batchSize 1000)`);
+  out.push(`tykdr-live:     node bin/run.js restore --plan redis --yes --json; restore.mode live into a running empty redis-server (SET for strings, RESTORE for the rest, batchSize 1000)`);
   out.push(`tykdr-live-repl: the same with restore.load replication: the target loads the staged RDB as a replica of tykdr, then REPLICAOF NO ONE`);
-  out.push(`raw-pipe:       redis-cli --pipe < FILE into a running empty redis-server; FILE = the RESTORE commands tykdr-live sends`);
-  out.push(`                (key, absolute TTL, DUMP payload, REPLACE ABSTTL), written from the source before the timed runs: Redis's own rate`);
+  out.push(`raw-pipe:       redis-cli --pipe < FILE into a running empty redis-server; FILE = the commands tykdr-live sends`);
+  out.push(`                (SET key value PXAT ms for a string, RESTORE key ttl payload REPLACE ABSTTL for the rest), written from the source before the timed runs: Redis's own rate`);
   out.push('All: staging folder and data folders on the same disk; the object is read from a local store (page cache warm after the backup).');
   out.push('');
 
@@ -480,7 +481,7 @@ async function main(): Promise<void> {
     const p = pairsOf('raw-pipe');
     sum.push([
       'raw-pipe', p.note, median(p.used.map(([, x]) => x.seconds)).toFixed(2), `${median(p.used.map(([b, x]) => x.seconds / b.seconds)).toFixed(2)}x`, '', '', '',
-      `redis-cli --pipe ${fmtInt(median(p.used.map(([, x]) => rate(x))))} keys/s: Redis's own rate for tykdr-live's RESTOREs`,
+      `redis-cli --pipe ${fmtInt(median(p.used.map(([, x]) => rate(x))))} keys/s: Redis's own rate for tykdr-live's commands`,
     ]);
   }
   if (values['summary-json']) {
@@ -532,8 +533,8 @@ async function main(): Promise<void> {
 }
 
 /**
- * raw-pipe's input: every key of the Redis at `port` as tykdr-live sends it, `RESTORE key ttl payload REPLACE ABSTTL`
- * encoded by the same CommandEncoder (src/backends/redis/protocol/resp-pipe.ts), from SCAN, DUMP and PEXPIRETIME (0 for
+ * raw-pipe's input: every key of the Redis at `port` as tykdr-live sends it, `SET key value [PXAT ms]` for a string and
+ * `RESTORE key ttl payload REPLACE ABSTTL` for the rest, encoded by the same CommandEncoder (src/backends/redis/protocol/resp-pipe.ts), from SCAN, DUMP and PEXPIRETIME (0 for
  * a key without a TTL). The keyspace does not change while it is read, so SCAN returns each key once; the caller
  * checks the count.
  */
@@ -559,7 +560,9 @@ async function writeRestoreCommands(port: number, file: string): Promise<{ keys:
         const [dumpErr, payload] = res[2 * i]!;
         const [ttlErr, at] = res[2 * i + 1]!;
         if (dumpErr || ttlErr || !Buffer.isBuffer(payload)) throw new Error(`raw-pipe: DUMP/PEXPIRETIME of a key failed: ${(dumpErr ?? ttlErr)?.message ?? 'no payload'}`);
-        enc.restore(k, Math.max(0, Number(at)), payload, true);
+        // As tykdr-live sends them: a string as SET key value [PXAT ms], every other type as RESTORE.
+        const at0 = Math.max(0, Number(at));
+        if (!enc.set(k, new PayloadString(payload), at0)) enc.restore(k, at0, payload, true);
       });
       const { data, count } = enc.take();
       keys += count;

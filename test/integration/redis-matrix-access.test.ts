@@ -136,6 +136,9 @@ restore:
     expect(res.step.details.redis.target_server).toMatch(kind === 'valkey-8.1' ? /^Valkey 8\.1\.8$/ : /^Redis /);
     // Without +set the restore still runs; the report says the in-progress marker is missing.
     expect(res.step.details.redis.warnings.join('\n')).toContain('user "tykdr-restore" may not SET');
+    // Nor may its strings go in by SET: every key by RESTORE, and the report says why.
+    expect(res.step.details.redis.keys_by_set).toBe(0);
+    expect(res.step.details.redis.set_refused).toMatch(/^database \d+ of 127\.0\.0\.1:\d+ answered NOPERM/);
     expect(diffKeyspaces(await readKeyspace(src.port), await readKeyspace(dst.port))).toEqual([]);
     expect(res.all).not.toContain('acl-backup-pw');
     expect(res.all).not.toContain('acl-restore-pw');

@@ -24,6 +24,7 @@ import { classifyKey, emptyClassCounts, type KeyClass } from '../../src/core/tyk
 import { checkKeyCounts, checkSample, checkTtl, observeSample } from '../../src/backends/redis/target/redis-checks.js';
 import { KeyExpectation } from '../../src/backends/redis/target/key-expectation.js';
 import { freePort } from '../helpers/net.js';
+import { diffKeyspaces, readKeyspace } from '../helpers/redis-keyspace.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { makeTlsFiles } from '../helpers/tls.js';
 import { seedTykRedis } from '../helpers/tyk-fixture.js';
@@ -389,6 +390,33 @@ describe('live mode', () => {
     expect(byName(out.checks)['redis-key-counts']!.status).toBe('passed');
     expect(Number(out.details.keys_restored)).toBeGreaterThan(0);
     expect(out.details.scratch_redis_version).toBeUndefined();
+  });
+
+  it('strings go in by SET ... PXAT; a target with SET renamed away takes them by RESTORE and the report says why: every key, value and expiry equal either way', async () => {
+    const all = 'classes: [must, should, quota, ephemeral, analytics, mdcb, other]';
+    const expected = await readKeyspace(src.port);
+    const strings = [...expected.values()].filter((k) => k.type === 'string').length;
+    expect(strings).toBeGreaterThan(10);
+    expect(expected.size).toBeGreaterThan(strings);
+    for (const args of [[], ['--rename-command', 'SET', '']]) {
+      const target = await server({ args });
+      const out = await restoreRedis({
+        component: component(`port: ${src.port}\nrestore: { ${all}, target: { port: ${target.port} } }`),
+        manifest: snap.manifest,
+        ...(await stagedCopy(snap)),
+        checks: ALL_CHECKS,
+      });
+      for (const c of out.checks) expect(c.status, `${c.name}: ${c.detail}`).not.toBe('failed');
+      expect(out.details.keys_restored).toBe(expected.size);
+      if (args.length === 0) {
+        expect(out.details.keys_by_set).toBe(strings);
+        expect(out.details.set_refused).toBeUndefined();
+      } else {
+        expect(out.details.keys_by_set).toBe(0);
+        expect(out.details.set_refused).toMatch(/^database 0 of 127\.0\.0\.1:\d+ answered ERR unknown command/);
+      }
+      expect(diffKeyspaces(expected, await readKeyspace(target.port))).toEqual([]);
+    }
   });
 
   it('an abort during the writes rejects with an AbortError and leaves no process behind', async () => {

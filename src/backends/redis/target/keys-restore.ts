@@ -1,7 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import type { KeyRecord } from '../formats/keys-reader.js';
 import { LazyPayloadEntry } from '../formats/dump-payload.js';
+import { RDB_TYPE } from '../formats/rdb-constants.js';
+import { PayloadString } from '../formats/string-value.js';
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
-import { CommandEncoder, RespError, type RespPipe } from '../protocol/resp-pipe.js';
+import { CommandEncoder, RespError, type RespPipe, type RespReply, type StringWriter } from '../protocol/resp-pipe.js';
 
 /** Where a record goes: a lane is one connection (a database of a server, or a cluster master). */
 export interface KeyRouter {
@@ -21,6 +24,11 @@ export interface KeysWriteOptions {
   batchSize: number;
   /** The target accepts RESTORE ... ABSTTL (Redis 5.0+); else the TTL is sent relative. */
   absTtl: boolean;
+  /**
+   * String values go in as `SET key value [PXAT ms]`, decoded here, on each connection whose target takes that command
+   * (probed once per connection, setProbe); other types, and every key where it does not, by RESTORE.
+   */
+  setStrings?: boolean;
   router: KeyRouter;
   /** Turns a failure on the target into the error to throw (names the target, never a key). */
   explain: (err: unknown, doing: string) => Error;
@@ -35,6 +43,10 @@ export interface KeysWriteResult {
   skipped: Record<KeyClass, number>;
   /** Records whose expiry had passed before they could be restored. */
   expired: number;
+  /** Of the restored keys, those written with SET (string values; the rest by RESTORE). */
+  bySet: number;
+  /** Why a connection wrote strings with RESTORE although setStrings asked for SET (the first such answer). */
+  setRefused?: string;
   durationMs: number;
   keysPerSecond: number;
 }
@@ -44,7 +56,30 @@ const PIPELINE_DEPTH = 3;
 
 interface Lane {
   enc: CommandEncoder;
-  pipe: Promise<RespPipe> | null;
+  pipe: RespPipe;
+  /** Strings go in with SET on this connection (setProbe said yes). */
+  set: boolean;
+}
+
+/**
+ * Whether a connection takes `SET key value PXAT ms`: SET of a key no one holds, with XX, so nothing is written. Any
+ * refusal means no: NOPERM (an ACL without +set, or keys outside the user's patterns), a Redis before 6.2 (no PXAT), a
+ * renamed command. A Cluster node's MOVED or ASK means yes (ACLs and syntax are checked before the slot).
+ */
+async function setProbe(pipe: RespPipe): Promise<string | null> {
+  const enc = new CommandEncoder();
+  enc.command('SET', `tykdr:restore:set-probe:${randomBytes(8).toString('hex')}`, '1', 'XX', 'PXAT', String(Date.now() + 60_000));
+  const [r] = await pipe.exec(enc.take());
+  if (r === null || (r instanceof RespError && /^(MOVED|ASK) /.test(r.message))) return null;
+  return r instanceof RespError ? r.message.split('\n')[0]!.slice(0, 200) : `SET ... XX answered ${describeReply(r)}`;
+}
+
+const describeReply = (r: RespReply | undefined): string => (Buffer.isBuffer(r) ? `"${r.toString('latin1', 0, 40)}"` : String(r));
+
+/** A restored record's value as a string to SET, or null when it holds another type. */
+function stringOf(rec: KeyRecord): StringWriter | null {
+  if (rec instanceof LazyPayloadEntry) return rec.type === RDB_TYPE.STRING ? rec : null;
+  return rec.payload[0] === RDB_TYPE.STRING ? new PayloadString(rec.payload) : null;
 }
 
 /**
@@ -58,6 +93,8 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
   const restored = emptyClassCounts();
   const skipped = emptyClassCounts();
   let expired = 0;
+  let bySet = 0;
+  let setRefused: string | undefined;
   let seen = 0;
   let pending = 0;
   const lanes = new Map<number, Lane>();
@@ -73,23 +110,41 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
     while (inFlight.length >= PIPELINE_DEPTH) await inFlight.shift();
     const w = Promise.all(
       batches.map(async ({ lane, l, batch }) => {
-        let pipe: RespPipe;
-        try {
-          pipe = await (l.pipe ??= o.router.open(lane));
-        } catch (err) {
-          throw o.explain(err, `connect to ${o.router.describe(lane)}`);
-        }
         let replies;
         try {
-          replies = await pipe.exec(batch);
+          replies = await l.pipe.exec(batch);
         } catch (err) {
           throw o.explain(err, `RESTORE keys on ${o.router.describe(lane)}`);
         }
-        for (const r of replies) if (r instanceof RespError) throw o.explain(new Error(r.message), `RESTORE keys on ${o.router.describe(lane)}`);
+        for (const r of replies) if (r instanceof RespError) throw o.explain(new Error(r.message), `${l.set ? 'SET and RESTORE' : 'RESTORE'} keys on ${o.router.describe(lane)}`);
       }),
     ).then(() => o.progress?.({ phase: 'restore', keys: done, totalKeys: o.totalRecords }));
     w.catch(() => undefined);
     inFlight.push(w);
+  };
+
+  // A lane's connection is opened, and probed for SET, when its first record comes: strings are encoded for it as SET
+  // or RESTORE from then on.
+  const openLane = async (lane: number): Promise<Lane> => {
+    let pipe: RespPipe;
+    try {
+      pipe = await o.router.open(lane);
+    } catch (err) {
+      throw o.explain(err, `connect to ${o.router.describe(lane)}`);
+    }
+    const l: Lane = { enc: new CommandEncoder(), pipe, set: false };
+    lanes.set(lane, l);
+    if (o.setStrings) {
+      let refused: string | null;
+      try {
+        refused = await setProbe(pipe);
+      } catch (err) {
+        throw o.explain(err, `try SET on ${o.router.describe(lane)}`);
+      }
+      l.set = refused === null;
+      if (refused !== null) setRefused ??= `${o.router.describe(lane)} answered ${refused}`;
+    }
+    return l;
   };
 
   try {
@@ -108,21 +163,29 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
           continue;
         }
         const lane = o.router.laneOf(rec.db, rec.key);
-        let l = lanes.get(lane);
-        if (!l) lanes.set(lane, (l = { enc: new CommandEncoder(), pipe: null }));
+        const l = lanes.get(lane) ?? (await openLane(lane));
+        restored[cls]++;
+        if (l.set) {
+          // A string is decoded straight into the batch; one whose bytes do not decode goes in by RESTORE, which checks them.
+          const value = stringOf(rec);
+          if (value !== null && l.enc.set(rec.key, value, rec.expireAt < 0 ? 0 : rec.expireAt)) {
+            bySet++;
+            if (++pending >= o.batchSize) await flush();
+            continue;
+          }
+        }
         const ttl = rec.expireAt < 0 ? 0 : o.absTtl ? rec.expireAt : Math.max(1, rec.expireAt - now);
         // A payload cut from an RDB is written straight into the batch (not built, then copied).
         l.enc.restore(rec.key, ttl, rec instanceof LazyPayloadEntry ? rec : rec.payload, o.absTtl);
-        restored[cls]++;
         if (++pending >= o.batchSize) await flush();
       }
     }
     await flush();
     while (inFlight.length > 0) await inFlight.shift();
   } finally {
-    for (const l of lanes.values()) l.pipe?.then((p) => p.close(), () => undefined);
+    for (const l of lanes.values()) l.pipe.close();
   }
   const durationMs = Date.now() - started;
   const total = Object.values(restored).reduce((a, b) => a + b, 0);
-  return { restored, skipped, expired, durationMs, keysPerSecond: durationMs > 0 ? Math.round((total * 1000) / durationMs) : total };
+  return { restored, skipped, expired, bySet, ...(setRefused ? { setRefused } : {}), durationMs, keysPerSecond: durationMs > 0 ? Math.round((total * 1000) / durationMs) : total };
 }
