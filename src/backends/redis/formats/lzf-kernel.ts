@@ -1,13 +1,14 @@
 /**
  * LZF decompression in WebAssembly, for the live restore's strings (each one decoded into its SET command):
- * 0.91 µs per 790-byte Tyk session against 1.9-2.8 for the JavaScript loop, copies in and out included
- * (bench/lzf.ts). Assembled from its instructions (wasm-module.ts).
+ * 0.63 µs per 790-byte Tyk session against 1.8 for the JavaScript loop, copies in and out included (bench/lzf.ts;
+ * about half of it is the two copies). Assembled from its instructions (wasm-module.ts).
  *
- * Memory (two 64 KiB pages): the compressed input at [0, IO_MAX), the output at [IO_MAX, 2 * IO_MAX). The function
- * decode(ip, end, op, outEnd) decodes memory[ip, end) to memory[op, ...) and returns the end of its output when that
- * is exactly outEnd, else -1 (corrupt or cut short, a reference before op, or output past outEnd). Copies go 8
- * bytes at a time where source and destination are at least 8 bytes apart, else byte by byte (a back reference
- * may repeat the bytes it is writing); nothing is written past outEnd.
+ * Memory (three 64 KiB pages): the compressed input at [0, IO_MAX), the output at [IO_MAX, 2 * IO_MAX), then slack.
+ * The function decode(ip, end, op, outEnd) decodes memory[ip, end) to memory[op, ...) and returns the end of its output
+ * when that is exactly outEnd, else -1 (corrupt or cut short, a reference before op, or output past outEnd). Copies go
+ * 8 bytes at a time, whole words even for the last few bytes (they may read past a literal run and write up to 7 bytes
+ * past the run, which the next token overwrites), where source and destination are at least 8 bytes apart; byte by
+ * byte where they are not (a back reference may repeat the bytes it is writing).
  */
 
 import {
@@ -37,6 +38,7 @@ function assemble(): Uint8Array {
   const CTRL = 5;
   const LEN = 6;
   const REF = 7;
+  const STOP = 8;
   const inc = (local: number, n: number) => [GET, local, I32_CONST, small(n), I32_ADD, SET, local];
   const fail = [IF[0]!, IF[1]!, I32_CONST, small(-1), RETURN, END];
   // LEN bytes from REF to OP, then both advanced past them, LEN 0.
@@ -47,14 +49,17 @@ function assemble(): Uint8Array {
     ...inc(OP, 1), ...inc(REF, 1), GET, LEN, I32_CONST, 1, I32_SUB, SET, LEN,
     BR, 0, END, END,
   ];
-  // The same, 8 bytes at a time while 8 remain (REF at least 8 bytes before OP, or in another region).
+  // LEN bytes from REF to OP, 8 at a time: the last word may write up to 7 bytes past them (the next token overwrites
+  // them; past outEnd they land in the slack page and are never read back). REF must be at least 8 bytes before OP, or
+  // in the input. OP ends just past the LEN bytes.
   const words = [
-    ...BLOCK, ...LOOP,
-    GET, LEN, I32_CONST, 8, I32_LT_U, BR_IF, 1,
+    GET, OP, GET, LEN, I32_ADD, SET, STOP,
+    ...LOOP,
     GET, OP, GET, REF, ...mem(I64_LOAD, 0, 0), ...mem(I64_STORE, 0, 0),
-    ...inc(OP, 8), ...inc(REF, 8), GET, LEN, I32_CONST, 8, I32_SUB, SET, LEN,
-    BR, 0, END, END,
-    ...bytes,
+    ...inc(OP, 8), ...inc(REF, 8),
+    GET, OP, GET, STOP, I32_LT_U, BR_IF, 0,
+    END,
+    GET, STOP, SET, OP,
   ];
   const body = [
     GET, OP, SET, START,
@@ -94,7 +99,7 @@ function assemble(): Uint8Array {
     GET, OP, I32_CONST, small(-1), GET, OP, GET, OUT_END, I32_EQ, SELECT,
     END,
   ];
-  return assembleKernel({ params: [I32, I32, I32, I32], results: [I32], locals: [[4, I32]], body, pages: 2, memoryName: 'm', functionName: 'decode' });
+  return assembleKernel({ params: [I32, I32, I32, I32], results: [I32], locals: [[5, I32]], body, pages: 3, memoryName: 'm', functionName: 'decode' });
 }
 
 /** The kernel, or null where WebAssembly is unavailable. Its memory is its own: one call at a time (node's one thread). */
