@@ -50,6 +50,39 @@ describe('CommandEncoder.restore', () => {
   });
 });
 
+describe('CommandEncoder.recycle', () => {
+  it('a handed-over batch given back is where the next batches are encoded; two kept at most', () => {
+    const e = new CommandEncoder();
+    const fill = (n: number, tag: string) => {
+      for (let i = 0; i < n; i++) e.restore(Buffer.from(`${tag}${i}`), 0, Buffer.alloc(1000, 0x61), true);
+    };
+    fill(100, 'a');
+    const a = e.take();
+    fill(100, 'b');
+    const b = e.take();
+    fill(100, 'c');
+    const c = e.take();
+    expect(new Set([a.data.buffer, b.data.buffer, c.data.buffer]).size).toBe(3);
+    e.recycle(a);
+    e.recycle(b);
+    e.recycle(c); // a third spare is not kept
+    // The encoder is still in the buffer it took after c; the next two batches go into b's and a's memory, then new memory.
+    fill(100, 'd');
+    const d = e.take();
+    fill(100, 'e');
+    const f = e.take();
+    expect(f.data.buffer).toBe(b.data.buffer);
+    fill(100, 'g');
+    const g = e.take();
+    expect(g.data.buffer).toBe(a.data.buffer);
+    fill(100, 'h');
+    const h = e.take();
+    expect([a, b, c].map((x) => x.data.buffer)).not.toContain(h.data.buffer);
+    expect(d.count + f.count + g.count + h.count).toBe(400);
+    expect(g.data.subarray(0, 40).toString('latin1')).toContain('g0');
+  });
+});
+
 describe('CommandEncoder.take', () => {
   it('hands over large batches (no copy) and small ones as copies; a batch never changes when the encoder goes on', () => {
     const e = new CommandEncoder();

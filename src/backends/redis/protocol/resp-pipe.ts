@@ -21,6 +21,8 @@ export type RespReply = Buffer | number | null | RespError | RespReply[];
 export class CommandEncoder {
   private buf = Buffer.allocUnsafe(64 * 1024);
   private len = 0;
+  /** Buffers given back by recycle(), for take() to encode the next batches in. */
+  private spare: Buffer<ArrayBuffer>[] = [];
   /** Commands encoded since the last take(). */
   count = 0;
 
@@ -129,6 +131,17 @@ export class CommandEncoder {
   }
 
   /**
+   * Gives a batch's memory back once its bytes are sent and answered (its last reply read): take() fills it again
+   * instead of allocating, so a bulk write does not hand the garbage collector a megabyte per batch. Only memory a
+   * batch owns whole is kept (a handed-over buffer), two at most; anything else is left to the collector.
+   */
+  recycle(batch: { data: Buffer }): void {
+    const ab = batch.data.buffer;
+    if (!(ab instanceof ArrayBuffer) || batch.data.byteOffset !== 0 || ab.byteLength < HAND_OVER_FROM || ab.byteLength > 4 * 1024 * 1024 || this.spare.length >= 2) return;
+    this.spare.push(Buffer.from(ab, 0, ab.byteLength));
+  }
+
+  /**
    * The encoded batch and its command count; the encoder is empty afterwards. The batch's memory is its own and
    * stays valid however the encoder is used: a small batch is copied; a large one (a bulk write's) keeps the
    * buffer it was encoded in, and the encoder goes on in a new one, so its bytes are not copied once more.
@@ -142,8 +155,8 @@ export class CommandEncoder {
       return out;
     }
     const out = { data: this.buf.subarray(0, this.len), count: this.count };
-    // The next batch is likely as large: a buffer of the same size (a small one past 4 MiB, as a bound).
-    this.buf = Buffer.allocUnsafe(this.buf.length > 4 * 1024 * 1024 ? 64 * 1024 : this.buf.length);
+    // The next batch is likely as large: a recycled buffer, or one of the same size (a small one past 4 MiB, as a bound).
+    this.buf = this.spare.pop() ?? Buffer.allocUnsafe(this.buf.length > 4 * 1024 * 1024 ? 64 * 1024 : this.buf.length);
     this.len = 0;
     this.count = 0;
     return out;

@@ -117,6 +117,8 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
           throw o.explain(err, `RESTORE keys on ${o.router.describe(lane)}`);
         }
         for (const r of replies) if (r instanceof RespError) throw o.explain(new Error(r.message), `${l.set ? 'SET and RESTORE' : 'RESTORE'} keys on ${o.router.describe(lane)}`);
+        // Every reply is in: Redis has read the whole batch, so its memory can take the lane's next one.
+        l.enc.recycle(batch);
       }),
     ).then(() => o.progress?.({ phase: 'restore', keys: done, totalKeys: o.totalRecords }));
     w.catch(() => undefined);
