@@ -64,9 +64,10 @@ interface Lane {
 /**
  * Whether a connection takes `SET key value PXAT ms`: SET of a key no one holds, with XX, so nothing is written. Any
  * refusal means no: NOPERM (an ACL without +set, or keys outside the user's patterns), a Redis before 6.2 (no PXAT), a
- * renamed command. A Cluster node's MOVED or ASK means yes (ACLs and syntax are checked before the slot).
+ * renamed command. A Cluster node's MOVED or ASK means yes (ACLs and syntax are checked before the slot). Null for yes,
+ * else what the target answered.
  */
-async function setProbe(pipe: RespPipe): Promise<string | null> {
+export async function setProbe(pipe: RespPipe): Promise<string | null> {
   const enc = new CommandEncoder();
   enc.command('SET', `tykdr:restore:set-probe:${randomBytes(8).toString('hex')}`, '1', 'XX', 'PXAT', String(Date.now() + 60_000));
   const [r] = await pipe.exec(enc.take());

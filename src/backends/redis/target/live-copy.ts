@@ -1,6 +1,8 @@
 import { classifyKey, emptyClassCounts, type KeyClass } from '../../../core/tyk/key-classes.js';
 import type { Reservoir } from './reservoir.js';
 import { CommandEncoder, RespError, type RespPipe, type RespReply } from '../protocol/resp-pipe.js';
+import { PayloadString } from '../formats/string-value.js';
+import { setProbe } from './keys-restore.js';
 
 /** A key chosen for value-by-value comparison after the restore. `key` is a credential: never print it. */
 export interface SampledKey {
@@ -22,6 +24,8 @@ export interface LiveCopyOptions {
   pexpiretime: boolean;
   /** The target accepts RESTORE ... ABSTTL (Redis 5.0+); else the TTL is sent relative. */
   absTtl: boolean;
+  /** Strings go in as `SET key value [PXAT ms]` on each database's connection that takes it (keys-restore.ts setProbe). */
+  setStrings?: boolean;
   /** Restored keys are offered to it, for redis-sample. */
   sample?: Reservoir<SampledKey>;
   /** Keys in the scratch server (all classes), for progress. */
@@ -40,6 +44,10 @@ export interface LiveCopyResult {
   expired: number;
   /** Keys SCAN returned (SCAN may return a key twice while a table grows; RESTORE REPLACE makes that harmless). */
   scanned: number;
+  /** Of the copied keys, those written with SET (string values; the rest by RESTORE). */
+  bySet: number;
+  /** What a target connection answered when it would not take SET (strings then went in by RESTORE). */
+  setRefused?: string;
   durationMs: number;
   keysPerSecond: number;
 }
@@ -50,17 +58,20 @@ interface Counters {
   expired: number;
   scanned: number;
   done: number;
+  bySet: number;
+  setRefused?: string;
 }
 
 /**
  * Copies every key of the restored classes from the scratch server to the target: SCAN, then pipelined
- * DUMP + PEXPIRETIME on the scratch, then pipelined `RESTORE key ttl payload REPLACE ABSTTL` on the target,
+ * DUMP + PEXPIRETIME on the scratch, then pipelined `RESTORE key ttl payload REPLACE ABSTTL` on the target (a string
+ * as `SET key value [PXAT ms]` where the target takes it: setStrings),
  * database by database. Batch n+1 (and the next SCAN page, in the same round trip) is read while batch n is
  * written, so at most two batches are held. Keys already copied stay copied when it fails; re-running is safe.
  */
 export async function copyKeys(opts: LiveCopyOptions): Promise<LiveCopyResult> {
   const started = Date.now();
-  const c: Counters = { copied: emptyClassCounts(), skipped: emptyClassCounts(), expired: 0, scanned: 0, done: 0 };
+  const c: Counters = { copied: emptyClassCounts(), skipped: emptyClassCounts(), expired: 0, scanned: 0, done: 0, bySet: 0 };
   for (const db of opts.dbs) {
     const src = await opts.openScratch(db);
     let dst: RespPipe | undefined;
@@ -81,6 +92,8 @@ export async function copyKeys(opts: LiveCopyOptions): Promise<LiveCopyResult> {
     skipped: c.skipped,
     expired: c.expired,
     scanned: c.scanned,
+    bySet: c.bySet,
+    ...(c.setRefused ? { setRefused: c.setRefused } : {}),
     durationMs,
     keysPerSecond: durationMs > 0 ? Math.round((total * 1000) / durationMs) : total,
   };
@@ -96,6 +109,17 @@ function asScanPage(r: RespReply | undefined): ScanPage {
 async function copyDatabase(opts: LiveCopyOptions, db: number, src: RespPipe, dst: RespPipe, c: Counters): Promise<void> {
   const count = String(opts.batchSize);
   const enc = new CommandEncoder();
+  let useSet = false;
+  if (opts.setStrings) {
+    let refused: string | null;
+    try {
+      refused = await setProbe(dst);
+    } catch (err) {
+      throw opts.explain(err, `try SET on database ${db}`);
+    }
+    useSet = refused === null;
+    if (refused !== null) c.setRefused ??= `database ${db} answered ${refused}`;
+  }
   enc.command('SCAN', '0', 'COUNT', count);
   let page = asScanPage((await src.exec(enc.take()))[0]);
   let writing: Promise<void> = Promise.resolve();
@@ -135,9 +159,14 @@ async function copyDatabase(opts: LiveCopyOptions, db: number, src: RespPipe, ds
         c.expired++;
         continue;
       }
-      const sendTtl = opts.absTtl || expireAt === 0 ? expireAt : expireAt - now;
-      if (opts.absTtl) enc.command('RESTORE', keys[i]!, String(sendTtl), payload as Buffer, 'REPLACE', 'ABSTTL');
-      else enc.command('RESTORE', keys[i]!, String(sendTtl), payload as Buffer, 'REPLACE');
+      // A string's DUMP payload (type byte 0) decoded into SET [PXAT]; one that does not decode goes by RESTORE, which checks it.
+      if (useSet && (payload as Buffer)[0] === 0 && enc.set(keys[i]!, new PayloadString(payload as Buffer), expireAt)) {
+        c.bySet++;
+      } else {
+        const sendTtl = opts.absTtl || expireAt === 0 ? expireAt : expireAt - now;
+        if (opts.absTtl) enc.command('RESTORE', keys[i]!, String(sendTtl), payload as Buffer, 'REPLACE', 'ABSTTL');
+        else enc.command('RESTORE', keys[i]!, String(sendTtl), payload as Buffer, 'REPLACE');
+      }
       c.copied[classes[i]!]++;
       opts.sample?.offer({ db, key: Buffer.from(keys[i]!), cls: classes[i]! });
     }
