@@ -392,18 +392,34 @@ describe('live mode', () => {
     expect(out.details.scratch_redis_version).toBeUndefined();
   });
 
-  it('strings go in by SET ... PXAT; a target with SET renamed away takes them by RESTORE and the report says why: every key, value and expiry equal either way', async () => {
+  it('strings go in by SET ... PXAT, replacing a key of another type and an expiry the target had; a target with SET renamed away takes them by RESTORE and the report says why: every key, value and expiry equal either way', async () => {
     const all = 'classes: [must, should, quota, ephemeral, analytics, mdcb, other]';
-    const expected = await readKeyspace(src.port);
+    const source = await server();
+    await seedTykRedis(source.port, { sessions: 40 });
+    const s = client(source.port);
+    // Strings of every RDB encoding: LZF past the 64 KiB the WebAssembly kernel takes, raw, empty, integers.
+    await s.set('apikey-big-lzf', 'tyk-session-'.repeat(20_000), 'PX', 3_600_000);
+    await s.set('apikey-big-raw', randomBytes(100_000));
+    await s.set('apikey-empty', '');
+    await s.set('apikey-int-neg', '-2147483648');
+    await s.set('apikey-int-small', '7', 'PX', 3_600_000);
+    const snap2 = await snapshot(source);
+    const expected = await readKeyspace(source.port);
     const strings = [...expected.values()].filter((k) => k.type === 'string').length;
     expect(strings).toBeGreaterThan(10);
     expect(expected.size).toBeGreaterThan(strings);
     for (const args of [[], ['--rename-command', 'SET', '']]) {
       const target = await server({ args });
+      // What the target holds of those keys before: another type, an expiry the snapshot's key lacks, none where it has one.
+      const t = client(target.port);
+      await t.hset('apikey-big-raw', 'field', 'value');
+      await t.pexpire('apikey-big-raw', 3_600_000);
+      await t.rpush('apikey-empty', 'x');
+      await t.call('RESTORE', 'apikey-int-small', '0', (await s.dumpBuffer('apikey-int-neg'))!);
       const out = await restoreRedis({
-        component: component(`port: ${src.port}\nrestore: { ${all}, target: { port: ${target.port} } }`),
-        manifest: snap.manifest,
-        ...(await stagedCopy(snap)),
+        component: component(`port: ${source.port}\nrestore: { ${all}, target: { port: ${target.port} } }`),
+        manifest: snap2.manifest,
+        ...(await stagedCopy(snap2)),
         checks: ALL_CHECKS,
       });
       for (const c of out.checks) expect(c.status, `${c.name}: ${c.detail}`).not.toBe('failed');

@@ -3,6 +3,8 @@ import { lzfDecodeInto, lzfDecodeIntoJs, lzfDecompress } from '../../src/backend
 import { IO_MAX, lzfKernel } from '../../src/backends/redis/formats/lzf-kernel.js';
 import { PayloadString, rdbStringLength, writeRdbString } from '../../src/backends/redis/formats/string-value.js';
 import { CommandEncoder } from '../../src/backends/redis/protocol/resp-pipe.js';
+import { buildPayload } from '../../src/backends/redis/formats/dump-payload.js';
+import { probeKey } from '../../src/backends/redis/target/keys-restore.js';
 
 /**
  * The decoders that write a live restore's strings into its SET commands: the WebAssembly kernel, the JavaScript
@@ -170,8 +172,8 @@ describe('RDB strings written into SET commands', () => {
       expect(writeRdbString(buf, 2, 2 + enc.length, dst, 2)).toBe(2 + value.length);
       expect(dst.subarray(2, 2 + value.length).equals(value)).toBe(true);
 
-      // As a DUMP payload (type 0, the encoding, 10 trailer bytes), through CommandEncoder.set with and without PXAT.
-      const payload = Buffer.concat([Buffer.from([0]), enc, Buffer.alloc(10)]);
+      // As a DUMP payload (type 0, the encoding, RDB version and CRC-64), through CommandEncoder.set with and without PXAT.
+      const payload = buildPayload(0, enc, 11);
       const enc2 = new CommandEncoder();
       expect(enc2.set(Buffer.from('k1'), new PayloadString(payload), 0)).toBe(true);
       expect(enc2.set(Buffer.from('k2'), new PayloadString(payload), 1_893_456_000_123)).toBe(true);
@@ -194,20 +196,70 @@ describe('RDB strings written into SET commands', () => {
       ['an unknown special encoding', Buffer.from([0xc4, 0, 0])],
       ['LZF with a byte too many', Buffer.concat([lz, Buffer.from([0])])],
       ['nothing', Buffer.alloc(0)],
+      // 3 bytes of LZF cannot make 1,000 bytes (at most 264 a token): damage, not a length to make room for.
+      ['LZF claiming more than 88 times its data', Buffer.from([0xc3, 3, 0x43, 0xe8, 0x00, 0x61, 0x62])],
     ];
     for (const [, b] of bad) expect(rdbStringLength(b, 0, b.length)).toBe(-1);
 
     // Header and length right, the data damaged: the length is given, the decode fails, the batch is left as it was.
     // "a", then 264 bytes from 8192 back: before the string's start.
     const damaged = Buffer.from([0xc3, 5, 0x41, 0x09, 0x00, 0x61, 0xff, 255, 0xff]);
-    const payload = Buffer.concat([Buffer.from([0]), damaged, Buffer.alloc(10)]);
+    const payload = buildPayload(0, damaged, 11);
     const enc = new CommandEncoder();
     enc.command('PING');
     expect(new PayloadString(payload).stringLength).toBe(265);
     expect(enc.set(Buffer.from('k'), new PayloadString(payload), 0)).toBe(false);
-    expect(enc.set(Buffer.from('k'), new PayloadString(Buffer.concat([Buffer.from([2]), rawEnc(Buffer.from('x')), Buffer.alloc(10)])), 0)).toBe(false);
+    // Not a string (a list's type byte), or a CRC-64 that does not match (one byte of the value changed): not written.
+    expect(enc.set(Buffer.from('k'), new PayloadString(buildPayload(2, rawEnc(Buffer.from('x')), 11)), 0)).toBe(false);
+    const flipped = buildPayload(0, rawEnc(Buffer.from('hello')), 11);
+    flipped[3] ^= 1;
+    expect(new PayloadString(flipped).stringLength).toBe(-1);
+    expect(enc.set(Buffer.from('k'), new PayloadString(flipped), 0)).toBe(false);
     const { data, count } = enc.take();
     expect(count).toBe(1);
     expect(data.toString('latin1')).toBe('*1\r\n$4\r\nPING\r\n');
+  });
+});
+
+describe('lzfDecodeInto on random and damaged data', () => {
+  it('the kernel and the JavaScript loop agree with lzfDecompress on 3,000 inputs, valid, cut and mutated, and write nothing around the output', () => {
+    let seed = 12345;
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0), seed / 4294967296);
+    for (let t = 0; t < 3000; t++) {
+      const n = 64 + Math.floor(rand() * 3000);
+      const v = sample(t + 1, n);
+      let c = lzfCompress(v);
+      const kind = t % 3;
+      if (kind === 1) c = c.subarray(0, Math.floor(rand() * c.length)); // cut short
+      if (kind === 2) {
+        c = Buffer.from(c);
+        for (let m = 0; m < 3; m++) c[Math.floor(rand() * c.length)] = Math.floor(rand() * 256); // mutated
+      }
+      const ref = lzfDecompress(c, n);
+      const refOk = ref !== null && ref.length === n && lzfDecodeIntoJs(c, 0, c.length, Buffer.alloc(n), 0, n) === n;
+      for (const decode of [lzfDecodeInto, lzfDecodeIntoJs]) {
+        const dst = Buffer.alloc(n + 16, 0xee);
+        const end = decode(c, 0, c.length, dst, 8, n);
+        expect(dst.subarray(0, 8).every((b) => b === 0xee), `case ${t}`).toBe(true);
+        expect(dst.subarray(8 + n).every((b) => b === 0xee), `case ${t}`).toBe(true);
+        if (kind === 0) expect(dst.subarray(8, 8 + n).equals(v), `case ${t}`).toBe(true);
+        expect(end === 8 + n, `case ${t}`).toBe(refOk);
+        if (end === 8 + n) expect(dst.subarray(8, 8 + n).equals(ref!), `case ${t}`).toBe(true);
+      }
+    }
+  });
+});
+
+describe('probeKey', () => {
+  it('finds a key the router sends to the lane (a Cluster master: a key of its slots), or null when none comes in 64 tries', () => {
+    const byLastByte = { laneOf: (_lane: number, key: Buffer) => key[key.length - 2]! % 3 };
+    for (const lane of [0, 1, 2]) {
+      const k = probeKey(byLastByte, lane)!;
+      expect(byLastByte.laneOf(0, k)).toBe(lane);
+      expect(k.toString()).toMatch(/^tykdr:restore:set-probe:\{[0-9a-f]{16}\}$/);
+    }
+    expect(probeKey({ laneOf: () => 7 }, 3)).toBeNull();
+    // A database lane (not a Cluster): every key is the lane's.
+    expect(probeKey({ laneOf: (db) => db }, 5)).not.toBeNull();
   });
 });

@@ -1,3 +1,4 @@
+import { Crc64 } from './crc64.js';
 import { lzfDecodeInto, lzfDecompress } from './lzf.js';
 import { RDB_TYPE } from './rdb-constants.js';
 
@@ -59,7 +60,8 @@ export function rdbStringLength(buf: Buffer, from: number, to: number): number {
     case 3: {
       const c = lengthAt(buf, from + 1, to);
       const u = c === null ? null : lengthAt(buf, c.next, to);
-      return u !== null && u.next + c!.len === to ? u.len : -1;
+      // LZF makes at most 264 bytes of a 3-byte token: a longer length is damage (and no room is made for it).
+      return u !== null && u.next + c!.len === to && u.len <= c!.len * LZF_MAX_RATIO ? u.len : -1;
     }
     default:
       return -1;
@@ -91,17 +93,32 @@ export function writeRdbString(buf: Buffer, from: number, to: number, dst: Buffe
   }
 }
 
-/** A string key's DUMP payload as a value to write with SET (CommandEncoder.set): its bytes decoded into the command. */
+/**
+ * A string key's DUMP payload as a value to write with SET (CommandEncoder.set): its bytes decoded into the command. Its
+ * CRC-64 is checked first, as RESTORE would have: a payload whose trailer does not match has stringLength -1, so the
+ * caller sends it by RESTORE and the target refuses it by name.
+ */
 export class PayloadString {
   readonly stringLength: number;
   constructor(private readonly payload: Buffer) {
-    this.stringLength = payload.length >= 12 && payload[0] === RDB_TYPE.STRING ? rdbStringLength(payload, 1, payload.length - 10) : -1;
+    this.stringLength = isWholeStringPayload(payload) ? rdbStringLength(payload, 1, payload.length - 10) : -1;
   }
 
   writeString(dst: Buffer, at: number): number {
     return writeRdbString(this.payload, 1, this.payload.length - 10, dst, at);
   }
 }
+
+/** One CRC-64 state for every payload checked (each whole in one call). */
+const PAYLOAD_CRC = new Crc64();
+
+/** A DUMP payload of a string whose CRC-64 trailer matches its bytes. */
+function isWholeStringPayload(p: Buffer): boolean {
+  if (p.length < 12 || p[0] !== RDB_TYPE.STRING) return false;
+  PAYLOAD_CRC.reset().updateRange(p, 0, p.length - 8);
+  return PAYLOAD_CRC.equalsLE(p.subarray(p.length - 8));
+}
+const LZF_MAX_RATIO = 88;
 
 const decimalLength = (n: number): number => String(n).length;
 

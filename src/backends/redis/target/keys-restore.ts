@@ -62,17 +62,32 @@ interface Lane {
 }
 
 /**
- * Whether a connection takes `SET key value PXAT ms`: SET of a key no one holds, with XX, so nothing is written. Any
- * refusal means no: NOPERM (an ACL without +set, or keys outside the user's patterns), a Redis before 6.2 (no PXAT), a
- * renamed command. A Cluster node's MOVED or ASK means yes (ACLs and syntax are checked before the slot). Null for yes,
- * else what the target answered.
+ * Whether a connection takes `SET key value PXAT ms`: SET of `key`, which no one holds, with XX, so nothing is written.
+ * Null for yes, else what the target answered. Any refusal means no: NOPERM (an ACL without +set, or keys outside the
+ * user's patterns), a syntax error (a Redis before 6.2: no PXAT), a renamed command. So does MOVED or ASK: a Cluster
+ * node checks ACLs before the slot but the syntax after it, so the key must be of a slot the node serves (probeKey).
  */
-export async function setProbe(pipe: RespPipe): Promise<string | null> {
+export async function setProbe(pipe: RespPipe, key: Buffer | string = probeKeyName()): Promise<string | null> {
   const enc = new CommandEncoder();
-  enc.command('SET', `tykdr:restore:set-probe:${randomBytes(8).toString('hex')}`, '1', 'XX', 'PXAT', String(Date.now() + 60_000));
+  enc.command('SET', key, '1', 'XX', 'PXAT', String(Date.now() + 60_000));
   const [r] = await pipe.exec(enc.take());
-  if (r === null || (r instanceof RespError && /^(MOVED|ASK) /.test(r.message))) return null;
+  if (r === null) return null;
   return r instanceof RespError ? r.message.split('\n')[0]!.slice(0, 200) : `SET ... XX answered ${describeReply(r)}`;
+}
+
+/** A fresh probe key, its random part a Cluster hash tag (the slot is that of the random part). */
+const probeKeyName = (): string => `tykdr:restore:set-probe:{${randomBytes(8).toString('hex')}}`;
+
+/**
+ * A probe key that the router sends to `lane` (on a Cluster, a key of a slot that master serves), or null when 64 random
+ * ones all belong elsewhere (a master with very few slots: its strings then go in by RESTORE).
+ */
+export function probeKey(router: Pick<KeyRouter, 'laneOf'>, lane: number): Buffer | null {
+  for (let i = 0; i < 64; i++) {
+    const key = Buffer.from(probeKeyName());
+    if (router.laneOf(lane, key) === lane) return key;
+  }
+  return null;
 }
 
 const describeReply = (r: RespReply | undefined): string => (Buffer.isBuffer(r) ? `"${r.toString('latin1', 0, 40)}"` : String(r));
@@ -138,14 +153,16 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
     const l: Lane = { enc: new CommandEncoder(), pipe, set: false };
     lanes.set(lane, l);
     if (o.setStrings) {
+      const key = probeKey(o.router, lane);
       let refused: string | null;
       try {
-        refused = await setProbe(pipe);
+        refused = key === null ? null : await setProbe(pipe, key);
       } catch (err) {
         throw o.explain(err, `try SET on ${o.router.describe(lane)}`);
       }
-      l.set = refused === null;
-      if (refused !== null) setRefused ??= `${o.router.describe(lane)} answered ${refused}`;
+      l.set = key !== null && refused === null;
+      if (key === null) setRefused ??= `${o.router.describe(lane)} serves too few slots to find a key to try SET with`;
+      else if (refused !== null) setRefused ??= `${o.router.describe(lane)} answered ${refused}`;
     }
     return l;
   };
