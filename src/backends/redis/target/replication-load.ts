@@ -22,7 +22,7 @@ import { stallTimeoutMs } from '../protocol/connection.js';
  * target itself as a replica of tykdr. tykdr listens (replica-feed.ts), sets a one-time masterauth, sends
  * REPLICAOF to the target, serves it the staged RDB (already proven intact by staging, and read whole by the
  * inspection) as a full sync, waits until it has loaded it, and makes it a master again (REPLICAOF NO ONE).
- * The target loads at its own RDB load speed instead of one RESTORE per key.
+ * The target loads at its own RDB load speed instead of one SET or RESTORE per key.
  *
  * Whatever happens, the target ends a master with its settings as before (masterauth, repl-diskless-load),
  * holding no key or every key of the file, and the error says which; only a kill -9 of tykdr mid-load leaves

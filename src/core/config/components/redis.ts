@@ -16,7 +16,7 @@ const redisRestore = z.strictObject({
     .enum(['live', 'rdb-file', 'aof-file'])
     .default('live')
     .describe(
-      'live: copy keys into a running Redis (RESTORE; works for every backup mode); rdb-file: stop Redis, place dump.rdb, start it ' +
+      'live: copy keys into a running Redis (SET for strings where the target takes SET ... PXAT, RESTORE for the rest; works for every backup mode); rdb-file: stop Redis, place dump.rdb, start it ' +
         '(snapshots of mode rdb); aof-file: stop Redis, place the appendonlydir folder, start it (snapshots of mode aof).',
     ),
   target: redisTarget.optional().describe('Where to restore; defaults to the backed-up address (or the Sentinel master).'),
@@ -29,7 +29,7 @@ const redisRestore = z.strictObject({
     .enum(['restore', 'replication', 'auto'])
     .default('restore')
     .describe(
-      'live mode, snapshots of mode rdb: how the keys get in. restore: one RESTORE per key. replication: the target, which must hold no key and have no maxmemory, ' +
+      'live mode, snapshots of mode rdb: how the keys get in. restore: one command per key (SET for a string, RESTORE for the rest). replication: the target, which must hold no key and have no maxmemory, ' +
         'loads the staged RDB as a replica of tykdr (REPLICAOF), at its own RDB load speed, then is made a master again (REPLICAOF NO ONE); ' +
         'it must reach tykdr at replicationAddress. auto: replication where it applies, else restore.',
     ),
