@@ -69,20 +69,11 @@ export class CommandEncoder {
     let p = this.len;
     p += head.copy(b, p);
     p = writeBulk(b, p, key);
-    b[p++] = 0x24;
-    p = writeUint(b, p, digitCount(ttl));
-    b[p++] = 13;
-    b[p++] = 10;
-    p = writeUint(b, p, ttl);
-    b[p++] = 13;
-    b[p++] = 10;
+    p = writeUintBulk(b, p, ttl);
     if (isBytes) {
       p = writeBulk(b, p, payload);
     } else {
-      b[p++] = 0x24;
-      p = writeUint(b, p, size);
-      b[p++] = 13;
-      b[p++] = 10;
+      p = writeBulkHead(b, p, size);
       const after = payload.writePayload(b, p);
       if (after !== p + size) throw new Error(`CommandEncoder: a payload of ${size} bytes wrote ${after - p}`);
       p = after;
@@ -106,10 +97,7 @@ export class CommandEncoder {
     let p = this.len;
     p += (expireAt > 0 ? SET_PXAT_HEAD : SET_HEAD).copy(b, p);
     p = writeBulk(b, p, key);
-    b[p++] = 0x24;
-    p = writeUint(b, p, size);
-    b[p++] = 13;
-    b[p++] = 10;
+    p = writeBulkHead(b, p, size);
     const after = value.writeString(b, p);
     if (after !== p + size) return false;
     p = after;
@@ -117,13 +105,7 @@ export class CommandEncoder {
     b[p++] = 10;
     if (expireAt > 0) {
       p += PXAT.copy(b, p);
-      b[p++] = 0x24;
-      p = writeUint(b, p, digitCount(expireAt));
-      b[p++] = 13;
-      b[p++] = 10;
-      p = writeUint(b, p, expireAt);
-      b[p++] = 13;
-      b[p++] = 10;
+      p = writeUintBulk(b, p, expireAt);
     }
     this.len = p;
     this.count++;
@@ -222,12 +204,26 @@ function writeUint(b: Buffer, p: number, n: number): number {
   return end;
 }
 
-/** Writes `$len\r\nbytes\r\n` at b[p] (room checked by the caller); returns the position after it. */
-function writeBulk(b: Buffer, p: number, data: Uint8Array): number {
+/** Writes a bulk string's head, `$len\r\n`, at b[p] (room checked by the caller); returns the position after it. */
+function writeBulkHead(b: Buffer, p: number, len: number): number {
   b[p++] = 0x24;
-  p = writeUint(b, p, data.length);
+  p = writeUint(b, p, len);
   b[p++] = 13;
   b[p++] = 10;
+  return p;
+}
+
+/** Writes n (a non-negative integer) as a bulk string, `$digits\r\nn\r\n`, at b[p]; returns the position after it. */
+function writeUintBulk(b: Buffer, p: number, n: number): number {
+  p = writeUint(b, writeBulkHead(b, p, digitCount(n)), n);
+  b[p++] = 13;
+  b[p++] = 10;
+  return p;
+}
+
+/** Writes `$len\r\nbytes\r\n` at b[p] (room checked by the caller); returns the position after it. */
+function writeBulk(b: Buffer, p: number, data: Uint8Array): number {
+  p = writeBulkHead(b, p, data.length);
   b.set(data, p);
   p += data.length;
   b[p++] = 13;
