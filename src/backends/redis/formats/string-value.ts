@@ -118,6 +118,8 @@ function isWholeStringPayload(p: Buffer): boolean {
   PAYLOAD_CRC.reset().updateRange(p, 0, p.length - 8);
   return PAYLOAD_CRC.equalsLE(p.subarray(p.length - 8));
 }
+
+/** LZF writes at most 264 bytes for a 3-byte token. */
 const LZF_MAX_RATIO = 88;
 
 const decimalLength = (n: number): number => String(n).length;
