@@ -94,7 +94,7 @@ describe('a Redis restore target that stalls or resets', () => {
     toTarget.setMode({ kind: 'pass' });
     expect(res.code, res.stderr).toBe(6);
     expect(res.stdout + res.stderr).toMatch(
-      new RegExp(`components\\.redis\\.restore\\.target: Redis at 127\\.0\\.0\\.1:${toTarget.port} stalled while trying to RESTORE keys on database 0 of 127\\.0\\.0\\.1:${toTarget.port}: no reply for 2 s \\(components\\.redis\\.stallTimeout is 2s\\)`),
+      new RegExp(`components\\.redis\\.restore\\.target: Redis at 127\\.0\\.0\\.1:${toTarget.port} stalled while trying to SET and RESTORE keys on database 0 of 127\\.0\\.0\\.1:${toTarget.port}: no reply for 2 s \\(components\\.redis\\.stallTimeout is 2s\\)`),
     );
     expect(toTarget.stats.stalls).toBeGreaterThan(0);
     const st = await targetState();
@@ -111,7 +111,7 @@ describe('a Redis restore target that stalls or resets', () => {
     toTarget.setMode({ kind: 'pass' });
     expect(res.code, res.stderr).toBe(6);
     expect(res.stdout + res.stderr).toMatch(
-      new RegExp(`Redis at 127\\.0\\.0\\.1:${toTarget.port}: the connection broke \\((ECONNRESET|EPIPE|closed by the other end)\\) while trying to RESTORE keys on database 0 of 127\\.0\\.0\\.1:${toTarget.port}; keys written so far stay`),
+      new RegExp(`Redis at 127\\.0\\.0\\.1:${toTarget.port}: the connection broke \\((ECONNRESET|EPIPE|closed by the other end)\\) while trying to SET and RESTORE keys on database 0 of 127\\.0\\.0\\.1:${toTarget.port}; keys written so far stay`),
     );
     expect(await stagedFolders()).toEqual([]);
     // The fix the message gives works: run it again.

@@ -145,7 +145,7 @@ export function explainTargetError(err: unknown, target: RestoreTarget, doing: s
       fix: 'raise maxmemory on the target (or restore fewer classes), then run the restore again: RESTORE REPLACE makes that safe', cause: err,
     });
   }
-  if (doing.startsWith('RESTORE keys') && /ECONNRESET|EPIPE|Connection is closed/i.test(msg)) {
+  if (/^(SET and )?RESTORE keys/.test(doing) && /ECONNRESET|EPIPE|Connection is closed/i.test(msg)) {
     return new TykdrError('targetError', `${at}: the connection broke (${/EPIPE/.test(msg) ? 'EPIPE' : /ECONNRESET/.test(msg) ? 'ECONNRESET' : 'closed by the other end'}) while trying to ${doing}; keys written so far stay`, {
       fix: `check the network path to ${target.display} and the Redis log (client-output-buffer-limit, timeout, a restart); then run the restore again (RESTORE REPLACE makes that safe)`,
       cause: err,

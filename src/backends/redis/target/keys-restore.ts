@@ -126,13 +126,15 @@ export async function writeKeys(o: KeysWriteOptions): Promise<KeysWriteResult> {
     while (inFlight.length >= PIPELINE_DEPTH) await inFlight.shift();
     const w = Promise.all(
       batches.map(async ({ lane, l, batch }) => {
+        // What the batch does, for messages: "SET and RESTORE keys on database 0 of host:port".
+        const doing = `${l.set ? 'SET and RESTORE' : 'RESTORE'} keys on ${o.router.describe(lane)}`;
         let replies;
         try {
           replies = await l.pipe.exec(batch);
         } catch (err) {
-          throw o.explain(err, `RESTORE keys on ${o.router.describe(lane)}`);
+          throw o.explain(err, doing);
         }
-        for (const r of replies) if (r instanceof RespError) throw o.explain(new Error(r.message), `${l.set ? 'SET and RESTORE' : 'RESTORE'} keys on ${o.router.describe(lane)}`);
+        for (const r of replies) if (r instanceof RespError) throw o.explain(new Error(r.message), doing);
         // Every reply is in: Redis has read the whole batch, so its memory can take the lane's next one.
         l.enc.recycle(batch);
       }),
