@@ -105,9 +105,9 @@ describe('Redis Cluster, mode keys', () => {
     expect(checks['redis-replicas']!.status).toBe('skipped');
     expect((out.details.cluster_masters as unknown[]).length).toBe(3);
     // Each master took the SET probe (MOVED for its key counts as yes): the strings went in by SET.
-    expect(out.details.keys_by_set).toBeGreaterThan(0);
-    expect(out.details.keys_by_set).toBeLessThan(taken.length);
-    expect(out.details.set_refused).toBeUndefined();
+    expect(out.details.keys_written_with_set).toBeGreaterThan(0);
+    expect(out.details.keys_written_with_set).toBeLessThan(taken.length);
+    expect(out.details.set_not_used).toBeUndefined();
     const after = await contents();
     for (const k of taken) expect(after.get(k), k).toEqual(before.get(k));
     expect(after.has('rate-limit-abc')).toBe(false);

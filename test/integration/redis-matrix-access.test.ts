@@ -137,8 +137,8 @@ restore:
     // Without +set the restore still runs; the report says the in-progress marker is missing.
     expect(res.step.details.redis.warnings.join('\n')).toContain('user "tykdr-restore" may not SET');
     // Nor may its strings go in by SET: every key by RESTORE, and the report says why.
-    expect(res.step.details.redis.keys_by_set).toBe(0);
-    expect(res.step.details.redis.set_refused).toMatch(/^database \d+ of 127\.0\.0\.1:\d+ answered NOPERM/);
+    expect(res.step.details.redis.keys_written_with_set).toBe(0);
+    expect(res.step.details.redis.set_not_used).toMatch(/^database \d+ of 127\.0\.0\.1:\d+ answered NOPERM/);
     expect(diffKeyspaces(await readKeyspace(src.port), await readKeyspace(dst.port))).toEqual([]);
     expect(res.all).not.toContain('acl-backup-pw');
     expect(res.all).not.toContain('acl-restore-pw');

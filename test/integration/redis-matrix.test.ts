@@ -82,8 +82,8 @@ restore: { stagingDir: ./staging-${name}, reportDir: ./reports-${name} }
     const step = report.steps.find((s: { id: string }) => s.id === 'redis');
     expect(step.details.redis.target_server).toMatch(dst.startsWith('valkey') ? /^Valkey 8\.1\.8$/ : /^Redis /);
     // Strings go in by SET ... PXAT (every server here has it), the other types by RESTORE.
-    expect(step.details.redis.keys_by_set).toBe([...expected.values()].filter((k) => k.type === 'string').length);
-    expect(step.details.redis.set_refused).toBeUndefined();
+    expect(step.details.redis.keys_written_with_set).toBe([...expected.values()].filter((k) => k.type === 'string').length);
+    expect(step.details.redis.set_not_used).toBeUndefined();
     expect(diff(expected, await keyspace(target.port))).toEqual([]);
     await target.stop();
   }, 120_000);

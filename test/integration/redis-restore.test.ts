@@ -425,11 +425,11 @@ describe('live mode', () => {
       for (const c of out.checks) expect(c.status, `${c.name}: ${c.detail}`).not.toBe('failed');
       expect(out.details.keys_restored).toBe(expected.size);
       if (args.length === 0) {
-        expect(out.details.keys_by_set).toBe(strings);
-        expect(out.details.set_refused).toBeUndefined();
+        expect(out.details.keys_written_with_set).toBe(strings);
+        expect(out.details.set_not_used).toBeUndefined();
       } else {
-        expect(out.details.keys_by_set).toBe(0);
-        expect(out.details.set_refused).toMatch(/^database 0 of 127\.0\.0\.1:\d+ answered ERR unknown command/);
+        expect(out.details.keys_written_with_set).toBe(0);
+        expect(out.details.set_not_used).toMatch(/^database 0 of 127\.0\.0\.1:\d+ answered ERR unknown command/);
       }
       expect(diffKeyspaces(expected, await readKeyspace(target.port))).toEqual([]);
     }
