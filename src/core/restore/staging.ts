@@ -304,6 +304,9 @@ export function streamStaged(s: CompressedStaged): { stream: Tap; bytes: () => n
  */
 export async function inflateStaged(s: CompressedStaged, dest: string, where: string, signal?: AbortSignal, through?: Transform): Promise<void> {
   await makeDir(path.dirname(dest), 0o700);
+  // Made before any file is opened, as every reader of a compressed artifact does: an install that cannot load zstd
+  // (zstd-napi.ts: kind internal, with its fix) fails here, and is not taken for a damaged artifact.
+  const inflate = createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES });
   const counted = new Tap();
   const opts = signal ? { signal } : {};
   // Written as the stage writes its file (util/sync-file-sink.ts): on this thread, at most WRITE_MAX bytes a write.
@@ -315,15 +318,13 @@ export async function inflateStaged(s: CompressedStaged, dest: string, where: st
   let readFailure: unknown;
   input.on('error', (e) => (readFailure = e));
   try {
-    const inflate = createDecompressor(s.algorithm, { worker: s.storedBytes >= WORKER_MIN_BYTES });
     recycleWritten(inflate, out, through);
     await (through ? pipeline(input, inflate, counted, through, out, opts) : pipeline(input, inflate, counted, out, opts));
   } catch (err) {
     input.destroy();
     // No plaintext left behind half written.
     await discard(out, dest);
-    // Stopped, or an install that cannot load zstd (zstd-napi.ts: kind internal, with its fix): not a damaged artifact.
-    if (isAbortError(err) || (err instanceof TykdrError && err.kind === 'internal')) throw err;
+    if (isAbortError(err)) throw err;
     // The file could not be written (a full disk), or the staged file read: not the snapshot's fault.
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code) && (err === out.failure || err === readFailure)) {
