@@ -77,16 +77,16 @@ describe('start-up work left for later', () => {
     expect(hung.stderr).toContain('the command stopped before it finished');
   });
 
-  it('a backup loads zstd-napi when it first compresses, not with its modules', async () => {
-    const backup = path.join(srcDir, 'core', 'backup.ts');
+  it('the backup command loads zstd-napi when it first compresses and the MongoDB driver when a MongoDB component runs, not with its modules', async () => {
+    const command = path.join(srcDir, 'commands', 'backup.ts');
     const pipeline = path.join(srcDir, 'core', 'pipeline.ts');
     const script =
-      `import { createRequire } from 'node:module'; await import(${JSON.stringify(backup)}); ` +
-      `const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('zstd-napi')); ` +
-      `const before = loaded(); const { createCompressor } = await import(${JSON.stringify(pipeline)}); ` +
-      `createCompressor({ algorithm: 'zstd', level: 1 }).destroy(); console.log(JSON.stringify({ before, after: loaded() }));`;
+      `import { createRequire } from 'node:module'; await import(${JSON.stringify(command)}); ` +
+      `const loaded = (m) => Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('/node_modules/' + m + '/')); ` +
+      `const before = { zstd: loaded('zstd-napi'), mongodb: loaded('mongodb') }; const { createCompressor } = await import(${JSON.stringify(pipeline)}); ` +
+      `createCompressor({ algorithm: 'zstd', level: 1 }).destroy(); console.log(JSON.stringify({ before, after: loaded('zstd-napi') }));`;
     const { stdout } = await exec(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 60_000 });
-    expect(JSON.parse(stdout.trim())).toEqual({ before: false, after: true });
+    expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual({ before: { zstd: false, mongodb: false }, after: true });
   });
 
   it('an install whose zstd addon cannot load fails at the first compression or decompression, with the fix, not as a damaged snapshot', async () => {
