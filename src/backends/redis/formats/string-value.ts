@@ -1,5 +1,5 @@
 import { Crc64 } from './crc64.js';
-import { lzfDecodeInto, lzfDecompress } from './lzf.js';
+import { lzfDecodeInto } from './lzf.js';
 import { RDB_TYPE } from './rdb-constants.js';
 
 /**
@@ -9,33 +9,14 @@ import { RDB_TYPE } from './rdb-constants.js';
  * The payload's checksum is not checked here: it was checked when the payload was cut or read.
  */
 export function stringValueOf(payload: Buffer, maxBytes: number): Buffer | null {
-  if (payload.length < 2 || payload[0] !== RDB_TYPE.STRING) return null;
+  if (payload.length < 12 || payload[0] !== RDB_TYPE.STRING) return null;
   const end = payload.length - 10;
-  const p = 1;
-  const b = payload[p]!;
-  if (b >> 6 !== 3) {
-    const h = lengthAt(payload, p, end);
-    if (h === null || h.len > maxBytes || h.next + h.len > end) return null;
-    return payload.subarray(h.next, h.next + h.len);
-  }
-  switch (b & 0x3f) {
-    case 0:
-      return p + 2 <= end ? Buffer.from(String(payload.readInt8(p + 1))) : null;
-    case 1:
-      return p + 3 <= end ? Buffer.from(String(payload.readInt16LE(p + 1))) : null;
-    case 2:
-      return p + 5 <= end ? Buffer.from(String(payload.readInt32LE(p + 1))) : null;
-    case 3: {
-      const c = lengthAt(payload, p + 1, end);
-      if (c === null) return null;
-      const u = lengthAt(payload, c.next, end);
-      if (u === null || u.len > maxBytes || u.next + c.len > end) return null;
-      const out = lzfDecompress(payload.subarray(u.next, u.next + c.len), u.len);
-      return out !== null && out.length === u.len ? out : null;
-    }
-    default:
-      return null;
-  }
+  const n = rdbStringLength(payload, 1, end);
+  if (n < 0 || n > maxBytes) return null;
+  // A raw string is the encoding's last n bytes: no copy.
+  if (payload[1]! >> 6 !== 3) return payload.subarray(end - n, end);
+  const out = Buffer.allocUnsafe(n);
+  return writeRdbString(payload, 1, end, out, 0) === n ? out : null;
 }
 
 /**
